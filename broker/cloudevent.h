@@ -1,0 +1,141 @@
+/* cloudevent.h - the CloudEvent 1.0 type and its codecs.
+ *
+ * An event is a list of context attributes (the required ones, the optional ones and
+ * extensions, all by name) plus data bytes. Values are kept as the canonical string form of
+ * the CloudEvents type system (what binary mode carries); `type` remembers whether a value
+ * was a JSON integer or boolean so that structured mode writes it back the same way.
+ *
+ * Codecs: the HTTP binding (binary and structured, plus decoding for ingress and replies),
+ * the JSON event format, and our Redis stream binding (DESIGN.md §2). Normalization of a
+ * Redis entry that is not a CloudEvent ("wrapping") lives here too.
+ *
+ * Ownership: td_event_new/clone return an event with one reference; td_event_ref adds one,
+ * td_event_unref drops one and frees at zero. Events are not thread-safe: one thread at a
+ * time (a source thread builds it, then hands it to the loop).
+ */
+#ifndef TD_CLOUDEVENT_H
+#define TD_CLOUDEVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum td_ce_vtype { TD_CE_STRING, TD_CE_INTEGER, TD_CE_BOOLEAN };
+
+struct td_ce_attr {
+    char *name; /* lowercase a-z0-9, at most 20 chars recommended, validated by td_event_validate */
+    char *value;
+    enum td_ce_vtype type;
+};
+
+struct td_event {
+    int refs;
+    struct td_ce_attr *attrs;
+    size_t nattrs;
+    size_t cap;
+    unsigned char *data; /* NULL when the event has no data */
+    size_t data_len;
+};
+
+struct td_event *td_event_new(void);
+struct td_event *td_event_clone(const struct td_event *ev);
+struct td_event *td_event_ref(struct td_event *ev);
+void td_event_unref(struct td_event *ev); /* NULL is a no-op */
+
+/* The value of attribute NAME (any attribute, "datacontenttype" included), or NULL. */
+const char *td_event_get(const struct td_event *ev, const char *name);
+/* Sets (adds or replaces) an attribute; copies name and value. 0 or -1 (out of memory). */
+int td_event_set(struct td_event *ev, const char *name, const char *value);
+int td_event_set_typed(struct td_event *ev, const char *name, const char *value,
+                       enum td_ce_vtype type);
+void td_event_unset(struct td_event *ev, const char *name);
+/* Copies LEN bytes as the data (len 0 with data != NULL is empty data). 0 or -1. */
+int td_event_set_data(struct td_event *ev, const void *data, size_t len);
+
+/* Checks specversion 1.0, the required attributes (id, source, specversion, type, non-empty),
+ * attribute names ([a-z0-9]+) and the time format (RFC 3339). 0, or -1 with a message. */
+int td_event_validate(const struct td_event *ev, char *err, size_t errlen);
+/* True when NAME is a valid CloudEvents attribute name. */
+bool td_ce_valid_name(const char *name);
+/* Lowercases and strips NAME to a valid attribute name into out (size outlen); returns 0, or
+ * -1 if nothing valid remains. */
+int td_ce_sanitize_name(const char *name, char *out, size_t outlen);
+/* True when the content type is JSON (application/json, text/json or anything +json). NULL is
+ * treated as JSON (the JSON format's default). */
+bool td_ce_is_json_type(const char *content_type);
+
+/* ---- the HTTP binding ---- */
+struct td_http_header {
+    char *name;
+    char *value;
+};
+struct td_http_headers {
+    struct td_http_header *items;
+    size_t n;
+};
+void td_http_headers_free(struct td_http_headers *h); /* frees the items, not h */
+/* Case-insensitive lookup; NULL when absent. */
+const char *td_http_headers_get(const struct td_http_headers *h, const char *name);
+
+/* Binary mode: fills headers ("ce-<attr>: <percent-encoded value>", and "Content-Type" from
+ * datacontenttype) and points *body/*len at the event's data (not copied: valid while the
+ * event lives). 0 or -1. The caller frees the headers with td_http_headers_free(). */
+int td_ce_http_encode_binary(const struct td_event *ev, struct td_http_headers *out,
+                             const unsigned char **body, size_t *len);
+/* Structured mode (and the JSON event format): a malloc'd JSON text, NUL-terminated, that the
+ * caller frees. JSON data is embedded as "data"; text data of a text/* type as a "data"
+ * string; anything else as "data_base64". NULL on out of memory. */
+char *td_ce_to_json(const struct td_event *ev, size_t *len);
+/* Parses one event in the JSON format; NULL with a message on error. */
+struct td_event *td_ce_from_json(const char *json, size_t len, char *err, size_t errlen);
+/* Decodes an HTTP request or response carrying one CloudEvent, binary (ce-specversion header)
+ * or structured (Content-Type application/cloudevents+json). Returns the event, or NULL with
+ * a message. *not_ce is set (and NULL returned, no message) when the message is neither. */
+struct td_event *td_ce_http_decode(const struct td_http_headers *h, const unsigned char *body,
+                                   size_t len, bool *not_ce, char *err, size_t errlen);
+
+/* Percent-encodes a header value per the HTTP binding (space, '"', '%' and every byte outside
+ * 0x21..0x7E, as UTF-8 bytes). Returns a malloc'd string, or NULL. */
+char *td_ce_percent_encode(const char *value);
+/* Decodes %XX sequences; returns a malloc'd string, or NULL when the result is not valid
+ * UTF-8 or a sequence is malformed. */
+char *td_ce_percent_decode(const char *value);
+
+/* ---- the Redis stream binding ---- */
+/* One stream entry: field/value pairs as hiredis hands them over. */
+struct td_redis_entry {
+    const char *id; /* "1700000000000-0" */
+    const char *const *fields;
+    const size_t *field_lens;
+    const char *const *values;
+    const size_t *value_lens;
+    size_t n;
+};
+/* Normalizes an entry: binary mode (a ce_specversion field), structured mode (content-type
+ * application/cloudevents+json) or, for anything else, a wrapped event: id = entry id,
+ * type/source = dflt_type/dflt_source, time from the id's milliseconds, data = JSON object of
+ * the fields (datacontenttype application/json). *wrapped says which. Returns NULL with a
+ * message when the entry claims to be a CloudEvent but is not a valid one. */
+struct td_event *td_ce_from_redis(const struct td_redis_entry *entry, const char *dflt_type,
+                                  const char *dflt_source, bool *wrapped, char *err,
+                                  size_t errlen);
+/* Binary mode as stream fields: argv-style arrays (ce_<attr>..., content-type, data), malloc'd;
+ * free with td_redis_fields_free(). 0 or -1. */
+struct td_redis_fields {
+    char **argv;
+    size_t *lens;
+    size_t n;
+};
+int td_ce_to_redis(const struct td_event *ev, struct td_redis_fields *out);
+void td_redis_fields_free(struct td_redis_fields *f);
+
+/* ---- helpers ---- */
+/* Base64 (standard alphabet, padded). Return malloc'd buffers, NULL on error. */
+char *td_base64_encode(const unsigned char *in, size_t len);
+unsigned char *td_base64_decode(const char *in, size_t len, size_t *outlen);
+/* Formats UNIX milliseconds as RFC 3339 UTC ("2024-01-02T03:04:05.678Z") into out[32]. */
+void td_format_time_ms(int64_t ms, char out[32]);
+/* True when s is a valid RFC 3339 timestamp. */
+bool td_ce_valid_time(const char *s);
+
+#endif
