@@ -78,12 +78,12 @@ void td_http_headers_free(struct td_http_headers *h); /* frees the items, not h 
 const char *td_http_headers_get(const struct td_http_headers *h, const char *name);
 
 /* Binary mode: fills headers ("ce-<attr>: <percent-encoded value>", and "Content-Type" from
- * datacontenttype) and points *body/*len at the event's data (not copied: valid while the
+ * datacontenttype) and points *body and *len at the event's data (not copied: valid while the
  * event lives). 0 or -1. The caller frees the headers with td_http_headers_free(). */
 int td_ce_http_encode_binary(const struct td_event *ev, struct td_http_headers *out,
                              const unsigned char **body, size_t *len);
 /* Structured mode (and the JSON event format): a malloc'd JSON text, NUL-terminated, that the
- * caller frees. JSON data is embedded as "data"; text data of a text/* type as a "data"
+ * caller frees. JSON data is embedded as "data"; text data of a text/... type as a "data"
  * string; anything else as "data_base64". NULL on out of memory. */
 char *td_ce_to_json(const struct td_event *ev, size_t *len);
 /* Parses one event in the JSON format; NULL with a message on error. */
@@ -117,8 +117,12 @@ struct td_redis_entry {
  * the fields (datacontenttype application/json). *wrapped says which. Returns NULL with a
  * message when the entry claims to be a CloudEvent but is not a valid one. */
 struct td_event *td_ce_from_redis(const struct td_redis_entry *entry, const char *dflt_type,
-                                  const char *dflt_source, bool *wrapped, char *err,
-                                  size_t errlen);
+                                  const char *dflt_source, bool *wrapped, char *err, size_t errlen);
+/* Wraps an entry as if it were not a CloudEvent (the third case of td_ce_from_redis), whatever
+ * its fields say: used to dead-letter an entry that claimed to be a CloudEvent but was not a
+ * valid one. NULL only on out of memory. */
+struct td_event *td_ce_wrap_redis(const struct td_redis_entry *entry, const char *dflt_type,
+                                  const char *dflt_source);
 /* Binary mode as stream fields: argv-style arrays (ce_<attr>..., content-type, data), malloc'd;
  * free with td_redis_fields_free(). 0 or -1. */
 struct td_redis_fields {

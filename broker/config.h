@@ -59,7 +59,7 @@ struct td_conf_daemon {
 enum td_source_kind { TD_SOURCE_REDIS, TD_SOURCE_KAFKA, TD_SOURCE_RABBITMQ, TD_SOURCE_HTTP };
 
 struct td_conf_redis_source {
-    char *url;             /* redis://[user:password@]host[:port][/db] */
+    char *url; /* redis://[user:password@]host[:port][/db] */
     char *stream;
     char *group;           /* default "triggerd" */
     char *consumer;        /* default: the host name */
@@ -207,7 +207,7 @@ struct td_conf_delivery {
     int64_t timeout_ms;         /* per attempt; 0 = the sink's timeout */
     int64_t retry_after_max_ms; /* cap on a Retry-After, default 60s */
     enum td_ordering ordering;
-    int concurrency; /* in-flight attempts, default 64 */
+    int concurrency;   /* in-flight attempts, default 64 */
     char *dead_letter; /* sink name, or NULL */
     struct td_pos dead_letter_pos;
     int *retry_on; /* if set: exactly these HTTP statuses are retryable */
@@ -223,8 +223,8 @@ struct td_conf_trigger {
     struct td_pos sink_pos;
     char *reply; /* sink name or NULL */
     struct td_pos reply_pos;
-    char *event_type;   /* event: {type} used when the message is not a CloudEvent */
-    char *event_source; /* event: {source} */
+    char *event_type;            /* event: {type} used when the message is not a CloudEvent */
+    char *event_source;          /* event: {source} */
     struct td_kv_list event_set; /* event: {set: {attr: value}} applied to every event */
     struct td_filter *filter;    /* all of filters: + filter:, or NULL (match all); owned */
     char *schema;

@@ -1,0 +1,31 @@
+/* ce_internal.h - helpers shared by the CloudEvents files (cloudevent.c, ce_text.c, ce_http.c,
+ * ce_json.c, ce_redis.c) and by nothing else.
+ *
+ * The public contract is cloudevent.h; this header only exists so that the codecs, which live
+ * in one file each, can share UTF-8 checks, media-type tests and error formatting without
+ * copying them. All functions may run on any thread and keep no state.
+ */
+#ifndef TD_CE_INTERNAL_H
+#define TD_CE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* True when the LEN bytes at S are well-formed UTF-8 (no overlongs, no surrogates, at most
+ * U+10FFFF). NUL bytes are valid UTF-8; callers that need C strings check for them. */
+bool td_ce_utf8_valid(const unsigned char *s, size_t len);
+/* The length (1..4) of the well-formed UTF-8 sequence at S (LEN bytes available), or 0. */
+size_t td_ce_utf8_next(const unsigned char *s, size_t len);
+
+/* True when the media type of CT (parameters after ';' and surrounding blanks ignored,
+ * case-insensitive) is exactly TYPE. False for NULL. */
+bool td_ce_media_is(const char *ct, const char *type);
+
+/* True when the content type is textual: text/..., application/xml or anything +xml. */
+bool td_ce_is_text_type(const char *ct);
+
+/* snprintf into err (when err and errlen are non-zero); never fails. */
+void td_ce_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

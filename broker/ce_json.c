@@ -1,0 +1,341 @@
+/* ce_json.c - the CloudEvents JSON event format (also HTTP structured mode).
+ *
+ * Attributes become members with their JSON type (string, number for integers, boolean);
+ * data goes in as a JSON value when the content type is JSON and the bytes are JSON, as a
+ * string when the type is textual and the bytes are UTF-8, and as data_base64 otherwise.
+ * Decoding is the reverse. cJSON trees never leave this file.
+ *
+ * Known limit: JSON data is carried through a cJSON tree, so numbers beyond 2^53 in the data
+ * lose precision and whitespace is normalized (binary mode carries data bytes untouched).
+ * Everything here is pure and may run on any thread.
+ */
+#include "cloudevent.h"
+#include "ce_internal.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parses DATA as exactly one JSON value (trailing blanks allowed), or returns NULL. Rejects
+ * embedded NULs and invalid UTF-8, which cJSON would otherwise pass through into its output.
+ * The caller owns the returned tree. */
+static cJSON *parse_json_data(const unsigned char *data, size_t len)
+{
+    const char *end = NULL;
+    const char *stop = (const char *)data + len;
+    cJSON *item;
+
+    if (len == 0 || memchr(data, '\0', len) != NULL || !td_ce_utf8_valid(data, len)) {
+        return NULL;
+    }
+    item = cJSON_ParseWithLengthOpts((const char *)data, len, &end, 0);
+    if (item == NULL) {
+        return NULL;
+    }
+    while (end != NULL && end < stop &&
+           (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) {
+        end++;
+    }
+    if (end != stop) {
+        cJSON_Delete(item);
+        return NULL;
+    }
+    return item;
+}
+
+/* A JSON integer literal: -?(0|[1-9][0-9]*), safe to emit as a raw number. */
+static bool json_integer_literal(const char *s)
+{
+    if (*s == '-') {
+        s++;
+    }
+    if (*s == '0') {
+        return s[1] == '\0';
+    }
+    if (*s < '1' || *s > '9') {
+        return false;
+    }
+    while (*s >= '0' && *s <= '9') {
+        s++;
+    }
+    return *s == '\0';
+}
+
+/* The JSON value of one attribute (the caller owns it), or NULL on out of memory. A value
+ * that does not match its type is written as a string rather than lost. */
+static cJSON *attr_value(const struct td_ce_attr *a)
+{
+    if (a->type == TD_CE_INTEGER && json_integer_literal(a->value)) {
+        return cJSON_CreateRaw(a->value);
+    }
+    if (a->type == TD_CE_BOOLEAN && strcmp(a->value, "true") == 0) {
+        return cJSON_CreateTrue();
+    }
+    if (a->type == TD_CE_BOOLEAN && strcmp(a->value, "false") == 0) {
+        return cJSON_CreateFalse();
+    }
+    return cJSON_CreateString(a->value);
+}
+
+/* Builds the data member (the caller owns it) and says under which name it goes. */
+static cJSON *data_value(const struct td_event *ev, const char **member)
+{
+    const char *dct = td_event_get(ev, "datacontenttype");
+    cJSON *item;
+    char *text;
+
+    if (td_ce_is_json_type(dct)) {
+        item = parse_json_data(ev->data, ev->data_len);
+        if (item != NULL) {
+            *member = "data";
+            return item;
+        }
+    }
+    if (td_ce_is_text_type(dct) && memchr(ev->data, '\0', ev->data_len) == NULL &&
+        td_ce_utf8_valid(ev->data, ev->data_len)) {
+        text = strndup((const char *)ev->data, ev->data_len);
+        if (text == NULL) {
+            return NULL;
+        }
+        item = cJSON_CreateString(text);
+        free(text);
+        *member = "data";
+        return item;
+    }
+    text = td_base64_encode(ev->data, ev->data_len);
+    if (text == NULL) {
+        return NULL;
+    }
+    item = cJSON_CreateString(text);
+    free(text);
+    *member = "data_base64";
+    return item;
+}
+
+/* Returns a malloc'd NUL-terminated JSON text the caller frees (free()); NULL on out of
+ * memory. *len (when LEN is not NULL) gets its length. */
+char *td_ce_to_json(const struct td_event *ev, size_t *len)
+{
+    cJSON *root = NULL;
+    cJSON *item;
+    char *out = NULL;
+
+    if (ev == NULL) {
+        goto fail;
+    }
+    root = cJSON_CreateObject();
+    if (root == NULL) {
+        goto fail;
+    }
+    for (size_t i = 0; i < ev->nattrs; i++) {
+        /* "data" is reserved (td_event_validate refuses it): never a second data member. */
+        if (strcmp(ev->attrs[i].name, "data") == 0) {
+            continue;
+        }
+        item = attr_value(&ev->attrs[i]);
+        if (item == NULL) {
+            goto fail;
+        }
+        if (!cJSON_AddItemToObject(root, ev->attrs[i].name, item)) {
+            cJSON_Delete(item);
+            goto fail;
+        }
+    }
+    if (ev->data != NULL) {
+        const char *member = NULL;
+        item = data_value(ev, &member);
+        if (item == NULL) {
+            goto fail;
+        }
+        if (!cJSON_AddItemToObject(root, member, item)) {
+            cJSON_Delete(item);
+            goto fail;
+        }
+    }
+    out = cJSON_PrintUnformatted(root);
+    if (out == NULL) {
+        goto fail;
+    }
+    /* cJSON allocates with malloc unless hooks are set; we never set them. */
+    cJSON_Delete(root);
+    if (len != NULL) {
+        *len = strlen(out);
+    }
+    return out;
+fail:
+    cJSON_Delete(root);
+    return NULL;
+}
+
+/* The attributes whose CloudEvents type is String (or URI, Timestamp...): never numbers. */
+static bool string_only(const char *name)
+{
+    static const char *const names[] = {"specversion",     "id",         "source",  "type",
+                                        "datacontenttype", "dataschema", "subject", "time"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(name, names[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Sets one attribute from a member; 0 or -1 with a message. */
+static int set_member(struct td_event *ev, const cJSON *m, char *err, size_t errlen)
+{
+    const char *name = m->string;
+    char num[32];
+
+    if (!td_ce_valid_name(name)) {
+        td_ce_errf(err, errlen, "invalid attribute name '%.64s' (want [a-z0-9]+)", name);
+        return -1;
+    }
+    if (cJSON_IsNull(m)) {
+        td_event_unset(ev, name); /* null is the same as absent */
+        return 0;
+    }
+    if (cJSON_IsString(m)) {
+        if (td_event_set(ev, name, m->valuestring) == 0) {
+            return 0;
+        }
+        goto oom;
+    }
+    if (string_only(name)) {
+        td_ce_errf(err, errlen, "attribute '%s' must be a string", name);
+        return -1;
+    }
+    if (cJSON_IsBool(m)) {
+        if (td_event_set_typed(ev, name, cJSON_IsTrue(m) ? "true" : "false", TD_CE_BOOLEAN) == 0) {
+            return 0;
+        }
+        goto oom;
+    }
+    if (cJSON_IsNumber(m)) {
+        double d = m->valuedouble;
+        /* Integral and exactly representable: at most 2^53 in magnitude. */
+        if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0) || (double)(long long)d != d) {
+            td_ce_errf(err, errlen, "attribute '%s' is a number but not an integer", name);
+            return -1;
+        }
+        snprintf(num, sizeof(num), "%lld", (long long)d);
+        if (td_event_set_typed(ev, name, num, TD_CE_INTEGER) == 0) {
+            return 0;
+        }
+        goto oom;
+    }
+    td_ce_errf(err, errlen, "attribute '%s' must be a string, integer or boolean", name);
+    return -1;
+oom:
+    td_ce_errf(err, errlen, "out of memory");
+    return -1;
+}
+
+/* Sets the data from "data" (a JSON value) or "data_base64"; 0 or -1 with a message. */
+static int set_data(struct td_event *ev, const cJSON *data, const cJSON *b64, char *err,
+                    size_t errlen)
+{
+    unsigned char *bytes = NULL;
+    char *text = NULL;
+    size_t n = 0;
+    int rc = -1;
+
+    if (b64 != NULL) {
+        if (!cJSON_IsString(b64)) {
+            td_ce_errf(err, errlen, "data_base64 must be a string");
+            goto fail;
+        }
+        bytes = td_base64_decode(b64->valuestring, strlen(b64->valuestring), &n);
+        if (bytes == NULL) {
+            td_ce_errf(err, errlen, "data_base64 is not valid base64");
+            goto fail;
+        }
+        if (td_event_set_data(ev, bytes, n) != 0) {
+            goto oom;
+        }
+    } else if (data != NULL) {
+        if (!td_ce_is_json_type(td_event_get(ev, "datacontenttype")) && cJSON_IsString(data)) {
+            if (td_event_set_data(ev, data->valuestring, strlen(data->valuestring)) != 0) {
+                goto oom;
+            }
+        } else {
+            /* A JSON value, kept as compact JSON text (also for a non-JSON type given a
+             * non-string value: the bytes are then what the producer wrote). */
+            text = cJSON_PrintUnformatted(data);
+            if (text == NULL || td_event_set_data(ev, text, strlen(text)) != 0) {
+                goto oom;
+            }
+        }
+    }
+    rc = 0;
+    goto fail;
+oom:
+    td_ce_errf(err, errlen, "out of memory");
+fail:
+    free(bytes);
+    free(text);
+    return rc;
+}
+
+/* Returns an event the caller owns (td_event_unref), or NULL with a message. */
+struct td_event *td_ce_from_json(const char *json, size_t len, char *err, size_t errlen)
+{
+    struct td_event *ev = NULL;
+    cJSON *root = NULL;
+    const cJSON *data = NULL;
+    const cJSON *b64 = NULL;
+    const cJSON *m;
+
+    if (json == NULL || len == 0) {
+        td_ce_errf(err, errlen, "empty event");
+        goto fail;
+    }
+    if (!td_ce_utf8_valid((const unsigned char *)json, len)) {
+        td_ce_errf(err, errlen, "event is not valid UTF-8");
+        goto fail;
+    }
+    root = parse_json_data((const unsigned char *)json, len);
+    if (root == NULL) {
+        td_ce_errf(err, errlen, "event is not valid JSON");
+        goto fail;
+    }
+    if (!cJSON_IsObject(root)) {
+        td_ce_errf(err, errlen, "event is not a JSON object");
+        goto fail;
+    }
+    ev = td_event_new();
+    if (ev == NULL) {
+        td_ce_errf(err, errlen, "out of memory");
+        goto fail;
+    }
+    cJSON_ArrayForEach(m, root)
+    {
+        if (m->string == NULL) {
+            continue;
+        }
+        if (strcmp(m->string, "data") == 0) {
+            data = cJSON_IsNull(m) ? NULL : m;
+        } else if (strcmp(m->string, "data_base64") == 0) {
+            b64 = cJSON_IsNull(m) ? NULL : m;
+        } else if (set_member(ev, m, err, errlen) != 0) {
+            goto fail;
+        }
+    }
+    if (data != NULL && b64 != NULL) {
+        td_ce_errf(err, errlen, "event has both data and data_base64");
+        goto fail;
+    }
+    if (set_data(ev, data, b64, err, errlen) != 0) {
+        goto fail;
+    }
+    if (td_event_validate(ev, err, errlen) != 0) {
+        goto fail;
+    }
+    cJSON_Delete(root);
+    return ev;
+fail:
+    cJSON_Delete(root);
+    td_event_unref(ev);
+    return NULL;
+}

@@ -1,0 +1,406 @@
+/* cloudevent.c - the CloudEvent 1.0 type: attributes by name, data bytes, refcounting,
+ * validation and the content-type rules every codec shares.
+ *
+ * The codecs live beside it, one job per file: ce_http.c (HTTP binding and percent-encoding),
+ * ce_json.c (JSON event format), ce_redis.c (our Redis stream binding), ce_text.c (UTF-8,
+ * base64 and RFC 3339 time). Attributes keep their insertion order so that encoders write
+ * them back in the order they were received; replacing a value keeps its position.
+ */
+#include "cloudevent.h"
+#include "ce_internal.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void td_ce_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Any thread. The caller owns the returned event (one reference; td_event_unref frees). */
+struct td_event *td_event_new(void)
+{
+    struct td_event *ev = calloc(1, sizeof(*ev));
+
+    if (ev == NULL) {
+        return NULL;
+    }
+    ev->refs = 1;
+    return ev;
+}
+
+static void event_free(struct td_event *ev)
+{
+    for (size_t i = 0; i < ev->nattrs; i++) {
+        free(ev->attrs[i].name);
+        free(ev->attrs[i].value);
+    }
+    free(ev->attrs);
+    free(ev->data);
+    free(ev);
+}
+
+/* Any thread. A deep copy with one reference that the caller owns; NULL on out of memory. */
+struct td_event *td_event_clone(const struct td_event *ev)
+{
+    struct td_event *cp;
+
+    if (ev == NULL) {
+        return NULL;
+    }
+    cp = td_event_new();
+    if (cp == NULL) {
+        goto fail;
+    }
+    for (size_t i = 0; i < ev->nattrs; i++) {
+        const struct td_ce_attr *a = &ev->attrs[i];
+        if (td_event_set_typed(cp, a->name, a->value, a->type) != 0) {
+            goto fail;
+        }
+    }
+    if (ev->data != NULL && td_event_set_data(cp, ev->data, ev->data_len) != 0) {
+        goto fail;
+    }
+    return cp;
+fail:
+    td_event_unref(cp);
+    return NULL;
+}
+
+struct td_event *td_event_ref(struct td_event *ev)
+{
+    if (ev != NULL) {
+        ev->refs++;
+    }
+    return ev;
+}
+
+void td_event_unref(struct td_event *ev)
+{
+    if (ev == NULL) {
+        return;
+    }
+    if (--ev->refs <= 0) {
+        event_free(ev);
+    }
+}
+
+static struct td_ce_attr *find_attr(const struct td_event *ev, const char *name)
+{
+    for (size_t i = 0; i < ev->nattrs; i++) {
+        if (strcmp(ev->attrs[i].name, name) == 0) {
+            return &ev->attrs[i];
+        }
+    }
+    return NULL;
+}
+
+const char *td_event_get(const struct td_event *ev, const char *name)
+{
+    const struct td_ce_attr *a;
+
+    if (ev == NULL || name == NULL) {
+        return NULL;
+    }
+    a = find_attr(ev, name);
+    return a != NULL ? a->value : NULL;
+}
+
+int td_event_set(struct td_event *ev, const char *name, const char *value)
+{
+    return td_event_set_typed(ev, name, value, TD_CE_STRING);
+}
+
+/* Copies NAME and VALUE; the event owns the copies. On failure the event is unchanged. */
+int td_event_set_typed(struct td_event *ev, const char *name, const char *value,
+                       enum td_ce_vtype type)
+{
+    struct td_ce_attr *a;
+    char *vcopy = NULL;
+    char *ncopy = NULL;
+
+    if (ev == NULL || name == NULL || value == NULL) {
+        goto fail;
+    }
+    vcopy = strdup(value);
+    if (vcopy == NULL) {
+        goto fail;
+    }
+    a = find_attr(ev, name);
+    if (a != NULL) {
+        free(a->value);
+        a->value = vcopy;
+        a->type = type;
+        return 0;
+    }
+    ncopy = strdup(name);
+    if (ncopy == NULL) {
+        goto fail;
+    }
+    if (ev->nattrs == ev->cap) {
+        size_t cap = ev->cap != 0 ? ev->cap * 2 : 8;
+        struct td_ce_attr *grown = realloc(ev->attrs, cap * sizeof(*grown));
+        if (grown == NULL) {
+            goto fail;
+        }
+        ev->attrs = grown;
+        ev->cap = cap;
+    }
+    ev->attrs[ev->nattrs].name = ncopy;
+    ev->attrs[ev->nattrs].value = vcopy;
+    ev->attrs[ev->nattrs].type = type;
+    ev->nattrs++;
+    return 0;
+fail:
+    free(vcopy);
+    free(ncopy);
+    return -1;
+}
+
+void td_event_unset(struct td_event *ev, const char *name)
+{
+    struct td_ce_attr *a;
+    size_t i;
+
+    if (ev == NULL || name == NULL) {
+        return;
+    }
+    a = find_attr(ev, name);
+    if (a == NULL) {
+        return;
+    }
+    i = (size_t)(a - ev->attrs);
+    free(a->name);
+    free(a->value);
+    memmove(&ev->attrs[i], &ev->attrs[i + 1], (ev->nattrs - i - 1) * sizeof(*a));
+    ev->nattrs--;
+}
+
+/* Copies the bytes; data NULL clears the data (the event then has none). */
+int td_event_set_data(struct td_event *ev, const void *data, size_t len)
+{
+    unsigned char *copy;
+
+    if (ev == NULL) {
+        return -1;
+    }
+    if (data == NULL) {
+        if (len != 0) {
+            return -1;
+        }
+        free(ev->data);
+        ev->data = NULL;
+        ev->data_len = 0;
+        return 0;
+    }
+    copy = malloc(len != 0 ? len : 1);
+    if (copy == NULL) {
+        return -1;
+    }
+    memcpy(copy, data, len);
+    free(ev->data);
+    ev->data = copy;
+    ev->data_len = len;
+    return 0;
+}
+
+bool td_ce_valid_name(const char *name)
+{
+    if (name == NULL || *name == '\0') {
+        return false;
+    }
+    for (const char *p = name; *p != '\0'; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Returns -1 also when the sanitized name does not fit in out (it is never truncated, so two
+ * long names cannot silently collide). */
+int td_ce_sanitize_name(const char *name, char *out, size_t outlen)
+{
+    size_t n = 0;
+
+    if (name == NULL || out == NULL || outlen == 0) {
+        return -1;
+    }
+    for (const char *p = name; *p != '\0'; p++) {
+        char c = *p;
+        if (c >= 'A' && c <= 'Z') {
+            c = (char)(c - 'A' + 'a');
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) {
+            continue;
+        }
+        if (n + 1 >= outlen) {
+            out[0] = '\0';
+            return -1;
+        }
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return n > 0 ? 0 : -1;
+}
+
+/* The media type of CT without parameters and blanks: start and length. */
+static void media_type(const char *ct, const char **start, size_t *len)
+{
+    const char *end;
+
+    while (*ct == ' ' || *ct == '\t') {
+        ct++;
+    }
+    end = ct;
+    while (*end != '\0' && *end != ';') {
+        end++;
+    }
+    while (end > ct && (end[-1] == ' ' || end[-1] == '\t')) {
+        end--;
+    }
+    *start = ct;
+    *len = (size_t)(end - ct);
+}
+
+bool td_ce_media_is(const char *ct, const char *type)
+{
+    const char *mt;
+    size_t len;
+
+    if (ct == NULL) {
+        return false;
+    }
+    media_type(ct, &mt, &len);
+    return len == strlen(type) && strncasecmp(mt, type, len) == 0;
+}
+
+static bool media_has_suffix(const char *ct, const char *suffix)
+{
+    const char *mt;
+    size_t len;
+    size_t slen = strlen(suffix);
+
+    media_type(ct, &mt, &len);
+    return len > slen && strncasecmp(mt + len - slen, suffix, slen) == 0;
+}
+
+bool td_ce_is_json_type(const char *content_type)
+{
+    if (content_type == NULL) {
+        return true;
+    }
+    return td_ce_media_is(content_type, "application/json") ||
+           td_ce_media_is(content_type, "text/json") || media_has_suffix(content_type, "+json");
+}
+
+bool td_ce_is_text_type(const char *ct)
+{
+    const char *mt;
+    size_t len;
+
+    if (ct == NULL) {
+        return false;
+    }
+    media_type(ct, &mt, &len);
+    return (len > 5 && strncasecmp(mt, "text/", 5) == 0) || td_ce_media_is(ct, "application/xml") ||
+           media_has_suffix(ct, "+xml");
+}
+
+static bool valid_integer(const char *s)
+{
+    const char *p = s;
+
+    if (*p == '-') {
+        p++;
+    }
+    if (*p == '\0') {
+        return false;
+    }
+    for (; *p != '\0'; p++) {
+        if (!isdigit((unsigned char)*p)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int check_required(const struct td_event *ev, const char *name, char *err, size_t errlen)
+{
+    const char *v = td_event_get(ev, name);
+
+    if (v == NULL) {
+        td_ce_errf(err, errlen, "missing required attribute '%s'", name);
+        return -1;
+    }
+    if (*v == '\0') {
+        td_ce_errf(err, errlen, "required attribute '%s' is empty", name);
+        return -1;
+    }
+    return 0;
+}
+
+int td_event_validate(const struct td_event *ev, char *err, size_t errlen)
+{
+    const char *sv;
+    const char *time;
+
+    if (ev == NULL) {
+        td_ce_errf(err, errlen, "no event");
+        return -1;
+    }
+    if (check_required(ev, "specversion", err, errlen) != 0) {
+        return -1;
+    }
+    sv = td_event_get(ev, "specversion");
+    if (strcmp(sv, "1.0") != 0) {
+        td_ce_errf(err, errlen, "unsupported specversion '%.32s' (want 1.0)", sv);
+        return -1;
+    }
+    if (check_required(ev, "id", err, errlen) != 0 ||
+        check_required(ev, "source", err, errlen) != 0 ||
+        check_required(ev, "type", err, errlen) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < ev->nattrs; i++) {
+        const struct td_ce_attr *a = &ev->attrs[i];
+        if (!td_ce_valid_name(a->name)) {
+            td_ce_errf(err, errlen, "invalid attribute name '%.64s' (want [a-z0-9]+)", a->name);
+            return -1;
+        }
+        if (strcmp(a->name, "data") == 0) {
+            td_ce_errf(err, errlen, "'data' is reserved and cannot be an attribute name");
+            return -1;
+        }
+        if (!td_ce_utf8_valid((const unsigned char *)a->value, strlen(a->value))) {
+            td_ce_errf(err, errlen, "attribute '%s' is not valid UTF-8", a->name);
+            return -1;
+        }
+        if (a->type == TD_CE_INTEGER && !valid_integer(a->value)) {
+            td_ce_errf(err, errlen, "attribute '%s' is not an integer", a->name);
+            return -1;
+        }
+        if (a->type == TD_CE_BOOLEAN && strcmp(a->value, "true") != 0 &&
+            strcmp(a->value, "false") != 0) {
+            td_ce_errf(err, errlen, "attribute '%s' is not a boolean", a->name);
+            return -1;
+        }
+    }
+    time = td_event_get(ev, "time");
+    if (time != NULL && !td_ce_valid_time(time)) {
+        td_ce_errf(err, errlen, "attribute 'time' is not an RFC 3339 timestamp: '%.64s'", time);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,42 @@
+/* core.h - the running daemon's state shared by the router, dispatch and the lifecycle:
+ * the loop, the HTTP client, the plugins and the per-trigger runtime.
+ * Threads: loop, except where a function says otherwise.
+ */
+#ifndef TD_CORE_H
+#define TD_CORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "dispatch.h"
+#include "http_client.h"
+#include "loop.h"
+#include "sink.h"
+#include "source.h"
+
+struct td_delivery;
+
+struct td_core {
+    struct td_config *cfg;
+    struct td_loop *loop;
+    struct td_http_client *http;
+    struct td_source **sources;     /* cfg->nsources */
+    struct td_sink **sinks;         /* cfg->nsinks */
+    struct td_trigger_rt *triggers; /* cfg->ntriggers */
+    bool draining;
+    int64_t msgs_in_flight;         /* routed, not completed */
+    struct td_delivery *deliveries; /* every live delivery, for teardown */
+    uint64_t unmatched;             /* events no trigger wanted (acked at once) */
+};
+
+/* Source threads call this (via td_source_emit) with a batch; it hops to the loop. */
+void td_core_emit(void *core, struct td_msg *batch);
+/* Routes one message to its triggers (router.c). Loop. */
+void td_router_route(struct td_core *core, struct td_msg *msg);
+/* A trigger finished with msg; when the last one did, the source acks or releases it. */
+void td_core_msg_done(struct td_core *core, struct td_msg *msg, bool release);
+
+struct td_sink *td_core_sink(struct td_core *core, const char *name);
+
+#endif

@@ -1,0 +1,290 @@
+/* daemon.c - the lifecycle of `triggerd run` (see daemon.h). */
+#include "daemon.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "log.h"
+#include "notify.h"
+
+struct daemon {
+    struct td_core core;
+    int sigfd;
+    int signals;
+    bool ready;
+    int64_t drain_deadline;
+    struct td_timer ready_timer;
+    struct td_timer drain_timer;
+    struct td_timer watchdog_timer;
+    int64_t watchdog_ms;
+};
+
+static void print_errors(const struct td_errors *errs)
+{
+    for (size_t i = 0; i < errs->n; i++) {
+        fprintf(stderr, "%s\n", errs->msgs[i]);
+    }
+}
+
+static bool all_connected(struct td_core *core)
+{
+    for (size_t i = 0; i < core->cfg->nsources; i++) {
+        if (!atomic_load(&core->sources[i]->connected)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int64_t on_ready_check(struct td_loop *loop, void *arg)
+{
+    struct daemon *d = arg;
+    if (d->core.draining) {
+        return TD_LOOP_NOMORE;
+    }
+    if (!all_connected(&d->core)) {
+        return 20;
+    }
+    d->ready = true;
+    td_log_info(NULL, NULL, NULL, "ready");
+    char status[128];
+    snprintf(status, sizeof(status), "READY=1\nSTATUS=%zu sources, %zu triggers",
+             d->core.cfg->nsources, d->core.cfg->ntriggers);
+    td_notify(status);
+    return TD_LOOP_NOMORE;
+}
+
+static int64_t on_watchdog(struct td_loop *loop, void *arg)
+{
+    struct daemon *d = arg;
+    /* This timer runs only while the loop turns: a stuck loop stops the pings. */
+    td_notify("WATCHDOG=1");
+    return d->watchdog_ms / 3 > 0 ? d->watchdog_ms / 3 : 1;
+}
+
+static int64_t on_drain_check(struct td_loop *loop, void *arg)
+{
+    struct daemon *d = arg;
+    if (d->core.msgs_in_flight == 0) {
+        td_log_info(NULL, NULL, NULL, "drained; stopping");
+        td_loop_stop(loop);
+        return TD_LOOP_NOMORE;
+    }
+    if (td_now_ms() >= d->drain_deadline) {
+        td_log_warn(NULL, NULL, NULL,
+                    "shutdown_grace elapsed with %lld messages in flight; they stay "
+                    "unacknowledged and will be redelivered",
+                    (long long)d->core.msgs_in_flight);
+        td_loop_stop(loop);
+        return TD_LOOP_NOMORE;
+    }
+    return 20;
+}
+
+static void begin_drain(struct daemon *d)
+{
+    struct td_core *core = &d->core;
+    core->draining = true;
+    td_notify("STOPPING=1");
+    td_log_info(NULL, NULL, NULL, "stopping: %lld messages in flight, grace %lld ms",
+                (long long)core->msgs_in_flight, (long long)core->cfg->daemon.shutdown_grace_ms);
+    for (size_t i = 0; i < core->cfg->nsources; i++) {
+        core->sources[i]->ops->quiesce(core->sources[i]);
+    }
+    for (size_t i = 0; i < core->cfg->ntriggers; i++) {
+        td_dispatch_release_waiting(&core->triggers[i]);
+    }
+    d->drain_deadline = td_now_ms() + core->cfg->daemon.shutdown_grace_ms;
+    td_timer_init(&d->drain_timer, on_drain_check, d);
+    td_timer_start(core->loop, &d->drain_timer, 0);
+}
+
+static void on_signal(struct td_loop *loop, int fd, uint32_t events, void *arg)
+{
+    struct daemon *d = arg;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            td_log_warn(NULL, NULL, NULL, "SIGHUP: reload is not supported yet; ignored");
+            continue;
+        }
+        if (++d->signals == 1) {
+            begin_drain(d);
+        } else {
+            td_log_warn(NULL, NULL, NULL, "second signal: exiting now");
+            _exit(1); /* nothing unfinished was acked: the broker redelivers it */
+        }
+    }
+}
+
+static int build(struct daemon *d)
+{
+    struct td_core *core = &d->core;
+    struct td_config *cfg = core->cfg;
+    char err[512];
+    core->loop = td_loop_new();
+    core->http = core->loop ? td_http_client_new(core->loop) : NULL;
+    core->sinks = calloc(cfg->nsinks + 1, sizeof(*core->sinks));
+    core->sources = calloc(cfg->nsources + 1, sizeof(*core->sources));
+    core->triggers = calloc(cfg->ntriggers + 1, sizeof(*core->triggers));
+    if (!core->loop || !core->http || !core->sinks || !core->sources || !core->triggers) {
+        td_log_error(NULL, NULL, NULL, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nsinks; i++) {
+        core->sinks[i] = td_sink_new(&cfg->sinks[i], core->loop, core->http, err, sizeof(err));
+        if (!core->sinks[i]) {
+            fprintf(stderr, "%s:%d:%d: %s\n", cfg->sinks[i].pos.file, cfg->sinks[i].pos.line,
+                    cfg->sinks[i].pos.col, err);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        struct td_trigger_rt *trg = &core->triggers[i];
+        trg->conf = &cfg->triggers[i];
+        trg->core = core;
+        trg->sink = td_core_sink(core, trg->conf->sink);
+        trg->dead_letter = td_core_sink(core, trg->conf->delivery.dead_letter);
+        if (!trg->sink) {
+            fprintf(stderr, "%s:%d:%d: trigger '%s': unknown sink\n", trg->conf->pos.file,
+                    trg->conf->pos.line, trg->conf->pos.col, trg->conf->name);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < cfg->nsources; i++) {
+        core->sources[i] = td_source_new(&cfg->sources[i], td_core_emit, core, err, sizeof(err));
+        if (!core->sources[i]) {
+            fprintf(stderr, "%s:%d:%d: %s\n", cfg->sources[i].pos.file, cfg->sources[i].pos.line,
+                    cfg->sources[i].pos.col, err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void teardown(struct daemon *d)
+{
+    struct td_core *core = &d->core;
+    struct td_config *cfg = core->cfg;
+    core->draining = true;
+    /* 1. Sources stop reading, acknowledge what completed, and join their threads: after
+     *    this nothing else is emitted or acked. */
+    if (core->sources) {
+        for (size_t i = 0; i < cfg->nsources; i++) {
+            if (core->sources[i]) {
+                core->sources[i]->ops->quiesce(core->sources[i]);
+            }
+        }
+        for (size_t i = 0; i < cfg->nsources; i++) {
+            if (core->sources[i]) {
+                core->sources[i]->ops->stop(core->sources[i]);
+            }
+        }
+    }
+    /* 2. Batches and completions still queued for the loop run once (batches are released
+     *    since we are draining), so nothing is left owned by an unrun task. */
+    if (core->loop) {
+        td_loop_run_pending(core->loop);
+    }
+    /* 3. Sinks: attempts still running are abandoned; then every delivery is freed. Their
+     *    messages were never acknowledged, so the broker redelivers them. */
+    if (core->sinks) {
+        for (size_t i = 0; i < cfg->nsinks; i++) {
+            td_sink_free(core->sinks[i]);
+        }
+    }
+    if (core->loop) {
+        td_dispatch_abandon_all(core);
+    }
+    if (core->sources) {
+        for (size_t i = 0; i < cfg->nsources; i++) {
+            td_source_free(core->sources[i]);
+        }
+    }
+    td_http_client_free(core->http);
+    td_loop_free(core->loop);
+    free(core->sinks);
+    free(core->sources);
+    free(core->triggers);
+    if (d->sigfd >= 0) {
+        close(d->sigfd);
+    }
+}
+
+int td_daemon_run(const char *config_path)
+{
+    struct td_errors errs = {0};
+    struct td_config *cfg = td_config_load(config_path, &errs);
+    if (!cfg) {
+        print_errors(&errs);
+        td_errors_clear(&errs);
+        return 2;
+    }
+    td_errors_clear(&errs);
+    td_log_init(cfg->daemon.log_level, cfg->daemon.log_format);
+
+    /* Signals are read from a signalfd on the loop; every thread started later inherits the
+     * mask, so none of them is interrupted. SIGPIPE is ignored: a peer closing a socket is
+     * an error return, not a death. */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    struct daemon *d = calloc(1, sizeof(*d));
+    int rc = 1;
+    if (!d) {
+        goto out;
+    }
+    d->sigfd = -1;
+    d->core.cfg = cfg;
+    if (build(d) < 0) {
+        rc = 2;
+        goto out;
+    }
+    d->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (d->sigfd < 0 || td_loop_fd_add(d->core.loop, d->sigfd, EPOLLIN, on_signal, d) < 0) {
+        td_log_error(NULL, NULL, NULL, "cannot watch signals");
+        goto out;
+    }
+    for (size_t i = 0; i < cfg->nsources; i++) {
+        struct td_source *src = d->core.sources[i];
+        if (src->ops->start(src) < 0) {
+            goto out;
+        }
+    }
+    td_log_info(NULL, NULL, NULL, "triggerd %s started: %zu sources, %zu sinks, %zu triggers",
+                TD_VERSION, cfg->nsources, cfg->nsinks, cfg->ntriggers);
+    td_timer_init(&d->ready_timer, on_ready_check, d);
+    td_timer_start(d->core.loop, &d->ready_timer, 0);
+    d->watchdog_ms = td_notify_watchdog_ms();
+    if (d->watchdog_ms > 0) {
+        td_timer_init(&d->watchdog_timer, on_watchdog, d);
+        td_timer_start(d->core.loop, &d->watchdog_timer, 0);
+    }
+    if (td_loop_run(d->core.loop) < 0) {
+        td_log_error(NULL, NULL, NULL, "the event loop failed");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (d) {
+        teardown(d);
+        free(d);
+    }
+    td_log_info(NULL, NULL, NULL, "exit %d", rc);
+    td_config_free(cfg);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,31 @@
+/* deadletter.h - the dead-letter form of an event: the original plus extension attributes
+ * saying why, as Knative does (knativeerrordest, knativeerrorcode, knativeerrordata) and our
+ * own (deadletterreason, deadletterattempts, deadlettertrigger, which redrive uses).
+ * Threads: any.
+ */
+#ifndef TD_DEADLETTER_H
+#define TD_DEADLETTER_H
+
+#include <stddef.h>
+
+struct td_event;
+
+/* Why an event was dead-lettered (the deadletterreason values). */
+#define TD_DL_FINAL_STATUS      "final_status"
+#define TD_DL_RETRIES_EXHAUSTED "retries_exhausted"
+#define TD_DL_MAX_DELIVERIES    "max_deliveries"
+#define TD_DL_INVALID_EVENT     "invalid_event"
+
+/* At most this much of the response body goes into knativeerrordata (before base64). */
+#define TD_DL_DATA_MAX 1024
+
+/* Returns a new event (one reference, the caller unrefs) or NULL on out of memory. body may
+ * be NULL. */
+struct td_event *td_deadletter_event(const struct td_event *ev, const char *trigger,
+                                     const char *dest, int code, const unsigned char *body,
+                                     size_t len, const char *reason, int attempts);
+
+/* Removes the dead-letter attributes again (for redrive). */
+void td_deadletter_strip(struct td_event *ev);
+
+#endif

@@ -1,0 +1,283 @@
+/* http_client.c - libcurl multi on the loop (see http_client.h). */
+#include "http_client.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "loop.h"
+
+#define BODY_CAP 65536
+#define POOL_MAX 256
+
+struct td_http_request {
+    struct td_http_request *prev, *next;
+    struct td_http_client *client;
+    CURL *easy;
+    struct curl_slist *headers;
+    td_http_done_fn done;
+    void *arg;
+    unsigned char *body;
+    size_t len, cap;
+};
+
+struct td_http_client {
+    struct td_loop *loop;
+    CURLM *multi;
+    struct td_timer timer;
+    struct td_http_request *running; /* doubly linked */
+    size_t nrunning;
+    CURL *pool[POOL_MAX];
+    size_t npool;
+};
+
+static void check_done(struct td_http_client *c);
+
+static void on_socket_event(struct td_loop *loop, int fd, uint32_t events, void *arg)
+{
+    struct td_http_client *c = arg;
+    int flags = 0;
+    if (events & EPOLLIN) {
+        flags |= CURL_CSELECT_IN;
+    }
+    if (events & EPOLLOUT) {
+        flags |= CURL_CSELECT_OUT;
+    }
+    if (events & (EPOLLERR | EPOLLHUP)) {
+        flags |= CURL_CSELECT_ERR;
+    }
+    int still;
+    curl_multi_socket_action(c->multi, fd, flags, &still);
+    check_done(c);
+}
+
+static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    struct td_http_client *c = userp;
+    if (what == CURL_POLL_REMOVE) {
+        td_loop_fd_del(c->loop, fd);
+        curl_multi_assign(c->multi, fd, NULL);
+        return 0;
+    }
+    uint32_t events = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) {
+        events |= EPOLLIN;
+    }
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) {
+        events |= EPOLLOUT;
+    }
+    if (socketp) {
+        td_loop_fd_mod(c->loop, fd, events, on_socket_event, c);
+    } else {
+        td_loop_fd_add(c->loop, fd, events, on_socket_event, c);
+        curl_multi_assign(c->multi, fd, c); /* any non-NULL marks "registered" */
+    }
+    return 0;
+}
+
+static int64_t on_timer(struct td_loop *loop, void *arg)
+{
+    struct td_http_client *c = arg;
+    int still;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &still);
+    check_done(c);
+    return TD_LOOP_NOMORE;
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct td_http_client *c = userp;
+    if (timeout_ms < 0) {
+        td_timer_stop(c->loop, &c->timer);
+    } else {
+        td_timer_start(c->loop, &c->timer, timeout_ms);
+    }
+    return 0;
+}
+
+struct td_http_client *td_http_client_new(struct td_loop *loop)
+{
+    struct td_http_client *c = calloc(1, sizeof(*c));
+    if (!c) {
+        return NULL;
+    }
+    c->loop = loop;
+    td_timer_init(&c->timer, on_timer, c);
+    c->multi = curl_multi_init();
+    if (!c->multi) {
+        free(c);
+        return NULL;
+    }
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    return c;
+}
+
+static void request_free(struct td_http_request *req)
+{
+    struct td_http_client *c = req->client;
+    if (req->prev) {
+        req->prev->next = req->next;
+    } else {
+        c->running = req->next;
+    }
+    if (req->next) {
+        req->next->prev = req->prev;
+    }
+    c->nrunning--;
+    curl_multi_remove_handle(c->multi, req->easy);
+    td_http_client_release(c, req->easy);
+    curl_slist_free_all(req->headers);
+    free(req->body);
+    free(req);
+}
+
+void td_http_client_free(struct td_http_client *c)
+{
+    if (!c) {
+        return;
+    }
+    while (c->running) {
+        free(c->running->arg); /* the caller's per-request context (see td_http_client_send) */
+        request_free(c->running);
+    }
+    td_timer_stop(c->loop, &c->timer);
+    for (size_t i = 0; i < c->npool; i++) {
+        curl_easy_cleanup(c->pool[i]);
+    }
+    curl_multi_cleanup(c->multi);
+    free(c);
+}
+
+CURL *td_http_client_easy(struct td_http_client *c)
+{
+    if (c->npool > 0) {
+        return c->pool[--c->npool];
+    }
+    return curl_easy_init();
+}
+
+void td_http_client_release(struct td_http_client *c, CURL *easy)
+{
+    if (!easy) {
+        return;
+    }
+    if (c->npool < POOL_MAX) {
+        curl_easy_reset(easy); /* keeps the connection cache and DNS cache */
+        c->pool[c->npool++] = easy;
+    } else {
+        curl_easy_cleanup(easy);
+    }
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct td_http_request *req = userdata;
+    size_t n = size * nmemb;
+    size_t room = BODY_CAP - req->len;
+    size_t take = n < room ? n : room;
+    if (take > 0) {
+        if (req->len + take > req->cap) {
+            size_t cap = req->cap ? req->cap * 2 : 1024;
+            while (cap < req->len + take) {
+                cap *= 2;
+            }
+            unsigned char *b = realloc(req->body, cap);
+            if (!b) {
+                return n; /* keep going without the body rather than failing the request */
+            }
+            req->body = b;
+            req->cap = cap;
+        }
+        memcpy(req->body + req->len, ptr, take);
+        req->len += take;
+    }
+    return n;
+}
+
+struct td_http_request *td_http_client_send(struct td_http_client *c, CURL *easy,
+                                            struct curl_slist *headers, td_http_done_fn done,
+                                            void *arg)
+{
+    struct td_http_request *req = calloc(1, sizeof(*req));
+    if (!req) {
+        curl_slist_free_all(headers);
+        td_http_client_release(c, easy);
+        return NULL;
+    }
+    req->client = c;
+    req->easy = easy;
+    req->headers = headers;
+    req->done = done;
+    req->arg = arg;
+    if (headers) {
+        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+    }
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    req->next = c->running;
+    if (c->running) {
+        c->running->prev = req;
+    }
+    c->running = req;
+    c->nrunning++;
+    if (curl_multi_add_handle(c->multi, easy) != CURLM_OK) {
+        req->done = NULL;
+        curl_slist_free_all(req->headers);
+        req->headers = NULL;
+        /* request_free removes the handle, which is harmless when it was never added */
+        request_free(req);
+        return NULL;
+    }
+    return req;
+}
+
+void td_http_client_cancel(struct td_http_client *c, struct td_http_request *req)
+{
+    (void)c;
+    request_free(req);
+}
+
+size_t td_http_client_running(const struct td_http_client *c)
+{
+    return c->nrunning;
+}
+
+static void check_done(struct td_http_client *c)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(c->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+        struct td_http_request *req = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&req);
+        CURLcode code = msg->data.result;
+        long status = 0;
+        curl_off_t retry_after = -1;
+        curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (curl_easy_getinfo(req->easy, CURLINFO_RETRY_AFTER, &retry_after) != CURLE_OK) {
+            retry_after = 0;
+        }
+        /* curl reports 0 both for "absent" and "Retry-After: 0"; look at the header. */
+        struct curl_header *h = NULL;
+        int64_t ra_ms = -1;
+        if (curl_easy_header(req->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) {
+            ra_ms = retry_after > 0 ? (int64_t)retry_after * 1000 : 0;
+        }
+        td_http_done_fn done = req->done;
+        void *arg = req->arg;
+        unsigned char *body = req->body;
+        size_t len = req->len;
+        req->body = NULL;
+        request_free(req);
+        done(NULL, code, code == CURLE_OK ? status : 0, ra_ms, body, len, arg);
+        free(body);
+    }
+}

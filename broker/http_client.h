@@ -1,0 +1,50 @@
+/* http_client.h - libcurl's multi interface driven by the loop.
+ *
+ * One client per loop: its multi handle keeps the connection cache, so every HTTP-speaking
+ * sink reuses keep-alive connections. Sockets and the timeout curl asks for are registered
+ * with the loop (CURLMOPT_SOCKETFUNCTION / TIMERFUNCTION), so no thread ever waits on HTTP.
+ * Easy handles are pooled and reset between requests.
+ * Threads: loop only.
+ */
+#ifndef TD_HTTP_CLIENT_H
+#define TD_HTTP_CLIENT_H
+
+#include <curl/curl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct td_loop;
+struct td_http_client;
+struct td_http_request;
+
+/* Called once per request when it finished: code is curl's result; status is 0 without a
+ * response; retry_after_ms is -1 when there was no Retry-After. The body (up to the cap) is
+ * valid only during the call. */
+typedef void (*td_http_done_fn)(struct td_http_request *req, CURLcode code, long status,
+                                int64_t retry_after_ms, const unsigned char *body, size_t len,
+                                void *arg);
+
+struct td_http_client *td_http_client_new(struct td_loop *loop);
+/* Abandons every request still running (no callback runs), then frees. NULL is a no-op. */
+void td_http_client_free(struct td_http_client *c);
+
+/* Gives an easy handle to configure (URL, headers, body, TLS...). Pass it to
+ * td_http_client_send (which takes it back) or td_http_client_release. NULL on failure. */
+CURL *td_http_client_easy(struct td_http_client *c);
+void td_http_client_release(struct td_http_client *c, CURL *easy);
+
+/* Starts the transfer. headers (may be NULL) is freed by the client when the request ends.
+ * arg is malloc'd by the caller and freed by done; a request abandoned by
+ * td_http_client_free has its arg freed there. Returns the request (for
+ * td_http_client_cancel) or NULL, in which case easy and headers were released and done is
+ * not called. */
+struct td_http_request *td_http_client_send(struct td_http_client *c, CURL *easy,
+                                            struct curl_slist *headers, td_http_done_fn done,
+                                            void *arg);
+/* Stops a running request; done is not called. */
+void td_http_client_cancel(struct td_http_client *c, struct td_http_request *req);
+
+/* Requests running now. */
+size_t td_http_client_running(const struct td_http_client *c);
+
+#endif

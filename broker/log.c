@@ -1,0 +1,124 @@
+/* log.c - the line formatter behind log.h. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum td_log_level log_level = TD_LOG_INFO;
+static enum td_log_format log_format = TD_LOG_TEXT;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void td_log_init(enum td_log_level level, enum td_log_format format)
+{
+    log_level = level;
+    log_format = format;
+}
+
+int td_log_enabled(enum td_log_level level)
+{
+    return level >= log_level;
+}
+
+/* Appends s to buf as the inside of a JSON string. Returns the new length. */
+static size_t put_json(char *buf, size_t len, size_t cap, const char *s)
+{
+    for (; *s && len + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            buf[len++] = '\\';
+            buf[len++] = (char)c;
+        } else if (c < 0x20) {
+            len += (size_t)snprintf(buf + len, cap - len, "\\u%04x", c);
+        } else {
+            buf[len++] = (char)c;
+        }
+    }
+    return len;
+}
+
+static size_t put_field(char *buf, size_t len, size_t cap, const char *key, const char *value)
+{
+    if (!value || len + 8 >= cap) {
+        return len;
+    }
+    if (log_format == TD_LOG_JSON) {
+        len += (size_t)snprintf(buf + len, cap - len, ",\"%s\":\"", key);
+        len = put_json(buf, len < cap ? len : cap, cap, value);
+        if (len + 1 < cap) {
+            buf[len++] = '"';
+        }
+    } else {
+        len += (size_t)snprintf(buf + len, cap - len, " %s=%s", key, value);
+    }
+    return len < cap ? len : cap - 1;
+}
+
+void td_log(enum td_log_level level, const char *trigger, const char *source, const char *id,
+            const char *fmt, ...)
+{
+    if (level < log_level) {
+        return;
+    }
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[80];
+    snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (long)(ts.tv_nsec / 1000000) % 1000);
+
+    char line[4096];
+    size_t cap = sizeof(line) - 2, len;
+    if (log_format == TD_LOG_JSON) {
+        len = (size_t)snprintf(line, cap, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", when,
+                               level_names[level]);
+        len = put_json(line, len, cap, msg);
+        line[len++] = '"';
+        len = put_field(line, len, cap, "trigger", trigger);
+        len = put_field(line, len, cap, "source", source);
+        len = put_field(line, len, cap, "id", id);
+        line[len++] = '}';
+    } else {
+        len = (size_t)snprintf(line, cap, "%s %-5s %s", when, level_names[level], msg);
+        len = len < cap ? len : cap - 1;
+        len = put_field(line, len, cap, "trigger", trigger);
+        len = put_field(line, len, cap, "source", source);
+        len = put_field(line, len, cap, "id", id);
+    }
+    line[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}
+
+void td_log_redact_url(const char *url, char *out, size_t outlen)
+{
+    if (!url) {
+        snprintf(out, outlen, "(none)");
+        return;
+    }
+    const char *scheme = strstr(url, "://");
+    const char *host = scheme ? scheme + 3 : url;
+    const char *end = host + strcspn(host, "/?#");
+    const char *at = NULL;
+    for (const char *p = host; p < end; p++) {
+        if (*p == '@') {
+            at = p;
+        }
+    }
+    if (!at) {
+        snprintf(out, outlen, "%s", url);
+        return;
+    }
+    snprintf(out, outlen, "%.*s%s", (int)(host - url), url, at + 1);
+}

@@ -1,0 +1,97 @@
+/* main.c - the command line: run, check, publish, version. Each command lives in its own
+ * module; this file only parses arguments. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "daemon.h"
+#include "publish.h"
+
+static const char usage[] =
+    "usage: triggerd COMMAND [OPTIONS]\n"
+    "\n"
+    "commands:\n"
+    "  run     -c PATH        run the daemon with a trigger file or a directory of them\n"
+    "  check   -c PATH        validate trigger files (exit 0 valid, 2 invalid)\n"
+    "  publish URL [OPTIONS]  publish one message (redis://HOST:PORT/STREAM)\n"
+    "  version                print the version\n"
+    "\n"
+    "Run 'triggerd COMMAND --help' for a command's options.\n";
+
+static const char run_usage[] =
+    "usage: triggerd run -c PATH\n"
+    "  -c, --config PATH   a trigger file, or a directory of *.yaml files\n"
+    "Runs in the foreground; logs go to stderr. SIGTERM/SIGINT drain and exit 0.\n";
+
+static const char check_usage[] =
+    "usage: triggerd check -c PATH\n"
+    "  -c, --config PATH   a trigger file, or a directory of *.yaml files\n"
+    "Prints each error as FILE:LINE:COLUMN: message and exits 2, or one line per trigger and\n"
+    "exits 0.\n";
+
+/* Parses "-c PATH" for run and check. Returns the path, or NULL after printing why. */
+static const char *config_arg(int argc, char **argv, const char *help, int *status)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'h':
+            fputs(help, stdout);
+            *status = 0;
+            return NULL;
+        default:
+            fputs(help, stderr);
+            *status = 2;
+            return NULL;
+        }
+    }
+    if (!path || optind < argc) {
+        fputs(help, stderr);
+        *status = 2;
+        return NULL;
+    }
+    return path;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    int status = 0;
+    if (strcmp(cmd, "run") == 0) {
+        const char *path = config_arg(argc - 1, argv + 1, run_usage, &status);
+        return path ? td_daemon_run(path) : status;
+    }
+    if (strcmp(cmd, "check") == 0) {
+        const char *path = config_arg(argc - 1, argv + 1, check_usage, &status);
+        return path ? td_check_run(path) : status;
+    }
+    if (strcmp(cmd, "publish") == 0) {
+        return td_publish_main(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("triggerd %s\n", TD_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    fprintf(stderr, "triggerd: unknown command '%s'\n\n%s", cmd, usage);
+    return 2;
+}

@@ -1,0 +1,293 @@
+/* publish.c - `triggerd publish` (see publish.h). Redis streams for now; Kafka and AMQP join
+ * with their sinks. */
+#include "publish.h"
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cloudevent.h"
+#include "loop.h"
+#include "redis_util.h"
+#include "retry.h"
+
+static const char usage[] =
+    "usage: triggerd publish URL [--data D] [--key K] [--header K=V]...\n"
+    "                        [--ce-type T --ce-source S --ce-id I] [--content-type CT]\n"
+    "  URL                   redis://[:PASSWORD@]HOST:PORT/[DB/]STREAM\n"
+    "  --data D              the payload (default: read stdin)\n"
+    "  --key K               the partition key (CloudEvent: partitionkey)\n"
+    "  --header K=V          an extra field (CloudEvent: an extension attribute ce_K)\n"
+    "  --ce-type T, --ce-source S, --ce-id I\n"
+    "                        publish a CloudEvent in binary mode (any one of them switches it\n"
+    "                        on; the others default to dev.triggerd.publish, /triggerd/publish\n"
+    "                        and a random id)\n"
+    "  --content-type CT     the data's media type (datacontenttype)\n"
+    "Prints the id of the new entry.\n";
+
+struct pub {
+    const char *url;
+    char *data;
+    size_t len;
+    const char *key;
+    const char *ce_type, *ce_source, *ce_id;
+    const char *content_type;
+    const char **headers; /* "K=V" */
+    size_t nheaders;
+};
+
+static char *read_stdin(size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n, stdin);
+        n += r;
+        if (r == 0) {
+            break;
+        }
+        if (n == cap) {
+            char *b = realloc(buf, cap * 2);
+            if (!b) {
+                free(buf);
+                return NULL;
+            }
+            buf = b;
+            cap *= 2;
+        }
+    }
+    *len = n;
+    return buf;
+}
+
+static struct td_event *build_event(const struct pub *p)
+{
+    struct td_event *ev = td_event_new();
+    if (!ev) {
+        return NULL;
+    }
+    char id[40], now[32];
+    if (!p->ce_id) {
+        snprintf(id, sizeof(id), "%016llx%016llx", (unsigned long long)td_random(),
+                 (unsigned long long)td_random());
+    }
+    td_format_time_ms(td_wall_ms(), now);
+    int rc = td_event_set(ev, "specversion", "1.0");
+    rc |= td_event_set(ev, "id", p->ce_id ? p->ce_id : id);
+    rc |= td_event_set(ev, "type", p->ce_type ? p->ce_type : "dev.triggerd.publish");
+    rc |= td_event_set(ev, "source", p->ce_source ? p->ce_source : "/triggerd/publish");
+    rc |= td_event_set(ev, "time", now);
+    if (p->content_type) {
+        rc |= td_event_set(ev, "datacontenttype", p->content_type);
+    }
+    if (p->key) {
+        rc |= td_event_set(ev, "partitionkey", p->key);
+    }
+    for (size_t i = 0; i < p->nheaders; i++) {
+        const char *eq = strchr(p->headers[i], '=');
+        char name[64];
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - p->headers[i]), p->headers[i]);
+        rc |= td_event_set(ev, name, eq + 1);
+    }
+    rc |= td_event_set_data(ev, p->data, p->len);
+    char err[256];
+    if (rc != 0 || td_event_validate(ev, err, sizeof(err)) < 0) {
+        fprintf(stderr, "triggerd publish: not a valid CloudEvent: %s\n",
+                rc ? "out of memory" : err);
+        td_event_unref(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+static int publish_redis(const struct pub *p)
+{
+    struct td_redis_addr addr;
+    char err[256];
+    int rc = 1;
+    redisContext *c = NULL;
+    redisReply *r = NULL;
+    struct td_redis_fields f = {0};
+    const char **argv = NULL;
+    size_t *lens = NULL;
+    if (td_redis_addr_parse(p->url, &addr, err, sizeof(err)) < 0) {
+        fprintf(stderr, "triggerd publish: %s\n", err);
+        return 2;
+    }
+    /* The path is STREAM or DB/STREAM. */
+    int db = 0;
+    const char *stream = addr.path;
+    const char *slash = strchr(addr.path, '/');
+    if (slash) {
+        db = atoi(addr.path);
+        stream = slash + 1;
+    }
+    if (!*stream) {
+        fprintf(stderr, "triggerd publish: the URL names no stream\n");
+        rc = 2;
+        goto out;
+    }
+    bool ce = p->ce_type || p->ce_source || p->ce_id;
+    if (ce) {
+        struct td_event *ev = build_event(p);
+        if (!ev) {
+            goto out;
+        }
+        int erc = td_ce_to_redis(ev, &f);
+        td_event_unref(ev);
+        if (erc < 0) {
+            goto out;
+        }
+    }
+    size_t n = ce ? f.n : 2 * (1 + p->nheaders + (p->key ? 1 : 0));
+    argv = calloc(n + 3, sizeof(*argv));
+    lens = calloc(n + 3, sizeof(*lens));
+    if (!argv || !lens) {
+        goto out;
+    }
+    size_t argc = 0;
+    argv[argc] = "XADD";
+    lens[argc++] = 4;
+    argv[argc] = stream;
+    lens[argc++] = strlen(stream);
+    argv[argc] = "*";
+    lens[argc++] = 1;
+    if (ce) {
+        for (size_t i = 0; i < f.n; i++) {
+            argv[argc] = f.argv[i];
+            lens[argc++] = f.lens[i];
+        }
+    } else {
+        for (size_t i = 0; i < p->nheaders; i++) {
+            const char *eq = strchr(p->headers[i], '=');
+            argv[argc] = p->headers[i];
+            lens[argc++] = (size_t)(eq - p->headers[i]);
+            argv[argc] = eq + 1;
+            lens[argc++] = strlen(eq + 1);
+        }
+        if (p->key) {
+            argv[argc] = "key";
+            lens[argc++] = 3;
+            argv[argc] = p->key;
+            lens[argc++] = strlen(p->key);
+        }
+        argv[argc] = "data";
+        lens[argc++] = 4;
+        argv[argc] = p->data;
+        lens[argc++] = p->len;
+    }
+    c = td_redis_connect(&addr, db, 5000, err, sizeof(err));
+    if (!c) {
+        fprintf(stderr, "triggerd publish: %s\n", err);
+        goto out;
+    }
+    r = redisCommandArgv(c, (int)argc, argv, lens);
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        fprintf(stderr, "triggerd publish: XADD failed: %s\n",
+                r ? (r->str ? r->str : "unexpected reply") : c->errstr);
+        goto out;
+    }
+    printf("%s\n", r->str);
+    rc = 0;
+out:
+    if (r) {
+        freeReplyObject(r);
+    }
+    if (c) {
+        redisFree(c);
+    }
+    free(argv);
+    free(lens);
+    td_redis_fields_free(&f);
+    td_redis_addr_free(&addr);
+    return rc;
+}
+
+int td_publish_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},
+        {"key", required_argument, NULL, 'k'},
+        {"header", required_argument, NULL, 'H'},
+        {"ce-type", required_argument, NULL, 't'},
+        {"ce-source", required_argument, NULL, 's'},
+        {"ce-id", required_argument, NULL, 'i'},
+        {"content-type", required_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct pub p = {0};
+    const char *data = NULL;
+    int rc = 2;
+    p.headers = calloc((size_t)argc + 1, sizeof(*p.headers));
+    if (!p.headers) {
+        return 1;
+    }
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "d:k:H:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            data = optarg;
+            break;
+        case 'k':
+            p.key = optarg;
+            break;
+        case 'H':
+            if (!strchr(optarg, '=') || optarg[0] == '=') {
+                fprintf(stderr, "triggerd publish: --header wants K=V, got '%s'\n", optarg);
+                goto out;
+            }
+            p.headers[p.nheaders++] = optarg;
+            break;
+        case 't':
+            p.ce_type = optarg;
+            break;
+        case 's':
+            p.ce_source = optarg;
+            break;
+        case 'i':
+            p.ce_id = optarg;
+            break;
+        case 'C':
+            p.content_type = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            rc = 0;
+            goto out;
+        default:
+            fputs(usage, stderr);
+            goto out;
+        }
+    }
+    if (optind != argc - 1) {
+        fputs(usage, stderr);
+        goto out;
+    }
+    p.url = argv[optind];
+    if (data) {
+        p.data = strdup(data);
+        p.len = strlen(data);
+    } else {
+        p.data = read_stdin(&p.len);
+    }
+    if (!p.data) {
+        rc = 1;
+        goto out;
+    }
+    if (strncmp(p.url, "redis://", 8) == 0) {
+        rc = publish_redis(&p);
+    } else {
+        fprintf(stderr, "triggerd publish: unsupported URL scheme in '%s' (this build: redis://)\n",
+                p.url);
+    }
+out:
+    free(p.data);
+    free(p.headers);
+    return rc;
+}

@@ -1,0 +1,171 @@
+/* router.c - from a source message to the triggers that want it.
+ *
+ * Each trigger on the message's source gets its own view of the event (the trigger's event:
+ * defaults when the message was wrapped, then its set: overrides; shared, not copied, when
+ * it has none), and its filter decides. The message counts one pending unit per matched
+ * trigger plus one held by the router while it fans out, so it is acknowledged exactly once,
+ * after the last trigger finished. A message no trigger wants is acknowledged at once.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cloudevent.h"
+#include "core.h"
+#include "filter.h"
+#include "log.h"
+
+/* Returns the event trg sees (one reference, the caller unrefs), or NULL on out of memory. */
+static struct td_event *event_for(const struct td_conf_trigger *conf, struct td_msg *msg)
+{
+    bool defaults = msg->wrapped && (conf->event_type || conf->event_source);
+    if (!defaults && conf->event_set.n == 0) {
+        return td_event_ref(msg->ev);
+    }
+    struct td_event *ev = td_event_clone(msg->ev);
+    if (!ev) {
+        return NULL;
+    }
+    int rc = 0;
+    if (defaults && conf->event_type) {
+        rc |= td_event_set(ev, "type", conf->event_type);
+    }
+    if (defaults && conf->event_source) {
+        rc |= td_event_set(ev, "source", conf->event_source);
+    }
+    for (size_t i = 0; i < conf->event_set.n; i++) {
+        rc |= td_event_set(ev, conf->event_set.items[i].key, conf->event_set.items[i].value);
+    }
+    if (rc != 0) {
+        td_event_unref(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+/* A message that cannot be delivered as it is goes to the dead-letter target of every
+ * trigger on its source, once per distinct target. */
+static void route_dead_letter(struct td_core *core, struct td_msg *msg, const char *reason)
+{
+    int sent = 0;
+    for (size_t i = 0; i < core->cfg->ntriggers; i++) {
+        struct td_trigger_rt *trg = &core->triggers[i];
+        if (strcmp(trg->conf->source, msg->src->name) != 0 || !trg->dead_letter) {
+            continue;
+        }
+        bool seen = false;
+        for (size_t j = 0; j < i; j++) {
+            struct td_trigger_rt *other = &core->triggers[j];
+            seen |= strcmp(other->conf->source, msg->src->name) == 0 &&
+                    other->dead_letter == trg->dead_letter;
+        }
+        if (seen) {
+            continue;
+        }
+        struct td_event *ev = event_for(trg->conf, msg);
+        if (!ev) {
+            msg->release = true;
+            continue;
+        }
+        msg->pending++;
+        td_dispatch_dead_letter(trg, msg, ev, reason);
+        td_event_unref(ev);
+        sent++;
+    }
+    if (sent == 0) {
+        td_log_error(NULL, msg->src->name, msg->coord,
+                     "%s%s%s, and no trigger on this source has a dead_letter target; left "
+                     "unacknowledged",
+                     reason, msg->invalid ? ": " : "", msg->invalid ? msg->invalid : "");
+        msg->release = true;
+    }
+}
+
+void td_router_route(struct td_core *core, struct td_msg *msg)
+{
+    core->msgs_in_flight++;
+    msg->pending = 1; /* the router's own hold, dropped at the end */
+    if (core->draining) {
+        td_core_msg_done(core, msg, true);
+        return;
+    }
+    if (msg->invalid || msg->dl_reason) {
+        route_dead_letter(core, msg, msg->dl_reason ? msg->dl_reason : "invalid_event");
+        td_core_msg_done(core, msg, false);
+        return;
+    }
+    int matched = 0;
+    for (size_t i = 0; i < core->cfg->ntriggers; i++) {
+        struct td_trigger_rt *trg = &core->triggers[i];
+        if (strcmp(trg->conf->source, msg->src->name) != 0) {
+            continue;
+        }
+        struct td_event *ev = event_for(trg->conf, msg);
+        if (!ev) {
+            msg->release = true;
+            continue;
+        }
+        if (td_filter_match(trg->conf->filter, ev)) {
+            msg->pending++;
+            matched++;
+            td_dispatch_submit(trg, msg, ev);
+        }
+        td_event_unref(ev);
+    }
+    if (matched == 0) {
+        core->unmatched++;
+        td_log_debug(NULL, msg->src->name, td_event_get(msg->ev, "id"), "no trigger matched");
+    }
+    td_core_msg_done(core, msg, false);
+}
+
+void td_core_msg_done(struct td_core *core, struct td_msg *msg, bool release)
+{
+    if (release) {
+        msg->release = true;
+    }
+    if (--msg->pending > 0) {
+        return;
+    }
+    core->msgs_in_flight--;
+    td_source_complete(msg->src, msg, msg->release ? TD_OUTCOME_RELEASE : TD_OUTCOME_ACK);
+}
+
+static void on_batch(struct td_loop *loop, void *arg)
+{
+    struct td_core *core = NULL;
+    struct td_msg *msg = arg;
+    while (msg) {
+        struct td_msg *next = msg->next;
+        msg->next = NULL;
+        core = msg->src->core;
+        td_router_route(core, msg);
+        msg = next;
+    }
+}
+
+void td_core_emit(void *corep, struct td_msg *batch)
+{
+    struct td_core *core = corep;
+    if (td_loop_post(core->loop, on_batch, batch) < 0) {
+        /* Out of memory: these entries were read but never routed; they stay pending at the
+         * broker and come back (reaper / restart). Free them without acking. */
+        while (batch) {
+            struct td_msg *next = batch->next;
+            td_source_complete(batch->src, batch, TD_OUTCOME_RELEASE);
+            batch = next;
+        }
+    }
+}
+
+struct td_sink *td_core_sink(struct td_core *core, const char *name)
+{
+    if (!name) {
+        return NULL;
+    }
+    for (size_t i = 0; i < core->cfg->nsinks; i++) {
+        if (strcmp(core->sinks[i]->name, name) == 0) {
+            return core->sinks[i];
+        }
+    }
+    return NULL;
+}

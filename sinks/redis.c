@@ -1,0 +1,347 @@
+/* redis.c - the Redis stream sink: XADDs the event in binary mode (DESIGN.md §2, our Redis
+ * binding). Used as a dead-letter and reply target. It speaks hiredis' async API on the loop
+ * (an adapter below maps hiredis' read/write interest onto epoll), so a slow Redis never
+ * blocks a delivery. hiredis 0.14 has no command timeout: an attempt that outlives its
+ * timeout drops the connection, which fails every command on it (all retryable). */
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "cloudevent.h"
+#include "log.h"
+#include "loop.h"
+#include "redis_util.h"
+#include "sink.h"
+
+struct redis_sink;
+
+struct redis_attempt {
+    struct redis_attempt *prev, *next;
+    struct redis_sink *rs;
+    struct td_attempt *a;
+    struct td_timer timer;
+};
+
+struct redis_sink {
+    struct td_sink *k;
+    struct td_redis_addr addr;
+    int db;
+    redisAsyncContext *ac;
+    int fd;
+    bool reading, writing;
+    struct redis_attempt *attempts; /* waiting for a reply */
+};
+
+static void update_events(struct redis_sink *rs);
+
+static void on_fd(struct td_loop *loop, int fd, uint32_t events, void *arg)
+{
+    struct redis_sink *rs = arg;
+    redisAsyncContext *ac = rs->ac;
+    if (!ac) {
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+        redisAsyncHandleRead(ac);
+    }
+    if (rs->ac == ac && (events & EPOLLOUT)) {
+        redisAsyncHandleWrite(ac);
+    }
+}
+
+static void update_events(struct redis_sink *rs)
+{
+    uint32_t ev = (rs->reading ? EPOLLIN : 0) | (rs->writing ? EPOLLOUT : 0);
+    td_loop_fd_del(rs->k->loop, rs->fd);
+    if (ev) {
+        td_loop_fd_add(rs->k->loop, rs->fd, ev, on_fd, rs);
+    }
+}
+
+static void add_read(void *p)
+{
+    struct redis_sink *rs = p;
+    rs->reading = true;
+    update_events(rs);
+}
+
+static void del_read(void *p)
+{
+    struct redis_sink *rs = p;
+    rs->reading = false;
+    update_events(rs);
+}
+
+static void add_write(void *p)
+{
+    struct redis_sink *rs = p;
+    rs->writing = true;
+    update_events(rs);
+}
+
+static void del_write(void *p)
+{
+    struct redis_sink *rs = p;
+    rs->writing = false;
+    update_events(rs);
+}
+
+static void cleanup(void *p)
+{
+    struct redis_sink *rs = p;
+    rs->reading = rs->writing = false;
+    td_loop_fd_del(rs->k->loop, rs->fd);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct redis_sink *rs = ac->ev.data;
+    if (status != REDIS_OK) {
+        td_log_warn(NULL, NULL, NULL, "sink '%s': connect to %s:%d failed: %s", rs->k->name,
+                    rs->addr.host, rs->addr.port, ac->errstr);
+        rs->ac = NULL; /* hiredis frees the context after this callback */
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct redis_sink *rs = ac->ev.data;
+    if (status != REDIS_OK) {
+        td_log_warn(NULL, NULL, NULL, "sink '%s': connection lost: %s", rs->k->name, ac->errstr);
+    }
+    rs->ac = NULL;
+}
+
+static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    struct redis_sink *rs = ac->ev.data;
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        td_log_error(NULL, NULL, NULL, "sink '%s': %s failed: %s", rs->k->name,
+                     (const char *)privdata, reply->str);
+    }
+}
+
+static int ensure_connected(struct redis_sink *rs)
+{
+    if (rs->ac) {
+        return 0;
+    }
+    redisAsyncContext *ac = redisAsyncConnect(rs->addr.host, rs->addr.port);
+    if (!ac) {
+        return -1;
+    }
+    if (ac->err) {
+        redisAsyncFree(ac);
+        return -1;
+    }
+    rs->ac = ac;
+    rs->fd = ac->c.fd;
+    rs->reading = rs->writing = false;
+    ac->ev.data = rs;
+    ac->ev.addRead = add_read;
+    ac->ev.delRead = del_read;
+    ac->ev.addWrite = add_write;
+    ac->ev.delWrite = del_write;
+    ac->ev.cleanup = cleanup;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (rs->addr.password) {
+        if (rs->addr.user) {
+            redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s %s", rs->addr.user,
+                              rs->addr.password);
+        } else {
+            redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", rs->addr.password);
+        }
+    }
+    if (rs->db > 0) {
+        redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", rs->db);
+    }
+    return 0;
+}
+
+static void attempt_unlink(struct redis_attempt *ra)
+{
+    struct redis_sink *rs = ra->rs;
+    if (ra->prev) {
+        ra->prev->next = ra->next;
+    } else {
+        rs->attempts = ra->next;
+    }
+    if (ra->next) {
+        ra->next->prev = ra->prev;
+    }
+    td_timer_stop(rs->k->loop, &ra->timer);
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct redis_attempt *ra = privdata;
+    redisReply *reply = r;
+    struct td_attempt *a = ra->a;
+    attempt_unlink(ra);
+    free(ra);
+    if (!reply) {
+        td_attempt_done(a, TD_RESULT_RETRY, 0, -1, "redis connection lost", NULL, 0);
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        char reason[160];
+        snprintf(reason, sizeof(reason), "redis: %s", reply->str);
+        td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
+    } else {
+        td_attempt_done(a, TD_RESULT_OK, 0, -1, "XADD", NULL, 0);
+    }
+}
+
+static int64_t on_timeout(struct td_loop *loop, void *arg)
+{
+    struct redis_attempt *ra = arg;
+    struct redis_sink *rs = ra->rs;
+    td_log_warn(NULL, NULL, NULL, "sink '%s': no reply within the timeout, reconnecting",
+                rs->k->name);
+    if (rs->ac) {
+        /* Fails every pending command (on_reply with NULL), this one included. */
+        redisAsyncDisconnect(rs->ac);
+    }
+    return TD_LOOP_NOMORE;
+}
+
+static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attempt *a)
+{
+    struct redis_sink *rs = k->impl;
+    struct td_redis_fields f = {0};
+    const char **argv = NULL;
+    size_t *lens = NULL;
+    struct redis_attempt *ra = NULL;
+    if (ensure_connected(rs) < 0) {
+        snprintf(a->reason, sizeof(a->reason), "cannot connect to redis %s:%d", rs->addr.host,
+                 rs->addr.port);
+        return -1;
+    }
+    if (td_ce_to_redis(ev, &f) < 0) {
+        goto oom;
+    }
+    size_t argc = 0, max = f.n + 6;
+    argv = malloc(max * sizeof(*argv));
+    lens = malloc(max * sizeof(*lens));
+    ra = calloc(1, sizeof(*ra));
+    if (!argv || !lens || !ra) {
+        goto oom;
+    }
+    char maxlen[32];
+    argv[argc] = "XADD";
+    lens[argc++] = 4;
+    argv[argc] = k->conf->redis.stream;
+    lens[argc++] = strlen(k->conf->redis.stream);
+    if (k->conf->redis.maxlen > 0) {
+        snprintf(maxlen, sizeof(maxlen), "%lld", (long long)k->conf->redis.maxlen);
+        argv[argc] = "MAXLEN";
+        lens[argc++] = 6;
+        argv[argc] = "~";
+        lens[argc++] = 1;
+        argv[argc] = maxlen;
+        lens[argc++] = strlen(maxlen);
+    }
+    argv[argc] = "*";
+    lens[argc++] = 1;
+    for (size_t i = 0; i < f.n; i++) {
+        argv[argc] = f.argv[i];
+        lens[argc++] = f.lens[i];
+    }
+    ra->rs = rs;
+    ra->a = a;
+    td_timer_init(&ra->timer, on_timeout, ra);
+    if (redisAsyncCommandArgv(rs->ac, on_reply, ra, (int)argc, argv, lens) != REDIS_OK) {
+        snprintf(a->reason, sizeof(a->reason), "redis command could not be queued");
+        free(ra);
+        ra = NULL;
+        goto fail;
+    }
+    ra->next = rs->attempts;
+    if (rs->attempts) {
+        rs->attempts->prev = ra;
+    }
+    rs->attempts = ra;
+    int64_t timeout = a->timeout_ms > 0 ? a->timeout_ms : k->conf->timeout_ms;
+    td_timer_start(k->loop, &ra->timer, timeout > 0 ? timeout : 10000);
+    a->sink_state = ra;
+    free(argv);
+    free(lens);
+    td_redis_fields_free(&f);
+    return 0;
+oom:
+    snprintf(a->reason, sizeof(a->reason), "out of memory");
+    free(ra);
+fail:
+    free(argv);
+    free(lens);
+    td_redis_fields_free(&f);
+    return -1;
+}
+
+static void destroy(struct td_sink *k)
+{
+    struct redis_sink *rs = k->impl;
+    if (!rs) {
+        return;
+    }
+    /* Teardown: abandon the attempts (see sink.h), then free the context; its callbacks
+     * must not reach them. */
+    while (rs->attempts) {
+        struct redis_attempt *ra = rs->attempts;
+        attempt_unlink(ra);
+        free(ra);
+    }
+    if (rs->ac) {
+        redisAsyncContext *ac = rs->ac;
+        ac->onDisconnect = NULL;
+        /* pending callbacks get NULL replies; point them at nothing */
+        redisCallback *cb = ac->replies.head;
+        for (; cb; cb = cb->next) {
+            cb->fn = NULL;
+        }
+        rs->ac = NULL;
+        redisAsyncFree(ac);
+    }
+    td_redis_addr_free(&rs->addr);
+    free(rs);
+    k->impl = NULL;
+}
+
+static const struct td_sink_ops redis_ops = {
+    .name = "redis",
+    .deliver = deliver,
+    .destroy = destroy,
+};
+
+int td_sink_redis_init(struct td_sink *k, char *err, size_t errlen)
+{
+    struct redis_sink *rs = calloc(1, sizeof(*rs));
+    if (!rs) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    rs->k = k;
+    rs->fd = -1;
+    char why[200];
+    if (td_redis_addr_parse(k->conf->redis.url, &rs->addr, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "sink '%s': %s", k->name, why);
+        free(rs);
+        return -1;
+    }
+    rs->db = td_redis_addr_db(&rs->addr);
+    if (rs->db < 0) {
+        snprintf(err, errlen, "sink '%s': the Redis URL path must be a database number", k->name);
+        td_redis_addr_free(&rs->addr);
+        free(rs);
+        return -1;
+    }
+    k->ops = &redis_ops;
+    k->impl = rs;
+    snprintf(k->dest, sizeof(k->dest), "redis://%s:%d/%d/%s", rs->addr.host, rs->addr.port, rs->db,
+             k->conf->redis.stream);
+    return 0;
+}

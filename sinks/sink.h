@@ -1,0 +1,93 @@
+/* sink.h - the sink plugin interface: deliver one event, classify the outcome.
+ *
+ * A sink only delivers and classifies; it never sleeps and never retries (dispatch.c owns
+ * attempts, backoff and dead-lettering). deliver() runs on the loop thread, must not block,
+ * and reports through td_attempt_done() exactly once per attempt, always from a later loop
+ * callback, never from inside deliver() itself.
+ *
+ * Classification: TD_RESULT_OK (2xx), TD_RESULT_RETRY (connection errors, timeouts, 408,
+ * 429, 5xx, or as the trigger's retry_on list says), TD_RESULT_FINAL (other 4xx, an event
+ * the target refuses for good).
+ */
+#ifndef TD_SINK_H
+#define TD_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct td_event;
+struct td_loop;
+struct td_sink;
+struct td_attempt;
+
+enum td_result { TD_RESULT_OK, TD_RESULT_RETRY, TD_RESULT_FINAL };
+
+typedef void (*td_attempt_cb)(struct td_attempt *a);
+
+/* One try at delivering one event. Owned by its caller (dispatch), who keeps it, and the
+ * event, alive until td_attempt_done() was called. */
+struct td_attempt {
+    const struct td_event *ev;
+    int64_t timeout_ms;
+    const int *retry_on; /* optional: exactly these HTTP statuses are retryable */
+    size_t nretry_on;
+    td_attempt_cb done; /* set by the caller */
+    void *owner;        /* the caller's context */
+    void *sink_state;   /* the sink's per-attempt state while in flight */
+    /* outcome, filled by td_attempt_done */
+    enum td_result result;
+    int http_status;        /* 0 when no response came */
+    int64_t retry_after_ms; /* -1 when the target said nothing */
+    char reason[160];
+    unsigned char *body; /* the response body, at most TD_ATTEMPT_BODY_MAX bytes, malloc'd */
+    size_t body_len;
+};
+
+#define TD_ATTEMPT_BODY_MAX 65536
+
+/* Records the outcome and calls a->done. Exactly once per attempt. body/len are copied (up to
+ * TD_ATTEMPT_BODY_MAX). Loop thread. */
+void td_attempt_done(struct td_attempt *a, enum td_result r, int http_status,
+                     int64_t retry_after_ms, const char *reason, const void *body, size_t len);
+/* Frees what td_attempt_done copied; the attempt can be reused afterwards. */
+void td_attempt_reset(struct td_attempt *a);
+
+/* The default HTTP classification (and the retry_on override). */
+enum td_result td_classify_http(int status, const int *retry_on, size_t nretry_on);
+
+struct td_sink_ops {
+    const char *name;
+    /* Starts an attempt: 0, or -1 when it could not even start (then td_attempt_done was NOT
+     * called and the attempt counts as a retryable failure with the reason in a->reason). */
+    int (*deliver)(struct td_sink *k, const struct td_event *ev, struct td_attempt *a);
+    /* Frees the sink. Attempts still in flight are abandoned without a callback: this only
+     * happens at teardown, after the loop stopped, when their messages stay unacknowledged
+     * and are redelivered. */
+    void (*destroy)(struct td_sink *k);
+};
+
+struct td_sink {
+    const struct td_sink_ops *ops;
+    const struct td_conf_sink *conf;
+    const char *name; /* conf->name */
+    char dest[256];   /* where it delivers, without credentials: knativeerrordest */
+    struct td_loop *loop;
+    void *impl;
+};
+
+struct td_http_client;
+
+/* Creates the sink for conf->kind; NULL with a message in err. http is the loop's shared
+ * libcurl client. Free with td_sink_free(). Loop thread. */
+struct td_sink *td_sink_new(const struct td_conf_sink *conf, struct td_loop *loop,
+                            struct td_http_client *http, char *err, size_t errlen);
+void td_sink_free(struct td_sink *k);
+
+/* The plugins' constructors: fill k->impl and k->dest; 0 or -1 with a message. */
+int td_sink_http_init(struct td_sink *k, struct td_http_client *http, char *err, size_t errlen);
+int td_sink_redis_init(struct td_sink *k, char *err, size_t errlen);
+int td_sink_file_init(struct td_sink *k, char *err, size_t errlen);
+
+#endif

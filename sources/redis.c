@@ -1,0 +1,797 @@
+/* redis.c - the Redis Streams source.
+ *
+ * One thread, two connections (DEPENDENCIES.md: a BLOCK read occupies its connection):
+ *  - `rd` carries XREADGROUP ... BLOCK, written with redisAppendCommandArgv and read only
+ *    when poll(2) says the socket is readable, so the thread also wakes for completions;
+ *  - `ack` carries XGROUP, XACK, XPENDING and XCLAIM synchronously (short, on loopback).
+ * It reads its own pending entries first (id 0, what a previous run left unacked), then new
+ * ones (>). Completed messages come back through the mailbox and are XACKed in one command
+ * per wake-up; an XACK that fails is kept and sent again after the reconnect. Released
+ * messages are not acked: they stay in the pending list and the reaper claims them again.
+ * The reaper claims entries idle longer than claim_idle (from consumers that died, or replies
+ * lost with a connection), skipping what this process still has in flight, and dead-letters
+ * an entry delivered more than max_deliveries times.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "cloudevent.h"
+#include "deadletter.h"
+#include "log.h"
+#include "loop.h"
+#include "redis_util.h"
+#include "source.h"
+
+#define DEFAULT_TYPE  "dev.triggerd.redis.entry"
+#define IO_TIMEOUT_MS 5000
+#define REAP_BATCH    100
+
+/* A set of entry ids: what this process has in flight. Chained hash, grows with load. */
+struct id_node {
+    struct id_node *next;
+    char id[];
+};
+
+struct id_set {
+    struct id_node **buckets;
+    size_t nbuckets;
+    size_t n;
+};
+
+struct redis_source {
+    struct td_source *src;
+    const struct td_conf_redis_source *conf;
+    struct td_redis_addr addr;
+    int db;
+    char *ce_source; /* the CloudEvents source of wrapped entries */
+    pthread_t thread;
+    bool started;
+    atomic_bool quiesce;
+    atomic_bool stop;
+    int stopfd;
+    redisContext *rd;
+    redisContext *ack;
+    bool outstanding; /* an XREADGROUP is in flight on rd */
+    bool own_pending; /* still reading our own pending entries */
+    char cursor[64];  /* the last own-pending id read */
+    struct id_set inflight;
+    char **unacked; /* completed ids whose XACK has not gone through */
+    size_t nunacked, capunacked;
+    int64_t next_reap_ms;
+    char last_error[256];
+};
+
+/* ---- the id set ---- */
+
+static size_t id_hash(const char *s)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    }
+    return h;
+}
+
+static bool id_set_has(const struct id_set *set, const char *id)
+{
+    if (!set->nbuckets) {
+        return false;
+    }
+    for (struct id_node *n = set->buckets[id_hash(id) % set->nbuckets]; n; n = n->next) {
+        if (strcmp(n->id, id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int id_set_add(struct id_set *set, const char *id)
+{
+    if (set->n + 1 > set->nbuckets) {
+        size_t nb = set->nbuckets ? set->nbuckets * 2 : 256;
+        struct id_node **b = calloc(nb, sizeof(*b));
+        if (!b) {
+            return -1;
+        }
+        for (size_t i = 0; i < set->nbuckets; i++) {
+            for (struct id_node *n = set->buckets[i], *next; n; n = next) {
+                next = n->next;
+                size_t h = id_hash(n->id) % nb;
+                n->next = b[h];
+                b[h] = n;
+            }
+        }
+        free(set->buckets);
+        set->buckets = b;
+        set->nbuckets = nb;
+    }
+    size_t len = strlen(id);
+    struct id_node *n = malloc(sizeof(*n) + len + 1);
+    if (!n) {
+        return -1;
+    }
+    memcpy(n->id, id, len + 1);
+    size_t h = id_hash(id) % set->nbuckets;
+    n->next = set->buckets[h];
+    set->buckets[h] = n;
+    set->n++;
+    return 0;
+}
+
+static void id_set_del(struct id_set *set, const char *id)
+{
+    if (!set->nbuckets) {
+        return;
+    }
+    struct id_node **pp = &set->buckets[id_hash(id) % set->nbuckets];
+    for (; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->id, id) == 0) {
+            struct id_node *n = *pp;
+            *pp = n->next;
+            free(n);
+            set->n--;
+            return;
+        }
+    }
+}
+
+static void id_set_free(struct id_set *set)
+{
+    for (size_t i = 0; i < set->nbuckets; i++) {
+        for (struct id_node *n = set->buckets[i], *next; n; n = next) {
+            next = n->next;
+            free(n);
+        }
+    }
+    free(set->buckets);
+    memset(set, 0, sizeof(*set));
+}
+
+/* ---- connections ---- */
+
+static void disconnect(struct redis_source *rs)
+{
+    if (rs->rd) {
+        redisFree(rs->rd);
+        rs->rd = NULL;
+    }
+    if (rs->ack) {
+        redisFree(rs->ack);
+        rs->ack = NULL;
+    }
+    rs->outstanding = false;
+    atomic_store(&rs->src->connected, false);
+}
+
+/* Logs a connection problem once per distinct message, so an outage is one line. */
+static void report(struct redis_source *rs, const char *what)
+{
+    if (strcmp(rs->last_error, what) != 0) {
+        td_log_warn(NULL, rs->src->name, NULL, "redis %s:%d: %s", rs->addr.host, rs->addr.port,
+                    what);
+        snprintf(rs->last_error, sizeof(rs->last_error), "%s", what);
+    }
+}
+
+static redisReply *ack_command(struct redis_source *rs, int argc, const char **argv,
+                               const size_t *lens)
+{
+    redisReply *r = redisCommandArgv(rs->ack, argc, argv, lens);
+    if (!r) {
+        report(rs, rs->ack->errstr[0] ? rs->ack->errstr : "connection lost");
+        disconnect(rs);
+    }
+    return r;
+}
+
+static int connect_both(struct redis_source *rs)
+{
+    char err[256];
+    rs->rd = td_redis_connect(&rs->addr, rs->db, IO_TIMEOUT_MS, err, sizeof(err));
+    if (rs->rd) {
+        rs->ack = td_redis_connect(&rs->addr, rs->db, IO_TIMEOUT_MS, err, sizeof(err));
+    }
+    if (!rs->rd || !rs->ack) {
+        report(rs, err);
+        disconnect(rs);
+        return -1;
+    }
+    /* The read connection waits in BLOCK for up to block_ms; only poll decides when to read,
+     * so it needs no socket timeout. */
+    struct timeval none = {0, 0};
+    redisSetTimeout(rs->rd, none);
+    const char *start =
+        strcmp(rs->conf->start ? rs->conf->start : "earliest", "latest") == 0 ? "$" : "0";
+    const char *argv[] = {"XGROUP", "CREATE", rs->conf->stream, rs->conf->group, start, "MKSTREAM"};
+    size_t lens[6];
+    for (int i = 0; i < 6; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    redisReply *r = ack_command(rs, 6, argv, lens);
+    if (!r) {
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0) {
+        report(rs, r->str);
+        freeReplyObject(r);
+        disconnect(rs);
+        return -1;
+    }
+    freeReplyObject(r);
+    if (rs->last_error[0]) {
+        td_log_info(NULL, rs->src->name, NULL, "redis %s:%d: connected again", rs->addr.host,
+                    rs->addr.port);
+    }
+    rs->last_error[0] = '\0';
+    atomic_store(&rs->src->connected, true);
+    return 0;
+}
+
+/* ---- acks ---- */
+
+static void remember_ack(struct redis_source *rs, char *id)
+{
+    if (rs->nunacked == rs->capunacked) {
+        size_t cap = rs->capunacked ? rs->capunacked * 2 : 256;
+        char **a = realloc(rs->unacked, cap * sizeof(*a));
+        if (!a) {
+            /* Without memory the entry stays pending and is claimed again: a duplicate,
+             * never a loss. */
+            free(id);
+            return;
+        }
+        rs->unacked = a;
+        rs->capunacked = cap;
+    }
+    rs->unacked[rs->nunacked++] = id;
+}
+
+static void flush_acks(struct redis_source *rs)
+{
+    if (!rs->ack || rs->nunacked == 0) {
+        return;
+    }
+    size_t n = rs->nunacked;
+    const char **argv = malloc((n + 3) * sizeof(*argv));
+    size_t *lens = malloc((n + 3) * sizeof(*lens));
+    if (!argv || !lens) {
+        free(argv);
+        free(lens);
+        return;
+    }
+    argv[0] = "XACK";
+    argv[1] = rs->conf->stream;
+    argv[2] = rs->conf->group;
+    for (size_t i = 0; i < n; i++) {
+        argv[i + 3] = rs->unacked[i];
+    }
+    for (size_t i = 0; i < n + 3; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    redisReply *r = ack_command(rs, (int)(n + 3), argv, lens);
+    free(argv);
+    free(lens);
+    if (!r) {
+        return; /* kept for after the reconnect */
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        report(rs, r->str);
+        freeReplyObject(r);
+        disconnect(rs);
+        return;
+    }
+    freeReplyObject(r);
+    atomic_fetch_add(&rs->src->acked, (long long)n);
+    for (size_t i = 0; i < n; i++) {
+        free(rs->unacked[i]);
+    }
+    rs->nunacked = 0;
+}
+
+static void drain_mailbox(struct redis_source *rs)
+{
+    struct td_msg *done = td_source_take_done(rs->src);
+    while (done) {
+        struct td_msg *next = done->next;
+        id_set_del(&rs->inflight, done->coord);
+        if (!done->release) {
+            remember_ack(rs, done->coord);
+            done->coord = NULL;
+        }
+        td_msg_free(done);
+        done = next;
+    }
+    flush_acks(rs);
+}
+
+/* ---- reading ---- */
+
+/* Builds a message from one [id, [field, value, ...]] entry. NULL for a deleted entry or out
+ * of memory. */
+static struct td_msg *entry_to_msg(struct redis_source *rs, const redisReply *entry)
+{
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 2 ||
+        entry->element[0]->type != REDIS_REPLY_STRING ||
+        entry->element[1]->type != REDIS_REPLY_ARRAY) {
+        return NULL;
+    }
+    const redisReply *kv = entry->element[1];
+    size_t n = kv->elements / 2;
+    const char **fields = calloc(n + 1, sizeof(*fields));
+    const char **values = calloc(n + 1, sizeof(*values));
+    size_t *flens = calloc(n + 1, sizeof(*flens));
+    size_t *vlens = calloc(n + 1, sizeof(*vlens));
+    struct td_msg *msg = calloc(1, sizeof(*msg));
+    if (!fields || !values || !flens || !vlens || !msg) {
+        goto fail;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+        const redisReply *f = kv->element[i], *v = kv->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        fields[m] = f->str;
+        flens[m] = (size_t)f->len;
+        values[m] = v->str;
+        vlens[m] = (size_t)v->len;
+        m++;
+    }
+    struct td_redis_entry e = {
+        .id = entry->element[0]->str,
+        .fields = fields,
+        .field_lens = flens,
+        .values = values,
+        .value_lens = vlens,
+        .n = m,
+    };
+    char err[256] = "";
+    msg->ev = td_ce_from_redis(&e, DEFAULT_TYPE, rs->ce_source, &msg->wrapped, err, sizeof(err));
+    if (!msg->ev) {
+        msg->invalid = strdup(err[0] ? err : "not a valid CloudEvent");
+        msg->ev = td_ce_wrap_redis(&e, DEFAULT_TYPE, rs->ce_source);
+        msg->wrapped = true;
+    }
+    msg->coord = strdup(e.id);
+    if (!msg->ev || !msg->coord) {
+        goto fail;
+    }
+    msg->received_ms = td_now_ms();
+    free(fields);
+    free(values);
+    free(flens);
+    free(vlens);
+    return msg;
+fail:
+    free(fields);
+    free(values);
+    free(flens);
+    free(vlens);
+    td_msg_free(msg);
+    return NULL;
+}
+
+/* Emits the entries of one entry list; returns how many there were (deleted ones included). */
+static size_t emit_entries(struct redis_source *rs, const redisReply *entries, int64_t counts[],
+                           char *last_id, size_t last_len)
+{
+    struct td_msg *head = NULL, **tail = &head;
+    size_t seen = 0;
+    for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply *entry = entries->element[i];
+        if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 1 ||
+            entry->element[0]->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        seen++;
+        const char *id = entry->element[0]->str;
+        if (last_id) {
+            snprintf(last_id, last_len, "%s", id);
+        }
+        if (id_set_has(&rs->inflight, id)) {
+            continue; /* already being delivered here */
+        }
+        if (entry->elements < 2 || entry->element[1]->type != REDIS_REPLY_ARRAY) {
+            /* The entry was deleted (XDEL/trimmed) while pending: nothing left to deliver. */
+            td_log_warn(NULL, rs->src->name, id, "pending entry no longer exists; acknowledged");
+            char *copy = strdup(id);
+            if (copy) {
+                remember_ack(rs, copy);
+            }
+            continue;
+        }
+        struct td_msg *msg = entry_to_msg(rs, entry);
+        if (!msg) {
+            td_log_error(NULL, rs->src->name, id, "out of memory; the entry stays pending");
+            continue;
+        }
+        if (counts && rs->conf->max_deliveries > 0 && counts[i] > rs->conf->max_deliveries) {
+            msg->dl_reason = TD_DL_MAX_DELIVERIES;
+        }
+        if (id_set_add(&rs->inflight, id) < 0) {
+            td_msg_free(msg);
+            continue;
+        }
+        *tail = msg;
+        tail = &msg->next;
+    }
+    if (head) {
+        td_source_emit(rs->src, head);
+    }
+    return seen;
+}
+
+static int send_read(struct redis_source *rs, int count)
+{
+    char countbuf[16], blockbuf[24];
+    snprintf(countbuf, sizeof(countbuf), "%d", count);
+    snprintf(blockbuf, sizeof(blockbuf), "%lld",
+             (long long)(rs->conf->block_ms > 0 ? rs->conf->block_ms : 1000));
+    const char *argv[] = {"XREADGROUP",
+                          "GROUP",
+                          rs->conf->group,
+                          rs->conf->consumer,
+                          "COUNT",
+                          countbuf,
+                          "BLOCK",
+                          blockbuf,
+                          "STREAMS",
+                          rs->conf->stream,
+                          rs->own_pending ? rs->cursor : ">"};
+    size_t argc = sizeof(argv) / sizeof(argv[0]);
+    size_t lens[sizeof(argv) / sizeof(argv[0])];
+    for (size_t i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    if (redisAppendCommandArgv(rs->rd, (int)argc, argv, lens) != REDIS_OK) {
+        return -1;
+    }
+    int done = 0;
+    while (!done) {
+        if (redisBufferWrite(rs->rd, &done) != REDIS_OK) {
+            return -1;
+        }
+    }
+    rs->outstanding = true;
+    return 0;
+}
+
+static void handle_read_reply(struct redis_source *rs, redisReply *r)
+{
+    if (r->type == REDIS_REPLY_ERROR) {
+        report(rs, r->str); /* NOGROUP after the stream was deleted: reconnect recreates it */
+        disconnect(rs);
+        return;
+    }
+    size_t seen = 0;
+    if (r->type == REDIS_REPLY_ARRAY && !atomic_load(&rs->quiesce)) {
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *stream = r->element[i];
+            if (stream->type == REDIS_REPLY_ARRAY && stream->elements == 2 &&
+                stream->element[1]->type == REDIS_REPLY_ARRAY) {
+                seen += emit_entries(rs, stream->element[1], NULL,
+                                     rs->own_pending ? rs->cursor : NULL, sizeof(rs->cursor));
+            }
+        }
+    }
+    if (rs->own_pending && seen == 0 && !atomic_load(&rs->quiesce)) {
+        rs->own_pending = false; /* caught up with what a previous run left: now new entries */
+    }
+}
+
+static void read_ready(struct redis_source *rs)
+{
+    if (redisBufferRead(rs->rd) != REDIS_OK) {
+        report(rs, rs->rd->errstr[0] ? rs->rd->errstr : "connection lost");
+        disconnect(rs);
+        return;
+    }
+    void *reply = NULL;
+    if (redisGetReplyFromReader(rs->rd, &reply) != REDIS_OK) {
+        report(rs, "protocol error");
+        disconnect(rs);
+        return;
+    }
+    if (reply) {
+        rs->outstanding = false;
+        handle_read_reply(rs, reply);
+        freeReplyObject(reply);
+    }
+}
+
+/* ---- the reaper ---- */
+
+static void reap(struct redis_source *rs)
+{
+    int credit = td_source_credit(rs->src);
+    if (!rs->ack || credit <= 0 || atomic_load(&rs->quiesce)) {
+        return;
+    }
+    char idle[24], count[16];
+    snprintf(idle, sizeof(idle), "%lld", (long long)rs->conf->claim_idle_ms);
+    snprintf(count, sizeof(count), "%d", credit < REAP_BATCH ? credit : REAP_BATCH);
+    const char *pargv[] = {"XPENDING", rs->conf->stream, rs->conf->group, "IDLE", idle, "-", "+",
+                           count};
+    size_t plens[8];
+    for (int i = 0; i < 8; i++) {
+        plens[i] = strlen(pargv[i]);
+    }
+    redisReply *pending = ack_command(rs, 8, pargv, plens);
+    if (!pending) {
+        return;
+    }
+    if (pending->type != REDIS_REPLY_ARRAY || pending->elements == 0) {
+        freeReplyObject(pending);
+        return;
+    }
+    size_t n = pending->elements;
+    const char **argv = calloc(n + 6, sizeof(*argv));
+    size_t *lens = calloc(n + 6, sizeof(*lens));
+    int64_t *counts = calloc(n, sizeof(*counts));
+    char **ids = calloc(n, sizeof(*ids));
+    redisReply *claimed = NULL;
+    if (!argv || !lens || !counts || !ids) {
+        goto done;
+    }
+    size_t argc = 0;
+    argv[argc++] = "XCLAIM";
+    argv[argc++] = rs->conf->stream;
+    argv[argc++] = rs->conf->group;
+    argv[argc++] = rs->conf->consumer;
+    argv[argc++] = idle;
+    size_t nids = 0;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *row = pending->element[i];
+        if (row->type != REDIS_REPLY_ARRAY || row->elements < 4 ||
+            row->element[0]->type != REDIS_REPLY_STRING ||
+            id_set_has(&rs->inflight, row->element[0]->str)) {
+            continue;
+        }
+        ids[nids] = row->element[0]->str;
+        counts[nids] = row->element[3]->integer + 1; /* XCLAIM counts one more delivery */
+        argv[argc++] = ids[nids];
+        nids++;
+    }
+    if (nids == 0) {
+        goto done;
+    }
+    for (size_t i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    claimed = ack_command(rs, (int)argc, argv, lens);
+    if (!claimed) {
+        goto done;
+    }
+    if (claimed->type == REDIS_REPLY_ARRAY && claimed->elements > 0) {
+        /* XCLAIM returns the entries it claimed in the order asked, skipping deleted ones:
+         * line the counts up by id. */
+        int64_t *ordered = calloc(claimed->elements, sizeof(*ordered));
+        if (ordered) {
+            size_t j = 0;
+            for (size_t i = 0; i < claimed->elements; i++) {
+                const redisReply *e = claimed->element[i];
+                if (e->type != REDIS_REPLY_ARRAY || e->elements < 1) {
+                    continue;
+                }
+                while (j < nids && strcmp(ids[j], e->element[0]->str) != 0) {
+                    j++;
+                }
+                ordered[i] = j < nids ? counts[j] : 0;
+            }
+            size_t got = emit_entries(rs, claimed, ordered, NULL, 0);
+            td_log_info(NULL, rs->src->name, NULL, "claimed %zu entries idle for more than %lld ms",
+                        got, (long long)rs->conf->claim_idle_ms);
+            free(ordered);
+        }
+    }
+done:
+    if (claimed) {
+        freeReplyObject(claimed);
+    }
+    freeReplyObject(pending);
+    free(argv);
+    free(lens);
+    free(counts);
+    free(ids);
+}
+
+static int64_t reap_interval(const struct redis_source *rs)
+{
+    int64_t iv = rs->conf->claim_idle_ms / 2;
+    return iv < 100 ? 100 : (iv > 30000 ? 30000 : iv);
+}
+
+/* ---- the thread ---- */
+
+static void wait_backoff(struct redis_source *rs, int64_t ms)
+{
+    struct pollfd pfd[2] = {{.fd = rs->stopfd, .events = POLLIN},
+                            {.fd = rs->src->mailbox_fd, .events = POLLIN}};
+    int64_t until = td_now_ms() + ms;
+    while (!atomic_load(&rs->stop)) {
+        int64_t left = until - td_now_ms();
+        if (left <= 0) {
+            return;
+        }
+        if (poll(pfd, 2, (int)left) > 0 && (pfd[1].revents & POLLIN)) {
+            /* Completions while disconnected: remember them for after the reconnect. */
+            drain_mailbox(rs);
+        }
+    }
+}
+
+static void *run(void *arg)
+{
+    struct redis_source *rs = arg;
+    int64_t backoff = 100;
+    rs->own_pending = true;
+    snprintf(rs->cursor, sizeof(rs->cursor), "0");
+    rs->next_reap_ms = td_now_ms();
+    while (!atomic_load(&rs->stop)) {
+        if (!rs->rd) {
+            if (connect_both(rs) < 0) {
+                wait_backoff(rs, backoff);
+                backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+                continue;
+            }
+            backoff = 100;
+        }
+        drain_mailbox(rs);
+        if (!rs->rd) {
+            continue;
+        }
+        int64_t now = td_now_ms();
+        if (rs->conf->claim_idle_ms > 0 && now >= rs->next_reap_ms) {
+            reap(rs);
+            rs->next_reap_ms = now + reap_interval(rs);
+            if (!rs->rd) {
+                continue;
+            }
+        }
+        int credit = td_source_credit(rs->src);
+        if (!rs->outstanding && credit > 0 && !atomic_load(&rs->quiesce)) {
+            int batch = rs->conf->batch > 0 ? rs->conf->batch : 100;
+            if (send_read(rs, credit < batch ? credit : batch) < 0) {
+                report(rs, rs->rd->errstr[0] ? rs->rd->errstr : "write failed");
+                disconnect(rs);
+                continue;
+            }
+        }
+        struct pollfd pfd[3] = {{.fd = rs->stopfd, .events = POLLIN},
+                                {.fd = rs->src->mailbox_fd, .events = POLLIN},
+                                {.fd = rs->outstanding ? rs->rd->fd : -1, .events = POLLIN}};
+        int64_t timeout = 1000;
+        if (rs->conf->claim_idle_ms > 0) {
+            int64_t until_reap = rs->next_reap_ms - td_now_ms();
+            timeout = until_reap < timeout ? (until_reap > 0 ? until_reap : 0) : timeout;
+        }
+        if (poll(pfd, 3, (int)timeout) < 0 && errno != EINTR) {
+            break;
+        }
+        if (pfd[2].revents & (POLLIN | POLLERR | POLLHUP)) {
+            read_ready(rs);
+        }
+    }
+    /* Stopping: acknowledge what completed, leave the rest pending. */
+    drain_mailbox(rs);
+    if (rs->nunacked > 0) {
+        td_log_warn(NULL, rs->src->name, NULL,
+                    "%zu completed entries could not be acknowledged; they will be redelivered",
+                    rs->nunacked);
+    }
+    disconnect(rs);
+    return NULL;
+}
+
+/* ---- the plugin ---- */
+
+static int start(struct td_source *src)
+{
+    struct redis_source *rs = src->impl;
+    if (pthread_create(&rs->thread, NULL, run, rs) != 0) {
+        td_log_error(NULL, src->name, NULL, "cannot start the source thread");
+        return -1;
+    }
+    rs->started = true;
+    return 0;
+}
+
+static void quiesce(struct td_source *src)
+{
+    struct redis_source *rs = src->impl;
+    atomic_store(&rs->quiesce, true);
+}
+
+static void stop(struct td_source *src)
+{
+    struct redis_source *rs = src->impl;
+    if (!rs->started) {
+        return;
+    }
+    atomic_store(&rs->quiesce, true);
+    atomic_store(&rs->stop, true);
+    uint64_t one = 1;
+    ssize_t w = write(rs->stopfd, &one, sizeof(one));
+    (void)w;
+    pthread_join(rs->thread, NULL);
+    rs->started = false;
+}
+
+static void destroy(struct td_source *src)
+{
+    struct redis_source *rs = src->impl;
+    if (!rs) {
+        return;
+    }
+    stop(src);
+    for (size_t i = 0; i < rs->nunacked; i++) {
+        free(rs->unacked[i]);
+    }
+    free(rs->unacked);
+    id_set_free(&rs->inflight);
+    td_redis_addr_free(&rs->addr);
+    free(rs->ce_source);
+    if (rs->stopfd >= 0) {
+        close(rs->stopfd);
+    }
+    free(rs);
+    src->impl = NULL;
+}
+
+static int init(struct td_source *src, char *err, size_t errlen);
+
+const struct td_source_ops td_source_redis_ops = {
+    .name = "redis",
+    .init = init,
+    .start = start,
+    .quiesce = quiesce,
+    .stop = stop,
+    .destroy = destroy,
+};
+
+static int init(struct td_source *src, char *err, size_t errlen)
+{
+    const struct td_conf_redis_source *conf = &src->conf->redis;
+    struct redis_source *rs = calloc(1, sizeof(*rs));
+    if (!rs) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    rs->src = src;
+    rs->conf = conf;
+    rs->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    char why[200];
+    if (td_redis_addr_parse(conf->url, &rs->addr, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "source '%s': %s", src->name, why);
+        goto fail;
+    }
+    rs->db = td_redis_addr_db(&rs->addr);
+    if (rs->db < 0) {
+        snprintf(err, errlen, "source '%s': the Redis URL path must be a database number",
+                 src->name);
+        goto fail;
+    }
+    char ce_source[512];
+    snprintf(ce_source, sizeof(ce_source), "redis://%s:%d/%d/%s", rs->addr.host, rs->addr.port,
+             rs->db, conf->stream);
+    rs->ce_source = strdup(ce_source);
+    if (!rs->ce_source || rs->stopfd < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    src->impl = rs;
+    return 0;
+fail:
+    td_redis_addr_free(&rs->addr);
+    free(rs->ce_source);
+    if (rs->stopfd >= 0) {
+        close(rs->stopfd);
+    }
+    free(rs);
+    return -1;
+}

@@ -1,0 +1,103 @@
+/* source.h - the source plugin interface and the message it hands to the core.
+ *
+ * A source runs its client library on a thread of its own. It turns what it reads into a
+ * struct td_msg (a normalized CloudEvent plus the coordinates it needs to acknowledge it) and
+ * hands batches of them to the core with td_source_emit(). The core calls
+ * td_source_complete() exactly once per message when every trigger is done with it; that
+ * puts the message in the source's mailbox and wakes its thread (mailbox_fd), which then
+ * acknowledges (or leaves pending, for TD_OUTCOME_RELEASE) and frees it. Client handles never
+ * leave the source thread.
+ *
+ * Backpressure is by credit: a source reads at most max_inflight messages that are not yet
+ * completed (td_source_credit), so the memory between sources and sinks is bounded.
+ */
+#ifndef TD_SOURCE_H
+#define TD_SOURCE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct td_event;
+struct td_source;
+
+enum td_outcome {
+    TD_OUTCOME_ACK,     /* delivered or dead-lettered: acknowledge / commit */
+    TD_OUTCOME_RELEASE, /* not done (shutdown, dead-letter target down): leave for redelivery */
+};
+
+struct td_msg {
+    struct td_msg *next; /* batch and mailbox link */
+    struct td_source *src;
+    struct td_event *ev;   /* one reference, owned; always set (a wrapper when invalid) */
+    bool wrapped;          /* ev was made by wrapping a non-CloudEvent message */
+    char *invalid;         /* malloc'd reason when the message is not a valid event */
+    const char *dl_reason; /* static: dead-letter at once with this reason (e.g. max_deliveries) */
+    char *coord;           /* malloc'd source coordinates (Redis entry id) */
+    int64_t received_ms;   /* td_now_ms() when read */
+    /* owned by the core while in flight */
+    int pending;  /* triggers still working on it */
+    bool release; /* at least one trigger could not finish: do not ack */
+};
+
+/* Frees a message and everything it owns. NULL is a no-op. Thread: any. */
+void td_msg_free(struct td_msg *msg);
+
+struct td_source_ops {
+    const char *name;
+    /* Checks the settings and allocates src->impl; no I/O. 0, or -1 with a message. */
+    int (*init)(struct td_source *src, char *err, size_t errlen);
+    /* Spawns the source thread. 0 or -1 (with the reason logged). */
+    int (*start)(struct td_source *src);
+    /* Stop reading new messages; keep acknowledging completions. Any thread. */
+    void (*quiesce)(struct td_source *src);
+    /* Acknowledge what is in the mailbox, then stop and join the thread. Any thread but the
+     * source's own. */
+    void (*stop)(struct td_source *src);
+    /* Frees the plugin's state (after stop). */
+    void (*destroy)(struct td_source *src);
+};
+
+/* The core's side: called (on the source thread) with a NULL-terminated batch of messages. */
+typedef void (*td_emit_fn)(void *core, struct td_msg *batch);
+
+struct td_source {
+    const struct td_source_ops *ops;
+    const struct td_conf_source *conf;
+    const char *name; /* conf->name */
+    void *impl;
+    td_emit_fn emit;
+    void *core;
+    atomic_bool connected; /* for readiness */
+    atomic_int inflight;   /* emitted, not yet completed */
+    atomic_llong received; /* counters for metrics */
+    atomic_llong acked;
+    /* mailbox of completed messages */
+    pthread_mutex_t mu;
+    struct td_msg *done;
+    int mailbox_fd; /* eventfd: readable when the mailbox is not empty */
+};
+
+/* Creates the plugin for conf->kind; NULL with a message in err when the kind is not built in
+ * or the settings are unusable. Free with td_source_free(). */
+struct td_source *td_source_new(const struct td_conf_source *conf, td_emit_fn emit, void *core,
+                                char *err, size_t errlen);
+void td_source_free(struct td_source *src);
+
+/* Source thread: hands a batch to the core (counts it in flight). */
+void td_source_emit(struct td_source *src, struct td_msg *batch);
+/* How many more messages the source may read now. Source thread. */
+int td_source_credit(struct td_source *src);
+/* Any thread (the loop): the message is finished; the source acks or releases it. */
+void td_source_complete(struct td_source *src, struct td_msg *msg, enum td_outcome outcome);
+/* Source thread: takes the whole mailbox (a list linked by next; release flag = outcome). */
+struct td_msg *td_source_take_done(struct td_source *src);
+
+/* The plugins. */
+extern const struct td_source_ops td_source_redis_ops;
+
+#endif

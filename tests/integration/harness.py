@@ -1,0 +1,680 @@
+"""Shared fixtures for the triggerd integration tests.
+
+Every test is a plain script run by /usr/bin/python3 (standard library + Debian's python3-redis and
+python3-yaml). It starts what it needs itself, on loopback ports of its own, and stops all of it at exit,
+even on failure:
+
+- RedisServer: a real redis-server in its own temp dir (AOF, fsync always, so a restart keeps the data);
+- FunctionServer: an HTTP "function" in a background thread that records every request and answers
+  according to a pluggable behaviour (status, headers, body, delay), per CloudEvent id and attempt number;
+- Triggerd: the real binary ($TRIGGERD), one config file, stderr captured to a file and parsed as JSON.
+
+A test builds a Checks object, calls check() for each property it asserts, and ends with run_test(),
+which prints "N passed, M failed" as the last line and exits 0 (all passed), 1 (any failed or an
+exception) or 77 (skip).
+"""
+
+import atexit
+import base64
+import datetime
+import http.server
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+
+import redis
+import yaml
+
+SKIP = 77
+SANITIZE = os.environ.get("TD_SANITIZE", "").upper() in ("ON", "1", "TRUE", "YES")
+# Time stretch for slow builds (ASan/UBSan): every generous timeout and timing slack is multiplied.
+SLOW = 3.0 if SANITIZE else 1.0
+
+_cleanups = []  # callables, run in reverse order at exit
+_cleanup_lock = threading.Lock()
+
+
+def at_cleanup(fn):
+    with _cleanup_lock:
+        _cleanups.append(fn)
+    return fn
+
+
+def _run_cleanups():
+    while True:
+        with _cleanup_lock:
+            if not _cleanups:
+                return
+            fn = _cleanups.pop()
+        try:
+            fn()
+        except Exception:  # cleanup must never mask the test's result
+            traceback.print_exc()
+
+
+atexit.register(_run_cleanups)
+
+
+def _on_signal(signum, frame):
+    _run_cleanups()
+    sys.exit(1)
+
+
+signal.signal(signal.SIGTERM, _on_signal)
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_tempdir(prefix="td-it-"):
+    d = tempfile.mkdtemp(prefix=prefix)
+    at_cleanup(lambda: shutil.rmtree(d, ignore_errors=True))
+    return d
+
+
+def wait_until(predicate, timeout, interval=0.02, desc=None):
+    """Polls predicate() until it returns a truthy value (returned) or timeout seconds pass (returns
+    the last falsy value). Exceptions from the predicate count as falsy."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = predicate()
+        except Exception as e:  # e.g. Redis briefly unreachable
+            last = None
+            if desc:
+                pass
+            _ = e
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            if desc:
+                log(f"  (wait_until timed out after {timeout:.1f}s: {desc})")
+            return last
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checks and the runner
+
+
+class Checks:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+        self.failures = []
+
+    def check(self, cond, what, detail=None):
+        if cond:
+            self.passed += 1
+            log(f"PASS {what}" + (f" ({detail})" if detail is not None else ""))
+        else:
+            self.failed += 1
+            self.failures.append(what)
+            log(f"FAIL {what}" + (f" ({detail})" if detail is not None else ""))
+        return bool(cond)
+
+    def eq(self, got, want, what):
+        return self.check(got == want, what, f"got {_short(got)!s}, want {_short(want)!s}")
+
+
+def _short(v, n=300):
+    s = repr(v)
+    return s if len(s) <= n else s[:n] + "...(%d chars)" % len(s)
+
+
+def triggerd_binary():
+    path = os.environ.get("TRIGGERD")
+    if not path:
+        src = os.environ.get("TD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+        path = os.path.join(src, "build", "triggerd")
+    path = os.path.abspath(path)
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        return None
+    return path
+
+
+_daemons = []  # every Triggerd started, for the sanitizer scan and the log dump on failure
+
+
+def run_test(body, needs_triggerd=True):
+    """Runs body(checks) and exits with the suite's convention."""
+    if needs_triggerd and triggerd_binary() is None:
+        log(f"SKIP: triggerd binary not found (TRIGGERD={os.environ.get('TRIGGERD')!r})")
+        log("0 passed, 0 failed")
+        sys.exit(SKIP)
+    if shutil.which("redis-server") is None and not os.path.exists("/usr/bin/redis-server"):
+        log("SKIP: redis-server not installed")
+        log("0 passed, 0 failed")
+        sys.exit(SKIP)
+    c = Checks()
+    t0 = time.monotonic()
+    try:
+        rc = body(c)
+        if rc == SKIP:
+            _run_cleanups()
+            log("0 passed, 0 failed")
+            sys.exit(SKIP)
+    except SystemExit:
+        raise
+    except BaseException:
+        c.failed += 1
+        c.failures.append("exception")
+        log("FAIL exception in test body:")
+        traceback.print_exc(file=sys.stdout)
+    # Any sanitizer report in any daemon's stderr is a failure, whatever the test checked.
+    for d in _daemons:
+        reports = d.sanitizer_reports()
+        if reports:
+            c.check(False, f"no sanitizer report in {d.name}'s stderr", reports[0][:2000])
+    if c.failed:
+        for d in _daemons:
+            d.dump_tail()
+    _run_cleanups()
+    log(f"elapsed {time.monotonic() - t0:.1f}s")
+    log(f"{c.passed} passed, {c.failed} failed")
+    sys.stdout.flush()
+    sys.exit(1 if c.failed else 0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Redis
+
+
+class RedisServer:
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.dir = make_tempdir("td-redis-")
+        self.proc = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._log = os.path.join(self.dir, "redis.log")
+        at_cleanup(self.stop)
+        self.start()
+
+    def start(self):
+        args = [
+            "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else "redis-server",
+            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+            "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+            "--protected-mode", "no", "--logfile", self._log, "--daemonize", "no",
+        ]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ok = wait_until(self._ping, 10 * SLOW)
+        if not ok:
+            raise RuntimeError(f"redis-server on port {self.port} did not answer PING")
+
+    def _ping(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("redis-server exited: " + open(self._log).read()[-2000:])
+        try:
+            return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1).ping()
+        except redis.exceptions.ConnectionError:
+            return False
+        except redis.exceptions.BusyLoadingError:
+            return False
+
+    def client(self, **kw):
+        kw.setdefault("socket_timeout", 10)
+        return redis.Redis(host="127.0.0.1", port=self.port, **kw)
+
+    def stop(self):
+        """Stops the server gracefully (SIGTERM); the AOF keeps the data for restart()."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
+def publish_many(client, stream, n, fields_fn=None, chunk=500):
+    """XADDs n entries (fields_fn(i) -> dict, default {"n": i}) with a pipeline; returns the ids as
+    str, in order."""
+    fields_fn = fields_fn or (lambda i: {"n": str(i)})
+    ids = []
+    for start in range(0, n, chunk):
+        p = client.pipeline(transaction=False)
+        for i in range(start, min(n, start + chunk)):
+            p.xadd(stream, fields_fn(i))
+        ids.extend(x.decode() if isinstance(x, bytes) else x for x in p.execute())
+    return ids
+
+
+def pending_count(client, stream, group):
+    return int(client.xpending(stream, group)["pending"])
+
+
+def pending_ids(client, stream, group):
+    out = []
+    for e in client.xpending_range(stream, group, "-", "+", 1000000):
+        mid = e["message_id"]
+        out.append(mid.decode() if isinstance(mid, bytes) else mid)
+    return out
+
+
+def pending_detail(client, stream, group):
+    """{entry id: (consumer, times_delivered)} for every pending entry."""
+    out = {}
+    for e in client.xpending_range(stream, group, "-", "+", 1000000):
+        mid = e["message_id"]
+        cons = e["consumer"]
+        out[mid.decode() if isinstance(mid, bytes) else mid] = (
+            cons.decode() if isinstance(cons, bytes) else cons, int(e["times_delivered"]))
+    return out
+
+
+def group_info(client, stream, group):
+    for g in client.xinfo_groups(stream):
+        name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
+        if name == group:
+            return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in g.items()}
+    return None
+
+
+def id_key(entry_id):
+    ms, seq = entry_id.split("-")
+    return (int(ms), int(seq))
+
+
+def read_stream(client, stream):
+    """[(id, {field: bytes})] for the whole stream."""
+    out = []
+    for eid, fields in client.xrange(stream, "-", "+"):
+        out.append((eid.decode(), {k.decode(): v for k, v in fields.items()}))
+    return out
+
+
+def read_dead_letters(client, stream):
+    """[(id, {field: str})]: the dead-letter stream, values decoded as UTF-8 (replace)."""
+    return [(eid, {k: v.decode("utf-8", "replace") for k, v in f.items()})
+            for eid, f in read_stream(client, stream)]
+
+
+def entry_time_ms(entry_id):
+    return int(entry_id.split("-")[0])
+
+
+def parse_rfc3339_ms(s):
+    """RFC 3339 timestamp -> float milliseconds since the epoch."""
+    s = s.strip()
+    if s.endswith("Z") or s.endswith("z"):
+        s = s[:-1] + "+00:00"
+    # Python 3.11 fromisoformat accepts fractions of any length up to 6 digits; trim longer ones.
+    if "." in s:
+        head, rest = s.split(".", 1)
+        frac = ""
+        i = 0
+        while i < len(rest) and rest[i].isdigit():
+            frac += rest[i]
+            i += 1
+        s = head + "." + (frac[:6] or "0") + rest[i:]
+    dt = datetime.datetime.fromisoformat(s)
+    return dt.timestamp() * 1000.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# The function
+
+
+class Request:
+    __slots__ = ("method", "path", "headers", "body", "t_arrival", "t_done", "status", "ce_id",
+                 "attempt", "seq", "completed")
+
+    def header(self, name, default=None):
+        return self.headers.get(name.lower(), default)
+
+    def ce(self, attr):
+        """A CloudEvent attribute of this request (binary: percent-decoded ce- header; structured:
+        the JSON member)."""
+        if self.is_structured():
+            try:
+                v = json.loads(self.body).get(attr)
+            except Exception:
+                return None
+            return v if v is None or isinstance(v, str) else str(v) if not isinstance(v, bool) else (
+                "true" if v else "false")
+        v = self.headers.get("ce-" + attr)
+        return None if v is None else urllib.parse.unquote(v)
+
+    def is_structured(self):
+        return self.headers.get("content-type", "").lower().startswith("application/cloudevents+json")
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return (f"<{self.method} {self.path} ce-id={self.ce_id} attempt={self.attempt} "
+                f"status={self.status} body={self.body[:80]!r}>")
+
+
+def default_behaviour(req, attempt):
+    return (200, {}, b"", 0)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "td-test-fn/1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def _read_body(self):
+        te = self.headers.get("Transfer-Encoding", "")
+        if "chunked" in te.lower():
+            chunks = []
+            while True:
+                line = self.rfile.readline()
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def _handle(self):
+        fs = self.server.fn
+        req = Request()
+        req.t_arrival = time.monotonic()
+        req.method = self.command
+        req.path = self.path
+        req.headers = {k.lower(): v for k, v in self.headers.items()}
+        req.body = self._read_body()
+        req.t_done = None
+        req.completed = False
+        cid = None
+        if req.is_structured():
+            try:
+                cid = json.loads(req.body).get("id")
+            except Exception:
+                cid = None
+        elif "ce-id" in req.headers:
+            cid = urllib.parse.unquote(req.headers["ce-id"])
+        req.ce_id = cid
+        with fs.lock:
+            fs.attempts[(req.path, cid)] = fs.attempts.get((req.path, cid), 0) + 1
+            req.attempt = fs.attempts[(req.path, cid)]
+            req.seq = len(fs.requests)
+            fs.requests.append(req)
+            fs.in_flight += 1
+        try:
+            res = fs.behaviour(req, req.attempt) or default_behaviour(req, req.attempt)
+            status, headers, body, delay = res
+            if isinstance(body, str):
+                body = body.encode()
+            if delay:
+                time.sleep(delay)
+            req.status = status
+            self.send_response(status)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if body:
+                self.wfile.write(body)
+            self.wfile.flush()
+            req.completed = True
+        finally:
+            req.t_done = time.monotonic()
+            with fs.lock:
+                fs.in_flight -= 1
+
+    do_POST = _handle
+    do_PUT = _handle
+    do_GET = _handle
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def handle_error(self, request, client_address):
+        # A client (triggerd) that closes or is killed mid-connection is part of several scenarios.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
+class FunctionServer:
+    """The function triggerd delivers to. behaviour(request, attempt) -> (status, headers, body,
+    delay_s); attempt counts requests with the same (path, ce-id), from 1."""
+
+    def __init__(self, behaviour=None, port=None):
+        self.behaviour = behaviour or default_behaviour
+        self.lock = threading.Lock()
+        self.requests = []
+        self.attempts = {}
+        self.in_flight = 0
+        self.httpd = _Server(("127.0.0.1", port or 0), _Handler)
+        self.httpd.fn = self
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+        at_cleanup(self.stop)
+
+    def stop(self):
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
+
+    def snapshot(self, path=None):
+        with self.lock:
+            reqs = list(self.requests)
+        if path is not None:
+            reqs = [r for r in reqs if r.path == path]
+        return reqs
+
+    def count(self, path=None):
+        if path is None:
+            with self.lock:
+                return len(self.requests)
+        return len(self.snapshot(path))
+
+    def by_id(self, path=None):
+        """{ce-id: [requests in arrival order]}"""
+        out = {}
+        for r in self.snapshot(path):
+            out.setdefault(r.ce_id, []).append(r)
+        return out
+
+    def ok_ids(self, path=None):
+        """ce-ids that got a 2xx answer that was fully written."""
+        return {r.ce_id for r in self.snapshot(path) if r.completed and r.status and 200 <= r.status < 300}
+
+
+# ---------------------------------------------------------------------------------------------------
+# triggerd
+
+
+def redis_source(redis_url, stream, group="g", consumer="c1", claim_idle="2s", max_deliveries=5,
+                 block="200ms", **extra):
+    d = {"url": redis_url, "stream": stream, "group": group, "consumer": consumer,
+         "claim_idle": claim_idle, "max_deliveries": max_deliveries, "block": block}
+    d.update(extra)
+    return {"redis": d}
+
+
+def http_sink(url, mode="binary", timeout="2s"):
+    return {"http": {"url": url, "mode": mode, "timeout": timeout}}
+
+
+def trigger(name, source, sink, etype="com.example.test", esource="/test", **delivery):
+    d = {"retry": 2, "backoff": "exponential", "backoff_delay": "100ms", "backoff_max": "1s",
+         "retry_after_max": "10s", "timeout": "2s", "concurrency": 16}
+    d.update(delivery)
+    return {"name": name, "source": source, "event": {"type": etype, "source": esource},
+            "sink": sink, "delivery": d}
+
+
+def config(sources, sinks, triggers, shutdown_grace="5s"):
+    return {"version": 1,
+            "daemon": {"log": {"format": "json", "level": "debug"}, "shutdown_grace": shutdown_grace},
+            "sources": sources, "sinks": sinks, "triggers": triggers}
+
+
+class Triggerd:
+    def __init__(self, cfg, name="triggerd", wrapper=None, env=None):
+        """cfg: a dict (dumped as YAML) or a YAML string. wrapper: argv prefix (e.g. valgrind)."""
+        self.bin = triggerd_binary()
+        self.dir = make_tempdir("td-daemon-")
+        self.name = name
+        self.config_path = os.path.join(self.dir, "triggerd.yaml")
+        with open(self.config_path, "w") as f:
+            f.write(cfg if isinstance(cfg, str) else yaml.safe_dump(cfg, sort_keys=False))
+        self.wrapper = wrapper or []
+        self.env = dict(os.environ, **(env or {}))
+        self.proc = None
+        self.runs = 0
+        self.stderr_paths = []
+        self.t_start = None
+        _daemons.append(self)
+        at_cleanup(self._cleanup)
+
+    def start(self):
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.runs += 1
+        path = os.path.join(self.dir, f"stderr-{self.runs}.log")
+        self.stderr_paths.append(path)
+        self._err = open(path, "wb")
+        self._out = open(os.path.join(self.dir, f"stdout-{self.runs}.log"), "wb")
+        self.t_start = time.monotonic()
+        self.proc = subprocess.Popen(self.wrapper + [self.bin, "run", "-c", self.config_path],
+                                     stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
+                                     env=self.env)
+        return self
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, timeout=10):
+        """True when this run logged {"msg": "ready"}; False on timeout or if the process exited."""
+        deadline = time.monotonic() + timeout * SLOW
+        while time.monotonic() < deadline:
+            if any(l.get("msg") == "ready" for l in self.logs(run=self.runs)):
+                return True
+            if not self.running():
+                return False
+            time.sleep(0.02)
+        return False
+
+    def signal(self, sig):
+        if self.running():
+            self.proc.send_signal(sig)
+
+    def terminate(self):
+        self.signal(signal.SIGTERM)
+
+    def kill(self):
+        if self.running():
+            self.proc.kill()
+            self.proc.wait()
+
+    def wait(self, timeout):
+        """Exit status, or None if still running after timeout s (not stretched)."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def returncode(self):
+        return None if self.proc is None else self.proc.poll()
+
+    def _cleanup(self):
+        if self.running():
+            self.proc.kill()
+            self.proc.wait()
+        for f in ("_err", "_out"):
+            if hasattr(self, f):
+                getattr(self, f).close()
+
+    def raw_lines(self, run=None):
+        paths = self.stderr_paths if run is None else [self.stderr_paths[run - 1]]
+        out = []
+        for p in paths:
+            try:
+                with open(p, "rb") as f:
+                    out.extend(f.read().decode("utf-8", "replace").splitlines())
+            except FileNotFoundError:
+                pass
+        return out
+
+    def logs(self, run=None):
+        """Stderr lines parsed as JSON objects; a line that is not JSON becomes {"raw": line}."""
+        out = []
+        for line in self.raw_lines(run):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                out.append(obj if isinstance(obj, dict) else {"raw": line})
+            except ValueError:
+                out.append({"raw": line})
+        return out
+
+    def sanitizer_reports(self):
+        text = "\n".join(self.raw_lines())
+        out = []
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                       "WARNING: ThreadSanitizer", "==ERROR:"):
+            i = text.find(marker)
+            if i >= 0:
+                out.append(text[max(0, i - 200):i + 3000])
+        return out
+
+    def dump_tail(self, n=40):
+        lines = self.raw_lines()
+        log(f"---- last {min(n, len(lines))} of {len(lines)} stderr lines of {self.name} "
+            f"(exit {self.returncode()}) ----")
+        for l in lines[-n:]:
+            log("  " + l[:400])
+        log("----")
+
+
+def run_cli(args, timeout=30, input=None):
+    """Runs `triggerd ARGS` to completion: CompletedProcess (stdout/stderr as str)."""
+    return subprocess.run([triggerd_binary()] + args, input=input, capture_output=True,
+                          timeout=timeout * SLOW, text=isinstance(input, str) or input is None)
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def rand_delay(lo, hi):
+    return random.uniform(lo, hi)
