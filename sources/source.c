@@ -111,12 +111,15 @@ void td_source_complete(struct td_source *src, struct td_msg *msg, enum td_outco
 {
     msg->release = outcome == TD_OUTCOME_RELEASE;
     pthread_mutex_lock(&src->mu);
+    bool was_empty = src->done == NULL;
     msg->next = src->done;
     src->done = msg;
     pthread_mutex_unlock(&src->mu);
-    uint64_t one = 1;
-    ssize_t w = write(src->mailbox_fd, &one, sizeof(one));
-    (void)w;
+    if (was_empty) { /* one wake-up per batch of completions, not one per message */
+        uint64_t one = 1;
+        ssize_t w = write(src->mailbox_fd, &one, sizeof(one));
+        (void)w;
+    }
 }
 
 struct td_msg *td_source_take_done(struct td_source *src)

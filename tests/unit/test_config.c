@@ -1,0 +1,1078 @@
+/* test_config.c - unit tests of the trigger-file loader (broker/config.c, broker/yaml_tree.c).
+ *
+ * Every message the loader can report is checked here with its exact line:column, from small
+ * YAML texts written to a temporary directory; the fixtures in tests/data/config (found
+ * through TD_SOURCE_DIR) are checked too: good_*.yaml load, and each bad_*.yaml fails with the
+ * message its first line announces ("# expect: LINE:COL: message").
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "filter.h"
+
+static char g_dir[64];   /* a temporary directory for the whole run */
+static char g_file[128]; /* g_dir/t.yaml */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(text, 1, strlen(text), fp), strlen(text));
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* Replaces %F by the file name and %D by the temporary directory. */
+static void expand(const char *in, char *out, size_t len)
+{
+    size_t used = 0;
+    for (; *in && used + 1 < len; in++) {
+        const char *sub = NULL;
+        if (in[0] == '%' && in[1] == 'F') {
+            sub = g_file;
+        } else if (in[0] == '%' && in[1] == 'D') {
+            sub = g_dir;
+        }
+        if (sub) {
+            used += (size_t)snprintf(out + used, len - used, "%s", sub);
+            in++;
+        } else {
+            out[used++] = *in;
+        }
+    }
+    out[used < len ? used : len - 1] = '\0';
+}
+
+struct ecase {
+    const char *name;
+    const char *yaml;
+    const char *exp[4]; /* "LINE:COL: message" relative to %F; a trailing '*' matches a prefix */
+};
+
+static bool msg_matches(const char *have, const char *want)
+{
+    size_t n = strlen(want);
+    if (n && want[n - 1] == '*') {
+        return strncmp(have, want, n - 1) == 0;
+    }
+    return strcmp(have, want) == 0;
+}
+
+/* Loads YAML (as %F) and checks that exactly the expected errors came out. Returns failures. */
+static int check_case(const struct ecase *c)
+{
+    struct td_errors errs = {0};
+    char want[1280];
+    char rel[1024];
+    int failed = 0;
+    size_t nexp = 0;
+
+    write_file(g_file, c->yaml);
+    struct td_config *cfg = td_config_load(g_file, &errs);
+    while (nexp < 4 && c->exp[nexp]) {
+        nexp++;
+    }
+    if (cfg || errs.n != nexp) {
+        failed = 1;
+    }
+    for (size_t i = 0; i < nexp && !failed; i++) {
+        bool found = false;
+        expand(c->exp[i], rel, sizeof(rel));
+        snprintf(want, sizeof(want), "%s:%s", g_file, rel);
+        for (size_t j = 0; j < errs.n; j++) {
+            found = found || msg_matches(errs.msgs[j], want);
+        }
+        failed = !found;
+    }
+    if (failed) {
+        fprintf(stderr, "case %s: expected %zu error(s):\n", c->name, nexp);
+        for (size_t i = 0; i < nexp; i++) {
+            fprintf(stderr, "    want %s\n", c->exp[i]);
+        }
+        for (size_t j = 0; j < errs.n; j++) {
+            fprintf(stderr, "    got  %s\n", errs.msgs[j]);
+        }
+    }
+    td_config_free(cfg);
+    td_errors_clear(&errs);
+    return failed;
+}
+
+static void run_cases(const struct ecase *cases, size_t n)
+{
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        failed += check_case(&cases[i]);
+    }
+    assert_int_equal(failed, 0);
+}
+
+#define RUN(cases) run_cases((cases), sizeof(cases) / sizeof((cases)[0]))
+
+/* Lines 1-5: a source s and a sink k; lines 6-9: a trigger t using them. */
+#define BASE                                                                                       \
+    "version: 1\n"                                                                                 \
+    "sources:\n"                                                                                   \
+    "  s: {redis: {url: \"redis://h\", stream: st}}\n"                                             \
+    "sinks:\n"                                                                                     \
+    "  k: {file: {path: /tmp/k}}\n"
+#define TRIG                                                                                       \
+    "triggers:\n"                                                                                  \
+    "  - name: t\n"                                                                                \
+    "    source: s\n"                                                                              \
+    "    sink: k\n"
+#define SRC "version: 1\nsources:\n"
+#define SNK "version: 1\nsinks:\n"
+
+/* ---- errors, durations, sizes, interpolation ---- */
+
+static void test_errors_add(void **state)
+{
+    struct td_errors errs = {0};
+    struct td_pos full = {"a.yaml", 3, 7};
+    struct td_pos nolines = {"dir", 0, 0};
+
+    td_errors_add(&errs, &full, "bad %s", "thing");
+    td_errors_add(&errs, &nolines, "empty");
+    td_errors_add(&errs, NULL, "plain %d", 5);
+    assert_int_equal(errs.n, 3);
+    assert_string_equal(errs.msgs[0], "a.yaml:3:7: bad thing");
+    assert_string_equal(errs.msgs[1], "dir: empty");
+    assert_string_equal(errs.msgs[2], "plain 5");
+    td_errors_clear(&errs);
+    assert_int_equal(errs.n, 0);
+    assert_null(errs.msgs);
+    td_errors_clear(&errs);
+}
+
+static void test_durations(void **state)
+{
+    static const struct {
+        const char *s;
+        int64_t ms;
+    } good[] = {{"250ms", 250}, {"10s", 10000}, {"5m", 300000}, {"1h", 3600000},
+                {"1.5s", 1500}, {"0", 0},       {"30", 30000},  {"0.25", 250},
+                {"2.5m", 150000}, {"0ms", 0}};
+    static const char *const bad[] = {"",     "-1s", "s",    "1.s", ".5s", "1 s", " 1s", "1s ",
+                                      "1d",   "ms1", "1e3s", "inf", "nan", "0x10", "+1s",
+                                      "99999999999999999999s"};
+    int64_t ms;
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        ms = -1;
+        assert_int_equal(td_parse_duration(good[i].s, &ms), 0);
+        assert_int_equal(ms, good[i].ms);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (td_parse_duration(bad[i], &ms) == 0) {
+            fail_msg("duration '%s' was accepted", bad[i]);
+        }
+    }
+    assert_int_equal(td_parse_duration(NULL, &ms), -1);
+}
+
+static void test_sizes(void **state)
+{
+    static const struct {
+        const char *s;
+        int64_t bytes;
+    } good[] = {{"512", 512},        {"64KiB", 65536},         {"1MiB", 1048576},
+                {"1GiB", 1073741824}, {"1KB", 1000},           {"1MB", 1000000},
+                {"1GB", 1000000000}, {"7B", 7},                {"0", 0}};
+    static const char *const bad[] = {"", "-1", "1.5MiB", "1 MiB", "1kib", "MiB", "1TiB",
+                                      "99999999999999999999", "9999999999999GiB"};
+    int64_t bytes;
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_int_equal(td_parse_size(good[i].s, &bytes), 0);
+        assert_int_equal(bytes, good[i].bytes);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (td_parse_size(bad[i], &bytes) == 0) {
+            fail_msg("size '%s' was accepted", bad[i]);
+        }
+    }
+}
+
+static void test_interpolate(void **state)
+{
+    char err[256];
+    char path[256];
+    bool secret;
+    char *s;
+
+    setenv("TD_T_VAR", "value", 1);
+    setenv("TD_T_EMPTY", "", 1);
+    unsetenv("TD_T_UNSET");
+
+    s = td_interpolate("plain $text $ {x} $", &secret, err, sizeof(err));
+    assert_string_equal(s, "plain $text $ {x} $");
+    assert_false(secret);
+    free(s);
+
+    s = td_interpolate("a${TD_T_VAR}b${TD_T_VAR}", &secret, err, sizeof(err));
+    assert_string_equal(s, "avaluebvalue");
+    assert_true(secret);
+    free(s);
+
+    s = td_interpolate("${TD_T_UNSET:-dflt}/${TD_T_EMPTY:-e}/${TD_T_VAR:-no}/${TD_T_EMPTY}.",
+                       &secret, err, sizeof(err));
+    assert_string_equal(s, "dflt/e/value/.");
+    free(s);
+
+    s = td_interpolate("$${TD_T_VAR} and $${", &secret, err, sizeof(err));
+    assert_string_equal(s, "${TD_T_VAR} and ${");
+    assert_false(secret);
+    free(s);
+
+    snprintf(path, sizeof(path), "%s/secret", g_dir);
+    write_file(path, "hunter2\n");
+    char text[300];
+    snprintf(text, sizeof(text), "pw=${file:%s}!", path);
+    s = td_interpolate(text, &secret, err, sizeof(err));
+    assert_string_equal(s, "pw=hunter2!");
+    assert_true(secret);
+    free(s);
+
+    write_file(path, "two\n\n"); /* only one trailing newline is removed */
+    s = td_interpolate(text, &secret, err, sizeof(err));
+    assert_string_equal(s, "pw=two\n!");
+    free(s);
+
+    assert_null(td_interpolate("x${TD_T_UNSET}", &secret, err, sizeof(err)));
+    assert_string_equal(err, "environment variable 'TD_T_UNSET' is not set");
+    assert_null(td_interpolate("${TD_T_VAR", &secret, err, sizeof(err)));
+    assert_string_equal(err, "unterminated '${' (write '$${' for a literal '${')");
+    assert_null(td_interpolate("${A-B}", &secret, err, sizeof(err)));
+    assert_string_equal(err, "invalid variable name in '${A-B}'");
+    assert_null(td_interpolate("${}", &secret, err, sizeof(err)));
+    assert_string_equal(err, "invalid variable name in '${}'");
+    assert_null(td_interpolate("${file:/nonexistent/td}", &secret, err, sizeof(err)));
+    assert_string_equal(err, "cannot read ${file:/nonexistent/td}: No such file or directory");
+}
+
+/* ---- parsing and the top level ---- */
+
+static void test_errors_parse(void **state)
+{
+    char deep[400];
+    strcpy(deep, "a: ");
+    for (int i = 0; i < 100; i++) {
+        strcat(deep, "[");
+    }
+    strcat(deep, "\n");
+
+    const struct ecase cases[] = {
+        {"syntax", "version: 1\nsources: [\n",
+         {"3:1: invalid YAML: did not find expected node content while parsing a flow node"}},
+        {"bad indentation", "version: 1\n  sinks: {}\n",
+         {"2:8: invalid YAML: mapping values are not allowed in this context"}},
+        {"non-utf8", "version: 1\nsinks:\n  a: \x80\x81\n",
+         {"3:6: invalid YAML: invalid leading UTF-8 octet"}},
+        {"alias", "version: 1\nx: &a 1\ny: *a\n", {"3:4: YAML aliases (*name) are not supported"}},
+        {"two documents", "version: 1\n---\nversion: 1\n",
+         {"2:1: only one YAML document per file is allowed"}},
+        {"too deep", deep, {"1:67: nesting is too deep"}},
+        {"empty", "", {"1:1: the file is empty (it needs at least 'version: 1')"}},
+        {"only comments", "# nothing\n", {"1:1: the file is empty (it needs at least 'version: 1')"}},
+        {"top scalar", "hello\n", {"1:1: the top level must be a mapping (got a scalar)"}},
+        {"top list", "- 1\n", {"1:1: the top level must be a mapping (got a list)"}},
+        {"missing version", "sources: {}\n", {"1:1: missing required key 'version' in the top level"}},
+        {"version 2", "version: 2\n", {"1:10: unsupported version '2' (only 1 is supported)"}},
+        {"version text", "version: one\n", {"1:10: unsupported version 'one' (only 1 is supported)"}},
+        {"version null", "version:\n", {"1:9: 'version' must be a string (got null)"}},
+        {"unknown top key", "version: 1\ntrigger: []\n",
+         {"2:1: unknown key 'trigger' in the top level (did you mean 'triggers'?)"}},
+        {"unknown top key, no hint", "version: 1\nplugins: []\n",
+         {"2:1: unknown key 'plugins' in the top level"}},
+        {"duplicate key", "version: 1\nversion: 1\n",
+         {"2:1: duplicate key 'version' (first at line 1)"}},
+        {"complex key", "version: 1\n[a]: 1\n", {"2:1: keys must be plain strings"}},
+        {"sources not mapping", "version: 1\nsources: [a]\n",
+         {"2:10: sources must be a mapping of name to source (got a list)"}},
+        {"sinks not mapping", "version: 1\nsinks: x\n",
+         {"2:8: sinks must be a mapping of name to sink (got a scalar)"}},
+        {"triggers not list", "version: 1\ntriggers: {}\n",
+         {"2:11: triggers must be a list (got a mapping)"}},
+        {"trigger not mapping", "version: 1\ntriggers: [7]\n",
+         {"2:12: trigger #1 must be a mapping (got a scalar)"}},
+        {"NUL byte", BASE TRIG "    schema: \"a\\0b\"\n", {"10:13: 'schema' contains a NUL byte"}},
+    };
+    RUN(cases);
+}
+
+static void test_errors_daemon(void **state)
+{
+    const struct ecase cases[] = {
+        {"daemon not mapping", "version: 1\ndaemon: 5\n",
+         {"2:9: daemon must be a mapping (got a scalar)"}},
+        {"listen", "version: 1\ndaemon: {http: {listen: nope}}\n",
+         {"2:25: 'listen' must be host:port, e.g. 127.0.0.1:8080"}},
+        {"listen port", "version: 1\ndaemon: {http: {listen: \"h:0\"}}\n",
+         {"2:25: 'listen' must be host:port, e.g. 127.0.0.1:8080"}},
+        {"listen missing", "version: 1\ndaemon: {http: {}}\n",
+         {"2:16: missing required key 'listen' in daemon.http"}},
+        {"log level", "version: 1\ndaemon: {log: {level: loud}}\n",
+         {"2:23: 'level' must be one of debug, info, warn, error (got 'loud')"}},
+        {"log format", "version: 1\ndaemon: {log: {format: xml}}\n",
+         {"2:24: 'format' must be one of text, json (got 'xml')"}},
+        {"log unknown", "version: 1\ndaemon: {log: {levels: info}}\n",
+         {"2:16: unknown key 'levels' in daemon.log (did you mean 'level'?)"}},
+        {"shutdown_grace", "version: 1\ndaemon: {shutdown_grace: -1s}\n",
+         {"2:26: 'shutdown_grace' must be a duration such as 250ms, 10s, 5m, 1h (got '-1s')"}},
+    };
+    RUN(cases);
+}
+
+static void test_errors_sources(void **state)
+{
+    const struct ecase cases[] = {
+        {"name", SRC "  a b: {redis: {url: u, stream: s}}\n",
+         {"3:3: invalid source name 'a b' (use letters, digits, '_', '.' and '-')"}},
+        {"not mapping", SRC "  s: redis\n", {"3:6: source must be a mapping (got a scalar)"}},
+        {"no kind", SRC "  s: {max_inflight: 5}\n",
+         {"3:6: source 's': expected exactly one of redis, kafka, rabbitmq, http"}},
+        {"two kinds", SRC "  s: {redis: {url: u, stream: x}, http: {path: /e}}\n",
+         {"3:35: 'redis' and 'http' cannot both be given in source"}},
+        {"unknown", SRC "  s: {redis: {url: u, stream: x}, retry: 1}\n",
+         {"3:35: unknown key 'retry' in source"}},
+        {"duplicate name", SRC "  s: {redis: {url: u, stream: x}}\n  s: {redis: {url: u, stream: x}}\n",
+         {"4:3: duplicate key 's' (first at line 3)"}},
+        {"missing", SRC "  s: {redis: {url: u}}\n",
+         {"3:14: source 's': missing required key 'stream' in redis source"}},
+        {"null", SRC "  s: {redis: {url: ~, stream: x}}\n",
+         {"3:20: 'url' must be a string (got null)"}},
+        {"start", SRC "  s: {redis: {url: u, stream: x, start: now}}\n",
+         {"3:41: 'start' must be one of earliest, latest (got 'now')"}},
+        {"max_inflight", SRC "  s: {redis: {url: u, stream: x}, max_inflight: 0}\n",
+         {"3:49: 'max_inflight' must be at least 1"}},
+        {"batch", SRC "  s: {redis: {url: u, stream: x, batch: 100001}}\n",
+         {"3:41: 'batch' must be at most 100000"}},
+        {"claim_idle", SRC "  s: {redis: {url: u, stream: x, claim_idle: 1d}}\n",
+         {"3:46: 'claim_idle' must be a duration such as 250ms, 10s, 5m, 1h (got '1d')"}},
+        {"topics empty", SRC "  s: {kafka: {brokers: b, topics: []}}\n",
+         {"3:35: 'topics' must not be empty"}},
+        {"topics scalar", SRC "  s: {kafka: {brokers: b, topics: t}}\n",
+         {"3:35: 'topics' must be a list of strings (got a scalar)"}},
+        {"topics item", SRC "  s: {kafka: {brokers: b, topics: [[x]]}}\n",
+         {"3:36: 'topics' must be a string (got a list)"}},
+        {"properties", SRC "  s: {kafka: {brokers: b, topics: [t], properties: [1]}}\n",
+         {"3:52: 'properties' must be a mapping of strings (got a list)"}},
+        {"heartbeat", SRC "  s: {rabbitmq: {url: u, queue: q, heartbeat: 3000000000}}\n",
+         {"3:47: 'heartbeat' is too long"}},
+        {"prefetch quoted", SRC "  s: {rabbitmq: {url: u, queue: q, prefetch: \"10\"}}\n",
+         {"3:46: 'prefetch' must be an integer (got '10')"}},
+        {"path", SRC "  s: {http: {path: events}}\n", {"3:20: 'path' must start with '/'"}},
+        {"max_size", SRC "  s: {http: {path: /e, max_size: 1XB}}\n",
+         {"3:34: 'max_size' must be a size such as 512, 64KiB, 1MiB (got '1XB')"}},
+        {"ingress auth", SRC "  s: {http: {path: /e, auth: {token: x}}}\n",
+         {"3:31: unknown key 'token' in http source auth"}},
+    };
+    RUN(cases);
+}
+
+static void test_errors_sinks(void **state)
+{
+    const struct ecase cases[] = {
+        {"name", SNK "  'k/1': {file: {path: p}}\n",
+         {"3:3: invalid sink name 'k/1' (use letters, digits, '_', '.' and '-')"}},
+        {"no kind", SNK "  k: {}\n",
+         {"3:6: sink 'k': expected exactly one of http, openfaas, lambda, redis, kafka, rabbitmq, "
+          "file"}},
+        {"http no target", SNK "  k: {http: {mode: binary}}\n",
+         {"3:13: sink 'k': expected exactly one of url, service in http sink"}},
+        {"url and service", SNK "  k: {http: {url: u, service: {name: n}}}\n",
+         {"3:22: 'url' and 'service' cannot both be given in http sink"}},
+        {"mode", SNK "  k: {http: {url: u, mode: bin}}\n",
+         {"3:28: 'mode' must be one of binary, structured (got 'bin')"}},
+        {"port", SNK "  k: {http: {service: {name: n, port: 70000}}}\n",
+         {"3:39: 'port' must be at most 65535"}},
+        {"service name", SNK "  k: {http: {service: {port: 80}}}\n",
+         {"3:23: sink 'k': missing required key 'name' in service"}},
+        {"headers", SNK "  k: {http: {url: u, headers: [a]}}\n",
+         {"3:31: 'headers' must be a mapping of strings (got a list)"}},
+        {"header value", SNK "  k: {http: {url: u, headers: {a: [1]}}}\n",
+         {"3:35: 'a' must be a string (got a list)"}},
+        {"two auth forms", SNK "  k: {http: {url: u, auth: {bearer: a, bearer_file: b}}}\n",
+         {"3:40: 'bearer' and 'bearer_file' cannot both be given in auth"}},
+        {"basic", SNK "  k: {openfaas: {gateway: g, function: f, auth: {basic: {user: u}}}}\n",
+         {"3:57: sink 'k': missing required key 'password' in auth.basic"}},
+        {"google", SNK "  k: {http: {url: u, auth: {google_id_token: {}}}}\n",
+         {"3:46: sink 'k': missing required key 'audience' in auth.google_id_token"}},
+        {"async", SNK "  k: {openfaas: {gateway: g, function: f, async: yes}}\n",
+         {"3:50: 'async' must be true or false (got 'yes')"}},
+        {"openfaas function", SNK "  k: {openfaas: {gateway: g}}\n",
+         {"3:17: sink 'k': missing required key 'function' in openfaas sink"}},
+        {"invocation", SNK "  k: {lambda: {function: f, invocation: Sync}}\n",
+         {"3:41: 'invocation' must be one of RequestResponse, Event (got 'Sync')"}},
+        {"credentials", SNK "  k: {lambda: {function: f, credentials: {access_key_id: a}}}\n",
+         {"3:42: sink 'k': missing required key 'secret_access_key' in lambda credentials"}},
+        {"maxlen", SNK "  k: {redis: {url: u, stream: s, maxlen: -1}}\n",
+         {"3:42: 'maxlen' must be at least 0"}},
+        {"kafka topic", SNK "  k: {kafka: {brokers: b}}\n",
+         {"3:14: sink 'k': missing required key 'topic' in kafka sink"}},
+        {"rabbitmq exchange", SNK "  k: {rabbitmq: {url: u}}\n",
+         {"3:17: sink 'k': missing required key 'exchange' in rabbitmq sink"}},
+        {"file unknown", SNK "  k: {file: {path: p, fsync: true}}\n",
+         {"3:23: unknown key 'fsync' in file sink"}},
+        {"timeout", SNK "  k: {file: {path: p, timeout: soon}}\n",
+         {"3:32: 'timeout' must be a duration such as 250ms, 10s, 5m, 1h (got 'soon')"}},
+    };
+    RUN(cases);
+}
+
+static void test_errors_triggers(void **state)
+{
+    setenv("TD_T_SINK", "nowhere", 1);
+    setenv("TD_T_R", "abc", 1);
+    const struct ecase cases[] = {
+        {"missing", BASE "triggers:\n  - {sink: k}\n",
+         {"7:5: trigger #1: missing required key 'name'",
+          "7:5: trigger #1: missing required key 'source'"}},
+        {"missing sink", BASE "triggers:\n  - name: t\n    source: s\n",
+         {"7:5: trigger 't': missing required key 'sink'"}},
+        {"name", BASE "triggers:\n  - {name: 'a b', source: s, sink: k}\n",
+         {"7:12: invalid trigger name 'a b' (use letters, digits, '_', '.' and '-')"}},
+        {"duplicate name",
+         BASE "triggers:\n  - {name: t, source: s, sink: k}\n  - {name: t, source: s, sink: k}\n",
+         {"8:12: duplicate trigger name 't' (first defined at %F:7:5)"}},
+        {"unknown source", BASE "triggers:\n  - {name: t, source: x, sink: k}\n",
+         {"7:23: unknown source 'x'"}},
+        {"unknown sink", BASE "triggers:\n  - {name: t, source: s, sink: x}\n",
+         {"7:32: unknown sink 'x'"}},
+        {"unknown reply", BASE TRIG "    reply: r\n", {"10:12: unknown sink 'r'"}},
+        {"unknown dead_letter", BASE TRIG "    delivery: {dead_letter: d}\n",
+         {"10:29: unknown sink 'd'"}},
+        {"secret reference", BASE TRIG "    reply: ${TD_T_SINK}\n",
+         {"10:12: unknown sink (value from ${TD_T_SINK})"}},
+        {"duplicate key", BASE TRIG "    sink: k\n", {"10:5: duplicate key 'sink' (first at line 9)"}},
+        {"unknown key", BASE TRIG "    retry: 3\n",
+         {"10:5: unknown key 'retry' in trigger (did you mean 'reply'?)"}},
+        {"event scalar", BASE TRIG "    event: x\n", {"10:12: event must be a mapping (got a scalar)"}},
+        {"event unknown", BASE TRIG "    event: {kind: x}\n", {"10:13: unknown key 'kind' in event"}},
+        {"event set name", BASE TRIG "    event: {set: {Team: x}}\n",
+         {"10:19: invalid attribute name 'Team' (lowercase letters and digits only)"}},
+    };
+    RUN(cases);
+}
+
+static void test_errors_delivery(void **state)
+{
+    const struct ecase cases[] = {
+        {"not mapping", BASE TRIG "    delivery: fast\n",
+         {"10:15: delivery must be a mapping (got a scalar)"}},
+        {"unknown", BASE TRIG "    delivery: {retries: 1}\n",
+         {"10:16: unknown key 'retries' in delivery (did you mean 'retry'?)"}},
+        {"retry", BASE TRIG "    delivery: {retry: -1}\n", {"10:23: 'retry' must be at least 0"}},
+        {"retry secret", BASE TRIG "    delivery: {retry: \"${TD_T_R}\"}\n",
+         {"10:23: 'retry' must be an integer (got value from ${TD_T_R})"}},
+        {"concurrency", BASE TRIG "    delivery: {concurrency: 0}\n",
+         {"10:29: 'concurrency' must be at least 1"}},
+        {"backoff", BASE TRIG "    delivery: {backoff: random}\n",
+         {"10:25: 'backoff' must be one of exponential, linear (got 'random')"}},
+        {"ordering", BASE TRIG "    delivery: {ordering: fifo}\n",
+         {"10:26: 'ordering' must be one of unordered, partition, key (got 'fifo')"}},
+        {"backoff_max", BASE TRIG "    delivery: {backoff_delay: 10s, backoff_max: 1s}\n",
+         {"10:49: 'backoff_max' must not be less than 'backoff_delay'"}},
+        {"backoff_delay", BASE TRIG "    delivery: {backoff_delay: 1m}\n",
+         {"10:31: 'backoff_max' must not be less than 'backoff_delay'"}},
+        {"retry_on range", BASE TRIG "    delivery: {retry_on: [42]}\n",
+         {"10:27: 'retry_on' must be at least 100"}},
+        {"retry_on high", BASE TRIG "    delivery: {retry_on: [600]}\n",
+         {"10:27: 'retry_on' must be at most 599"}},
+        {"retry_on item", BASE TRIG "    delivery: {retry_on: [x]}\n",
+         {"10:27: 'retry_on' items must be integers (got 'x')"}},
+        {"retry_on scalar", BASE TRIG "    delivery: {retry_on: 500}\n",
+         {"10:26: 'retry_on' must be a list of integers (got a scalar)"}},
+    };
+    RUN(cases);
+}
+
+static void test_errors_filters(void **state)
+{
+    const struct ecase cases[] = {
+        {"filter list", BASE TRIG "    filter: [a]\n",
+         {"10:13: 'filter' must be a mapping of attribute to value (got a list)"}},
+        {"filter empty", BASE TRIG "    filter: {}\n",
+         {"10:13: 'filter' needs at least one attribute"}},
+        {"filter name", BASE TRIG "    filter: {Type: x}\n",
+         {"10:14: invalid attribute name 'Type' (lowercase letters and digits only)"}},
+        {"filter value", BASE TRIG "    filter: {type: [x]}\n",
+         {"10:20: 'type' must be a string (got a list)"}},
+        {"filter duplicate", BASE TRIG "    filter: {type: a, type: b}\n",
+         {"10:23: duplicate key 'type' (first at line 10)"}},
+        {"filters mapping", BASE TRIG "    filters: {exact: {type: x}}\n",
+         {"10:14: 'filters' must be a list of filters (got a mapping)"}},
+        {"item scalar", BASE TRIG "    filters: [x]\n",
+         {"10:15: a filter must be a mapping (got a scalar)"}},
+        {"item empty", BASE TRIG "    filters: [{}]\n",
+         {"10:15: empty filter: expected one of exact, prefix, suffix, all, any, not, cesql"}},
+        {"item unknown", BASE TRIG "    filters: [{exakt: {type: x}}]\n",
+         {"10:16: unknown key 'exakt' in filter (did you mean 'exact'?)"}},
+        {"two kinds", BASE TRIG "    filters: [{exact: {type: x}, prefix: {type: y}}]\n",
+         {"10:34: 'exact' and 'prefix' cannot both be given in one filter (combine them with all)"}},
+        {"any mapping", BASE TRIG "    filters: [{any: {exact: {a: b}}}]\n",
+         {"10:21: 'any' must be a list of filters (got a mapping)"}},
+        {"all empty", BASE TRIG "    filters: [{all: []}]\n",
+         {"10:21: 'all' needs at least one filter"}},
+        {"nested", BASE TRIG "    filters: [{not: {prefix: {}}}]\n",
+         {"10:30: 'prefix' needs at least one attribute"}},
+        {"deep nested", BASE TRIG "    filters: [{any: [{all: [{suffix: {subject: [1]}}]}]}]\n",
+         {"10:48: 'subject' must be a string (got a list)"}},
+        {"cesql", BASE TRIG "    filters: [{cesql: \"type = = =\"}]\n", {"10:23: cesql: column *"}},
+        {"cesql list", BASE TRIG "    filters: [{cesql: [a]}]\n",
+         {"10:23: 'cesql' must be a string (got a list)"}},
+    };
+    RUN(cases);
+}
+
+static void test_errors_interpolation(void **state)
+{
+    char nul[256];
+    char big[256];
+    char yaml_nul[512];
+    char yaml_big[512];
+    char want_nul[512];
+    char want_big[512];
+
+    unsetenv("TD_T_UNSET");
+    snprintf(nul, sizeof(nul), "%s/nul", g_dir);
+    FILE *fp = fopen(nul, "wb");
+    assert_non_null(fp);
+    fwrite("a\0b", 1, 3, fp);
+    fclose(fp);
+    snprintf(big, sizeof(big), "%s/big", g_dir);
+    fp = fopen(big, "wb");
+    assert_non_null(fp);
+    for (int i = 0; i < 1100; i++) {
+        char kb[1024];
+        memset(kb, 'x', sizeof(kb));
+        fwrite(kb, 1, sizeof(kb), fp);
+    }
+    fclose(fp);
+    snprintf(yaml_nul, sizeof(yaml_nul), BASE TRIG "    schema: ${file:%s}\n", nul);
+    snprintf(yaml_big, sizeof(yaml_big), BASE TRIG "    schema: ${file:%s}\n", big);
+    snprintf(want_nul, sizeof(want_nul), "10:13: ${file:%s} contains a NUL byte", nul);
+    snprintf(want_big, sizeof(want_big), "10:13: ${file:%s} is larger than 1 MiB", big);
+
+    const struct ecase cases[] = {
+        {"unset", BASE TRIG "    schema: ${TD_T_UNSET}\n",
+         {"10:13: environment variable 'TD_T_UNSET' is not set"}},
+        {"unset in int", BASE TRIG "    delivery:\n      retry: ${TD_T_UNSET}\n",
+         {"11:14: environment variable 'TD_T_UNSET' is not set"}},
+        {"unterminated", BASE TRIG "    schema: \"${X\"\n",
+         {"10:13: unterminated '${' (write '$${' for a literal '${')"}},
+        {"name", BASE TRIG "    schema: \"${1X}\"\n", {"10:13: invalid variable name in '${1X}'"}},
+        {"file missing", BASE TRIG "    schema: ${file:/nonexistent/x}\n",
+         {"10:13: cannot read ${file:/nonexistent/x}: No such file or directory"}},
+        {"file no path", BASE TRIG "    schema: ${file:}\n", {"10:13: ${file:PATH} needs a path"}},
+        {"file NUL", yaml_nul, {want_nul}},
+        {"file big", yaml_big, {want_big}},
+    };
+    RUN(cases);
+}
+
+/* ---- files and directories ---- */
+
+static void make_dir(const char *name, char *out, size_t len)
+{
+    snprintf(out, len, "%s/%s", g_dir, name);
+    assert_int_equal(mkdir(out, 0700), 0);
+}
+
+static void put(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    write_file(path, text);
+}
+
+static void expect_errors(const char *path, const char *const *want, size_t n)
+{
+    struct td_errors errs = {0};
+    struct td_config *cfg = td_config_load(path, &errs);
+    char exp[1024];
+
+    assert_null(cfg);
+    for (size_t j = 0; j < errs.n; j++) {
+        fprintf(stderr, "    got  %s\n", errs.msgs[j]);
+    }
+    assert_int_equal(errs.n, n);
+    for (size_t i = 0; i < n; i++) {
+        expand(want[i], exp, sizeof(exp));
+        assert_string_equal(errs.msgs[i], exp);
+    }
+    td_errors_clear(&errs);
+}
+
+static void test_directory_merge(void **state)
+{
+    char dir[256];
+    struct td_errors errs = {0};
+
+    make_dir("merge", dir, sizeof(dir));
+    put(dir, "10-sources.yaml", "version: 1\nsources:\n  s: {redis: {url: u, stream: x}}\n");
+    put(dir, "20-sinks.yml", "version: 1\nsinks:\n  k: {file: {path: /tmp/k}}\n");
+    put(dir, "30-triggers.yaml",
+        "version: 1\ndaemon: {log: {level: warn}}\ntriggers:\n  - {name: a, source: s, sink: k}\n");
+    put(dir, "05-later.yaml", "version: 1\ntriggers:\n  - {name: b, source: s, sink: k}\n");
+    put(dir, "notes.txt", "not yaml");
+    put(dir, ".hidden.yaml", "garbage: [");
+    struct td_config *cfg = td_config_load(dir, &errs);
+    assert_int_equal(errs.n, 0);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->nfiles, 4);
+    assert_int_equal(cfg->ntriggers, 2);
+    assert_string_equal(cfg->triggers[0].name, "b"); /* 05-later.yaml is read first */
+    assert_string_equal(cfg->triggers[1].name, "a");
+    assert_int_equal(cfg->daemon.log_level, TD_LOG_WARN);
+    assert_non_null(td_config_source(cfg, "s"));
+    assert_non_null(td_config_sink(cfg, "k"));
+    assert_null(td_config_sink(cfg, "s"));
+    assert_null(td_config_source(cfg, "nope"));
+    char want[512];
+    snprintf(want, sizeof(want), "%s/30-triggers.yaml", dir);
+    assert_string_equal(cfg->triggers[1].pos.file, want);
+    assert_int_equal(cfg->triggers[1].pos.line, 4);
+    td_config_free(cfg);
+}
+
+static void test_directory_errors(void **state)
+{
+    char dir[256];
+
+    make_dir("dups", dir, sizeof(dir));
+    put(dir, "a.yaml",
+        "version: 1\ndaemon: {}\nsources:\n  s: {redis: {url: u, stream: x}}\nsinks:\n"
+        "  k: {file: {path: p}}\ntriggers:\n  - {name: t, source: s, sink: k}\n");
+    put(dir, "b.yaml",
+        "version: 1\ndaemon: {}\nsources:\n  s: {redis: {url: u, stream: x}}\nsinks:\n"
+        "  k: {file: {path: p}}\ntriggers:\n  - {name: t, source: s, sink: k}\n");
+    put(dir, "c.yaml", "sinks: {}\n");
+    const char *const want[] = {
+        "%D/dups/b.yaml:2:9: daemon is already configured at %D/dups/a.yaml:2:9",
+        "%D/dups/b.yaml:4:3: duplicate source 's' (first defined at %D/dups/a.yaml:4:3)",
+        "%D/dups/b.yaml:6:3: duplicate sink 'k' (first defined at %D/dups/a.yaml:6:3)",
+        "%D/dups/b.yaml:8:12: duplicate trigger name 't' (first defined at %D/dups/a.yaml:8:5)",
+        "%D/dups/c.yaml:1:1: missing required key 'version' in the top level",
+    };
+    expect_errors(dir, want, 5);
+
+    make_dir("empty", dir, sizeof(dir));
+    put(dir, "x.txt", "version: 1\n");
+    const char *const want_empty[] = {"%D/empty: no *.yaml or *.yml files in the directory"};
+    expect_errors(dir, want_empty, 1);
+
+    const char *const want_missing[] = {"/nonexistent/td.yaml: cannot open: No such file or "
+                                        "directory"};
+    expect_errors("/nonexistent/td.yaml", want_missing, 1);
+
+    char path[512];
+    snprintf(path, sizeof(path), "%s/huge.yaml", g_dir);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(ftruncate(fileno(fp), 17 * 1024 * 1024), 0);
+    fclose(fp);
+    const char *const want_huge[] = {"%D/huge.yaml: file is larger than 16 MiB"};
+    expect_errors(path, want_huge, 1);
+    unlink(path);
+}
+
+/* ---- valid files ---- */
+
+static struct td_config *load_ok(const char *path)
+{
+    struct td_errors errs = {0};
+    struct td_config *cfg = td_config_load(path, &errs);
+    for (size_t i = 0; i < errs.n; i++) {
+        fprintf(stderr, "unexpected: %s\n", errs.msgs[i]);
+    }
+    assert_int_equal(errs.n, 0);
+    assert_non_null(cfg);
+    return cfg;
+}
+
+static void fixture(const char *name, char *out, size_t len)
+{
+    const char *root = getenv("TD_SOURCE_DIR");
+    snprintf(out, len, "%s/tests/data/config/%s", root ? root : ".", name);
+}
+
+static const char *kv(const struct td_kv_list *list, const char *key)
+{
+    for (size_t i = 0; i < list->n; i++) {
+        if (strcmp(list->items[i].key, key) == 0) {
+            return list->items[i].value;
+        }
+    }
+    return NULL;
+}
+
+static void test_defaults(void **state)
+{
+    char path[512];
+    char host[256] = "";
+    fixture("good_minimal.yaml", path, sizeof(path));
+    struct td_config *cfg = load_ok(path);
+
+    assert_int_equal(cfg->version, 1);
+    assert_null(cfg->daemon.http_listen);
+    assert_int_equal(cfg->daemon.log_level, TD_LOG_INFO);
+    assert_int_equal(cfg->daemon.log_format, TD_LOG_TEXT);
+    assert_int_equal(cfg->daemon.shutdown_grace_ms, 30000);
+
+    const struct td_conf_source *src = td_config_source(cfg, "s");
+    assert_non_null(src);
+    assert_int_equal(src->kind, TD_SOURCE_REDIS);
+    assert_int_equal(src->max_inflight, 1000);
+    assert_string_equal(src->redis.group, "triggerd");
+    gethostname(host, sizeof(host) - 1);
+    assert_string_equal(src->redis.consumer, host[0] ? host : "triggerd");
+    assert_string_equal(src->redis.start, "earliest");
+    assert_int_equal(src->redis.claim_idle_ms, 60000);
+    assert_int_equal(src->redis.max_deliveries, 10);
+    assert_int_equal(src->redis.batch, 100);
+    assert_int_equal(src->redis.block_ms, 1000);
+    assert_int_equal(src->pos.line, 4);
+    assert_int_equal(src->pos.col, 3);
+
+    const struct td_conf_sink *snk = td_config_sink(cfg, "k");
+    assert_int_equal(snk->kind, TD_SINK_HTTP);
+    assert_int_equal(snk->timeout_ms, 10000);
+    assert_int_equal(snk->http.timeout_ms, 10000);
+    assert_int_equal(snk->http.mode, TD_MODE_BINARY);
+
+    const struct td_conf_trigger *trg = &cfg->triggers[0];
+    assert_null(trg->filter);
+    assert_null(trg->reply);
+    assert_int_equal(trg->delivery.retry, 3);
+    assert_int_equal(trg->delivery.backoff, TD_BACKOFF_EXPONENTIAL);
+    assert_int_equal(trg->delivery.backoff_delay_ms, 200);
+    assert_int_equal(trg->delivery.backoff_max_ms, 30000);
+    assert_int_equal(trg->delivery.timeout_ms, 0);
+    assert_int_equal(trg->delivery.retry_after_max_ms, 60000);
+    assert_int_equal(trg->delivery.ordering, TD_ORDER_UNORDERED);
+    assert_int_equal(trg->delivery.concurrency, 64);
+    assert_null(trg->delivery.dead_letter);
+    assert_int_equal(trg->delivery.nretry_on, 0);
+    assert_int_equal(trg->source_pos.line, 8);
+    assert_int_equal(trg->source_pos.col, 23);
+    td_config_free(cfg);
+}
+
+static void check_full_sources(const struct td_config *cfg)
+{
+    const struct td_conf_source *src = td_config_source(cfg, "clicks");
+    assert_int_equal(src->kind, TD_SOURCE_REDIS);
+    assert_string_equal(src->redis.url, "redis://localhost:6379/0");
+    assert_string_equal(src->redis.consumer, "c1");
+    assert_string_equal(src->redis.start, "latest");
+    assert_int_equal(src->redis.claim_idle_ms, 0);
+    assert_int_equal(src->redis.max_deliveries, 0);
+    assert_int_equal(src->redis.batch, 10);
+    assert_int_equal(src->redis.block_ms, 250);
+    assert_int_equal(src->max_inflight, 50);
+
+    src = td_config_source(cfg, "orders");
+    assert_int_equal(src->kind, TD_SOURCE_KAFKA);
+    assert_int_equal(src->kafka.ntopics, 2);
+    assert_string_equal(src->kafka.topics[1], "refunds");
+    assert_string_equal(src->kafka.group, "triggerd");
+    assert_string_equal(kv(&src->kafka.properties, "fetch.min.bytes"), "1");
+
+    src = td_config_source(cfg, "jobs");
+    assert_int_equal(src->kind, TD_SOURCE_RABBITMQ);
+    assert_int_equal(src->rabbitmq.prefetch, 10);
+    assert_int_equal(src->rabbitmq.heartbeat, 60);
+
+    src = td_config_source(cfg, "inbound");
+    assert_int_equal(src->kind, TD_SOURCE_HTTP);
+    assert_string_equal(src->http.path, "/events");
+    assert_string_equal(src->http.bearer, "s3cret");
+    assert_int_equal(src->http.max_size, 65536);
+}
+
+static void check_full_sinks(const struct td_config *cfg)
+{
+    const struct td_conf_sink *snk = td_config_sink(cfg, "web");
+    assert_int_equal(snk->kind, TD_SINK_HTTP);
+    assert_int_equal(snk->http.mode, TD_MODE_STRUCTURED);
+    assert_int_equal(snk->timeout_ms, 2000);
+    assert_int_equal(snk->http.timeout_ms, 2000);
+    assert_string_equal(kv(&snk->http.headers, "X-N"), "5");
+    assert_string_equal(snk->http.client_key, "/key");
+    assert_string_equal(snk->http.auth.bearer_file, "/tok");
+
+    snk = td_config_sink(cfg, "svc");
+    assert_null(snk->http.url);
+    assert_string_equal(snk->http.service_name, "resize");
+    assert_string_equal(snk->http.service_namespace, "default");
+    assert_int_equal(snk->http.service_port, 80);
+
+    assert_string_equal(td_config_sink(cfg, "gcf")->http.auth.google_audience, "aud");
+    assert_null(td_config_sink(cfg, "gcf")->http.auth.google_metadata_url);
+    assert_string_equal(td_config_sink(cfg, "az")->http.auth.azure_function_key, "key");
+
+    snk = td_config_sink(cfg, "faas");
+    assert_int_equal(snk->kind, TD_SINK_OPENFAAS);
+    assert_true(snk->openfaas.async);
+    assert_string_equal(snk->openfaas.auth.basic_user, "admin");
+    assert_string_equal(snk->openfaas.auth.basic_password, "pw");
+
+    snk = td_config_sink(cfg, "lam");
+    assert_int_equal(snk->kind, TD_SINK_LAMBDA);
+    assert_string_equal(snk->lambda.invocation, "Event");
+    assert_string_equal(snk->lambda.payload, "data");
+    assert_string_equal(snk->lambda.session_token, "ST");
+    assert_int_equal(snk->timeout_ms, 60000);
+
+    snk = td_config_sink(cfg, "dead");
+    assert_int_equal(snk->kind, TD_SINK_REDIS);
+    assert_int_equal(snk->redis.maxlen, 1000);
+    snk = td_config_sink(cfg, "dead2");
+    assert_int_equal(snk->kind, TD_SINK_KAFKA);
+    assert_string_equal(kv(&snk->kafka.properties, "acks"), "all");
+    snk = td_config_sink(cfg, "dead3");
+    assert_int_equal(snk->kind, TD_SINK_RABBITMQ);
+    assert_string_equal(snk->rabbitmq.routing_key, "letters");
+    snk = td_config_sink(cfg, "dead4");
+    assert_int_equal(snk->kind, TD_SINK_FILE);
+    assert_string_equal(snk->file.path, "/tmp/dead.jsonl");
+}
+
+static void test_full_file(void **state)
+{
+    char path[512];
+    unsetenv("TD_TEST_TOKEN");
+    fixture("good_full.yaml", path, sizeof(path));
+    struct td_config *cfg = load_ok(path);
+
+    assert_string_equal(cfg->daemon.http_listen, "127.0.0.1:9090");
+    assert_int_equal(cfg->daemon.log_level, TD_LOG_DEBUG);
+    assert_int_equal(cfg->daemon.log_format, TD_LOG_JSON);
+    assert_int_equal(cfg->daemon.shutdown_grace_ms, 5000);
+    assert_int_equal(cfg->nsources, 4);
+    assert_int_equal(cfg->nsinks, 10);
+    check_full_sources(cfg);
+    check_full_sinks(cfg);
+
+    const struct td_conf_trigger *trg = &cfg->triggers[0];
+    assert_string_equal(trg->event_type, "com.example.click");
+    assert_string_equal(trg->event_source, "/clicks");
+    assert_string_equal(kv(&trg->event_set, "team"), "media");
+    assert_string_equal(trg->reply, "dead4");
+    assert_string_equal(trg->schema, "/schemas/click.json");
+    assert_int_equal(trg->delivery.retry, 0);
+    assert_int_equal(trg->delivery.backoff, TD_BACKOFF_LINEAR);
+    assert_int_equal(trg->delivery.backoff_delay_ms, 1000);
+    assert_int_equal(trg->delivery.timeout_ms, 3000);
+    assert_int_equal(trg->delivery.retry_after_max_ms, 120000);
+    assert_int_equal(trg->delivery.ordering, TD_ORDER_KEY);
+    assert_int_equal(trg->delivery.concurrency, 1);
+    assert_string_equal(trg->delivery.dead_letter, "dead");
+    assert_int_equal(trg->delivery.dead_letter_pos.line, 55);
+    assert_int_equal(trg->delivery.dead_letter_pos.col, 81);
+    assert_int_equal(trg->delivery.nretry_on, 2);
+    assert_int_equal(trg->delivery.retry_on[1], 503);
+
+    /* ALL{ EXACT{type, n}, PREFIX{subject}, ANY{ SUFFIX{subject}, NOT{ EXACT{source} } } } */
+    const struct td_filter *f = trg->filter;
+    assert_non_null(f);
+    assert_int_equal(f->kind, TD_FILTER_ALL);
+    assert_int_equal(f->nchildren, 3);
+    assert_int_equal(f->children[0]->kind, TD_FILTER_EXACT);
+    assert_int_equal(f->children[0]->attrs.n, 2);
+    assert_string_equal(kv(&f->children[0]->attrs, "n"), "1");
+    assert_int_equal(f->children[1]->kind, TD_FILTER_PREFIX);
+    assert_string_equal(kv(&f->children[1]->attrs, "subject"), "images/");
+    const struct td_filter *any = f->children[2];
+    assert_int_equal(any->kind, TD_FILTER_ANY);
+    assert_int_equal(any->nchildren, 2);
+    assert_int_equal(any->children[0]->kind, TD_FILTER_SUFFIX);
+    assert_int_equal(any->children[1]->kind, TD_FILTER_NOT);
+    assert_int_equal(any->children[1]->nchildren, 1);
+    assert_int_equal(any->children[1]->children[0]->kind, TD_FILTER_EXACT);
+    assert_string_equal(kv(&any->children[1]->children[0]->attrs, "source"), "/x");
+
+    assert_string_equal(cfg->triggers[1].name, "defaults");
+    assert_null(cfg->triggers[1].filter);
+    td_config_free(cfg);
+}
+
+static void test_filter_only_legacy(void **state)
+{
+    write_file(g_file, BASE TRIG "    filter: {type: a, flag: true}\n");
+    struct td_config *cfg = load_ok(g_file);
+    const struct td_filter *f = cfg->triggers[0].filter;
+    assert_int_equal(f->kind, TD_FILTER_ALL);
+    assert_int_equal(f->nchildren, 1);
+    assert_int_equal(f->children[0]->kind, TD_FILTER_EXACT);
+    assert_string_equal(kv(&f->children[0]->attrs, "flag"), "true");
+    td_config_free(cfg);
+}
+
+static void test_interpolation_in_file(void **state)
+{
+    setenv("TD_T_URL", "redis://secret@h", 1);
+    setenv("TD_T_PREFETCH", "7", 1);
+    unsetenv("TD_T_UNSET");
+    write_file(g_file, "version: 1\n"
+                       "sources:\n"
+                       "  s: {redis: {url: \"${TD_T_URL}\", stream: \"$${literal}\", "
+                       "batch: \"${TD_T_PREFETCH}\"}}\n"
+                       "  r: {rabbitmq: {url: \"${TD_T_UNSET:-amqp://d}\", queue: q}}\n");
+    struct td_config *cfg = load_ok(g_file);
+    const struct td_conf_source *src = td_config_source(cfg, "s");
+    assert_string_equal(src->redis.url, "redis://secret@h");
+    assert_string_equal(src->redis.stream, "${literal}");
+    assert_int_equal(src->redis.batch, 7);
+    assert_string_equal(td_config_source(cfg, "r")->rabbitmq.url, "amqp://d");
+    td_config_free(cfg);
+
+    /* A secret value never appears in a message. */
+    setenv("TD_T_LEVEL", "topsecret", 1);
+    struct td_errors errs = {0};
+    write_file(g_file, "version: 1\ndaemon: {log: {level: \"${TD_T_LEVEL}\"}}\n");
+    assert_null(td_config_load(g_file, &errs));
+    assert_int_equal(errs.n, 1);
+    assert_null(strstr(errs.msgs[0], "topsecret"));
+    char want[512];
+    snprintf(want, sizeof(want),
+             "%s:2:23: 'level' must be one of debug, info, warn, error (got value from "
+             "${TD_T_LEVEL})",
+             g_file);
+    assert_string_equal(errs.msgs[0], want);
+    td_errors_clear(&errs);
+}
+
+static void test_conf_examples(void **state)
+{
+    static const char *const files[] = {"conf/triggerd.yaml", "conf/demo.yaml",
+                                        "conf/examples/redis-to-http.yaml"};
+    const char *root = getenv("TD_SOURCE_DIR");
+    char path[512];
+
+    setenv("INGRESS_TOKEN", "t", 1);
+    setenv("OPENFAAS_PASSWORD", "p", 1);
+    setenv("AZ_KEY", "k", 1);
+    setenv("AWS_SECRET", "s", 1);
+    setenv("TD_DEMO_REDIS_PORT", "6379", 1);
+    setenv("TD_DEMO_FUNCTION_PORT", "8080", 1);
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", root ? root : ".", files[i]);
+        td_config_free(load_ok(path));
+    }
+}
+
+/* Each bad_*.yaml fixture fails with exactly the message on its first line. */
+static void test_bad_fixtures(void **state)
+{
+    char dirpath[512];
+    char path[1024];
+    char first[512];
+    char want[1536];
+    int count = 0;
+
+    fixture("", dirpath, sizeof(dirpath));
+    DIR *dir = opendir(dirpath);
+    assert_non_null(dir);
+    for (struct dirent *de; (de = readdir(dir)) != NULL;) {
+        if (strncmp(de->d_name, "bad_", 4) != 0) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s%s", dirpath, de->d_name);
+        FILE *fp = fopen(path, "r");
+        assert_non_null(fp);
+        assert_non_null(fgets(first, sizeof(first), fp));
+        fclose(fp);
+        first[strcspn(first, "\n")] = '\0';
+        assert_true(strncmp(first, "# expect: ", 10) == 0);
+        snprintf(want, sizeof(want), "%s:%s", path, first + 10);
+
+        struct td_errors errs = {0};
+        assert_null(td_config_load(path, &errs));
+        if (errs.n != 1 || strcmp(errs.msgs[0], want) != 0) {
+            for (size_t i = 0; i < errs.n; i++) {
+                fprintf(stderr, "  got  %s\n", errs.msgs[i]);
+            }
+            fail_msg("%s: want %s", de->d_name, want);
+        }
+        td_errors_clear(&errs);
+        count++;
+    }
+    closedir(dir);
+    assert_true(count >= 3);
+}
+
+/* Random-ish garbage must never crash the loader (ASan watches). */
+static void test_garbage(void **state)
+{
+    static const char *const inputs[] = {
+        "\xef\xbb\xbf", "\xff\xfe\x00\x00", "version: 1\n\t- x\n", "{{{{", "]]]", "? ? ?",
+        "version: !!binary aGVsbG8=\n", "&a [*a]", "version: 1\nsources: {s: {redis: [1, {]}}",
+        "version: 1\ntriggers: [{filters: [{not: {not: {not: {any: [[]]}}}}]}]\n",
+        "version: 1\nsinks: {k: {http: {url: ${}}}}\n", "%YAML 1.1\n---\nversion: 1\n",
+        "version: 1\n...\n", "version: 1\n: x\n", "!<tag:x> a: 1\n", "version: 1\nsources: {\"\": {}}\n",
+    };
+    for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+        struct td_errors errs = {0};
+        write_file(g_file, inputs[i]);
+        struct td_config *cfg = td_config_load(g_file, &errs);
+        td_config_free(cfg);
+        td_errors_clear(&errs);
+    }
+}
+
+static int setup(void **state)
+{
+    snprintf(g_dir, sizeof(g_dir), "/tmp/td_config_XXXXXX");
+    if (!mkdtemp(g_dir)) {
+        return -1;
+    }
+    snprintf(g_file, sizeof(g_file), "%s/t.yaml", g_dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_errors_add),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_interpolate),
+        cmocka_unit_test(test_errors_parse),
+        cmocka_unit_test(test_errors_daemon),
+        cmocka_unit_test(test_errors_sources),
+        cmocka_unit_test(test_errors_sinks),
+        cmocka_unit_test(test_errors_triggers),
+        cmocka_unit_test(test_errors_delivery),
+        cmocka_unit_test(test_errors_filters),
+        cmocka_unit_test(test_errors_interpolation),
+        cmocka_unit_test(test_directory_merge),
+        cmocka_unit_test(test_directory_errors),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_full_file),
+        cmocka_unit_test(test_filter_only_legacy),
+        cmocka_unit_test(test_interpolation_in_file),
+        cmocka_unit_test(test_conf_examples),
+        cmocka_unit_test(test_bad_fixtures),
+        cmocka_unit_test(test_garbage),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
