@@ -1039,42 +1039,17 @@ static void free_table(const struct ktable *t, void *base)
  * The tables
  * ---------------------------------------------------------------------------------------- */
 
-#define STR(n, o)                                                                                  \
-    {                                                                                              \
-        .name = (n), .type = K_STR, .off = (o)                                                     \
-    }
-#define REQ_STR(n, o)                                                                              \
-    {                                                                                              \
-        .name = (n), .type = K_STR, .off = (o), .required = true                                   \
-    }
-#define ONE_STR(n, o)                                                                              \
-    {                                                                                              \
-        .name = (n), .type = K_STR, .off = (o), .group = 1                                         \
-    }
-#define REF_STR(n, o, p)                                                                           \
-    {                                                                                              \
-        .name = (n), .type = K_STR, .off = (o), .off2 = (p), .pos = true                           \
-    }
-#define INT(n, o, lo, hi)                                                                          \
-    {                                                                                              \
-        .name = (n), .type = K_INT, .off = (o), .min = (lo), .max = (hi)                           \
-    }
-#define DUR(n, o)                                                                                  \
-    {                                                                                              \
-        .name = (n), .type = K_DUR, .off = (o)                                                     \
-    }
-#define ENUM(n, o, v)                                                                              \
-    {                                                                                              \
-        .name = (n), .type = K_ENUM, .off = (o), .names = (v)                                      \
-    }
-#define NESTED(n, o, t)                                                                            \
-    {                                                                                              \
-        .name = (n), .type = K_NESTED, .off = (o), .sub = (t)                                      \
-    }
-#define CUSTOM(n, f)                                                                               \
-    {                                                                                              \
-        .name = (n), .type = K_CUSTOM, .fn = (f)                                                   \
-    }
+/* clang-format off */
+#define STR(n, o)         {.name = (n), .type = K_STR, .off = (o)}
+#define REQ_STR(n, o)     {.name = (n), .type = K_STR, .off = (o), .required = true}
+#define ONE_STR(n, o)     {.name = (n), .type = K_STR, .off = (o), .group = 1}
+#define REF_STR(n, o, p)  {.name = (n), .type = K_STR, .off = (o), .off2 = (p), .pos = true}
+#define INT(n, o, lo, hi) {.name = (n), .type = K_INT, .off = (o), .min = (lo), .max = (hi)}
+#define DUR(n, o)         {.name = (n), .type = K_DUR, .off = (o)}
+#define ENUM(n, o, v)     {.name = (n), .type = K_ENUM, .off = (o), .names = (v)}
+#define NESTED(n, o, t)   {.name = (n), .type = K_NESTED, .off = (o), .sub = (t)}
+#define CUSTOM(n, f)      {.name = (n), .type = K_CUSTOM, .fn = (f)}
+/* clang-format on */
 
 static const char *const start_names[] = {"earliest", "latest", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
@@ -1295,10 +1270,9 @@ static const struct ktable rabbitmq_sink_table = {TABLE("rabbitmq sink", rabbitm
 static const struct kdef file_sink_keys[] = {REQ_STR("path", SNK(file.path)), SINK_TIMEOUT};
 static const struct ktable file_sink_table = {TABLE("file sink", file_sink_keys)};
 
-#define SINK_KIND(n, t, k)                                                                         \
-    {                                                                                              \
-        .name = (n), .type = K_NESTED, .sub = (t), .group = 1, .kind = (k) + 1                     \
-    }
+/* clang-format off */
+#define SINK_KIND(n, t, k) {.name = (n), .type = K_NESTED, .sub = (t), .group = 1, .kind = (k) + 1}
+/* clang-format on */
 static const struct kdef sink_keys[] = {
     SINK_KIND("http", &http_sink_table, TD_SINK_HTTP),
     SINK_KIND("openfaas", &openfaas_sink_table, TD_SINK_OPENFAAS),

@@ -74,22 +74,22 @@ struct td_conf_kafka_source {
     char *brokers;
     char **topics;
     size_t ntopics;
-    char *group;
-    char *start; /* earliest | latest */
+    char *group; /* default "triggerd" */
+    char *start; /* earliest | latest, default earliest */
     struct td_kv_list properties;
 };
 
 struct td_conf_rabbitmq_source {
     char *url;
     char *queue;
-    int prefetch;
-    int heartbeat;
+    int prefetch;  /* default 100 */
+    int heartbeat; /* seconds (written as a duration, e.g. 30s), default 30 */
 };
 
 struct td_conf_http_source {
     char *path;
-    char *bearer; /* secret */
-    int64_t max_size;
+    char *bearer;     /* secret */
+    int64_t max_size; /* default 1MiB */
 };
 
 struct td_conf_source {
@@ -127,9 +127,9 @@ struct td_conf_auth {
 
 struct td_conf_http_sink {
     char *url;
-    char *service_name; /* service: {name, namespace, port} -> url */
-    char *service_namespace;
-    int service_port;
+    char *service_name;      /* service: {name, namespace, port} -> url */
+    char *service_namespace; /* default "default" when service is given */
+    int service_port;        /* default 80 */
     enum td_http_mode mode;
     int64_t timeout_ms; /* default 10s */
     struct td_kv_list headers;
@@ -151,8 +151,8 @@ struct td_conf_lambda_sink {
     char *function;
     char *region;
     char *qualifier;
-    char *invocation; /* RequestResponse | Event */
-    char *payload;    /* event | data */
+    char *invocation; /* RequestResponse | Event, default RequestResponse */
+    char *payload;    /* event | data, default event */
     char *endpoint;
     char *access_key_id;
     char *secret_access_key; /* secret */
