@@ -146,7 +146,10 @@ static char *text_dup(const char *s, size_t len, bool *bad)
     return *bad ? NULL : strndup(s, len);
 }
 
-static struct td_event *from_binary(const struct td_redis_entry *e, char *err, size_t errlen)
+/* Binary mode. lenient: skip fields that are not valid attributes instead of failing (the
+ * caller then repairs the required attributes). */
+static struct td_event *from_binary(const struct td_redis_entry *e, bool lenient, char *err,
+                                    size_t errlen)
 {
     struct td_event *ev = td_event_new();
     char *name = NULL;
@@ -176,6 +179,11 @@ static struct td_event *from_binary(const struct td_redis_entry *e, char *err, s
             name = strdup("datacontenttype");
         } else {
             name = text_dup(f + CE_PREFIX_LEN, flen - CE_PREFIX_LEN, &bad);
+            if (lenient && (bad || (name != NULL && !td_ce_valid_name(name)))) {
+                free(name);
+                name = NULL;
+                continue;
+            }
             if (bad || (name != NULL && !td_ce_valid_name(name))) {
                 td_ce_errf(err, errlen, "field '%.*s' does not name a valid attribute",
                            (int)(flen > 64 ? 64 : flen), f);
@@ -186,6 +194,11 @@ static struct td_event *from_binary(const struct td_redis_entry *e, char *err, s
             goto oom;
         }
         val = text_dup(v, vlen, &bad);
+        if (bad && lenient) {
+            free(name);
+            name = NULL;
+            continue;
+        }
         if (bad) {
             td_ce_errf(err, errlen, "field '%.*s' is not UTF-8 text", (int)(flen > 64 ? 64 : flen),
                        f);
@@ -199,7 +212,7 @@ static struct td_event *from_binary(const struct td_redis_entry *e, char *err, s
         name = NULL;
         val = NULL;
     }
-    if (td_event_validate(ev, err, errlen) != 0) {
+    if (!lenient && td_event_validate(ev, err, errlen) != 0) {
         goto fail;
     }
     return ev;
@@ -417,7 +430,7 @@ struct td_event *td_ce_from_redis(const struct td_redis_entry *entry, const char
         return NULL;
     }
     if (find_field(entry, "ce_specversion", false) >= 0) {
-        return from_binary(entry, err, errlen);
+        return from_binary(entry, false, err, errlen);
     }
     ct = find_field(entry, "content-type", true);
     if (ct >= 0) {
@@ -457,6 +470,49 @@ struct td_event *td_ce_wrap_redis(const struct td_redis_entry *entry, const char
         return NULL;
     }
     return wrap(entry, dflt_type, dflt_source, true, NULL, 0);
+}
+
+struct td_event *td_ce_salvage_redis(const struct td_redis_entry *entry, const char *dflt_type,
+                                     const char *dflt_source)
+{
+    char err[8];
+    if (entry == NULL || (entry->n > 0 && (entry->fields == NULL || entry->field_lens == NULL ||
+                                           entry->values == NULL || entry->value_lens == NULL))) {
+        return NULL;
+    }
+    struct td_event *ev = NULL;
+    if (find_field(entry, "ce_specversion", false) >= 0) {
+        ev = from_binary(entry, true, err, sizeof(err));
+    }
+    if (ev != NULL) {
+        /* Keep what the producer wrote; fill in only what is missing or unusable. */
+        int rc = 0;
+        const char *v = td_event_get(ev, "specversion");
+        if (v == NULL || strcmp(v, "1.0") != 0) {
+            rc |= td_event_set(ev, "specversion", "1.0");
+        }
+        v = td_event_get(ev, "id");
+        if (v == NULL || *v == '\0') {
+            rc |= td_event_set(ev, "id", entry->id != NULL ? entry->id : "redis:unknown");
+        }
+        v = td_event_get(ev, "type");
+        if (v == NULL || *v == '\0') {
+            rc |= td_event_set(ev, "type", dflt_type != NULL ? dflt_type : "triggerd.redis.entry");
+        }
+        v = td_event_get(ev, "source");
+        if (v == NULL || *v == '\0') {
+            rc |= td_event_set(ev, "source", dflt_source != NULL ? dflt_source : "triggerd");
+        }
+        v = td_event_get(ev, "time");
+        if (v != NULL && !td_ce_valid_time(v)) {
+            td_event_unset(ev, "time");
+        }
+        if (rc == 0 && td_event_validate(ev, err, sizeof(err)) == 0) {
+            return ev;
+        }
+        td_event_unref(ev);
+    }
+    return td_ce_wrap_redis(entry, dflt_type, dflt_source);
 }
 
 void td_redis_fields_free(struct td_redis_fields *f)

@@ -123,6 +123,12 @@ struct td_event *td_ce_from_redis(const struct td_redis_entry *entry, const char
  * valid one. NULL only on out of memory. */
 struct td_event *td_ce_wrap_redis(const struct td_redis_entry *entry, const char *dflt_type,
                                   const char *dflt_source);
+/* What to dead-letter for an entry td_ce_from_redis refused: a binary-mode entry keeps every
+ * attribute and the data it had, with only the missing or unusable required attributes
+ * filled in (id = entry id, type/source = the defaults); anything else is wrapped
+ * (td_ce_wrap_redis). NULL only on out of memory. */
+struct td_event *td_ce_salvage_redis(const struct td_redis_entry *entry, const char *dflt_type,
+                                     const char *dflt_source);
 /* Binary mode as stream fields: argv-style arrays (ce_<attr>..., content-type, data), malloc'd;
  * free with td_redis_fields_free(). 0 or -1. */
 struct td_redis_fields {

@@ -10,6 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "ce_internal.h"
 #include "cloudevent.h"
 #include "loop.h"
 #include "redis_util.h"
@@ -26,7 +29,9 @@ static const char usage[] =
     "                        publish a CloudEvent in binary mode (any one of them switches it\n"
     "                        on; the others default to dev.triggerd.publish, /triggerd/publish\n"
     "                        and a random id)\n"
-    "  --content-type CT     the data's media type (datacontenttype)\n"
+    "  --content-type CT     the data's media type (datacontenttype; by default\n"
+    "                        application/json, text/plain or application/octet-stream\n"
+    "                        from what the data is)\n"
     "Prints the id of the new entry.\n";
 
 struct pub {
@@ -81,9 +86,17 @@ static struct td_event *build_event(const struct pub *p)
     rc |= td_event_set(ev, "type", p->ce_type ? p->ce_type : "dev.triggerd.publish");
     rc |= td_event_set(ev, "source", p->ce_source ? p->ce_source : "/triggerd/publish");
     rc |= td_event_set(ev, "time", now);
-    if (p->content_type) {
-        rc |= td_event_set(ev, "datacontenttype", p->content_type);
+    /* Without --content-type, say what the bytes are, as a function would expect. */
+    const char *ct = p->content_type;
+    if (!ct) {
+        cJSON *json = cJSON_ParseWithLength(p->data, p->len);
+        ct = json ? "application/json"
+             : td_ce_utf8_valid((const unsigned char *)p->data, p->len)
+                 ? "text/plain; charset=utf-8"
+                 : "application/octet-stream";
+        cJSON_Delete(json);
     }
+    rc |= td_event_set(ev, "datacontenttype", ct);
     if (p->key) {
         rc |= td_event_set(ev, "partitionkey", p->key);
     }

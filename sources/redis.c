@@ -354,8 +354,8 @@ static struct td_msg *entry_to_msg(struct redis_source *rs, const redisReply *en
     msg->ev = td_ce_from_redis(&e, DEFAULT_TYPE, rs->ce_source, &msg->wrapped, err, sizeof(err));
     if (!msg->ev) {
         msg->invalid = strdup(err[0] ? err : "not a valid CloudEvent");
-        msg->ev = td_ce_wrap_redis(&e, DEFAULT_TYPE, rs->ce_source);
-        msg->wrapped = true;
+        msg->ev = td_ce_salvage_redis(&e, DEFAULT_TYPE, rs->ce_source);
+        msg->wrapped = false;
     }
     msg->coord = strdup(e.id);
     if (!msg->ev || !msg->coord) {
@@ -600,6 +600,44 @@ done:
     free(ids);
 }
 
+/* Resets the idle time of every entry this process has in flight (XCLAIM to itself with
+ * JUSTID, which does not count a delivery), so that another daemon's reaper does not take
+ * over an entry that is only slow here: a long function or a long retry sequence. */
+static void touch_inflight(struct redis_source *rs)
+{
+    if (!rs->ack || rs->inflight.n == 0) {
+        return;
+    }
+    size_t n = rs->inflight.n;
+    const char **argv = malloc((n + 6) * sizeof(*argv));
+    size_t *lens = malloc((n + 6) * sizeof(*lens));
+    if (!argv || !lens) {
+        goto out;
+    }
+    size_t argc = 0;
+    argv[argc++] = "XCLAIM";
+    argv[argc++] = rs->conf->stream;
+    argv[argc++] = rs->conf->group;
+    argv[argc++] = rs->conf->consumer;
+    argv[argc++] = "0";
+    for (size_t i = 0; i < rs->inflight.nbuckets; i++) {
+        for (struct id_node *node = rs->inflight.buckets[i]; node; node = node->next) {
+            argv[argc++] = node->id;
+        }
+    }
+    argv[argc++] = "JUSTID";
+    for (size_t i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    redisReply *r = ack_command(rs, (int)argc, argv, lens);
+    if (r) {
+        freeReplyObject(r);
+    }
+out:
+    free(argv);
+    free(lens);
+}
+
 static int64_t reap_interval(const struct redis_source *rs)
 {
     int64_t iv = rs->conf->claim_idle_ms / 2;
@@ -647,7 +685,10 @@ static void *run(void *arg)
         }
         int64_t now = td_now_ms();
         if (rs->conf->claim_idle_ms > 0 && now >= rs->next_reap_ms) {
-            reap(rs);
+            touch_inflight(rs);
+            if (rs->ack) {
+                reap(rs);
+            }
             rs->next_reap_ms = now + reap_interval(rs);
             if (!rs->rd) {
                 continue;
