@@ -382,6 +382,7 @@ def default_behaviour(req, attempt):
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "td-test-fn/1"
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         pass
@@ -440,10 +441,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if body:
-                self.wfile.write(body)
-            self.wfile.flush()
+            # Headers and body in one write, Nagle off: no 40 ms delayed-ACK stall skews the timings.
+            self._headers_buffer.append(b"\r\n")
+            self._headers_buffer.append(body)
+            self.flush_headers()
             req.completed = True
         finally:
             req.t_done = time.monotonic()

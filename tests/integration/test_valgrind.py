@@ -50,7 +50,10 @@ def body(c):
         report = open(vlog).read()
     except OSError:
         report = ""
-    summary = [l for l in report.splitlines() if "ERROR SUMMARY" in l or "definitely lost" in l]
+    c.check("Memcheck" in report and "ERROR SUMMARY" in report,
+            "the daemon really ran under memcheck (its report is complete)", f"{len(report)} bytes")
+    summary = [l for l in report.splitlines() if "ERROR SUMMARY" in l or "definitely lost" in l
+               or "All heap blocks were freed" in l or "still reachable" in l]
     log("valgrind: " + " | ".join(s.split("== ", 1)[-1] for s in summary))
     if rc != 0:
         log(report[-6000:])
