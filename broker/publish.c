@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <librdkafka/rdkafka.h>
 
 #include "ce_internal.h"
 #include "cloudevent.h"
@@ -22,6 +23,7 @@ static const char usage[] =
     "usage: triggerd publish URL [--data D] [--key K] [--header K=V]...\n"
     "                        [--ce-type T --ce-source S --ce-id I] [--content-type CT]\n"
     "  URL                   redis://[:PASSWORD@]HOST:PORT/[DB/]STREAM\n"
+    "                        kafka://HOST:PORT[,HOST:PORT...]/TOPIC\n"
     "  --data D              the payload (default: read stdin)\n"
     "  --key K               the partition key (CloudEvent: partitionkey)\n"
     "  --header K=V          an extra field (CloudEvent: an extension attribute ce_K)\n"
@@ -32,7 +34,8 @@ static const char usage[] =
     "  --content-type CT     the data's media type (datacontenttype; by default\n"
     "                        application/json, text/plain or application/octet-stream\n"
     "                        from what the data is)\n"
-    "Prints the id of the new entry.\n";
+    "Prints the id of the new entry (Kafka: TOPIC/PARTITION/OFFSET). For Kafka, --header K=V\n"
+    "is a record header (CloudEvent: ce_K) and --key the record key.\n";
 
 struct pub {
     const char *url;
@@ -156,7 +159,7 @@ static int publish_redis(const struct pub *p)
             goto out;
         }
     }
-    size_t n = ce ? f.n : 2 * (1 + p->nheaders + (p->key ? 1 : 0));
+    size_t n = ce ? f.n : 2 * (1 + p->nheaders + (p->key ? 1 : 0) + (p->content_type ? 1 : 0));
     argv = calloc(n + 3, sizeof(*argv));
     lens = calloc(n + 3, sizeof(*lens));
     if (!argv || !lens) {
@@ -188,6 +191,12 @@ static int publish_redis(const struct pub *p)
             argv[argc] = p->key;
             lens[argc++] = strlen(p->key);
         }
+        if (p->content_type) {
+            argv[argc] = "content-type";
+            lens[argc++] = 12;
+            argv[argc] = p->content_type;
+            lens[argc++] = strlen(p->content_type);
+        }
         argv[argc] = "data";
         lens[argc++] = 4;
         argv[argc] = p->data;
@@ -217,6 +226,120 @@ out:
     free(lens);
     td_redis_fields_free(&f);
     td_redis_addr_free(&addr);
+    return rc;
+}
+
+/* The delivery report of the one record publish_kafka produces. */
+struct kafka_result {
+    bool done;
+    rd_kafka_resp_err_t err;
+    int32_t partition;
+    int64_t offset;
+};
+
+static void publish_dr(rd_kafka_t *rk, const rd_kafka_message_t *rm, void *opaque)
+{
+    struct kafka_result *res = rm->_private;
+    res->done = true;
+    res->err = rm->err;
+    res->partition = rm->partition;
+    res->offset = rm->offset;
+}
+
+/* kafka://BROKERS/TOPIC: one record, idempotent and acks=all, waited for. */
+static int publish_kafka(const struct pub *p)
+{
+    char err[512];
+    int rc = 1;
+    char *brokers = strdup(p->url + 8);
+    rd_kafka_t *rk = NULL;
+    rd_kafka_conf_t *kc = NULL;
+    rd_kafka_headers_t *hdrs = NULL;
+    struct td_kafka_headers h = {0};
+    struct td_event *ev = NULL;
+    struct kafka_result res = {0};
+    char *slash = brokers ? strchr(brokers, '/') : NULL;
+    if (!slash || slash == brokers || !slash[1]) {
+        fprintf(stderr, "triggerd publish: want kafka://HOST:PORT/TOPIC, got '%s'\n", p->url);
+        rc = 2;
+        goto out;
+    }
+    *slash = '\0';
+    const char *topic = slash + 1;
+    kc = rd_kafka_conf_new();
+    if (!kc || rd_kafka_conf_set(kc, "bootstrap.servers", brokers, err, sizeof(err)) ||
+        rd_kafka_conf_set(kc, "enable.idempotence", "true", err, sizeof(err)) ||
+        rd_kafka_conf_set(kc, "acks", "all", err, sizeof(err)) ||
+        rd_kafka_conf_set(kc, "message.timeout.ms", "15000", err, sizeof(err))) {
+        fprintf(stderr, "triggerd publish: %s\n", kc ? err : "out of memory");
+        goto out;
+    }
+    rd_kafka_conf_set_dr_msg_cb(kc, publish_dr);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
+    if (!rk) {
+        fprintf(stderr, "triggerd publish: %s\n", err);
+        goto out;
+    }
+    kc = NULL;
+    bool ce = p->ce_type || p->ce_source || p->ce_id;
+    const char *key = p->key;
+    const void *value = p->data;
+    size_t len = p->len;
+    if (ce) {
+        ev = build_event(p);
+        if (!ev || td_ce_to_kafka(ev, &h) < 0) {
+            goto out;
+        }
+        value = ev->data;
+        len = ev->data ? ev->data_len : 0;
+    }
+    hdrs = rd_kafka_headers_new(ce ? h.n : p->nheaders);
+    if (!hdrs) {
+        goto out;
+    }
+    if (ce) {
+        for (size_t i = 0; i < h.n; i++) {
+            rd_kafka_header_add(hdrs, h.names[i], -1, h.values[i], -1);
+        }
+    } else {
+        for (size_t i = 0; i < p->nheaders; i++) {
+            const char *eq = strchr(p->headers[i], '=');
+            rd_kafka_header_add(hdrs, p->headers[i], eq - p->headers[i], eq + 1, -1);
+        }
+        if (p->content_type) {
+            rd_kafka_header_add(hdrs, "content-type", -1, p->content_type, -1);
+        }
+    }
+    rd_kafka_resp_err_t perr = rd_kafka_producev(
+        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(&res), RD_KAFKA_V_END);
+    if (perr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "triggerd publish: %s\n", rd_kafka_err2str(perr));
+        goto out;
+    }
+    hdrs = NULL; /* the producer took them */
+    rd_kafka_flush(rk, 20000);
+    if (!res.done || res.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "triggerd publish: not written: %s\n",
+                res.done ? rd_kafka_err2str(res.err) : "no delivery report");
+        goto out;
+    }
+    printf("%s/%d/%lld\n", topic, (int)res.partition, (long long)res.offset);
+    rc = 0;
+out:
+    if (hdrs) {
+        rd_kafka_headers_destroy(hdrs);
+    }
+    if (kc) {
+        rd_kafka_conf_destroy(kc);
+    }
+    if (rk) {
+        rd_kafka_destroy(rk);
+    }
+    td_kafka_headers_free(&h);
+    td_event_unref(ev);
+    free(brokers);
     return rc;
 }
 
@@ -295,6 +418,8 @@ int td_publish_main(int argc, char **argv)
     }
     if (strncmp(p.url, "redis://", 8) == 0) {
         rc = publish_redis(&p);
+    } else if (strncmp(p.url, "kafka://", 8) == 0) {
+        rc = publish_kafka(&p);
     } else {
         fprintf(stderr, "triggerd publish: unsupported URL scheme in '%s' (this build: redis://)\n",
                 p.url);

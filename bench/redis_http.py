@@ -1,0 +1,276 @@
+#!/usr/bin/python3
+"""redis_http.py - the Python half of bench/redis-http (Debian's /usr/bin/python3 + python3-redis).
+
+  preload    --port P --stream S --count N --body-file F [--format ce|plain]
+             writes N-1 entries of the 1 KiB body F (the Nth is written by `drain`), creates the
+             consumer group "triggerd" at the end of the stream, prints the number written
+  wait-ready --port P --pid PID [--timeout S]
+             waits until a client sits blocked in XREADGROUP (triggerd is connected and idle)
+  drain      --port P --stream S --group G --count N --body-file F --pid PID [--format ..]
+             rewinds the group to 0, appends the Nth entry (which wakes triggerd up: the clock
+             starts), then polls XINFO GROUPS until every entry is delivered and acked; shows
+             progress; prints key=value results (seconds, rate, triggerd's RSS and CPU)
+  table      --results FILE
+             prints the figures collected in FILE (key=value lines) as a table with the ratios
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import redis
+
+BENCH_TYPE = "com.example.bench"
+
+
+def entry_fields(fmt, body, seq):
+    if fmt == "plain":
+        return {"data": body}
+    return {
+        "ce_specversion": "1.0",
+        "ce_id": f"bench-{seq}",
+        "ce_type": BENCH_TYPE,
+        "ce_source": "/bench",
+        "content-type": "application/json",
+        "data": body,
+    }
+
+
+def connect(port):
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=30)
+
+
+def cmd_preload(a):
+    r = connect(a.port)
+    body = open(a.body_file, "rb").read()
+    r.delete(a.stream)
+    n = a.count - 1
+    chunk = 2000
+    pipe = r.pipeline(transaction=False)
+    for start in range(0, n, chunk):
+        for seq in range(start, min(n, start + chunk)):
+            pipe.xadd(a.stream, entry_fields(a.format, body, seq))
+        pipe.execute()
+    # The group starts at the end: triggerd connects and idles; `drain` rewinds it.
+    r.xgroup_create(a.stream, "triggerd", id="$", mkstream=True)
+    print(r.xlen(a.stream))
+
+
+def client_blocked_in_xreadgroup(r):
+    for c in r.client_list():
+        if c.get("cmd") == "xreadgroup" and "b" in c.get("flags", ""):
+            return True
+    return False
+
+
+def cmd_wait_ready(a):
+    r = connect(a.port)
+    deadline = time.monotonic() + a.timeout
+    while time.monotonic() < deadline:
+        if not os.path.exists(f"/proc/{a.pid}"):
+            print("triggerd exited before it was ready", file=sys.stderr)
+            return 1
+        if client_blocked_in_xreadgroup(r):
+            return 0
+        time.sleep(0.01)
+    print(f"triggerd did not block in XREADGROUP within {a.timeout}s", file=sys.stderr)
+    return 1
+
+
+def proc_status(pid):
+    """VmRSS, VmHWM and RssAnon in KiB, or None when the process is gone."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "VmHWM", "RssAnon"):
+                    out[k] = int(v.split()[0])
+    except OSError:
+        return None
+    return out
+
+
+def proc_cpu_s(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def group_info(r, stream, group):
+    for g in r.xinfo_groups(stream):
+        if g["name"].decode() == group:
+            return g
+    raise RuntimeError(f"no group {group} on {stream}")
+
+
+def fmt_int(n):
+    return f"{n:,.0f}"
+
+
+def cmd_drain(a):
+    r = connect(a.port)
+    body = open(a.body_file, "rb").read()
+    tty = sys.stderr.isatty()  # stdout carries the results
+    st = proc_status(a.pid)
+    if st is None:
+        print("triggerd is not running", file=sys.stderr)
+        return 1
+    idle_rss, idle_anon = st["VmRSS"], st["RssAnon"]
+    cpu0 = proc_cpu_s(a.pid)
+    r.execute_command("XGROUP", "SETID", a.stream, a.group, "0", "ENTRIESREAD", "0")
+    t0 = time.monotonic()
+    last_id = r.xadd(a.stream, entry_fields(a.format, body, a.count - 1))
+    total = r.xlen(a.stream)
+    peak_rss = idle_rss
+    last_print = t0
+    last_progress, last_progress_t = -1, t0
+    while True:
+        g = group_info(r, a.stream, a.group)
+        now = time.monotonic()
+        read = g.get("entries-read") or 0
+        acked = max(0, read - g["pending"])
+        st = proc_status(a.pid)
+        if st is None:
+            print(f"\ntriggerd exited during the drain ({acked} of {total} acked)", file=sys.stderr)
+            return 1
+        peak_rss = max(peak_rss, st["VmRSS"])
+        if g["last-delivered-id"] == last_id and g["pending"] == 0:
+            break
+        if acked != last_progress:
+            last_progress, last_progress_t = acked, now
+        elif now - last_progress_t > a.stall_timeout:
+            print(f"\nno progress for {a.stall_timeout}s ({acked} of {total} acked, "
+                  f"{g['pending']} pending)", file=sys.stderr)
+            return 1
+        el = now - t0
+        line = (f"  draining: {fmt_int(acked):>9} / {fmt_int(total)} acked ({100 * acked / total:5.1f} %)"
+                f"  {fmt_int(acked / el if el > 0 else 0):>7} ev/s  RSS {st['VmRSS'] / 1024:5.1f} MB"
+                f"  pending {g['pending']:>5}")
+        if tty:
+            if now - last_print >= 0.1:
+                sys.stderr.write("\r" + line)
+                sys.stderr.flush()
+                last_print = now
+        elif now - last_print >= 1.0:
+            print(line.strip(), file=sys.stderr, flush=True)
+            last_print = now
+        time.sleep(0.02)
+    secs = time.monotonic() - t0
+    cpu1 = proc_cpu_s(a.pid)
+    st = proc_status(a.pid)
+    if tty:
+        sys.stderr.write("\r" + " " * 100 + "\r")
+    print(f"  drained {fmt_int(total)} entries in {secs:.2f} s", file=sys.stderr, flush=True)
+    print(f"td_entries={total}")
+    print(f"td_seconds={secs:.6f}")
+    print(f"td_rate={total / secs:.1f}")
+    print(f"td_idle_rss_kb={idle_rss}")
+    print(f"td_idle_anon_kb={idle_anon}")
+    print(f"td_peak_rss_sampled_kb={max(peak_rss, st['VmRSS'])}")
+    print(f"td_hwm_kb={st['VmHWM']}")
+    print(f"td_end_anon_kb={st['RssAnon']}")
+    print(f"td_cpu_s={cpu1 - cpu0:.3f}")
+    return 0
+
+
+def cmd_table(a):
+    v = {}
+    with open(a.results) as f:
+        for line in f:
+            k, sep, val = line.strip().partition("=")
+            if sep:
+                v[k] = val
+
+    def num(k):
+        try:
+            return float(v[k])
+        except (KeyError, ValueError):
+            return None
+
+    def rate(k):
+        x = num(k)
+        return "n/a" if x is None else f"{x:,.0f}"
+
+    def mb(k):
+        x = num(k)
+        return "n/a" if x is None else f"{x / 1024:.1f} MB"
+
+    def ratio(a_, b_):
+        x, y = num(a_), num(b_)
+        return "n/a" if not x or not y else f"{100 * x / y:.0f} %"
+
+    def us_per(cpu_k, n_k):
+        x, y = num(cpu_k), num(n_k)
+        return "?" if x is None or not y else f"{1e6 * x / y:.0f}"
+
+    def cpu_ratio():
+        tc, tn, cc, cn = num("td_cpu_s"), num("td_entries"), num("curl_cpu_s"), num("curl_entries")
+        if not (tc and tn and cc and cn):
+            return "n/a"
+        return f"{100 * (cc / cn) / (tc / tn):.0f} %"
+
+    c, n = v.get("concurrency", "?"), int(num("entries") or 0)
+    rows = [
+        ("triggerd idle RSS (connected, before the load)", mb("td_idle_rss_kb"),
+         f"of which anonymous {mb('td_idle_anon_kb')}; the rest is shared libraries"),
+        ("triggerd end to end: backlog -> nginx -> XACK", rate("td_rate") + " ev/s",
+         f"{n:,} in {num('td_seconds') or 0:.2f} s; {num('td_cpu_s') or 0:.2f} CPU s, "
+         f"{us_per('td_cpu_s', 'td_entries')} us CPU/event"),
+        ("triggerd peak RSS (VmHWM)", mb("td_hwm_kb"), ""),
+        (f"HTTP ceiling: wrk -t1 -c{c} -d{v.get('wrk_duration', '?')}", rate("wrk_rate") + " req/s",
+         f"p50 {v.get('wrk_p50', '?')}, p99 {v.get('wrk_p99', '?')}"),
+        (f"libcurl ceiling: bare multi loop, {c} in flight", rate("curl_rate") + " req/s",
+         f"{int(num('curl_entries') or 0):,} POSTs; {us_per('curl_cpu_s', 'curl_entries')} us CPU/POST"),
+        (f"Redis ceiling: XREADGROUP COUNT {v.get('batch', '?')} + XACK (C)",
+         rate("raw_rate") + " ev/s", f"{int(num('raw_entries') or 0):,} entries"),
+        ("ratio triggerd / wrk", ratio("td_rate", "wrk_rate"), ""),
+        ("ratio triggerd / libcurl loop", ratio("td_rate", "curl_rate"), "DESIGN.md §6: >= 70 %"),
+        ("ratio triggerd / raw Redis consume", ratio("td_rate", "raw_rate"), ""),
+        ("CPU per event: libcurl loop / triggerd", cpu_ratio(),
+         "CPU time per event (kernel accounting) compared"),
+    ]
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    print(f"{'figure':<{w0}}  {'value':>{w1}}  note")
+    print(f"{'-' * w0}  {'-' * w1}  {'-' * 30}")
+    for name, val, note in rows:
+        print(f"{name:<{w0}}  {val:>{w1}}  {note}".rstrip())
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("preload")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--stream", required=True)
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--body-file", required=True)
+    p.add_argument("--format", choices=("ce", "plain"), default="ce")
+    p = sub.add_parser("wait-ready")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--timeout", type=float, default=10)
+    p = sub.add_parser("drain")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--stream", required=True)
+    p.add_argument("--group", default="triggerd")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--body-file", required=True)
+    p.add_argument("--format", choices=("ce", "plain"), default="ce")
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--stall-timeout", type=float, default=30)
+    p = sub.add_parser("table")
+    p.add_argument("--results", required=True)
+    a = ap.parse_args()
+    return {"preload": cmd_preload, "wait-ready": cmd_wait_ready, "drain": cmd_drain,
+            "table": cmd_table}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
