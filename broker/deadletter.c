@@ -23,6 +23,7 @@ struct td_event *td_deadletter_event(const struct td_event *ev, const char *trig
     rc |= td_event_set(dl, "knativeerrordest", dest ? dest : "");
     snprintf(num, sizeof(num), "%d", code);
     rc |= td_event_set_typed(dl, "knativeerrorcode", num, TD_CE_INTEGER);
+    td_event_unset(dl, "knativeerrordata"); /* never a stale one from an earlier hop */
     if (body && len > 0) {
         char *b64 = td_base64_encode(body, len < TD_DL_DATA_MAX ? len : TD_DL_DATA_MAX);
         rc |= b64 ? td_event_set(dl, "knativeerrordata", b64) : -1;

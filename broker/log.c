@@ -40,21 +40,27 @@ static size_t put_json(char *buf, size_t len, size_t cap, const char *s)
     return len;
 }
 
+/* Appends one field; it goes in whole or not at all, so a JSON line always stays valid. */
 static size_t put_field(char *buf, size_t len, size_t cap, const char *key, const char *value)
 {
-    if (!value || len + 8 >= cap) {
+    if (!value) {
         return len;
     }
+    char field[1024];
+    size_t n;
     if (log_format == TD_LOG_JSON) {
-        len += (size_t)snprintf(buf + len, cap - len, ",\"%s\":\"", key);
-        len = put_json(buf, len < cap ? len : cap, cap, value);
-        if (len + 1 < cap) {
-            buf[len++] = '"';
-        }
+        n = (size_t)snprintf(field, sizeof(field), ",\"%s\":\"", key);
+        n = put_json(field, n, sizeof(field) - 2, value);
+        field[n++] = '"';
     } else {
-        len += (size_t)snprintf(buf + len, cap - len, " %s=%s", key, value);
+        n = (size_t)snprintf(field, sizeof(field), " %s=%s", key, value);
+        n = n < sizeof(field) ? n : sizeof(field) - 1;
     }
-    return len < cap ? len : cap - 1;
+    if (len + n + 2 >= cap) {
+        return len;
+    }
+    memcpy(buf + len, field, n);
+    return len + n;
 }
 
 void td_log(enum td_log_level level, const char *trigger, const char *source, const char *id,

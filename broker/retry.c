@@ -16,7 +16,7 @@ int64_t td_retry_ceiling_ms(const struct td_conf_delivery *d, int retry)
         ceiling = base > cap / retry ? cap : base * retry;
     } else {
         ceiling = base;
-        for (int i = 1; i < retry && ceiling < cap; i++) {
+        for (int i = 1; i < retry && ceiling > 0 && ceiling < cap; i++) {
             ceiling = ceiling > cap / 2 ? cap : ceiling * 2;
         }
     }
@@ -27,7 +27,7 @@ int64_t td_retry_delay_ms(const struct td_conf_delivery *d, int retry, int64_t r
                           uint64_t rnd)
 {
     int64_t ceiling = td_retry_ceiling_ms(d, retry);
-    int64_t wait = ceiling > 0 ? (int64_t)(rnd % (uint64_t)(ceiling + 1)) : 0;
+    int64_t wait = ceiling > 0 ? (int64_t)(rnd % ((uint64_t)ceiling + 1)) : 0;
     if (retry_after_ms >= 0) {
         int64_t max = d->retry_after_max_ms > 0 ? d->retry_after_max_ms : INT64_MAX;
         int64_t ra = retry_after_ms < max ? retry_after_ms : max;
