@@ -5,8 +5,12 @@
 #include "check.h"
 
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "aws.h"
 #include "config.h"
+#include "jsonschema.h"
 #include "redis_util.h"
 
 static const char *const source_kinds[] = {"redis", "kafka", "rabbitmq", "http"};
@@ -36,24 +40,122 @@ static void warn(const struct td_pos *pos, const char *what, const char *name, c
             pos->file, pos->line, pos->col, what, name, kind, what);
 }
 
+/* Credentials the daemon would look for at start (files, the environment; never the network):
+ * a warning when they cannot be found here, since check often runs where the daemon does not
+ * (CI); an error for what no environment can fix. Secrets are never printed. */
+static void check_credentials(const struct td_conf_sink *k, struct td_errors *errs)
+{
+    const struct td_pos *pos = &k->pos;
+    const struct td_conf_auth *auth = k->kind == TD_SINK_HTTP       ? &k->http.auth
+                                      : k->kind == TD_SINK_OPENFAAS ? &k->openfaas.auth
+                                                                    : NULL;
+    if (auth && auth->bearer_file && access(auth->bearer_file, R_OK) != 0) {
+        fprintf(stderr, "%s:%d:%d: warning: sink '%s': bearer_file %s cannot be read\n", pos->file,
+                pos->line, pos->col, k->name, auth->bearer_file);
+    }
+    if (auth && auth->azure_key_in && !auth->azure_function_key) {
+        td_errors_add(errs, pos, "sink '%s': azure_key_in needs azure_function_key", k->name);
+    }
+    if (k->kind != TD_SINK_LAMBDA) {
+        return;
+    }
+    const char *fn = k->lambda.function;
+    if (fn && strchr(fn, ':')) {
+        td_errors_add(errs, pos,
+                      "sink '%s': lambda function must be a plain name; write the version or "
+                      "alias in qualifier: (and not an ARN)",
+                      k->name);
+    }
+    if (!td_aws_region(&k->lambda)) {
+        fprintf(stderr, "%s:%d:%d: warning: sink '%s': no region (lambda region:, AWS_REGION)\n",
+                pos->file, pos->line, pos->col, k->name);
+    }
+    struct td_aws_resolved r;
+    char err[400];
+    if (td_aws_resolve(&k->lambda, &r, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s:%d:%d: warning: sink '%s': %s\n", pos->file, pos->line, pos->col,
+                k->name, err);
+        return;
+    }
+    td_aws_resolved_clear(&r);
+}
+
+/* An HTTP ingress source is served by daemon.http.listen on a path of its own. */
+static void check_ingress(const struct td_config *cfg, size_t idx, struct td_errors *errs)
+{
+    static const char *const builtin[] = {"/healthz", "/readyz", "/metrics", "/status"};
+    const struct td_conf_source *src = &cfg->sources[idx];
+    const char *path = src->http.path;
+    if (!cfg->daemon.http_listen) {
+        td_errors_add(errs, &src->pos, "source '%s': an http source needs daemon.http.listen",
+                      src->name);
+    }
+    if (!path || path[0] != '/') {
+        td_errors_add(errs, &src->pos, "source '%s': path must start with '/'", src->name);
+        return;
+    }
+    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
+        if (strcmp(path, builtin[i]) == 0) {
+            td_errors_add(errs, &src->pos, "source '%s': path %s is a built-in endpoint",
+                          src->name, path);
+        }
+    }
+    for (size_t i = 0; i < idx; i++) {
+        const struct td_conf_source *other = &cfg->sources[i];
+        if (other->kind == TD_SOURCE_HTTP && other->http.path && strcmp(other->http.path, path) == 0) {
+            td_errors_add(errs, &src->pos, "source '%s': path %s is already used by source '%s'",
+                          src->name, path, other->name);
+        }
+    }
+}
+
+/* Every trigger's payload schema (schema: FILE) must be valid JSON within the subset the
+ * validator implements (jsonschema.h); `run` loads them the same way and refuses to start
+ * without them. A file that cannot be read here is a warning, as a bearer_file is (the file
+ * may exist only where the daemon runs); one that is read but invalid is an error. */
+static void check_schemas(const struct td_config *cfg, struct td_errors *errs)
+{
+    char err[512];
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        const struct td_conf_trigger *t = &cfg->triggers[i];
+        struct td_jsonschema *s =
+            t->schema ? td_jsonschema_load(t->schema, t->pos.file, err, sizeof(err)) : NULL;
+        if (t->schema && !s && strncmp(err, "cannot read ", 12) == 0) {
+            fprintf(stderr, "%s:%d:%d: warning: trigger '%s': schema: %s\n", t->pos.file,
+                    t->pos.line, t->pos.col, t->name, err);
+        } else if (t->schema && !s) {
+            td_errors_add(errs, &t->pos, "trigger '%s': schema: %s", t->name, err);
+        }
+        td_jsonschema_free(s);
+    }
+}
+
 static void check_runnable(const struct td_config *cfg, struct td_errors *errs)
 {
     for (size_t i = 0; i < cfg->nsources; i++) {
         const struct td_conf_source *src = &cfg->sources[i];
-        if (src->kind != TD_SOURCE_REDIS) {
+        if (src->kind != TD_SOURCE_REDIS && src->kind != TD_SOURCE_KAFKA &&
+            src->kind != TD_SOURCE_HTTP && src->kind != TD_SOURCE_RABBITMQ) {
             warn(&src->pos, "source", src->name, source_kinds[src->kind]);
-        } else {
+        } else if (src->kind == TD_SOURCE_REDIS) {
             check_redis_url(src->redis.url, &src->pos, errs);
+        } else if (src->kind == TD_SOURCE_HTTP) {
+            check_ingress(cfg, i, errs);
         }
     }
     for (size_t i = 0; i < cfg->nsinks; i++) {
         const struct td_conf_sink *k = &cfg->sinks[i];
-        if (k->kind != TD_SINK_HTTP && k->kind != TD_SINK_REDIS && k->kind != TD_SINK_FILE) {
+        if (k->kind != TD_SINK_HTTP && k->kind != TD_SINK_REDIS && k->kind != TD_SINK_FILE &&
+            k->kind != TD_SINK_KAFKA && k->kind != TD_SINK_OPENFAAS && k->kind != TD_SINK_LAMBDA &&
+            k->kind != TD_SINK_RABBITMQ) {
             warn(&k->pos, "sink", k->name, sink_kinds[k->kind]);
         } else if (k->kind == TD_SINK_REDIS) {
             check_redis_url(k->redis.url, &k->pos, errs);
         }
+        check_credentials(k, errs);
     }
+    td_check_rabbitmq(cfg, errs);
+    check_schemas(cfg, errs);
 }
 
 static void describe(const struct td_conf_trigger *t)

@@ -10,9 +10,14 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "core.h"
+#include "jsonschema.h"
+#include "http_server.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
+#include "reload.h"
 
 struct daemon {
     struct td_core core;
@@ -24,6 +29,8 @@ struct daemon {
     struct td_timer drain_timer;
     struct td_timer watchdog_timer;
     int64_t watchdog_ms;
+    struct td_reload *reload; /* SIGHUP */
+    const char *config_path;
 };
 
 static void print_errors(const struct td_errors *errs)
@@ -92,6 +99,7 @@ static void begin_drain(struct daemon *d)
 {
     struct td_core *core = &d->core;
     core->draining = true;
+    td_metrics_set_loaded(core->metrics, false);
     td_notify("STOPPING=1");
     td_log_info(NULL, NULL, NULL, "stopping: %lld messages in flight, grace %lld ms",
                 (long long)core->msgs_in_flight, (long long)core->cfg->daemon.shutdown_grace_ms);
@@ -101,6 +109,7 @@ static void begin_drain(struct daemon *d)
     for (size_t i = 0; i < core->cfg->ntriggers; i++) {
         td_dispatch_release_waiting(&core->triggers[i]);
     }
+    td_reload_drain(d->reload);
     d->drain_deadline = td_now_ms() + core->cfg->daemon.shutdown_grace_ms;
     td_timer_init(&d->drain_timer, on_drain_check, d);
     td_timer_start(core->loop, &d->drain_timer, 0);
@@ -112,7 +121,11 @@ static void on_signal(struct td_loop *loop, int fd, uint32_t events, void *arg)
     struct signalfd_siginfo si;
     while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (si.ssi_signo == SIGHUP) {
-            td_log_warn(NULL, NULL, NULL, "SIGHUP: reload is not supported yet; ignored");
+            if (d->core.draining || !d->reload) {
+                td_log_warn(NULL, NULL, NULL, "SIGHUP while stopping; ignored");
+            } else {
+                td_reload_run(d->reload, d->config_path);
+            }
             continue;
         }
         if (++d->signals == 1) {
@@ -134,9 +147,21 @@ static int build(struct daemon *d)
     core->sinks = calloc(cfg->nsinks + 1, sizeof(*core->sinks));
     core->sources = calloc(cfg->nsources + 1, sizeof(*core->sources));
     core->triggers = calloc(cfg->ntriggers + 1, sizeof(*core->triggers));
-    if (!core->loop || !core->http || !core->sinks || !core->sources || !core->triggers) {
+    core->metrics = td_metrics_new();
+    if (!core->loop || !core->http || !core->sinks || !core->sources || !core->triggers ||
+        !core->metrics) {
         td_log_error(NULL, NULL, NULL, "out of memory");
         return -1;
+    }
+    td_metrics_attach(core->metrics, core);
+    if (cfg->daemon.http_listen) {
+        /* Before the sources: an ingress source registers its path on it. */
+        core->httpd =
+            td_http_server_new(cfg->daemon.http_listen, core->metrics, core->loop, err, sizeof(err));
+        if (!core->httpd) {
+            fprintf(stderr, "%s\n", err);
+            return -1;
+        }
     }
     for (size_t i = 0; i < cfg->nsinks; i++) {
         core->sinks[i] = td_sink_new(&cfg->sinks[i], core->loop, core->http, err, sizeof(err));
@@ -152,9 +177,17 @@ static int build(struct daemon *d)
         trg->core = core;
         trg->sink = td_core_sink(core, trg->conf->sink);
         trg->dead_letter = td_core_sink(core, trg->conf->delivery.dead_letter);
+        trg->reply = td_core_sink(core, trg->conf->reply);
         if (!trg->sink) {
             fprintf(stderr, "%s:%d:%d: trigger '%s': unknown sink\n", trg->conf->pos.file,
                     trg->conf->pos.line, trg->conf->pos.col, trg->conf->name);
+            return -1;
+        }
+        const char *schema = trg->conf->schema;
+        if (schema &&
+            !(trg->schema = td_jsonschema_load(schema, trg->conf->pos.file, err, sizeof(err)))) {
+            fprintf(stderr, "%s:%d:%d: trigger '%s': schema: %s\n", trg->conf->pos.file,
+                    trg->conf->pos.line, trg->conf->pos.col, trg->conf->name, err);
             return -1;
         }
     }
@@ -188,6 +221,12 @@ static void teardown(struct daemon *d)
             }
         }
     }
+    td_reload_stop_sources(d->reload);
+    /* 1b. The HTTP server: ingress sources answered their requests when they stopped. */
+    td_http_server_stop(core->httpd);
+    if (core->metrics) {
+        td_metrics_attach(core->metrics, NULL);
+    }
     /* 2. Batches and completions still queued for the loop run once (batches are released
      *    since we are draining), so nothing is left owned by an unrun task. */
     if (core->loop) {
@@ -200,6 +239,7 @@ static void teardown(struct daemon *d)
             td_sink_free(core->sinks[i]);
         }
     }
+    td_reload_free_sinks(d->reload);
     if (core->loop) {
         td_dispatch_abandon_all(core);
     }
@@ -208,10 +248,16 @@ static void teardown(struct daemon *d)
             td_source_free(core->sources[i]);
         }
     }
+    td_reload_free(d->reload); /* the configurations before this one too */
+    td_http_server_free(core->httpd);
+    td_metrics_free(core->metrics);
     td_http_client_free(core->http);
     td_loop_free(core->loop);
     free(core->sinks);
     free(core->sources);
+    for (size_t i = 0; core->triggers && i < cfg->ntriggers; i++) {
+        td_jsonschema_free(core->triggers[i].schema);
+    }
     free(core->triggers);
     if (d->sigfd >= 0) {
         close(d->sigfd);
@@ -222,9 +268,13 @@ int td_daemon_run(const char *config_path)
 {
     struct td_errors errs = {0};
     struct td_config *cfg = td_config_load(config_path, &errs);
-    if (!cfg) {
+    if (cfg) {
+        td_check_rabbitmq(cfg, &errs); /* what `check` refuses, `run` refuses too */
+    }
+    if (!cfg || errs.n > 0) {
         print_errors(&errs);
         td_errors_clear(&errs);
+        td_config_free(cfg);
         return 2;
     }
     td_errors_clear(&errs);
@@ -242,6 +292,7 @@ int td_daemon_run(const char *config_path)
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    char err[512];
     struct daemon *d = calloc(1, sizeof(*d));
     int rc = 1;
     if (!d) {
@@ -249,13 +300,19 @@ int td_daemon_run(const char *config_path)
     }
     d->sigfd = -1;
     d->core.cfg = cfg;
+    d->config_path = config_path;
     if (build(d) < 0) {
         rc = 2;
         goto out;
     }
+    d->reload = td_reload_new(&d->core);
     d->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (d->sigfd < 0 || td_loop_fd_add(d->core.loop, d->sigfd, EPOLLIN, on_signal, d) < 0) {
         td_log_error(NULL, NULL, NULL, "cannot watch signals");
+        goto out;
+    }
+    if (d->core.httpd && td_http_server_start(d->core.httpd, err, sizeof(err)) < 0) {
+        td_log_error(NULL, NULL, NULL, "http: %s", err);
         goto out;
     }
     for (size_t i = 0; i < cfg->nsources; i++) {
@@ -264,6 +321,7 @@ int td_daemon_run(const char *config_path)
             goto out;
         }
     }
+    td_metrics_set_loaded(d->core.metrics, true);
     td_log_info(NULL, NULL, NULL, "triggerd %s started: %zu sources, %zu sinks, %zu triggers",
                 TD_VERSION, cfg->nsources, cfg->nsinks, cfg->ntriggers);
     td_timer_init(&d->ready_timer, on_ready_check, d);
@@ -281,6 +339,7 @@ int td_daemon_run(const char *config_path)
 out:
     if (d) {
         teardown(d);
+        cfg = d->core.cfg; /* after a reload, the current one */
         free(d);
     }
     td_log_info(NULL, NULL, NULL, "exit %d", rc);

@@ -15,6 +15,8 @@ struct td_event;
 #define TD_DL_RETRIES_EXHAUSTED "retries_exhausted"
 #define TD_DL_MAX_DELIVERIES    "max_deliveries"
 #define TD_DL_INVALID_EVENT     "invalid_event"
+#define TD_DL_SCHEMA            "schema"       /* the data failed the trigger's schema */
+#define TD_DL_REPLY_FAILED      "reply_failed" /* the reply event is what was dead-lettered */
 
 /* At most this much of the response body goes into knativeerrordata (before base64). */
 #define TD_DL_DATA_MAX 1024

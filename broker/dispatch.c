@@ -16,13 +16,30 @@
 #include "core.h"
 #include "deadletter.h"
 #include "log.h"
+#include "metrics.h"
 #include "retry.h"
 #include "source.h"
 
-enum dstate { D_WAITING, D_RUNNING, D_BACKOFF, D_DL_RUNNING, D_DL_BACKOFF };
+enum dstate {
+    D_WAITING,
+    D_RUNNING,
+    D_BACKOFF,
+    D_DL_RUNNING,
+    D_DL_BACKOFF,
+    D_REPLY_RUNNING, /* the sink answered with a reply event: on its way to the reply target */
+    D_REPLY_BACKOFF
+};
+
+/* Reply events (trigger reply:): the loop guard. A reply carries REPLY_TTL_ATTR = the TTL of
+ * the event that caused it (REPLY_TTL_DEFAULT when it has none or a bad one) minus one; a
+ * reply whose TTL would reach 0 is dropped, logged and counted (stats.replies_dropped), and
+ * the original is acknowledged. */
+#define REPLY_TTL_ATTR    "triggerdttl"
+#define REPLY_TTL_DEFAULT 10
 
 struct td_delivery {
-    struct td_delivery *next; /* wait queue */
+    struct td_delivery *next; /* wait queue, or the queue of its lane */
+    struct td_lane *lane;     /* ordering: the lane it heads, NULL when unordered */
     struct td_delivery *all_prev, *all_next;
     struct td_trigger_rt *trg;
     struct td_msg *msg;
@@ -30,14 +47,37 @@ struct td_delivery {
     struct td_event *dl_ev; /* what the dead-letter target gets (one reference) */
     const char *dl_reason;
     enum dstate state;
-    int attempts;    /* on the sink */
-    int dl_attempts; /* on the dead-letter target */
+    int attempts;              /* on the sink */
+    int dl_attempts;           /* on the dead-letter target */
+    struct td_event *reply_ev; /* the sink's reply event, on its way to trg->reply */
+    int reply_attempts;
     struct td_attempt attempt;
     struct td_timer timer;
 };
 
+/* Ordering (delivery.ordering: partition | key). A lane is what must stay in order: a
+ * partition, or a key within a partition (msg->lane_*). The lane exists while one of its
+ * deliveries is in progress (waiting for a slot, running, retrying or being dead-lettered):
+ * that one heads it and the others queue behind it, outside the trigger's wait queue, so a
+ * retrying event holds back only its own lane. When the head finishes, the next one joins
+ * the wait queue. */
+struct td_lane {
+    struct td_lane *hnext; /* hash chain */
+    uint64_t id;
+    struct td_delivery *head, *tail; /* queued behind the one in progress */
+};
+
+struct td_lanes {
+    struct td_lane **buckets;
+    size_t nbuckets;
+    size_t n;
+};
+
 static void start_attempt(struct td_delivery *d);
+static void lane_advance(struct td_trigger_rt *trg, struct td_lane *lane);
 static void start_dl_attempt(struct td_delivery *d);
+static void start_reply_attempt(struct td_delivery *d);
+static bool take_reply(struct td_delivery *d);
 static int64_t on_retry_timer(struct td_loop *loop, void *arg);
 static void on_attempt_done(struct td_attempt *a);
 
@@ -83,6 +123,7 @@ static void delivery_free(struct td_delivery *d)
     }
     td_event_unref(d->ev);
     td_event_unref(d->dl_ev);
+    td_event_unref(d->reply_ev);
     td_attempt_reset(&d->attempt);
     free(d);
 }
@@ -92,16 +133,28 @@ static void finish(struct td_delivery *d, bool release)
 {
     struct td_core *core = d->trg->core;
     struct td_msg *msg = d->msg;
+    struct td_trigger_rt *trg = d->trg;
+    struct td_lane *lane = d->lane;
     if (release) {
         d->trg->stats.released++;
     }
     delivery_free(d);
     td_core_msg_done(core, msg, release);
+    if (lane) {
+        lane_advance(trg, lane);
+    }
 }
 
 /* Starts waiting deliveries while the trigger has free slots. */
 static void pump(struct td_trigger_rt *trg)
 {
+    /* Not re-entrant: a sink that refuses at once completes the attempt inside
+     * start_attempt, which pumps again; the outer loop carries on instead of recursing once
+     * per queued delivery. */
+    if (trg->pumping) {
+        return;
+    }
+    trg->pumping = true;
     int limit = trg->conf->delivery.concurrency > 0 ? trg->conf->delivery.concurrency : 1;
     while (trg->running < limit && trg->wait_head) {
         struct td_delivery *d = trg->wait_head;
@@ -112,6 +165,7 @@ static void pump(struct td_trigger_rt *trg)
         d->next = NULL;
         start_attempt(d);
     }
+    trg->pumping = false;
 }
 
 static void enqueue(struct td_trigger_rt *trg, struct td_delivery *d, bool front)
@@ -134,12 +188,142 @@ static void enqueue(struct td_trigger_rt *trg, struct td_delivery *d, bool front
     }
 }
 
+/* ---- ordering lanes ---- */
+
+static struct td_lane **lane_slot(struct td_lanes *ls, uint64_t id)
+{
+    struct td_lane **pp = &ls->buckets[(id ^ (id >> 29)) % ls->nbuckets];
+    while (*pp && (*pp)->id != id) {
+        pp = &(*pp)->hnext;
+    }
+    return pp;
+}
+
+static struct td_lane *lane_find(struct td_trigger_rt *trg, uint64_t id)
+{
+    if (!trg->lanes || trg->lanes->n == 0) {
+        return NULL;
+    }
+    return *lane_slot(trg->lanes, id);
+}
+
+/* A new, empty lane; NULL on out of memory. */
+static struct td_lane *lane_new(struct td_trigger_rt *trg, uint64_t id)
+{
+    if (!trg->lanes && !(trg->lanes = calloc(1, sizeof(*trg->lanes)))) {
+        return NULL;
+    }
+    struct td_lanes *ls = trg->lanes;
+    if (ls->n + 1 > ls->nbuckets) {
+        size_t nb = ls->nbuckets ? ls->nbuckets * 2 : 64;
+        struct td_lane **b = calloc(nb, sizeof(*b));
+        if (!b) {
+            return NULL;
+        }
+        for (size_t i = 0; i < ls->nbuckets; i++) {
+            for (struct td_lane *l = ls->buckets[i], *next; l; l = next) {
+                next = l->hnext;
+                size_t h = (l->id ^ (l->id >> 29)) % nb;
+                l->hnext = b[h];
+                b[h] = l;
+            }
+        }
+        free(ls->buckets);
+        ls->buckets = b;
+        ls->nbuckets = nb;
+    }
+    struct td_lane *lane = calloc(1, sizeof(*lane));
+    if (!lane) {
+        return NULL;
+    }
+    lane->id = id;
+    struct td_lane **pp = lane_slot(ls, id);
+    lane->hnext = *pp;
+    *pp = lane;
+    ls->n++;
+    return lane;
+}
+
+static void lane_remove(struct td_trigger_rt *trg, struct td_lane *lane)
+{
+    struct td_lane **pp = lane_slot(trg->lanes, lane->id);
+    if (*pp == lane) {
+        *pp = lane->hnext;
+        trg->lanes->n--;
+    }
+    free(lane);
+}
+
+/* The head of lane finished: the next one in the lane waits for a slot (the caller pumps). */
+static void lane_advance(struct td_trigger_rt *trg, struct td_lane *lane)
+{
+    struct td_delivery *next = lane->head;
+    if (!next) {
+        lane_remove(trg, lane);
+        return;
+    }
+    lane->head = next->next;
+    if (!lane->head) {
+        lane->tail = NULL;
+    }
+    next->lane = lane;
+    enqueue(trg, next, false);
+}
+
+/* Ordered triggers: true when d must wait behind its lane (queued there); otherwise d heads
+ * its lane (or is unordered) and goes to the wait queue. */
+static bool lane_join(struct td_trigger_rt *trg, struct td_delivery *d)
+{
+    const struct td_msg *msg = d->msg;
+    enum td_ordering ord = trg->conf->delivery.ordering;
+    if (ord == TD_ORDER_UNORDERED || !msg->ordered) {
+        return false;
+    }
+    uint64_t id = ord == TD_ORDER_PARTITION ? msg->lane_partition : msg->lane_key;
+    struct td_lane *lane = lane_find(trg, id);
+    if (lane) {
+        d->state = D_WAITING;
+        d->next = NULL;
+        if (lane->tail) {
+            lane->tail->next = d;
+        } else {
+            lane->head = d;
+        }
+        lane->tail = d;
+        return true;
+    }
+    /* Out of memory: delivered unordered rather than not at all. */
+    d->lane = lane_new(trg, id);
+    return false;
+}
+
+static void lanes_free(struct td_trigger_rt *trg)
+{
+    struct td_lanes *ls = trg->lanes;
+    if (!ls) {
+        return;
+    }
+    for (size_t i = 0; i < ls->nbuckets; i++) {
+        for (struct td_lane *l = ls->buckets[i], *next; l; l = next) {
+            next = l->hnext;
+            free(l);
+        }
+    }
+    free(ls->buckets);
+    free(ls);
+    trg->lanes = NULL;
+}
+
 static int64_t on_retry_timer(struct td_loop *loop, void *arg)
 {
     struct td_delivery *d = arg;
     struct td_trigger_rt *trg = d->trg;
     if (d->state == D_DL_BACKOFF) {
         start_dl_attempt(d);
+        return TD_LOOP_NOMORE;
+    }
+    if (d->state == D_REPLY_BACKOFF) {
+        start_reply_attempt(d);
         return TD_LOOP_NOMORE;
     }
     /* Retries go to the front: they are older than anything queued behind them. */
@@ -152,6 +336,16 @@ static void dead_letter(struct td_delivery *d, const char *reason)
 {
     struct td_trigger_rt *trg = d->trg;
     const char *name = trg->conf->name;
+    if (td_dispatch_native_dl(trg)) {
+        /* dead_letter: native: the source rejects the message (basic.nack requeue=false) and
+         * the broker routes it to the queue's own dead-letter exchange. */
+        trg->stats.dead_lettered++;
+        td_log_warn(name, d->msg->src->name, event_id(d), "dead-lettered natively (%s, %s)", reason,
+                    d->attempt.reason);
+        d->msg->reject = true;
+        finish(d, false);
+        return;
+    }
     if (!trg->dead_letter) {
         td_log_error(name, d->msg->src->name, event_id(d),
                      "delivery failed (%s, %s) and the trigger has no dead_letter target; "
@@ -161,9 +355,16 @@ static void dead_letter(struct td_delivery *d, const char *reason)
         return;
     }
     d->dl_reason = reason;
-    d->dl_ev =
-        td_deadletter_event(d->ev, name, trg->sink ? trg->sink->dest : "", d->attempt.http_status,
-                            d->attempt.body, d->attempt.body_len, reason, d->attempts);
+    if (d->state == D_REPLY_RUNNING) {
+        /* the reply failed: the reply event is what is dead-lettered */
+        d->dl_ev =
+            td_deadletter_event(d->reply_ev, name, trg->reply->dest, d->attempt.http_status,
+                                d->attempt.body, d->attempt.body_len, reason, d->reply_attempts);
+    } else {
+        d->dl_ev = td_deadletter_event(d->ev, name, trg->sink ? trg->sink->dest : "",
+                                       d->attempt.http_status, d->attempt.body, d->attempt.body_len,
+                                       reason, d->attempts);
+    }
     if (!d->dl_ev) {
         td_log_error(name, d->msg->src->name, event_id(d),
                      "out of memory building the dead letter; left for redelivery");
@@ -186,6 +387,7 @@ static void start_attempt(struct td_delivery *d)
     d->attempt.timeout_ms = pol->timeout_ms;
     d->attempt.retry_on = pol->retry_on;
     d->attempt.nretry_on = pol->nretry_on;
+    d->attempt.want_reply = trg->reply != NULL;
     if (trg->sink->ops->deliver(trg->sink, d->ev, &d->attempt) < 0) {
         /* Could not even start: a retryable failure, handled as if the sink had said so. */
         d->attempt.result = TD_RESULT_RETRY;
@@ -220,9 +422,12 @@ static void sink_attempt_done(struct td_delivery *d)
     trg->running--;
     if (a->result == TD_RESULT_OK) {
         trg->stats.delivered++;
+        td_metrics_observe_latency(&trg->stats, td_now_ms() - d->msg->received_ms);
         td_log_debug(name, d->msg->src->name, event_id(d), "delivered (%s, attempt %d)", a->reason,
                      d->attempts);
-        finish(d, false);
+        if (!take_reply(d)) {
+            finish(d, false);
+        }
     } else if (a->result == TD_RESULT_RETRY && d->attempts <= pol->retry) {
         int64_t wait = td_retry_delay_ms(pol, d->attempts, a->retry_after_ms, td_random());
         trg->stats.retries++;
@@ -250,9 +455,11 @@ static void dl_attempt_done(struct td_delivery *d)
     struct td_attempt *a = &d->attempt;
     if (a->result == TD_RESULT_OK) {
         trg->stats.dead_lettered++;
+        td_metrics_count_dead_letter(&trg->stats, d->dl_reason);
         td_log_warn(name, d->msg->src->name, event_id(d), "dead-lettered to '%s' (%s)",
                     trg->dead_letter->name, d->dl_reason);
         finish(d, false);
+        pump(trg); /* its lane's next one may have joined the wait queue */
         return;
     }
     /* Keep trying: the source message is not acknowledged until the dead letter is safe. */
@@ -270,6 +477,93 @@ static void dl_attempt_done(struct td_delivery *d)
     }
 }
 
+/* ---- reply events ---- */
+
+static void start_reply_attempt(struct td_delivery *d)
+{
+    struct td_trigger_rt *trg = d->trg;
+    d->state = D_REPLY_RUNNING;
+    d->reply_attempts++;
+    td_attempt_reset(&d->attempt);
+    d->attempt.ev = d->reply_ev;
+    d->attempt.timeout_ms = 0; /* the target's own timeout */
+    d->attempt.retry_on = NULL;
+    d->attempt.nretry_on = 0;
+    d->attempt.want_reply = false;
+    if (trg->reply->ops->deliver(trg->reply, d->reply_ev, &d->attempt) < 0) {
+        d->attempt.result = TD_RESULT_RETRY;
+        on_attempt_done(&d->attempt);
+    }
+}
+
+/* The sink succeeded: when it answered with a reply event and the trigger has a reply target,
+ * the delivery goes on with the reply (true); else it is over (false). */
+static bool take_reply(struct td_delivery *d)
+{
+    struct td_trigger_rt *trg = d->trg;
+    struct td_event *reply = d->attempt.reply;
+    if (!reply || !trg->reply) {
+        return false;
+    }
+    const char *name = trg->conf->name;
+    const char *v = td_event_get(d->ev, REPLY_TTL_ATTR);
+    char *end = NULL;
+    long ttl = v ? strtol(v, &end, 10) : REPLY_TTL_DEFAULT;
+    if (v && (end == v || *end != '\0' || ttl < 0)) {
+        ttl = REPLY_TTL_DEFAULT;
+    }
+    ttl = ttl > REPLY_TTL_DEFAULT * 100 ? REPLY_TTL_DEFAULT * 100 : ttl;
+    if (ttl - 1 <= 0) {
+        trg->stats.replies_dropped++;
+        td_log_warn(name, d->msg->src->name, event_id(d),
+                    "reply event %s dropped: its %s reached 0 (a reply loop?)",
+                    td_event_get(reply, "id"), REPLY_TTL_ATTR);
+        return false;
+    }
+    char buf[24];
+    snprintf(buf, sizeof(buf), "%ld", ttl - 1);
+    if (td_event_set_typed(reply, REPLY_TTL_ATTR, buf, TD_CE_INTEGER) < 0) {
+        td_log_error(name, d->msg->src->name, event_id(d),
+                     "out of memory keeping the reply event; left for redelivery");
+        finish(d, true);
+        return true;
+    }
+    d->reply_ev = td_event_ref(reply);
+    td_log_debug(name, d->msg->src->name, event_id(d), "reply event %s to '%s' (%s %s)",
+                 td_event_get(reply, "id"), trg->reply->name, REPLY_TTL_ATTR, buf);
+    start_reply_attempt(d);
+    return true;
+}
+
+static void reply_attempt_done(struct td_delivery *d)
+{
+    struct td_trigger_rt *trg = d->trg;
+    const struct td_conf_delivery *pol = &trg->conf->delivery;
+    const char *name = trg->conf->name;
+    struct td_attempt *a = &d->attempt;
+    if (a->result == TD_RESULT_OK) {
+        trg->stats.replies++;
+        td_log_debug(name, d->msg->src->name, event_id(d), "reply delivered to '%s' (%s)",
+                     trg->reply->name, a->reason);
+        finish(d, false);
+        pump(trg);
+    } else if (a->result == TD_RESULT_RETRY && d->reply_attempts <= pol->retry) {
+        int64_t wait = td_retry_delay_ms(pol, d->reply_attempts, a->retry_after_ms, td_random());
+        td_log_info(name, d->msg->src->name, event_id(d),
+                    "reply to '%s' failed (%s); retrying in %lld ms", trg->reply->name, a->reason,
+                    (long long)wait);
+        d->state = D_REPLY_BACKOFF;
+        if (td_timer_start(trg->core->loop, &d->timer, wait) < 0) {
+            finish(d, true);
+        }
+    } else {
+        td_log_warn(name, d->msg->src->name, event_id(d), "reply to '%s' failed (%s): %s",
+                    trg->reply->name, a->reason, TD_DL_REPLY_FAILED);
+        dead_letter(d, TD_DL_REPLY_FAILED);
+        pump(trg);
+    }
+}
+
 static void on_attempt_done(struct td_attempt *a)
 {
     struct td_delivery *d = a->owner;
@@ -277,7 +571,15 @@ static void on_attempt_done(struct td_attempt *a)
         sink_attempt_done(d);
     } else if (d->state == D_DL_RUNNING) {
         dl_attempt_done(d);
+    } else if (d->state == D_REPLY_RUNNING) {
+        reply_attempt_done(d);
     }
+}
+
+bool td_dispatch_native_dl(const struct td_trigger_rt *trg)
+{
+    const char *dl = trg->conf->delivery.dead_letter;
+    return dl && strcmp(dl, TD_DEAD_LETTER_NATIVE) == 0;
 }
 
 void td_dispatch_submit(struct td_trigger_rt *trg, struct td_msg *msg, struct td_event *ev)
@@ -290,6 +592,9 @@ void td_dispatch_submit(struct td_trigger_rt *trg, struct td_msg *msg, struct td
         return;
     }
     trg->stats.matched++;
+    if (lane_join(trg, d)) {
+        return; /* behind its lane */
+    }
     enqueue(trg, d, false);
     pump(trg);
 }
@@ -297,19 +602,25 @@ void td_dispatch_submit(struct td_trigger_rt *trg, struct td_msg *msg, struct td
 void td_dispatch_dead_letter(struct td_trigger_rt *trg, struct td_msg *msg, struct td_event *ev,
                              const char *reason)
 {
+    td_dispatch_dead_letter_why(trg, msg, ev, reason, msg->invalid);
+}
+
+void td_dispatch_dead_letter_why(struct td_trigger_rt *trg, struct td_msg *msg, struct td_event *ev,
+                                 const char *reason, const char *why)
+{
     struct td_delivery *d = delivery_new(trg, msg, ev);
     if (!d) {
         td_core_msg_done(trg->core, msg, true);
         return;
     }
     td_log_warn(trg->conf->name, msg->src->name, td_event_get(ev, "id"), "%s%s%s", reason,
-                msg->invalid ? ": " : "", msg->invalid ? msg->invalid : "");
-    if (msg->invalid) {
-        snprintf(d->attempt.reason, sizeof(d->attempt.reason), "%s", msg->invalid);
+                why ? ": " : "", why ? why : "");
+    if (why) {
+        snprintf(d->attempt.reason, sizeof(d->attempt.reason), "%s", why);
         /* The reason travels in knativeerrordata, as Knative does with response bodies. */
         free(d->attempt.body);
-        d->attempt.body = (unsigned char *)strdup(msg->invalid);
-        d->attempt.body_len = d->attempt.body ? strlen(msg->invalid) : 0;
+        d->attempt.body = (unsigned char *)strdup(why);
+        d->attempt.body_len = d->attempt.body ? strlen(why) : 0;
     }
     d->state = D_DL_RUNNING;
     dead_letter(d, reason);
@@ -317,12 +628,70 @@ void td_dispatch_dead_letter(struct td_trigger_rt *trg, struct td_msg *msg, stru
 
 void td_dispatch_release_waiting(struct td_trigger_rt *trg)
 {
+    /* Deliveries queued behind a lane first: their lanes' heads are still in progress. */
+    for (size_t i = 0; trg->lanes && i < trg->lanes->nbuckets; i++) {
+        for (struct td_lane *l = trg->lanes->buckets[i]; l; l = l->hnext) {
+            struct td_delivery *d = l->head;
+            l->head = l->tail = NULL;
+            while (d) {
+                struct td_delivery *next = d->next;
+                finish(d, true);
+                d = next;
+            }
+        }
+    }
     while (trg->wait_head) {
         struct td_delivery *d = trg->wait_head;
         trg->wait_head = d->next;
         finish(d, true);
     }
     trg->wait_tail = NULL;
+}
+
+void td_dispatch_census(struct td_core *core, struct td_trigger_census *out, int64_t *oldest)
+{
+    size_t ntrg = core->cfg->ntriggers, nsrc = core->cfg->nsources;
+    if (out) {
+        memset(out, 0, ntrg * sizeof(*out));
+    }
+    if (oldest) {
+        memset(oldest, 0, nsrc * sizeof(*oldest));
+    }
+    uintptr_t lo = (uintptr_t)core->triggers, hi = (uintptr_t)(core->triggers + ntrg);
+    for (struct td_delivery *d = core->deliveries; d; d = d->all_next) {
+        uintptr_t at = (uintptr_t)d->trg; /* retired triggers (reload) are not counted */
+        size_t t = at >= lo && at < hi ? (size_t)(d->trg - core->triggers) : ntrg;
+        if (out && t < ntrg) {
+            struct td_trigger_census *c = &out[t];
+            c->waiting += d->state == D_WAITING;
+            c->running += d->state == D_RUNNING;
+            c->retrying += d->state == D_BACKOFF;
+            c->dead_lettering += d->state == D_DL_RUNNING || d->state == D_DL_BACKOFF;
+        }
+        for (size_t i = 0; oldest && i < nsrc; i++) {
+            if (core->sources[i] == d->msg->src) {
+                if (oldest[i] == 0 || d->msg->received_ms < oldest[i]) {
+                    oldest[i] = d->msg->received_ms;
+                }
+                break;
+            }
+        }
+    }
+}
+
+size_t td_dispatch_busy(struct td_core *core, const struct td_trigger_rt *trgs, size_t n)
+{
+    uintptr_t lo = (uintptr_t)trgs, hi = (uintptr_t)(trgs + n);
+    size_t busy = 0;
+    for (struct td_delivery *d = core->deliveries; d; d = d->all_next) {
+        busy += (uintptr_t)d->trg >= lo && (uintptr_t)d->trg < hi;
+    }
+    return busy;
+}
+
+void td_dispatch_trigger_free(struct td_trigger_rt *trg)
+{
+    lanes_free(trg);
 }
 
 void td_dispatch_abandon_all(struct td_core *core)
@@ -334,5 +703,8 @@ void td_dispatch_abandon_all(struct td_core *core)
         if (--msg->pending == 0) {
             td_msg_free(msg); /* never acknowledged: the broker redelivers it */
         }
+    }
+    for (size_t i = 0; core->triggers && i < core->cfg->ntriggers; i++) {
+        lanes_free(&core->triggers[i]);
     }
 }

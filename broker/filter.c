@@ -1,13 +1,16 @@
-/* filter.c - evaluation of trigger filters (see filter.h). CloudEvents SQL is compiled and
- * evaluated by cesql.c when it exists; until then a cesql filter is a load-time error so a
- * trigger never silently matches everything. */
+/* filter.c - building and evaluating trigger filters (see filter.h). CloudEvents SQL is
+ * compiled once here (cesql.h) and kept in the node; an expression that fails to evaluate for
+ * an event (any CESQL error, or a value that is not a boolean) is a non-match, logged at
+ * debug level, as the specification asks of a filter. */
 #include "filter.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cesql.h"
 #include "cloudevent.h"
+#include "log.h"
 
 struct td_filter *td_filter_new(enum td_filter_kind kind)
 {
@@ -33,6 +36,7 @@ void td_filter_free(struct td_filter *f)
     }
     free(f->children);
     free(f->expression);
+    td_cesql_free(f->compiled);
     free(f);
 }
 
@@ -103,6 +107,20 @@ static bool match_attrs(const struct td_filter *f, const struct td_event *ev)
     return true;
 }
 
+static bool match_cesql(const struct td_filter *f, const struct td_event *ev)
+{
+    struct td_cesql_error err;
+    if (!f->compiled) {
+        return false;
+    }
+    bool ok = td_cesql_match(f->compiled, ev, &err);
+    if (!ok && err.kind != TD_CESQL_OK && td_log_enabled(TD_LOG_DEBUG)) {
+        td_log_debug(NULL, NULL, td_event_get(ev, "id"), "cesql filter \"%s\": %s error: %s",
+                     f->expression, td_cesql_errkind_name(err.kind), err.message);
+    }
+    return ok;
+}
+
 bool td_filter_match(const struct td_filter *f, const struct td_event *ev)
 {
     if (!f) {
@@ -130,14 +148,26 @@ bool td_filter_match(const struct td_filter *f, const struct td_event *ev)
     case TD_FILTER_NOT:
         return f->nchildren == 1 && !td_filter_match(f->children[0], ev);
     case TD_FILTER_CESQL:
-        return false; /* never compiled: td_filter_new_cesql refuses until cesql.c lands */
+        return match_cesql(f, ev);
     }
     return false;
 }
 
 struct td_filter *td_filter_new_cesql(const char *expression, char *err, size_t errlen)
 {
-    (void)expression;
-    snprintf(err, errlen, "column 1: cesql filters are not available in this build yet");
+    struct td_cesql_error cerr;
+    struct td_filter *f = td_filter_new(TD_FILTER_CESQL);
+    if (!f || !(f->expression = strdup(expression ? expression : ""))) {
+        snprintf(err, errlen, "column 1: out of memory");
+        goto fail;
+    }
+    f->compiled = td_cesql_compile(expression, &cerr);
+    if (!f->compiled) {
+        snprintf(err, errlen, "column %d: %s", cerr.column > 0 ? cerr.column : 1, cerr.message);
+        goto fail;
+    }
+    return f;
+fail:
+    td_filter_free(f);
     return NULL;
 }

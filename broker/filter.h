@@ -43,7 +43,9 @@ void td_filter_free(struct td_filter *f);
 int td_filter_add_attr(struct td_filter *f, const char *key, const char *value);
 /* Takes ownership of child. 0 or -1 (then the child is freed). */
 int td_filter_add_child(struct td_filter *f, struct td_filter *child);
-/* Compiles a cesql expression; NULL with "column N: message" in err when it does not parse. */
+/* Compiles a cesql expression (cesql.h) once; NULL with "column N: message" in err when it does
+ * not parse or names an unknown function. At match time any CESQL error, or a value that is
+ * not a boolean, is a non-match (logged at debug level). */
 struct td_filter *td_filter_new_cesql(const char *expression, char *err, size_t errlen);
 
 /* True when the event passes. Thread: any (the filter is read-only). */

@@ -2,16 +2,21 @@
  *
  * Each trigger on the message's source gets its own view of the event (the trigger's event:
  * defaults when the message was wrapped, then its set: overrides; shared, not copied, when
- * it has none), and its filter decides. The message counts one pending unit per matched
- * trigger plus one held by the router while it fans out, so it is acknowledged exactly once,
- * after the last trigger finished. A message no trigger wants is acknowledged at once.
+ * it has none), and its filter decides; a trigger with a payload schema dead-letters an event
+ * whose data fails it (reason "schema") instead of delivering it. The message counts one
+ * pending unit per matched trigger plus one held by the router while it fans out, so it is
+ * acknowledged exactly once, after the last trigger finished. A message no trigger wants is
+ * acknowledged at once.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cloudevent.h"
 #include "core.h"
+#include "deadletter.h"
 #include "filter.h"
+#include "jsonschema.h"
 #include "log.h"
 
 /* Returns the event trg sees (one reference, the caller unrefs), or NULL on out of memory. */
@@ -49,6 +54,14 @@ static void route_dead_letter(struct td_core *core, struct td_msg *msg, const ch
     int sent = 0;
     for (size_t i = 0; i < core->cfg->ntriggers; i++) {
         struct td_trigger_rt *trg = &core->triggers[i];
+        if (strcmp(trg->conf->source, msg->src->name) == 0 && td_dispatch_native_dl(trg)) {
+            td_log_warn(trg->conf->name, msg->src->name, msg->coord,
+                        "%s%s%s; dead-lettered natively", reason, msg->invalid ? ": " : "",
+                        msg->invalid ? msg->invalid : "");
+            msg->reject = true;
+            sent++;
+            continue;
+        }
         if (strcmp(trg->conf->source, msg->src->name) != 0 || !trg->dead_letter) {
             continue;
         }
@@ -80,6 +93,23 @@ static void route_dead_letter(struct td_core *core, struct td_msg *msg, const ch
     }
 }
 
+/* The trigger's payload schema (schema: FILE), when it has one, accepts the event's data: JSON
+ * data (no data counts as JSON null). Otherwise false with the first error in why. */
+static bool payload_ok(const struct td_trigger_rt *trg, const struct td_event *ev, char *why,
+                       size_t whylen)
+{
+    if (!trg->schema) {
+        return true;
+    }
+    const char *ct = td_event_get(ev, "datacontenttype");
+    if (ev->data && !td_ce_is_json_type(ct)) {
+        snprintf(why, whylen, "the data is %s, not JSON", ct);
+        return false;
+    }
+    return td_jsonschema_validate(trg->schema, (const char *)ev->data, ev->data ? ev->data_len : 0,
+                                  why, whylen) == 0;
+}
+
 void td_router_route(struct td_core *core, struct td_msg *msg)
 {
     core->msgs_in_flight++;
@@ -105,9 +135,14 @@ void td_router_route(struct td_core *core, struct td_msg *msg)
             continue;
         }
         if (td_filter_match(trg->conf->filter, ev)) {
+            char why[512];
             msg->pending++;
             matched++;
-            td_dispatch_submit(trg, msg, ev);
+            if (payload_ok(trg, ev, why, sizeof(why))) {
+                td_dispatch_submit(trg, msg, ev);
+            } else {
+                td_dispatch_dead_letter_why(trg, msg, ev, TD_DL_SCHEMA, why);
+            }
         }
         td_event_unref(ev);
     }
@@ -127,7 +162,10 @@ void td_core_msg_done(struct td_core *core, struct td_msg *msg, bool release)
         return;
     }
     core->msgs_in_flight--;
-    td_source_complete(msg->src, msg, msg->release ? TD_OUTCOME_RELEASE : TD_OUTCOME_ACK);
+    td_source_complete(msg->src, msg,
+                       msg->release  ? TD_OUTCOME_RELEASE
+                       : msg->reject ? TD_OUTCOME_REJECT
+                                     : TD_OUTCOME_ACK);
 }
 
 static void on_batch(struct td_loop *loop, void *arg)
