@@ -96,13 +96,14 @@ static void check_ingress(const struct td_config *cfg, size_t idx, struct td_err
     }
     for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
         if (strcmp(path, builtin[i]) == 0) {
-            td_errors_add(errs, &src->pos, "source '%s': path %s is a built-in endpoint",
-                          src->name, path);
+            td_errors_add(errs, &src->pos, "source '%s': path %s is a built-in endpoint", src->name,
+                          path);
         }
     }
     for (size_t i = 0; i < idx; i++) {
         const struct td_conf_source *other = &cfg->sources[i];
-        if (other->kind == TD_SOURCE_HTTP && other->http.path && strcmp(other->http.path, path) == 0) {
+        if (other->kind == TD_SOURCE_HTTP && other->http.path &&
+            strcmp(other->http.path, path) == 0) {
             td_errors_add(errs, &src->pos, "source '%s': path %s is already used by source '%s'",
                           src->name, path, other->name);
         }

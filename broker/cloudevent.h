@@ -139,6 +139,87 @@ struct td_redis_fields {
 int td_ce_to_redis(const struct td_event *ev, struct td_redis_fields *out);
 void td_redis_fields_free(struct td_redis_fields *f);
 
+/* ---- the Kafka binding (ce_kafka.c) ---- */
+/* One record as librdkafka hands it over; nothing is NUL-terminated except names. */
+struct td_kafka_record {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms; /* -1 when the record has none */
+    const void *key;      /* NULL: no key */
+    size_t key_len;
+    const void *value; /* NULL: a tombstone, no data */
+    size_t value_len;
+    const char *const *hnames;  /* header names (C strings) */
+    const void *const *hvalues; /* header values, NULL for a null header */
+    const size_t *hlens;
+    size_t nheaders;
+};
+/* Wrapping limits: a record with more headers, or a header value longer than this, is not
+ * turned into attributes (td_ce_from_kafka fails with a reason: a dead letter). */
+#define TD_KAFKA_MAX_HEADER_ATTRS 128
+#define TD_KAFKA_MAX_HEADER_VALUE 8192
+/* Normalizes a record: binary mode (a ce_specversion header: ce_<attr> headers, content-type,
+ * key to partitionkey, value as data), structured mode (content-type
+ * application/cloudevents+json, the JSON event as value) or, for anything else, a wrapped
+ * event: id kafka:<topic>/<partition>/<offset>, type/source the defaults, time from the record
+ * timestamp, partitionkey from a UTF-8 key, datacontenttype from content-type, data the value,
+ * and every other header as the extension kafkaheader<name> (name lowercased, stripped to
+ * [a-z0-9]; values that are not UTF-8 get U+FFFD). Returns an event the caller owns, or NULL
+ * with a message when the record claims to be a CloudEvent but is not a valid one, or is too
+ * hostile to wrap (see the limits). Any thread. */
+struct td_event *td_ce_from_kafka(const struct td_kafka_record *rec, const char *dflt_type,
+                                  const char *dflt_source, bool *wrapped, char *err, size_t errlen);
+/* Wraps a record whatever it says, within the limits (headers past them are left out and
+ * counted in kafkaheadersdropped): for dead-lettering an invalid record. NULL only on out of
+ * memory. */
+struct td_event *td_ce_wrap_kafka(const struct td_kafka_record *rec, const char *dflt_type,
+                                  const char *dflt_source);
+/* Binary mode as Kafka headers: ce_<attr> for every attribute but datacontenttype, which
+ * becomes content-type. The key is partitionkey (NULL when absent); the value is ev->data.
+ * Free with td_kafka_headers_free(). 0 or -1 (out of memory, invalid attribute name). */
+struct td_kafka_headers {
+    char **names;
+    char **values; /* C strings */
+    size_t n;
+};
+int td_ce_to_kafka(const struct td_event *ev, struct td_kafka_headers *out);
+void td_kafka_headers_free(struct td_kafka_headers *h);
+
+/* ---- the AMQP 0-9-1 binding (ce_amqp.c, rabbitmq-c types) ---- */
+struct amqp_basic_properties_t_;
+/* Wrapping limits: headers past TD_AMQP_MAX_HEADER_ATTRS, values longer than
+ * TD_AMQP_MAX_HEADER_VALUE and nested tables or arrays are left out of a wrapped event and
+ * counted in the extension amqpheadersdropped; binary mode with more attributes is invalid. */
+#define TD_AMQP_MAX_HEADER_ATTRS 128
+#define TD_AMQP_MAX_HEADER_VALUE 8192
+/* Normalizes a delivery: binary mode (headers prefixed cloudEvents: or cloudEvents_ are the
+ * attributes, the content type is datacontenttype, the body the data), structured mode
+ * (content type application/cloudevents+json) or, for anything else, a wrapped event: id from
+ * message-id or else the hex SHA-256 of queue, NUL, body; type/source the defaults; time from
+ * the timestamp property; datacontenttype from the content type; every other header an
+ * extension attribute named by td_ce_sanitize_name (values: strings with invalid UTF-8 get
+ * U+FFFD, integers, booleans, timestamps as RFC 3339). props may be NULL. Returns an event the
+ * caller owns, or NULL with a message when the message claims to be a CloudEvent but is not a
+ * valid one. Any thread. */
+struct td_event *td_ce_from_amqp(const struct amqp_basic_properties_t_ *props, const void *body,
+                                 size_t len, const char *queue, const char *dflt_type,
+                                 const char *dflt_source, bool *wrapped, char *err, size_t errlen);
+/* Wraps a delivery whatever it says (for dead-lettering an invalid one). NULL only on out of
+ * memory. */
+struct td_event *td_ce_wrap_amqp(const struct amqp_basic_properties_t_ *props, const void *body,
+                                 size_t len, const char *queue, const char *dflt_type,
+                                 const char *dflt_source);
+/* Binary mode for basic.publish: cloudEvents:<attr> headers (integers and booleans typed),
+ * content_type = datacontenttype, message_id = id, persistent delivery mode; the body is a copy
+ * of the data. Owns everything it points to; free with td_amqp_out_free(). NULL on out of
+ * memory. */
+struct td_amqp_out;
+struct td_amqp_out *td_ce_to_amqp(const struct td_event *ev);
+const struct amqp_basic_properties_t_ *td_amqp_out_props(const struct td_amqp_out *o);
+const void *td_amqp_out_body(const struct td_amqp_out *o, size_t *len);
+void td_amqp_out_free(struct td_amqp_out *o);
+
 /* ---- helpers ---- */
 /* Base64 (standard alphabet, padded). Return malloc'd buffers, NULL on error. */
 char *td_base64_encode(const unsigned char *in, size_t len);

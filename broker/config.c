@@ -1057,6 +1057,7 @@ static const char *const format_names[] = {"text", "json", NULL};
 static const char *const mode_names[] = {"binary", "structured", NULL};
 static const char *const invocation_names[] = {"RequestResponse", "Event", NULL};
 static const char *const payload_names[] = {"event", "data", NULL};
+static const char *const azure_key_in_names[] = {"header", "query", NULL};
 static const char *const backoff_names[] = {"exponential", "linear", NULL};
 static const char *const ordering_names[] = {"unordered", "partition", "key", NULL};
 
@@ -1121,11 +1122,41 @@ static const struct kdef kafka_source_keys[] = {
 };
 static const struct ktable kafka_source_table = {TABLE("kafka source", kafka_source_keys)};
 
+static const char *const exchange_type_names[] = {"direct", "fanout", "topic", "headers", NULL};
+
+static int check_rabbitmq_declare(struct loader *ld, const struct td_ynode *map, void *base)
+{
+    struct td_conf_source *src = base;
+    src->rabbitmq.declare = true;
+    if (src->rabbitmq.ndeclare_bindings > 0 && !src->rabbitmq.declare_exchange) {
+        ERR_AT(ld, map_get(map, "bindings"), "'bindings' need an 'exchange' to bind to");
+        return -1;
+    }
+    return 0;
+}
+
+static const struct kdef rabbitmq_declare_keys[] = {
+    {.name = "durable", .type = K_BOOL, .off = SRC(rabbitmq.declare_durable)},
+    {.name = "arguments", .type = K_STRMAP, .off = SRC(rabbitmq.declare_arguments)},
+    STR("exchange", SRC(rabbitmq.declare_exchange)),
+    {.name = "exchange_type",
+     .type = K_STR,
+     .off = SRC(rabbitmq.declare_exchange_type),
+     .names = exchange_type_names},
+    {.name = "bindings",
+     .type = K_STRLIST,
+     .off = SRC(rabbitmq.declare_bindings),
+     .off2 = SRC(rabbitmq.ndeclare_bindings)},
+};
+static const struct ktable rabbitmq_declare_table = {TABLE("declare", rabbitmq_declare_keys),
+                                                     .check = check_rabbitmq_declare};
+
 static const struct kdef rabbitmq_source_keys[] = {
     REQ_STR("url", SRC(rabbitmq.url)),
     REQ_STR("queue", SRC(rabbitmq.queue)),
     INT("prefetch", SRC(rabbitmq.prefetch), 0, 65535),
     {.name = "heartbeat", .type = K_DUR_S, .off = SRC(rabbitmq.heartbeat)},
+    NESTED("declare", 0, &rabbitmq_declare_table),
 };
 static const struct ktable rabbitmq_source_table = {TABLE("rabbitmq source", rabbitmq_source_keys)};
 
@@ -1191,6 +1222,7 @@ static const struct kdef auth_keys[] = {
     {.name = "basic", .type = K_NESTED, .sub = &basic_table, .group = 1},
     {.name = "google_id_token", .type = K_NESTED, .sub = &google_table, .group = 1},
     ONE_STR("azure_function_key", AUTH(azure_function_key)),
+    {.name = "azure_key_in", .type = K_STR, .off = AUTH(azure_key_in), .names = azure_key_in_names},
 };
 static const struct ktable auth_table = {TABLE("auth", auth_keys)};
 
@@ -1644,6 +1676,7 @@ static void source_defaults(struct td_conf_source *src)
     src->redis.block_ms = 1000;
     src->rabbitmq.prefetch = 100;
     src->rabbitmq.heartbeat = 30;
+    src->rabbitmq.declare_durable = true;
     src->http.max_size = 1024 * 1024;
 }
 
@@ -2005,7 +2038,15 @@ static void resolve_references(struct loader *ld)
             errorf(ld, &trg->reply_pos, "unknown sink %s",
                    shown_ref(ld, trg->reply, &trg->reply_pos, buf, sizeof(buf)));
         }
-        if (dlv->dead_letter && !td_config_sink(cfg, dlv->dead_letter)) {
+        if (dlv->dead_letter && strcmp(dlv->dead_letter, "native") == 0) {
+            /* The broker's own dead-lettering (RabbitMQ: basic.nack requeue=false). */
+            const struct td_conf_source *src = td_config_source(cfg, trg->source);
+            if (src && src->kind != TD_SOURCE_RABBITMQ) {
+                errorf(ld, &dlv->dead_letter_pos,
+                       "dead_letter: native needs a rabbitmq source ('%s' is not one)",
+                       trg->source);
+            }
+        } else if (dlv->dead_letter && !td_config_sink(cfg, dlv->dead_letter)) {
             errorf(ld, &dlv->dead_letter_pos, "unknown sink %s",
                    shown_ref(ld, dlv->dead_letter, &dlv->dead_letter_pos, buf, sizeof(buf)));
         }

@@ -84,6 +84,14 @@ struct td_conf_rabbitmq_source {
     char *queue;
     int prefetch;  /* default 100 */
     int heartbeat; /* seconds (written as a duration, e.g. 30s), default 30 */
+    /* declare: {durable, arguments, exchange, exchange_type, bindings}, declared on connect */
+    bool declare;
+    bool declare_durable;                /* default true (queue and exchange) */
+    struct td_kv_list declare_arguments; /* x-arguments; integers and true/false go typed */
+    char *declare_exchange;              /* NULL: no exchange */
+    char *declare_exchange_type;         /* direct | fanout | topic | headers, default direct */
+    char **declare_bindings;             /* routing keys binding the queue to the exchange */
+    size_t ndeclare_bindings;
 };
 
 struct td_conf_http_source {
@@ -123,6 +131,7 @@ struct td_conf_auth {
     char *google_audience;
     char *google_metadata_url;
     char *azure_function_key; /* secret */
+    char *azure_key_in;       /* header (x-functions-key, the default) | query (?code=) */
 };
 
 struct td_conf_http_sink {

@@ -16,6 +16,8 @@
 #include "source.h"
 
 struct td_delivery;
+struct td_metrics;
+struct td_http_server;
 
 struct td_core {
     struct td_config *cfg;
@@ -28,6 +30,8 @@ struct td_core {
     int64_t msgs_in_flight;         /* routed, not completed */
     struct td_delivery *deliveries; /* every live delivery, for teardown */
     uint64_t unmatched;             /* events no trigger wanted (acked at once) */
+    struct td_metrics *metrics;     /* snapshots for /metrics and /status; NULL: none */
+    struct td_http_server *httpd;   /* daemon.http.listen (ingress, probes); NULL: none */
 };
 
 /* Source threads call this (via td_source_emit) with a batch; it hops to the loop. */

@@ -156,8 +156,8 @@ static int build(struct daemon *d)
     td_metrics_attach(core->metrics, core);
     if (cfg->daemon.http_listen) {
         /* Before the sources: an ingress source registers its path on it. */
-        core->httpd =
-            td_http_server_new(cfg->daemon.http_listen, core->metrics, core->loop, err, sizeof(err));
+        core->httpd = td_http_server_new(cfg->daemon.http_listen, core->metrics, core->loop, err,
+                                         sizeof(err));
         if (!core->httpd) {
             fprintf(stderr, "%s\n", err);
             return -1;

@@ -8,6 +8,8 @@
 #include "check.h"
 #include "daemon.h"
 #include "publish.h"
+#include "redrive.h"
+#include "status.h"
 
 static const char usage[] =
     "usage: triggerd COMMAND [OPTIONS]\n"
@@ -16,6 +18,9 @@ static const char usage[] =
     "  run     -c PATH        run the daemon with a trigger file or a directory of them\n"
     "  check   -c PATH        validate trigger files (exit 0 valid, 2 invalid)\n"
     "  publish URL [OPTIONS]  publish one message (redis://HOST:PORT/STREAM)\n"
+    "  redrive -c PATH --from TARGET [OPTIONS]\n"
+    "                         send dead letters back through their trigger\n"
+    "  status  -c PATH        what the running daemon is doing (its /status)\n"
     "  version                print the version\n"
     "\n"
     "Run 'triggerd COMMAND --help' for a command's options.\n";
@@ -83,6 +88,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "publish") == 0) {
         return td_publish_main(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "redrive") == 0) {
+        return td_redrive_main(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "status") == 0) {
+        return td_status_main(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("triggerd %s\n", TD_VERSION);

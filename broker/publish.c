@@ -24,6 +24,8 @@ static const char usage[] =
     "                        [--ce-type T --ce-source S --ce-id I] [--content-type CT]\n"
     "  URL                   redis://[:PASSWORD@]HOST:PORT/[DB/]STREAM\n"
     "                        kafka://HOST:PORT[,HOST:PORT...]/TOPIC\n"
+    "                        amqp[s]://USER:PASS@HOST:PORT/VHOST/EXCHANGE?routing_key=K\n"
+    "                        (VHOST %2f is \"/\"; an empty EXCHANGE is the default exchange)\n"
     "  --data D              the payload (default: read stdin)\n"
     "  --key K               the partition key (CloudEvent: partitionkey)\n"
     "  --header K=V          an extra field (CloudEvent: an extension attribute ce_K)\n"
@@ -420,6 +422,15 @@ int td_publish_main(int argc, char **argv)
         rc = publish_redis(&p);
     } else if (strncmp(p.url, "kafka://", 8) == 0) {
         rc = publish_kafka(&p);
+    } else if (strncmp(p.url, "amqp://", 7) == 0 || strncmp(p.url, "amqps://", 8) == 0) {
+        struct td_event *ev = NULL;
+        if ((p.ce_type || p.ce_source || p.ce_id) && !(ev = build_event(&p))) {
+            rc = 1;
+            goto out;
+        }
+        rc =
+            td_publish_amqp(p.url, ev, p.data, p.len, p.key, p.content_type, p.headers, p.nheaders);
+        td_event_unref(ev);
     } else {
         fprintf(stderr, "triggerd publish: unsupported URL scheme in '%s' (this build: redis://)\n",
                 p.url);

@@ -1,36 +1,113 @@
 /* http.c - the HTTP sink: POSTs a CloudEvent (binary or structured mode) to a URL with
  * libcurl's multi interface (broker/http_client.c), and classifies the answer. It serves
- * Knative Services, plain Kubernetes Services and any HTTP function. */
+ * Knative Services and plain Kubernetes Services (the service: shorthand, Prefer: reply,
+ * reply events, a projected service-account token re-read when it changes), Google Cloud
+ * Functions / Cloud Run (an ID token from the metadata server, gcp.c), Azure Functions (the
+ * function key as x-functions-key or ?code=) and any HTTP function. openfaas.c reuses it
+ * through http_sink.h.
+ *
+ * Ownership: the sink owns its URL strings and token; per attempt, a struct http_attempt is
+ * malloc'd by deliver() and freed when the attempt reports (or by the HTTP client when it is
+ * abandoned at teardown: it holds no other allocation for that reason).
+ * Credentials never reach a log line or k->dest.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cloudevent.h"
+#include "creds.h"
+#include "gcp.h"
 #include "http_client.h"
+#include "http_sink.h"
 #include "log.h"
 #include "loop.h"
 #include "sink.h"
 
+struct http_attempt;
+
 struct http_sink {
     struct td_http_client *client;
-    char *url; /* resolved (service: shorthand expanded) */
+    struct td_http_target t;
+    char *url_code; /* t.url with ?code=KEY (Azure, azure_key_in: query), or NULL */
     /* bearer_file: re-read when its mtime changes, checked at most once a second */
     char *token;
     struct timespec token_mtime;
     int64_t token_checked_ms;
+    struct td_creds *gcp;         /* google_id_token, or NULL */
+    struct http_attempt *waiting; /* attempts waiting for the Google token */
 };
 
 struct http_attempt {
+    struct td_creds_waiter w; /* first: the waiter callback casts back */
+    struct http_attempt *prev, *next;
     struct td_sink *k;
     struct td_attempt *a;
+    const struct td_event *ev;
+    bool want_headers;
+    struct td_http_hdrbuf hdr; /* the response's headers when the trigger wants replies */
 };
+
+size_t td_http_collect_header(char *buf, size_t size, size_t nitems, void *userdata)
+{
+    struct td_http_hdrbuf *hb = userdata;
+    size_t n = size * nitems;
+    if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+        hb->len = 0; /* a new response (after 100 Continue or a redirect) */
+        return n;
+    }
+    if (hb->len + n <= sizeof(hb->data)) {
+        memcpy(hb->data + hb->len, buf, n);
+        hb->len += n;
+    }
+    return n;
+}
+
+int td_http_hdrbuf_parse(const struct td_http_hdrbuf *hb, struct td_http_headers *out)
+{
+    out->items = NULL;
+    out->n = 0;
+    size_t i = 0;
+    while (i < hb->len) {
+        const char *line = hb->data + i;
+        const char *end = memchr(line, '\n', hb->len - i);
+        size_t len = end ? (size_t)(end - line) : hb->len - i;
+        i += len + 1;
+        while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ')) {
+            len--;
+        }
+        const char *colon = memchr(line, ':', len);
+        if (!colon || colon == line) {
+            continue; /* the blank line, or folded garbage */
+        }
+        const char *v = colon + 1;
+        while (v < line + len && (*v == ' ' || *v == '\t')) {
+            v++;
+        }
+        struct td_http_header *items = realloc(out->items, (out->n + 1) * sizeof(*items));
+        if (!items) {
+            goto fail;
+        }
+        out->items = items;
+        items[out->n].name = strndup(line, (size_t)(colon - line));
+        items[out->n].value = strndup(v, (size_t)(line + len - v));
+        out->n++;
+        if (!items[out->n - 1].name || !items[out->n - 1].value) {
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    td_http_headers_free(out);
+    return -1;
+}
 
 static void refresh_token(struct td_sink *k, struct http_sink *hs)
 {
-    const char *path = k->conf->http.auth.bearer_file;
+    const char *path = hs->t.auth->bearer_file;
     int64_t now = td_now_ms();
-    if (!path || (hs->token && now - hs->token_checked_ms < 1000)) {
+    if (hs->token && now - hs->token_checked_ms < 1000) {
         return;
     }
     hs->token_checked_ms = now;
@@ -43,28 +120,24 @@ static void refresh_token(struct td_sink *k, struct http_sink *hs)
         st.st_mtim.tv_nsec == hs->token_mtime.tv_nsec) {
         return;
     }
-    FILE *f = fopen(path, "r");
-    if (!f) {
+    char err[160];
+    char *token = td_read_secret_file(path, err, sizeof(err));
+    if (!token) {
+        td_log_warn(NULL, NULL, NULL, "sink '%s': bearer_file: %s", k->name, err);
         return;
     }
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) {
-        n--;
-    }
-    buf[n] = '\0';
-    char *token = strdup(buf);
-    if (token) {
-        free(hs->token);
-        hs->token = token;
-        hs->token_mtime = st.st_mtim;
-    }
+    free(hs->token);
+    hs->token = token;
+    hs->token_mtime = st.st_mtim;
+    td_log_debug(NULL, NULL, NULL, "sink '%s': bearer_file (re)read", k->name);
 }
 
 /* Appends "Name: value" to list; returns the new list or NULL (list freed) on failure. */
 static struct curl_slist *add_header(struct curl_slist *list, const char *name, const char *value)
 {
+    if (!list) {
+        return NULL;
+    }
     size_t n = strlen(name) + strlen(value) + 3;
     char *line = malloc(n);
     if (!line) {
@@ -80,52 +153,91 @@ static struct curl_slist *add_header(struct curl_slist *list, const char *name, 
     return l;
 }
 
+/* A 2xx answer may carry a reply event. Returns the classification to report. */
+static enum td_result take_reply(struct http_attempt *ha, long status, const unsigned char *body,
+                                 size_t len, char *reason, size_t reasonlen)
+{
+    struct td_attempt *a = ha->a;
+    struct td_http_headers h = {0};
+    char err[128] = "";
+    bool not_ce = false;
+    if (status == 204 || (len == 0 && ha->hdr.len == 0)) {
+        return TD_RESULT_OK;
+    }
+    if (td_http_hdrbuf_parse(&ha->hdr, &h) < 0) {
+        snprintf(reason, reasonlen, "HTTP %ld, out of memory reading the reply", status);
+        return TD_RESULT_RETRY;
+    }
+    struct td_event *reply = td_ce_http_decode(&h, body, len, &not_ce, err, sizeof(err));
+    td_http_headers_free(&h);
+    if (reply && td_event_validate(reply, err, sizeof(err)) < 0) {
+        td_event_unref(reply);
+        reply = NULL;
+    }
+    if (!reply) {
+        if (not_ce) {
+            return TD_RESULT_OK; /* an answer that is not an event is no reply (as Knative) */
+        }
+        snprintf(reason, reasonlen, "HTTP %ld with a malformed reply event: %s", status, err);
+        return TD_RESULT_FINAL;
+    }
+    a->reply = reply;
+    snprintf(reason, reasonlen, "HTTP %ld with a reply event", status);
+    return TD_RESULT_OK;
+}
+
 static void on_done(struct td_http_request *req, CURLcode code, long status, int64_t retry_after_ms,
                     const unsigned char *body, size_t len, void *arg)
 {
     struct http_attempt *ha = arg;
     struct td_attempt *a = ha->a;
-    free(ha);
     if (code != CURLE_OK) {
         char reason[160];
         snprintf(reason, sizeof(reason), "%s", curl_easy_strerror(code));
+        free(ha);
         td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
         return;
     }
     enum td_result r = td_classify_http((int)status, a->retry_on, a->nretry_on);
-    char reason[64];
+    char reason[160];
     snprintf(reason, sizeof(reason), "HTTP %ld", status);
+    if (r == TD_RESULT_OK && status >= 200 && status < 300 && a->want_reply && ha->want_headers) {
+        r = take_reply(ha, status, body, len, reason, sizeof(reason));
+    }
+    free(ha);
     td_attempt_done(a, r, (int)status, retry_after_ms, reason, body, len);
 }
 
-static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attempt *a)
+/* Builds and starts the request. 0, or -1 with a->reason set (ha freed). */
+static int send_request(struct td_sink *k, struct http_attempt *ha, const char *google_token)
 {
     struct http_sink *hs = k->impl;
-    const struct td_conf_http_sink *conf = &k->conf->http;
+    const struct td_http_target *t = &hs->t;
+    const struct td_conf_auth *auth = t->auth;
+    const struct td_event *ev = ha->ev;
+    struct td_attempt *a = ha->a;
     struct curl_slist *headers = NULL;
-    struct http_attempt *ha = NULL;
+    char *json = NULL;
     CURL *easy = td_http_client_easy(hs->client);
     if (!easy) {
-        snprintf(a->reason, sizeof(a->reason), "out of memory");
-        return -1;
+        goto fail;
     }
     headers = curl_slist_append(NULL, "Expect:");
-    if (conf->mode == TD_MODE_STRUCTURED) {
+    if (t->mode == TD_MODE_STRUCTURED) {
         size_t len = 0;
-        char *json = td_ce_to_json(ev, &len);
+        json = td_ce_to_json(ev, &len);
         if (!json) {
-            goto oom;
+            goto fail;
         }
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, json);
-        free(json);
         headers = add_header(headers, "Content-Type", "application/cloudevents+json");
     } else {
         struct td_http_headers ce = {0};
         const unsigned char *body = NULL;
         size_t len = 0;
         if (td_ce_http_encode_binary(ev, &ce, &body, &len) < 0) {
-            goto oom;
+            goto fail;
         }
         bool has_type = false;
         for (size_t i = 0; i < ce.n && headers; i++) {
@@ -139,54 +251,79 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
     }
-    for (size_t i = 0; i < conf->headers.n && headers; i++) {
-        headers = add_header(headers, conf->headers.items[i].key, conf->headers.items[i].value);
+    for (size_t i = 0; t->headers && i < t->headers->n; i++) {
+        headers = add_header(headers, t->headers->items[i].key, t->headers->items[i].value);
     }
-    const char *bearer = conf->auth.bearer;
-    if (conf->auth.bearer_file) {
+    if (t->prefer_reply) {
+        headers = add_header(headers, "Prefer", "reply");
+    }
+    if (t->callback_url) {
+        headers = add_header(headers, "X-Callback-Url", t->callback_url);
+    }
+    const char *bearer = google_token;
+    if (auth && auth->bearer) {
+        bearer = auth->bearer;
+    }
+    if (auth && auth->bearer_file) {
         refresh_token(k, hs);
         bearer = hs->token;
+        if (!bearer) {
+            snprintf(a->reason, sizeof(a->reason), "bearer_file cannot be read");
+            curl_slist_free_all(headers);
+            td_http_client_release(hs->client, easy);
+            free(ha);
+            return -1;
+        }
     }
     if (bearer && headers) {
-        char line[8300];
-        snprintf(line, sizeof(line), "Authorization: Bearer %s", bearer);
-        headers = curl_slist_append(headers, line);
+        size_t n = strlen(bearer) + 32;
+        char *line = malloc(n);
+        if (!line) {
+            goto fail;
+        }
+        snprintf(line, n, "Authorization: Bearer %s", bearer);
+        struct curl_slist *l = curl_slist_append(headers, line);
+        free(line);
+        if (!l) {
+            goto fail;
+        }
+        headers = l;
     }
-    if (conf->auth.azure_function_key && headers) {
-        headers = add_header(headers, "x-functions-key", conf->auth.azure_function_key);
+    if (auth && auth->azure_function_key && !hs->url_code) {
+        headers = add_header(headers, "x-functions-key", auth->azure_function_key);
     }
     if (!headers) {
-        goto oom;
+        goto fail;
     }
-    if (conf->auth.basic_user) {
+    if (auth && auth->basic_user) {
         curl_easy_setopt(easy, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-        curl_easy_setopt(easy, CURLOPT_USERNAME, conf->auth.basic_user);
-        curl_easy_setopt(easy, CURLOPT_PASSWORD,
-                         conf->auth.basic_password ? conf->auth.basic_password : "");
+        curl_easy_setopt(easy, CURLOPT_USERNAME, auth->basic_user);
+        curl_easy_setopt(easy, CURLOPT_PASSWORD, auth->basic_password ? auth->basic_password : "");
     }
-    curl_easy_setopt(easy, CURLOPT_URL, hs->url);
+    if (a->want_reply) {
+        ha->want_headers = true;
+        ha->hdr.len = 0;
+        curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, td_http_collect_header);
+        curl_easy_setopt(easy, CURLOPT_HEADERDATA, &ha->hdr);
+    }
+    curl_easy_setopt(easy, CURLOPT_URL, hs->url_code ? hs->url_code : t->url);
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
-    int64_t timeout = a->timeout_ms > 0 ? a->timeout_ms : conf->timeout_ms;
+    int64_t timeout = a->timeout_ms > 0 ? a->timeout_ms : t->timeout_ms;
     if (timeout <= 0) {
         timeout = 10000;
     }
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)timeout);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout < 5000 ? timeout : 5000));
-    if (conf->ca_file) {
-        curl_easy_setopt(easy, CURLOPT_CAINFO, conf->ca_file);
+    if (t->ca_file) {
+        curl_easy_setopt(easy, CURLOPT_CAINFO, t->ca_file);
     }
-    if (conf->client_cert) {
-        curl_easy_setopt(easy, CURLOPT_SSLCERT, conf->client_cert);
+    if (t->client_cert) {
+        curl_easy_setopt(easy, CURLOPT_SSLCERT, t->client_cert);
     }
-    if (conf->client_key) {
-        curl_easy_setopt(easy, CURLOPT_SSLKEY, conf->client_key);
+    if (t->client_key) {
+        curl_easy_setopt(easy, CURLOPT_SSLKEY, t->client_key);
     }
-    ha = malloc(sizeof(*ha));
-    if (!ha) {
-        goto oom;
-    }
-    ha->k = k;
-    ha->a = a;
+    free(json);
     struct td_http_request *req = td_http_client_send(hs->client, easy, headers, on_done, ha);
     if (!req) {
         free(ha);
@@ -195,11 +332,83 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
     }
     a->sink_state = req;
     return 0;
-oom:
+fail:
+    free(json);
     curl_slist_free_all(headers);
     td_http_client_release(hs->client, easy);
+    free(ha);
     snprintf(a->reason, sizeof(a->reason), "out of memory");
     return -1;
+}
+
+static void unlink_waiting(struct http_sink *hs, struct http_attempt *ha)
+{
+    if (ha->prev) {
+        ha->prev->next = ha->next;
+    } else {
+        hs->waiting = ha->next;
+    }
+    if (ha->next) {
+        ha->next->prev = ha->prev;
+    }
+    ha->prev = ha->next = NULL;
+}
+
+/* The Google token fetch this attempt waited for ended (a loop callback). */
+static void on_token(struct td_creds_waiter *w, const char *err)
+{
+    struct http_attempt *ha = (struct http_attempt *)w;
+    struct td_sink *k = ha->k;
+    struct http_sink *hs = k->impl;
+    struct td_attempt *a = ha->a;
+    unlink_waiting(hs, ha);
+    const char *token = err ? NULL : td_creds_get(hs->gcp, 0);
+    if (!token) {
+        char reason[160];
+        snprintf(reason, sizeof(reason), "%s", err ? err : "the Google ID token expired");
+        free(ha);
+        td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
+        return;
+    }
+    if (send_request(k, ha, token) < 0) {
+        char reason[160];
+        snprintf(reason, sizeof(reason), "%s", a->reason);
+        td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
+    }
+}
+
+static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attempt *a)
+{
+    struct http_sink *hs = k->impl;
+    size_t size = a->want_reply ? sizeof(struct http_attempt)
+                                : offsetof(struct http_attempt, hdr); /* no header buffer */
+    struct http_attempt *ha = malloc(size);
+    if (!ha) {
+        snprintf(a->reason, sizeof(a->reason), "out of memory");
+        return -1;
+    }
+    memset(ha, 0, size);
+    ha->k = k;
+    ha->a = a;
+    ha->ev = ev;
+    const char *token = NULL;
+    if (hs->gcp) {
+        token = td_creds_get(hs->gcp, 0);
+        if (!token) {
+            ha->w.fn = on_token;
+            if (td_creds_wait(hs->gcp, &ha->w, a->reason, sizeof(a->reason)) < 0) {
+                free(ha);
+                return -1;
+            }
+            ha->next = hs->waiting;
+            if (hs->waiting) {
+                hs->waiting->prev = ha;
+            }
+            hs->waiting = ha;
+            return 0;
+        }
+    }
+    return send_request(k, ha, token);
 }
 
 static void destroy(struct td_sink *k)
@@ -208,7 +417,17 @@ static void destroy(struct td_sink *k)
     if (!hs) {
         return;
     }
-    free(hs->url);
+    while (hs->waiting) {
+        struct http_attempt *ha = hs->waiting;
+        td_creds_cancel(hs->gcp, &ha->w);
+        unlink_waiting(hs, ha);
+        free(ha);
+    }
+    if (hs->gcp) {
+        td_gcp_token_put(hs->gcp);
+    }
+    free(hs->t.url);
+    free(hs->url_code);
     free(hs->token);
     free(hs);
     k->impl = NULL;
@@ -220,17 +439,70 @@ static const struct td_sink_ops http_ops = {
     .destroy = destroy,
 };
 
+int td_http_sink_setup(struct td_sink *k, struct td_http_client *http, struct td_http_target *t,
+                       char *err, size_t errlen)
+{
+    struct http_sink *hs = calloc(1, sizeof(*hs));
+    if (!hs || !t->url) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    hs->client = http;
+    hs->t = *t;
+    t->url = NULL;
+    const struct td_conf_auth *auth = hs->t.auth;
+    if (auth && auth->azure_function_key && auth->azure_key_in &&
+        strcmp(auth->azure_key_in, "query") == 0) {
+        /* Azure Functions also take the key as ?code= (function URLs copied from the portal). */
+        char *code = curl_easy_escape(NULL, auth->azure_function_key, 0);
+        size_t n = strlen(hs->t.url) + (code ? strlen(code) : 0) + 8;
+        hs->url_code = code ? malloc(n) : NULL;
+        if (!hs->url_code) {
+            curl_free(code);
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        snprintf(hs->url_code, n, "%s%scode=%s", hs->t.url, strchr(hs->t.url, '?') ? "&" : "?",
+                 code);
+        curl_free(code);
+    }
+    if (auth && auth->google_audience) {
+        hs->gcp = td_gcp_token_get(k->loop, http, auth->google_metadata_url, auth->google_audience);
+        if (!hs->gcp) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
+    k->ops = &http_ops;
+    k->impl = hs;
+    td_log_redact_url(hs->t.url, k->dest, sizeof(k->dest));
+    return 0;
+fail:
+    if (hs) {
+        free(hs->t.url);
+        free(hs->url_code);
+        free(hs);
+    }
+    free(t->url);
+    t->url = NULL;
+    return -1;
+}
+
 int td_sink_http_init(struct td_sink *k, struct td_http_client *http, char *err, size_t errlen)
 {
     const struct td_conf_http_sink *conf = &k->conf->http;
-    struct http_sink *hs = calloc(1, sizeof(*hs));
-    if (!hs) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    hs->client = http;
+    struct td_http_target t = {
+        .mode = conf->mode,
+        .timeout_ms = conf->timeout_ms,
+        .headers = &conf->headers,
+        .auth = &conf->auth,
+        .ca_file = conf->ca_file,
+        .client_cert = conf->client_cert,
+        .client_key = conf->client_key,
+        .prefer_reply = true, /* Knative's dispatcher says so on every request */
+    };
     if (conf->url) {
-        hs->url = strdup(conf->url);
+        t.url = strdup(conf->url);
     } else if (conf->service_name) {
         /* Knative Services and plain Services answer on their cluster DNS name. */
         char buf[512];
@@ -241,15 +513,10 @@ int td_sink_http_init(struct td_sink *k, struct td_http_client *http, char *err,
         } else {
             snprintf(buf, sizeof(buf), "http://%s.%s.svc.cluster.local/", conf->service_name, ns);
         }
-        hs->url = strdup(buf);
-    }
-    if (!hs->url) {
+        t.url = strdup(buf);
+    } else {
         snprintf(err, errlen, "sink '%s': no url", k->name);
-        free(hs);
         return -1;
     }
-    k->ops = &http_ops;
-    k->impl = hs;
-    td_log_redact_url(hs->url, k->dest, sizeof(k->dest));
-    return 0;
+    return td_http_sink_setup(k, http, &t, err, errlen);
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cloudevent.h"
+
 void td_attempt_done(struct td_attempt *a, enum td_result r, int http_status,
                      int64_t retry_after_ms, const char *reason, const void *body, size_t len)
 {
@@ -30,6 +32,8 @@ void td_attempt_done(struct td_attempt *a, enum td_result r, int http_status,
 
 void td_attempt_reset(struct td_attempt *a)
 {
+    td_event_unref(a->reply);
+    a->reply = NULL;
     free(a->body);
     a->body = NULL;
     a->body_len = 0;
@@ -82,9 +86,23 @@ struct td_sink *td_sink_new(const struct td_conf_sink *conf, struct td_loop *loo
     case TD_SINK_FILE:
         rc = td_sink_file_init(k, err, errlen);
         break;
+    case TD_SINK_RABBITMQ:
+        rc = td_sink_rabbitmq_init(k, err, errlen);
+        break;
+    case TD_SINK_KAFKA:
+        rc = td_sink_kafka_init(k, err, errlen);
+        break;
+    case TD_SINK_OPENFAAS:
+        rc = td_sink_openfaas_init(k, http, err, errlen);
+        break;
+    case TD_SINK_LAMBDA:
+        rc = td_sink_lambda_init(k, http, err, errlen);
+        break;
     default:
         snprintf(err, errlen, "sink '%s': %s sinks are not supported by this build yet", conf->name,
-                 kind_names[conf->kind]);
+                 (size_t)conf->kind < sizeof(kind_names) / sizeof(kind_names[0])
+                     ? kind_names[conf->kind]
+                     : "these");
         rc = -1;
         break;
     }

@@ -12,6 +12,7 @@
 #ifndef TD_SINK_H
 #define TD_SINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,12 @@ struct td_attempt {
     char reason[160];
     unsigned char *body; /* the response body, at most TD_ATTEMPT_BODY_MAX bytes, malloc'd */
     size_t body_len;
+    /* Reply events (the trigger's reply:). want_reply is set by the caller; a sink that can
+     * carry replies (HTTP) then decodes a 2xx answer holding a CloudEvent into reply (one
+     * reference, owned by the attempt, dropped by td_attempt_reset) before td_attempt_done. A
+     * malformed one makes the attempt fail (TD_RESULT_FINAL, the reason says why). */
+    bool want_reply;
+    struct td_event *reply;
 };
 
 #define TD_ATTEMPT_BODY_MAX 65536
@@ -89,5 +96,9 @@ void td_sink_free(struct td_sink *k);
 int td_sink_http_init(struct td_sink *k, struct td_http_client *http, char *err, size_t errlen);
 int td_sink_redis_init(struct td_sink *k, char *err, size_t errlen);
 int td_sink_file_init(struct td_sink *k, char *err, size_t errlen);
+int td_sink_rabbitmq_init(struct td_sink *k, char *err, size_t errlen);
+int td_sink_kafka_init(struct td_sink *k, char *err, size_t errlen);
+int td_sink_openfaas_init(struct td_sink *k, struct td_http_client *http, char *err, size_t errlen);
+int td_sink_lambda_init(struct td_sink *k, struct td_http_client *http, char *err, size_t errlen);
 
 #endif

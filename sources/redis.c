@@ -63,6 +63,7 @@ struct redis_source {
     char **unacked; /* completed ids whose XACK has not gone through */
     size_t nunacked, capunacked;
     int64_t next_reap_ms;
+    int64_t next_backlog_ms;
     char last_error[256];
 };
 
@@ -638,6 +639,27 @@ out:
     free(lens);
 }
 
+/* Publishes the group's pending count (XPENDING summary) for /metrics, once a second. */
+static void report_backlog(struct redis_source *rs)
+{
+    int64_t now = td_now_ms();
+    if (!rs->ack || now < rs->next_backlog_ms) {
+        return;
+    }
+    rs->next_backlog_ms = now + 1000;
+    const char *argv[] = {"XPENDING", rs->conf->stream, rs->conf->group};
+    size_t lens[3] = {8, strlen(argv[1]), strlen(argv[2])};
+    redisReply *r = ack_command(rs, 3, argv, lens);
+    if (!r) {
+        return;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER) {
+        atomic_store(&rs->src->backlog, r->element[0]->integer);
+    }
+    freeReplyObject(r);
+}
+
 static int64_t reap_interval(const struct redis_source *rs)
 {
     int64_t iv = rs->conf->claim_idle_ms / 2;
@@ -680,6 +702,7 @@ static void *run(void *arg)
             backoff = 100;
         }
         drain_mailbox(rs);
+        report_backlog(rs);
         if (!rs->rd) {
             continue;
         }

@@ -25,6 +25,12 @@ static const struct td_source_ops *ops_for(enum td_source_kind kind)
     switch (kind) {
     case TD_SOURCE_REDIS:
         return &td_source_redis_ops;
+    case TD_SOURCE_HTTP:
+        return &td_source_http_ops;
+    case TD_SOURCE_KAFKA:
+        return &td_source_kafka_ops;
+    case TD_SOURCE_RABBITMQ:
+        return &td_source_rabbitmq_ops;
     default:
         return NULL;
     }
@@ -37,8 +43,10 @@ struct td_source *td_source_new(const struct td_conf_source *conf, td_emit_fn em
 {
     const struct td_source_ops *ops = ops_for(conf->kind);
     if (!ops) {
-        snprintf(err, errlen, "source '%s': %s sources are not supported by this build yet",
-                 conf->name, kind_names[conf->kind]);
+        snprintf(
+            err, errlen, "source '%s': %s sources are not supported by this build yet", conf->name,
+            (size_t)conf->kind < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[conf->kind]
+                                                                            : "these");
         return NULL;
     }
     struct td_source *src = calloc(1, sizeof(*src));
@@ -51,6 +59,7 @@ struct td_source *td_source_new(const struct td_conf_source *conf, td_emit_fn em
     src->name = conf->name;
     src->emit = emit;
     src->core = core;
+    atomic_store(&src->backlog, -1);
     pthread_mutex_init(&src->mu, NULL);
     src->mailbox_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (src->mailbox_fd < 0) {
@@ -110,6 +119,7 @@ int td_source_credit(struct td_source *src)
 void td_source_complete(struct td_source *src, struct td_msg *msg, enum td_outcome outcome)
 {
     msg->release = outcome == TD_OUTCOME_RELEASE;
+    msg->reject = outcome == TD_OUTCOME_REJECT;
     pthread_mutex_lock(&src->mu);
     bool was_empty = src->done == NULL;
     msg->next = src->done;

@@ -28,6 +28,8 @@ struct td_source;
 enum td_outcome {
     TD_OUTCOME_ACK,     /* delivered or dead-lettered: acknowledge / commit */
     TD_OUTCOME_RELEASE, /* not done (shutdown, dead-letter target down): leave for redelivery */
+    TD_OUTCOME_REJECT,  /* dead_letter: native: the broker dead-letters it (AMQP basic.nack
+                         * requeue=false to the queue's dead-letter exchange) */
 };
 
 struct td_msg {
@@ -39,9 +41,19 @@ struct td_msg {
     const char *dl_reason; /* static: dead-letter at once with this reason (e.g. max_deliveries) */
     char *coord;           /* malloc'd source coordinates (Redis entry id) */
     int64_t received_ms;   /* td_now_ms() when read */
+    /* Ordering lanes (delivery.ordering), hashes of the source's coordinates: same lane, same
+     * order. Only meaningful when `ordered` is set (Kafka); other sources are unordered. */
+    bool ordered;
+    uint64_t lane_partition; /* topic + partition */
+    uint64_t lane_key;       /* topic + partition + record key */
+    int32_t partition;       /* Kafka: the record's partition and offset */
+    int64_t offset;
+    uint64_t gen; /* source-private: the assignment the message was read under */
+    uint64_t tag; /* RabbitMQ: the delivery tag (valid on the channel of generation gen) */
     /* owned by the core while in flight */
     int pending;  /* triggers still working on it */
     bool release; /* at least one trigger could not finish: do not ack */
+    bool reject;  /* a trigger dead-lettered it natively (TD_OUTCOME_REJECT) */
 };
 
 /* Frees a message and everything it owns. NULL is a no-op. Thread: any. */
@@ -76,6 +88,7 @@ struct td_source {
     atomic_int inflight;   /* emitted, not yet completed */
     atomic_llong received; /* counters for metrics */
     atomic_llong acked;
+    atomic_llong backlog; /* what waits at the broker (Redis pending, Kafka lag); -1 unknown */
     /* mailbox of completed messages */
     pthread_mutex_t mu;
     struct td_msg *done;
@@ -99,5 +112,8 @@ struct td_msg *td_source_take_done(struct td_source *src);
 
 /* The plugins. */
 extern const struct td_source_ops td_source_redis_ops;
+extern const struct td_source_ops td_source_http_ops; /* ingress.c */
+extern const struct td_source_ops td_source_kafka_ops;
+extern const struct td_source_ops td_source_rabbitmq_ops;
 
 #endif

@@ -1,0 +1,360 @@
+/* amqp_util.c - AMQP URLs and connections shared by the RabbitMQ source, sink and publish
+ * (see amqp_util.h). */
+#include "amqp_util.h"
+
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+/* Percent-decodes LEN bytes of S into a malloc'd string; NULL when malformed or on %00. */
+static char *pct_decode(const char *s, size_t len)
+{
+    char *out = malloc(len + 1);
+    size_t n = 0;
+    if (!out) {
+        return NULL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '%') {
+            if (i + 2 >= len) {
+                goto fail;
+            }
+            if (!isxdigit((unsigned char)s[i + 1]) || !isxdigit((unsigned char)s[i + 2])) {
+                goto fail;
+            }
+            char hex[3] = {s[i + 1], s[i + 2], '\0'};
+            out[n] = (char)strtol(hex, NULL, 16);
+            if (out[n] == '\0') {
+                goto fail;
+            }
+            n++;
+            i += 2;
+        } else {
+            out[n++] = s[i];
+        }
+    }
+    out[n] = '\0';
+    return out;
+fail:
+    free(out);
+    return NULL;
+}
+
+void td_amqp_addr_free(struct td_amqp_addr *a)
+{
+    if (!a) {
+        return;
+    }
+    free(a->host);
+    free(a->user);
+    free(a->password);
+    free(a->vhost);
+    free(a->exchange);
+    free(a->routing_key);
+    free(a->cacert);
+    free(a->cert);
+    free(a->key);
+    memset(a, 0, sizeof(*a));
+}
+
+static int set_query(struct td_amqp_addr *a, const char *kv, size_t len, bool with_exchange,
+                     char *err, size_t errlen)
+{
+    const char *eq = memchr(kv, '=', len);
+    if (!eq) {
+        snprintf(err, errlen, "URL parameter '%.*s' has no value", (int)len, kv);
+        return -1;
+    }
+    size_t klen = (size_t)(eq - kv);
+    char *value = pct_decode(eq + 1, len - klen - 1);
+    char **slot = NULL;
+    if (!value) {
+        snprintf(err, errlen, "URL parameter '%.*s': bad percent-encoding", (int)klen, kv);
+        return -1;
+    }
+    if (klen == 10 && strncmp(kv, "cacertfile", klen) == 0) {
+        slot = &a->cacert;
+    } else if (klen == 8 && strncmp(kv, "certfile", klen) == 0) {
+        slot = &a->cert;
+    } else if (klen == 7 && strncmp(kv, "keyfile", klen) == 0) {
+        slot = &a->key;
+    } else if (with_exchange && klen == 11 && strncmp(kv, "routing_key", klen) == 0) {
+        slot = &a->routing_key;
+    } else if (klen == 6 && strncmp(kv, "verify", klen) == 0) {
+        if (strcmp(value, "verify_peer") != 0) {
+            snprintf(err, errlen, "URL parameter verify=%s: peer verification cannot be turned off",
+                     value);
+            free(value);
+            return -1;
+        }
+        free(value);
+        return 0;
+    } else if (klen == 22 && strncmp(kv, "server_name_indication", klen) == 0) {
+        free(value); /* the host name is always sent */
+        return 0;
+    } else {
+        snprintf(err, errlen, "unknown URL parameter '%.*s'", (int)klen, kv);
+        free(value);
+        return -1;
+    }
+    free(*slot);
+    *slot = value;
+    return 0;
+}
+
+int td_amqp_addr_parse(const char *url, bool with_exchange, struct td_amqp_addr *out, char *err,
+                       size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    const char *p;
+    if (strncmp(url, "amqp://", 7) == 0) {
+        p = url + 7;
+        out->port = 5672;
+    } else if (strncmp(url, "amqps://", 8) == 0) {
+        p = url + 8;
+        out->tls = true;
+        out->port = 5671;
+    } else {
+        snprintf(err, errlen, "an AMQP URL starts with amqp:// or amqps://");
+        return -1;
+    }
+    const char *end = p + strcspn(p, "/?");
+    const char *at = NULL;
+    for (const char *q = p; q < end; q++) {
+        if (*q == '@') {
+            at = q;
+        }
+    }
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        out->user = pct_decode(p, (size_t)((colon ? colon : at) - p));
+        out->password = colon ? pct_decode(colon + 1, (size_t)(at - colon - 1)) : strdup("guest");
+        if (!out->user || !out->password) {
+            snprintf(err, errlen, "bad user or password in the AMQP URL");
+            goto fail;
+        }
+        p = at + 1;
+    } else {
+        out->user = strdup("guest");
+        out->password = strdup("guest");
+    }
+    const char *hend = end;
+    if (*p == '[') { /* [v6 address] */
+        const char *close = memchr(p, ']', (size_t)(end - p));
+        if (!close) {
+            snprintf(err, errlen, "bad host in the AMQP URL");
+            goto fail;
+        }
+        out->host = strndup(p + 1, (size_t)(close - p - 1));
+        p = close + 1;
+    } else {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        hend = colon ? colon : end;
+        out->host = strndup(p, (size_t)(hend - p));
+        p = hend;
+    }
+    if (!out->host || !out->host[0]) {
+        snprintf(err, errlen, "the AMQP URL names no host");
+        goto fail;
+    }
+    if (p < end && *p == ':') {
+        char *e;
+        long port = strtol(p + 1, &e, 10);
+        if (e != end || port < 1 || port > 65535) {
+            snprintf(err, errlen, "bad port in the AMQP URL");
+            goto fail;
+        }
+        out->port = (int)port;
+    }
+    p = end;
+    /* path: [/VHOST][/EXCHANGE] */
+    const char *qs = strchr(p, '?');
+    const char *pend = qs ? qs : p + strlen(p);
+    const char *seg[3] = {NULL, NULL, NULL};
+    size_t seglen[3] = {0, 0, 0};
+    int nseg = 0;
+    while (p < pend && *p == '/') {
+        const char *s = p + 1;
+        const char *e = memchr(s, '/', (size_t)(pend - s));
+        e = e ? e : pend;
+        if (nseg == 3) {
+            nseg++;
+            break;
+        }
+        seg[nseg] = s;
+        seglen[nseg] = (size_t)(e - s);
+        nseg++;
+        p = e;
+    }
+    if (nseg > (with_exchange ? 2 : 1)) {
+        snprintf(err, errlen, "the AMQP URL path is /VHOST%s", with_exchange ? "/EXCHANGE" : "");
+        goto fail;
+    }
+    if (with_exchange && nseg == 1) { /* /EXCHANGE on the default vhost */
+        seg[1] = seg[0];
+        seglen[1] = seglen[0];
+        seg[0] = NULL;
+    }
+    out->vhost = seg[0] && seglen[0] > 0 ? pct_decode(seg[0], seglen[0]) : strdup("/");
+    if (with_exchange) {
+        out->exchange = seg[1] ? pct_decode(seg[1], seglen[1]) : strdup("");
+    }
+    if (!out->vhost || (with_exchange && !out->exchange)) {
+        snprintf(err, errlen, "bad percent-encoding in the AMQP URL path");
+        goto fail;
+    }
+    if (qs) {
+        const char *q = qs + 1;
+        while (*q) {
+            size_t len = strcspn(q, "&");
+            if (len > 0 && set_query(out, q, len, with_exchange, err, errlen) < 0) {
+                goto fail;
+            }
+            q += len + (q[len] == '&');
+        }
+    }
+    if (!out->tls && (out->cacert || out->cert || out->key)) {
+        snprintf(err, errlen, "TLS files given for an amqp:// URL (use amqps://)");
+        goto fail;
+    }
+    if ((out->cert == NULL) != (out->key == NULL)) {
+        snprintf(err, errlen, "certfile and keyfile go together");
+        goto fail;
+    }
+    return 0;
+fail:
+    td_amqp_addr_free(out);
+    return -1;
+}
+
+void td_amqp_addr_describe(const struct td_amqp_addr *a, char *out, size_t len)
+{
+    const char *v = a->vhost && strcmp(a->vhost, "/") != 0 ? a->vhost : "%2f";
+    snprintf(out, len, "%s://%s:%d/%s", a->tls ? "amqps" : "amqp", a->host, a->port, v);
+}
+
+const char *td_amqp_reply_str(amqp_rpc_reply_t r, char *out, size_t len)
+{
+    switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        snprintf(out, len, "ok");
+        break;
+    case AMQP_RESPONSE_NONE:
+        snprintf(out, len, "no reply (missing RPC reply type)");
+        break;
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        snprintf(out, len, "%s", amqp_error_string2(r.library_error));
+        break;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            const amqp_connection_close_t *m = r.reply.decoded;
+            snprintf(out, len, "connection closed by the broker: %u %.*s", m->reply_code,
+                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+            const amqp_channel_close_t *m = r.reply.decoded;
+            snprintf(out, len, "channel closed by the broker: %u %.*s", m->reply_code,
+                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        } else {
+            snprintf(out, len, "unexpected broker method 0x%08x", r.reply.id);
+        }
+        break;
+    }
+    return out;
+}
+
+char *td_amqp_bytes_dup(amqp_bytes_t b)
+{
+    char *s = malloc(b.len + 1);
+    if (s) {
+        if (b.len) {
+            memcpy(s, b.bytes, b.len);
+        }
+        s[b.len] = '\0';
+    }
+    return s;
+}
+
+amqp_connection_state_t td_amqp_connect(const struct td_amqp_addr *a, int heartbeat_s,
+                                        int timeout_ms, char *err, size_t errlen)
+{
+    char why[256];
+    amqp_connection_state_t conn = amqp_new_connection();
+    amqp_socket_t *sock = NULL;
+    if (!conn) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (a->tls) {
+        sock = amqp_ssl_socket_new(conn);
+        if (sock) {
+            amqp_ssl_socket_set_verify_peer(sock, 1);
+            amqp_ssl_socket_set_verify_hostname(sock, 1);
+            if (amqp_ssl_socket_set_ssl_versions(sock, AMQP_TLSv1_2, AMQP_TLSvLATEST) !=
+                AMQP_STATUS_OK) {
+                snprintf(err, errlen, "cannot require TLS 1.2");
+                goto fail;
+            }
+            if (a->cacert && amqp_ssl_socket_set_cacert(sock, a->cacert) != AMQP_STATUS_OK) {
+                snprintf(err, errlen, "cannot load the CA certificates %s", a->cacert);
+                goto fail;
+            }
+            if (a->cert && amqp_ssl_socket_set_key(sock, a->cert, a->key) != AMQP_STATUS_OK) {
+                snprintf(err, errlen, "cannot load the client certificate %s / key", a->cert);
+                goto fail;
+            }
+        }
+    } else {
+        sock = amqp_tcp_socket_new(conn);
+    }
+    if (!sock) {
+        snprintf(err, errlen, "cannot create the socket");
+        goto fail;
+    }
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    int rc = amqp_socket_open_noblock(sock, a->host, a->port, &tv);
+    if (rc != AMQP_STATUS_OK) {
+        snprintf(err, errlen, "connect %s:%d: %s", a->host, a->port, amqp_error_string2(rc));
+        goto fail;
+    }
+    /* rabbitmq-c 0.11 has no handshake timeout: bound the login with socket timeouts. */
+    int fd = amqp_get_sockfd(conn);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    amqp_rpc_reply_t r = amqp_login(conn, a->vhost, 0, 131072, heartbeat_s, AMQP_SASL_METHOD_PLAIN,
+                                    a->user, a->password);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        snprintf(err, errlen, "login to %s:%d vhost %s: %s", a->host, a->port, a->vhost,
+                 td_amqp_reply_str(r, why, sizeof(why)));
+        goto fail;
+    }
+    amqp_channel_open(conn, 1);
+    r = amqp_get_rpc_reply(conn);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        snprintf(err, errlen, "channel.open: %s", td_amqp_reply_str(r, why, sizeof(why)));
+        goto fail;
+    }
+    struct timeval none = {0, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+    return conn;
+fail:
+    amqp_destroy_connection(conn);
+    return NULL;
+}
+
+void td_amqp_close(amqp_connection_state_t conn, bool polite)
+{
+    if (!conn) {
+        return;
+    }
+    if (polite) {
+        amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
+        amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+    }
+    amqp_destroy_connection(conn);
+}

@@ -1,0 +1,55 @@
+/* amqp_util.h - what the RabbitMQ source, the RabbitMQ sink and `triggerd publish amqp://`
+ * share: the URL, opening a connection (plain or TLS with peer verification, TLS 1.2 at
+ * least) and turning rabbitmq-c's replies into messages.
+ *
+ * URL: amqp[s]://[USER[:PASSWORD]@]HOST[:PORT][/VHOST][/EXCHANGE][?K=V&...] with USER, PASSWORD,
+ * VHOST and EXCHANGE percent-encoded (the default vhost "/" is written %2f; no vhost means "/").
+ * The EXCHANGE segment exists only in publish URLs (with_exchange). Query keys: cacertfile,
+ * certfile, keyfile (TLS files, as in RabbitMQ's own URI spec), verify=verify_none (refused:
+ * peer verification is always on), routing_key (publish URLs).
+ *
+ * Ownership: td_amqp_addr_parse fills a struct the caller frees with td_amqp_addr_free.
+ * A connection belongs to the thread that opened it (rabbitmq-c is not thread-safe).
+ * Threads: any.
+ */
+#ifndef TD_AMQP_UTIL_H
+#define TD_AMQP_UTIL_H
+
+#include <amqp.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct td_amqp_addr {
+    bool tls;
+    char *host;
+    int port;
+    char *user;
+    char *password; /* secret: never logged */
+    char *vhost;
+    char *exchange;    /* publish URLs only ("" = the default exchange) */
+    char *routing_key; /* publish URLs only, NULL when absent */
+    char *cacert;
+    char *cert;
+    char *key;
+};
+
+/* 0, or -1 with a message (that never contains the password). */
+int td_amqp_addr_parse(const char *url, bool with_exchange, struct td_amqp_addr *out, char *err,
+                       size_t errlen);
+void td_amqp_addr_free(struct td_amqp_addr *a);
+/* "amqp://host:port/vhost" without credentials, for logs and knativeerrordest. */
+void td_amqp_addr_describe(const struct td_amqp_addr *a, char *out, size_t len);
+
+/* Opens a socket (timeout_ms to connect), logs in with heartbeat_s (0: none) and opens channel
+ * 1. Returns the connection, or NULL with a message. Free with td_amqp_close(). */
+amqp_connection_state_t td_amqp_connect(const struct td_amqp_addr *a, int heartbeat_s,
+                                        int timeout_ms, char *err, size_t errlen);
+/* Closes the channel and connection politely when `polite`, then frees it. NULL is a no-op. */
+void td_amqp_close(amqp_connection_state_t conn, bool polite);
+
+/* A message for an RPC reply that is not AMQP_RESPONSE_NORMAL. Returns out. */
+const char *td_amqp_reply_str(amqp_rpc_reply_t r, char *out, size_t len);
+/* An amqp_bytes_t as a NUL-terminated malloc'd copy (NULL on out of memory). */
+char *td_amqp_bytes_dup(amqp_bytes_t b);
+
+#endif

@@ -1,0 +1,347 @@
+/* http_server.c - libmicrohttpd behind daemon.http.listen (see http_server.h).
+ *
+ * MHD runs its own polling thread (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL) with
+ * suspend/resume enabled for the ingress routes. Each request gets a small struct conn (freed
+ * in the completion callback) that remembers which route it went to, so the route's own state
+ * is freed by the route. The probes answer from the metrics snapshots; the loop's liveness is
+ * a heartbeat timer on the loop, read by /healthz.
+ */
+#include "http_server.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+
+#define MAX_ROUTES       8
+#define HEARTBEAT_MS     250
+#define ALIVE_MS         5000 /* /healthz fails when the loop has not turned for this long */
+#define SNAPSHOT_WAIT_MS 1000
+#define STOP_GRACE_MS    1000
+
+struct route {
+    char *path;
+    td_http_handler handler;
+    td_http_done done;
+    void *arg;
+};
+
+struct conn {
+    const struct route *route; /* NULL: a built-in endpoint */
+    void *req;                 /* the route's state */
+};
+
+struct td_http_server {
+    char *listen;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    struct td_metrics *metrics;
+    struct td_loop *loop;
+    struct MHD_Daemon *mhd;
+    struct route routes[MAX_ROUTES];
+    size_t nroutes;
+    struct td_timer heartbeat;
+    atomic_int active; /* requests MHD has not completed */
+};
+
+static const char *const builtin[] = {"/healthz", "/readyz", "/metrics", "/status"};
+
+enum MHD_Result td_http_reply(struct MHD_Connection *conn, unsigned int status, const char *ctype,
+                              const char *body, size_t len, int retry_after)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp) {
+        return MHD_NO;
+    }
+    if (ctype) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    }
+    if (retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%d", retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    enum MHD_Result rc = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+enum MHD_Result td_http_reply_error(struct MHD_Connection *conn, unsigned int status,
+                                    const char *reason, int retry_after)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *text = NULL;
+    if (o && cJSON_AddStringToObject(o, "error", reason)) {
+        text = cJSON_PrintUnformatted(o);
+    }
+    cJSON_Delete(o);
+    enum MHD_Result rc =
+        text ? td_http_reply(conn, status, "application/json", text, strlen(text), retry_after)
+             : td_http_reply(conn, status, "text/plain", reason, strlen(reason), retry_after);
+    free(text);
+    return rc;
+}
+
+/* Asks the loop for a fresh snapshot unless it is evidently not turning. */
+static void freshen(struct td_http_server *srv)
+{
+    bool alive = td_metrics_heartbeat_age_ms(srv->metrics) < ALIVE_MS / 2;
+    td_metrics_fresh(srv->metrics, alive ? SNAPSHOT_WAIT_MS : 0);
+}
+
+static enum MHD_Result serve_builtin(struct td_http_server *srv, struct MHD_Connection *conn,
+                                     const char *url)
+{
+    char *body = NULL;
+    size_t len = 0;
+    enum MHD_Result rc;
+    if (strcmp(url, "/healthz") == 0) {
+        int64_t age = td_metrics_heartbeat_age_ms(srv->metrics);
+        bool ok = age < ALIVE_MS;
+        char text[128];
+        snprintf(text, sizeof(text), "{\"alive\":%s,\"loop_heartbeat_age_ms\":%lld}",
+                 ok ? "true" : "false", age == INT64_MAX ? -1LL : (long long)age);
+        return td_http_reply(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                             "application/json", text, strlen(text), 0);
+    }
+    freshen(srv);
+    if (strcmp(url, "/readyz") == 0) {
+        bool ready = false;
+        body = td_metrics_readiness(srv->metrics, &ready, &len);
+        rc = body ? td_http_reply(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  "application/json", body, len, 0)
+                  : td_http_reply_error(conn, 500, "out of memory", 0);
+    } else if (strcmp(url, "/metrics") == 0) {
+        body = td_metrics_prometheus(srv->metrics, &len);
+        rc = body ? td_http_reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
+                                  body, len, 0)
+                  : td_http_reply_error(conn, 500, "out of memory", 0);
+    } else {
+        body = td_metrics_status_json(srv->metrics, &len);
+        rc = body ? td_http_reply(conn, MHD_HTTP_OK, "application/json", body, len, 0)
+                  : td_http_reply_error(conn, 500, "out of memory", 0);
+    }
+    free(body);
+    return rc;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    struct td_http_server *srv = cls;
+    struct conn *c = *con_cls;
+    if (!c) {
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+            return MHD_NO;
+        }
+        for (size_t i = 0; i < srv->nroutes; i++) {
+            if (strcmp(url, srv->routes[i].path) == 0) {
+                c->route = &srv->routes[i];
+            }
+        }
+        *con_cls = c;
+        atomic_fetch_add(&srv->active, 1);
+    }
+    if (c->route) {
+        return c->route->handler(c->route->arg, conn, method, upload, upload_size, &c->req);
+    }
+    if (*upload_size > 0) {
+        *upload_size = 0; /* a body on a probe is ignored */
+        return MHD_YES;
+    }
+    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
+        if (strcmp(url, builtin[i]) == 0) {
+            if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+                return td_http_reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                                           "only GET is allowed here", 0);
+            }
+            return serve_builtin(srv, conn, url);
+        }
+    }
+    return td_http_reply_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint", 0);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct td_http_server *srv = cls;
+    struct conn *c = *con_cls;
+    if (!c) {
+        return;
+    }
+    if (c->route && c->route->done) {
+        c->route->done(c->route->arg, c->req);
+    }
+    free(c);
+    *con_cls = NULL;
+    atomic_fetch_sub(&srv->active, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) {
+        msg[--n] = '\0';
+    }
+    td_log_debug(NULL, NULL, NULL, "http server: %s", msg);
+}
+
+static int64_t on_heartbeat(struct td_loop *loop, void *arg)
+{
+    struct td_http_server *srv = arg;
+    td_metrics_heartbeat(srv->metrics);
+    return HEARTBEAT_MS;
+}
+
+/* "host:port" or "[v6]:port" -> srv->addr. */
+static int parse_listen(struct td_http_server *srv, const char *listen, char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || (size_t)(colon - listen) >= sizeof(host)) {
+        snprintf(err, errlen, "daemon.http.listen '%s' is not host:port", listen);
+        return -1;
+    }
+    const char *h = listen;
+    size_t hlen = (size_t)(colon - listen);
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(hlen ? host : NULL, colon + 1, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "daemon.http.listen '%s': %s", listen, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(&srv->addr, res->ai_addr, res->ai_addrlen);
+    srv->addrlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+struct td_http_server *td_http_server_new(const char *listen, struct td_metrics *metrics,
+                                          struct td_loop *loop, char *err, size_t errlen)
+{
+    struct td_http_server *srv = calloc(1, sizeof(*srv));
+    if (!srv || !(srv->listen = strdup(listen))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    srv->metrics = metrics;
+    srv->loop = loop;
+    td_timer_init(&srv->heartbeat, on_heartbeat, srv);
+    if (parse_listen(srv, listen, err, errlen) < 0) {
+        goto fail;
+    }
+    return srv;
+fail:
+    td_http_server_free(srv);
+    return NULL;
+}
+
+int td_http_server_route(struct td_http_server *srv, const char *path, td_http_handler handler,
+                         td_http_done done, void *arg)
+{
+    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
+        if (strcmp(path, builtin[i]) == 0) {
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < srv->nroutes; i++) {
+        if (strcmp(path, srv->routes[i].path) == 0) {
+            return -1;
+        }
+    }
+    if (srv->nroutes == MAX_ROUTES || srv->mhd) {
+        return -1;
+    }
+    struct route *r = &srv->routes[srv->nroutes];
+    if (!(r->path = strdup(path))) {
+        return -1;
+    }
+    r->handler = handler;
+    r->done = done;
+    r->arg = arg;
+    srv->nroutes++;
+    return 0;
+}
+
+int td_http_server_start(struct td_http_server *srv, char *err, size_t errlen)
+{
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (srv->addr.ss_family == AF_INET6) {
+        flags |= MHD_USE_IPv6;
+    }
+    td_metrics_heartbeat(srv->metrics);
+    if (td_timer_start(srv->loop, &srv->heartbeat, HEARTBEAT_MS) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
+                                (struct sockaddr *)&srv->addr, MHD_OPTION_NOTIFY_COMPLETED,
+                                on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+                                MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1024,
+                                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_END);
+    if (!srv->mhd) {
+        snprintf(err, errlen, "cannot listen on %s (address in use or not local?)", srv->listen);
+        td_timer_stop(srv->loop, &srv->heartbeat);
+        return -1;
+    }
+    td_log_info(NULL, NULL, NULL, "http: listening on %s", srv->listen);
+    return 0;
+}
+
+void td_http_server_stop(struct td_http_server *srv)
+{
+    if (!srv) {
+        return;
+    }
+    td_timer_stop(srv->loop, &srv->heartbeat);
+    if (!srv->mhd) {
+        return;
+    }
+    MHD_socket fd = MHD_quiesce_daemon(srv->mhd);
+    if (fd != MHD_INVALID_SOCKET) {
+        close(fd);
+    }
+    /* Answers already queued (ingress 202s resumed during the drain) get a moment to go out. */
+    int64_t until = td_now_ms() + STOP_GRACE_MS;
+    while (atomic_load(&srv->active) > 0 && td_now_ms() < until) {
+        usleep(5000);
+    }
+    MHD_stop_daemon(srv->mhd);
+    srv->mhd = NULL;
+}
+
+void td_http_server_free(struct td_http_server *srv)
+{
+    if (!srv) {
+        return;
+    }
+    for (size_t i = 0; i < srv->nroutes; i++) {
+        free(srv->routes[i].path);
+    }
+    free(srv->listen);
+    free(srv);
+}

@@ -1,0 +1,822 @@
+/* redrive.c - `triggerd redrive` (see redrive.h).
+ *
+ * It reuses the daemon's core rather than a delivery path of its own: a td_core with a loop,
+ * the sinks and the triggers of the trigger file (no sources), and the entries fed to
+ * td_dispatch_submit as messages of a stand-in source whose mailbox the loop watches. So a
+ * redriven event gets exactly its trigger's policy: concurrency, timeouts, retries with
+ * backoff, Retry-After, and the dead-letter target when it fails again.
+ *
+ * Where dead letters are read from is a small store interface (struct store_ops): Redis
+ * streams and JSON-lines files are here; a Kafka topic or a RabbitMQ queue plugs in by adding
+ * its ops to store_for(). Entries are read a page at a time while fewer than WINDOW are in
+ * flight, so memory stays bounded however many there are. This is a command-line tool: the
+ * store's short synchronous reads run on its loop between deliveries, which only ever delays
+ * its own work. Entries are removed from the store at the end, after the sinks were closed
+ * (a file target that gets new dead letters is rewritten only once nothing writes to it): a
+ * redrive that is killed half-way redelivers, never loses.
+ */
+#include "redrive.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cloudevent.h"
+#include "core.h"
+#include "deadletter.h"
+#include "log.h"
+#include "redis_util.h"
+
+#define WINDOW 256 /* entries in flight at most */
+#define PAGE   128 /* entries per read */
+
+static const char usage[] =
+    "usage: triggerd redrive -c PATH --from TARGET [--trigger NAME] [--reason R] [--limit N]\n"
+    "                        [--dry-run]\n"
+    "  -c, --config PATH   the trigger file (or directory) the daemon runs with\n"
+    "  --from TARGET       a sink of PATH used as a dead-letter target (redis or file)\n"
+    "  --trigger NAME      send every entry through this trigger (default: each entry's\n"
+    "                      deadlettertrigger attribute)\n"
+    "  --reason R          only entries whose deadletterreason is R\n"
+    "  --limit N           at most N entries\n"
+    "  --dry-run           list what would be redriven; change nothing\n"
+    "An entry leaves TARGET once it was delivered or dead-lettered again.\n";
+
+/* ---- the stores ---- */
+
+struct entry {
+    char *handle; /* where it is in the store (stream id, line number) */
+    struct td_event *ev;
+};
+
+struct store;
+
+struct store_ops {
+    const char *kind;
+    int (*open)(struct store *st, char *err, size_t errlen);
+    /* Up to max entries after those read so far: how many (0 at the end), or -1. */
+    int (*read)(struct store *st, struct entry *out, int max, char *err, size_t errlen);
+    /* Removes these entries (after the sinks were closed). 0 or -1. */
+    int (*remove)(struct store *st, char **handles, size_t n, char *err, size_t errlen);
+    void (*close)(struct store *st);
+};
+
+struct store {
+    const struct store_ops *ops;
+    const struct td_conf_sink *conf;
+    /* redis */
+    redisContext *rc;
+    char cursor[64]; /* last id read */
+    char last[64];   /* the stream's last id when we started: later entries are new ones */
+    /* file */
+    char *text; /* the file as it was when we started */
+    size_t text_len;
+    size_t pos;  /* next line starts here */
+    long lineno; /* of the next line, from 1 */
+};
+
+static int redis_open(struct store *st, char *err, size_t errlen)
+{
+    struct td_redis_addr addr;
+    char why[256];
+    if (td_redis_addr_parse(st->conf->redis.url, &addr, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    st->rc = td_redis_connect(&addr, td_redis_addr_db(&addr), 5000, why, sizeof(why));
+    td_redis_addr_free(&addr);
+    if (!st->rc) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    redisReply *r = redisCommand(st->rc, "XREVRANGE %s + - COUNT 1", st->conf->redis.stream);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, errlen, "XREVRANGE: %s", r && r->str ? r->str : "no reply");
+        if (r) {
+            freeReplyObject(r);
+        }
+        return -1;
+    }
+    if (r->elements > 0 && r->element[0]->elements > 0) {
+        snprintf(st->last, sizeof(st->last), "%s", r->element[0]->element[0]->str);
+    }
+    freeReplyObject(r);
+    snprintf(st->cursor, sizeof(st->cursor), "-");
+    return 0;
+}
+
+static struct td_event *redis_entry_event(const redisReply *e)
+{
+    const redisReply *kv = e->element[1];
+    size_t n = kv->elements / 2;
+    const char **f = calloc(n + 1, sizeof(*f)), **v = calloc(n + 1, sizeof(*v));
+    size_t *fl = calloc(n + 1, sizeof(*fl)), *vl = calloc(n + 1, sizeof(*vl));
+    struct td_event *ev = NULL;
+    if (f && v && fl && vl) {
+        for (size_t i = 0; i < n; i++) {
+            f[i] = kv->element[2 * i]->str;
+            fl[i] = (size_t)kv->element[2 * i]->len;
+            v[i] = kv->element[2 * i + 1]->str;
+            vl[i] = (size_t)kv->element[2 * i + 1]->len;
+        }
+        struct td_redis_entry entry = {.id = e->element[0]->str,
+                                       .fields = f,
+                                       .field_lens = fl,
+                                       .values = v,
+                                       .value_lens = vl,
+                                       .n = n};
+        bool wrapped = false;
+        char why[200];
+        ev = td_ce_from_redis(&entry, "dev.triggerd.redis.entry", "triggerd-redrive", &wrapped, why,
+                              sizeof(why));
+    }
+    free(f);
+    free(v);
+    free(fl);
+    free(vl);
+    return ev;
+}
+
+static int redis_read(struct store *st, struct entry *out, int max, char *err, size_t errlen)
+{
+    if (!st->last[0]) {
+        return 0; /* the stream was empty */
+    }
+    char from[70];
+    snprintf(from, sizeof(from), "%s%s", strcmp(st->cursor, "-") == 0 ? "" : "(", st->cursor);
+    redisReply *r = redisCommand(st->rc, "XRANGE %s %s %s COUNT %d", st->conf->redis.stream, from,
+                                 st->last, max);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, errlen, "XRANGE: %s", r && r->str ? r->str : "connection lost");
+        if (r) {
+            freeReplyObject(r);
+        }
+        return -1;
+    }
+    int n = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+            e->element[1]->type != REDIS_REPLY_ARRAY) {
+            continue;
+        }
+        snprintf(st->cursor, sizeof(st->cursor), "%s", e->element[0]->str);
+        out[n].handle = strdup(e->element[0]->str);
+        out[n].ev = redis_entry_event(e);
+        n++;
+    }
+    freeReplyObject(r);
+    if (n == 0 && r) {
+        st->last[0] = '\0'; /* read up to where we started */
+    }
+    return n;
+}
+
+static int redis_remove(struct store *st, char **handles, size_t n, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i += 500) {
+        size_t m = n - i < 500 ? n - i : 500;
+        const char **argv = calloc(m + 2, sizeof(*argv));
+        size_t *lens = calloc(m + 2, sizeof(*lens));
+        if (!argv || !lens) {
+            free(argv);
+            free(lens);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        argv[0] = "XDEL";
+        argv[1] = st->conf->redis.stream;
+        for (size_t j = 0; j < m; j++) {
+            argv[j + 2] = handles[i + j];
+        }
+        for (size_t j = 0; j < m + 2; j++) {
+            lens[j] = strlen(argv[j]);
+        }
+        redisReply *r = redisCommandArgv(st->rc, (int)(m + 2), argv, lens);
+        free(argv);
+        free(lens);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "XDEL: %s", r && r->str ? r->str : "connection lost");
+            if (r) {
+                freeReplyObject(r);
+            }
+            return -1;
+        }
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
+static void redis_close(struct store *st)
+{
+    if (st->rc) {
+        redisFree(st->rc);
+    }
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    if (!f) {
+        return NULL;
+    }
+    for (;;) {
+        if (n + 65536 + 1 > cap) {
+            cap = cap ? cap * 2 : 131072;
+            char *b = realloc(buf, cap);
+            if (!b) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = b;
+        }
+        size_t r = fread(buf + n, 1, 65536, f);
+        n += r;
+        if (r == 0) {
+            break;
+        }
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static int file_open(struct store *st, char *err, size_t errlen)
+{
+    st->text = slurp(st->conf->file.path, &st->text_len);
+    if (!st->text) {
+        snprintf(err, errlen, "cannot read %s", st->conf->file.path);
+        return -1;
+    }
+    st->lineno = 1;
+    return 0;
+}
+
+static int file_read(struct store *st, struct entry *out, int max, char *err, size_t errlen)
+{
+    int n = 0;
+    while (n < max && st->pos < st->text_len) {
+        char *line = st->text + st->pos;
+        char *nl = memchr(line, '\n', st->text_len - st->pos);
+        size_t len = nl ? (size_t)(nl - line) : st->text_len - st->pos;
+        if (!nl) {
+            break; /* a partial last line is being written: leave it */
+        }
+        st->pos += len + 1;
+        long no = st->lineno++;
+        if (len == 0) {
+            continue;
+        }
+        char handle[32], why[200];
+        snprintf(handle, sizeof(handle), "%ld", no);
+        out[n].handle = strdup(handle);
+        out[n].ev = td_ce_from_json(line, len, why, sizeof(why));
+        n++;
+    }
+    return n;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Rewrites the file without the removed lines; what was appended since we read it stays. */
+static int file_remove(struct store *st, char **handles, size_t n, char *err, size_t errlen)
+{
+    long *lines = calloc(n + 1, sizeof(*lines));
+    size_t now_len = 0;
+    char *now = slurp(st->conf->file.path, &now_len);
+    char tmp[4096];
+    FILE *f = NULL;
+    int rc = -1;
+    if (!lines || !now || now_len < st->text_len) {
+        snprintf(err, errlen, "cannot read %s again (or it shrank)", st->conf->file.path);
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        lines[i] = atol(handles[i]);
+    }
+    qsort(lines, n, sizeof(*lines), cmp_long);
+    snprintf(tmp, sizeof(tmp), "%s.redrive.tmp", st->conf->file.path);
+    f = fopen(tmp, "wb");
+    if (!f) {
+        snprintf(err, errlen, "cannot write %s", tmp);
+        goto fail;
+    }
+    size_t pos = 0, k = 0;
+    long no = 1;
+    while (pos < st->text_len) {
+        char *nl = memchr(now + pos, '\n', st->text_len - pos);
+        size_t len = nl ? (size_t)(nl - (now + pos)) + 1 : st->text_len - pos;
+        while (k < n && lines[k] < no) {
+            k++;
+        }
+        if (!(k < n && lines[k] == no)) {
+            fwrite(now + pos, 1, len, f);
+        }
+        pos += len;
+        no++;
+    }
+    fwrite(now + st->text_len, 1, now_len - st->text_len, f);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        snprintf(err, errlen, "cannot write %s", tmp);
+        goto fail;
+    }
+    struct stat sb;
+    if (stat(st->conf->file.path, &sb) == 0) {
+        fchmod(fileno(f), sb.st_mode & 07777);
+    }
+    if (fclose(f) != 0 || rename(tmp, st->conf->file.path) != 0) {
+        f = NULL;
+        snprintf(err, errlen, "cannot replace %s", st->conf->file.path);
+        goto fail;
+    }
+    f = NULL;
+    rc = 0;
+fail:
+    if (f) {
+        fclose(f);
+        unlink(tmp);
+    }
+    free(lines);
+    free(now);
+    return rc;
+}
+
+static void file_close(struct store *st)
+{
+    free(st->text);
+}
+
+static const struct store_ops redis_store = {"redis", redis_open, redis_read, redis_remove,
+                                             redis_close};
+static const struct store_ops file_store = {"file", file_open, file_read, file_remove, file_close};
+
+/* Kafka topics and RabbitMQ queues: add their store_ops here. */
+static const struct store_ops *store_for(enum td_sink_kind kind)
+{
+    switch (kind) {
+    case TD_SINK_REDIS:
+        return &redis_store;
+    case TD_SINK_FILE:
+        return &file_store;
+    default:
+        return NULL;
+    }
+}
+
+/* ---- the run ---- */
+
+struct redrive {
+    struct td_core core;
+    struct td_source *src; /* stand-in: its mailbox brings completions back */
+    struct store store;
+    const char *only_trigger, *reason;
+    long limit;
+    bool dry_run;
+    bool eof, interrupted, progress;
+    long selected, skipped, unreadable, outstanding;
+    long acked, released;
+    char **done; /* handles to remove */
+    size_t ndone, capdone;
+    int sigfd;
+    struct td_timer progress_timer;
+    int rc;
+};
+
+static struct td_trigger_rt *find_trigger(struct redrive *r, const char *name)
+{
+    for (size_t i = 0; name && i < r->core.cfg->ntriggers; i++) {
+        if (strcmp(r->core.triggers[i].conf->name, name) == 0) {
+            return &r->core.triggers[i];
+        }
+    }
+    return NULL;
+}
+
+/* Takes e (the handle and the event); submits it, lists it, or skips it. */
+static void take_entry(struct redrive *r, struct entry *e)
+{
+    const char *reason = e->ev ? td_event_get(e->ev, "deadletterreason") : NULL;
+    const char *tname = r->only_trigger;
+    if (!e->ev) {
+        fprintf(stderr, "redrive: entry %s is not a readable CloudEvent; left in place\n",
+                e->handle ? e->handle : "?");
+        r->unreadable++;
+        goto skip;
+    }
+    if (r->reason && (!reason || strcmp(reason, r->reason) != 0)) {
+        r->skipped++;
+        goto skip;
+    }
+    if (!tname) {
+        tname = td_event_get(e->ev, "deadlettertrigger");
+    }
+    struct td_trigger_rt *trg = find_trigger(r, tname);
+    if (!trg) {
+        fprintf(stderr, "redrive: entry %s: no trigger '%s' in the configuration; left in place\n",
+                e->handle, tname ? tname : "(deadlettertrigger missing)");
+        r->skipped++;
+        goto skip;
+    }
+    r->selected++;
+    if (r->dry_run) {
+        printf("would redrive %s (id %s, %s) through trigger %s\n", e->handle,
+               td_event_get(e->ev, "id"), reason ? reason : "no reason", trg->conf->name);
+        goto skip;
+    }
+    td_deadletter_strip(e->ev);
+    struct td_msg *msg = calloc(1, sizeof(*msg));
+    if (!msg) {
+        r->released++;
+        goto skip;
+    }
+    msg->src = r->src;
+    msg->ev = e->ev;
+    msg->coord = e->handle;
+    msg->received_ms = td_now_ms();
+    msg->pending = 1;
+    r->core.msgs_in_flight++;
+    r->outstanding++;
+    atomic_fetch_add(&r->src->inflight, 1);
+    atomic_fetch_add(&r->src->received, 1);
+    td_dispatch_submit(trg, msg, msg->ev);
+    return;
+skip:
+    td_event_unref(e->ev);
+    free(e->handle);
+}
+
+static void finish_if_done(struct redrive *r)
+{
+    if (r->outstanding == 0 && (r->eof || r->interrupted)) {
+        td_loop_stop(r->core.loop);
+    }
+}
+
+static void feed(struct redrive *r)
+{
+    struct entry page[PAGE];
+    char err[300];
+    while (!r->eof && !r->interrupted && r->outstanding < WINDOW) {
+        int want = PAGE;
+        if (r->limit > 0) {
+            long left = r->limit - r->selected;
+            if (left <= 0) {
+                r->eof = true;
+                break;
+            }
+            want = left < want ? (int)left : want;
+        }
+        int n = r->store.ops->read(&r->store, page, want, err, sizeof(err));
+        if (n < 0) {
+            fprintf(stderr, "redrive: reading '%s': %s\n", r->store.conf->name, err);
+            r->rc = 1;
+            r->eof = true;
+            break;
+        }
+        if (n == 0) {
+            r->eof = true;
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            take_entry(r, &page[i]);
+        }
+    }
+    finish_if_done(r);
+}
+
+static void on_mailbox(struct td_loop *loop, int fd, uint32_t events, void *arg)
+{
+    struct redrive *r = arg;
+    struct td_msg *msg = td_source_take_done(r->src);
+    while (msg) {
+        struct td_msg *next = msg->next;
+        r->outstanding--;
+        if (msg->release) {
+            r->released++;
+        } else {
+            r->acked++;
+            if (r->ndone == r->capdone) {
+                size_t cap = r->capdone ? r->capdone * 2 : 256;
+                char **d = realloc(r->done, cap * sizeof(*d));
+                if (d) {
+                    r->done = d;
+                    r->capdone = cap;
+                }
+            }
+            if (r->ndone < r->capdone) {
+                r->done[r->ndone++] = msg->coord; /* kept: removed from the store at the end */
+                msg->coord = NULL;
+            }
+        }
+        td_msg_free(msg);
+        msg = next;
+    }
+    feed(r);
+}
+
+static void on_signal(struct td_loop *loop, int fd, uint32_t events, void *arg)
+{
+    struct redrive *r = arg;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (r->interrupted) {
+            fprintf(stderr, "\nredrive: second signal; what is still in flight stays in the "
+                            "target\n");
+            td_loop_stop(loop);
+            return;
+        }
+        r->interrupted = true;
+        fprintf(stderr, "\nredrive: interrupted; finishing the %ld in flight (again to stop now)\n",
+                r->outstanding);
+        finish_if_done(r);
+    }
+}
+
+static void totals(struct redrive *r, uint64_t *delivered, uint64_t *dead)
+{
+    *delivered = *dead = 0;
+    for (size_t i = 0; i < r->core.cfg->ntriggers; i++) {
+        *delivered += r->core.triggers[i].stats.delivered;
+        *dead += r->core.triggers[i].stats.dead_lettered;
+    }
+}
+
+static int64_t on_progress(struct td_loop *loop, void *arg)
+{
+    struct redrive *r = arg;
+    uint64_t delivered, dead;
+    totals(r, &delivered, &dead);
+    fprintf(stderr, "\rredrive: %ld sent, %ld in flight, %llu delivered, %llu dead-lettered again ",
+            r->selected, r->outstanding, (unsigned long long)delivered, (unsigned long long)dead);
+    return 200;
+}
+
+static int build(struct redrive *r, char *err, size_t errlen)
+{
+    struct td_core *core = &r->core;
+    struct td_config *cfg = core->cfg;
+    core->loop = td_loop_new();
+    core->http = core->loop ? td_http_client_new(core->loop) : NULL;
+    core->sinks = calloc(cfg->nsinks + 1, sizeof(*core->sinks));
+    core->sources = calloc(cfg->nsources + 1, sizeof(*core->sources));
+    core->triggers = calloc(cfg->ntriggers + 1, sizeof(*core->triggers));
+    r->src = calloc(1, sizeof(*r->src));
+    if (r->src) {
+        r->src->name = "redrive";
+        r->src->mailbox_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        pthread_mutex_init(&r->src->mu, NULL);
+    }
+    if (!core->loop || !core->http || !core->sinks || !core->sources || !core->triggers ||
+        !r->src) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (r->src->mailbox_fd < 0 ||
+        td_loop_fd_add(core->loop, r->src->mailbox_fd, EPOLLIN, on_mailbox, r) < 0) {
+        snprintf(err, errlen, "cannot watch the completions");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nsinks; i++) {
+        core->sinks[i] = td_sink_new(&cfg->sinks[i], core->loop, core->http, err, errlen);
+        if (!core->sinks[i]) {
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        struct td_trigger_rt *trg = &core->triggers[i];
+        trg->conf = &cfg->triggers[i];
+        trg->core = core;
+        trg->sink = td_core_sink(core, trg->conf->sink);
+        trg->dead_letter = td_core_sink(core, trg->conf->delivery.dead_letter);
+        trg->reply = td_core_sink(core, trg->conf->reply);
+        if (!trg->sink) {
+            snprintf(err, errlen, "trigger '%s': unknown sink", trg->conf->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void teardown(struct redrive *r)
+{
+    struct td_core *core = &r->core;
+    if (core->loop) {
+        td_loop_run_pending(core->loop);
+    }
+    if (core->sinks) {
+        for (size_t i = 0; i < core->cfg->nsinks; i++) {
+            td_sink_free(core->sinks[i]);
+        }
+    }
+    if (core->loop) {
+        td_dispatch_abandon_all(core);
+    }
+    if (r->src) {
+        /* Completions that arrived after the loop stopped: delivered, but not counted as
+         * removable (they stay in the target; a later redrive sends them again). */
+        td_source_free(r->src);
+    }
+    td_http_client_free(core->http);
+    td_loop_free(core->loop);
+    free(core->sinks);
+    free(core->sources);
+    free(core->triggers);
+    if (r->sigfd >= 0) {
+        close(r->sigfd);
+    }
+}
+
+static int parse_args(struct redrive *r, int argc, char **argv, const char **path,
+                      const char **from)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},  {"from", required_argument, NULL, 'f'},
+        {"trigger", required_argument, NULL, 't'}, {"reason", required_argument, NULL, 'r'},
+        {"limit", required_argument, NULL, 'l'},   {"dry-run", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+    };
+    int c;
+    char *end;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            *path = optarg;
+            break;
+        case 'f':
+            *from = optarg;
+            break;
+        case 't':
+            r->only_trigger = optarg;
+            break;
+        case 'r':
+            r->reason = optarg;
+            break;
+        case 'l':
+            r->limit = strtol(optarg, &end, 10);
+            if (*end || r->limit <= 0) {
+                fprintf(stderr, "redrive: --limit needs a positive number\n");
+                return 2;
+            }
+            break;
+        case 'n':
+            r->dry_run = true;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (!*path || !*from || optind < argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    return -1;
+}
+
+/* Reads, delivers and removes; prints the summary. Returns the exit status. */
+static int run(struct redrive *r, const char *from)
+{
+    char err[512];
+    uint64_t delivered = 0, dead = 0;
+    bool built = false;
+    if (r->store.ops->open(&r->store, err, sizeof(err)) < 0) {
+        fprintf(stderr, "redrive: cannot read '%s': %s\n", from, err);
+        r->store.ops->close(&r->store);
+        return 1;
+    }
+    if (build(r, err, sizeof(err)) < 0) {
+        fprintf(stderr, "redrive: %s\n", err);
+        r->rc = 1;
+        goto fail;
+    }
+    built = true;
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    r->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (r->sigfd >= 0) {
+        td_loop_fd_add(r->core.loop, r->sigfd, EPOLLIN, on_signal, r);
+    }
+    r->progress = !r->dry_run && isatty(STDERR_FILENO);
+    td_timer_init(&r->progress_timer, on_progress, r);
+    if (r->progress) {
+        td_timer_start(r->core.loop, &r->progress_timer, 200);
+    }
+    feed(r);
+    if (r->outstanding > 0 || !(r->eof || r->interrupted)) {
+        td_loop_run(r->core.loop);
+    }
+    if (r->progress) {
+        td_timer_stop(r->core.loop, &r->progress_timer);
+        on_progress(r->core.loop, r);
+        fputc('\n', stderr);
+    }
+    totals(r, &delivered, &dead);
+fail:
+    teardown(r);
+    if (r->ndone > 0 && r->store.ops->remove(&r->store, r->done, r->ndone, err, sizeof(err)) < 0) {
+        fprintf(stderr,
+                "redrive: could not remove the redriven entries from '%s': %s (the next redrive "
+                "sends them again)\n",
+                from, err);
+        r->rc = 1;
+    }
+    r->store.ops->close(&r->store);
+    if (!built) {
+        return 1;
+    }
+    long left = r->outstanding;
+    if (r->dry_run) {
+        printf("dry run: %ld entries would be redriven, %ld skipped, %ld unreadable\n", r->selected,
+               r->skipped, r->unreadable);
+    } else {
+        printf("redriven %ld entries from '%s': %llu delivered, %llu dead-lettered again, %ld "
+               "left in place (%ld not finished, %ld released); %ld skipped, %ld unreadable\n",
+               r->selected, from, (unsigned long long)delivered, (unsigned long long)dead,
+               r->released + left, left, r->released, r->skipped, r->unreadable);
+    }
+    return r->rc ? r->rc : (r->released + left > 0 ? 1 : 0);
+}
+
+int td_redrive_main(int argc, char **argv)
+{
+    struct redrive *r = calloc(1, sizeof(*r));
+    struct td_errors errs = {0};
+    struct td_config *cfg = NULL;
+    const char *path = NULL, *from = NULL;
+    int rc = 2;
+    if (!r) {
+        return 1;
+    }
+    r->sigfd = -1;
+    int st = parse_args(r, argc, argv, &path, &from);
+    if (st >= 0) {
+        free(r);
+        return st;
+    }
+    cfg = td_config_load(path, &errs);
+    if (!cfg) {
+        for (size_t i = 0; i < errs.n; i++) {
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+        }
+        goto fail;
+    }
+    td_log_init(TD_LOG_WARN, cfg->daemon.log_format);
+    const struct td_conf_sink *target = td_config_sink(cfg, from);
+    if (!target) {
+        fprintf(stderr, "redrive: no sink named '%s' in %s\n", from, path);
+        goto fail;
+    }
+    r->store.conf = target;
+    r->store.ops = store_for(target->kind);
+    if (!r->store.ops) {
+        fprintf(stderr, "redrive: sink '%s' is not a target redrive can read yet (redis, file)\n",
+                from);
+        goto fail;
+    }
+    bool found = !r->only_trigger;
+    for (size_t i = 0; i < cfg->ntriggers && !found; i++) {
+        found = strcmp(cfg->triggers[i].name, r->only_trigger) == 0;
+    }
+    if (!found) {
+        fprintf(stderr, "redrive: no trigger named '%s' in %s\n", r->only_trigger, path);
+        goto fail;
+    }
+    r->core.cfg = cfg;
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = run(r, from);
+    curl_global_cleanup();
+fail:
+    for (size_t i = 0; i < r->ndone; i++) {
+        free(r->done[i]);
+    }
+    free(r->done);
+    td_errors_clear(&errs);
+    td_config_free(cfg);
+    free(r);
+    return rc;
+}

@@ -1,0 +1,501 @@
+/* reload.c - hot reload on SIGHUP (see reload.h for the rules).
+ *
+ * Ownership: struct td_reload owns every configuration the daemon ran with before the
+ * current one (old_cfgs), the retired trigger generations with their sinks (gens), and the
+ * sources that are draining (retiring). A retiring source with a replacement leaves the
+ * replacement in core->sources (created, not started) and starts it once the old one stopped.
+ */
+#include "reload.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+#include "log.h"
+#include "metrics.h"
+#include "notify.h"
+
+#define CHECK_MS 50
+
+struct gen {
+    struct gen *next;
+    struct td_trigger_rt *triggers;
+    size_t ntriggers;
+    struct td_trigger_stats *at_swap; /* each trigger's counters when it was retired */
+    struct td_sink **sinks;
+    size_t nsinks;
+};
+
+struct retiring {
+    struct retiring *next;
+    struct td_source *old;
+    struct td_source *replacement; /* in core->sources, started once old is gone; or NULL */
+};
+
+struct td_reload {
+    struct td_core *core;
+    struct td_config **old_cfgs;
+    size_t nold;
+    struct gen *gens;
+    struct retiring *retiring;
+    struct td_timer timer;
+};
+
+static bool streq(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_kv(const struct td_kv_list *a, const struct td_kv_list *b)
+{
+    if (a->n != b->n) {
+        return false;
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        if (!streq(a->items[i].key, b->items[i].key) ||
+            !streq(a->items[i].value, b->items[i].value)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Same settings: the running source can carry over. */
+static bool same_source(const struct td_conf_source *a, const struct td_conf_source *b)
+{
+    if (a->kind != b->kind || a->max_inflight != b->max_inflight || !streq(a->name, b->name)) {
+        return false;
+    }
+    switch (a->kind) {
+    case TD_SOURCE_REDIS:
+        return streq(a->redis.url, b->redis.url) && streq(a->redis.stream, b->redis.stream) &&
+               streq(a->redis.group, b->redis.group) &&
+               streq(a->redis.consumer, b->redis.consumer) &&
+               streq(a->redis.start, b->redis.start) &&
+               a->redis.claim_idle_ms == b->redis.claim_idle_ms &&
+               a->redis.max_deliveries == b->redis.max_deliveries &&
+               a->redis.batch == b->redis.batch && a->redis.block_ms == b->redis.block_ms;
+    case TD_SOURCE_KAFKA:
+        if (a->kafka.ntopics != b->kafka.ntopics) {
+            return false;
+        }
+        for (size_t i = 0; i < a->kafka.ntopics; i++) {
+            if (!streq(a->kafka.topics[i], b->kafka.topics[i])) {
+                return false;
+            }
+        }
+        return streq(a->kafka.brokers, b->kafka.brokers) && streq(a->kafka.group, b->kafka.group) &&
+               streq(a->kafka.start, b->kafka.start) &&
+               same_kv(&a->kafka.properties, &b->kafka.properties);
+    case TD_SOURCE_RABBITMQ:
+        return streq(a->rabbitmq.url, b->rabbitmq.url) &&
+               streq(a->rabbitmq.queue, b->rabbitmq.queue) &&
+               a->rabbitmq.prefetch == b->rabbitmq.prefetch &&
+               a->rabbitmq.heartbeat == b->rabbitmq.heartbeat;
+    case TD_SOURCE_HTTP:
+        return streq(a->http.path, b->http.path) && streq(a->http.bearer, b->http.bearer) &&
+               a->http.max_size == b->http.max_size;
+    }
+    return false;
+}
+
+static struct td_source *find_source(struct td_core *core, const char *name)
+{
+    for (size_t i = 0; i < core->cfg->nsources; i++) {
+        if (core->sources[i] && strcmp(core->sources[i]->name, name) == 0) {
+            return core->sources[i];
+        }
+    }
+    return NULL;
+}
+
+/* What needs a restart rather than a reload. 0, or -1 with the reason. */
+static int check_fixed(const struct td_config *old, const struct td_config *cfg, char *err,
+                       size_t errlen)
+{
+    if (!streq(old->daemon.http_listen, cfg->daemon.http_listen)) {
+        snprintf(err, errlen, "daemon.http.listen changed; that needs a restart");
+        return -1;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        const struct td_config *a = pass ? cfg : old, *b = pass ? old : cfg;
+        for (size_t i = 0; i < a->nsources; i++) {
+            if (a->sources[i].kind != TD_SOURCE_HTTP) {
+                continue;
+            }
+            const struct td_conf_source *other = td_config_source(b, a->sources[i].name);
+            if (!other || !same_source(&a->sources[i], other)) {
+                snprintf(err, errlen,
+                         "http source '%s' was added, removed or changed; that "
+                         "needs a restart",
+                         a->sources[i].name);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+struct built {
+    struct td_sink **sinks;
+    struct td_trigger_rt *triggers;
+    struct td_source **sources;
+    bool *fresh; /* sources[i] was created now (not carried over) */
+};
+
+static void built_free(struct built *b, const struct td_config *cfg)
+{
+    for (size_t i = 0; b->sources && i < cfg->nsources; i++) {
+        if (b->fresh[i]) {
+            td_source_free(b->sources[i]);
+        }
+    }
+    for (size_t i = 0; b->sinks && i < cfg->nsinks; i++) {
+        td_sink_free(b->sinks[i]);
+    }
+    free(b->sinks);
+    free(b->triggers);
+    free(b->sources);
+    free(b->fresh);
+}
+
+static struct td_sink *sink_in(struct td_sink **sinks, const struct td_config *cfg,
+                               const char *name)
+{
+    for (size_t i = 0; name && i < cfg->nsinks; i++) {
+        if (strcmp(sinks[i]->name, name) == 0) {
+            return sinks[i];
+        }
+    }
+    return NULL;
+}
+
+/* Builds every plugin of cfg; carries over unchanged sources. 0, or -1 with a message. */
+static int build(struct td_reload *rl, struct td_config *cfg, struct built *b, char *err,
+                 size_t errlen)
+{
+    struct td_core *core = rl->core;
+    b->sinks = calloc(cfg->nsinks + 1, sizeof(*b->sinks));
+    b->triggers = calloc(cfg->ntriggers + 1, sizeof(*b->triggers));
+    b->sources = calloc(cfg->nsources + 1, sizeof(*b->sources));
+    b->fresh = calloc(cfg->nsources + 1, sizeof(*b->fresh));
+    if (!b->sinks || !b->triggers || !b->sources || !b->fresh) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nsinks; i++) {
+        b->sinks[i] = td_sink_new(&cfg->sinks[i], core->loop, core->http, err, errlen);
+        if (!b->sinks[i]) {
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        struct td_trigger_rt *trg = &b->triggers[i];
+        trg->conf = &cfg->triggers[i];
+        trg->core = core;
+        trg->sink = sink_in(b->sinks, cfg, trg->conf->sink);
+        trg->dead_letter = sink_in(b->sinks, cfg, trg->conf->delivery.dead_letter);
+        trg->reply = sink_in(b->sinks, cfg, trg->conf->reply);
+        if (!trg->sink) {
+            snprintf(err, errlen, "trigger '%s': unknown sink", trg->conf->name);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < cfg->nsources; i++) {
+        struct td_source *old = find_source(core, cfg->sources[i].name);
+        if (old && same_source(old->conf, &cfg->sources[i])) {
+            b->sources[i] = old;
+            continue;
+        }
+        b->sources[i] = td_source_new(&cfg->sources[i], td_core_emit, core, err, errlen);
+        if (!b->sources[i]) {
+            return -1;
+        }
+        b->fresh[i] = true;
+    }
+    return 0;
+}
+
+static void add_stats(struct td_trigger_stats *to, const struct td_trigger_stats *now,
+                      const struct td_trigger_stats *then)
+{
+    _Static_assert(sizeof(struct td_trigger_stats) % sizeof(uint64_t) == 0,
+                   "td_trigger_stats holds only uint64_t counters");
+    uint64_t *t = (uint64_t *)to;
+    const uint64_t *n = (const uint64_t *)now, *p = (const uint64_t *)then;
+    for (size_t i = 0; i < sizeof(*to) / sizeof(uint64_t); i++) {
+        t[i] += n[i] - p[i];
+    }
+}
+
+static struct td_trigger_rt *current_trigger(struct td_core *core, const char *name)
+{
+    for (size_t i = 0; i < core->cfg->ntriggers; i++) {
+        if (strcmp(core->triggers[i].conf->name, name) == 0) {
+            return &core->triggers[i];
+        }
+    }
+    return NULL;
+}
+
+static void gen_free(struct gen *g)
+{
+    for (size_t i = 0; i < g->ntriggers; i++) {
+        td_dispatch_trigger_free(&g->triggers[i]);
+    }
+    for (size_t i = 0; g->sinks && i < g->nsinks; i++) {
+        td_sink_free(g->sinks[i]);
+    }
+    free(g->sinks);
+    free(g->triggers);
+    free(g->at_swap);
+    free(g);
+}
+
+/* Frees what has finished draining; true while something is still draining. */
+static bool collect(struct td_reload *rl)
+{
+    struct td_core *core = rl->core;
+    for (struct gen **pp = &rl->gens; *pp;) {
+        struct gen *g = *pp;
+        if (td_dispatch_busy(core, g->triggers, g->ntriggers) > 0) {
+            pp = &g->next;
+            continue;
+        }
+        for (size_t i = 0; i < g->ntriggers; i++) {
+            struct td_trigger_rt *now = current_trigger(core, g->triggers[i].conf->name);
+            if (now) {
+                add_stats(&now->stats, &g->triggers[i].stats, &g->at_swap[i]);
+            }
+        }
+        *pp = g->next;
+        gen_free(g);
+    }
+    for (struct retiring **pp = &rl->retiring; *pp;) {
+        struct retiring *r = *pp;
+        if (atomic_load(&r->old->inflight) > 0 && !core->draining) {
+            pp = &r->next;
+            continue;
+        }
+        if (core->draining) {
+            pp = &r->next; /* teardown stops it */
+            continue;
+        }
+        r->old->ops->stop(r->old);
+        td_log_info(NULL, r->old->name, NULL, "drained; %s",
+                    r->replacement ? "restarting" : "stopped");
+        td_source_free(r->old);
+        if (r->replacement && r->replacement->ops->start(r->replacement) < 0) {
+            td_log_error(NULL, r->replacement->name, NULL, "could not start after the reload");
+        }
+        *pp = r->next;
+        free(r);
+    }
+    return rl->gens || rl->retiring;
+}
+
+static int64_t on_check(struct td_loop *loop, void *arg)
+{
+    struct td_reload *rl = arg;
+    return collect(rl) ? CHECK_MS : TD_LOOP_NOMORE;
+}
+
+struct td_reload *td_reload_new(struct td_core *core)
+{
+    struct td_reload *rl = calloc(1, sizeof(*rl));
+    if (rl) {
+        rl->core = core;
+        td_timer_init(&rl->timer, on_check, rl);
+    }
+    return rl;
+}
+
+/* Switches the core to cfg and b (both taken). -1 (nothing changed) on out of memory. */
+static int swap(struct td_reload *rl, struct td_config *cfg, struct built *b, int *restarted)
+{
+    struct td_core *core = rl->core;
+    struct td_config *old = core->cfg;
+    struct gen *g = calloc(1, sizeof(*g));
+    struct td_config **cfgs = realloc(rl->old_cfgs, (rl->nold + 1) * sizeof(*cfgs));
+    struct retiring **rets = calloc(old->nsources + 1, sizeof(*rets));
+    if (cfgs) {
+        rl->old_cfgs = cfgs;
+    }
+    if (g) {
+        g->at_swap = calloc(old->ntriggers + 1, sizeof(*g->at_swap));
+    }
+    bool ok = g && g->at_swap && cfgs && rets;
+    for (size_t i = 0; ok && i < old->nsources; i++) {
+        bool kept = false;
+        for (size_t j = 0; j < cfg->nsources; j++) {
+            kept |= b->sources[j] == core->sources[i];
+        }
+        if (!kept && !(rets[i] = calloc(1, sizeof(**rets)))) {
+            ok = false;
+        }
+    }
+    if (!ok) {
+        for (size_t i = 0; rets && i < old->nsources; i++) {
+            free(rets[i]);
+        }
+        free(rets);
+        if (g) {
+            free(g->at_swap);
+        }
+        free(g);
+        return -1;
+    }
+    /* From here on nothing fails. */
+    g->triggers = core->triggers;
+    g->ntriggers = old->ntriggers;
+    g->sinks = core->sinks;
+    g->nsinks = old->nsinks;
+    for (size_t i = 0; i < old->ntriggers; i++) {
+        g->at_swap[i] = g->triggers[i].stats;
+        for (size_t j = 0; j < cfg->ntriggers; j++) {
+            if (strcmp(b->triggers[j].conf->name, g->triggers[i].conf->name) == 0) {
+                b->triggers[j].stats = g->triggers[i].stats; /* counters continue */
+            }
+        }
+    }
+    g->next = rl->gens;
+    rl->gens = g;
+    for (size_t i = 0; i < old->nsources; i++) {
+        if (!rets[i]) {
+            continue;
+        }
+        struct retiring *r = rets[i];
+        r->old = core->sources[i];
+        for (size_t j = 0; j < cfg->nsources; j++) {
+            if (b->fresh[j] && strcmp(b->sources[j]->name, r->old->name) == 0) {
+                r->replacement = b->sources[j];
+                (*restarted)++;
+            }
+        }
+        r->old->ops->quiesce(r->old);
+        r->next = rl->retiring;
+        rl->retiring = r;
+    }
+    free(rets);
+    rl->old_cfgs[rl->nold++] = old;
+    free(core->sources);
+    core->cfg = cfg;
+    core->sinks = b->sinks;
+    core->triggers = b->triggers;
+    core->sources = b->sources;
+    /* Brand-new sources start now; replacements once their predecessor drained. */
+    for (size_t j = 0; j < cfg->nsources; j++) {
+        bool replacing = false;
+        for (struct retiring *r = rl->retiring; r; r = r->next) {
+            replacing |= r->replacement == b->sources[j];
+        }
+        if (b->fresh[j] && !replacing && b->sources[j]->ops->start(b->sources[j]) < 0) {
+            td_log_error(NULL, b->sources[j]->name, NULL, "could not start after the reload");
+        }
+    }
+    free(b->fresh);
+    td_timer_start(core->loop, &rl->timer, 0);
+    return 0;
+}
+
+bool td_reload_run(struct td_reload *rl, const char *path)
+{
+    struct td_core *core = rl->core;
+    struct td_errors errs = {0};
+    struct built b = {0};
+    char err[512] = "";
+    int restarted = 0;
+    td_notify("RELOADING=1");
+    td_log_info(NULL, NULL, NULL, "SIGHUP: reloading %s", path);
+    struct td_config *cfg = td_config_load(path, &errs);
+    if (!cfg) {
+        for (size_t i = 0; i < errs.n; i++) {
+            td_log_error(NULL, NULL, NULL, "reload: %s", errs.msgs[i]);
+        }
+        snprintf(err, sizeof(err), "%zu errors in the new configuration", errs.n);
+        goto fail;
+    }
+    if (check_fixed(core->cfg, cfg, err, sizeof(err)) < 0 ||
+        build(rl, cfg, &b, err, sizeof(err)) < 0) {
+        goto fail;
+    }
+    if (swap(rl, cfg, &b, &restarted) < 0) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto fail;
+    }
+    td_errors_clear(&errs);
+    td_log_init(cfg->daemon.log_level, cfg->daemon.log_format);
+    td_metrics_count_reload(core->metrics, true);
+    td_log_info(NULL, NULL, NULL, "reloaded: %zu sources (%d restarting), %zu sinks, %zu triggers",
+                cfg->nsources, restarted, cfg->nsinks, cfg->ntriggers);
+    char status[160];
+    snprintf(status, sizeof(status), "READY=1\nSTATUS=%zu sources, %zu triggers (reloaded)",
+             cfg->nsources, cfg->ntriggers);
+    td_notify(status);
+    return true;
+fail:
+    if (cfg) {
+        built_free(&b, cfg);
+    }
+    td_config_free(cfg);
+    td_errors_clear(&errs);
+    td_metrics_count_reload(core->metrics, false);
+    td_log_error(NULL, NULL, NULL, "reload failed, the running configuration stays: %s", err);
+    td_notify("READY=1");
+    return false;
+}
+
+void td_reload_drain(struct td_reload *rl)
+{
+    for (struct gen *g = rl ? rl->gens : NULL; g; g = g->next) {
+        for (size_t i = 0; i < g->ntriggers; i++) {
+            td_dispatch_release_waiting(&g->triggers[i]);
+        }
+    }
+}
+
+void td_reload_stop_sources(struct td_reload *rl)
+{
+    for (struct retiring *r = rl ? rl->retiring : NULL; r; r = r->next) {
+        r->old->ops->quiesce(r->old);
+    }
+    for (struct retiring *r = rl ? rl->retiring : NULL; r; r = r->next) {
+        r->old->ops->stop(r->old);
+    }
+}
+
+void td_reload_free_sinks(struct td_reload *rl)
+{
+    for (struct gen *g = rl ? rl->gens : NULL; g; g = g->next) {
+        for (size_t i = 0; i < g->nsinks; i++) {
+            td_sink_free(g->sinks[i]);
+        }
+        free(g->sinks);
+        g->sinks = NULL;
+    }
+}
+
+void td_reload_free(struct td_reload *rl)
+{
+    if (!rl) {
+        return;
+    }
+    td_timer_stop(rl->core->loop, &rl->timer);
+    while (rl->gens) {
+        struct gen *g = rl->gens;
+        rl->gens = g->next;
+        gen_free(g);
+    }
+    while (rl->retiring) {
+        struct retiring *r = rl->retiring;
+        rl->retiring = r->next;
+        td_source_free(r->old);
+        free(r);
+    }
+    for (size_t i = 0; i < rl->nold; i++) {
+        td_config_free(rl->old_cfgs[i]);
+    }
+    free(rl->old_cfgs);
+    free(rl);
+}

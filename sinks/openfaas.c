@@ -1,0 +1,49 @@
+/* openfaas.c - the OpenFaaS sink: the CloudEvent in binary mode to the gateway, at
+ * POST /function/NAME (synchronous: the function's answer is the outcome, and may be a reply
+ * event) or POST /async-function/NAME (the gateway queues it and answers 202 Accepted; its
+ * queue worker POSTs the function's result to callback_url, sent as X-Callback-Url). Basic
+ * auth for the gateway comes from auth: {basic: {user, password}}. Delivery, classification
+ * and replies are http.c's (http_sink.h); this file only builds the target.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_sink.h"
+#include "sink.h"
+
+int td_sink_openfaas_init(struct td_sink *k, struct td_http_client *http, char *err, size_t errlen)
+{
+    const struct td_conf_openfaas_sink *conf = &k->conf->openfaas;
+    if (!conf->gateway || !conf->function) {
+        snprintf(err, errlen, "sink '%s': openfaas needs gateway and function", k->name);
+        return -1;
+    }
+    for (const char *p = conf->function; *p; p++) {
+        if (*p == '/' || *p == '?' || *p == '#' || *p == ' ') {
+            snprintf(err, errlen, "sink '%s': openfaas function name '%s' is not a plain name",
+                     k->name, conf->function);
+            return -1;
+        }
+    }
+    size_t glen = strlen(conf->gateway);
+    while (glen > 0 && conf->gateway[glen - 1] == '/') {
+        glen--;
+    }
+    size_t n = glen + strlen(conf->function) + 32;
+    struct td_http_target t = {
+        .url = malloc(n),
+        .mode = TD_MODE_BINARY, /* what OpenFaaS functions (of-watchdog templates) expect */
+        .timeout_ms = k->conf->timeout_ms,
+        .auth = &conf->auth,
+        .callback_url = conf->async ? conf->callback_url : NULL,
+        .prefer_reply = !conf->async,
+    };
+    if (!t.url) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(t.url, n, "%.*s/%s/%s", (int)glen, conf->gateway,
+             conf->async ? "async-function" : "function", conf->function);
+    return td_http_sink_setup(k, http, &t, err, errlen);
+}

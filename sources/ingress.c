@@ -1,0 +1,508 @@
+/* ingress.c - the HTTP ingress source: CloudEvents POSTed to a path of the daemon's HTTP
+ * server (`sources: x: {http: {path: /events, auth: {bearer: ...}, max_size: 1MiB}}`).
+ *
+ * Binary, structured and batched (application/cloudevents-batch+json) requests are accepted.
+ * The answer is the acknowledgement: a request is answered 202 only once every event in it
+ * was delivered or dead-lettered, so the caller's retry is the only buffer the system needs.
+ * Until then its connection is suspended (MHD suspend/resume); the completions come back
+ * through the source's mailbox, which this source's own thread drains, and the last one
+ * resumes the connection. Refusals: 400 with a reason (malformed), 401 (no or wrong bearer
+ * token), 413 (over max_size), 429 (max_inflight reached), 503 (shutting down, or an event
+ * was left undelivered: retry later).
+ *
+ * Ownership: a request (struct ingress_req) is allocated on its first handler call and freed
+ * in the server's completion callback; its messages point to it while they are in flight and
+ * never after it was answered (the mailbox thread is the only reader, and stop() joins it
+ * before answering what is left). Threads: the handler runs on the HTTP server thread, the
+ * mailbox on the source thread, quiesce/stop on the loop thread.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "ce_batch.h"
+#include "cloudevent.h"
+#include "core.h"
+#include "http_server.h"
+#include "log.h"
+#include "loop.h"
+#include "source.h"
+
+enum rstate { R_READING, R_SUSPENDED, R_ANSWER };
+
+struct ingress_req {
+    struct ingress_req *prev, *next; /* outstanding requests, under ingress.mu */
+    struct MHD_Connection *conn;
+    enum rstate state;
+    char *body;
+    size_t len, cap;
+    bool too_large;
+    int remaining; /* messages not completed yet */
+    int count;     /* messages in the request */
+    bool failed;   /* at least one was released */
+    unsigned int status;
+    char reason[200];
+};
+
+/* A message that knows its request; td_msg first, so td_msg_free frees the whole block. */
+struct ingress_msg {
+    struct td_msg msg;
+    struct ingress_req *req;
+};
+
+struct ingress {
+    struct td_source *src;
+    const struct td_conf_http_source *conf;
+    pthread_t thread;
+    bool started;
+    int stopfd;
+    atomic_bool quiesce;
+    pthread_mutex_t mu;
+    bool stopped;             /* under mu: no more suspensions */
+    struct ingress_req *reqs; /* under mu: suspended requests */
+};
+
+static void list_del(struct ingress *in, struct ingress_req *r)
+{
+    if (r->prev) {
+        r->prev->next = r->next;
+    } else if (in->reqs == r) {
+        in->reqs = r->next;
+    }
+    if (r->next) {
+        r->next->prev = r->prev;
+    }
+    r->prev = r->next = NULL;
+}
+
+/* Under mu: the request is over; it answers when MHD calls the handler again. */
+static void resume(struct ingress *in, struct ingress_req *r, unsigned int status,
+                   const char *reason)
+{
+    r->status = status;
+    snprintf(r->reason, sizeof(r->reason), "%s", reason);
+    r->state = R_ANSWER;
+    list_del(in, r);
+    MHD_resume_connection(r->conn);
+}
+
+/* ---- the handler (HTTP server thread) ---- */
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    struct td_http_headers *h = cls;
+    struct td_http_header *items = realloc(h->items, (h->n + 1) * sizeof(*items));
+    if (!items) {
+        return MHD_NO;
+    }
+    h->items = items;
+    items[h->n].name = strdup(key);
+    items[h->n].value = strdup(value ? value : "");
+    if (!items[h->n].name || !items[h->n].value) {
+        free(items[h->n].name);
+        free(items[h->n].value);
+        return MHD_NO;
+    }
+    h->n++;
+    return MHD_YES;
+}
+
+/* Constant-time comparison, so the token cannot be guessed byte by byte from timings. */
+static bool same_secret(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = la != lb;
+    for (size_t i = 0; i < la; i++) {
+        diff |= (unsigned char)a[i] ^ (unsigned char)b[i % (lb ? lb : 1)];
+    }
+    return diff == 0;
+}
+
+static bool authorized(struct ingress *in, struct MHD_Connection *conn)
+{
+    if (!in->conf->bearer || !in->conf->bearer[0]) {
+        return true;
+    }
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+        return false;
+    }
+    auth += 7;
+    while (*auth == ' ') {
+        auth++;
+    }
+    return same_secret(auth, in->conf->bearer);
+}
+
+/* Decodes the body into events. Returns how many (0..), or -1 with a reason. */
+static int decode(struct ingress_req *r, struct MHD_Connection *conn, struct td_event ***evs,
+                  char *why, size_t whylen)
+{
+    struct td_http_headers h = {0};
+    size_t n = 0;
+    int rc = -1;
+    if (MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &h) < 0) {
+        snprintf(why, whylen, "out of memory");
+        goto out;
+    }
+    const char *ct = td_http_headers_get(&h, "content-type");
+    if (ct && strncasecmp(ct, "application/cloudevents-batch+json", 34) == 0) {
+        if (td_ce_batch_decode(r->body, r->len, evs, &n, why, whylen) < 0) {
+            goto out;
+        }
+        rc = (int)n;
+        goto out;
+    }
+    bool not_ce = false;
+    struct td_event *ev =
+        td_ce_http_decode(&h, (const unsigned char *)r->body, r->len, &not_ce, why, whylen);
+    if (!ev) {
+        if (not_ce) {
+            snprintf(why, whylen,
+                     "not a CloudEvent: binary mode needs ce-specversion, ce-id, ce-source and "
+                     "ce-type headers; structured mode Content-Type "
+                     "application/cloudevents+json");
+        }
+        goto out;
+    }
+    *evs = calloc(1, sizeof(**evs));
+    if (!*evs) {
+        td_event_unref(ev);
+        snprintf(why, whylen, "out of memory");
+        goto out;
+    }
+    (*evs)[0] = ev;
+    rc = 1;
+out:
+    td_http_headers_free(&h);
+    return rc;
+}
+
+/* Turns the events into messages and hands them to the core, suspending the connection. */
+static enum MHD_Result submit(struct ingress *in, struct ingress_req *r,
+                              struct MHD_Connection *conn, struct td_event **evs, int n)
+{
+    struct td_msg *head = NULL, **tail = &head;
+    int64_t now = td_now_ms();
+    for (int i = 0; i < n; i++) {
+        struct ingress_msg *im = calloc(1, sizeof(*im));
+        const char *id = td_event_get(evs[i], "id");
+        char coord[300];
+        snprintf(coord, sizeof(coord), "http:%s", id ? id : "");
+        if (!im || !(im->msg.coord = strdup(coord))) {
+            free(im);
+            goto oom;
+        }
+        im->req = r;
+        im->msg.ev = td_event_ref(evs[i]);
+        im->msg.received_ms = now;
+        *tail = &im->msg;
+        tail = &im->msg.next;
+    }
+    pthread_mutex_lock(&in->mu);
+    if (in->stopped || atomic_load(&in->quiesce)) {
+        pthread_mutex_unlock(&in->mu);
+        while (head) {
+            struct td_msg *next = head->next;
+            td_msg_free(head);
+            head = next;
+        }
+        return td_http_reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", 1);
+    }
+    r->remaining = n;
+    r->count = n;
+    r->state = R_SUSPENDED;
+    r->next = in->reqs;
+    if (in->reqs) {
+        in->reqs->prev = r;
+    }
+    in->reqs = r;
+    /* Suspended before the messages leave, so that the last completion always finds it so. */
+    MHD_suspend_connection(conn);
+    td_source_emit(in->src, head);
+    pthread_mutex_unlock(&in->mu);
+    return MHD_YES;
+oom:
+    while (head) {
+        struct td_msg *next = head->next;
+        td_msg_free(head);
+        head = next;
+    }
+    return td_http_reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", 1);
+}
+
+static enum MHD_Result answer(struct ingress_req *r, struct MHD_Connection *conn)
+{
+    if (r->status == MHD_HTTP_ACCEPTED) {
+        char body[64];
+        snprintf(body, sizeof(body), "{\"accepted\":%d}", r->count);
+        return td_http_reply(conn, r->status, "application/json", body, strlen(body), 0);
+    }
+    return td_http_reply_error(conn, r->status, r->reason, 1);
+}
+
+static enum MHD_Result finish_upload(struct ingress *in, struct ingress_req *r,
+                                     struct MHD_Connection *conn)
+{
+    char why[300] = "";
+    struct td_event **evs = NULL;
+    if (r->too_large) {
+        snprintf(why, sizeof(why), "the request is larger than max_size (%lld bytes)",
+                 (long long)in->conf->max_size);
+        return td_http_reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, why, 0);
+    }
+    int n = decode(r, conn, &evs, why, sizeof(why));
+    if (n < 0) {
+        td_log_info(NULL, in->src->name, NULL, "refused a request: %s", why);
+        return td_http_reply_error(conn, MHD_HTTP_BAD_REQUEST, why, 0);
+    }
+    enum MHD_Result rc;
+    if (n == 0) {
+        rc = td_http_reply(conn, MHD_HTTP_ACCEPTED, "application/json", "{\"accepted\":0}", 14, 0);
+    } else if (td_source_credit(in->src) < n) {
+        rc = td_http_reply_error(conn, MHD_HTTP_TOO_MANY_REQUESTS,
+                                 "too many events in flight; retry later", 1);
+    } else {
+        rc = submit(in, r, conn, evs, n);
+    }
+    td_ce_batch_free(evs, n > 0 ? (size_t)n : 0);
+    return rc;
+}
+
+static enum MHD_Result handle(void *arg, struct MHD_Connection *conn, const char *method,
+                              const char *upload, size_t *upload_size, void **reqp)
+{
+    struct ingress *in = arg;
+    struct ingress_req *r = *reqp;
+    if (!r) {
+        if (strcmp(method, "POST") != 0) {
+            return td_http_reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "POST CloudEvents here",
+                                       0);
+        }
+        if (atomic_load(&in->quiesce)) {
+            return td_http_reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", 1);
+        }
+        if (!authorized(in, conn)) {
+            return td_http_reply_error(conn, MHD_HTTP_UNAUTHORIZED,
+                                       "a valid bearer token is required", 0);
+        }
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoll(cl, NULL, 10) > in->conf->max_size) {
+            char why[128];
+            snprintf(why, sizeof(why), "the request is larger than max_size (%lld bytes)",
+                     (long long)in->conf->max_size);
+            return td_http_reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, why, 0);
+        }
+        r = calloc(1, sizeof(*r));
+        if (!r) {
+            return MHD_NO;
+        }
+        r->conn = conn;
+        *reqp = r;
+        return MHD_YES;
+    }
+    if (r->state == R_ANSWER) {
+        return answer(r, conn);
+    }
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (r->too_large || (int64_t)(r->len + n) > in->conf->max_size) {
+            r->too_large = true; /* the rest is read and dropped, then 413 */
+            return MHD_YES;
+        }
+        if (r->len + n + 1 > r->cap) {
+            size_t cap = r->cap ? r->cap : 4096;
+            while (cap < r->len + n + 1) {
+                cap *= 2;
+            }
+            char *b = realloc(r->body, cap);
+            if (!b) {
+                return MHD_NO;
+            }
+            r->body = b;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload, n);
+        r->len += n;
+        r->body[r->len] = '\0';
+        return MHD_YES;
+    }
+    if (r->state == R_SUSPENDED) {
+        return MHD_YES; /* a spurious call while waiting */
+    }
+    return finish_upload(in, r, conn);
+}
+
+static void request_done(void *arg, void *reqp)
+{
+    struct ingress *in = arg;
+    struct ingress_req *r = reqp;
+    if (!r) {
+        return;
+    }
+    pthread_mutex_lock(&in->mu);
+    if (r->state == R_SUSPENDED) {
+        list_del(in, r); /* cannot happen while suspended; kept for safety */
+    }
+    pthread_mutex_unlock(&in->mu);
+    free(r->body);
+    free(r);
+}
+
+/* ---- the mailbox (source thread) ---- */
+
+static void drain_mailbox(struct ingress *in)
+{
+    struct td_msg *done = td_source_take_done(in->src);
+    pthread_mutex_lock(&in->mu);
+    while (done) {
+        struct td_msg *next = done->next;
+        struct ingress_req *r = ((struct ingress_msg *)done)->req;
+        if (done->release) {
+            r->failed = true;
+        } else {
+            atomic_fetch_add(&in->src->acked, 1);
+        }
+        if (--r->remaining == 0 && r->state == R_SUSPENDED) {
+            if (r->failed) {
+                resume(in, r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                       "not every event could be delivered or dead-lettered; retry later");
+            } else {
+                resume(in, r, MHD_HTTP_ACCEPTED, "");
+            }
+        }
+        td_msg_free(done);
+        done = next;
+    }
+    pthread_mutex_unlock(&in->mu);
+}
+
+static void *run(void *arg)
+{
+    struct ingress *in = arg;
+    struct pollfd pfd[2] = {{.fd = in->stopfd, .events = POLLIN},
+                            {.fd = in->src->mailbox_fd, .events = POLLIN}};
+    for (;;) {
+        if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+            break;
+        }
+        if (pfd[1].revents & POLLIN) {
+            drain_mailbox(in);
+        }
+        if (pfd[0].revents & POLLIN) {
+            break;
+        }
+    }
+    drain_mailbox(in);
+    return NULL;
+}
+
+/* ---- the plugin ---- */
+
+static int start(struct td_source *src)
+{
+    struct ingress *in = src->impl;
+    if (pthread_create(&in->thread, NULL, run, in) != 0) {
+        td_log_error(NULL, src->name, NULL, "cannot start the source thread");
+        return -1;
+    }
+    in->started = true;
+    atomic_store(&src->connected, true); /* the server listens before sources start */
+    return 0;
+}
+
+static void quiesce(struct td_source *src)
+{
+    struct ingress *in = src->impl;
+    atomic_store(&in->quiesce, true);
+}
+
+static void stop(struct td_source *src)
+{
+    struct ingress *in = src->impl;
+    atomic_store(&in->quiesce, true);
+    if (in->started) {
+        uint64_t one = 1;
+        ssize_t w = write(in->stopfd, &one, sizeof(one));
+        (void)w;
+        pthread_join(in->thread, NULL);
+        in->started = false;
+    }
+    /* What is still in flight stays unanswered by the core: the caller must retry it. */
+    pthread_mutex_lock(&in->mu);
+    in->stopped = true;
+    while (in->reqs) {
+        resume(in, in->reqs, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down; retry later");
+    }
+    pthread_mutex_unlock(&in->mu);
+    atomic_store(&src->connected, false);
+}
+
+static void destroy(struct td_source *src)
+{
+    struct ingress *in = src->impl;
+    if (!in) {
+        return;
+    }
+    stop(src);
+    if (in->stopfd >= 0) {
+        close(in->stopfd);
+    }
+    pthread_mutex_destroy(&in->mu);
+    free(in);
+    src->impl = NULL;
+}
+
+static int init(struct td_source *src, char *err, size_t errlen)
+{
+    struct td_core *core = src->core;
+    struct ingress *in = NULL;
+    if (!core || !core->httpd) {
+        snprintf(err, errlen, "source '%s': an http source needs daemon.http.listen", src->name);
+        goto fail;
+    }
+    in = calloc(1, sizeof(*in));
+    if (!in) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    in->src = src;
+    in->conf = &src->conf->http;
+    pthread_mutex_init(&in->mu, NULL);
+    in->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (in->stopfd < 0) {
+        snprintf(err, errlen, "source '%s': eventfd failed", src->name);
+        pthread_mutex_destroy(&in->mu);
+        goto fail;
+    }
+    if (!in->conf->path || in->conf->path[0] != '/' ||
+        td_http_server_route(core->httpd, in->conf->path, handle, request_done, in) < 0) {
+        snprintf(err, errlen, "source '%s': path '%s' must start with '/' and be unique", src->name,
+                 in->conf->path ? in->conf->path : "");
+        close(in->stopfd);
+        pthread_mutex_destroy(&in->mu);
+        goto fail;
+    }
+    src->impl = in;
+    return 0;
+fail:
+    free(in);
+    return -1;
+}
+
+const struct td_source_ops td_source_http_ops = {
+    .name = "http",
+    .init = init,
+    .start = start,
+    .quiesce = quiesce,
+    .stop = stop,
+    .destroy = destroy,
+};

@@ -1,0 +1,833 @@
+/* kafka.c - the Kafka source: librdkafka's high-level consumer on a thread of its own.
+ *
+ * At-least-once (DEPENDENCIES.md, librdkafka 2.0.2): auto commit on, auto offset store off.
+ * Records of one partition arrive in offset order; the thread keeps, per partition, the
+ * offsets it emitted and not yet stored, in order. A completion marks its offset done and the
+ * done prefix is popped and stored with rd_kafka_offsets_store(next offset), so an unfinished
+ * record is never committed past, however the core completes them. A released record (not
+ * done: shutdown, no dead-letter target) stops its partition's store where it is: it comes
+ * back after a restart or a rebalance.
+ *
+ * Rebalances use the eager protocol (the default range,roundrobin assignors; 2.0.2's
+ * cooperative-sticky has known bugs). On revoke: records of those partitions still queued
+ * locally are dropped, the thread waits (bounded by revoke_wait) for their in-flight ones,
+ * stores the done prefix and commits synchronously, unless the assignment was lost, then
+ * commits nothing; completions that come later belong to an old generation and are discarded.
+ *
+ * Backpressure: when the source has no credit (max_inflight records not completed) every
+ * assigned partition is paused; the thread keeps calling rd_kafka_consumer_poll (rebalances,
+ * max.poll.interval.ms) and resumes them when half the credit is back.
+ *
+ * Wake-ups: the consumer queue signals a pipe (rd_kafka_queue_io_event_enable) and
+ * completions signal the mailbox eventfd; one poll(2) waits on both and on the stop fd.
+ * Threads: init/destroy on the caller's, everything else on the source thread; rk never
+ * leaves it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "cloudevent.h"
+#include "log.h"
+#include "loop.h"
+#include "source.h"
+
+#define DEFAULT_TYPE   "dev.triggerd.kafka.record"
+#define POLL_BATCH     256
+#define REVOKE_WAIT_MS 10000
+#define MAX_TRACKED    200000 /* per partition: pause it when this many are unstored */
+#define PROBE_MS       500
+
+/* One emitted offset: done once its message completed. */
+struct slot {
+    int64_t offset;
+    bool done;
+};
+
+/* A partition this consumer holds (or held). */
+struct part {
+    struct part *next;
+    char *topic;
+    int32_t partition;
+    uint64_t gen; /* bumped on every assign and revoke */
+    bool assigned;
+    bool paused;       /* as librdkafka knows it */
+    bool stuck;        /* a released record blocks the store */
+    struct slot *ring; /* emitted, not yet stored, ascending offsets: [head, tail) */
+    size_t head, tail, cap;
+    int64_t stored; /* the last next-offset given to offsets_store, -1 none */
+    int64_t to_store;
+};
+
+struct kafka_source {
+    struct td_source *src;
+    const struct td_conf_kafka_source *conf;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue; /* the consumer queue */
+    int qpipe[2];            /* written by librdkafka when the queue gets events */
+    int stopfd;
+    pthread_t thread;
+    bool started;
+    atomic_bool quiesce;
+    atomic_bool stop;
+    bool stopping; /* the thread is on its way out: revoke waits for nothing */
+    bool paused;   /* backpressure: every partition paused */
+    struct part *parts;
+    uint64_t next_gen;
+    char *ce_source_prefix; /* "kafka://BROKERS/" */
+    char last_error[256];
+};
+
+/* ---- partitions ---- */
+
+static struct part *part_find(struct kafka_source *ks, const char *topic, int32_t partition)
+{
+    for (struct part *p = ks->parts; p; p = p->next) {
+        if (p->partition == partition && strcmp(p->topic, topic) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static struct part *part_get(struct kafka_source *ks, const char *topic, int32_t partition)
+{
+    struct part *p = part_find(ks, topic, partition);
+    if (p) {
+        return p;
+    }
+    p = calloc(1, sizeof(*p));
+    if (!p || !(p->topic = strdup(topic))) {
+        free(p);
+        return NULL;
+    }
+    p->partition = partition;
+    p->stored = -1;
+    p->to_store = -1;
+    p->next = ks->parts;
+    ks->parts = p;
+    return p;
+}
+
+static size_t part_pending(const struct part *p)
+{
+    return p->tail - p->head;
+}
+
+static int part_push(struct part *p, int64_t offset)
+{
+    if (p->tail == p->cap) {
+        if (p->head > 0) { /* compact first */
+            memmove(p->ring, p->ring + p->head, part_pending(p) * sizeof(*p->ring));
+            p->tail -= p->head;
+            p->head = 0;
+        }
+        if (p->tail == p->cap) {
+            size_t cap = p->cap ? p->cap * 2 : 256;
+            struct slot *r = realloc(p->ring, cap * sizeof(*r));
+            if (!r) {
+                return -1;
+            }
+            p->ring = r;
+            p->cap = cap;
+        }
+    }
+    p->ring[p->tail].offset = offset;
+    p->ring[p->tail].done = false;
+    p->tail++;
+    return 0;
+}
+
+/* Marks offset done and pops the done prefix; p->to_store becomes the next offset to store. */
+static void part_done(struct part *p, int64_t offset)
+{
+    size_t lo = p->head, hi = p->tail;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p->ring[mid].offset < offset) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo == p->tail || p->ring[lo].offset != offset) {
+        return;
+    }
+    p->ring[lo].done = true;
+    while (p->head < p->tail && p->ring[p->head].done) {
+        p->to_store = p->ring[p->head].offset + 1;
+        p->head++;
+    }
+    if (p->head == p->tail) {
+        p->head = p->tail = 0;
+    }
+}
+
+static void part_reset(struct kafka_source *ks, struct part *p, bool assigned)
+{
+    p->gen = ++ks->next_gen;
+    p->assigned = assigned;
+    p->paused = false;
+    p->stuck = false;
+    p->head = p->tail = 0;
+    p->stored = -1;
+    p->to_store = -1;
+}
+
+/* ---- logging ---- */
+
+static void report(struct kafka_source *ks, const char *what)
+{
+    if (strcmp(ks->last_error, what) != 0) {
+        td_log_warn(NULL, ks->src->name, NULL, "kafka %s: %s", ks->conf->brokers, what);
+        snprintf(ks->last_error, sizeof(ks->last_error), "%s", what);
+    }
+}
+
+/* ---- offsets ---- */
+
+/* Stores the done prefix of every assigned partition that moved. */
+static void store_offsets(struct kafka_source *ks)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
+    if (!list) {
+        return;
+    }
+    for (struct part *p = ks->parts; p; p = p->next) {
+        if (p->assigned && p->to_store > p->stored) {
+            rd_kafka_topic_partition_list_add(list, p->topic, p->partition)->offset = p->to_store;
+        }
+    }
+    if (list->cnt > 0) {
+        rd_kafka_resp_err_t err = rd_kafka_offsets_store(ks->rk, list);
+        for (int i = 0; i < list->cnt; i++) {
+            rd_kafka_topic_partition_t *tp = &list->elems[i];
+            struct part *p = part_find(ks, tp->topic, tp->partition);
+            if (p && tp->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                p->stored = tp->offset;
+            }
+        }
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            td_log_debug(NULL, ks->src->name, NULL, "offsets_store: %s", rd_kafka_err2str(err));
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* Takes the mailbox: marks completions done (current generation only) and stores. */
+static void drain_mailbox(struct kafka_source *ks)
+{
+    struct td_msg *done = td_source_take_done(ks->src);
+    long long acked = 0;
+    while (done) {
+        struct td_msg *next = done->next;
+        struct part *p = NULL;
+        for (struct part *q = ks->parts; q; q = q->next) {
+            if (q->gen == done->gen) {
+                p = q;
+                break;
+            }
+        }
+        if (p && p->assigned) {
+            if (done->release) {
+                if (!p->stuck) {
+                    td_log_warn(NULL, ks->src->name, done->coord,
+                                "released: the offsets of %s/%" PRId32
+                                " stay at this record until a restart or rebalance",
+                                p->topic, p->partition);
+                }
+                p->stuck = true;
+            } else if (!p->stuck) {
+                part_done(p, done->offset);
+                acked++;
+            }
+        }
+        td_msg_free(done);
+        done = next;
+    }
+    if (acked) {
+        atomic_fetch_add(&ks->src->acked, acked);
+    }
+    store_offsets(ks);
+}
+
+/* ---- pause / resume ---- */
+
+static void apply_pause(struct kafka_source *ks)
+{
+    rd_kafka_topic_partition_list_t *pause = rd_kafka_topic_partition_list_new(4);
+    rd_kafka_topic_partition_list_t *resume = rd_kafka_topic_partition_list_new(4);
+    if (!pause || !resume) {
+        goto out;
+    }
+    for (struct part *p = ks->parts; p; p = p->next) {
+        if (!p->assigned) {
+            continue;
+        }
+        bool want = ks->paused || part_pending(p) >= MAX_TRACKED || atomic_load(&ks->quiesce);
+        if (want && !p->paused) {
+            rd_kafka_topic_partition_list_add(pause, p->topic, p->partition);
+        } else if (!want && p->paused) {
+            rd_kafka_topic_partition_list_add(resume, p->topic, p->partition);
+        }
+    }
+    if (pause->cnt > 0 && rd_kafka_pause_partitions(ks->rk, pause) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < pause->cnt; i++) {
+            struct part *p = part_find(ks, pause->elems[i].topic, pause->elems[i].partition);
+            if (p && pause->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                p->paused = true;
+            }
+        }
+    }
+    if (resume->cnt > 0 &&
+        rd_kafka_resume_partitions(ks->rk, resume) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < resume->cnt; i++) {
+            struct part *p = part_find(ks, resume->elems[i].topic, resume->elems[i].partition);
+            if (p && resume->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                p->paused = false;
+            }
+        }
+    }
+out:
+    if (pause) {
+        rd_kafka_topic_partition_list_destroy(pause);
+    }
+    if (resume) {
+        rd_kafka_topic_partition_list_destroy(resume);
+    }
+}
+
+static void update_backpressure(struct kafka_source *ks)
+{
+    int max = ks->src->conf->max_inflight > 0 ? ks->src->conf->max_inflight : 1000;
+    int credit = td_source_credit(ks->src);
+    if (!ks->paused && credit <= 0) {
+        ks->paused = true;
+    } else if (ks->paused && credit >= max / 2) {
+        ks->paused = false;
+    }
+    apply_pause(ks);
+}
+
+/* ---- rebalances ---- */
+
+/* True when the user chose cooperative-sticky in properties (not the default; see the top). */
+static bool cooperative(struct kafka_source *ks)
+{
+    const char *proto = rd_kafka_rebalance_protocol(ks->rk);
+    return proto && strcmp(proto, "COOPERATIVE") == 0;
+}
+
+static bool revoking_busy(struct kafka_source *ks, const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        struct part *p = part_find(ks, parts->elems[i].topic, parts->elems[i].partition);
+        if (p && p->assigned && !p->stuck && part_pending(p) > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void on_revoke(struct kafka_source *ks, rd_kafka_topic_partition_list_t *parts)
+{
+    bool lost = rd_kafka_assignment_lost(ks->rk);
+    /* Wait for what is in flight on these partitions, bounded, unless stopping (then the
+     * core is done and nothing more will complete). */
+    int64_t deadline = td_now_ms() + REVOKE_WAIT_MS;
+    while (!lost && !ks->stopping && revoking_busy(ks, parts) && td_now_ms() < deadline) {
+        struct pollfd pfd = {.fd = ks->src->mailbox_fd, .events = POLLIN};
+        int64_t left = deadline - td_now_ms();
+        if (poll(&pfd, 1, (int)(left > 100 ? 100 : left)) > 0) {
+            drain_mailbox(ks);
+        }
+    }
+    drain_mailbox(ks);
+    if (!lost) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(ks->rk, NULL, 0);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+            td_log_warn(NULL, ks->src->name, NULL, "commit on revoke failed: %s",
+                        rd_kafka_err2str(err));
+        }
+    }
+    size_t unfinished = 0;
+    for (int i = 0; i < parts->cnt; i++) {
+        struct part *p = part_find(ks, parts->elems[i].topic, parts->elems[i].partition);
+        if (p) {
+            unfinished += part_pending(p);
+            part_reset(ks, p, false);
+        }
+    }
+    td_log_info(NULL, ks->src->name, NULL,
+                "partitions %s: %d%s; %zu records unfinished (their completions are discarded)",
+                lost ? "lost" : "revoked", parts->cnt, lost ? ", nothing committed" : "",
+                unfinished);
+    if (cooperative(ks)) {
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(ks->rk, parts);
+        if (e) {
+            report(ks, rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        rd_kafka_assign(ks->rk, NULL);
+    }
+}
+
+static void on_assign(struct kafka_source *ks, rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        struct part *p = part_get(ks, parts->elems[i].topic, parts->elems[i].partition);
+        if (p) {
+            part_reset(ks, p, true);
+        }
+    }
+    if (cooperative(ks)) {
+        rd_kafka_error_t *e = rd_kafka_incremental_assign(ks->rk, parts);
+        if (e) {
+            report(ks, rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        rd_kafka_resp_err_t err = rd_kafka_assign(ks->rk, parts);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            report(ks, rd_kafka_err2str(err));
+        }
+    }
+    td_log_info(NULL, ks->src->name, NULL, "partitions assigned: %d", parts->cnt);
+    apply_pause(ks);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct kafka_source *ks = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        on_assign(ks, parts);
+    } else {
+        on_revoke(ks, parts);
+    }
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct kafka_source *ks = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT) {
+        atomic_store(&ks->src->connected, false);
+    }
+    report(ks, reason);
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    struct kafka_source *ks = rd_kafka_opaque(rk);
+    if (level <= 3) {
+        td_log_warn(NULL, ks->src->name, NULL, "librdkafka %s: %s", fac, buf);
+    } else {
+        td_log_debug(NULL, ks->src->name, NULL, "librdkafka %s: %s", fac, buf);
+    }
+}
+
+/* ---- records ---- */
+
+static uint64_t fnv(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ p[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* Builds the message for one record; NULL on out of memory. */
+static struct td_msg *record_to_msg(struct kafka_source *ks, const rd_kafka_message_t *rm,
+                                    struct part *p)
+{
+    const char *topic = rd_kafka_topic_name(rm->rkt);
+    rd_kafka_headers_t *hdrs = NULL;
+    size_t nh = 0;
+    const char **names = NULL;
+    const void **values = NULL;
+    size_t *lens = NULL;
+    char *ce_source = NULL;
+    struct td_msg *msg = calloc(1, sizeof(*msg));
+    if (!msg) {
+        goto fail;
+    }
+    if (rd_kafka_message_headers(rm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
+        nh = rd_kafka_header_cnt(hdrs);
+    }
+    names = calloc(nh + 1, sizeof(*names));
+    values = calloc(nh + 1, sizeof(*values));
+    lens = calloc(nh + 1, sizeof(*lens));
+    size_t ce_len = strlen(ks->ce_source_prefix) + strlen(topic) + 1;
+    ce_source = malloc(ce_len);
+    if (!names || !values || !lens || !ce_source) {
+        goto fail;
+    }
+    snprintf(ce_source, ce_len, "%s%s", ks->ce_source_prefix, topic);
+    for (size_t i = 0; i < nh; i++) {
+        if (rd_kafka_header_get_all(hdrs, i, &names[i], &values[i], &lens[i]) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            names[i] = "";
+            values[i] = NULL;
+            lens[i] = 0;
+        }
+    }
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(rm, &tstype);
+    struct td_kafka_record rec = {
+        .topic = topic,
+        .partition = rm->partition,
+        .offset = rm->offset,
+        .timestamp_ms = ts,
+        .key = rm->key,
+        .key_len = rm->key_len,
+        .value = rm->payload,
+        .value_len = rm->len,
+        .hnames = names,
+        .hvalues = values,
+        .hlens = lens,
+        .nheaders = nh,
+    };
+    char err[256] = "";
+    msg->ev = td_ce_from_kafka(&rec, DEFAULT_TYPE, ce_source, &msg->wrapped, err, sizeof(err));
+    if (!msg->ev) {
+        msg->invalid = strdup(err[0] ? err : "not a valid CloudEvent");
+        msg->ev = td_ce_wrap_kafka(&rec, DEFAULT_TYPE, ce_source);
+        msg->wrapped = true;
+        if (!msg->invalid) {
+            goto fail;
+        }
+    }
+    char coord[512];
+    snprintf(coord, sizeof(coord), "%s/%" PRId32 "/%" PRId64, topic, rm->partition, rm->offset);
+    msg->coord = strdup(coord);
+    if (!msg->ev || !msg->coord) {
+        goto fail;
+    }
+    msg->received_ms = td_now_ms();
+    msg->ordered = true;
+    msg->partition = rm->partition;
+    msg->offset = rm->offset;
+    msg->gen = p->gen;
+    uint64_t h = fnv(1469598103934665603ull, topic, strlen(topic) + 1);
+    h = fnv(h, &rm->partition, sizeof(rm->partition));
+    msg->lane_partition = h;
+    if (rm->key) {
+        msg->lane_key = fnv(fnv(h, "k", 1), rm->key, rm->key_len);
+    } else {
+        msg->lane_key = fnv(h, "n", 1); /* records without a key: in partition order */
+    }
+    free(names);
+    free(values);
+    free(lens);
+    free(ce_source);
+    return msg;
+fail:
+    free(names);
+    free(values);
+    free(lens);
+    free(ce_source);
+    td_msg_free(msg);
+    return NULL;
+}
+
+/* Polls the consumer without blocking, up to the credit; emits one batch. */
+static void poll_records(struct kafka_source *ks)
+{
+    struct td_msg *head = NULL, **tail = &head;
+    int credit = td_source_credit(ks->src);
+    int budget = credit > POLL_BATCH ? POLL_BATCH : credit;
+    /* Out of credit the consumer is still polled (rebalances, max.poll.interval.ms); records
+     * that were already fetched before the pause are emitted anyway: a bounded overshoot. */
+    if (budget <= 0) {
+        budget = 1;
+    }
+    for (int n = 0; n < budget; n++) {
+        rd_kafka_message_t *rm = rd_kafka_consumer_poll(ks->rk, 0);
+        if (!rm) {
+            break;
+        }
+        if (rm->err) {
+            if (rm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                report(ks, rd_kafka_message_errstr(rm));
+            }
+            rd_kafka_message_destroy(rm);
+            continue;
+        }
+        atomic_store(&ks->src->connected, true);
+        ks->last_error[0] = '\0';
+        const char *topic = rd_kafka_topic_name(rm->rkt);
+        struct part *p = part_find(ks, topic, rm->partition);
+        if (!p || !p->assigned || atomic_load(&ks->quiesce)) {
+            rd_kafka_message_destroy(rm); /* revoked meanwhile, or stopping: not ours now */
+            continue;
+        }
+        struct td_msg *msg = record_to_msg(ks, rm, p);
+        if (!msg || part_push(p, rm->offset) < 0) {
+            td_log_error(NULL, ks->src->name, NULL,
+                         "out of memory at %s/%" PRId32 "/%" PRId64 "; it will be redelivered",
+                         topic, rm->partition, rm->offset);
+            td_msg_free(msg);
+            p->stuck = true;
+            rd_kafka_message_destroy(rm);
+            continue;
+        }
+        rd_kafka_message_destroy(rm);
+        *tail = msg;
+        tail = &msg->next;
+    }
+    if (head) {
+        td_source_emit(ks->src, head);
+    }
+}
+
+/* ---- the thread ---- */
+
+/* Readiness: the source is connected once a broker answered a metadata request (a topic can
+ * be empty, or this member hold no partition). Blocks for at most PROBE_MS. */
+static void probe(struct kafka_source *ks)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(ks->rk, 0, NULL, &md, PROBE_MS);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_metadata_destroy(md);
+        atomic_store(&ks->src->connected, true);
+        if (ks->last_error[0]) {
+            td_log_info(NULL, ks->src->name, NULL, "kafka %s: connected again", ks->conf->brokers);
+        }
+        ks->last_error[0] = '\0';
+    } else {
+        report(ks, rd_kafka_err2str(err));
+    }
+}
+
+static void *run(void *arg)
+{
+    struct kafka_source *ks = arg;
+    int64_t next_probe = 0;
+    while (!atomic_load(&ks->stop)) {
+        if (!atomic_load(&ks->src->connected) && td_now_ms() >= next_probe) {
+            probe(ks);
+            next_probe = td_now_ms() + 1000;
+        }
+        drain_mailbox(ks);
+        update_backpressure(ks);
+        poll_records(ks);
+        struct pollfd pfd[3] = {{.fd = ks->stopfd, .events = POLLIN},
+                                {.fd = ks->src->mailbox_fd, .events = POLLIN},
+                                {.fd = ks->qpipe[0], .events = POLLIN}};
+        /* The timeout is a safety net: librdkafka signals the pipe when its queue gets
+         * events, but only on the empty-to-non-empty edge. */
+        int rc = poll(pfd, 3, 100);
+        if (rc < 0 && errno != EINTR) {
+            break;
+        }
+        if (pfd[2].revents & POLLIN) {
+            char buf[256];
+            while (read(ks->qpipe[0], buf, sizeof(buf)) > 0) {
+            }
+        }
+    }
+    ks->stopping = true;
+    drain_mailbox(ks);
+    /* Closing commits the stored offsets and leaves the group (the revoke above runs without
+     * waiting). */
+    rd_kafka_resp_err_t err = rd_kafka_consumer_close(ks->rk);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        td_log_warn(NULL, ks->src->name, NULL, "consumer close: %s", rd_kafka_err2str(err));
+    }
+    return NULL;
+}
+
+/* ---- the plugin ---- */
+
+static int start(struct td_source *src)
+{
+    struct kafka_source *ks = src->impl;
+    if (pthread_create(&ks->thread, NULL, run, ks) != 0) {
+        td_log_error(NULL, src->name, NULL, "cannot start the source thread");
+        return -1;
+    }
+    ks->started = true;
+    return 0;
+}
+
+static void quiesce(struct td_source *src)
+{
+    struct kafka_source *ks = src->impl;
+    atomic_store(&ks->quiesce, true);
+}
+
+static void stop(struct td_source *src)
+{
+    struct kafka_source *ks = src->impl;
+    if (!ks->started) {
+        return;
+    }
+    atomic_store(&ks->quiesce, true);
+    atomic_store(&ks->stop, true);
+    uint64_t one = 1;
+    ssize_t w = write(ks->stopfd, &one, sizeof(one));
+    (void)w;
+    pthread_join(ks->thread, NULL);
+    ks->started = false;
+}
+
+static void destroy(struct td_source *src)
+{
+    struct kafka_source *ks = src->impl;
+    if (!ks) {
+        return;
+    }
+    stop(src);
+    if (ks->queue) {
+        rd_kafka_queue_destroy(ks->queue);
+    }
+    if (ks->rk) {
+        rd_kafka_destroy(ks->rk);
+    }
+    while (ks->parts) {
+        struct part *p = ks->parts;
+        ks->parts = p->next;
+        free(p->topic);
+        free(p->ring);
+        free(p);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (ks->qpipe[i] >= 0) {
+            close(ks->qpipe[i]);
+        }
+    }
+    if (ks->stopfd >= 0) {
+        close(ks->stopfd);
+    }
+    free(ks->ce_source_prefix);
+    free(ks);
+    src->impl = NULL;
+}
+
+static int set(rd_kafka_conf_t *conf, const char *key, const char *value, const char *srcname,
+               char *err, size_t errlen)
+{
+    char why[256];
+    if (rd_kafka_conf_set(conf, key, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        /* The value may be a secret: name the key, never the value. */
+        snprintf(err, errlen, "source '%s': property '%s': %s", srcname, key, why);
+        return -1;
+    }
+    return 0;
+}
+
+static int init(struct td_source *src, char *err, size_t errlen);
+
+const struct td_source_ops td_source_kafka_ops = {
+    .name = "kafka",
+    .init = init,
+    .start = start,
+    .quiesce = quiesce,
+    .stop = stop,
+    .destroy = destroy,
+};
+
+static int init(struct td_source *src, char *err, size_t errlen)
+{
+    const struct td_conf_kafka_source *conf = &src->conf->kafka;
+    rd_kafka_conf_t *kc = NULL;
+    rd_kafka_topic_partition_list_t *topics = NULL;
+    struct kafka_source *ks = calloc(1, sizeof(*ks));
+    if (!ks) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    ks->src = src;
+    ks->conf = conf;
+    ks->qpipe[0] = ks->qpipe[1] = -1;
+    ks->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!conf->brokers || conf->ntopics == 0) {
+        snprintf(err, errlen, "source '%s': kafka needs brokers and topics", src->name);
+        goto fail;
+    }
+    const char *start_at = conf->start ? conf->start : "earliest";
+    if (strcmp(start_at, "earliest") != 0 && strcmp(start_at, "latest") != 0) {
+        snprintf(err, errlen, "source '%s': start must be earliest or latest", src->name);
+        goto fail;
+    }
+    size_t plen = strlen(conf->brokers) + 16;
+    ks->ce_source_prefix = malloc(plen);
+    kc = rd_kafka_conf_new();
+    if (ks->stopfd < 0 || !ks->ce_source_prefix || !kc ||
+        pipe2(ks->qpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        snprintf(err, errlen, "source '%s': out of memory or descriptors", src->name);
+        goto fail;
+    }
+    snprintf(ks->ce_source_prefix, plen, "kafka://%s/", conf->brokers);
+    /* Our defaults first, then the user's properties, then what at-least-once needs. */
+    if (set(kc, "group.id", conf->group ? conf->group : "triggerd", src->name, err, errlen) < 0 ||
+        set(kc, "bootstrap.servers", conf->brokers, src->name, err, errlen) < 0 ||
+        set(kc, "auto.offset.reset", start_at, src->name, err, errlen) < 0 ||
+        set(kc, "auto.commit.interval.ms", "1000", src->name, err, errlen) < 0 ||
+        set(kc, "queued.max.messages.kbytes", "8192", src->name, err, errlen) < 0 ||
+        set(kc, "client.id", "triggerd", src->name, err, errlen) < 0) {
+        goto fail;
+    }
+    for (size_t i = 0; i < conf->properties.n; i++) {
+        if (set(kc, conf->properties.items[i].key, conf->properties.items[i].value, src->name, err,
+                errlen) < 0) {
+            goto fail;
+        }
+    }
+    if (set(kc, "enable.auto.offset.store", "false", src->name, err, errlen) < 0 ||
+        set(kc, "enable.auto.commit", "true", src->name, err, errlen) < 0 ||
+        set(kc, "enable.partition.eof", "false", src->name, err, errlen) < 0) {
+        goto fail;
+    }
+    rd_kafka_conf_set_opaque(kc, ks);
+    rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+    rd_kafka_conf_set_error_cb(kc, error_cb);
+    rd_kafka_conf_set_log_cb(kc, log_cb);
+    char why[512];
+    ks->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
+    if (!ks->rk) {
+        snprintf(err, errlen, "source '%s': %s", src->name, why);
+        goto fail;
+    }
+    kc = NULL; /* rd_kafka_new took it */
+    rd_kafka_poll_set_consumer(ks->rk);
+    ks->queue = rd_kafka_queue_get_consumer(ks->rk);
+    if (!ks->queue) {
+        snprintf(err, errlen, "source '%s': no consumer queue", src->name);
+        goto fail;
+    }
+    rd_kafka_queue_io_event_enable(ks->queue, ks->qpipe[1], "1", 1);
+    topics = rd_kafka_topic_partition_list_new((int)conf->ntopics);
+    if (!topics) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < conf->ntopics; i++) {
+        rd_kafka_topic_partition_list_add(topics, conf->topics[i], RD_KAFKA_PARTITION_UA);
+    }
+    rd_kafka_resp_err_t rerr = rd_kafka_subscribe(ks->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errlen, "source '%s': subscribe: %s", src->name, rd_kafka_err2str(rerr));
+        goto fail;
+    }
+    src->impl = ks;
+    return 0;
+fail:
+    if (kc) {
+        rd_kafka_conf_destroy(kc);
+    }
+    src->impl = ks;
+    destroy(src);
+    return -1;
+}

@@ -1,0 +1,623 @@
+/* rabbitmq.c - the RabbitMQ source (AMQP 0-9-1, rabbitmq-c).
+ *
+ * One thread owns one connection and its channel 1 (rabbitmq-c is not thread-safe). It
+ * declares what `declare` asks for, sets basic.qos to the prefetch window (capped by the
+ * source's max_inflight: the window is the backpressure, the broker sends no more than that
+ * many unacknowledged messages) and consumes with manual acks.
+ *
+ * The thread polls the socket, the mailbox eventfd and a stop eventfd, and calls
+ * amqp_consume_message with a zero timeout only when there is something to read or the poll
+ * timed out (at most a quarter of the heartbeat): rabbitmq-c sends and checks heartbeats only
+ * inside its calls, and this thread never blocks on anything but poll. Completions from the
+ * mailbox are settled on this thread: acks in one basic.ack multiple=1 for the contiguous
+ * completed prefix of the outstanding delivery tags and single acks past a gap; released
+ * messages get basic.nack requeue=1; natively dead-lettered ones basic.nack requeue=0 (the
+ * queue's dead-letter exchange takes them).
+ *
+ * Connection or channel loss: the broker requeues everything unacknowledged. The thread
+ * reconnects with capped exponential backoff and rebuilds channel, declarations, qos and
+ * consumer under a new generation; completions carrying an older generation are dropped (an
+ * ack for a tag of an old channel would close the new one with 406), and those messages come
+ * back redelivered.
+ */
+#include <amqp.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "amqp_util.h"
+#include "cloudevent.h"
+#include "log.h"
+#include "loop.h"
+#include "source.h"
+
+#define DEFAULT_TYPE       "dev.triggerd.rabbitmq.message"
+#define CONNECT_TIMEOUT_MS 5000
+#define READ_BATCH         256
+
+enum slot_state { S_INFLIGHT, S_ACK, S_SETTLED };
+
+struct slot {
+    uint64_t tag;
+    enum slot_state state;
+};
+
+struct rmq_source {
+    struct td_source *src;
+    const struct td_conf_rabbitmq_source *conf;
+    struct td_amqp_addr addr;
+    char *ce_source;
+    char where[300]; /* amqp://host:port/vhost queue, for logs */
+    pthread_t thread;
+    bool started;
+    atomic_bool quiesce;
+    atomic_bool stop;
+    int stopfd;
+    amqp_connection_state_t conn;
+    uint64_t gen;
+    bool cancelled;   /* basic.cancel sent while quiescing */
+    char *consumer;   /* the consumer tag of this channel */
+    struct slot *out; /* outstanding delivery tags of this channel, ascending */
+    size_t nout, capout;
+    uint64_t stale; /* completions dropped because their channel was gone */
+    char last_error[300];
+};
+
+/* ---- connection ---- */
+
+static void report(struct rmq_source *rs, const char *what)
+{
+    if (strcmp(rs->last_error, what) != 0) {
+        td_log_warn(NULL, rs->src->name, NULL, "%s: %s", rs->where, what);
+        snprintf(rs->last_error, sizeof(rs->last_error), "%s", what);
+    }
+}
+
+static void disconnect(struct rmq_source *rs, bool polite)
+{
+    if (rs->conn) {
+        td_amqp_close(rs->conn, polite);
+        rs->conn = NULL;
+    }
+    free(rs->consumer);
+    rs->consumer = NULL;
+    rs->nout = 0; /* the broker requeues whatever was unacknowledged on that channel */
+    rs->cancelled = false;
+    atomic_store(&rs->src->connected, false);
+}
+
+/* Checks the last RPC; on failure reports `what` and disconnects. */
+static int rpc_ok(struct rmq_source *rs, const char *what)
+{
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(rs->conn);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+        return 0;
+    }
+    char why[256], msg[300];
+    snprintf(msg, sizeof(msg), "%s: %s", what, td_amqp_reply_str(r, why, sizeof(why)));
+    report(rs, msg);
+    disconnect(rs, false);
+    return -1;
+}
+
+/* A value from the trigger file as a typed AMQP field: integers and booleans typed. */
+static void argument_value(const char *s, amqp_field_value_t *v)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(s, &end, 10);
+    if (*s && *end == '\0' && errno == 0) {
+        v->kind = AMQP_FIELD_KIND_I64;
+        v->value.i64 = n;
+    } else if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0) {
+        v->kind = AMQP_FIELD_KIND_BOOLEAN;
+        v->value.boolean = s[0] == 't';
+    } else {
+        v->kind = AMQP_FIELD_KIND_UTF8;
+        v->value.bytes = amqp_cstring_bytes(s);
+    }
+}
+
+static int declare(struct rmq_source *rs)
+{
+    const struct td_conf_rabbitmq_source *c = rs->conf;
+    amqp_boolean_t durable = c->declare_durable;
+    if (c->declare_exchange) {
+        amqp_exchange_declare(
+            rs->conn, 1, amqp_cstring_bytes(c->declare_exchange),
+            amqp_cstring_bytes(c->declare_exchange_type ? c->declare_exchange_type : "direct"), 0,
+            durable, 0, 0, amqp_empty_table);
+        if (rpc_ok(rs, "exchange.declare") < 0) {
+            return -1;
+        }
+    }
+    size_t n = c->declare_arguments.n;
+    amqp_table_entry_t *entries = calloc(n + 1, sizeof(*entries));
+    if (!entries) {
+        report(rs, "out of memory");
+        disconnect(rs, false);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        entries[i].key = amqp_cstring_bytes(c->declare_arguments.items[i].key);
+        argument_value(c->declare_arguments.items[i].value, &entries[i].value);
+    }
+    amqp_table_t args = {.num_entries = (int)n, .entries = entries};
+    amqp_queue_declare(rs->conn, 1, amqp_cstring_bytes(c->queue), 0, durable, 0, 0, args);
+    free(entries);
+    if (rpc_ok(rs, "queue.declare") < 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < c->ndeclare_bindings; i++) {
+        amqp_queue_bind(rs->conn, 1, amqp_cstring_bytes(c->queue),
+                        amqp_cstring_bytes(c->declare_exchange),
+                        amqp_cstring_bytes(c->declare_bindings[i]), amqp_empty_table);
+        if (rpc_ok(rs, "queue.bind") < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int connect_setup(struct rmq_source *rs)
+{
+    char err[300];
+    int max = rs->src->conf->max_inflight > 0 ? rs->src->conf->max_inflight : 1000;
+    int prefetch = rs->conf->prefetch > 0 && rs->conf->prefetch < max ? rs->conf->prefetch : max;
+    if (prefetch > 65535) {
+        prefetch = 65535;
+    }
+    rs->conn =
+        td_amqp_connect(&rs->addr, rs->conf->heartbeat, CONNECT_TIMEOUT_MS, err, sizeof(err));
+    if (!rs->conn) {
+        report(rs, err);
+        return -1;
+    }
+    rs->gen++;
+    rs->nout = 0;
+    rs->cancelled = false;
+    if (rs->conf->declare && declare(rs) < 0) {
+        return -1;
+    }
+    amqp_basic_qos(rs->conn, 1, 0, (uint16_t)prefetch, 0);
+    if (rpc_ok(rs, "basic.qos") < 0) {
+        return -1;
+    }
+    amqp_basic_consume_ok_t *ok =
+        amqp_basic_consume(rs->conn, 1, amqp_cstring_bytes(rs->conf->queue), amqp_empty_bytes, 0, 0,
+                           0, amqp_empty_table);
+    if (rpc_ok(rs, "basic.consume") < 0) {
+        return -1;
+    }
+    rs->consumer = ok ? td_amqp_bytes_dup(ok->consumer_tag) : NULL;
+    if (rs->last_error[0]) {
+        td_log_info(NULL, rs->src->name, NULL, "%s: connected again", rs->where);
+    } else {
+        td_log_info(NULL, rs->src->name, NULL, "%s: consuming (prefetch %d)", rs->where, prefetch);
+    }
+    rs->last_error[0] = '\0';
+    atomic_store(&rs->src->connected, true);
+    return 0;
+}
+
+/* ---- settling ---- */
+
+static struct slot *find_slot(struct rmq_source *rs, uint64_t tag)
+{
+    size_t lo = 0, hi = rs->nout;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rs->out[mid].tag < tag) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo < rs->nout && rs->out[lo].tag == tag ? &rs->out[lo] : NULL;
+}
+
+static int add_slot(struct rmq_source *rs, uint64_t tag)
+{
+    if (rs->nout == rs->capout) {
+        size_t cap = rs->capout ? rs->capout * 2 : 256;
+        struct slot *s = realloc(rs->out, cap * sizeof(*s));
+        if (!s) {
+            return -1;
+        }
+        rs->out = s;
+        rs->capout = cap;
+    }
+    rs->out[rs->nout].tag = tag;
+    rs->out[rs->nout].state = S_INFLIGHT;
+    rs->nout++;
+    return 0;
+}
+
+static void nack(struct rmq_source *rs, uint64_t tag, bool requeue)
+{
+    if (rs->conn && amqp_basic_nack(rs->conn, 1, tag, 0, requeue) != AMQP_STATUS_OK) {
+        report(rs, "basic.nack failed: connection lost");
+        disconnect(rs, false);
+    }
+}
+
+/* Acks the contiguous completed prefix with one multiple ack, the rest one by one, and drops
+ * every settled slot. */
+static void flush_acks(struct rmq_source *rs)
+{
+    size_t i = 0;
+    uint64_t last = 0;
+    long long n = 0;
+    while (i < rs->nout && rs->out[i].state != S_INFLIGHT) {
+        if (rs->out[i].state == S_ACK) {
+            last = rs->out[i].tag;
+            n++;
+        }
+        i++;
+    }
+    if (last && amqp_basic_ack(rs->conn, 1, last, 1) != AMQP_STATUS_OK) {
+        goto lost;
+    }
+    size_t w = 0;
+    for (size_t j = i; j < rs->nout; j++) {
+        if (rs->out[j].state == S_ACK) {
+            if (amqp_basic_ack(rs->conn, 1, rs->out[j].tag, 0) != AMQP_STATUS_OK) {
+                goto lost;
+            }
+            n++;
+        } else if (rs->out[j].state == S_INFLIGHT) {
+            rs->out[w++] = rs->out[j];
+        }
+    }
+    rs->nout = w;
+    atomic_fetch_add(&rs->src->acked, n);
+    return;
+lost:
+    report(rs, "basic.ack failed: connection lost");
+    disconnect(rs, false);
+}
+
+static void drain_mailbox(struct rmq_source *rs)
+{
+    struct td_msg *done = td_source_take_done(rs->src);
+    bool any = false;
+    while (done) {
+        struct td_msg *next = done->next;
+        struct slot *s = rs->conn && done->gen == rs->gen ? find_slot(rs, done->tag) : NULL;
+        if (!s) {
+            rs->stale++; /* its channel is gone: the broker redelivers it */
+        } else if (done->release) {
+            nack(rs, done->tag, true);
+            s->state = S_SETTLED;
+        } else if (done->reject) {
+            nack(rs, done->tag, false);
+            s->state = S_SETTLED;
+            atomic_fetch_add(&rs->src->acked, 1);
+        } else {
+            s->state = S_ACK;
+        }
+        any = true;
+        td_msg_free(done);
+        done = next;
+    }
+    if (any && rs->conn) {
+        flush_acks(rs);
+    }
+}
+
+/* ---- reading ---- */
+
+static struct td_msg *to_msg(struct rmq_source *rs, const amqp_envelope_t *env)
+{
+    struct td_msg *msg = calloc(1, sizeof(*msg));
+    char err[256] = "";
+    char coord[96];
+    if (!msg) {
+        return NULL;
+    }
+    const amqp_message_t *m = &env->message;
+    msg->ev = td_ce_from_amqp(&m->properties, m->body.bytes, m->body.len, rs->conf->queue,
+                              DEFAULT_TYPE, rs->ce_source, &msg->wrapped, err, sizeof(err));
+    if (!msg->ev) {
+        msg->invalid = strdup(err[0] ? err : "not a valid CloudEvent");
+        msg->ev = td_ce_wrap_amqp(&m->properties, m->body.bytes, m->body.len, rs->conf->queue,
+                                  DEFAULT_TYPE, rs->ce_source);
+        msg->wrapped = true;
+    }
+    snprintf(coord, sizeof(coord), "%s#%llu", rs->conf->queue,
+             (unsigned long long)env->delivery_tag);
+    msg->coord = strdup(coord);
+    if (!msg->ev || !msg->coord) {
+        td_msg_free(msg);
+        return NULL;
+    }
+    msg->tag = env->delivery_tag;
+    msg->gen = rs->gen;
+    msg->received_ms = td_now_ms();
+    return msg;
+}
+
+/* A frame that is not a delivery: closes, cancels, stray confirms. */
+static void other_frame(struct rmq_source *rs)
+{
+    amqp_frame_t frame;
+    struct timeval zero = {0, 0};
+    int rc = amqp_simple_wait_frame_noblock(rs->conn, &frame, &zero);
+    if (rc == AMQP_STATUS_TIMEOUT) {
+        return;
+    }
+    if (rc != AMQP_STATUS_OK) {
+        report(rs, amqp_error_string2(rc));
+        disconnect(rs, false);
+        return;
+    }
+    if (frame.frame_type != AMQP_FRAME_METHOD) {
+        return; /* a stray header or body: nothing to do with it */
+    }
+    char msg[300];
+    switch (frame.payload.method.id) {
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+        const amqp_channel_close_t *m = frame.payload.method.decoded;
+        snprintf(msg, sizeof(msg), "channel closed by the broker: %u %.*s", m->reply_code,
+                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        amqp_channel_close_ok_t ok = {0};
+        amqp_send_method(rs->conn, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+        report(rs, msg);
+        disconnect(rs, true);
+        return;
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        const amqp_connection_close_t *m = frame.payload.method.decoded;
+        snprintf(msg, sizeof(msg), "connection closed by the broker: %u %.*s", m->reply_code,
+                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        amqp_connection_close_ok_t ok = {0};
+        amqp_send_method(rs->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+        report(rs, msg);
+        disconnect(rs, false);
+        return;
+    }
+    case AMQP_BASIC_CANCEL_METHOD:
+        if (!atomic_load(&rs->quiesce)) {
+            report(rs, "the broker cancelled the consumer (queue deleted?)");
+            disconnect(rs, true);
+        }
+        return;
+    default:
+        return; /* cancel-ok, stray acks: ignored */
+    }
+}
+
+/* Reads what is there (never waits) and emits it as one batch. */
+static void read_ready(struct rmq_source *rs)
+{
+    struct td_msg *head = NULL, **tail = &head;
+    int n = 0;
+    bool quiescing = atomic_load(&rs->quiesce);
+    while (rs->conn && n < READ_BATCH) {
+        amqp_envelope_t env;
+        struct timeval zero = {0, 0};
+        amqp_maybe_release_buffers(rs->conn);
+        amqp_rpc_reply_t r = amqp_consume_message(rs->conn, &env, &zero, 0);
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_TIMEOUT) {
+            break;
+        }
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+            other_frame(rs);
+            continue;
+        }
+        if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+            char why[256];
+            report(rs, td_amqp_reply_str(r, why, sizeof(why)));
+            disconnect(rs, false);
+            break;
+        }
+        struct td_msg *msg = quiescing ? NULL : to_msg(rs, &env);
+        if (!msg || add_slot(rs, env.delivery_tag) < 0) {
+            if (!quiescing) {
+                td_log_error(NULL, rs->src->name, NULL, "out of memory; message requeued");
+            }
+            td_msg_free(msg);
+            nack(rs, env.delivery_tag, true); /* stopping or no memory: back to the queue */
+        } else {
+            *tail = msg;
+            tail = &msg->next;
+            n++;
+        }
+        amqp_destroy_envelope(&env);
+    }
+    if (head) {
+        td_source_emit(rs->src, head);
+    }
+}
+
+/* ---- the thread ---- */
+
+static void wait_backoff(struct rmq_source *rs, int64_t ms)
+{
+    struct pollfd pfd[2] = {{.fd = rs->stopfd, .events = POLLIN},
+                            {.fd = rs->src->mailbox_fd, .events = POLLIN}};
+    int64_t until = td_now_ms() + ms;
+    while (!atomic_load(&rs->stop)) {
+        int64_t left = until - td_now_ms();
+        if (left <= 0) {
+            return;
+        }
+        if (poll(pfd, 2, (int)left) > 0 && (pfd[1].revents & POLLIN)) {
+            drain_mailbox(rs); /* their channel is gone: dropped, redelivered later */
+        }
+    }
+}
+
+static void cancel_consumer(struct rmq_source *rs)
+{
+    if (!rs->conn || rs->cancelled || !rs->consumer) {
+        return;
+    }
+    amqp_basic_cancel_t req = {.consumer_tag = amqp_cstring_bytes(rs->consumer), .nowait = 0};
+    if (amqp_send_method(rs->conn, 1, AMQP_BASIC_CANCEL_METHOD, &req) != AMQP_STATUS_OK) {
+        disconnect(rs, false);
+        return;
+    }
+    rs->cancelled = true;
+}
+
+static void *run(void *arg)
+{
+    struct rmq_source *rs = arg;
+    int64_t backoff = 100;
+    int tick = rs->conf->heartbeat > 0 ? rs->conf->heartbeat * 1000 / 4 : 1000;
+    tick = tick > 1000 ? 1000 : (tick < 50 ? 50 : tick);
+    while (!atomic_load(&rs->stop)) {
+        if (!rs->conn) {
+            if (atomic_load(&rs->quiesce)) {
+                wait_backoff(rs, 100); /* stopping: nothing to reconnect for */
+                continue;
+            }
+            if (connect_setup(rs) < 0) {
+                wait_backoff(rs, backoff);
+                backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+                continue;
+            }
+            backoff = 100;
+        }
+        drain_mailbox(rs);
+        if (!rs->conn) {
+            continue;
+        }
+        if (atomic_load(&rs->quiesce)) {
+            cancel_consumer(rs);
+            if (!rs->conn) {
+                continue;
+            }
+        }
+        bool buffered = amqp_frames_enqueued(rs->conn) || amqp_data_in_buffer(rs->conn);
+        struct pollfd pfd[3] = {{.fd = rs->stopfd, .events = POLLIN},
+                                {.fd = rs->src->mailbox_fd, .events = POLLIN},
+                                {.fd = amqp_get_sockfd(rs->conn), .events = POLLIN}};
+        if (poll(pfd, 3, buffered ? 0 : tick) < 0 && errno != EINTR) {
+            break;
+        }
+        if (atomic_load(&rs->stop)) {
+            break;
+        }
+        /* Even after a timeout: the library call is what sends and checks heartbeats. */
+        read_ready(rs);
+    }
+    drain_mailbox(rs);
+    if (rs->stale > 0) {
+        td_log_info(NULL, rs->src->name, NULL,
+                    "%llu completions belonged to a lost channel; the broker redelivered them",
+                    (unsigned long long)rs->stale);
+    }
+    disconnect(rs, true); /* unacknowledged deliveries go back to the queue */
+    return NULL;
+}
+
+/* ---- the plugin ---- */
+
+static int start(struct td_source *src)
+{
+    struct rmq_source *rs = src->impl;
+    if (pthread_create(&rs->thread, NULL, run, rs) != 0) {
+        td_log_error(NULL, src->name, NULL, "cannot start the source thread");
+        return -1;
+    }
+    rs->started = true;
+    return 0;
+}
+
+static void quiesce(struct td_source *src)
+{
+    struct rmq_source *rs = src->impl;
+    atomic_store(&rs->quiesce, true);
+    uint64_t one = 1;
+    ssize_t w = write(src->mailbox_fd, &one, sizeof(one)); /* wake the thread to cancel */
+    (void)w;
+}
+
+static void stop(struct td_source *src)
+{
+    struct rmq_source *rs = src->impl;
+    if (!rs->started) {
+        return;
+    }
+    atomic_store(&rs->quiesce, true);
+    atomic_store(&rs->stop, true);
+    uint64_t one = 1;
+    ssize_t w = write(rs->stopfd, &one, sizeof(one));
+    (void)w;
+    pthread_join(rs->thread, NULL);
+    rs->started = false;
+}
+
+static void destroy(struct td_source *src)
+{
+    struct rmq_source *rs = src->impl;
+    if (!rs) {
+        return;
+    }
+    stop(src);
+    disconnect(rs, false);
+    td_amqp_addr_free(&rs->addr);
+    free(rs->ce_source);
+    free(rs->out);
+    if (rs->stopfd >= 0) {
+        close(rs->stopfd);
+    }
+    free(rs);
+    src->impl = NULL;
+}
+
+static int init(struct td_source *src, char *err, size_t errlen);
+
+const struct td_source_ops td_source_rabbitmq_ops = {
+    .name = "rabbitmq",
+    .init = init,
+    .start = start,
+    .quiesce = quiesce,
+    .stop = stop,
+    .destroy = destroy,
+};
+
+static int init(struct td_source *src, char *err, size_t errlen)
+{
+    const struct td_conf_rabbitmq_source *conf = &src->conf->rabbitmq;
+    struct rmq_source *rs = calloc(1, sizeof(*rs));
+    char why[256], base[256];
+    if (!rs) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    rs->src = src;
+    rs->conf = conf;
+    rs->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (td_amqp_addr_parse(conf->url, false, &rs->addr, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "source '%s': %s", src->name, why);
+        goto fail;
+    }
+    td_amqp_addr_describe(&rs->addr, base, sizeof(base));
+    snprintf(rs->where, sizeof(rs->where), "%s queue %s", base, conf->queue);
+    size_t len = strlen(base) + strlen(conf->queue) + 2;
+    rs->ce_source = malloc(len);
+    if (!rs->ce_source || rs->stopfd < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    snprintf(rs->ce_source, len, "%s/%s", base, conf->queue);
+    src->impl = rs;
+    return 0;
+fail:
+    td_amqp_addr_free(&rs->addr);
+    free(rs->ce_source);
+    if (rs->stopfd >= 0) {
+        close(rs->stopfd);
+    }
+    free(rs);
+    return -1;
+}

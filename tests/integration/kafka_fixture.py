@@ -1,0 +1,244 @@
+"""Kafka fixtures for the triggerd integration tests (the Redis ones are in harness.py).
+
+KafkaBroker is a real Apache Kafka broker: its jars come from Maven Central through
+tests/kafka/pom.xml (`mvn dependency:copy-dependencies`), cached outside the build tree in
+${XDG_CACHE_HOME:-~/.cache}/triggerd/kafka-<version>/, once per machine (a file lock keeps two
+tests from fetching at the same time). Each test file starts one KRaft node (broker and controller
+in one JVM, Java 17, -Xmx512m) on free loopback ports with a log directory of its own, and stops it
+and removes everything at exit.
+
+The tests read and write Kafka with independent clients: kcat (Debian's, librdkafka-based) for
+bulk produce and consume, and tests/kafka/KafkaTool.java (Kafka's own Java client, compiled once
+into the cache) for topic creation, the broker's view of a group's committed offsets, and records
+kcat cannot produce (binary header values, 10 000 headers, a 1 MiB header).
+"""
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (SKIP, SLOW, at_cleanup, free_port, log, make_tempdir,  # noqa: E402
+                     run_test, wait_until)
+
+KAFKA_VERSION = os.environ.get("TD_KAFKA_VERSION", "4.1.0")
+SRC = os.environ.get("TD_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                   "..", ".."))
+POM = os.path.join(SRC, "tests", "kafka", "pom.xml")
+TOOL_SRC = os.path.join(SRC, "tests", "kafka", "KafkaTool.java")
+
+
+def cache_dir():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "triggerd", f"kafka-{KAFKA_VERSION}")
+
+
+def missing_tools():
+    return [t for t in ("java", "javac", "mvn", "kcat") if shutil.which(t) is None]
+
+
+def ensure_kafka():
+    """Fetches the broker's jars and compiles KafkaTool once; returns the cache directory."""
+    d = cache_dir()
+    os.makedirs(d, exist_ok=True)
+    libs = os.path.join(d, "libs")
+    classes = os.path.join(d, "classes")
+    with open(os.path.join(d, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(os.path.join(libs, ".complete")):
+            tmp = libs + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            log(f"fetching Kafka {KAFKA_VERSION} with Maven into {libs}")
+            subprocess.run(["mvn", "-q", "-B", "-f", POM, f"-Dkafka.version={KAFKA_VERSION}",
+                            "dependency:copy-dependencies", f"-DoutputDirectory={tmp}",
+                            "-DincludeScope=runtime"], check=True, timeout=600)
+            shutil.rmtree(libs, ignore_errors=True)
+            os.rename(tmp, libs)
+            open(os.path.join(libs, ".complete"), "w").close()
+        stamp = os.path.join(classes, "KafkaTool.class")
+        if not os.path.exists(stamp) or os.path.getmtime(stamp) < os.path.getmtime(TOOL_SRC):
+            os.makedirs(classes, exist_ok=True)
+            subprocess.run(["javac", "-nowarn", "-cp", os.path.join(libs, "*"), "-d", classes,
+                            TOOL_SRC], check=True, timeout=300)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    return d
+
+
+class KafkaBroker:
+    """One KRaft node on 127.0.0.1:port. stop()/start() keep the data (a broker restart)."""
+
+    def __init__(self):
+        self.cache = ensure_kafka()
+        self.cp = os.path.join(self.cache, "libs", "*")
+        self.tool_cp = os.path.join(self.cache, "classes") + ":" + self.cp
+        self.dir = make_tempdir("td-kafka-")
+        self.port = free_port()
+        self.cport = free_port()
+        while self.cport == self.port:
+            self.cport = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.proc = None
+        self.runs = 0
+        self.props = os.path.join(self.dir, "server.properties")
+        with open(self.props, "w") as f:
+            f.write(f"""process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:{self.cport}
+listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.cport}
+advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={self.dir}/data
+num.partitions=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=3
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+message.max.bytes=4194304
+""")
+        cluster = subprocess.run(["java", "-cp", self.cp, "kafka.tools.StorageTool", "random-uuid"],
+                                 capture_output=True, text=True, check=True, timeout=120)
+        cid = cluster.stdout.strip().splitlines()[-1]
+        subprocess.run(["java", "-cp", self.cp, "kafka.tools.StorageTool", "format", "--standalone",
+                        "-t", cid, "-c", self.props], capture_output=True, check=True, timeout=120)
+        at_cleanup(self.stop)
+        self.start()
+
+    def start(self):
+        self.runs += 1
+        self._log = open(os.path.join(self.dir, f"broker-{self.runs}.log"), "wb")
+        self.proc = subprocess.Popen(
+            ["java", "-Xmx512m", "-XX:+UseSerialGC", "-Djava.awt.headless=true",
+             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", self.cp, "kafka.Kafka",
+             self.props], stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        if not wait_until(self._answers, 60 * SLOW, interval=0.25):
+            raise RuntimeError("the Kafka broker did not answer: " + self.log_tail())
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("the Kafka broker exited: " + self.log_tail())
+        r = subprocess.run(["kcat", "-b", self.bootstrap, "-L", "-m", "2"], capture_output=True,
+                           text=True, timeout=10)
+        return r.returncode == 0 and "1 brokers" in r.stdout
+
+    def log_tail(self, n=3000):
+        try:
+            with open(os.path.join(self.dir, f"broker-{self.runs}.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")[-n:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    # ---- the independent clients
+
+    def tool(self, *args, timeout=60):
+        r = subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC",
+                            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", self.tool_cp,
+                            "KafkaTool"] + list(args), capture_output=True, text=True,
+                           timeout=timeout * SLOW)
+        if r.returncode != 0:
+            raise RuntimeError(f"KafkaTool {args[0]} failed: {r.stderr[-2000:]}")
+        return r.stdout
+
+    def create_topic(self, topic, partitions=1):
+        self.tool("create", self.bootstrap, topic, str(partitions))
+
+    def offsets(self, group, topic):
+        """({partition: committed}, {partition: end offset}) as the broker sees them."""
+        o = json.loads(self.tool("offsets", self.bootstrap, group, topic))
+        return ({int(k): v for k, v in o["committed"].items()},
+                {int(k): v for k, v in o["end"].items()})
+
+    def produce(self, topic, records, partition=None):
+        """records: [(key or None, value)] (str/bytes without tabs or newlines), via kcat,
+        idempotent, acks=all."""
+        lines = []
+        for key, value in records:
+            k = key.encode() if isinstance(key, str) else (key or b"")
+            v = value.encode() if isinstance(value, str) else value
+            lines.append(k + b"\t" + v)
+        args = ["kcat", "-b", self.bootstrap, "-P", "-t", topic, "-K", "\t",
+                "-X", "enable.idempotence=true", "-X", "acks=all", "-X", "linger.ms=5"]
+        if partition is not None:
+            args += ["-p", str(partition)]
+        subprocess.run(args, input=b"\n".join(lines) + b"\n", check=True, timeout=120 * SLOW,
+                       capture_output=True)
+
+    def consume(self, topic, timeout=60):
+        """Every record of topic from the beginning, as dicts (kcat -J: topic, partition, offset,
+        key, payload, headers [k, v, k, v...])."""
+        r = subprocess.run(["kcat", "-b", self.bootstrap, "-C", "-t", topic, "-o", "beginning",
+                            "-e", "-J", "-q"], capture_output=True, timeout=timeout * SLOW)
+        out = []
+        for line in r.stdout.decode("utf-8", "replace").splitlines():
+            line = line.strip()
+            if line:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+        return out
+
+
+def kafka_source(broker, topics, group="g", start="earliest", **properties):
+    props = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500",
+             "topic.metadata.refresh.interval.ms": "2000"}
+    props.update({k.replace("_", "."): str(v) for k, v in properties.items()})
+    return {"kafka": {"brokers": broker.bootstrap, "topics": topics, "group": group,
+                      "start": start, "properties": props}}
+
+
+def kafka_sink(broker, topic):
+    return {"kafka": {"brokers": broker.bootstrap, "topic": topic}}
+
+
+def header_map(record):
+    """kcat -J headers [k1, v1, k2, v2, ...] -> {k: v} (last wins)."""
+    h = record.get("headers") or []
+    return {h[i]: h[i + 1] for i in range(0, len(h) - 1, 2)}
+
+
+def run_kafka_test(body):
+    """run_test(), but skips (77) when Java, Maven or kcat are truly absent."""
+    missing = missing_tools()
+    if missing:
+        log("SKIP: missing " + ", ".join(missing) + " (scripts/setup-debian.sh installs them)")
+        log("0 passed, 0 failed")
+        sys.exit(SKIP)
+    run_test(body)
+
+
+def timed(fn):
+    t0 = time.monotonic()
+    r = fn()
+    return r, time.monotonic() - t0

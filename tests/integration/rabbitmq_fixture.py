@@ -1,0 +1,237 @@
+"""A real RabbitMQ node for the integration tests, and helpers to talk to it independently.
+
+RabbitMQServer runs /usr/lib/rabbitmq/bin/rabbitmq-server directly (the /usr/sbin wrapper switches
+users), in a world of its own under a temporary directory: its own node name, AMQP port, Erlang
+distribution port, epmd port (ERL_EPMD_PORT, so parallel nodes never share an epmd), mnesia and log
+directories, HOME (where the Erlang cookie lives), config, enabled-plugins and env files. Nothing depends
+on, or touches, a system service. Startup takes 5-10 s, so a test file shares one node across its
+scenarios (separate queues). stop_app()/start_app() simulate a broker restart; at exit the node is shut
+down and its epmd killed.
+
+Independent clients: pika (Debian's python3-pika) for declaring, publishing with arbitrary properties
+and reading back; `rabbitmqctl list_queues` for ready/unacked counts.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+from harness import SLOW, at_cleanup, free_port, log, make_tempdir, wait_until
+
+try:
+    import pika
+except ImportError:  # the test skips when it cannot talk to the broker independently
+    pika = None
+
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+
+
+def rabbitmq_available():
+    """None when a node can be started here, else the reason to skip."""
+    if not os.path.exists(RABBITMQ_SERVER):
+        return "rabbitmq-server not installed"
+    if pika is None:
+        return "python3-pika not installed"
+    return None
+
+
+class RabbitMQServer:
+    def __init__(self, config_extra=""):
+        self.dir = make_tempdir("td-rabbit-")
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.epmd_port = free_port()
+        self.node = f"td{self.port}@localhost"
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/%2f"
+        self.proc = None
+        home = os.path.join(self.dir, "home")
+        os.makedirs(home)
+        for sub in ("mnesia", "log"):
+            os.makedirs(os.path.join(self.dir, sub))
+        with open(os.path.join(self.dir, "enabled_plugins"), "w") as f:
+            f.write("[].\n")
+        with open(os.path.join(self.dir, "rabbitmq-env.conf"), "w") as f:
+            f.write("# empty: the environment says everything\n")
+        with open(os.path.join(self.dir, "rabbitmq.conf"), "w") as f:
+            f.write(f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+                    "disk_free_limit.absolute = 1MB\n"
+                    "vm_memory_high_watermark.relative = 0.8\n"
+                    "log.console = false\n"
+                    "log.file.level = info\n" + config_extra)
+        self.env = dict(os.environ,
+                        HOME=home,
+                        RABBITMQ_NODENAME=self.node,
+                        RABBITMQ_NODE_PORT=str(self.port),
+                        RABBITMQ_DIST_PORT=str(self.dist_port),
+                        RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+                        RABBITMQ_MNESIA_BASE=os.path.join(self.dir, "mnesia"),
+                        RABBITMQ_LOG_BASE=os.path.join(self.dir, "log"),
+                        RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(self.dir, "enabled_plugins"),
+                        RABBITMQ_CONFIG_FILE=os.path.join(self.dir, "rabbitmq.conf"),
+                        RABBITMQ_CONF_ENV_FILE=os.path.join(self.dir, "rabbitmq-env.conf"),
+                        RABBITMQ_PID_FILE=os.path.join(self.dir, "rabbit.pid"),
+                        ERL_EPMD_PORT=str(self.epmd_port))
+        at_cleanup(self.shutdown)
+        self.start()
+
+    # ---- lifecycle ----
+
+    def start(self):
+        t0 = time.monotonic()
+        self._out = open(os.path.join(self.dir, "server.out"), "wb")
+        self.proc = subprocess.Popen([RABBITMQ_SERVER], env=self.env, stdin=subprocess.DEVNULL,
+                                     stdout=self._out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        # await_startup fails at once while the node is not reachable yet: ask until it answers.
+        deadline = time.monotonic() + 60 * SLOW
+        while True:
+            r = self.ctl("await_startup", "--timeout", "30", timeout=60 * SLOW, check=False)
+            if r.returncode == 0 or self.proc.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        if r.returncode != 0 or self.proc.poll() is not None:
+            raise RuntimeError(f"rabbitmq-server did not start: {r.stdout[-800:]} "
+                               f"{self.server_output()[-1500:]}")
+        log(f"rabbitmq node {self.node} on 127.0.0.1:{self.port} up in "
+            f"{time.monotonic() - t0:.1f}s")
+
+    def ctl(self, *args, timeout=60, check=True):
+        r = subprocess.run([RABBITMQCTL, "-n", self.node, "-q"] + list(args), env=self.env,
+                           capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {r.stdout} {r.stderr}")
+        return r
+
+    def stop_app(self):
+        """Stops the broker application (connections drop, the port closes); the node stays."""
+        self.ctl("stop_app", timeout=60 * SLOW)
+
+    def start_app(self):
+        self.ctl("start_app", timeout=60 * SLOW)
+        self.ctl("await_startup", timeout=60 * SLOW)
+
+    def server_output(self):
+        try:
+            with open(os.path.join(self.dir, "server.out"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def shutdown(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.ctl("shutdown", timeout=30, check=False)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        self.proc = None
+        epmd = shutil.which("epmd") or "/usr/bin/epmd"
+        if os.path.exists(epmd):
+            subprocess.run([epmd, "-port", str(self.epmd_port), "-kill"], env=self.env,
+                           capture_output=True, timeout=10)
+        if hasattr(self, "_out"):
+            self._out.close()
+
+    # ---- independent client ----
+
+    def connection(self):
+        params = pika.ConnectionParameters(host="127.0.0.1", port=self.port,
+                                           credentials=pika.PlainCredentials("guest", "guest"),
+                                           heartbeat=0, blocked_connection_timeout=30)
+        return pika.BlockingConnection(params)
+
+    def channel(self):
+        """A fresh connection's channel (the connection closes with the test)."""
+        conn = self.connection()
+
+        def close():
+            try:
+                if conn.is_open:
+                    conn.close()
+            except Exception:  # the broker may have closed it first
+                pass
+
+        at_cleanup(close)
+        return conn.channel()
+
+    def queue_counts(self, queue):
+        """(messages_ready, messages_unacknowledged) from rabbitmqctl, or None if no such queue."""
+        r = self.ctl("list_queues", "name", "messages_ready", "messages_unacknowledged",
+                     check=False)
+        for line in r.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3 and parts[0] == queue:
+                return int(parts[1]), int(parts[2])
+        return None
+
+    def consumers(self, queue):
+        r = self.ctl("list_queues", "name", "consumers", check=False)
+        for line in r.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 2 and parts[0] == queue:
+                return int(parts[1])
+        return 0
+
+    def drained(self, queue):
+        c = self.queue_counts(queue)
+        return c == (0, 0)
+
+
+def declare_queue(ch, name, durable=True, arguments=None):
+    ch.queue_declare(queue=name, durable=durable, arguments=arguments or {})
+
+
+def publish_many(ch, queue, n, body_fn=None, props_fn=None, exchange=""):
+    """Publishes n persistent messages with publisher confirms; returns the message ids in order
+    (message_id = f"{queue}-{i}" unless props_fn sets its own)."""
+    ch.confirm_delivery()
+    ids = []
+    for i in range(n):
+        body = body_fn(i) if body_fn else ('{"n": %d}' % i).encode()
+        props = props_fn(i) if props_fn else None
+        if props is None:
+            props = pika.BasicProperties(message_id=f"{queue}-{i}", delivery_mode=2,
+                                         content_type="application/json")
+        ch.basic_publish(exchange=exchange, routing_key=queue, body=body, properties=props)
+        ids.append(props.message_id)
+    return ids
+
+
+def read_all(ch, queue, timeout=2.0):
+    """Gets (and acks) every message in queue: [(properties, body)]."""
+    out = []
+    deadline = time.monotonic() + timeout
+    while True:
+        method, props, body = ch.basic_get(queue=queue, auto_ack=True)
+        if method is None:
+            if time.monotonic() >= deadline:
+                return out
+            time.sleep(0.05)
+            continue
+        deadline = time.monotonic() + 0.3
+        out.append((props, body))
+
+
+def rabbit_source(url, queue, prefetch=50, heartbeat="10s", **extra):
+    d = {"url": url, "queue": queue, "prefetch": prefetch, "heartbeat": heartbeat}
+    d.update(extra)
+    return {"rabbitmq": d}
+
+
+def rabbit_sink(url, exchange, routing_key=None):
+    d = {"url": url, "exchange": exchange}
+    if routing_key is not None:
+        d["routing_key"] = routing_key
+    return {"rabbitmq": d}
+
+
+def wait_drained(rmq, queue, timeout):
+    return wait_until(lambda: rmq.drained(queue), timeout * SLOW, interval=0.2,
+                      desc=f"queue {queue} empty with no unacked messages")

@@ -1,0 +1,77 @@
+"""Secrets never appear in output: a canary secret, passed through ${VAR} into an ingress bearer token
+and into Redis passwords (source and dead-letter sink URLs), is grepped for in everything a run prints:
+the daemon's stderr and stdout (debug level, JSON and text), `check`, `status`, /metrics, /status,
+/readyz, and the ingress answers."""
+
+import os
+import signal
+import subprocess
+import time
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import *  # noqa: E402,F401,F403
+from http_util import get, request, with_http  # noqa: E402
+
+CANARY = "canary-7f3a9c2e-SECRET"
+
+
+def body(c):
+    os.environ["TD_CANARY"] = CANARY  # for the daemon and every command run here
+    rs = RedisServer()
+    rs.client().config_set("requirepass", CANARY)
+    cl = rs.client(password=CANARY)
+    fn = FunctionServer(lambda req, a: (500, {}, b"boom", 0))
+    url = f"redis://:${{TD_CANARY}}@127.0.0.1:{rs.port}/0"
+    outputs = []
+    for fmt in ("json", "text"):
+        cfg = config(sources={"in": redis_source(url, "s"),
+                              "web": {"http": {"path": "/events", "auth": {"bearer": "${TD_CANARY}"}}}},
+                     sinks={"fn": http_sink(fn.url), "dl": {"redis": {"url": url, "stream": "dl"}}},
+                     triggers=[trigger("t1", "in", "fn", dead_letter="dl", retry=1),
+                               trigger("t2", "web", "fn", dead_letter="dl", retry=1)])
+        cfg["daemon"]["log"] = {"format": fmt, "level": "debug"}
+        port = with_http(cfg)
+        td = Triggerd(cfg, name=f"triggerd-{fmt}", env={"TD_CANARY": CANARY}).start()
+        ready = (td.wait_ready(10) if fmt == "json" else
+                 wait_until(lambda: any(l.split()[2:3] == ["ready"] for l in td.raw_lines()
+                                        if len(l.split()) > 2), 10 * SLOW))
+        c.check(ready, f"{fmt}: daemon ready with the secret from the environment")
+        cl.xadd("s", {"n": "1"})
+        hdr = {"ce-specversion": "1.0", "ce-id": "x1", "ce-source": "/s", "ce-type": "t",
+               "Authorization": f"Bearer {CANARY}"}
+        st, h, b = request(port, "POST", "/events", body=b"{}", headers=hdr)
+        outputs.append(b.decode("utf-8", "replace") + str(h))
+        c.eq(st, 202, f"{fmt}: ingress with the right token (dead-lettered: 202)")
+        st, h, b = request(port, "POST", "/events", body=b"{}",
+                           headers=dict(hdr, Authorization=f"Bearer {CANARY}x"))
+        outputs.append(b.decode("utf-8", "replace") + str(h))
+        c.eq(st, 401, f"{fmt}: a near miss is refused")
+        wait_until(lambda: cl.xlen("dl") >= 2, 15 * SLOW, desc="dead letters")
+        for p in ("/metrics", "/status", "/readyz", "/healthz"):
+            outputs.append(get(port, p)[2].decode("utf-8", "replace"))
+        r = run_cli(["status", "-c", td.config_path], timeout=30)
+        outputs += [r.stdout, r.stderr]
+        c.eq(r.returncode, 0, f"{fmt}: triggerd status answers")
+        r = subprocess.run([triggerd_binary(), "check", "-c", td.config_path], capture_output=True,
+                           text=True, env=dict(os.environ, TD_CANARY=CANARY), timeout=30 * SLOW)
+        outputs += [r.stdout, r.stderr]
+        rs.stop()  # connection errors get logged too
+        time.sleep(1.0)
+        rs.start()
+        rs.client().config_set("requirepass", CANARY)
+        td.signal(signal.SIGHUP)
+        time.sleep(0.5)
+        td.terminate()
+        c.eq(td.wait(20 * SLOW), 0, f"{fmt}: exit 0")
+        for n in range(1, td.runs + 1):
+            outputs.append("\n".join(td.raw_lines(run=n)))
+            outputs.append(open(os.path.join(td.dir, f"stdout-{n}.log"), errors="replace").read())
+    text = "\n".join(outputs)
+    c.check(len(text) > 2000, "there was output to search", len(text))
+    c.check(CANARY not in text, "the canary secret appears nowhere",
+            text[max(0, text.find(CANARY) - 300):text.find(CANARY) + 100] if CANARY in text else None)
+    c.check(CANARY[:12] not in text, "not even a prefix of it")
+
+
+run_test(body)
