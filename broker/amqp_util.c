@@ -5,6 +5,7 @@
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <ctype.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,6 +302,12 @@ amqp_connection_state_t td_amqp_connect(const struct td_amqp_addr *a, int heartb
             }
             if (a->cacert && amqp_ssl_socket_set_cacert(sock, a->cacert) != AMQP_STATUS_OK) {
                 snprintf(err, errlen, "cannot load the CA certificates %s", a->cacert);
+                goto fail;
+            }
+            /* rabbitmq-c 0.11 loads no CA by itself: without cacertfile, the system's. */
+            SSL_CTX *ctx = amqp_ssl_socket_get_context(sock);
+            if (!a->cacert && (!ctx || SSL_CTX_set_default_verify_paths(ctx) != 1)) {
+                snprintf(err, errlen, "cannot load the system CA certificates");
                 goto fail;
             }
             if (a->cert && amqp_ssl_socket_set_key(sock, a->cert, a->key) != AMQP_STATUS_OK) {

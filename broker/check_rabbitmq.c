@@ -71,13 +71,14 @@ void td_check_rabbitmq(const struct td_config *cfg, struct td_errors *errs)
         }
         int64_t worst = td_check_worst_hold_ms(trg, td_config_sink(cfg, trg->sink));
         if (worst > TD_RABBITMQ_CONSUMER_TIMEOUT_MS) {
-            td_errors_add(errs, &trg->pos,
-                          "trigger '%s': its retry policy can hold a RabbitMQ delivery for %lld s "
-                          "(%d attempts of their timeout plus backoff waits, Retry-After up to "
-                          "retry_after_max), past RabbitMQ's consumer_timeout of %d s; lower "
-                          "retry, backoff_max, retry_after_max or timeout",
-                          trg->name, (long long)(worst / 1000), trg->delivery.retry + 1,
-                          TD_RABBITMQ_CONSUMER_TIMEOUT_MS / 1000);
+            td_errors_add(
+                errs, &trg->pos,
+                "trigger '%s': its retry policy can hold a RabbitMQ delivery for at least %lld s "
+                "(%d attempts of their timeout plus backoff waits, Retry-After up to "
+                "retry_after_max), past RabbitMQ's consumer_timeout of %d s; lower "
+                "retry, backoff_max, retry_after_max or timeout",
+                trg->name, (long long)(worst / 1000), trg->delivery.retry + 1,
+                TD_RABBITMQ_CONSUMER_TIMEOUT_MS / 1000);
         }
     }
 }

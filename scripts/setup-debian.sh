@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config clang-format valgrind
+  clang libclang-rt-dev   # libFuzzer + sanitizer runtimes for tests/fuzz (TD_FUZZ)
   libhiredis-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libssl-dev libcmocka-dev
   librdkafka-dev librabbitmq-dev libmicrohttpd-dev
   redis-server nginx-light wrk

@@ -38,9 +38,37 @@ def rabbitmq_available():
     return None
 
 
+def make_tls_files(d):
+    """A throw-away CA and a server certificate for localhost / 127.0.0.1 (openssl CLI), in d.
+    Returns (ca, cert, key) paths."""
+    ca, cakey = os.path.join(d, "ca.pem"), os.path.join(d, "ca.key")
+    cert, key, csr = (os.path.join(d, n) for n in ("server.pem", "server.key", "server.csr"))
+    ext = os.path.join(d, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run = lambda *a: subprocess.run(["openssl"] + list(a), check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", cakey, "-out", ca, "-days", "2",
+        "-subj", "/CN=triggerd test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=localhost")
+    run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", cakey, "-CAcreateserial", "-out", cert,
+        "-days", "2", "-extfile", ext)
+    os.chmod(key, 0o644)
+    return ca, cert, key
+
+
 class RabbitMQServer:
-    def __init__(self, config_extra=""):
+    def __init__(self, config_extra="", tls=False):
         self.dir = make_tempdir("td-rabbit-")
+        self.tls_port = None
+        if tls:
+            self.tls_port = free_port()
+            self.ca, cert, key = make_tls_files(self.dir)
+            config_extra += (f"listeners.ssl.default = 127.0.0.1:{self.tls_port}\n"
+                             f"ssl_options.cacertfile = {self.ca}\n"
+                             f"ssl_options.certfile = {cert}\n"
+                             f"ssl_options.keyfile = {key}\n"
+                             "ssl_options.verify = verify_none\n"
+                             "ssl_options.fail_if_no_peer_cert = false\n")
         self.port = free_port()
         self.dist_port = free_port()
         self.epmd_port = free_port()

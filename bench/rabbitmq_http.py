@@ -1,0 +1,171 @@
+#!/usr/bin/python3
+"""rabbitmq_http.py - the Python half of bench/rabbitmq-http (Debian's /usr/bin/python3, standard
+library only).
+
+  drain --metrics URL --source NAME --count N --pid PID [--stall-timeout S]
+        polls triggerd's /metrics every 20 ms until triggerd_source_events_acked_total of the source
+        reaches N (every message read, POSTed, answered 204 and acked); shows progress; prints
+        key=value results (seconds from the start of the poll, rate, RSS, CPU)
+  table --results FILE
+        prints the figures collected in FILE (key=value lines) as a table with the ratios
+"""
+
+import argparse
+import os
+import re
+import sys
+import time
+import urllib.request
+
+
+def proc_status(pid):
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "VmHWM", "RssAnon"):
+                    out[k] = int(v.split()[0])
+    except OSError:
+        return None
+    return out
+
+
+def proc_cpu_s(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def acked(url, source):
+    try:
+        text = urllib.request.urlopen(url, timeout=2).read().decode()
+    except OSError:
+        return None
+    m = re.search(r'^triggerd_source_events_acked_total\{source="%s"\} (\S+)$' % re.escape(source),
+                  text, re.M)
+    return int(float(m.group(1))) if m else None
+
+
+def cmd_drain(a):
+    tty = sys.stderr.isatty()
+    st0 = proc_status(a.pid)
+    cpu0 = proc_cpu_s(a.pid)
+    if st0 is None:
+        print("triggerd is not running", file=sys.stderr)
+        return 1
+    t0 = time.monotonic()
+    last, last_t, last_print = -1, t0, t0
+    while True:
+        n = acked(a.metrics, a.source)
+        now = time.monotonic()
+        st = proc_status(a.pid)
+        if st is None:
+            print(f"\ntriggerd exited during the drain ({n} acked)", file=sys.stderr)
+            return 1
+        if n is not None and n >= a.count:
+            break
+        if n != last:
+            last, last_t = n, now
+        elif now - last_t > a.stall_timeout:
+            print(f"\nno progress for {a.stall_timeout}s ({n} of {a.count} acked)", file=sys.stderr)
+            return 1
+        line = f"  draining: {n or 0:>9,} / {a.count:,} acked  RSS {st['VmRSS'] / 1024:5.1f} MB"
+        if tty and now - last_print >= 0.1:
+            sys.stderr.write("\r" + line)
+            last_print = now
+        elif not tty and now - last_print >= 1.0:
+            print(line.strip(), file=sys.stderr, flush=True)
+            last_print = now
+        time.sleep(0.02)
+    secs = time.monotonic() - t0
+    cpu1 = proc_cpu_s(a.pid)
+    st = proc_status(a.pid)
+    if tty:
+        sys.stderr.write("\r" + " " * 80 + "\r")
+    print(f"  drained {a.count:,} messages in {secs:.2f} s", file=sys.stderr, flush=True)
+    print(f"td_entries={a.count}")
+    print(f"td_seconds={secs:.6f}")
+    print(f"td_rate={a.count / secs:.1f}")
+    print(f"td_hwm_kb={st['VmHWM']}")
+    print(f"td_cpu_s={cpu1 - cpu0:.3f}")
+    return 0
+
+
+def cmd_table(a):
+    v = {}
+    with open(a.results) as f:
+        for line in f:
+            k, sep, val = line.strip().partition("=")
+            if sep:
+                v[k] = val
+
+    def num(k):
+        try:
+            return float(v[k])
+        except (KeyError, ValueError):
+            return None
+
+    def rate(k):
+        x = num(k)
+        return "n/a" if x is None else f"{x:,.0f}"
+
+    def mb(k):
+        x = num(k)
+        return "n/a" if x is None else f"{x / 1024:.1f} MB"
+
+    def ratio(a_, b_):
+        x, y = num(a_), num(b_)
+        return "n/a" if not x or not y else f"{100 * x / y:.0f} %"
+
+    def us_per(cpu_k, n_k):
+        x, y = num(cpu_k), num(n_k)
+        return "?" if x is None or not y else f"{1e6 * x / y:.0f}"
+
+    c, n, pf = v.get("concurrency", "?"), int(num("entries") or 0), v.get("prefetch", "?")
+    rows = [
+        ("triggerd idle RSS (connected, before the load)", mb("td_idle_rss_kb"),
+         f"of which anonymous {mb('td_idle_anon_kb')}"),
+        ("triggerd end to end: backlog -> nginx -> basic.ack", rate("td_rate") + " ev/s",
+         f"{n:,} in {num('td_seconds') or 0:.2f} s (from the daemon's start); "
+         f"{num('td_cpu_s') or 0:.2f} CPU s, {us_per('td_cpu_s', 'td_entries')} us CPU/event"),
+        ("triggerd peak RSS (VmHWM)", mb("td_hwm_kb"), ""),
+        (f"HTTP ceiling: wrk -t1 -c{c} -d{v.get('wrk_duration', '?')}", rate("wrk_rate") + " req/s",
+         f"p50 {v.get('wrk_p50', '?')}, p99 {v.get('wrk_p99', '?')}"),
+        (f"libcurl ceiling: bare multi loop, {c} in flight", rate("curl_rate") + " req/s",
+         f"{int(num('curl_entries') or 0):,} POSTs; {us_per('curl_cpu_s', 'curl_entries')} us CPU/POST"),
+        (f"RabbitMQ ceiling: consume + ack (C, prefetch {pf})", rate("raw_rate") + " ev/s",
+         f"{int(num('raw_entries') or 0):,} messages, the same backlog"),
+        ("ratio triggerd / wrk", ratio("td_rate", "wrk_rate"), ""),
+        ("ratio triggerd / libcurl loop", ratio("td_rate", "curl_rate"), "DESIGN.md §6: >= 70 %"),
+        ("ratio triggerd / raw RabbitMQ consume", ratio("td_rate", "raw_rate"), ""),
+    ]
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    print(f"{'figure':<{w0}}  {'value':>{w1}}  note")
+    print(f"{'-' * w0}  {'-' * w1}  {'-' * 30}")
+    for name, val, note in rows:
+        print(f"{name:<{w0}}  {val:>{w1}}  {note}".rstrip())
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("drain")
+    p.add_argument("--metrics", required=True)
+    p.add_argument("--source", required=True)
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--stall-timeout", type=float, default=30)
+    p = sub.add_parser("table")
+    p.add_argument("--results", required=True)
+    a = ap.parse_args()
+    return {"drain": cmd_drain, "table": cmd_table}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
