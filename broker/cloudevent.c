@@ -387,6 +387,16 @@ int td_event_validate(const struct td_event *ev, char *err, size_t errlen)
             td_ce_errf(err, errlen, "attribute '%s' is not valid UTF-8", a->name);
             return -1;
         }
+        /* Other attributes are percent-encoded in binary mode, but datacontenttype travels
+         * as a raw Content-Type header: a control character there could never be sent. */
+        if (strcmp(a->name, "datacontenttype") == 0) {
+            for (const unsigned char *p = (const unsigned char *)a->value; *p; p++) {
+                if (*p < 0x20 || *p == 0x7f) {
+                    td_ce_errf(err, errlen, "datacontenttype holds a control character");
+                    return -1;
+                }
+            }
+        }
         if (a->type == TD_CE_INTEGER && !valid_integer(a->value)) {
             td_ce_errf(err, errlen, "attribute '%s' is not an integer", a->name);
             return -1;

@@ -215,6 +215,11 @@ static void teardown(struct daemon *d)
                 core->sources[i]->ops->quiesce(core->sources[i]);
             }
         }
+        /* Completions already queued for the loop (a file sink's fsync, say) finish first,
+         * so their messages are in the mailboxes the sources acknowledge when they stop. */
+        if (core->loop) {
+            td_loop_run_pending(core->loop);
+        }
         for (size_t i = 0; i < cfg->nsources; i++) {
             if (core->sources[i]) {
                 core->sources[i]->ops->stop(core->sources[i]);

@@ -269,7 +269,9 @@ static void check_done(struct td_http_client *c)
         struct curl_header *h = NULL;
         int64_t ra_ms = -1;
         if (curl_easy_header(req->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) {
-            ra_ms = retry_after > 0 ? (int64_t)retry_after * 1000 : 0;
+            /* clamped: a hostile header must not overflow the arithmetic */
+            ra_ms =
+                retry_after > 0 ? (int64_t)(retry_after < 86400 ? retry_after : 86400) * 1000 : 0;
         }
         td_http_done_fn done = req->done;
         void *arg = req->arg;

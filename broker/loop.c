@@ -177,7 +177,9 @@ int td_timer_start(struct td_loop *loop, struct td_timer *t, int64_t delay_ms)
         loop->heap = heap;
         loop->capheap = cap;
     }
-    t->deadline = td_now_ms() + (delay_ms > 0 ? delay_ms : 0);
+    /* A year is forever here, and keeps the deadline far from overflowing. */
+    const int64_t year = 366LL * 24 * 3600 * 1000;
+    t->deadline = td_now_ms() + (delay_ms > 0 ? (delay_ms < year ? delay_ms : year) : 0);
     heap_set(loop, loop->nheap++, t);
     heap_up(loop, t->slot);
     return 0;

@@ -49,6 +49,25 @@ static struct td_event *event_for(const struct td_conf_trigger *conf, struct td_
 
 /* A message that cannot be delivered as it is goes to the dead-letter target of every
  * trigger on its source, once per distinct target. */
+/* One matched trigger's share of a message the source gave up on; msg->pending already
+ * counts it. */
+static void dead_letter_one(struct td_trigger_rt *trg, struct td_msg *msg, struct td_event *ev,
+                            const char *reason)
+{
+    if (td_dispatch_native_dl(trg)) {
+        td_log_warn(trg->conf->name, msg->src->name, msg->coord, "%s; dead-lettered natively",
+                    reason);
+        msg->reject = true;
+        td_core_msg_done(trg->core, msg, false);
+    } else if (trg->dead_letter) {
+        td_dispatch_dead_letter(trg, msg, ev, reason);
+    } else {
+        td_log_error(trg->conf->name, msg->src->name, msg->coord,
+                     "%s, and the trigger has no dead_letter target; left unacknowledged", reason);
+        td_core_msg_done(trg->core, msg, true);
+    }
+}
+
 static void route_dead_letter(struct td_core *core, struct td_msg *msg, const char *reason)
 {
     int sent = 0;
@@ -118,8 +137,10 @@ void td_router_route(struct td_core *core, struct td_msg *msg)
         td_core_msg_done(core, msg, true);
         return;
     }
-    if (msg->invalid || msg->dl_reason) {
-        route_dead_letter(core, msg, msg->dl_reason ? msg->dl_reason : "invalid_event");
+    if (msg->invalid) {
+        /* Filters cannot be trusted on an event that is not one: every trigger on the
+         * source gets to keep it. */
+        route_dead_letter(core, msg, TD_DL_INVALID_EVENT);
         td_core_msg_done(core, msg, false);
         return;
     }
@@ -138,7 +159,11 @@ void td_router_route(struct td_core *core, struct td_msg *msg)
             char why[512];
             msg->pending++;
             matched++;
-            if (payload_ok(trg, ev, why, sizeof(why))) {
+            if (msg->dl_reason) {
+                /* The source gave up on it (max_deliveries): each trigger that wants it
+                 * dead-letters it its own way, or keeps it unacknowledged. */
+                dead_letter_one(trg, msg, ev, msg->dl_reason);
+            } else if (payload_ok(trg, ev, why, sizeof(why))) {
                 td_dispatch_submit(trg, msg, ev);
             } else {
                 td_dispatch_dead_letter_why(trg, msg, ev, TD_DL_SCHEMA, why);

@@ -100,14 +100,20 @@ static void *writer(void *arg)
         struct file_job *batch = fs->head;
         fs->head = fs->tail = NULL;
         pthread_mutex_unlock(&fs->mu);
-        /* One fsync covers the whole batch: group commit. */
-        int err = 0;
+        /* One fsync covers the whole batch: group commit. A batch that fails is cut off
+         * again, so a retry never appends a whole line after a fragment of itself. */
+        off_t start = lseek(fs->fd, 0, SEEK_END);
+        int err = start < 0 ? errno : 0;
         for (struct file_job *j = batch; j; j = j->next) {
             j->err = err ? err : write_all(fs->fd, j->line, j->len);
             err = j->err;
         }
         if (!err && fdatasync(fs->fd) < 0) {
             err = errno;
+        }
+        if (err && start >= 0 && ftruncate(fs->fd, start) < 0) {
+            td_log_error(NULL, NULL, NULL, "sink '%s': cannot cut a failed write off %s",
+                         fs->k->name, fs->k->conf->file.path);
         }
         for (struct file_job *j = batch, *next; j; j = next) {
             next = j->next;

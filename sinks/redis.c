@@ -2,7 +2,8 @@
  * binding). Used as a dead-letter and reply target. It speaks hiredis' async API on the loop
  * (an adapter below maps hiredis' read/write interest onto epoll), so a slow Redis never
  * blocks a delivery. hiredis 0.14 has no command timeout: an attempt that outlives its
- * timeout drops the connection, which fails every command on it (all retryable). */
+ * timeout frees the connection, which fails every command on it (all retryable). The host
+ * should be an address: hiredis resolves names with a blocking getaddrinfo. */
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
@@ -26,123 +27,166 @@ struct redis_attempt {
     struct td_timer timer;
 };
 
+/* One hiredis connection. Its state lives here, not in the sink, because an old connection
+ * is still being torn down (its callbacks running) when a completion already made the sink
+ * open the next one. Freed by a loop task once hiredis is done with it. */
+struct redis_conn {
+    struct redis_sink *rs;
+    redisAsyncContext *ac;
+    int fd;
+    bool reading, writing;
+    bool setup_failed; /* AUTH or SELECT refused: nothing on it may count as written */
+    bool destroying;   /* the sink frees it itself (teardown or reload) */
+};
+
 struct redis_sink {
     struct td_sink *k;
     struct td_redis_addr addr;
     int db;
-    redisAsyncContext *ac;
-    int fd;
-    bool reading, writing;
+    struct redis_conn *conn;        /* the live connection, or NULL */
     struct redis_attempt *attempts; /* waiting for a reply */
 };
 
-static void update_events(struct redis_sink *rs);
+static void update_events(struct redis_conn *c);
 
 static void on_fd(struct td_loop *loop, int fd, uint32_t events, void *arg)
 {
-    struct redis_sink *rs = arg;
-    redisAsyncContext *ac = rs->ac;
+    struct redis_conn *c = arg;
+    redisAsyncContext *ac = c->ac;
     if (!ac) {
         return;
     }
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
         redisAsyncHandleRead(ac);
     }
-    if (rs->ac == ac && (events & EPOLLOUT)) {
+    /* A read may have freed the context (c->ac is cleared by cleanup). */
+    if (c->ac == ac && (events & EPOLLOUT)) {
         redisAsyncHandleWrite(ac);
     }
 }
 
-static void update_events(struct redis_sink *rs)
+static void update_events(struct redis_conn *c)
 {
-    uint32_t ev = (rs->reading ? EPOLLIN : 0) | (rs->writing ? EPOLLOUT : 0);
-    td_loop_fd_del(rs->k->loop, rs->fd);
+    uint32_t ev = (c->reading ? EPOLLIN : 0) | (c->writing ? EPOLLOUT : 0);
+    td_loop_fd_del(c->rs->k->loop, c->fd);
     if (ev) {
-        td_loop_fd_add(rs->k->loop, rs->fd, ev, on_fd, rs);
+        td_loop_fd_add(c->rs->k->loop, c->fd, ev, on_fd, c);
     }
 }
 
 static void add_read(void *p)
 {
-    struct redis_sink *rs = p;
-    rs->reading = true;
-    update_events(rs);
+    struct redis_conn *c = p;
+    c->reading = true;
+    update_events(c);
 }
 
 static void del_read(void *p)
 {
-    struct redis_sink *rs = p;
-    rs->reading = false;
-    update_events(rs);
+    struct redis_conn *c = p;
+    c->reading = false;
+    update_events(c);
 }
 
 static void add_write(void *p)
 {
-    struct redis_sink *rs = p;
-    rs->writing = true;
-    update_events(rs);
+    struct redis_conn *c = p;
+    c->writing = true;
+    update_events(c);
 }
 
 static void del_write(void *p)
 {
-    struct redis_sink *rs = p;
-    rs->writing = false;
-    update_events(rs);
+    struct redis_conn *c = p;
+    c->writing = false;
+    update_events(c);
 }
 
+static void free_conn(struct td_loop *loop, void *arg)
+{
+    free(arg);
+}
+
+/* hiredis is freeing the context: forget it everywhere, and free our state after this
+ * callback chain has unwound. */
 static void cleanup(void *p)
 {
-    struct redis_sink *rs = p;
-    rs->reading = rs->writing = false;
-    td_loop_fd_del(rs->k->loop, rs->fd);
+    struct redis_conn *c = p;
+    c->reading = c->writing = false;
+    td_loop_fd_del(c->rs->k->loop, c->fd);
+    if (c->rs->conn == c) {
+        c->rs->conn = NULL;
+    }
+    c->ac = NULL;
+    if (c->destroying) {
+        return;
+    }
+    if (td_loop_post(c->rs->k->loop, free_conn, c) < 0) {
+        /* Out of memory: leak 40 bytes rather than risk a use after free. */
+        td_log_error(NULL, NULL, NULL, "sink '%s': out of memory", c->rs->k->name);
+    }
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
 {
-    struct redis_sink *rs = ac->ev.data;
+    struct redis_conn *c = ac->ev.data;
     if (status != REDIS_OK) {
-        td_log_warn(NULL, NULL, NULL, "sink '%s': connect to %s:%d failed: %s", rs->k->name,
-                    rs->addr.host, rs->addr.port, ac->errstr);
-        rs->ac = NULL; /* hiredis frees the context after this callback */
+        td_log_warn(NULL, NULL, NULL, "sink '%s': connect to %s:%d failed: %s", c->rs->k->name,
+                    c->rs->addr.host, c->rs->addr.port, ac->errstr);
+        if (c->rs->conn == c) {
+            c->rs->conn = NULL; /* hiredis frees the context after this callback */
+        }
     }
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
-    struct redis_sink *rs = ac->ev.data;
+    struct redis_conn *c = ac->ev.data;
     if (status != REDIS_OK) {
-        td_log_warn(NULL, NULL, NULL, "sink '%s': connection lost: %s", rs->k->name, ac->errstr);
+        td_log_warn(NULL, NULL, NULL, "sink '%s': connection lost: %s", c->rs->k->name, ac->errstr);
     }
-    rs->ac = NULL;
+    if (c->rs->conn == c) {
+        c->rs->conn = NULL;
+    }
 }
 
 static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     redisReply *reply = r;
-    struct redis_sink *rs = ac->ev.data;
+    struct redis_conn *c = ac->ev.data;
     if (reply && reply->type == REDIS_REPLY_ERROR) {
-        td_log_error(NULL, NULL, NULL, "sink '%s': %s failed: %s", rs->k->name,
+        td_log_error(NULL, NULL, NULL, "sink '%s': %s failed: %s", c->rs->k->name,
                      (const char *)privdata, reply->str);
+        c->setup_failed = true;
     }
 }
 
-static int ensure_connected(struct redis_sink *rs)
+static struct redis_conn *ensure_connected(struct redis_sink *rs)
 {
-    if (rs->ac) {
-        return 0;
+    if (rs->conn && rs->conn->setup_failed) {
+        /* Commands queued behind a refused AUTH/SELECT fail on their own (setup_failed);
+         * the next delivery starts over on a new connection. */
+        rs->conn = NULL;
+    }
+    if (rs->conn) {
+        return rs->conn;
+    }
+    struct redis_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        return NULL;
     }
     redisAsyncContext *ac = redisAsyncConnect(rs->addr.host, rs->addr.port);
-    if (!ac) {
-        return -1;
+    if (!ac || ac->err) {
+        if (ac) {
+            redisAsyncFree(ac);
+        }
+        free(c);
+        return NULL;
     }
-    if (ac->err) {
-        redisAsyncFree(ac);
-        return -1;
-    }
-    rs->ac = ac;
-    rs->fd = ac->c.fd;
-    rs->reading = rs->writing = false;
-    ac->ev.data = rs;
+    c->rs = rs;
+    c->ac = ac;
+    c->fd = ac->c.fd;
+    ac->ev.data = c;
     ac->ev.addRead = add_read;
     ac->ev.delRead = del_read;
     ac->ev.addWrite = add_write;
@@ -150,6 +194,7 @@ static int ensure_connected(struct redis_sink *rs)
     ac->ev.cleanup = cleanup;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    rs->conn = c;
     if (rs->addr.password) {
         if (rs->addr.user) {
             redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s %s", rs->addr.user,
@@ -161,7 +206,7 @@ static int ensure_connected(struct redis_sink *rs)
     if (rs->db > 0) {
         redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", rs->db);
     }
-    return 0;
+    return c;
 }
 
 static void attempt_unlink(struct redis_attempt *ra)
@@ -183,9 +228,13 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     struct redis_attempt *ra = privdata;
     redisReply *reply = r;
     struct td_attempt *a = ra->a;
+    struct redis_conn *c = ac->ev.data;
+    bool refused = c && c->setup_failed;
     attempt_unlink(ra);
     free(ra);
-    if (!reply) {
+    if (refused) {
+        td_attempt_done(a, TD_RESULT_RETRY, 0, -1, "redis refused AUTH or SELECT", NULL, 0);
+    } else if (!reply) {
         td_attempt_done(a, TD_RESULT_RETRY, 0, -1, "redis connection lost", NULL, 0);
     } else if (reply->type == REDIS_REPLY_ERROR) {
         char reason[160];
@@ -202,9 +251,13 @@ static int64_t on_timeout(struct td_loop *loop, void *arg)
     struct redis_sink *rs = ra->rs;
     td_log_warn(NULL, NULL, NULL, "sink '%s': no reply within the timeout, reconnecting",
                 rs->k->name);
-    if (rs->ac) {
-        /* Fails every pending command (on_reply with NULL), this one included. */
-        redisAsyncDisconnect(rs->ac);
+    /* hiredis 0.14's redisAsyncDisconnect waits for every pending reply; freeing the
+     * context fails them all at once (on_reply with NULL: retryable), this one included.
+     * We are on a loop timer, not inside a hiredis callback, so freeing is allowed. */
+    if (rs->conn) {
+        redisAsyncContext *ac = rs->conn->ac;
+        rs->conn = NULL;
+        redisAsyncFree(ac);
     }
     return TD_LOOP_NOMORE;
 }
@@ -216,7 +269,8 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
     const char **argv = NULL;
     size_t *lens = NULL;
     struct redis_attempt *ra = NULL;
-    if (ensure_connected(rs) < 0) {
+    struct redis_conn *c = ensure_connected(rs);
+    if (!c) {
         snprintf(a->reason, sizeof(a->reason), "cannot connect to redis %s:%d", rs->addr.host,
                  rs->addr.port);
         return -1;
@@ -254,7 +308,7 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
     ra->rs = rs;
     ra->a = a;
     td_timer_init(&ra->timer, on_timeout, ra);
-    if (redisAsyncCommandArgv(rs->ac, on_reply, ra, (int)argc, argv, lens) != REDIS_OK) {
+    if (redisAsyncCommandArgv(c->ac, on_reply, ra, (int)argc, argv, lens) != REDIS_OK) {
         snprintf(a->reason, sizeof(a->reason), "redis command could not be queued");
         free(ra);
         ra = NULL;
@@ -295,16 +349,18 @@ static void destroy(struct td_sink *k)
         attempt_unlink(ra);
         free(ra);
     }
-    if (rs->ac) {
-        redisAsyncContext *ac = rs->ac;
+    if (rs->conn) {
+        struct redis_conn *c = rs->conn;
+        redisAsyncContext *ac = c->ac;
         ac->onDisconnect = NULL;
         /* pending callbacks get NULL replies; point them at nothing */
-        redisCallback *cb = ac->replies.head;
-        for (; cb; cb = cb->next) {
+        for (redisCallback *cb = ac->replies.head; cb; cb = cb->next) {
             cb->fn = NULL;
         }
-        rs->ac = NULL;
+        rs->conn = NULL;
+        c->destroying = true;
         redisAsyncFree(ac);
+        free(c);
     }
     td_redis_addr_free(&rs->addr);
     free(rs);
@@ -325,7 +381,6 @@ int td_sink_redis_init(struct td_sink *k, char *err, size_t errlen)
         return -1;
     }
     rs->k = k;
-    rs->fd = -1;
     char why[200];
     if (td_redis_addr_parse(k->conf->redis.url, &rs->addr, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "sink '%s': %s", k->name, why);

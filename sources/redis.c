@@ -56,9 +56,10 @@ struct redis_source {
     int stopfd;
     redisContext *rd;
     redisContext *ack;
-    bool outstanding; /* an XREADGROUP is in flight on rd */
-    bool own_pending; /* still reading our own pending entries */
-    char cursor[64];  /* the last own-pending id read */
+    bool outstanding;      /* an XREADGROUP is in flight on rd */
+    int64_t read_deadline; /* give up on it (dead connection) after BLOCK + IO_TIMEOUT_MS */
+    bool own_pending;      /* still reading our own pending entries */
+    char cursor[64];       /* the last own-pending id read */
     struct id_set inflight;
     char **unacked; /* completed ids whose XACK has not gone through */
     size_t nunacked, capunacked;
@@ -229,6 +230,10 @@ static int connect_both(struct redis_source *rs)
                     rs->addr.port);
     }
     rs->last_error[0] = '\0';
+    /* Read our own pending list again from the start: entries whose XREADGROUP reply was
+     * lost with the old connection are there (what is still in flight here is skipped). */
+    rs->own_pending = true;
+    snprintf(rs->cursor, sizeof(rs->cursor), "0");
     atomic_store(&rs->src->connected, true);
     return 0;
 }
@@ -459,6 +464,8 @@ static int send_read(struct redis_source *rs, int count)
         }
     }
     rs->outstanding = true;
+    rs->read_deadline =
+        td_now_ms() + (rs->conf->block_ms > 0 ? rs->conf->block_ms : 1000) + IO_TIMEOUT_MS;
     return 0;
 }
 
@@ -689,8 +696,6 @@ static void *run(void *arg)
 {
     struct redis_source *rs = arg;
     int64_t backoff = 100;
-    rs->own_pending = true;
-    snprintf(rs->cursor, sizeof(rs->cursor), "0");
     rs->next_reap_ms = td_now_ms();
     while (!atomic_load(&rs->stop)) {
         if (!rs->rd) {
@@ -739,6 +744,10 @@ static void *run(void *arg)
         }
         if (pfd[2].revents & (POLLIN | POLLERR | POLLHUP)) {
             read_ready(rs);
+        } else if (rs->outstanding && td_now_ms() > rs->read_deadline) {
+            /* A BLOCK read that never comes back: the connection is dead without an error. */
+            report(rs, "no answer to XREADGROUP; reconnecting");
+            disconnect(rs);
         }
     }
     /* Stopping: acknowledge what completed, leave the rest pending. */
