@@ -345,8 +345,8 @@ def parse_rfc3339_ms(s):
 
 
 class Request:
-    __slots__ = ("method", "path", "headers", "body", "t_arrival", "t_done", "status", "ce_id",
-                 "attempt", "seq", "completed")
+    __slots__ = ("method", "path", "headers", "body", "t_arrival", "t_done", "t_reply", "status",
+                 "ce_id", "attempt", "seq", "completed")
 
     def header(self, name, default=None):
         return self.headers.get(name.lower(), default)
@@ -413,6 +413,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         req.headers = {k.lower(): v for k, v in self.headers.items()}
         req.body = self._read_body()
         req.t_done = None
+        req.t_reply = None
         req.completed = False
         cid = None
         if req.is_structured():
@@ -444,6 +445,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             # Headers and body in one write, Nagle off: no 40 ms delayed-ACK stall skews the timings.
             self._headers_buffer.append(b"\r\n")
             self._headers_buffer.append(body)
+            # Taken before the write: the peer may act on the answer before this thread runs
+            # again, so "answered before X" must compare with this, not with t_done.
+            req.t_reply = time.monotonic()
             self.flush_headers()
             req.completed = True
         finally:
