@@ -54,7 +54,8 @@ int main(int argc, char **argv)
     const char *setid[] = {"XGROUP", "SETID", stream, group, "0"};
     freeReplyObject(cmd(c, 5, setid, NULL));
 
-    const char *read[] = {"XREADGROUP", "GROUP", group, "raw", "COUNT", batch, "STREAMS", stream, ">"};
+    const char *read[] = {"XREADGROUP", "GROUP",   group,  "raw", "COUNT",
+                          batch,        "STREAMS", stream, ">"};
     const char **ack = calloc((size_t)nbatch + 3, sizeof(*ack));
     size_t *acklens = calloc((size_t)nbatch + 3, sizeof(*acklens));
     if (!ack || !acklens) {
