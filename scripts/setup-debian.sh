@@ -10,6 +10,7 @@ packages=(
   librdkafka-dev librabbitmq-dev libmicrohttpd-dev
   redis-server nginx-light wrk
   python3 python3-redis python3-yaml python3-jsonschema
+  python3-venv   # the venv of kubernetes-validate (tests/integration/test_k8s_manifests.py)
   python3-botocore   # the independent SigV4 verifier of the Lambda tests
   openjdk-17-jdk-headless maven kcat   # the Kafka broker of the tests (jars from Maven Central)
   rabbitmq-server amqp-tools python3-pika   # the RabbitMQ node of the tests and independent clients
@@ -39,3 +40,26 @@ fi
 # their own node names, ports and epmd port (tests/integration/rabbitmq_fixture.py).
 # The packaged redis-server and nginx start system services; our scripts run their own
 # instances on loopback ports of their own, so the system ones are left as they are.
+
+# tests/integration/test_k8s_manifests.py validates deploy/kubernetes offline with
+# kubernetes-validate (PyPI; ships the Kubernetes JSON schemas). Debian's python3 is externally
+# managed and its jsonschema too old for it, so it lives in a venv of its own.
+td_cache="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/triggerd"
+k8s_venv="${TD_K8S_VENV:-$td_cache/k8s-venv}"
+k8s_validate_version=1.37.0
+if ! "$k8s_venv/bin/python" -c "import importlib.metadata as m, sys
+sys.exit(m.version('kubernetes-validate') != '$k8s_validate_version')" 2>/dev/null; then
+  echo "setup: installing kubernetes-validate $k8s_validate_version in $k8s_venv"
+  /usr/bin/python3 -m venv "$k8s_venv"
+  "$k8s_venv/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==$k8s_validate_version"
+fi
+# kustomize (a Go module, built from the Go module proxy) lets the same test render
+# deploy/kubernetes with `kustomize build`; without a Go toolchain that part is skipped.
+kustomize_version=v5.7.1
+go_bin="$(command -v go || true)"
+[ -n "$go_bin" ] || [ ! -x /usr/local/go/bin/go ] || go_bin=/usr/local/go/bin/go
+if [ -n "$go_bin" ] && [ "$("$td_cache/bin/kustomize" version 2>/dev/null)" != "$kustomize_version" ]; then
+  echo "setup: building kustomize $kustomize_version into $td_cache/bin"
+  GOBIN="$td_cache/bin" "$go_bin" install "sigs.k8s.io/kustomize/kustomize/v5@$kustomize_version" ||
+    echo "setup: kustomize not built; test_k8s_manifests.py skips its kustomize build part"
+fi

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# tests/fuzz/run.sh [SECONDS] [TARGET...] - builds the libFuzzer targets with clang (TD_FUZZ=ON,
+# build dir build-fuzz, or $TD_FUZZ_BUILD) and runs each for SECONDS (default 60), one at a
+# time in one process (the machine has 2 shared cores). New interesting inputs go to a work
+# corpus in the build dir (the seeds in tests/fuzz/corpus/ are read, never written); crashing,
+# leaking and timing-out inputs are kept in <build>/fuzz-work/artifacts/<target>/. Prints the
+# executions per target and the findings; exits 1 when anything was found.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+secs=${1:-60}
+[ $# -gt 0 ] && shift
+build=${TD_FUZZ_BUILD:-$root/build-fuzz}
+work=$build/fuzz-work
+
+all=(config yaml_tree ce_json ce_http ce_redis percent base64 time units interpolate redis_url cesql)
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
+
+max_len() {
+    case $1 in
+    config) echo 16384 ;;
+    yaml_tree | ce_json | ce_http | ce_redis) echo 4096 ;;
+    cesql) echo 2048 ;;
+    interpolate | redis_url | base64) echo 512 ;;
+    percent) echo 256 ;;
+    time | units) echo 64 ;;
+    *) echo 4096 ;;
+    esac
+}
+
+command -v clang >/dev/null || { echo "run.sh: clang is missing (scripts/setup-debian.sh)" >&2; exit 2; }
+CC=clang cmake -S "$root" -B "$build" -DTD_FUZZ=ON -DTD_TESTS_INTEGRATION=OFF >/dev/null
+cmake --build "$build" -j"${TD_FUZZ_BUILD_JOBS:-2}" --target "${targets[@]/#/fuzz_}" >/dev/null
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+summary=()
+found=0
+for t in "${targets[@]}"; do
+    mkdir -p "$work/corpus/$t" "$work/artifacts/$t"
+    log=$work/$t.log
+    dict=()
+    [ -f "$here/$t.dict" ] && dict=(-dict="$here/$t.dict")
+    echo "run.sh: fuzz_$t for ${secs}s (log $log)"
+    rc=0
+    "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -max_len="$(max_len "$t")" -timeout=25 \
+        -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
+        -artifact_prefix="$work/artifacts/$t/" "$work/corpus/$t" "$here/corpus/$t" \
+        </dev/null >"$log" 2>&1 || rc=$?
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    ncorpus=$(find "$work/corpus/$t" -type f | wc -l)
+    nart=$(find "$work/artifacts/$t" -type f | wc -l)
+    status=ok
+    if [ "$rc" -ne 0 ] || [ "$nart" -gt 0 ]; then
+        status="FOUND (exit $rc, $nart artifacts in $work/artifacts/$t)"
+        found=1
+        grep -m3 -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|fuzz invariant)' "$log" || true
+    fi
+    summary+=("$(printf '%-12s %12s execs  %5s corpus  %s' "$t" "${execs:-?}" "$ncorpus" "$status")")
+done
+echo "run.sh: summary (${secs}s per target)"
+printf '  %s\n' "${summary[@]}"
+exit $found
