@@ -7,13 +7,15 @@
  * backoff, Retry-After, and the dead-letter target when it fails again.
  *
  * Where dead letters are read from is a small store interface (struct store_ops): Redis
- * streams and JSON-lines files are here; a Kafka topic or a RabbitMQ queue plugs in by adding
- * its ops to store_for(). Entries are read a page at a time while fewer than WINDOW are in
- * flight, so memory stays bounded however many there are. This is a command-line tool: the
- * store's short synchronous reads run on its loop between deliveries, which only ever delays
- * its own work. Entries are removed from the store at the end, after the sinks were closed
- * (a file target that gets new dead letters is rewritten only once nothing writes to it): a
- * redrive that is killed half-way redelivers, never loses.
+ * streams and JSON-lines files are here, a Kafka topic (redrive_kafka.c) and a RabbitMQ queue
+ * (redrive_amqp.c) are wrapped here; store_for() picks one by the sink's kind. Entries are read a
+ * page at a time while fewer than WINDOW are in flight, so memory stays bounded however many there
+ * are. This is a command-line tool: the store's short synchronous reads run on its loop between
+ * deliveries, which only ever delays its own work. Entries are removed from the store at the end,
+ * after the sinks were closed (a file target that gets new dead letters is rewritten only once
+ * nothing writes to it): a redrive that is killed half-way redelivers, never loses. Kafka and
+ * RabbitMQ cannot remove an entry later: they let each go as soon as it is done (ops->done: a
+ * commit, an ack) and put back the rest at the end (ops->flush).
  */
 #include "redrive.h"
 
@@ -35,38 +37,44 @@
 #include "deadletter.h"
 #include "log.h"
 #include "redis_util.h"
+#include "redrive_store.h"
 
 #define WINDOW 256 /* entries in flight at most */
 #define PAGE   128 /* entries per read */
 
 static const char usage[] =
     "usage: triggerd redrive -c PATH --from TARGET [--trigger NAME] [--reason R] [--limit N]\n"
-    "                        [--dry-run]\n"
+    "                        [--dry-run] [--queue Q]\n"
     "  -c, --config PATH   the trigger file (or directory) the daemon runs with\n"
-    "  --from TARGET       a sink of PATH used as a dead-letter target (redis or file)\n"
+    "  --from TARGET       a sink of PATH used as a dead-letter target (redis, file, kafka or\n"
+    "                      rabbitmq)\n"
+    "  --queue Q           rabbitmq: the queue bound to the sink's exchange and routing key\n"
+    "                      (default: the routing key, when the exchange is the default one)\n"
     "  --trigger NAME      send every entry through this trigger (default: each entry's\n"
     "                      deadlettertrigger attribute)\n"
     "  --reason R          only entries whose deadletterreason is R\n"
     "  --limit N           at most N entries\n"
     "  --dry-run           list what would be redriven; change nothing\n"
-    "An entry leaves TARGET once it was delivered or dead-lettered again.\n";
+    "An entry leaves TARGET once it was delivered or dead-lettered again (kafka: the group\n"
+    "triggerd-redrive commits past it).\n";
 
 /* ---- the stores ---- */
 
-struct entry {
-    char *handle; /* where it is in the store (stream id, line number) */
-    struct td_event *ev;
-};
-
+/* struct td_redrive_entry (redrive_store.h): a handle (stream id, line number, partition/offset,
+ * delivery tag) and the event. */
 struct store;
 
 struct store_ops {
     const char *kind;
     int (*open)(struct store *st, char *err, size_t errlen);
     /* Up to max entries after those read so far: how many (0 at the end), or -1. */
-    int (*read)(struct store *st, struct entry *out, int max, char *err, size_t errlen);
-    /* Removes these entries (after the sinks were closed). 0 or -1. */
+    int (*read)(struct store *st, struct td_redrive_entry *out, int max, char *err, size_t errlen);
+    /* Removes these entries (after the sinks were closed). 0 or -1. NULL: done removes. */
     int (*remove)(struct store *st, char **handles, size_t n, char *err, size_t errlen);
+    /* Optional: this entry was delivered or dead-lettered again; it may leave at once. */
+    void (*done)(struct store *st, const char *handle);
+    /* Optional, at the end (after remove): finishes what done began, puts back the rest. */
+    int (*flush)(struct store *st, char *err, size_t errlen);
     void (*close)(struct store *st);
 };
 
@@ -82,6 +90,10 @@ struct store {
     size_t text_len;
     size_t pos;  /* next line starts here */
     long lineno; /* of the next line, from 1 */
+    /* kafka, rabbitmq */
+    struct td_redrive_kafka *kafka;
+    struct td_redrive_amqp *amqp;
+    const char *queue; /* --queue */
 };
 
 static int redis_open(struct store *st, char *err, size_t errlen)
@@ -146,7 +158,8 @@ static struct td_event *redis_entry_event(const redisReply *e)
     return ev;
 }
 
-static int redis_read(struct store *st, struct entry *out, int max, char *err, size_t errlen)
+static int redis_read(struct store *st, struct td_redrive_entry *out, int max, char *err,
+                      size_t errlen)
 {
     if (!st->last[0]) {
         return 0; /* the stream was empty */
@@ -265,7 +278,8 @@ static int file_open(struct store *st, char *err, size_t errlen)
     return 0;
 }
 
-static int file_read(struct store *st, struct entry *out, int max, char *err, size_t errlen)
+static int file_read(struct store *st, struct td_redrive_entry *out, int max, char *err,
+                     size_t errlen)
 {
     int n = 0;
     while (n < max && st->pos < st->text_len) {
@@ -363,11 +377,83 @@ static void file_close(struct store *st)
     free(st->text);
 }
 
-static const struct store_ops redis_store = {"redis", redis_open, redis_read, redis_remove,
-                                             redis_close};
-static const struct store_ops file_store = {"file", file_open, file_read, file_remove, file_close};
+static int kafka_open(struct store *st, char *err, size_t errlen)
+{
+    st->kafka = td_redrive_kafka_open(st->conf, err, errlen);
+    return st->kafka ? 0 : -1;
+}
 
-/* Kafka topics and RabbitMQ queues: add their store_ops here. */
+static int kafka_read(struct store *st, struct td_redrive_entry *out, int max, char *err,
+                      size_t errlen)
+{
+    return td_redrive_kafka_read(st->kafka, out, max, err, errlen);
+}
+
+static void kafka_done(struct store *st, const char *handle)
+{
+    td_redrive_kafka_done(st->kafka, handle);
+}
+
+static int kafka_flush(struct store *st, char *err, size_t errlen)
+{
+    return td_redrive_kafka_flush(st->kafka, err, errlen);
+}
+
+static void kafka_close(struct store *st)
+{
+    td_redrive_kafka_close(st->kafka);
+}
+
+static int amqp_open(struct store *st, char *err, size_t errlen)
+{
+    st->amqp = td_redrive_amqp_open(st->conf, st->queue, err, errlen);
+    return st->amqp ? 0 : -1;
+}
+
+static int amqp_read(struct store *st, struct td_redrive_entry *out, int max, char *err,
+                     size_t errlen)
+{
+    return td_redrive_amqp_read(st->amqp, out, max, err, errlen);
+}
+
+static void amqp_done(struct store *st, const char *handle)
+{
+    td_redrive_amqp_done(st->amqp, handle);
+}
+
+static int amqp_flush(struct store *st, char *err, size_t errlen)
+{
+    return td_redrive_amqp_flush(st->amqp, err, errlen);
+}
+
+static void amqp_close(struct store *st)
+{
+    td_redrive_amqp_close(st->amqp);
+}
+
+static const struct store_ops redis_store = {.kind = "redis",
+                                             .open = redis_open,
+                                             .read = redis_read,
+                                             .remove = redis_remove,
+                                             .close = redis_close};
+static const struct store_ops file_store = {.kind = "file",
+                                            .open = file_open,
+                                            .read = file_read,
+                                            .remove = file_remove,
+                                            .close = file_close};
+static const struct store_ops kafka_store = {.kind = "kafka",
+                                             .open = kafka_open,
+                                             .read = kafka_read,
+                                             .done = kafka_done,
+                                             .flush = kafka_flush,
+                                             .close = kafka_close};
+static const struct store_ops amqp_store = {.kind = "rabbitmq",
+                                            .open = amqp_open,
+                                            .read = amqp_read,
+                                            .done = amqp_done,
+                                            .flush = amqp_flush,
+                                            .close = amqp_close};
+
 static const struct store_ops *store_for(enum td_sink_kind kind)
 {
     switch (kind) {
@@ -375,6 +461,10 @@ static const struct store_ops *store_for(enum td_sink_kind kind)
         return &redis_store;
     case TD_SINK_FILE:
         return &file_store;
+    case TD_SINK_KAFKA:
+        return &kafka_store;
+    case TD_SINK_RABBITMQ:
+        return &amqp_store;
     default:
         return NULL;
     }
@@ -410,7 +500,7 @@ static struct td_trigger_rt *find_trigger(struct redrive *r, const char *name)
 }
 
 /* Takes e (the handle and the event); submits it, lists it, or skips it. */
-static void take_entry(struct redrive *r, struct entry *e)
+static void take_entry(struct redrive *r, struct td_redrive_entry *e)
 {
     const char *reason = e->ev ? td_event_get(e->ev, "deadletterreason") : NULL;
     const char *tname = r->only_trigger;
@@ -471,7 +561,7 @@ static void finish_if_done(struct redrive *r)
 
 static void feed(struct redrive *r)
 {
-    struct entry page[PAGE];
+    struct td_redrive_entry page[PAGE];
     char err[300];
     while (!r->eof && !r->interrupted && r->outstanding < WINDOW) {
         int want = PAGE;
@@ -510,6 +600,9 @@ static void on_mailbox(struct td_loop *loop, int fd, uint32_t events, void *arg)
         r->outstanding--;
         if (msg->release) {
             r->released++;
+        } else if (r->store.ops->done) {
+            r->acked++;
+            r->store.ops->done(&r->store, msg->coord);
         } else {
             r->acked++;
             if (r->ndone == r->capdone) {
@@ -647,10 +740,15 @@ static int parse_args(struct redrive *r, int argc, char **argv, const char **pat
                       const char **from)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},  {"from", required_argument, NULL, 'f'},
-        {"trigger", required_argument, NULL, 't'}, {"reason", required_argument, NULL, 'r'},
-        {"limit", required_argument, NULL, 'l'},   {"dry-run", no_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"from", required_argument, NULL, 'f'},
+        {"trigger", required_argument, NULL, 't'},
+        {"reason", required_argument, NULL, 'r'},
+        {"limit", required_argument, NULL, 'l'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"queue", required_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     char *end;
@@ -678,6 +776,9 @@ static int parse_args(struct redrive *r, int argc, char **argv, const char **pat
             break;
         case 'n':
             r->dry_run = true;
+            break;
+        case 'q':
+            r->store.queue = optarg;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -744,6 +845,10 @@ fail:
                 from, err);
         r->rc = 1;
     }
+    if (r->store.ops->flush && r->store.ops->flush(&r->store, err, sizeof(err)) < 0) {
+        fprintf(stderr, "redrive: finishing with '%s': %s\n", from, err);
+        r->rc = 1;
+    }
     r->store.ops->close(&r->store);
     if (!built) {
         return 1;
@@ -793,9 +898,22 @@ int td_redrive_main(int argc, char **argv)
     r->store.conf = target;
     r->store.ops = store_for(target->kind);
     if (!r->store.ops) {
-        fprintf(stderr, "redrive: sink '%s' is not a target redrive can read yet (redis, file)\n",
+        fprintf(stderr,
+                "redrive: sink '%s' is not a target redrive can read (redis, file, kafka, "
+                "rabbitmq)\n",
                 from);
         goto fail;
+    }
+    if (target->kind == TD_SINK_RABBITMQ && !r->store.queue) {
+        const char *ex = target->rabbitmq.exchange, *key = target->rabbitmq.routing_key;
+        if ((ex && ex[0]) || !key || !key[0]) {
+            fprintf(stderr,
+                    "redrive: sink '%s' publishes to exchange '%s': name the queue its dead "
+                    "letters are in with --queue\n",
+                    from, ex ? ex : "");
+            goto fail;
+        }
+        r->store.queue = key; /* the default exchange routes to the queue of that name */
     }
     bool found = !r->only_trigger;
     for (size_t i = 0; i < cfg->ntriggers && !found; i++) {
