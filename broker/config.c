@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cloudevent.h"
 #include "filter.h"
 #include "yaml_tree.h"
 
@@ -1359,7 +1360,32 @@ static const struct kdef event_keys[] = {
     STR("source", TRG(event_source)),
     {.name = "set", .type = K_STRMAP, .off = TRG(event_set), .attrs = true},
 };
-static const struct ktable event_table = {TABLE("event", event_keys)};
+/* set: overrides must leave a valid event, and may not forge its identity. */
+static int check_event(struct loader *ld, const struct td_ynode *map, void *base)
+{
+    const struct td_conf_trigger *trg = base;
+    const struct td_ynode *set = map_get(map, "set");
+    int rc = 0;
+    for (size_t i = 0; i < trg->event_set.n; i++) {
+        const char *k = trg->event_set.items[i].key;
+        const char *v = trg->event_set.items[i].value;
+        const struct td_ynode *at = set ? map_get(set, k) : map;
+        if (strcmp(k, "data") == 0 || strcmp(k, "data_base64") == 0 ||
+            strcmp(k, "specversion") == 0 || strcmp(k, "id") == 0) {
+            ERR_AT(ld, at, "'%s' cannot be set: it is the event's own", k);
+            rc = -1;
+        } else if ((strcmp(k, "type") == 0 || strcmp(k, "source") == 0) && !*v) {
+            ERR_AT(ld, at, "'%s' cannot be set to an empty string", k);
+            rc = -1;
+        } else if (strcmp(k, "time") == 0 && !td_ce_valid_time(v)) {
+            ERR_AT(ld, at, "'time' must be an RFC 3339 timestamp");
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+static const struct ktable event_table = {TABLE("event", event_keys), .check = check_event};
 
 static int filter_fn(struct loader *ld, const struct td_ynode *val, void *base);
 static int filters_fn(struct loader *ld, const struct td_ynode *val, void *base);
@@ -1579,6 +1605,35 @@ static int filter_fn(struct loader *ld, const struct td_ynode *val, void *base)
 {
     struct td_filter *f = build_attrs(ld, val, TD_FILTER_EXACT, "filter");
     if (!f) {
+        return -1;
+    }
+    /* Knative's legacy filter: an empty value means "present, with any value". A prefix ""
+     * is exactly that, so such pairs move to a prefix node beside the exact one. */
+    struct td_filter *any = NULL;
+    for (size_t i = 0; i < f->attrs.n; i++) {
+        if (f->attrs.items[i].value[0] != '\0') {
+            continue;
+        }
+        if ((!any && !(any = td_filter_new(TD_FILTER_PREFIX))) ||
+            td_filter_add_attr(any, f->attrs.items[i].key, "") < 0) {
+            td_filter_free(any);
+            td_filter_free(f);
+            ERR_AT(ld, val, "out of memory");
+            return -1;
+        }
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < f->attrs.n; i++) {
+        if (f->attrs.items[i].value[0] == '\0') {
+            free(f->attrs.items[i].key);
+            free(f->attrs.items[i].value);
+        } else {
+            f->attrs.items[kept++] = f->attrs.items[i];
+        }
+    }
+    f->attrs.n = kept;
+    if (any && add_trigger_filter(ld, base, any, val) < 0) {
+        td_filter_free(f);
         return -1;
     }
     return add_trigger_filter(ld, base, f, val);

@@ -19,11 +19,13 @@
 #include "jsonschema.h"
 #include "log.h"
 
-/* Returns the event trg sees (one reference, the caller unrefs), or NULL on out of memory. */
+/* Returns the event trg's filters see (one reference, the caller unrefs): the message's
+ * event, with the trigger's event: {type, source} when the message was wrapped. NULL on out
+ * of memory. Shared, not copied, when nothing changes. */
 static struct td_event *event_for(const struct td_conf_trigger *conf, struct td_msg *msg)
 {
     bool defaults = msg->wrapped && (conf->event_type || conf->event_source);
-    if (!defaults && conf->event_set.n == 0) {
+    if (!defaults) {
         return td_event_ref(msg->ev);
     }
     struct td_event *ev = td_event_clone(msg->ev);
@@ -31,14 +33,11 @@ static struct td_event *event_for(const struct td_conf_trigger *conf, struct td_
         return NULL;
     }
     int rc = 0;
-    if (defaults && conf->event_type) {
+    if (conf->event_type) {
         rc |= td_event_set(ev, "type", conf->event_type);
     }
-    if (defaults && conf->event_source) {
+    if (conf->event_source) {
         rc |= td_event_set(ev, "source", conf->event_source);
-    }
-    for (size_t i = 0; i < conf->event_set.n; i++) {
-        rc |= td_event_set(ev, conf->event_set.items[i].key, conf->event_set.items[i].value);
     }
     if (rc != 0) {
         td_event_unref(ev);
@@ -47,8 +46,30 @@ static struct td_event *event_for(const struct td_conf_trigger *conf, struct td_
     return ev;
 }
 
-/* A message that cannot be delivered as it is goes to the dead-letter target of every
- * trigger on its source, once per distinct target. */
+/* The event the trigger's function gets: ev with its event: {set} overrides, applied after
+ * the filters matched (filters see the event as it arrived, as in Knative). Takes the
+ * caller's reference to ev; returns one reference, or NULL on out of memory. */
+static struct td_event *with_overrides(const struct td_conf_trigger *conf, struct td_event *ev)
+{
+    if (conf->event_set.n == 0) {
+        return ev;
+    }
+    struct td_event *out = td_event_clone(ev);
+    td_event_unref(ev);
+    if (!out) {
+        return NULL;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < conf->event_set.n; i++) {
+        rc |= td_event_set(out, conf->event_set.items[i].key, conf->event_set.items[i].value);
+    }
+    if (rc != 0) {
+        td_event_unref(out);
+        return NULL;
+    }
+    return out;
+}
+
 /* One matched trigger's share of a message the source gave up on; msg->pending already
  * counts it. */
 static void dead_letter_one(struct td_trigger_rt *trg, struct td_msg *msg, struct td_event *ev,
@@ -157,6 +178,11 @@ void td_router_route(struct td_core *core, struct td_msg *msg)
         }
         if (td_filter_match(trg->conf->filter, ev)) {
             char why[512];
+            ev = with_overrides(trg->conf, ev);
+            if (!ev) {
+                msg->release = true;
+                continue;
+            }
             msg->pending++;
             matched++;
             if (msg->dl_reason) {

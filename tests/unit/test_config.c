@@ -547,6 +547,18 @@ static void test_errors_triggers(void **state)
         {"event set name",
          BASE TRIG "    event: {set: {Team: x}}\n",
          {"10:19: invalid attribute name 'Team' (lowercase letters and digits only)"}},
+        {"event set id",
+         BASE TRIG "    event: {set: {id: x}}\n",
+         {"10:23: 'id' cannot be set: it is the event's own"}},
+        {"event set data",
+         BASE TRIG "    event: {set: {data: x}}\n",
+         {"10:25: 'data' cannot be set: it is the event's own"}},
+        {"event set empty type",
+         BASE TRIG "    event: {set: {type: ''}}\n",
+         {"10:25: 'type' cannot be set to an empty string"}},
+        {"event set bad time",
+         BASE TRIG "    event: {set: {time: yesterday}}\n",
+         {"10:25: 'time' must be an RFC 3339 timestamp"}},
     };
     RUN(cases);
 }
@@ -1040,6 +1052,22 @@ static void test_filter_only_legacy(void **state)
     td_config_free(cfg);
 }
 
+/* Knative's legacy map: "" means the attribute is present with any value. */
+static void test_filter_legacy_any(void **state)
+{
+    write_file(g_file, BASE TRIG "    filter: {type: a, subject: ''}\n");
+    struct td_config *cfg = load_ok(g_file);
+    const struct td_filter *f = cfg->triggers[0].filter;
+    assert_int_equal(f->kind, TD_FILTER_ALL);
+    assert_int_equal(f->nchildren, 2);
+    assert_int_equal(f->children[0]->kind, TD_FILTER_PREFIX);
+    assert_string_equal(kv(&f->children[0]->attrs, "subject"), "");
+    assert_int_equal(f->children[1]->kind, TD_FILTER_EXACT);
+    assert_int_equal(f->children[1]->attrs.n, 1);
+    assert_string_equal(kv(&f->children[1]->attrs, "type"), "a");
+    td_config_free(cfg);
+}
+
 static void test_interpolation_in_file(void **state)
 {
     setenv("TD_T_URL", "redis://secret@h", 1);
@@ -1200,6 +1228,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_filter_only_legacy),
+        cmocka_unit_test(test_filter_legacy_any),
         cmocka_unit_test(test_interpolation_in_file),
         cmocka_unit_test(test_conf_examples),
         cmocka_unit_test(test_bad_fixtures),
