@@ -78,7 +78,7 @@ free_port() {
 
 # ---- 1. packages and build ---------------------------------------------------------------
 step "checking Debian packages (scripts/setup-debian.sh)"
-"$ROOT/scripts/setup-debian.sh"
+"$ROOT/scripts/setup-debian.sh" --core
 mkdir -p "$BUILD"
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   step "configuring a Release build in build/"

@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
 # Installs what building, the demo, the tests and the benchmarks need on Debian 12, once.
 # Idempotent: packages already present are not touched, so repeated runs cost a dpkg query.
+#   scripts/setup-debian.sh          everything (the test suite: Kafka, RabbitMQ, fuzzing, k8s)
+#   scripts/setup-debian.sh --core   only what building and the demo need
 set -euo pipefail
 
-packages=(
-  build-essential cmake pkg-config clang-format valgrind
-  clang libclang-rt-dev   # libFuzzer + sanitizer runtimes for tests/fuzz (TD_FUZZ)
+core=(
+  build-essential cmake pkg-config
   libhiredis-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libssl-dev libcmocka-dev
   librdkafka-dev librabbitmq-dev libmicrohttpd-dev
-  redis-server nginx-light wrk
-  python3 python3-redis python3-yaml python3-jsonschema
+  redis-server python3 python3-redis
+)
+if [ "${1:-}" = "--core" ]; then
+  packages=("${core[@]}")
+else
+  packages=("${core[@]}"
+  clang-format valgrind
+  clang libclang-rt-dev   # libFuzzer + sanitizer runtimes for tests/fuzz (TD_FUZZ)
+  nginx-light wrk
+  python3-yaml python3-jsonschema
   python3-venv   # the venv of kubernetes-validate (tests/integration/test_k8s_manifests.py)
   python3-botocore   # the independent SigV4 verifier of the Lambda tests
   openjdk-17-jdk-headless maven kcat   # the Kafka broker of the tests (jars from Maven Central)
   rabbitmq-server amqp-tools python3-pika   # the RabbitMQ node of the tests and independent clients
-)
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -40,6 +50,8 @@ fi
 # their own node names, ports and epmd port (tests/integration/rabbitmq_fixture.py).
 # The packaged redis-server and nginx start system services; our scripts run their own
 # instances on loopback ports of their own, so the system ones are left as they are.
+
+[ "${1:-}" != "--core" ] || exit 0
 
 # tests/integration/test_k8s_manifests.py validates deploy/kubernetes offline with
 # kubernetes-validate (PyPI; ships the Kubernetes JSON schemas). Debian's python3 is externally
