@@ -122,9 +122,8 @@ void td_log_redact_url(const char *url, char *out, size_t outlen)
             at = p;
         }
     }
-    if (!at) {
-        snprintf(out, outlen, "%s", url);
-        return;
-    }
-    snprintf(out, outlen, "%.*s%s", (int)(host - url), url, at + 1);
+    /* The query and fragment go too: keys travel there (Azure's ?code=, signed URLs). */
+    const char *rest = at ? at + 1 : host;
+    int keep = (int)strcspn(rest, "?#");
+    snprintf(out, outlen, "%.*s%.*s", (int)(host - url), url, keep, rest);
 }

@@ -25,7 +25,8 @@ void td_log(enum td_log_level level, const char *trigger, const char *source, co
 #define td_log_warn(...)  td_log(TD_LOG_WARN, __VA_ARGS__)
 #define td_log_error(...) td_log(TD_LOG_ERROR, __VA_ARGS__)
 
-/* Copies url into out without the user-info part ("redis://:pw@h:1/0" -> "redis://h:1/0"). */
+/* Copies url into out without the user-info part ("redis://:pw@h:1/0" -> "redis://h:1/0") and
+ * without query and fragment, where keys travel ("https://f/api?code=K" -> "https://f/api"). */
 void td_log_redact_url(const char *url, char *out, size_t outlen);
 
 #endif
