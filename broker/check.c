@@ -4,6 +4,7 @@
  * valid; `run` refuses it with the same message). */
 #include "check.h"
 
+#include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -53,6 +54,16 @@ static void check_credentials(const struct td_conf_sink *k, struct td_errors *er
         fprintf(stderr, "%s:%d:%d: warning: sink '%s': bearer_file %s cannot be read\n", pos->file,
                 pos->line, pos->col, k->name, auth->bearer_file);
     }
+    if (k->kind == TD_SINK_HTTP) {
+        const char *files[] = {k->http.ca_file, k->http.client_cert, k->http.client_key};
+        const char *keys[] = {"ca_file", "client_cert", "client_key"};
+        for (int i = 0; i < 3; i++) {
+            if (files[i] && access(files[i], R_OK) != 0) {
+                fprintf(stderr, "%s:%d:%d: warning: sink '%s': %s %s cannot be read\n", pos->file,
+                        pos->line, pos->col, k->name, keys[i], files[i]);
+            }
+        }
+    }
     if (auth && auth->azure_key_in && !auth->azure_function_key) {
         td_errors_add(errs, pos, "sink '%s': azure_key_in needs azure_function_key", k->name);
     }
@@ -78,6 +89,31 @@ static void check_credentials(const struct td_conf_sink *k, struct td_errors *er
         return;
     }
     td_aws_resolved_clear(&r);
+}
+
+/* Kafka properties go to librdkafka as they are, and `run` refuses the file when librdkafka
+ * refuses one: apply them to a throwaway configuration the same way. The value may be a secret:
+ * the message names the property, and librdkafka's reason only when it does not quote it. */
+static void check_kafka_properties(const struct td_kv_list *props, const char *what,
+                                   const char *name, const struct td_pos *pos,
+                                   struct td_errors *errs)
+{
+    rd_kafka_conf_t *kc = props->n > 0 ? rd_kafka_conf_new() : NULL;
+    for (size_t i = 0; kc && i < props->n; i++) {
+        const struct td_kv *kv = &props->items[i];
+        char why[256];
+        if (rd_kafka_conf_set(kc, kv->key, kv->value ? kv->value : "", why, sizeof(why)) ==
+            RD_KAFKA_CONF_OK) {
+            continue;
+        }
+        if (kv->value && kv->value[0] && strstr(why, kv->value)) {
+            snprintf(why, sizeof(why), "invalid value (not shown)");
+        }
+        td_errors_add(errs, pos, "%s '%s': property '%s': %s", what, name, kv->key, why);
+    }
+    if (kc) {
+        rd_kafka_conf_destroy(kc);
+    }
 }
 
 /* An HTTP ingress source is served by daemon.http.listen on a path of its own. */
@@ -142,6 +178,8 @@ static void check_runnable(const struct td_config *cfg, struct td_errors *errs)
             check_redis_url(src->redis.url, &src->pos, errs);
         } else if (src->kind == TD_SOURCE_HTTP) {
             check_ingress(cfg, i, errs);
+        } else if (src->kind == TD_SOURCE_KAFKA) {
+            check_kafka_properties(&src->kafka.properties, "source", src->name, &src->pos, errs);
         }
     }
     for (size_t i = 0; i < cfg->nsinks; i++) {
@@ -152,10 +190,18 @@ static void check_runnable(const struct td_config *cfg, struct td_errors *errs)
             warn(&k->pos, "sink", k->name, sink_kinds[k->kind]);
         } else if (k->kind == TD_SINK_REDIS) {
             check_redis_url(k->redis.url, &k->pos, errs);
+        } else if (k->kind == TD_SINK_KAFKA) {
+            check_kafka_properties(&k->kafka.properties, "sink", k->name, &k->pos, errs);
         }
         check_credentials(k, errs);
     }
     td_check_rabbitmq(cfg, errs);
+    struct td_errors warns = {0};
+    td_check_rabbitmq_warnings(cfg, &warns);
+    for (size_t i = 0; i < warns.n; i++) {
+        fprintf(stderr, "%s\n", warns.msgs[i]);
+    }
+    td_errors_clear(&warns);
     check_schemas(cfg, errs);
 }
 

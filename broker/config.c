@@ -1157,6 +1157,8 @@ static const struct kdef rabbitmq_source_keys[] = {
     REQ_STR("queue", SRC(rabbitmq.queue)),
     INT("prefetch", SRC(rabbitmq.prefetch), 0, 65535),
     {.name = "heartbeat", .type = K_DUR_S, .off = SRC(rabbitmq.heartbeat)},
+    INT("max_deliveries", SRC(rabbitmq.max_deliveries), 0, INT_MAX),
+    DUR("consumer_timeout", SRC(rabbitmq.consumer_timeout_ms)),
     NESTED("declare", 0, &rabbitmq_declare_table),
 };
 static const struct ktable rabbitmq_source_table = {TABLE("rabbitmq source", rabbitmq_source_keys)};
@@ -1245,8 +1247,35 @@ static const struct kdef http_sink_keys[] = {
     STR("client_key", SNK(http.client_key)),
     NESTED("auth", SNK(http.auth), &auth_table),
 };
+/* An URL that can never work is a load error, not a dead letter per event at run time. */
+static int check_http_url(struct loader *ld, const struct td_ynode *map, const char *key,
+                          const char *url)
+{
+    if (!url) {
+        return 0;
+    }
+    const char *host = strncmp(url, "http://", 7) == 0    ? url + 7
+                       : strncmp(url, "https://", 8) == 0 ? url + 8
+                                                          : NULL;
+    if (!host) {
+        ERR_AT(ld, map_get(map, key), "'%s' must be an http:// or https:// URL", key);
+        return -1;
+    }
+    if (!*host || *host == '/' || strpbrk(url, " \t\r\n")) {
+        ERR_AT(ld, map_get(map, key), "'%s' is not a valid URL (no host, or white space)", key);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_http_sink(struct loader *ld, const struct td_ynode *map, void *base)
+{
+    const struct td_conf_sink *k = base;
+    return check_http_url(ld, map, "url", k->http.url);
+}
+
 static const struct ktable http_sink_table = {TABLE("http sink", http_sink_keys),
-                                              .group_required = true};
+                                              .group_required = true, .check = check_http_sink};
 
 static const struct kdef openfaas_sink_keys[] = {
     REQ_STR("gateway", SNK(openfaas.gateway)),
@@ -1324,8 +1353,13 @@ static const struct ktable sink_table = {TABLE("sink", sink_keys), .group_requir
 
 static int check_delivery(struct loader *ld, const struct td_ynode *map, void *base)
 {
-    const struct td_conf_delivery *dlv = base;
+    struct td_conf_delivery *dlv = base;
     const struct td_ynode *at = map_get(map, "backoff_max");
+    const struct td_ynode *ord = map_get(map, "ordering");
+
+    if (ord) {
+        dlv->ordering_pos = node_pos(ld, ord); /* for checks that depend on the source */
+    }
 
     if (dlv->backoff_max_ms < dlv->backoff_delay_ms) {
         ERR_AT(ld, at ? at : map_get(map, "backoff_delay"),
@@ -1731,6 +1765,8 @@ static void source_defaults(struct td_conf_source *src)
     src->redis.block_ms = 1000;
     src->rabbitmq.prefetch = 100;
     src->rabbitmq.heartbeat = 30;
+    src->rabbitmq.max_deliveries = 10;
+    src->rabbitmq.consumer_timeout_ms = 30 * 60 * 1000;
     src->rabbitmq.declare_durable = true;
     src->http.max_size = 1024 * 1024;
 }
