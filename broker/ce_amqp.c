@@ -188,7 +188,7 @@ static struct td_event *from_binary(const amqp_basic_properties_t *p, const void
 {
     struct td_event *ev = td_event_new();
     char *ct = content_type(p);
-    char name[64];
+    char name[TD_CE_NAME_MAX + 2];
     size_t nattrs = 0;
     if (!ev) {
         goto oom;

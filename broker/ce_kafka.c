@@ -116,7 +116,7 @@ static struct td_event *from_binary(const struct td_kafka_record *r, char *err, 
         if (!is_ct && strncmp(h, CE_PREFIX, CE_PREFIX_LEN) != 0) {
             continue;
         }
-        if (!is_ct && (!td_ce_valid_name(name) || strlen(name) > MAX_NAME)) {
+        if (!is_ct && !td_ce_valid_name(name)) {
             td_ce_errf(err, errlen, "header '%.64s' does not name a valid attribute", h);
             goto fail;
         }

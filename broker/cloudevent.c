@@ -217,7 +217,10 @@ int td_event_set_data(struct td_event *ev, const void *data, size_t len)
 
 bool td_ce_valid_name(const char *name)
 {
-    if (name == NULL || *name == '\0') {
+    /* The spec recommends at most 20 characters; one cap for every binding (AMQP keys hold
+     * 255 bytes with the "cloudEvents:" prefix) keeps an event any decoder accepted
+     * encodable by every encoder, and decodable again. */
+    if (name == NULL || *name == '\0' || strlen(name) > TD_CE_NAME_MAX) {
         return false;
     }
     for (const char *p = name; *p != '\0'; p++) {
@@ -389,6 +392,10 @@ int td_event_validate(const struct td_event *ev, char *err, size_t errlen)
         }
         /* Other attributes are percent-encoded in binary mode, but datacontenttype travels
          * as a raw Content-Type header: a control character there could never be sent. */
+        if (strcmp(a->name, "datacontenttype") == 0 && (!*a->value || strlen(a->value) > 255)) {
+            td_ce_errf(err, errlen, "datacontenttype must be a media type of 1 to 255 bytes");
+            return -1;
+        }
         if (strcmp(a->name, "datacontenttype") == 0) {
             for (const unsigned char *p = (const unsigned char *)a->value; *p; p++) {
                 if (*p < 0x20 || *p == 0x7f) {

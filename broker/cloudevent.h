@@ -55,7 +55,9 @@ int td_event_set_data(struct td_event *ev, const void *data, size_t len);
 /* Checks specversion 1.0, the required attributes (id, source, specversion, type, non-empty),
  * attribute names ([a-z0-9]+) and the time format (RFC 3339). 0, or -1 with a message. */
 int td_event_validate(const struct td_event *ev, char *err, size_t errlen);
-/* True when NAME is a valid CloudEvents attribute name. */
+/* The longest attribute name any binding accepts. */
+#define TD_CE_NAME_MAX 200
+/* True when NAME is a valid CloudEvents attribute name ([a-z0-9]+, at most TD_CE_NAME_MAX). */
 bool td_ce_valid_name(const char *name);
 /* Lowercases and strips NAME to a valid attribute name into out (size outlen); returns 0, or
  * -1 if nothing valid remains. */
@@ -82,6 +84,12 @@ const char *td_http_headers_get(const struct td_http_headers *h, const char *nam
  * event lives). 0 or -1. The caller frees the headers with td_http_headers_free(). */
 int td_ce_http_encode_binary(const struct td_event *ev, struct td_http_headers *out,
                              const unsigned char **body, size_t *len);
+/* Binary mode without the intermediate list: calls fn once per header with the whole line
+ * "Name: value" (the same names and values as td_ce_http_encode_binary; NUL-terminated, valid
+ * during the call only); content_type tells the Content-Type line. 0; -1 on out of memory or
+ * an attribute td_ce_http_encode_binary refuses; or the first non-zero value fn returned. */
+typedef int (*td_ce_http_line_fn)(void *arg, const char *line, size_t len, bool content_type);
+int td_ce_http_encode_binary_lines(const struct td_event *ev, td_ce_http_line_fn fn, void *arg);
 /* Structured mode (and the JSON event format): a malloc'd JSON text, NUL-terminated, that the
  * caller frees. JSON data is embedded as "data"; text data of a text/... type as a "data"
  * string; anything else as "data_base64". NULL on out of memory. */

@@ -82,8 +82,10 @@ struct td_conf_kafka_source {
 struct td_conf_rabbitmq_source {
     char *url;
     char *queue;
-    int prefetch;  /* default 100 */
-    int heartbeat; /* seconds (written as a duration, e.g. 30s), default 30 */
+    int prefetch;                /* default 100 */
+    int heartbeat;               /* seconds (written as a duration, e.g. 30s), default 30 */
+    int max_deliveries;          /* default 10; 0 = unlimited */
+    int64_t consumer_timeout_ms; /* the broker's consumer_timeout, default 30m; 0 = off */
     /* declare: {durable, arguments, exchange, exchange_type, bindings}, declared on connect */
     bool declare;
     bool declare_durable;                /* default true (queue and exchange) */
@@ -216,8 +218,9 @@ struct td_conf_delivery {
     int64_t timeout_ms;         /* per attempt; 0 = the sink's timeout */
     int64_t retry_after_max_ms; /* cap on a Retry-After, default 60s */
     enum td_ordering ordering;
-    int concurrency;   /* in-flight attempts, default 64 */
-    char *dead_letter; /* sink name, or NULL */
+    struct td_pos ordering_pos; /* where ordering: was written (line 0: not written) */
+    int concurrency;            /* in-flight attempts, default 64 */
+    char *dead_letter;          /* sink name, or NULL */
     struct td_pos dead_letter_pos;
     int *retry_on; /* if set: exactly these HTTP statuses are retryable */
     size_t nretry_on;

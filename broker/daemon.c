@@ -284,6 +284,11 @@ int td_daemon_run(const char *config_path)
     }
     td_errors_clear(&errs);
     td_log_init(cfg->daemon.log_level, cfg->daemon.log_format);
+    td_check_rabbitmq_warnings(cfg, &errs); /* the warnings `check` prints, logged */
+    for (size_t i = 0; i < errs.n; i++) {
+        td_log_warn(NULL, NULL, NULL, "%s", errs.msgs[i]);
+    }
+    td_errors_clear(&errs);
 
     /* Signals are read from a signalfd on the loop; every thread started later inherits the
      * mask, so none of them is interrupted. SIGPIPE is ignored: a peer closing a socket is

@@ -1,13 +1,17 @@
 /* publish_amqp.c - `triggerd publish amqp://...`: one message to a RabbitMQ exchange, waiting
  * for the publisher confirm, so a zero exit status means the broker has the message (see
  * publish.h). Binary-mode CloudEvents go out as the RabbitMQ sink writes them (ce_amqp.c);
- * plain messages carry --header K=V as AMQP headers. */
+ * plain messages carry --header K=V as AMQP headers and a content type: --content-type, or
+ * one picked from the data as for CloudEvents (application/json, text/plain, else
+ * application/octet-stream). */
 #include <amqp.h>
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "amqp_util.h"
+#include "ce_internal.h"
 #include "cloudevent.h"
 #include "loop.h"
 #include "publish.h"
@@ -126,10 +130,15 @@ int td_publish_amqp(const char *url, const struct td_event *ev, const void *data
         plain.timestamp = (uint64_t)(td_wall_ms() / 1000);
         plain.headers.num_entries = (int)nheaders;
         plain.headers.entries = entries;
-        if (content_type) {
-            plain._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
-            plain.content_type = amqp_cstring_bytes(content_type);
+        if (!content_type) {
+            cJSON *json = cJSON_ParseWithLength(data, len);
+            content_type = json                          ? "application/json"
+                           : td_ce_utf8_valid(data, len) ? "text/plain; charset=utf-8"
+                                                         : "application/octet-stream";
+            cJSON_Delete(json);
         }
+        plain._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
+        plain.content_type = amqp_cstring_bytes(content_type);
     }
     conn = td_amqp_connect(&addr, 0, TIMEOUT_MS, err, sizeof(err));
     if (!conn) {

@@ -92,7 +92,9 @@ static bool same_source(const struct td_conf_source *a, const struct td_conf_sou
         return streq(a->rabbitmq.url, b->rabbitmq.url) &&
                streq(a->rabbitmq.queue, b->rabbitmq.queue) &&
                a->rabbitmq.prefetch == b->rabbitmq.prefetch &&
-               a->rabbitmq.heartbeat == b->rabbitmq.heartbeat;
+               a->rabbitmq.heartbeat == b->rabbitmq.heartbeat &&
+               a->rabbitmq.max_deliveries == b->rabbitmq.max_deliveries &&
+               a->rabbitmq.consumer_timeout_ms == b->rabbitmq.consumer_timeout_ms;
     case TD_SOURCE_HTTP:
         return streq(a->http.path, b->http.path) && streq(a->http.bearer, b->http.bearer) &&
                a->http.max_size == b->http.max_size;

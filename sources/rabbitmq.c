@@ -10,9 +10,26 @@
  * timed out (at most a quarter of the heartbeat): rabbitmq-c sends and checks heartbeats only
  * inside its calls, and this thread never blocks on anything but poll. Completions from the
  * mailbox are settled on this thread: acks in one basic.ack multiple=1 for the contiguous
- * completed prefix of the outstanding delivery tags and single acks past a gap; released
- * messages get basic.nack requeue=1; natively dead-lettered ones basic.nack requeue=0 (the
- * queue's dead-letter exchange takes them).
+ * completed prefix of the outstanding delivery tags and single acks past a gap; natively
+ * dead-lettered ones basic.nack requeue=0 (the queue's dead-letter exchange takes them).
+ *
+ * Released messages (a trigger without dead_letter that failed, a dead letter that could not
+ * be built) go back with basic.nack requeue=1, but not at once: the broker would hand a poison
+ * message straight back, thousands of times a second. The delivery is held (it stays in the
+ * prefetch window, unacknowledged) for a delay that grows with its delivery count, 1 s doubling
+ * up to 30 s (TD_RABBITMQ_REQUEUE_DELAY_MAX_MS, well inside consumer_timeout), on this thread's
+ * poll timer; while stopping, releases are requeued at once. A lost channel drops the held tags
+ * with the rest (the broker requeues them).
+ *
+ * max_deliveries: past it a message gets dl_reason max_deliveries and the router dead-letters
+ * it (or keeps it, for a trigger without dead_letter) instead of delivering it again. The count
+ * comes from the x-delivery-count header where the broker keeps one (quorum queues: exact,
+ * across consumers, channels and restarts of this daemon), else from a bounded local table
+ * (classic queues) keyed by the queue and the event id (the message-id, or the hash of queue
+ * and body for a plain message without one): a delivery with redelivered=0 is the first, a
+ * redelivered one counts on from what this process saw, or from 2 when it saw none (another
+ * consumer or an earlier run of the daemon had it). The local count only sees deliveries to this
+ * process, and messages without a message-id and with the same body share a count.
  *
  * Connection or channel loss: the broker requeues everything unacknowledged. The thread
  * reconnects with capped exponential backoff and rebuilds channel, declarations, qos and
@@ -30,7 +47,9 @@
 #include <unistd.h>
 
 #include "amqp_util.h"
+#include "check.h"
 #include "cloudevent.h"
+#include "deadletter.h"
 #include "log.h"
 #include "loop.h"
 #include "source.h"
@@ -38,12 +57,25 @@
 #define DEFAULT_TYPE       "dev.triggerd.rabbitmq.message"
 #define CONNECT_TIMEOUT_MS 5000
 #define READ_BATCH         256
+#define REQUEUE_DELAY_MS   1000 /* the first requeue delay of a released message */
+#define SEEN_SLOTS         4096 /* the local delivery counter (a power of two) */
+#define SEEN_WAYS          8    /* probed slots per key; the oldest is evicted */
 
-enum slot_state { S_INFLIGHT, S_ACK, S_SETTLED };
+enum slot_state { S_INFLIGHT, S_ACK, S_HELD, S_SETTLED };
 
 struct slot {
     uint64_t tag;
+    uint64_t key;       /* the local counter's key (0: none) */
+    int64_t due_ms;     /* S_HELD: when to requeue it */
+    uint32_t delivered; /* deliveries of the message, this one included */
     enum slot_state state;
+};
+
+/* One message of the local delivery counter. */
+struct seen {
+    uint64_t key; /* 0: free */
+    uint32_t count;
+    int64_t used_ms;
 };
 
 struct rmq_source {
@@ -64,6 +96,9 @@ struct rmq_source {
     struct slot *out; /* outstanding delivery tags of this channel, ascending */
     size_t nout, capout;
     uint64_t stale; /* completions dropped because their channel was gone */
+    size_t nheld;   /* slots in S_HELD */
+    int64_t next_due;
+    struct seen *seen; /* SEEN_SLOTS entries */
     char last_error[300];
 };
 
@@ -86,6 +121,7 @@ static void disconnect(struct rmq_source *rs, bool polite)
     free(rs->consumer);
     rs->consumer = NULL;
     rs->nout = 0; /* the broker requeues whatever was unacknowledged on that channel */
+    rs->nheld = 0;
     rs->cancelled = false;
     atomic_store(&rs->src->connected, false);
 }
@@ -166,11 +202,7 @@ static int declare(struct rmq_source *rs)
 static int connect_setup(struct rmq_source *rs)
 {
     char err[300];
-    int max = rs->src->conf->max_inflight > 0 ? rs->src->conf->max_inflight : 1000;
-    int prefetch = rs->conf->prefetch > 0 && rs->conf->prefetch < max ? rs->conf->prefetch : max;
-    if (prefetch > 65535) {
-        prefetch = 65535;
-    }
+    int prefetch = td_rabbitmq_window(rs->src->conf);
     rs->conn =
         td_amqp_connect(&rs->addr, rs->conf->heartbeat, CONNECT_TIMEOUT_MS, err, sizeof(err));
     if (!rs->conn) {
@@ -204,6 +236,130 @@ static int connect_setup(struct rmq_source *rs)
     return 0;
 }
 
+/* ---- delivery counts (max_deliveries) ---- */
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* The integer value of header `name`, when the message has one. */
+static bool header_int(const amqp_basic_properties_t *p, const char *name, int64_t *out)
+{
+    size_t len = strlen(name);
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG)) {
+        return false;
+    }
+    for (int i = 0; i < p->headers.num_entries; i++) {
+        const amqp_table_entry_t *e = &p->headers.entries[i];
+        if (e->key.len != len || memcmp(e->key.bytes, name, len) != 0) {
+            continue;
+        }
+        const amqp_field_value_t *v = &e->value;
+        switch (v->kind) {
+        case AMQP_FIELD_KIND_I8:
+            *out = v->value.i8;
+            return true;
+        case AMQP_FIELD_KIND_U8:
+            *out = v->value.u8;
+            return true;
+        case AMQP_FIELD_KIND_I16:
+            *out = v->value.i16;
+            return true;
+        case AMQP_FIELD_KIND_U16:
+            *out = v->value.u16;
+            return true;
+        case AMQP_FIELD_KIND_I32:
+            *out = v->value.i32;
+            return true;
+        case AMQP_FIELD_KIND_U32:
+            *out = v->value.u32;
+            return true;
+        case AMQP_FIELD_KIND_I64:
+            *out = v->value.i64;
+            return true;
+        case AMQP_FIELD_KIND_U64:
+            *out = v->value.u64 > INT64_MAX ? INT64_MAX : (int64_t)v->value.u64;
+            return true;
+        default:
+            return false;
+        }
+    }
+    return false;
+}
+
+static struct seen *seen_find(struct rmq_source *rs, uint64_t key, bool add)
+{
+    struct seen *oldest = NULL;
+    for (size_t i = 0; i < SEEN_WAYS; i++) {
+        struct seen *e = &rs->seen[(key + i) & (SEEN_SLOTS - 1)];
+        if (e->key == key) {
+            return e;
+        }
+        if (!oldest || (e->key == 0 && oldest->key != 0) ||
+            (e->key != 0 && oldest->key != 0 && e->used_ms < oldest->used_ms)) {
+            oldest = e;
+        }
+    }
+    if (!add) {
+        return NULL;
+    }
+    *oldest = (struct seen){.key = key};
+    return oldest;
+}
+
+static void seen_forget(struct rmq_source *rs, uint64_t key)
+{
+    struct seen *e = key ? seen_find(rs, key, false) : NULL;
+    if (e) {
+        e->key = 0;
+    }
+}
+
+/* How many times this message has been delivered, this delivery included; *key is the local
+ * counter's key (0 when the broker counts). See the comment at the top for what each gives. */
+static uint32_t count_delivery(struct rmq_source *rs, const amqp_envelope_t *env,
+                               const struct td_msg *msg, uint64_t *key)
+{
+    int64_t n;
+    *key = 0;
+    if (header_int(&env->message.properties, "x-delivery-count", &n)) {
+        /* quorum queues: the deliveries before this one that came back */
+        return n < 0 ? 1 : n >= UINT32_MAX - 1 ? UINT32_MAX : (uint32_t)n + 1;
+    }
+    const char *id = msg->ev ? td_event_get(msg->ev, "id") : NULL;
+    uint64_t h = fnv1a(0xcbf29ce484222325ULL, rs->conf->queue, strlen(rs->conf->queue) + 1);
+    h = id ? fnv1a(h, id, strlen(id)) : fnv1a(h, env->message.body.bytes, env->message.body.len);
+    *key = h ? h : 1;
+    if (!rs->seen) {
+        return env->redelivered ? 2 : 1;
+    }
+    struct seen *e = seen_find(rs, *key, true);
+    if (!env->redelivered) {
+        e->count = 1; /* the broker says no consumer had it before */
+    } else {
+        e->count = e->count == 0 ? 2 : e->count < UINT32_MAX ? e->count + 1 : e->count;
+    }
+    e->used_ms = td_now_ms();
+    return e->count;
+}
+
+/* The wait before a released message goes back to the queue. */
+static int64_t requeue_delay(const struct rmq_source *rs, uint32_t delivered)
+{
+    int64_t cap = TD_RABBITMQ_REQUEUE_DELAY_MAX_MS;
+    if (rs->conf->consumer_timeout_ms > 0 && cap > rs->conf->consumer_timeout_ms / 4) {
+        cap = rs->conf->consumer_timeout_ms / 4;
+    }
+    int shift = delivered > 1 ? (int)(delivered - 1) : 0;
+    int64_t d = shift >= 16 ? cap : (int64_t)REQUEUE_DELAY_MS << shift;
+    return d > cap ? cap : d;
+}
+
 /* ---- settling ---- */
 
 static struct slot *find_slot(struct rmq_source *rs, uint64_t tag)
@@ -220,7 +376,7 @@ static struct slot *find_slot(struct rmq_source *rs, uint64_t tag)
     return lo < rs->nout && rs->out[lo].tag == tag ? &rs->out[lo] : NULL;
 }
 
-static int add_slot(struct rmq_source *rs, uint64_t tag)
+static int add_slot(struct rmq_source *rs, uint64_t tag, uint64_t key, uint32_t delivered)
 {
     if (rs->nout == rs->capout) {
         size_t cap = rs->capout ? rs->capout * 2 : 256;
@@ -231,7 +387,7 @@ static int add_slot(struct rmq_source *rs, uint64_t tag)
         rs->out = s;
         rs->capout = cap;
     }
-    rs->out[rs->nout].tag = tag;
+    rs->out[rs->nout] = (struct slot){.tag = tag, .key = key, .delivered = delivered};
     rs->out[rs->nout].state = S_INFLIGHT;
     rs->nout++;
     return 0;
@@ -246,13 +402,13 @@ static void nack(struct rmq_source *rs, uint64_t tag, bool requeue)
 }
 
 /* Acks the contiguous completed prefix with one multiple ack, the rest one by one, and drops
- * every settled slot. */
+ * every settled slot (in flight and held ones stay). */
 static void flush_acks(struct rmq_source *rs)
 {
     size_t i = 0;
     uint64_t last = 0;
     long long n = 0;
-    while (i < rs->nout && rs->out[i].state != S_INFLIGHT) {
+    while (i < rs->nout && (rs->out[i].state == S_ACK || rs->out[i].state == S_SETTLED)) {
         if (rs->out[i].state == S_ACK) {
             last = rs->out[i].tag;
             n++;
@@ -269,7 +425,7 @@ static void flush_acks(struct rmq_source *rs)
                 goto lost;
             }
             n++;
-        } else if (rs->out[j].state == S_INFLIGHT) {
+        } else if (rs->out[j].state == S_INFLIGHT || rs->out[j].state == S_HELD) {
             rs->out[w++] = rs->out[j];
         }
     }
@@ -290,15 +446,24 @@ static void drain_mailbox(struct rmq_source *rs)
         struct slot *s = rs->conn && done->gen == rs->gen ? find_slot(rs, done->tag) : NULL;
         if (!s) {
             rs->stale++; /* its channel is gone: the broker redelivers it */
-        } else if (done->release) {
-            nack(rs, done->tag, true);
+        } else if (done->release && atomic_load(&rs->quiesce)) {
+            nack(rs, done->tag, true); /* stopping: back to the queue at once */
             s->state = S_SETTLED;
+        } else if (done->release) {
+            /* held, then requeued by requeue_due: not straight back to a failing function */
+            s->state = S_HELD;
+            s->due_ms = td_now_ms() + requeue_delay(rs, s->delivered);
+            if (rs->nheld++ == 0 || s->due_ms < rs->next_due) {
+                rs->next_due = s->due_ms;
+            }
         } else if (done->reject) {
             nack(rs, done->tag, false);
             s->state = S_SETTLED;
+            seen_forget(rs, s->key);
             atomic_fetch_add(&rs->src->acked, 1);
         } else {
             s->state = S_ACK;
+            seen_forget(rs, s->key);
         }
         any = true;
         td_msg_free(done);
@@ -306,6 +471,36 @@ static void drain_mailbox(struct rmq_source *rs)
     }
     if (any && rs->conn) {
         flush_acks(rs);
+    }
+}
+
+/* Requeues (basic.nack requeue=1) the held deliveries that are due, or all of them. */
+static void requeue_due(struct rmq_source *rs, bool all)
+{
+    if (rs->nheld == 0 || !rs->conn) {
+        return;
+    }
+    int64_t now = td_now_ms();
+    if (!all && now < rs->next_due) {
+        return;
+    }
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < rs->nout && rs->conn; i++) {
+        struct slot *s = &rs->out[i];
+        if (s->state != S_HELD) {
+            continue;
+        }
+        if (all || s->due_ms <= now) {
+            s->state = S_SETTLED;
+            rs->nheld--;
+            nack(rs, s->tag, true); /* on failure: disconnected, nout and nheld are 0 */
+        } else if (s->due_ms < next) {
+            next = s->due_ms;
+        }
+    }
+    rs->next_due = next;
+    if (rs->conn) {
+        flush_acks(rs); /* drops the settled slots */
     }
 }
 
@@ -418,7 +613,12 @@ static void read_ready(struct rmq_source *rs)
             break;
         }
         struct td_msg *msg = quiescing ? NULL : to_msg(rs, &env);
-        if (!msg || add_slot(rs, env.delivery_tag) < 0) {
+        uint64_t key = 0;
+        uint32_t delivered = msg ? count_delivery(rs, &env, msg, &key) : 1;
+        if (msg && rs->conf->max_deliveries > 0 && delivered > (uint32_t)rs->conf->max_deliveries) {
+            msg->dl_reason = TD_DL_MAX_DELIVERIES; /* the router dead-letters it */
+        }
+        if (!msg || add_slot(rs, env.delivery_tag, key, delivered) < 0) {
             if (!quiescing) {
                 td_log_error(NULL, rs->src->name, NULL, "out of memory; message requeued");
             }
@@ -487,20 +687,27 @@ static void *run(void *arg)
             backoff = 100;
         }
         drain_mailbox(rs);
+        bool quiescing = atomic_load(&rs->quiesce);
+        requeue_due(rs, quiescing);
         if (!rs->conn) {
             continue;
         }
-        if (atomic_load(&rs->quiesce)) {
+        if (quiescing) {
             cancel_consumer(rs);
             if (!rs->conn) {
                 continue;
             }
         }
         bool buffered = amqp_frames_enqueued(rs->conn) || amqp_data_in_buffer(rs->conn);
+        int wait = buffered ? 0 : tick;
+        if (rs->nheld > 0) {
+            int64_t left = rs->next_due - td_now_ms();
+            wait = left <= 0 ? 0 : left < wait ? (int)left : wait;
+        }
         struct pollfd pfd[3] = {{.fd = rs->stopfd, .events = POLLIN},
                                 {.fd = rs->src->mailbox_fd, .events = POLLIN},
                                 {.fd = amqp_get_sockfd(rs->conn), .events = POLLIN}};
-        if (poll(pfd, 3, buffered ? 0 : tick) < 0 && errno != EINTR) {
+        if (poll(pfd, 3, wait) < 0 && errno != EINTR) {
             break;
         }
         if (atomic_load(&rs->stop)) {
@@ -567,6 +774,7 @@ static void destroy(struct td_source *src)
     td_amqp_addr_free(&rs->addr);
     free(rs->ce_source);
     free(rs->out);
+    free(rs->seen);
     if (rs->stopfd >= 0) {
         close(rs->stopfd);
     }
@@ -597,6 +805,7 @@ static int init(struct td_source *src, char *err, size_t errlen)
     rs->src = src;
     rs->conf = conf;
     rs->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    rs->seen = calloc(SEEN_SLOTS, sizeof(*rs->seen)); /* NULL: counts start at 1 or 2 */
     if (td_amqp_addr_parse(conf->url, false, &rs->addr, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "source '%s': %s", src->name, why);
         goto fail;
@@ -615,6 +824,7 @@ static int init(struct td_source *src, char *err, size_t errlen)
 fail:
     td_amqp_addr_free(&rs->addr);
     free(rs->ce_source);
+    free(rs->seen);
     if (rs->stopfd >= 0) {
         close(rs->stopfd);
     }

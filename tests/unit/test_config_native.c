@@ -166,6 +166,107 @@ static void test_consumer_timeout_guard(void **state)
     td_config_free(cfg);
 }
 
+/* ordering: partition | key on a RabbitMQ source is refused at the ordering value's position;
+ * on a Redis source it is not this check's business. */
+static void test_ordering_refused(void **state)
+{
+    struct td_errors errs = {0};
+    struct td_config *cfg =
+        load_trigger("  - {name: t, source: q, sink: fn, delivery: {ordering: key}}\n", &errs);
+    assert_non_null(cfg);
+    td_check_rabbitmq(cfg, &errs);
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.msgs[0], ":8:57: trigger 't': ordering: key is not supported"));
+    td_errors_clear(&errs);
+    td_config_free(cfg);
+
+    cfg = load_trigger("  - {name: t, source: q, sink: fn, delivery: {ordering: unordered}}\n",
+                       &errs);
+    assert_non_null(cfg);
+    td_check_rabbitmq(cfg, &errs);
+    assert_int_equal(errs.n, 0);
+    td_config_free(cfg);
+}
+
+/* max_deliveries and consumer_timeout on the source: defaults, values, and the guard using the
+ * configured consumer_timeout (0: off). */
+static void test_source_limits(void **state)
+{
+    struct td_errors errs = {0};
+    struct td_config *cfg = load_trigger("  - {name: t, source: q, sink: fn}\n", &errs);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->sources[0].rabbitmq.max_deliveries, 10);
+    assert_int_equal(cfg->sources[0].rabbitmq.consumer_timeout_ms, 30 * 60 * 1000);
+    td_config_free(cfg);
+
+    const char *text =
+        "version: 1\n"
+        "sources:\n"
+        "  q: {rabbitmq: {url: \"amqp://h/%2f\", queue: jobs, max_deliveries: 0,\n"
+        "                 consumer_timeout: 2m}}\n"
+        "  o: {rabbitmq: {url: \"amqp://h/%2f\", queue: jobs, consumer_timeout: 0}}\n"
+        "sinks: {fn: {http: {url: \"http://localhost:1/\"}}}\n"
+        "triggers:\n"
+        "  - {name: a, source: q, sink: fn, delivery: {retry: 3, timeout: 10s, "
+        "retry_after_max: 60s}}\n"
+        "  - {name: b, source: o, sink: fn, delivery: {retry: 3, timeout: 10s, "
+        "retry_after_max: 60s}}\n";
+    cfg = load(text, &errs);
+    assert_non_null(cfg);
+    assert_int_equal(errs.n, 0);
+    assert_int_equal(cfg->sources[0].rabbitmq.max_deliveries, 0);
+    assert_int_equal(cfg->sources[0].rabbitmq.consumer_timeout_ms, 120000);
+    assert_int_equal(cfg->sources[1].rabbitmq.consumer_timeout_ms, 0);
+    td_check_rabbitmq(cfg, &errs); /* 220 s > 120 s for a; b's broker has no timeout */
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.msgs[0], "trigger 'a'"));
+    assert_non_null(strstr(errs.msgs[0], "consumer_timeout of 120 s"));
+    td_errors_clear(&errs);
+    td_config_free(cfg);
+
+    cfg = load("version: 1\n"
+               "sources: {q: {rabbitmq: {url: \"amqp://h/%2f\", queue: j, max_deliveries: -1}}}\n"
+               "sinks: {fn: {http: {url: \"http://localhost:1/\"}}}\n"
+               "triggers: [{name: t, source: q, sink: fn}]\n",
+               &errs);
+    assert_null(cfg);
+    assert_true(errs.n >= 1);
+    assert_non_null(strstr(errs.msgs[0], "max_deliveries"));
+    td_errors_clear(&errs);
+}
+
+/* The prefetch window behind concurrency: a warning, not an error. */
+static void test_queueing_warning(void **state)
+{
+    struct td_errors errs = {0}, warns = {0};
+    /* 220 s per delivery; prefetch 100 (default) over concurrency 4: 25 rounds = 5500 s. */
+    struct td_config *cfg =
+        load_trigger("  - {name: slow, source: q, sink: fn, delivery: {retry: 3, "
+                     "timeout: 10s, retry_after_max: 60s, concurrency: 4}}\n",
+                     &errs);
+    assert_non_null(cfg);
+    assert_int_equal(td_rabbitmq_window(&cfg->sources[0]), 100);
+    assert_int_equal(td_check_queued_hold_ms(&cfg->sources[0], &cfg->triggers[0], &cfg->sinks[0]),
+                     25 * 220000 + TD_RABBITMQ_REQUEUE_DELAY_MAX_MS);
+    td_check_rabbitmq(cfg, &errs);
+    assert_int_equal(errs.n, 0);
+    td_check_rabbitmq_warnings(cfg, &warns);
+    assert_int_equal(warns.n, 1);
+    assert_non_null(strstr(warns.msgs[0], "warning: trigger 'slow'"));
+    assert_non_null(strstr(warns.msgs[0], "prefetch"));
+    td_errors_clear(&warns);
+    td_config_free(cfg);
+
+    /* concurrency 64 (default): 2 rounds, 470 s: no warning. */
+    cfg = load_trigger("  - {name: ok, source: q, sink: fn, delivery: {retry: 3, timeout: 10s, "
+                       "retry_after_max: 60s}}\n",
+                       &errs);
+    assert_non_null(cfg);
+    td_check_rabbitmq_warnings(cfg, &warns);
+    assert_int_equal(warns.n, 0);
+    td_config_free(cfg);
+}
+
 static void test_bad_amqp_url(void **state)
 {
     struct td_errors errs = {0};
@@ -194,6 +295,9 @@ int main(void)
         cmocka_unit_test(test_declare_errors),
         cmocka_unit_test(test_consumer_timeout_guard),
         cmocka_unit_test(test_bad_amqp_url),
+        cmocka_unit_test(test_ordering_refused),
+        cmocka_unit_test(test_source_limits),
+        cmocka_unit_test(test_queueing_warning),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
