@@ -179,6 +179,65 @@ static bool safe_header_value(const char *v)
     return true;
 }
 
+int td_ce_http_encode_binary_lines(const struct td_event *ev, td_ce_http_line_fn fn, void *arg)
+{
+    char stack[512];
+
+    if (ev == NULL || fn == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < ev->nattrs; i++) {
+        const struct td_ce_attr *a = &ev->attrs[i];
+
+        if (!td_ce_valid_name(a->name) || a->value == NULL) {
+            return -1;
+        }
+        bool ct = strcmp(a->name, "datacontenttype") == 0;
+        size_t vlen = strlen(a->value);
+        size_t nlen = ct ? strlen("Content-Type") : strlen(a->name) + 3;
+        if ((ct && !safe_header_value(a->value)) || vlen >= (SIZE_MAX - nlen - 3) / 3) {
+            return -1;
+        }
+        size_t need = nlen + 2 + (ct ? vlen : vlen * 3) + 1;
+        char *line = need <= sizeof(stack) ? stack : malloc(need);
+        if (line == NULL) {
+            return -1;
+        }
+        size_t o;
+        if (ct) {
+            memcpy(line, "Content-Type: ", 14);
+            memcpy(line + 14, a->value, vlen);
+            o = 14 + vlen;
+        } else {
+            static const char hex[] = "0123456789ABCDEF";
+            memcpy(line, "ce-", 3);
+            memcpy(line + 3, a->name, nlen - 3);
+            o = nlen;
+            line[o++] = ':';
+            line[o++] = ' ';
+            for (size_t j = 0; j < vlen; j++) {
+                unsigned char c = (unsigned char)a->value[j];
+                if (needs_encoding(c)) {
+                    line[o++] = '%';
+                    line[o++] = hex[c >> 4];
+                    line[o++] = hex[c & 15];
+                } else {
+                    line[o++] = (char)c;
+                }
+            }
+        }
+        line[o] = '\0';
+        int rc = fn(arg, line, o, ct);
+        if (line != stack) {
+            free(line);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 /* Fails (-1) on out of memory, on an attribute name that is not [a-z0-9]+ or on a
  * datacontenttype holding control characters: both would let a value forge headers. */
 int td_ce_http_encode_binary(const struct td_event *ev, struct td_http_headers *out,

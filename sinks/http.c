@@ -138,19 +138,44 @@ static struct curl_slist *add_header(struct curl_slist *list, const char *name, 
     if (!list) {
         return NULL;
     }
-    size_t n = strlen(name) + strlen(value) + 3;
-    char *line = malloc(n);
+    char stack[256];
+    size_t nlen = strlen(name), vlen = strlen(value);
+    size_t n = nlen + vlen + 3;
+    char *line = n <= sizeof(stack) ? stack : malloc(n);
     if (!line) {
         curl_slist_free_all(list);
         return NULL;
     }
-    snprintf(line, n, "%s: %s", name, value);
+    memcpy(line, name, nlen);
+    memcpy(line + nlen, ": ", 2);
+    memcpy(line + nlen + 2, value, vlen + 1);
     struct curl_slist *l = curl_slist_append(list, line);
-    free(line);
+    if (line != stack) {
+        free(line);
+    }
     if (!l) {
         curl_slist_free_all(list);
     }
     return l;
+}
+
+struct ce_lines {
+    struct curl_slist *list;
+    bool has_type;
+};
+
+/* td_ce_http_encode_binary_lines' callback: one binary-mode header into the list. */
+static int add_ce_line(void *arg, const char *line, size_t len, bool content_type)
+{
+    (void)len;
+    struct ce_lines *cl = arg;
+    struct curl_slist *l = curl_slist_append(cl->list, line);
+    if (!l) {
+        return -1;
+    }
+    cl->list = l;
+    cl->has_type |= content_type;
+    return 0;
 }
 
 /* A 2xx answer may carry a reply event. Returns the classification to report. */
@@ -233,23 +258,16 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
         curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, json);
         headers = add_header(headers, "Content-Type", "application/cloudevents+json");
     } else {
-        struct td_http_headers ce = {0};
-        const unsigned char *body = NULL;
-        size_t len = 0;
-        if (td_ce_http_encode_binary(ev, &ce, &body, &len) < 0) {
-            goto fail;
+        struct ce_lines cl = {.list = headers};
+        if (!headers || td_ce_http_encode_binary_lines(ev, add_ce_line, &cl) < 0) {
+            goto fail; /* appending keeps the head: headers frees what was added */
         }
-        bool has_type = false;
-        for (size_t i = 0; i < ce.n && headers; i++) {
-            has_type |= strcasecmp(ce.items[i].name, "Content-Type") == 0;
-            headers = add_header(headers, ce.items[i].name, ce.items[i].value);
+        if (!cl.has_type && !curl_slist_append(headers, "Content-Type:")) {
+            goto fail; /* no curl default: an empty Content-Type removes it */
         }
-        td_http_headers_free(&ce);
-        if (headers && !has_type) {
-            headers = curl_slist_append(headers, "Content-Type:"); /* no curl default */
-        }
+        size_t len = ev->data ? ev->data_len : 0;
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, ev->data ? (const char *)ev->data : "");
     }
     for (size_t i = 0; t->headers && i < t->headers->n; i++) {
         headers = add_header(headers, t->headers->items[i].key, t->headers->items[i].value);
