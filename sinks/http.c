@@ -248,7 +248,13 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
         goto fail;
     }
     headers = curl_slist_append(NULL, "Expect:");
-    if (t->mode == TD_MODE_STRUCTURED) {
+    /* Binary mode sends datacontenttype as Content-Type; when that says "a structured
+     * CloudEvent" the receiver would read the data as the event (its attributes, not ours):
+     * such an event can only travel in structured mode. */
+    const char *dct = td_event_get(ev, "datacontenttype");
+    bool structured = t->mode == TD_MODE_STRUCTURED ||
+                      (dct && strncasecmp(dct, "application/cloudevents", 23) == 0);
+    if (structured) {
         size_t len = 0;
         json = td_ce_to_json(ev, &len);
         if (!json) {

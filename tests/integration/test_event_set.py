@@ -2,6 +2,7 @@
 {type, source} defaults for a wrapped entry), the function gets it with the overrides; and
 Knative's legacy filter map treats "" as "present with any value"."""
 
+import json
 import os
 import sys
 
@@ -31,10 +32,22 @@ def body(c):
         "ce_specversion": "1.0", "ce_id": f"k{i}", "ce_type": "com.orig", "ce_source": "/x",
         "ce_kind": f"v{i}", "data": "{}", "content-type": "application/json"})
     plain = publish_many(cl, "s", N // 2, lambda i: {"n": str(i)})
-    wait_until(lambda: pending_count(cl, "s", "g") == 0 and len(fn.ok_ids("/a")) >= N,
+    # A binary-mode event whose data is itself a structured CloudEvent: sent in binary mode its
+    # Content-Type would make the function read the data as the event. It must arrive as
+    # itself (the sink switches to structured mode for it).
+    cl.xadd("s", {"ce_specversion": "1.0", "ce_id": "outer", "ce_type": "com.orig",
+                  "ce_source": "/x", "content-type": "application/cloudevents+json",
+                  "data": json.dumps({"specversion": "1.0", "id": "inner", "type": "evil",
+                                      "source": "/evil"})})
+    wait_until(lambda: pending_count(cl, "s", "g") == 0 and len(fn.ok_ids("/a")) >= N + 1,
                20 * SLOW, desc="all acked")
 
     got_a = fn.snapshot("/a")
+    outer = [r for r in got_a if r.ce_id == "outer"]
+    c.check(outer and outer[0].ce("type") == "com.renamed" and not [r for r in got_a
+                                                                    if r.ce_id == "inner"],
+            "an event carrying a structured CloudEvent as data arrives as itself")
+    got_a = [r for r in got_a if r.ce_id != "outer"]
     c.eq(len({r.ce_id for r in got_a}), N, "every event passed the filter on the original type")
     c.check(all(r.ce("type") == "com.renamed" for r in got_a), "the function got the overridden type")
     c.check(all(r.ce("team") == "media" for r in got_a), "the function got the added extension")
