@@ -469,6 +469,60 @@ static int send_read(struct redis_source *rs, int count)
     return 0;
 }
 
+/* Delivery counts of the entries of an own-pending read, lined up with entries->element, from
+ * XPENDING over their id range for this consumer; malloc'd (the caller frees), or NULL when
+ * max_deliveries is off or the counts could not be had (then they go unchecked this time). A
+ * poison entry that kills the daemon would otherwise come back at every restart forever. */
+static int64_t *own_counts(struct redis_source *rs, const redisReply *entries)
+{
+    size_t n = entries->elements;
+    if (rs->conf->max_deliveries <= 0 || n == 0 || !rs->ack) {
+        return NULL;
+    }
+    const redisReply *first = entries->element[0], *last = entries->element[n - 1];
+    if (first->type != REDIS_REPLY_ARRAY || first->elements < 1 ||
+        first->element[0]->type != REDIS_REPLY_STRING || last->type != REDIS_REPLY_ARRAY ||
+        last->elements < 1 || last->element[0]->type != REDIS_REPLY_STRING) {
+        return NULL;
+    }
+    char count[24];
+    snprintf(count, sizeof(count), "%zu", n);
+    const char *argv[] = {"XPENDING",
+                          rs->conf->stream,
+                          rs->conf->group,
+                          first->element[0]->str,
+                          last->element[0]->str,
+                          count,
+                          rs->conf->consumer};
+    size_t lens[7];
+    for (int i = 0; i < 7; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    redisReply *rows = ack_command(rs, 7, argv, lens);
+    int64_t *counts = NULL;
+    if (rows && rows->type == REDIS_REPLY_ARRAY && (counts = calloc(n, sizeof(*counts)))) {
+        for (size_t i = 0; i < n; i++) {
+            const redisReply *e = entries->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements < 1) {
+                continue;
+            }
+            for (size_t j = 0; j < rows->elements; j++) { /* at most 100 x 100 */
+                const redisReply *row = rows->element[j];
+                if (row->type == REDIS_REPLY_ARRAY && row->elements >= 4 &&
+                    row->element[0]->type == REDIS_REPLY_STRING &&
+                    strcmp(row->element[0]->str, e->element[0]->str) == 0) {
+                    counts[i] = row->element[3]->integer;
+                    break;
+                }
+            }
+        }
+    }
+    if (rows) {
+        freeReplyObject(rows);
+    }
+    return counts;
+}
+
 static void handle_read_reply(struct redis_source *rs, redisReply *r)
 {
     if (r->type == REDIS_REPLY_ERROR) {
@@ -482,8 +536,10 @@ static void handle_read_reply(struct redis_source *rs, redisReply *r)
             const redisReply *stream = r->element[i];
             if (stream->type == REDIS_REPLY_ARRAY && stream->elements == 2 &&
                 stream->element[1]->type == REDIS_REPLY_ARRAY) {
-                seen += emit_entries(rs, stream->element[1], NULL,
+                int64_t *counts = rs->own_pending ? own_counts(rs, stream->element[1]) : NULL;
+                seen += emit_entries(rs, stream->element[1], counts,
                                      rs->own_pending ? rs->cursor : NULL, sizeof(rs->cursor));
+                free(counts);
             }
         }
     }

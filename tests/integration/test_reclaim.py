@@ -22,9 +22,14 @@ def body(c):
     c.eq(sum(len(m) for _, m in got), 23, "consumer 'dead' read the entries")
     # The 3 "worn" entries look as if delivered 10 times already (max_deliveries: 5).
     cl.xclaim("s", "g", "dead", 0, worn, retrycount=10)
+    # Two entries that the daemon's own consumer (c1) left pending, also worn out: a previous
+    # run died on them. The own-pending read at start must dead-letter them, not deliver them.
+    own = publish_many(cl, "s", 2, lambda i: {"n": str(i), "who": "own"})
+    cl.xreadgroup("g", "c1", {"s": ">"}, count=100)
+    cl.xclaim("s", "g", "c1", 0, own, retrycount=10)
     det = pending_detail(cl, "s", "g")
     c.eq(sorted(det[w][1] for w in worn), [10, 10, 10], "worn entries have delivery count 10")
-    c.eq(pending_count(cl, "s", "g"), 23, "pending before the daemon starts")
+    c.eq(pending_count(cl, "s", "g"), 25, "pending before the daemon starts")
 
     cfg = config(sources={"in": redis_source(rs.url, "s", claim_idle="1s", max_deliveries=5)},
                  sinks={"fn": http_sink(fn.url), "dead": {"redis": {"url": rs.url, "stream": "dead"}}},
@@ -36,7 +41,7 @@ def body(c):
     def dead_ids():
         return {f.get("ce_id") for _, f in read_dead_letters(cl, "dead")} if cl.exists("dead") else set()
 
-    wait_until(lambda: set(stuck + fresh) <= fn.ok_ids() and set(worn) <= dead_ids(), 20 * SLOW,
+    wait_until(lambda: set(stuck + fresh) <= fn.ok_ids() and set(worn + own) <= dead_ids(), 20 * SLOW,
                desc="stuck claimed and delivered, worn dead-lettered")
     wait_until(lambda: pending_count(cl, "s", "g") == 0, 10 * SLOW, desc="pending 0")
     byid = fn.by_id()
@@ -50,9 +55,10 @@ def body(c):
     c.check(first is not None and first - t_read < 1.0 + 4.0 * SLOW,
             "stuck entries claimed within claim_idle + a reaper period",
             None if first is None else f"first after {first - t_read:.3f}s")
-    c.eq([e for e in worn if e in byid], [], "worn entries never sent to the function")
+    c.eq([e for e in worn + own if e in byid], [], "worn entries never sent to the function")
     dl = [f for _, f in read_dead_letters(cl, "dead")]
-    c.eq(sorted(f.get("ce_id") for f in dl), sorted(worn), "dead letters = the worn entries")
+    c.eq(sorted(f.get("ce_id") for f in dl), sorted(worn + own),
+         "dead letters = the worn entries, its own pending ones included")
     probs = [f"{f.get('ce_id')}: {k}={f.get(k)!r}" for f in dl for k, v in
              {"ce_deadletterreason": "max_deliveries", "ce_deadlettertrigger": "t1",
               "ce_knativeerrorcode": "0", "ce_type": "com.example.test"}.items() if f.get(k) != v]
