@@ -41,6 +41,11 @@ void td_router_route(struct td_core *core, struct td_msg *msg);
 /* A trigger finished with msg; when the last one did, the source acks or releases it. */
 void td_core_msg_done(struct td_core *core, struct td_msg *msg, bool release);
 
+/* Any thread (a source's): stop dispatching what src read under generation gen (msg->gen) and
+ * has not started an attempt; those messages complete as released. Posted to the loop; a
+ * source that gave the partition up discards the late completions. */
+void td_core_cancel(void *core, struct td_source *src, uint64_t gen);
+
 struct td_sink *td_core_sink(struct td_core *core, const char *name);
 
 #endif

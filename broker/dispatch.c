@@ -648,6 +648,73 @@ void td_dispatch_release_waiting(struct td_trigger_rt *trg)
     trg->wait_tail = NULL;
 }
 
+/* The deliveries of messages of src read under generation gen (td_dispatch_cancel). */
+static bool cancel_match(const struct td_delivery *d, const struct td_source *src, uint64_t gen)
+{
+    return d->msg->src == src && d->msg->gen == gen;
+}
+
+size_t td_dispatch_cancel(struct td_core *core, const struct td_source *src, uint64_t gen)
+{
+    size_t n = 0;
+    for (size_t t = 0; t < core->cfg->ntriggers; t++) {
+        struct td_trigger_rt *trg = &core->triggers[t];
+        /* Queued behind a lane (never the head: that one is waiting, running or retrying). */
+        for (size_t i = 0; trg->lanes && i < trg->lanes->nbuckets; i++) {
+            for (struct td_lane *l = trg->lanes->buckets[i]; l; l = l->hnext) {
+                struct td_delivery *keep = NULL, **kt = &keep, *d = l->head;
+                l->head = l->tail = NULL;
+                while (d) {
+                    struct td_delivery *next = d->next;
+                    if (cancel_match(d, src, gen)) {
+                        finish(d, true);
+                        n++;
+                    } else {
+                        d->next = NULL;
+                        *kt = d;
+                        kt = &d->next;
+                        l->tail = d;
+                    }
+                    d = next;
+                }
+                l->head = keep;
+            }
+        }
+        /* Waiting for a slot: unlinked first, as finishing a lane head enqueues its next. */
+        struct td_delivery *gone = NULL, **pp = &trg->wait_head;
+        trg->wait_tail = NULL;
+        while (*pp) {
+            struct td_delivery *d = *pp;
+            if (cancel_match(d, src, gen)) {
+                *pp = d->next;
+                d->next = gone;
+                gone = d;
+            } else {
+                trg->wait_tail = d;
+                pp = &d->next;
+            }
+        }
+        while (gone) {
+            struct td_delivery *next = gone->next;
+            finish(gone, true);
+            n++;
+            gone = next;
+        }
+    }
+    /* Waiting on a retry timer (the dead-letter and reply stages have started: they finish). */
+    for (struct td_delivery *d = core->deliveries, *next; d; d = next) {
+        next = d->all_next;
+        if (d->state == D_BACKOFF && cancel_match(d, src, gen)) {
+            finish(d, true); /* delivery_free stops its timer */
+            n++;
+        }
+    }
+    for (size_t t = 0; t < core->cfg->ntriggers; t++) {
+        pump(&core->triggers[t]);
+    }
+    return n;
+}
+
 void td_dispatch_census(struct td_core *core, struct td_trigger_census *out, int64_t *oldest)
 {
     size_t ntrg = core->cfg->ntriggers, nsrc = core->cfg->nsources;

@@ -17,6 +17,7 @@
 
 struct td_core;
 struct td_msg;
+struct td_source;
 struct td_event;
 struct td_delivery;
 struct td_jsonschema;
@@ -80,6 +81,10 @@ void td_dispatch_dead_letter_why(struct td_trigger_rt *trg, struct td_msg *msg, 
                                  const char *reason, const char *why);
 /* Shutdown: releases every delivery that has not started an attempt yet. */
 void td_dispatch_release_waiting(struct td_trigger_rt *trg);
+/* Finishes as released every delivery of a message of src read under generation gen (msg->gen)
+ * that has not started an attempt: waiting for a slot, queued behind its lane, or waiting for a
+ * retry timer. Running attempts (and dead-letter or reply stages) go on. Returns how many. */
+size_t td_dispatch_cancel(struct td_core *core, const struct td_source *src, uint64_t gen);
 /* Counts every live delivery of the core by trigger (out: core->cfg->ntriggers entries) and the
  * oldest received_ms of their messages by source (oldest: core->cfg->nsources entries, 0 when
  * the source has nothing in flight). Either may be NULL. Loop. */

@@ -246,6 +246,37 @@ void td_core_emit(void *corep, struct td_msg *batch)
     }
 }
 
+struct cancel_task {
+    struct td_core *core;
+    struct td_source *src;
+    uint64_t gen;
+};
+
+static void on_cancel(struct td_loop *loop, void *arg)
+{
+    struct cancel_task *t = arg;
+    size_t n = td_dispatch_cancel(t->core, t->src, t->gen);
+    if (n > 0) {
+        td_log_debug(NULL, t->src->name, NULL, "cancelled %zu deliveries not started", n);
+    }
+    free(t);
+}
+
+void td_core_cancel(void *corep, struct td_source *src, uint64_t gen)
+{
+    struct td_core *core = corep;
+    struct cancel_task *t = malloc(sizeof(*t));
+    if (!t) {
+        return; /* the source waits for them instead, bounded */
+    }
+    t->core = core;
+    t->src = src;
+    t->gen = gen;
+    if (td_loop_post(core->loop, on_cancel, t) < 0) {
+        free(t);
+    }
+}
+
 struct td_sink *td_core_sink(struct td_core *core, const char *name)
 {
     if (!name) {

@@ -5,14 +5,21 @@
  * offsets it emitted and not yet stored, in order. A completion marks its offset done and the
  * done prefix is popped and stored with rd_kafka_offsets_store(next offset), so an unfinished
  * record is never committed past, however the core completes them. A released record (not
- * done: shutdown, no dead-letter target) stops its partition's store where it is: it comes
- * back after a restart or a rebalance.
+ * done: shutdown, no dead-letter target) stops its partition's store where it is, while the
+ * completions before it still advance it. Outside shutdown, the partition is then read again
+ * from it after a backoff (1 s doubling to 60 s), as AWS Lambda's event source mapping does:
+ * what the core has not started of the partition is cancelled (td_core_cancel), the partition
+ * is paused, and once its running attempts finished it is sought back to the first unfinished
+ * offset under a new generation. Only that partition waits; its committed offset stays at the
+ * record.
  *
  * Rebalances use the eager protocol (the default range,roundrobin assignors; 2.0.2's
- * cooperative-sticky has known bugs). On revoke: records of those partitions still queued
- * locally are dropped, the thread waits (bounded by revoke_wait) for their in-flight ones,
- * stores the done prefix and commits synchronously, unless the assignment was lost, then
- * commits nothing; completions that come later belong to an old generation and are discarded.
+ * cooperative-sticky has known bugs). On revoke: records of those partitions read but not yet
+ * emitted are dropped, the core is told to cancel every delivery of them that has not started
+ * an attempt (waiting, queued behind its lane, waiting to retry: they complete as released),
+ * the thread waits (bounded by REVOKE_WAIT_MS) only for the running ones, stores the done
+ * prefix and commits synchronously, unless the assignment was lost, then commits nothing;
+ * completions that come later belong to an old generation and are discarded.
  *
  * Backpressure: when the source has no credit (max_inflight records not completed) every
  * assigned partition is paused; the thread keeps calling rd_kafka_consumer_poll (rebalances,
@@ -35,6 +42,7 @@
 #include <unistd.h>
 
 #include "cloudevent.h"
+#include "core.h"
 #include "log.h"
 #include "loop.h"
 #include "source.h"
@@ -44,11 +52,17 @@
 #define REVOKE_WAIT_MS 10000
 #define MAX_TRACKED    200000 /* per partition: pause it when this many are unstored */
 #define PROBE_MS       500
+#define CANCEL_EVERY   250   /* revoke: ask the core again to cancel what has not started */
+#define REDELIVER_MIN  1000  /* a released record is redelivered after this, doubling ... */
+#define REDELIVER_MAX  60000 /* ... up to this */
+#define REDELIVER_LOG  10000 /* at most one redelivery log line per partition this often */
 
-/* One emitted offset: done once its message completed. */
+/* One emitted offset: done once its message completed, released when it was not (the
+ * store stops there). */
 struct slot {
     int64_t offset;
     bool done;
+    bool released;
 };
 
 /* A partition this consumer holds (or held). */
@@ -59,11 +73,21 @@ struct part {
     uint64_t gen; /* bumped on every assign and revoke */
     bool assigned;
     bool paused;       /* as librdkafka knows it */
-    bool stuck;        /* a released record blocks the store */
+    bool stuck;        /* out of memory lost track of a record: store nothing more */
+    bool revoking;     /* on_revoke is waiting for it: releases are cancellations */
     struct slot *ring; /* emitted, not yet stored, ascending offsets: [head, tail) */
     size_t head, tail, cap;
-    int64_t stored; /* the last next-offset given to offsets_store, -1 none */
+    size_t unfinished; /* slots neither done nor released */
+    int64_t stored;    /* the last next-offset given to offsets_store, -1 none */
     int64_t to_store;
+    /* A released record (failed for good, no dead_letter): the partition is paused, its newer
+     * records are dropped, and at redeliver_at (0: none due) it is sought back to the first
+     * unfinished offset and read again. */
+    int64_t redeliver_at;
+    int64_t redeliver_offset; /* the released offset that caused it */
+    int redeliveries;         /* consecutive redeliveries of redeliver_offset */
+    int64_t logged_at;        /* rate limit of the redelivery log line */
+    long unlogged;
 };
 
 struct kafka_source {
@@ -141,12 +165,15 @@ static int part_push(struct part *p, int64_t offset)
     }
     p->ring[p->tail].offset = offset;
     p->ring[p->tail].done = false;
+    p->ring[p->tail].released = false;
     p->tail++;
+    p->unfinished++;
     return 0;
 }
 
-/* Marks offset done and pops the done prefix; p->to_store becomes the next offset to store. */
-static void part_done(struct part *p, int64_t offset)
+/* Marks offset done (or released) and pops the done prefix; p->to_store becomes the next
+ * offset to store. A released slot is never popped: the store stays at it. */
+static void part_done(struct part *p, int64_t offset, bool released)
 {
     size_t lo = p->head, hi = p->tail;
     while (lo < hi) {
@@ -157,7 +184,12 @@ static void part_done(struct part *p, int64_t offset)
             hi = mid;
         }
     }
-    if (lo == p->tail || p->ring[lo].offset != offset) {
+    if (lo == p->tail || p->ring[lo].offset != offset || p->ring[lo].done || p->ring[lo].released) {
+        return;
+    }
+    p->unfinished--;
+    if (released) {
+        p->ring[lo].released = true;
         return;
     }
     p->ring[lo].done = true;
@@ -176,9 +208,13 @@ static void part_reset(struct kafka_source *ks, struct part *p, bool assigned)
     p->assigned = assigned;
     p->paused = false;
     p->stuck = false;
+    p->revoking = false;
     p->head = p->tail = 0;
+    p->unfinished = 0;
     p->stored = -1;
     p->to_store = -1;
+    p->redeliver_at = 0;
+    p->redeliveries = 0;
 }
 
 /* ---- logging ---- */
@@ -201,7 +237,7 @@ static void store_offsets(struct kafka_source *ks)
         return;
     }
     for (struct part *p = ks->parts; p; p = p->next) {
-        if (p->assigned && p->to_store > p->stored) {
+        if (p->assigned && !p->stuck && p->to_store > p->stored) {
             rd_kafka_topic_partition_list_add(list, p->topic, p->partition)->offset = p->to_store;
         }
     }
@@ -221,6 +257,80 @@ static void store_offsets(struct kafka_source *ks)
     rd_kafka_topic_partition_list_destroy(list);
 }
 
+/* A record of p was released (failed for good without a dead_letter target, or the
+ * dead-letter could not be built): like AWS Lambda's event source mapping, the partition is
+ * read again from it after a backoff, and only what is behind it in the partition waits (its
+ * committed offset stays at it). What the core has not started of the partition is cancelled
+ * at once; the seek waits for what is running. */
+static void schedule_redelivery(struct kafka_source *ks, struct part *p, const struct td_msg *msg)
+{
+    if (p->redeliver_at != 0 || p->revoking || ks->stopping || atomic_load(&ks->quiesce)) {
+        return;
+    }
+    if (p->redeliveries > 0 && p->redeliver_offset == msg->offset) {
+        p->redeliveries++;
+    } else {
+        p->redeliveries = 1;
+        p->redeliver_offset = msg->offset;
+    }
+    int64_t wait = REDELIVER_MIN;
+    for (int i = 1; i < p->redeliveries && wait < REDELIVER_MAX; i++) {
+        wait *= 2;
+    }
+    wait = wait > REDELIVER_MAX ? REDELIVER_MAX : wait;
+    int64_t now = td_now_ms();
+    p->redeliver_at = now + wait;
+    td_core_cancel(ks->src->core, ks->src, p->gen);
+    if (p->logged_at == 0 || now - p->logged_at >= REDELIVER_LOG) {
+        td_log_warn(NULL, ks->src->name, msg->coord,
+                    "released (failed for good, no dead_letter): %s/%" PRId32
+                    " is read again from offset %" PRId64 " in %" PRId64
+                    " ms (redelivery %d of this record%s%ld lines suppressed); the committed "
+                    "offset stays at it",
+                    p->topic, p->partition, msg->offset, wait, p->redeliveries,
+                    p->unlogged ? ", " : "; ", p->unlogged);
+        p->logged_at = now;
+        p->unlogged = 0;
+    } else {
+        p->unlogged++;
+    }
+}
+
+/* Seeks the partitions whose redelivery is due back to their first unfinished offset, once
+ * nothing of them runs any more; a new generation discards what was read before. */
+static void redeliver_due(struct kafka_source *ks)
+{
+    int64_t now = td_now_ms();
+    for (struct part *p = ks->parts; p; p = p->next) {
+        if (!p->assigned || p->redeliver_at == 0 || now < p->redeliver_at || p->unfinished > 0) {
+            continue;
+        }
+        int64_t from = p->head < p->tail ? p->ring[p->head].offset : p->redeliver_offset;
+        rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+        if (!list) {
+            continue;
+        }
+        rd_kafka_topic_partition_list_add(list, p->topic, p->partition)->offset = from;
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(ks->rk, list, 2000);
+        rd_kafka_resp_err_t err = e ? rd_kafka_error_code(e) : list->elems[0].err;
+        if (e) {
+            rd_kafka_error_destroy(e);
+        }
+        rd_kafka_topic_partition_list_destroy(list);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            report(ks, rd_kafka_err2str(err));
+            p->redeliver_at = now + REDELIVER_MIN; /* try again */
+            continue;
+        }
+        p->gen = ++ks->next_gen;
+        p->head = p->tail = 0;
+        p->unfinished = 0;
+        p->redeliver_at = 0;
+        td_log_debug(NULL, ks->src->name, NULL, "%s/%" PRId32 ": reading again from %" PRId64,
+                     p->topic, p->partition, from);
+    }
+}
+
 /* Takes the mailbox: marks completions done (current generation only) and stores. */
 static void drain_mailbox(struct kafka_source *ks)
 {
@@ -236,16 +346,11 @@ static void drain_mailbox(struct kafka_source *ks)
             }
         }
         if (p && p->assigned) {
+            /* Completions before a released record still advance the store up to it. */
+            part_done(p, done->offset, done->release);
             if (done->release) {
-                if (!p->stuck) {
-                    td_log_warn(NULL, ks->src->name, done->coord,
-                                "released: the offsets of %s/%" PRId32
-                                " stay at this record until a restart or rebalance",
-                                p->topic, p->partition);
-                }
-                p->stuck = true;
-            } else if (!p->stuck) {
-                part_done(p, done->offset);
+                schedule_redelivery(ks, p, done);
+            } else {
                 acked++;
             }
         }
@@ -271,7 +376,8 @@ static void apply_pause(struct kafka_source *ks)
         if (!p->assigned) {
             continue;
         }
-        bool want = ks->paused || part_pending(p) >= MAX_TRACKED || atomic_load(&ks->quiesce);
+        bool want = ks->paused || part_pending(p) >= MAX_TRACKED || p->redeliver_at != 0 ||
+                    atomic_load(&ks->quiesce);
         if (want && !p->paused) {
             rd_kafka_topic_partition_list_add(pause, p->topic, p->partition);
         } else if (!want && p->paused) {
@@ -329,23 +435,48 @@ static bool revoking_busy(struct kafka_source *ks, const rd_kafka_topic_partitio
 {
     for (int i = 0; i < parts->cnt; i++) {
         struct part *p = part_find(ks, parts->elems[i].topic, parts->elems[i].partition);
-        if (p && p->assigned && !p->stuck && part_pending(p) > 0) {
+        if (p && p->assigned && p->unfinished > 0) {
             return true;
         }
     }
     return false;
 }
 
+/* Asks the core to finish, as released, every delivery of these partitions that has not
+ * started an attempt (waiting for a slot, queued behind its lane, waiting to retry): they are
+ * not ours any more. Only running attempts are waited for. */
+static void cancel_revoked(struct kafka_source *ks, const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        struct part *p = part_find(ks, parts->elems[i].topic, parts->elems[i].partition);
+        if (p && p->assigned) {
+            p->revoking = true;
+            if (p->unfinished > 0) {
+                td_core_cancel(ks->src->core, ks->src, p->gen);
+            }
+        }
+    }
+}
+
 static void on_revoke(struct kafka_source *ks, rd_kafka_topic_partition_list_t *parts)
 {
     bool lost = rd_kafka_assignment_lost(ks->rk);
-    /* Wait for what is in flight on these partitions, bounded, unless stopping (then the
-     * core is done and nothing more will complete). */
+    /* Stop dispatching them and wait for the attempts running on them, bounded, unless
+     * stopping (then the core is done and nothing more will complete). The cancellation is
+     * repeated: an attempt that fails meanwhile goes to a retry timer, which is cancelled too. */
     int64_t deadline = td_now_ms() + REVOKE_WAIT_MS;
-    while (!lost && !ks->stopping && revoking_busy(ks, parts) && td_now_ms() < deadline) {
+    int64_t next_cancel = 0;
+    while (!ks->stopping && revoking_busy(ks, parts) && td_now_ms() < deadline) {
+        if (td_now_ms() >= next_cancel) {
+            cancel_revoked(ks, parts);
+            next_cancel = td_now_ms() + CANCEL_EVERY;
+        }
+        if (lost) {
+            break; /* nothing will be committed: no reason to wait */
+        }
         struct pollfd pfd = {.fd = ks->src->mailbox_fd, .events = POLLIN};
         int64_t left = deadline - td_now_ms();
-        if (poll(&pfd, 1, (int)(left > 100 ? 100 : left)) > 0) {
+        if (poll(&pfd, 1, (int)(left > 50 ? 50 : left)) > 0) {
             drain_mailbox(ks);
         }
     }
@@ -361,7 +492,7 @@ static void on_revoke(struct kafka_source *ks, rd_kafka_topic_partition_list_t *
     for (int i = 0; i < parts->cnt; i++) {
         struct part *p = part_find(ks, parts->elems[i].topic, parts->elems[i].partition);
         if (p) {
-            unfinished += part_pending(p);
+            unfinished += p->unfinished;
             part_reset(ks, p, false);
         }
     }
@@ -566,23 +697,45 @@ static void poll_records(struct kafka_source *ks)
         ks->last_error[0] = '\0';
         const char *topic = rd_kafka_topic_name(rm->rkt);
         struct part *p = part_find(ks, topic, rm->partition);
-        if (!p || !p->assigned || atomic_load(&ks->quiesce)) {
-            rd_kafka_message_destroy(rm); /* revoked meanwhile, or stopping: not ours now */
+        if (!p || !p->assigned || p->redeliver_at != 0 || atomic_load(&ks->quiesce)) {
+            /* revoked meanwhile, stopping, or to be read again from an earlier record */
+            rd_kafka_message_destroy(rm);
             continue;
         }
-        struct td_msg *msg = record_to_msg(ks, rm, p);
-        if (!msg || part_push(p, rm->offset) < 0) {
+        bool tracked = part_push(p, rm->offset) == 0;
+        struct td_msg *msg = tracked ? record_to_msg(ks, rm, p) : NULL;
+        if (!msg) {
             td_log_error(NULL, ks->src->name, NULL,
                          "out of memory at %s/%" PRId32 "/%" PRId64 "; it will be redelivered",
                          topic, rm->partition, rm->offset);
-            td_msg_free(msg);
-            p->stuck = true;
+            if (tracked) {
+                struct td_msg stub = {.offset = rm->offset};
+                part_done(p, rm->offset, true);
+                schedule_redelivery(ks, p, &stub);
+            } else {
+                p->stuck = true; /* not tracked: nothing may be stored past it any more */
+            }
             rd_kafka_message_destroy(rm);
             continue;
         }
         rd_kafka_message_destroy(rm);
         *tail = msg;
         tail = &msg->next;
+    }
+    /* A rebalance inside rd_kafka_consumer_poll may have revoked the partition of records
+     * read before it in this batch: those are not ours any more. */
+    for (struct td_msg **pp = &head; *pp;) {
+        struct td_msg *m = *pp;
+        bool current = false;
+        for (struct part *p = ks->parts; p && !current; p = p->next) {
+            current = p->assigned && p->gen == m->gen;
+        }
+        if (current) {
+            pp = &m->next;
+        } else {
+            *pp = m->next;
+            td_msg_free(m);
+        }
     }
     if (head) {
         td_source_emit(ks->src, head);
@@ -619,6 +772,7 @@ static void *run(void *arg)
             next_probe = td_now_ms() + 1000;
         }
         drain_mailbox(ks);
+        redeliver_due(ks);
         update_backpressure(ks);
         poll_records(ks);
         struct pollfd pfd[3] = {{.fd = ks->stopfd, .events = POLLIN},

@@ -992,6 +992,61 @@ static void test_release_waiting(void **state)
     assert_idle();
 }
 
+/* ---- (j) rebalance: cancel what a source gave up and has not started ---- */
+
+static struct td_msg *route_ordered(uint64_t gen, uint64_t lane)
+{
+    struct td_msg *msg = make_msg(make_event("com.example.click"));
+
+    msg->ordered = true;
+    msg->lane_partition = msg->lane_key = lane;
+    msg->gen = gen;
+    td_router_route(&H.core, msg);
+    return msg;
+}
+
+static void test_cancel_generation(void **state)
+{
+    /* e1 fails once and waits 200 ms to retry; everything else succeeds after 30 ms */
+    static const struct script s[] = {
+        {TD_RESULT_RETRY, 503, 200, NULL},
+        {TD_RESULT_OK, 200, -1, NULL},
+    };
+
+    H.ctrg[0].delivery.ordering = TD_ORDER_PARTITION;
+    H.sink[0].delay_ms = 30;
+    H.sink[0].script = s;
+    H.sink[0].nscript = 2;
+    route_ordered(1, 1); /* e1: runs, then retries */
+    route_ordered(1, 1); /* e2, e3: behind e1 */
+    route_ordered(1, 1);
+    route_ordered(1, 2); /* e4 runs; e5 behind it */
+    route_ordered(1, 2);
+    route_ordered(2, 3); /* another generation: e6 runs, e7 behind it */
+    route_ordered(2, 3);
+    assert_int_equal(H.sink[0].calls, 3);
+    run_for(45); /* e1 waits to retry, e4 and e6 done, e5 and e7 running */
+    drain_mailbox();
+    assert_int_equal(H.ndone, 2);
+    assert_int_equal(H.sink[0].calls, 5);
+    /* generation 1: e1 (retry timer), e2 and e3 (lane) are cancelled; e5 runs on */
+    assert_int_equal(td_dispatch_cancel(&H.core, the_source, 1), 3);
+    drain_mailbox();
+    assert_int_equal(H.ndone, 5);
+    for (int i = 2; i < 5; i++) {
+        assert_true(H.done[i].release);
+        assert_true(strcmp(H.done[i].id, "e1") == 0 || strcmp(H.done[i].id, "e2") == 0 ||
+                    strcmp(H.done[i].id, "e3") == 0);
+    }
+    assert_int_equal(td_dispatch_cancel(&H.core, the_source, 1), 0);
+    run_until(7, 3000);
+    assert_int_equal(H.ndone, 7);
+    assert_false(H.done[5].release);
+    assert_false(H.done[6].release);
+    assert_int_equal(H.sink[0].calls, 5); /* e1 was never retried */
+    assert_idle();
+}
+
 static void test_release_waiting_empty(void **state)
 {
     td_dispatch_release_waiting(&H.trg[0]);
@@ -1090,6 +1145,7 @@ int main(void)
         T(test_invalid_message_dead_lettered),
         T(test_release_waiting),
         T(test_release_waiting_empty),
+        T(test_cancel_generation),
         T(test_draining_releases_new_messages),
         /* last: with the recursion bug it overflows the stack and kills the process */
         T(test_sync_refusals_do_not_recurse),
