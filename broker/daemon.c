@@ -28,6 +28,7 @@ struct daemon {
     struct td_timer ready_timer;
     struct td_timer drain_timer;
     struct td_timer watchdog_timer;
+    struct td_timer status_timer;
     int64_t watchdog_ms;
     struct td_reload *reload; /* SIGHUP */
     const char *config_path;
@@ -50,6 +51,30 @@ static bool all_connected(struct td_core *core)
     return true;
 }
 
+/* systemctl status shows this line: what the daemon is doing, refreshed every few seconds. */
+static int64_t on_status(struct td_loop *loop, void *arg)
+{
+    struct daemon *d = arg;
+    if (d->core.draining) {
+        return TD_LOOP_NOMORE;
+    }
+    uint64_t delivered = 0, retries = 0, dead = 0;
+    for (size_t i = 0; i < d->core.cfg->ntriggers; i++) {
+        const struct td_trigger_stats *st = &d->core.triggers[i].stats;
+        delivered += st->delivered;
+        retries += st->retries;
+        dead += st->dead_lettered;
+    }
+    char status[256];
+    snprintf(status, sizeof(status),
+             "STATUS=%zu triggers; in flight %lld, delivered %llu, retries %llu, "
+             "dead-lettered %llu",
+             d->core.cfg->ntriggers, (long long)d->core.msgs_in_flight,
+             (unsigned long long)delivered, (unsigned long long)retries, (unsigned long long)dead);
+    td_notify(status);
+    return 5000;
+}
+
 static int64_t on_ready_check(struct td_loop *loop, void *arg)
 {
     struct daemon *d = arg;
@@ -65,6 +90,10 @@ static int64_t on_ready_check(struct td_loop *loop, void *arg)
     snprintf(status, sizeof(status), "READY=1\nSTATUS=%zu sources, %zu triggers",
              d->core.cfg->nsources, d->core.cfg->ntriggers);
     td_notify(status);
+    if (getenv("NOTIFY_SOCKET")) {
+        td_timer_init(&d->status_timer, on_status, d);
+        td_timer_start(loop, &d->status_timer, 5000);
+    }
     return TD_LOOP_NOMORE;
 }
 

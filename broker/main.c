@@ -97,6 +97,14 @@ int main(int argc, char **argv)
         return td_status_main(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+            fputs("usage: triggerd version\nPrints the version.\n", stdout);
+            return 0;
+        }
+        if (argc > 2) {
+            fputs("usage: triggerd version\n", stderr);
+            return 2;
+        }
         printf("triggerd %s\n", TD_VERSION);
         return 0;
     }

@@ -119,7 +119,9 @@ def body(c):
 
     # bearer_file: re-read when the file changes
     a1 = publish_many(cl, "auth", 3)
-    wait_until(lambda: pending_count(cl, "auth", "g") == 0, 10 * SLOW)
+    # pending is 0 too before the daemon has read the new entries: wait for the answers
+    wait_until(lambda: set(a1) <= {r.ce_id for r in fn.snapshot("/auth") if r.completed}
+               and pending_count(cl, "auth", "g") == 0, 10 * SLOW)
     ok1 = {r.ce_id for r in fn.snapshot("/auth") if r.status == 200}
     c.check(set(a1) <= ok1, "bearer_file token sent")
     TOKENS["current"] = "token-two"
@@ -129,7 +131,8 @@ def body(c):
     os.rename(token_file + ".new", token_file)  # as the kubelet swaps projected tokens
     time.sleep(1.2)  # the file is looked at (stat) at most once a second
     a2 = publish_many(cl, "auth", 3)
-    wait_until(lambda: pending_count(cl, "auth", "g") == 0, 15 * SLOW)
+    wait_until(lambda: set(a2) <= {r.ce_id for r in fn.snapshot("/auth") if r.completed}
+               and pending_count(cl, "auth", "g") == 0, 15 * SLOW)
     ok2 = {r.ce_id for r in fn.snapshot("/auth") if r.status == 200}
     c.check(set(a2) <= ok2, "the new token is used after the file changed",
             [(r.ce_id, r.status, r.header("authorization")) for r in fn.snapshot("/auth")][-4:])
