@@ -56,6 +56,8 @@
 #define REDELIVER_MIN  1000  /* a released record is redelivered after this, doubling ... */
 #define REDELIVER_MAX  60000 /* ... up to this */
 #define REDELIVER_LOG  10000 /* at most one redelivery log line per partition this often */
+#define LAG_EVERY_MS   1000  /* consumer lag (src->backlog) is recomputed this often */
+#define COMMITTED_MS   2000  /* on assignment: how long to wait for the committed offsets */
 
 /* One emitted offset: done once its message completed, released when it was not (the
  * store stops there). */
@@ -80,6 +82,7 @@ struct part {
     size_t unfinished; /* slots neither done nor released */
     int64_t stored;    /* the last next-offset given to offsets_store, -1 none */
     int64_t to_store;
+    int64_t committed; /* the group's committed offset when assigned, -1 none or unknown */
     /* A released record (failed for good, no dead_letter): the partition is paused, its newer
      * records are dropped, and at redeliver_at (0: none due) it is sought back to the first
      * unfinished offset and read again. */
@@ -105,6 +108,7 @@ struct kafka_source {
     bool paused;   /* backpressure: every partition paused */
     struct part *parts;
     uint64_t next_gen;
+    int64_t next_lag_ms;    /* when report_lag runs next */
     char *ce_source_prefix; /* "kafka://BROKERS/" */
     char last_error[256];
 };
@@ -135,6 +139,7 @@ static struct part *part_get(struct kafka_source *ks, const char *topic, int32_t
     p->partition = partition;
     p->stored = -1;
     p->to_store = -1;
+    p->committed = -1;
     p->next = ks->parts;
     ks->parts = p;
     return p;
@@ -213,6 +218,7 @@ static void part_reset(struct kafka_source *ks, struct part *p, bool assigned)
     p->unfinished = 0;
     p->stored = -1;
     p->to_store = -1;
+    p->committed = -1;
     p->redeliver_at = 0;
     p->redeliveries = 0;
 }
@@ -361,6 +367,98 @@ static void drain_mailbox(struct kafka_source *ks)
         atomic_fetch_add(&ks->src->acked, acked);
     }
     store_offsets(ks);
+}
+
+/* Once per assignment (never per record or per lag tick): the group's committed offsets of the
+ * new partitions, the lag's commit point until something of them is read. This waits for the
+ * group coordinator, bounded by COMMITTED_MS; on failure the lag stays unknown until a record
+ * of the partition arrives. */
+static void read_committed(struct kafka_source *ks, const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_copy(parts);
+    if (!list) {
+        return;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_committed(ks->rk, list, COMMITTED_MS);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        td_log_debug(NULL, ks->src->name, NULL, "committed offsets: %s", rd_kafka_err2str(err));
+    }
+    for (int i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &list->elems[i];
+        struct part *p = part_find(ks, tp->topic, tp->partition);
+        if (p && p->assigned && tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= 0) {
+            p->committed = tp->offset;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* Consumer lag, about once a second, into src->backlog (triggerd_kafka_consumer_lag): the sum
+ * over the assigned partitions of (high watermark - commit point), where the commit point is
+ * the offset the group's committed offset is heading to, so every record not finished counts:
+ * not read yet, or read and still being delivered or retried. Per partition it is the first
+ * unfinished (or released) record this consumer read, else the next offset after what finished
+ * (what offsets_store was given, or librdkafka's position if that is further, e.g. past
+ * transaction markers), else the committed offset read at assignment, else (a new group) the
+ * low watermark with start: earliest or the high watermark with start: latest. Nothing here
+ * waits on the broker: the watermarks are librdkafka's cached ones from its fetch responses
+ * (rd_kafka_get_watermark_offsets), so a paused partition's lag is as of its last fetch. -1
+ * (unknown: no sample) while an assigned partition has no watermark or commit point yet; 0
+ * when this member holds no partition. */
+static void report_lag(struct kafka_source *ks)
+{
+    int64_t now = td_now_ms();
+    if (now < ks->next_lag_ms) {
+        return;
+    }
+    ks->next_lag_ms = now + LAG_EVERY_MS;
+    rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_new(8);
+    if (!pos) {
+        return;
+    }
+    for (struct part *p = ks->parts; p; p = p->next) {
+        if (p->assigned) {
+            rd_kafka_topic_partition_list_add(pos, p->topic, p->partition);
+        }
+    }
+    if (pos->cnt > 0 && rd_kafka_position(ks->rk, pos) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_topic_partition_list_destroy(pos);
+        atomic_store(&ks->src->backlog, -1);
+        return;
+    }
+    bool earliest = !ks->conf->start || strcmp(ks->conf->start, "earliest") == 0;
+    long long lag = 0;
+    for (int i = 0; i < pos->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &pos->elems[i];
+        struct part *p = part_find(ks, tp->topic, tp->partition);
+        int64_t lo = -1, hi = -1;
+        if (!p ||
+            rd_kafka_get_watermark_offsets(ks->rk, tp->topic, tp->partition, &lo, &hi) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0) {
+            lag = -1;
+            break;
+        }
+        int64_t at = -1;
+        if (p->head < p->tail) {
+            at = p->ring[p->head].offset;
+        } else {
+            at = p->to_store;
+            if (tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset > at) {
+                at = tp->offset;
+            }
+            if (at < 0) {
+                at = p->committed >= 0 ? p->committed : earliest ? lo : hi;
+            }
+        }
+        if (at < 0) {
+            lag = -1;
+            break;
+        }
+        lag += hi > at ? hi - at : 0;
+    }
+    rd_kafka_topic_partition_list_destroy(pos);
+    atomic_store(&ks->src->backlog, lag);
 }
 
 /* ---- pause / resume ---- */
@@ -533,6 +631,7 @@ static void on_assign(struct kafka_source *ks, rd_kafka_topic_partition_list_t *
     }
     td_log_info(NULL, ks->src->name, NULL, "partitions assigned: %d", parts->cnt);
     apply_pause(ks);
+    read_committed(ks, parts);
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -775,6 +874,7 @@ static void *run(void *arg)
         redeliver_due(ks);
         update_backpressure(ks);
         poll_records(ks);
+        report_lag(ks);
         struct pollfd pfd[3] = {{.fd = ks->stopfd, .events = POLLIN},
                                 {.fd = ks->src->mailbox_fd, .events = POLLIN},
                                 {.fd = ks->qpipe[0], .events = POLLIN}};

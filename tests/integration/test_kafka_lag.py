@@ -1,0 +1,106 @@
+"""Kafka consumer lag on /metrics (triggerd_kafka_consumer_lag{source=...}): high watermark minus
+the offset the group's commit is heading to, summed over the assigned partitions, so a record read
+but still being delivered counts as lag.
+
+While the function holds every request, N records on a 2-partition topic show a lag of exactly N
+(they are all read, none finished); released and drained, the lag reaches exactly 0. Then M more
+records while held: exactly M, then 0 again. A second daemon of the same group, started when the
+group is caught up and reading nothing, shows 0 (the committed offsets read at assignment), and
+K records produced while its function holds show K, then 0."""
+
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (SLOW, FunctionServer, Triggerd, config, http_sink, log,  # noqa: E402
+                     trigger, wait_until)
+from http_util import metric, metrics, with_http  # noqa: E402
+from kafka_fixture import KafkaBroker, kafka_source, run_kafka_test  # noqa: E402
+
+N, M, K = 60, 25, 17
+LAG = "triggerd_kafka_consumer_lag"
+
+
+def body(c):
+    kafka = KafkaBroker()
+    kafka.create_topic("lagged", 2)
+    gate = threading.Event()
+
+    def behaviour(req, attempt):
+        gate.wait(120)
+        return (200, {}, b"ok", 0)
+
+    fn = FunctionServer(behaviour)
+
+    def start_daemon():
+        cfg = config({"in": kafka_source(kafka, ["lagged"], group="lag")},
+                     {"fn": http_sink(fn.url, timeout="120s")},
+                     [trigger("t", "in", "fn", concurrency=4, timeout="120s")])
+        port = with_http(cfg)
+        d = Triggerd(cfg).start()
+        c.check(d.wait_ready(30), "daemon ready")
+        return d, port
+
+    def lag(port):
+        return metric(metrics(port), LAG, source="in")
+
+    def lag_is(port, want, what, timeout=30):
+        seen = []
+
+        def ok():
+            v = lag(port)
+            seen.append(v)
+            return v == want
+
+        wait_until(ok, timeout * SLOW, interval=0.2)
+        c.eq(seen[-1] if seen else None, want, what)
+
+    def produce(n, tag):
+        kafka.produce("lagged", [(f"k{i % 7}", f'{{"{tag}": {i}}}') for i in range(n)])
+
+    gate.clear()
+    produce(N, "a")
+    d, port = start_daemon()
+    c.check(wait_until(lambda: fn.in_flight >= 4, 30 * SLOW, interval=0.1),
+            "the function holds the first requests")
+    lag_is(port, N, f"held: lag is exactly the {N} unfinished records")
+    time.sleep(1.5)  # a few more ticks: held records do not become "done"
+    c.eq(lag(port), N, "held: lag stays at N (read but not finished is still lag)")
+    gate.set()
+    c.check(wait_until(lambda: len(fn.ok_ids()) >= N, 60 * SLOW, interval=0.2), "N delivered")
+    lag_is(port, 0, "released and drained: lag reaches exactly 0")
+
+    gate.clear()
+    produce(M, "b")
+    lag_is(port, M, f"held again: lag is exactly the {M} new records")
+    gate.set()
+    c.check(wait_until(lambda: len(fn.ok_ids()) >= N + M, 60 * SLOW, interval=0.2),
+            "M delivered")
+    lag_is(port, 0, "drained again: lag is 0")
+
+    def caught_up():
+        committed, end = kafka.offsets("lag", "lagged")
+        return committed == end and sum(end.values()) == N + M
+
+    c.check(wait_until(caught_up, 30 * SLOW, interval=1.0), "committed offsets at the end")
+    d.terminate()
+    c.eq(d.wait(30), 0, "daemon exits 0")
+
+    # A caught-up group reading nothing: the commit point is the committed offset.
+    gate.clear()
+    d2, port2 = start_daemon()
+    lag_is(port2, 0, "restarted, caught up, nothing read: lag 0 (committed offsets)")
+    produce(K, "c")
+    lag_is(port2, K, f"restarted and held: lag is exactly the {K} new records")
+    gate.set()
+    c.check(wait_until(lambda: len(fn.ok_ids()) >= N + M + K, 60 * SLOW, interval=0.2),
+            "K delivered")
+    lag_is(port2, 0, "restarted and drained: lag 0")
+    log(f"deliveries {len(fn.snapshot())} for {N + M + K} records")
+    d2.terminate()
+    c.eq(d2.wait(30), 0, "second daemon exits 0")
+
+
+run_kafka_test(body)
