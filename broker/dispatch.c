@@ -622,6 +622,8 @@ void td_dispatch_dead_letter_why(struct td_trigger_rt *trg, struct td_msg *msg, 
         d->attempt.body = (unsigned char *)strdup(why);
         d->attempt.body_len = d->attempt.body ? strlen(why) : 0;
     }
+    /* deadletterattempts: what the broker counted (max_deliveries), else none made here */
+    d->attempts = msg->deliveries > 0 ? msg->deliveries : 0;
     d->state = D_DL_RUNNING;
     dead_letter(d, reason);
 }

@@ -416,6 +416,9 @@ static size_t emit_entries(struct redis_source *rs, const redisReply *entries, i
             td_log_error(NULL, rs->src->name, id, "out of memory; the entry stays pending");
             continue;
         }
+        if (counts) {
+            msg->deliveries = (int)(counts[i] < INT32_MAX ? counts[i] : INT32_MAX);
+        }
         if (counts && rs->conf->max_deliveries > 0 && counts[i] > rs->conf->max_deliveries) {
             msg->dl_reason = TD_DL_MAX_DELIVERIES;
         }

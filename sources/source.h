@@ -39,6 +39,7 @@ struct td_msg {
     bool wrapped;          /* ev was made by wrapping a non-CloudEvent message */
     char *invalid;         /* malloc'd reason when the message is not a valid event */
     const char *dl_reason; /* static: dead-letter at once with this reason (e.g. max_deliveries) */
+    int deliveries;        /* times the broker says it was delivered; 0 when unknown */
     char *coord;           /* malloc'd source coordinates (Redis entry id) */
     int64_t received_ms;   /* td_now_ms() when read */
     /* Ordering lanes (delivery.ordering), hashes of the source's coordinates: same lane, same
