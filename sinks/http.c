@@ -528,14 +528,33 @@ int td_sink_http_init(struct td_sink *k, struct td_http_client *http, char *err,
     if (conf->url) {
         t.url = strdup(conf->url);
     } else if (conf->service_name) {
-        /* Knative Services and plain Services answer on their cluster DNS name. */
-        char buf[512];
-        const char *ns = conf->service_namespace ? conf->service_namespace : "default";
+        /* Knative Services and plain Services answer on their cluster DNS name. Without a
+         * namespace the pod's own is meant (as kubectl does); the cluster domain can differ
+         * from cluster.local (TD_CLUSTER_DOMAIN). */
+        char buf[512], own_ns[256] = "";
+        const char *ns = conf->service_namespace;
+        if (!ns) {
+            ns = getenv("POD_NAMESPACE");
+        }
+        if (!ns || !*ns) {
+            FILE *f = fopen("/var/run/secrets/kubernetes.io/serviceaccount/namespace", "r");
+            if (f) {
+                if (fgets(own_ns, sizeof(own_ns), f)) {
+                    own_ns[strcspn(own_ns, "\r\n")] = '\0';
+                }
+                fclose(f);
+            }
+            ns = own_ns[0] ? own_ns : "default";
+        }
+        const char *domain = getenv("TD_CLUSTER_DOMAIN");
+        if (!domain || !*domain) {
+            domain = "cluster.local";
+        }
         if (conf->service_port > 0 && conf->service_port != 80) {
-            snprintf(buf, sizeof(buf), "http://%s.%s.svc.cluster.local:%d/", conf->service_name, ns,
+            snprintf(buf, sizeof(buf), "http://%s.%s.svc.%s:%d/", conf->service_name, ns, domain,
                      conf->service_port);
         } else {
-            snprintf(buf, sizeof(buf), "http://%s.%s.svc.cluster.local/", conf->service_name, ns);
+            snprintf(buf, sizeof(buf), "http://%s.%s.svc.%s/", conf->service_name, ns, domain);
         }
         t.url = strdup(buf);
     } else {

@@ -1,0 +1,81 @@
+/* test_http_sink.c - the HTTP sink's target: the service: shorthand resolves to the cluster
+ * DNS name, in the pod's own namespace unless one is given, and credentials never reach dest. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "http_client.h"
+#include "loop.h"
+#include "sink.h"
+
+static char *dest_of(struct td_conf_sink *conf)
+{
+    char err[256] = "";
+    struct td_loop *loop = td_loop_new();
+    struct td_http_client *http = td_http_client_new(loop);
+    struct td_sink *k = td_sink_new(conf, loop, http, err, sizeof(err));
+    assert_non_null(k);
+    char *dest = strdup(k->dest);
+    td_sink_free(k);
+    td_http_client_free(http);
+    td_loop_free(loop);
+    return dest;
+}
+
+static struct td_conf_sink service(const char *name, const char *ns, int port)
+{
+    struct td_conf_sink conf = {.name = "svc", .kind = TD_SINK_HTTP, .timeout_ms = 1000};
+    conf.http.service_name = (char *)name;
+    conf.http.service_namespace = (char *)ns;
+    conf.http.service_port = port;
+    conf.http.timeout_ms = 1000;
+    return conf;
+}
+
+static void test_service_given_namespace(void **state)
+{
+    unsetenv("TD_CLUSTER_DOMAIN");
+    struct td_conf_sink conf = service("resize", "media", 0);
+    char *dest = dest_of(&conf);
+    assert_string_equal(dest, "http://resize.media.svc.cluster.local/");
+    free(dest);
+    conf = service("resize", "media", 8080);
+    dest = dest_of(&conf);
+    assert_string_equal(dest, "http://resize.media.svc.cluster.local:8080/");
+    free(dest);
+}
+
+static void test_service_own_namespace_and_domain(void **state)
+{
+    setenv("POD_NAMESPACE", "team-a", 1);
+    setenv("TD_CLUSTER_DOMAIN", "example.internal", 1);
+    struct td_conf_sink conf = service("thumbs", NULL, 80);
+    char *dest = dest_of(&conf);
+    assert_string_equal(dest, "http://thumbs.team-a.svc.example.internal/");
+    free(dest);
+    unsetenv("POD_NAMESPACE");
+    unsetenv("TD_CLUSTER_DOMAIN");
+}
+
+static void test_dest_without_credentials(void **state)
+{
+    struct td_conf_sink conf = {.name = "web", .kind = TD_SINK_HTTP, .timeout_ms = 1000};
+    conf.http.url = "https://user:pw@fn.example.com/api/x?code=K3Y";
+    char *dest = dest_of(&conf);
+    assert_string_equal(dest, "https://fn.example.com/api/x");
+    free(dest);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_service_given_namespace),
+        cmocka_unit_test(test_service_own_namespace_and_domain),
+        cmocka_unit_test(test_dest_without_credentials),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
