@@ -35,8 +35,20 @@ struct td_loop {
     struct task *head, *tail;
 };
 
+/* The injected clock (tests), or NULL: read on every td_now_ms from any thread. */
+static _Atomic(td_clock_fn) clock_fn;
+
+void td_clock_set(td_clock_fn fn)
+{
+    atomic_store(&clock_fn, fn);
+}
+
 int64_t td_now_ms(void)
 {
+    td_clock_fn fn = atomic_load_explicit(&clock_fn, memory_order_relaxed);
+    if (fn) {
+        return fn();
+    }
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -309,35 +321,43 @@ void td_loop_stop(struct td_loop *loop)
     (void)w;
 }
 
-int td_loop_run(struct td_loop *loop)
+int td_loop_run_once(struct td_loop *loop, int timeout_ms)
 {
     struct epoll_event events[64];
+    int timeout = timeout_ms;
+    if (loop->nheap > 0) {
+        int64_t wait = loop->heap[0]->deadline - td_now_ms();
+        int t = wait < 0 ? 0 : (wait > 60000 ? 60000 : (int)wait);
+        if (timeout < 0 || t < timeout) {
+            timeout = t;
+        }
+    }
+    int n = epoll_wait(loop->epfd, events, 64, timeout);
+    if (n < 0) {
+        return errno == EINTR ? 0 : -1;
+    }
+    for (int i = 0; i < n; i++) {
+        int fd = events[i].data.fd;
+        if (fd == loop->wakefd) {
+            run_tasks(loop);
+            continue;
+        }
+        if ((size_t)fd < loop->nwatches && loop->watches[fd].used) {
+            struct fd_watch w = loop->watches[fd];
+            w.fn(loop, fd, events[i].events, w.arg);
+        }
+    }
+    run_timers(loop);
+    return n;
+}
+
+int td_loop_run(struct td_loop *loop)
+{
     atomic_store(&loop->stop, false);
     while (!atomic_load(&loop->stop)) {
-        int timeout = -1;
-        if (loop->nheap > 0) {
-            int64_t wait = loop->heap[0]->deadline - td_now_ms();
-            timeout = wait < 0 ? 0 : (wait > 60000 ? 60000 : (int)wait);
-        }
-        int n = epoll_wait(loop->epfd, events, 64, timeout);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
+        if (td_loop_run_once(loop, -1) < 0) {
             return -1;
         }
-        for (int i = 0; i < n; i++) {
-            int fd = events[i].data.fd;
-            if (fd == loop->wakefd) {
-                run_tasks(loop);
-                continue;
-            }
-            if ((size_t)fd < loop->nwatches && loop->watches[fd].used) {
-                struct fd_watch w = loop->watches[fd];
-                w.fn(loop, fd, events[i].events, w.arg);
-            }
-        }
-        run_timers(loop);
     }
     return 0;
 }

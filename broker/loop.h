@@ -30,8 +30,12 @@ struct td_timer {
     void *arg;
 };
 
-/* Monotonic milliseconds. */
+/* Monotonic milliseconds: CLOCK_MONOTONIC, or the clock td_clock_set installed. */
 int64_t td_now_ms(void);
+/* Tests: a clock in ms for td_now_ms (and so for every timer deadline); NULL restores
+ * CLOCK_MONOTONIC. Set it before the loops and threads that read the clock start. */
+typedef int64_t (*td_clock_fn)(void);
+void td_clock_set(td_clock_fn fn);
 /* Wall-clock milliseconds since the UNIX epoch. */
 int64_t td_wall_ms(void);
 
@@ -57,6 +61,12 @@ void td_loop_run_pending(struct td_loop *loop);
 
 /* Runs until td_loop_stop(). 0, or -1 if epoll failed. */
 int td_loop_run(struct td_loop *loop);
+/* One iteration of td_loop_run: waits up to timeout_ms (-1: no limit; capped by the nearest
+ * timer) for file descriptors, then runs the ready ones, the posted tasks and the due timers.
+ * With a fake clock (td_clock_set), a test advances the clock and calls it with 0.
+ * Returns how many fds were ready (the wake-up of posted tasks included), or -1 if epoll
+ * failed (0 on EINTR). */
+int td_loop_run_once(struct td_loop *loop, int timeout_ms);
 void td_loop_stop(struct td_loop *loop); /* any thread */
 
 #endif

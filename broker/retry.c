@@ -2,6 +2,7 @@
 #include "retry.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 int64_t td_retry_ceiling_ms(const struct td_conf_delivery *d, int retry)
@@ -38,8 +39,20 @@ int64_t td_retry_delay_ms(const struct td_conf_delivery *d, int retry, int64_t r
     return wait;
 }
 
+/* The injected random source (tests), or NULL. */
+static _Atomic(td_random_fn) random_fn;
+
+void td_random_set(td_random_fn fn)
+{
+    atomic_store(&random_fn, fn);
+}
+
 uint64_t td_random(void)
 {
+    td_random_fn fn = atomic_load_explicit(&random_fn, memory_order_relaxed);
+    if (fn) {
+        return fn();
+    }
     static _Thread_local uint64_t state;
     if (state == 0) {
         struct timespec ts;

@@ -19,7 +19,12 @@ int64_t td_retry_ceiling_ms(const struct td_conf_delivery *d, int retry);
 int64_t td_retry_delay_ms(const struct td_conf_delivery *d, int retry, int64_t retry_after_ms,
                           uint64_t rnd);
 
-/* A random 64-bit number (xorshift seeded from the clock and the thread). */
+/* A random 64-bit number (xorshift seeded from the clock and the thread), or what the source
+ * td_random_set installed returns. */
 uint64_t td_random(void);
+/* Tests: the random source behind td_random (the jitter of every retry wait); NULL restores
+ * the built-in xorshift. */
+typedef uint64_t (*td_random_fn)(void);
+void td_random_set(td_random_fn fn);
 
 #endif
