@@ -21,12 +21,16 @@
  * prefix and commits synchronously, unless the assignment was lost, then commits nothing;
  * completions that come later belong to an old generation and are discarded.
  *
- * Backpressure: when the source has no credit (max_inflight records not completed) every
- * assigned partition is paused; the thread keeps calling rd_kafka_consumer_poll (rebalances,
- * max.poll.interval.ms) and resumes them when half the credit is back.
+ * Backpressure: when the source has no credit (max_inflight records not completed) nothing
+ * is read; when none comes back for PAUSE_AFTER_MS every assigned partition is paused (a pause
+ * drops librdkafka's prefetch, which costs a re-fetch on resume); the thread keeps calling
+ * rd_kafka_consumer_poll (rebalances, max.poll.interval.ms) and resumes them when half the
+ * credit is back.
  *
  * Wake-ups: the consumer queue signals a pipe (rd_kafka_queue_io_event_enable) and
- * completions signal the mailbox eventfd; one poll(2) waits on both and on the stop fd.
+ * completions signal the mailbox eventfd; one poll(2) waits on both and on the stop fd. The
+ * mailbox is taken at most every DRAIN_EVERY_MS while credit is left (one wake-up and one
+ * offsets_store per batch of completions).
  * Threads: init/destroy on the caller's, everything else on the source thread; rk never
  * leaves it.
  */
@@ -58,6 +62,8 @@
 #define REDELIVER_LOG  10000 /* at most one redelivery log line per partition this often */
 #define LAG_EVERY_MS   1000  /* consumer lag (src->backlog) is recomputed this often */
 #define COMMITTED_MS   2000  /* on assignment: how long to wait for the committed offsets */
+#define DRAIN_EVERY_MS 2     /* completions are taken (and offsets stored) at most this often */
+#define PAUSE_AFTER_MS 100   /* out of credit this long: the partitions are paused */
 
 /* One emitted offset: done once its message completed, released when it was not (the
  * store stops there). */
@@ -104,8 +110,9 @@ struct kafka_source {
     bool started;
     atomic_bool quiesce;
     atomic_bool stop;
-    bool stopping; /* the thread is on its way out: revoke waits for nothing */
-    bool paused;   /* backpressure: every partition paused */
+    bool stopping;     /* the thread is on its way out: revoke waits for nothing */
+    bool paused;       /* backpressure: every partition paused */
+    int64_t dry_since; /* out of credit (not paused yet) since then, 0 if not */
     struct part *parts;
     uint64_t next_gen;
     int64_t next_lag_ms;    /* when report_lag runs next */
@@ -512,7 +519,16 @@ static void update_backpressure(struct kafka_source *ks)
 {
     int max = ks->src->conf->max_inflight > 0 ? ks->src->conf->max_inflight : 1000;
     int credit = td_source_credit(ks->src);
-    if (!ks->paused && credit <= 0) {
+    int64_t now = td_now_ms();
+    if (credit > 0 || ks->paused) {
+        ks->dry_since = 0;
+    } else if (ks->dry_since == 0) {
+        ks->dry_since = now;
+    }
+    /* Out of credit, the partitions are paused only when no completion gave some back for
+     * PAUSE_AFTER_MS: a pause drops librdkafka's prefetched records and the resume fetches
+     * them again (seconds), which a function that keeps up should never pay for. */
+    if (!ks->paused && credit <= 0 && now - ks->dry_since >= PAUSE_AFTER_MS) {
         ks->paused = true;
     } else if (ks->paused && credit >= max / 2) {
         ks->paused = false;
@@ -865,26 +881,42 @@ static void *run(void *arg)
 {
     struct kafka_source *ks = arg;
     int64_t next_probe = 0;
+    int64_t next_drain = 0;
     while (!atomic_load(&ks->stop)) {
         if (!atomic_load(&ks->src->connected) && td_now_ms() >= next_probe) {
             probe(ks);
             next_probe = td_now_ms() + 1000;
         }
-        drain_mailbox(ks);
+        /* Completions are taken at most every DRAIN_EVERY_MS while credit is left: one
+         * wake-up and one offsets_store per batch of them, not per completion (the loop
+         * signals the mailbox only when it finds it empty). Out of credit, at once. */
+        int64_t now = td_now_ms();
+        if (now >= next_drain || ks->paused || td_source_credit(ks->src) <= 0) {
+            drain_mailbox(ks);
+            next_drain = now + DRAIN_EVERY_MS;
+        }
         redeliver_due(ks);
         update_backpressure(ks);
-        poll_records(ks);
+        /* Out of credit but not paused yet: nothing is read, the mailbox is watched. */
+        bool dry = ks->dry_since != 0;
+        if (!dry) {
+            poll_records(ks);
+        }
         report_lag(ks);
+        now = td_now_ms();
+        bool drain_due = now >= next_drain || ks->paused || dry;
+        int timeout = drain_due ? 100 : (int)(next_drain - now);
         struct pollfd pfd[3] = {{.fd = ks->stopfd, .events = POLLIN},
-                                {.fd = ks->src->mailbox_fd, .events = POLLIN},
-                                {.fd = ks->qpipe[0], .events = POLLIN}};
+                                {.fd = ks->qpipe[0], .events = POLLIN},
+                                {.fd = ks->src->mailbox_fd, .events = POLLIN}};
         /* The timeout is a safety net: librdkafka signals the pipe when its queue gets
-         * events, but only on the empty-to-non-empty edge. */
-        int rc = poll(pfd, 3, 100);
+         * events, but only on the empty-to-non-empty edge. Before the next drain is due the
+         * mailbox is not watched; the timeout ends at it. */
+        int rc = poll(pfd, drain_due ? 3 : 2, timeout);
         if (rc < 0 && errno != EINTR) {
             break;
         }
-        if (pfd[2].revents & POLLIN) {
+        if (pfd[1].revents & POLLIN) {
             char buf[256];
             while (read(ks->qpipe[0], buf, sizeof(buf)) > 0) {
             }
