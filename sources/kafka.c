@@ -938,12 +938,7 @@ static void *run(void *arg)
 static int start(struct td_source *src)
 {
     struct kafka_source *ks = src->impl;
-    if (pthread_create(&ks->thread, NULL, run, ks) != 0) {
-        td_log_error(NULL, src->name, NULL, "cannot start the source thread");
-        return -1;
-    }
-    ks->started = true;
-    return 0;
+    return td_source_spawn(src, &ks->thread, &ks->started, run, ks);
 }
 
 static void quiesce(struct td_source *src)
@@ -955,16 +950,7 @@ static void quiesce(struct td_source *src)
 static void stop(struct td_source *src)
 {
     struct kafka_source *ks = src->impl;
-    if (!ks->started) {
-        return;
-    }
-    atomic_store(&ks->quiesce, true);
-    atomic_store(&ks->stop, true);
-    uint64_t one = 1;
-    ssize_t w = write(ks->stopfd, &one, sizeof(one));
-    (void)w;
-    pthread_join(ks->thread, NULL);
-    ks->started = false;
+    td_source_stop_thread(&ks->thread, &ks->started, &ks->quiesce, &ks->stop, ks->stopfd);
 }
 
 static void destroy(struct td_source *src)

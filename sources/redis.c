@@ -825,12 +825,7 @@ static void *run(void *arg)
 static int start(struct td_source *src)
 {
     struct redis_source *rs = src->impl;
-    if (pthread_create(&rs->thread, NULL, run, rs) != 0) {
-        td_log_error(NULL, src->name, NULL, "cannot start the source thread");
-        return -1;
-    }
-    rs->started = true;
-    return 0;
+    return td_source_spawn(src, &rs->thread, &rs->started, run, rs);
 }
 
 static void quiesce(struct td_source *src)
@@ -842,16 +837,7 @@ static void quiesce(struct td_source *src)
 static void stop(struct td_source *src)
 {
     struct redis_source *rs = src->impl;
-    if (!rs->started) {
-        return;
-    }
-    atomic_store(&rs->quiesce, true);
-    atomic_store(&rs->stop, true);
-    uint64_t one = 1;
-    ssize_t w = write(rs->stopfd, &one, sizeof(one));
-    (void)w;
-    pthread_join(rs->thread, NULL);
-    rs->started = false;
+    td_source_stop_thread(&rs->thread, &rs->started, &rs->quiesce, &rs->stop, rs->stopfd);
 }
 
 static void destroy(struct td_source *src)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cloudevent.h"
+#include "log.h"
 
 void td_msg_free(struct td_msg *msg)
 {
@@ -130,6 +131,35 @@ void td_source_complete(struct td_source *src, struct td_msg *msg, enum td_outco
         ssize_t w = write(src->mailbox_fd, &one, sizeof(one));
         (void)w;
     }
+}
+
+int td_source_spawn(struct td_source *src, pthread_t *thread, bool *started, void *(*fn)(void *),
+                    void *arg)
+{
+    if (*started) {
+        return 0;
+    }
+    if (pthread_create(thread, NULL, fn, arg) != 0) {
+        td_log_error(NULL, src->name, NULL, "cannot start the source thread");
+        return -1;
+    }
+    *started = true;
+    return 0;
+}
+
+void td_source_stop_thread(pthread_t *thread, bool *started, atomic_bool *quiesce,
+                           atomic_bool *stop, int stopfd)
+{
+    if (!*started) {
+        return;
+    }
+    atomic_store(quiesce, true);
+    atomic_store(stop, true);
+    uint64_t one = 1;
+    ssize_t w = write(stopfd, &one, sizeof(one));
+    (void)w;
+    pthread_join(*thread, NULL);
+    *started = false;
 }
 
 struct td_msg *td_source_take_done(struct td_source *src)

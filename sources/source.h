@@ -111,6 +111,14 @@ void td_source_complete(struct td_source *src, struct td_msg *msg, enum td_outco
 /* Source thread: takes the whole mailbox (a list linked by next; release flag = outcome). */
 struct td_msg *td_source_take_done(struct td_source *src);
 
+/* The thread every plugin runs on, started and stopped the same way: spawn(fn, arg) sets
+ * *started; stop_thread raises quiesce and stop, wakes the thread through stopfd (an eventfd
+ * it polls), joins it and clears *started. Neither does anything twice. */
+int td_source_spawn(struct td_source *src, pthread_t *thread, bool *started, void *(*fn)(void *),
+                    void *arg);
+void td_source_stop_thread(pthread_t *thread, bool *started, atomic_bool *quiesce,
+                           atomic_bool *stop, int stopfd);
+
 /* The plugins. */
 extern const struct td_source_ops td_source_redis_ops;
 extern const struct td_source_ops td_source_http_ops; /* ingress.c */
