@@ -1,9 +1,21 @@
 /* reload.c - hot reload on SIGHUP (see reload.h for the rules).
  *
- * Ownership: struct td_reload owns every configuration the daemon ran with before the
- * current one (old_cfgs), the retired trigger generations with their sinks (gens), and the
- * sources that are draining (retiring). A retiring source with a replacement leaves the
- * replacement in core->sources (created, not started) and starts it once the old one stopped.
+ * Ownership: struct td_reload owns the configurations the daemon ran with before the
+ * current one that something still points into (old_cfgs), the retired trigger generations
+ * with their sinks (gens), and the sources that are draining (retiring). A retiring source
+ * with a replacement leaves the replacement in core->sources (created, not started) and starts
+ * it once the old one stopped.
+ *
+ * A reload during a reload: when a source that is such an unstarted replacement changes or
+ * goes away again, it is freed at once (it never ran, nothing else points to it) and the
+ * draining source's record takes the newest replacement instead (or none), so one source at a
+ * time reads and the latest settings win.
+ *
+ * An old configuration is freed as soon as nothing points into it any more: no retired
+ * generation was built from it and no source (running, draining or waiting to start) has its
+ * settings there. Sources that carry over unchanged keep the configuration they were built
+ * from alive; everything else goes with the generation that drained, so memory stays flat over
+ * any number of reloads.
  */
 #include "reload.h"
 
@@ -20,6 +32,7 @@
 
 struct gen {
     struct gen *next;
+    const struct td_config *cfg; /* the configuration its triggers and sinks were built from */
     struct td_trigger_rt *triggers;
     size_t ntriggers;
     struct td_trigger_stats *at_swap; /* each trigger's counters when it was retired */
@@ -255,6 +268,47 @@ static void gen_free(struct gen *g)
     free(g);
 }
 
+/* src's settings live in cfg. */
+static bool source_in(const struct td_source *src, const struct td_config *cfg)
+{
+    return src && td_config_source(cfg, src->name) == src->conf;
+}
+
+static bool cfg_in_use(const struct td_reload *rl, const struct td_config *cfg)
+{
+    const struct td_core *core = rl->core;
+    for (const struct gen *g = rl->gens; g; g = g->next) {
+        if (g->cfg == cfg) {
+            return true;
+        }
+    }
+    for (const struct retiring *r = rl->retiring; r; r = r->next) {
+        if (source_in(r->old, cfg) || source_in(r->replacement, cfg)) {
+            return true;
+        }
+    }
+    for (size_t i = 0; i < core->cfg->nsources; i++) {
+        if (source_in(core->sources[i], cfg)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Frees the old configurations nothing points into any more. */
+static void free_unused_cfgs(struct td_reload *rl)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < rl->nold; i++) {
+        if (cfg_in_use(rl, rl->old_cfgs[i])) {
+            rl->old_cfgs[kept++] = rl->old_cfgs[i];
+        } else {
+            td_config_free(rl->old_cfgs[i]);
+        }
+    }
+    rl->nold = kept;
+}
+
 /* Frees what has finished draining; true while something is still draining. */
 static bool collect(struct td_reload *rl)
 {
@@ -294,6 +348,7 @@ static bool collect(struct td_reload *rl)
         *pp = r->next;
         free(r);
     }
+    free_unused_cfgs(rl);
     return rl->gens || rl->retiring;
 }
 
@@ -311,6 +366,17 @@ struct td_reload *td_reload_new(struct td_core *core)
         td_timer_init(&rl->timer, on_check, rl);
     }
     return rl;
+}
+
+/* The retiring source that will start src once it drained, or NULL. */
+static struct retiring *waiting_for(struct td_reload *rl, const struct td_source *src)
+{
+    for (struct retiring *r = rl->retiring; r; r = r->next) {
+        if (r->replacement == src) {
+            return r;
+        }
+    }
+    return NULL;
 }
 
 /* Switches the core to cfg and b (both taken). -1 (nothing changed) on out of memory. */
@@ -349,6 +415,7 @@ static int swap(struct td_reload *rl, struct td_config *cfg, struct built *b, in
         return -1;
     }
     /* From here on nothing fails. */
+    g->cfg = old;
     g->triggers = core->triggers;
     g->ntriggers = old->ntriggers;
     g->sinks = core->sinks;
@@ -375,6 +442,15 @@ static int swap(struct td_reload *rl, struct td_config *cfg, struct built *b, in
                 (*restarted)++;
             }
         }
+        struct retiring *waiting = waiting_for(rl, r->old);
+        if (waiting) {
+            /* r->old is an earlier reload's replacement, never started: the source still
+             * draining hands over to the newest one (or to none) instead. */
+            waiting->replacement = r->replacement;
+            td_source_free(r->old);
+            free(r);
+            continue;
+        }
         r->old->ops->quiesce(r->old);
         r->next = rl->retiring;
         rl->retiring = r;
@@ -386,17 +462,26 @@ static int swap(struct td_reload *rl, struct td_config *cfg, struct built *b, in
     core->sinks = b->sinks;
     core->triggers = b->triggers;
     core->sources = b->sources;
-    /* Brand-new sources start now; replacements once their predecessor drained. */
+    /* Brand-new sources start now; replacements once their predecessor drained. A source
+     * that comes back while its earlier self still drains (removed, then added again) waits
+     * for it the same way: two never read at once. */
     for (size_t j = 0; j < cfg->nsources; j++) {
         bool replacing = false;
         for (struct retiring *r = rl->retiring; r; r = r->next) {
             replacing |= r->replacement == b->sources[j];
+        }
+        for (struct retiring *r = rl->retiring; b->fresh[j] && !replacing && r; r = r->next) {
+            if (!r->replacement && strcmp(r->old->name, b->sources[j]->name) == 0) {
+                r->replacement = b->sources[j];
+                replacing = true;
+            }
         }
         if (b->fresh[j] && !replacing && b->sources[j]->ops->start(b->sources[j]) < 0) {
             td_log_error(NULL, b->sources[j]->name, NULL, "could not start after the reload");
         }
     }
     free(b->fresh);
+    free_unused_cfgs(rl);
     td_timer_start(core->loop, &rl->timer, 0);
     return 0;
 }

@@ -11,8 +11,10 @@
  *    in progress finish on the old ones (a retired generation, freed when its last delivery
  *    ended; its counters are folded into the new triggers of the same name).
  * Changing daemon.http or an HTTP ingress source needs a restart (the server's routes are
- * fixed while it runs); such a reload is refused. Old configurations are kept until exit,
- * since objects that carried over still point into them.
+ * fixed while it runs); such a reload is refused. An old configuration is freed once nothing
+ * points into it (no retired generation, no source built from it); a source that carried over
+ * keeps the one it was built from. A reload while an earlier one still drains is safe: a
+ * replacement that never started is dropped for the newer one.
  * Threads: loop only.
  */
 #ifndef TD_RELOAD_H
