@@ -36,7 +36,7 @@ struct td_event *td_event_new(void)
     if (ev == NULL) {
         return NULL;
     }
-    ev->refs = 1;
+    atomic_init(&ev->refs, 1);
     return ev;
 }
 
@@ -81,7 +81,8 @@ fail:
 struct td_event *td_event_ref(struct td_event *ev)
 {
     if (ev != NULL) {
-        ev->refs++;
+        /* Relaxed: whoever passes ev on to another thread publishes it by other means. */
+        atomic_fetch_add_explicit(&ev->refs, 1, memory_order_relaxed);
     }
     return ev;
 }
@@ -91,7 +92,9 @@ void td_event_unref(struct td_event *ev)
     if (ev == NULL) {
         return;
     }
-    if (--ev->refs <= 0) {
+    /* Release on every drop and acquire on the last one, so each thread's last use of the
+     * event happens before event_free. */
+    if (atomic_fetch_sub_explicit(&ev->refs, 1, memory_order_acq_rel) <= 1) {
         event_free(ev);
     }
 }

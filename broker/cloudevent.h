@@ -10,12 +10,15 @@
  * Redis entry that is not a CloudEvent ("wrapping") lives here too.
  *
  * Ownership: td_event_new/clone return an event with one reference; td_event_ref adds one,
- * td_event_unref drops one and frees at zero. Events are not thread-safe: one thread at a
- * time (a source thread builds it, then hands it to the loop).
+ * td_event_unref drops one and frees at zero. The reference count is atomic, so references
+ * may be taken and dropped on any thread (a source thread frees its message's reference
+ * while the loop may still hold others); everything else about an event is not thread-safe:
+ * one thread at a time changes it (a source thread builds it, then hands it to the loop).
  */
 #ifndef TD_CLOUDEVENT_H
 #define TD_CLOUDEVENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,7 +32,7 @@ struct td_ce_attr {
 };
 
 struct td_event {
-    int refs;
+    atomic_int refs;
     struct td_ce_attr *attrs;
     size_t nattrs;
     size_t cap;

@@ -200,7 +200,10 @@ static enum MHD_Result submit(struct ingress *in, struct ingress_req *r,
             goto oom;
         }
         im->req = r;
-        im->msg.ev = td_event_ref(evs[i]);
+        /* The message takes the decoder's reference: after td_source_emit nothing on this
+         * thread points to the event any more (the loop and the sinks own it). */
+        im->msg.ev = evs[i];
+        evs[i] = NULL;
         im->msg.received_ms = now;
         *tail = &im->msg;
         tail = &im->msg.next;
