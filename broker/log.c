@@ -1,26 +1,33 @@
-/* log.c - the line formatter behind log.h. */
+/* log.c - the line formatter behind log.h.
+ *
+ * The level and the format are written by the loop (start, reload) while every thread logs:
+ * both are atomics, read once per line (relaxed: a line may use the settings from just before
+ * a reload, never a torn or mixed pair of reads within the line).
+ */
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static enum td_log_level log_level = TD_LOG_INFO;
-static enum td_log_format log_format = TD_LOG_TEXT;
+static atomic_int log_level = TD_LOG_INFO;
+static atomic_int log_format = TD_LOG_TEXT;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void td_log_init(enum td_log_level level, enum td_log_format format)
 {
-    log_level = level;
-    log_format = format;
+    atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
+    atomic_store_explicit(&log_format, (int)format, memory_order_relaxed);
 }
 
 int td_log_enabled(enum td_log_level level)
 {
-    return level >= log_level;
+    return (int)level >= atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 
 /* Appends s to buf as the inside of a JSON string. Returns the new length. */
@@ -41,14 +48,15 @@ static size_t put_json(char *buf, size_t len, size_t cap, const char *s)
 }
 
 /* Appends one field; it goes in whole or not at all, so a JSON line always stays valid. */
-static size_t put_field(char *buf, size_t len, size_t cap, const char *key, const char *value)
+static size_t put_field(char *buf, size_t len, size_t cap, bool json, const char *key,
+                        const char *value)
 {
     if (!value) {
         return len;
     }
     char field[1024];
     size_t n;
-    if (log_format == TD_LOG_JSON) {
+    if (json) {
         n = (size_t)snprintf(field, sizeof(field), ",\"%s\":\"", key);
         n = put_json(field, n, sizeof(field) - 2, value);
         field[n++] = '"';
@@ -66,9 +74,10 @@ static size_t put_field(char *buf, size_t len, size_t cap, const char *key, cons
 void td_log(enum td_log_level level, const char *trigger, const char *source, const char *id,
             const char *fmt, ...)
 {
-    if (level < log_level) {
+    if (!td_log_enabled(level)) {
         return;
     }
+    bool json = atomic_load_explicit(&log_format, memory_order_relaxed) == TD_LOG_JSON;
     char msg[2048];
     va_list ap;
     va_start(ap, fmt);
@@ -86,21 +95,21 @@ void td_log(enum td_log_level level, const char *trigger, const char *source, co
 
     char line[4096];
     size_t cap = sizeof(line) - 2, len;
-    if (log_format == TD_LOG_JSON) {
+    if (json) {
         len = (size_t)snprintf(line, cap, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", when,
                                level_names[level]);
         len = put_json(line, len, cap, msg);
         line[len++] = '"';
-        len = put_field(line, len, cap, "trigger", trigger);
-        len = put_field(line, len, cap, "source", source);
-        len = put_field(line, len, cap, "id", id);
+        len = put_field(line, len, cap, json, "trigger", trigger);
+        len = put_field(line, len, cap, json, "source", source);
+        len = put_field(line, len, cap, json, "id", id);
         line[len++] = '}';
     } else {
         len = (size_t)snprintf(line, cap, "%s %-5s %s", when, level_names[level], msg);
         len = len < cap ? len : cap - 1;
-        len = put_field(line, len, cap, "trigger", trigger);
-        len = put_field(line, len, cap, "source", source);
-        len = put_field(line, len, cap, "id", id);
+        len = put_field(line, len, cap, json, "trigger", trigger);
+        len = put_field(line, len, cap, json, "source", source);
+        len = put_field(line, len, cap, json, "id", id);
     }
     line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
