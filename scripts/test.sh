@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this): installs what it needs,
-# builds twice (plain, and AddressSanitizer + UndefinedBehaviorSanitizer), runs the unit
-# and integration tests of each build with CTest, and checks the formatting.
+# builds three times (plain; AddressSanitizer + UndefinedBehaviorSanitizer; ThreadSanitizer),
+# runs the unit and integration tests of the first two with CTest, and under ThreadSanitizer
+# the unit tests plus the integration tests that run more than one thread of the daemon
+# (CTest label tsan, listed in tests/CMakeLists.txt: test_ingress, test_ingress_batches,
+# test_reload, test_reload_chain, test_redis_healthy, test_kafka_healthy,
+# test_rabbitmq_healthy), and checks the formatting.
 # Every server a test needs (redis-server, the test function) is started by that test on
 # loopback ports of its own and stopped afterwards.
 set -euo pipefail
@@ -26,4 +30,28 @@ if [ "${TD_SKIP_SANITIZE:-0}" != 1 ]; then
   cmake --build build-asan -j"$jobs"
   echo "== tests (ASan + UBSan)"
   (cd build-asan && ctest --output-on-failure -j"$jobs")
+fi
+
+if [ "${TD_SKIP_TSAN:-0}" != 1 ]; then
+  tsan_t0=$SECONDS
+  echo "== build (ThreadSanitizer)"
+  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTD_TSAN=ON >/dev/null
+  cmake --build build-tsan -j"$jobs"
+  # TSan's shadow memory needs the address space layout it was built for; on kernels with more
+  # mmap randomisation (vm.mmap_rnd_bits above 28, e.g. some 6.x defaults) a TSan binary dies
+  # with "FATAL: ThreadSanitizer: unexpected memory mapping". Without ASLR (setarch -R, which
+  # every child inherits) it runs, so the tests run that way when the plain start fails.
+  tsan_run=()
+  if ! build-tsan/triggerd version >/dev/null 2>&1; then
+    if setarch "$(uname -m)" -R build-tsan/triggerd version >/dev/null 2>&1; then
+      echo "(TSan binaries need ASLR off on this kernel: running under setarch -R)"
+      tsan_run=(setarch "$(uname -m)" -R)
+    else
+      echo "ThreadSanitizer binaries do not start on this machine" >&2
+      exit 1
+    fi
+  fi
+  echo "== tests (ThreadSanitizer: unit tests, and the multi-threaded integration tests)"
+  (cd build-tsan && "${tsan_run[@]}" ctest --output-on-failure -j"$jobs" -L 'unit|tsan')
+  echo "(ThreadSanitizer step: $((SECONDS - tsan_t0)) s)"
 fi

@@ -38,8 +38,11 @@ import yaml
 
 SKIP = 77
 SANITIZE = os.environ.get("TD_SANITIZE", "").upper() in ("ON", "1", "TRUE", "YES")
-# Time stretch for slow builds (ASan/UBSan): every generous timeout and timing slack is multiplied.
-SLOW = 3.0 if SANITIZE else 1.0
+# The ThreadSanitizer build (TD_TSAN): its reports ("WARNING: ThreadSanitizer") fail a test
+# like any other sanitizer report (Triggerd.sanitizer_reports).
+TSAN = os.environ.get("TD_TSAN", "").upper() in ("ON", "1", "TRUE", "YES")
+# Time stretch for slow builds (ASan/UBSan, TSan): every generous timeout and timing slack is multiplied.
+SLOW = 3.0 if SANITIZE or TSAN else 1.0
 
 _cleanups = []  # callables, run in reverse order at exit
 _cleanup_lock = threading.Lock()
