@@ -474,6 +474,7 @@ static int swap(struct td_reload *rl, struct td_config *cfg, struct built *b, in
             if (!r->replacement && strcmp(r->old->name, b->sources[j]->name) == 0) {
                 r->replacement = b->sources[j];
                 replacing = true;
+                (*restarted)++;
             }
         }
         if (b->fresh[j] && !replacing && b->sources[j]->ops->start(b->sources[j]) < 0) {

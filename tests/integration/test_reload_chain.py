@@ -4,9 +4,10 @@ the first reload was never started; the second reload must drop it (or chain pas
 it while the draining source still means to start it. Before the fix the draining source started
 the freed replacement: heap-use-after-free under ASan, SIGSEGV in Release.
 
-Three scenarios, each on a daemon of its own, each with one slow entry in flight at the source the
-first reload retires: two reloads (batch 10 -> 20 -> 30), three reloads in a row (-> 40 too), and a
-reload that reverts the change (10 -> 20 -> 10). Entries keep arriving throughout; every one is
+Four scenarios, each on a daemon of its own, each with one slow entry in flight at the source the
+first reload retires: two reloads (batch 10 -> 20 -> 30), three reloads in a row (-> 40 too), a
+reload that reverts the change (10 -> 20 -> 10), and the source removed and added back while its
+first self still drains (the new one must wait for it, as a replacement does). Entries keep arriving throughout; every one is
 delivered exactly once, nothing stays pending, and the daemon keeps serving and exits 0."""
 
 import os
@@ -28,9 +29,13 @@ def scenario(c, rs, fn, label, batches):
     cl = rs.client()
 
     def variant(batch):
-        cfg = config(sources={"in": redis_source(rs.url, stream, claim_idle="30s", block="100ms", batch=batch)},
-                     sinks={"a": http_sink(fn.url + "a", timeout="10s")},
-                     triggers=[trigger("t1", "in", "a", timeout="10s")])
+        # batch None: the source "in" and its trigger are gone (another source keeps the file valid).
+        sources = {"other": redis_source(rs.url, stream + "-other", block="100ms")}
+        triggers = [trigger("t2", "other", "a", timeout="10s")]
+        if batch is not None:
+            sources["in"] = redis_source(rs.url, stream, claim_idle="30s", block="100ms", batch=batch)
+            triggers.append(trigger("t1", "in", "a", timeout="10s"))
+        cfg = config(sources=sources, sinks={"a": http_sink(fn.url + "a", timeout="10s")}, triggers=triggers)
         cfg["daemon"]["log"]["level"] = "info"
         return yaml.safe_dump(cfg, sort_keys=False)
 
@@ -55,7 +60,8 @@ def scenario(c, rs, fn, label, batches):
         ok = wait_until(lambda: len(outcomes()) > n, 10 * SLOW, desc=f"{label}: reload {i + 1}")
         c.check(ok and outcomes()[n].startswith("reloaded"), f"{label}: reload {i + 1} (batch {batch}) applied",
                 outcomes()[n:n + 1])
-        ids.append(cl.xadd(stream, {"n": str(i)}).decode())
+        if batch is not None:  # (with the source removed its entries would wait for the next daemon)
+            ids.append(cl.xadd(stream, {"n": str(i)}).decode())
     c.check(time.monotonic() - t0 < SLOW_S, f"{label}: every reload happened while the slow entry was in flight",
             f"{time.monotonic() - t0:.2f}s")
     # After the slow entry is answered the retiring source drains and the surviving replacement starts.
@@ -88,6 +94,8 @@ def body(c):
     scenario(c, rs, fn, "two", [10, 20, 30])
     scenario(c, rs, fn, "three", [10, 20, 30, 40])
     scenario(c, rs, fn, "revert", [10, 20, 10])
+    # Removed, then added back while its earlier self still drains: the new one waits for it.
+    scenario(c, rs, fn, "readd", [10, None, 10])
 
 
 run_test(body)
