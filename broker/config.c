@@ -1925,9 +1925,8 @@ static int sinks_fn(struct loader *ld, const struct td_ynode *val, void *base)
         walk(ld, &sink_table, val->items[i + 1], snk);
         ld->owner = NULL;
         snk->http.timeout_ms = snk->timeout_ms;
-        if (snk->kind == TD_SINK_HTTP && snk->http.service_name) {
-            set_default(ld, &snk->http.service_namespace, "default", key);
-        }
+        /* service: without namespace stays NULL here: the HTTP sink owns that default (the
+         * pod's own namespace, POD_NAMESPACE, then the service account's file, then default). */
         if (snk->kind == TD_SINK_LAMBDA) {
             set_default(ld, &snk->lambda.invocation, "RequestResponse", key);
             set_default(ld, &snk->lambda.payload, "event", key);

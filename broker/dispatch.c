@@ -355,15 +355,22 @@ static void dead_letter(struct td_delivery *d, const char *reason)
         return;
     }
     d->dl_reason = reason;
+    /* knativeerrordata: the answer's body; when no answer came (connection refused, timeout)
+     * the transport error instead, so a dead letter always says what went wrong. */
+    const unsigned char *err_data = d->attempt.body;
+    size_t err_len = d->attempt.body_len;
+    if (err_len == 0 && d->attempt.http_status == 0 && d->attempt.reason[0]) {
+        err_data = (const unsigned char *)d->attempt.reason;
+        err_len = strlen(d->attempt.reason);
+    }
     if (d->state == D_REPLY_RUNNING) {
         /* the reply failed: the reply event is what is dead-lettered */
-        d->dl_ev =
-            td_deadletter_event(d->reply_ev, name, trg->reply->dest, d->attempt.http_status,
-                                d->attempt.body, d->attempt.body_len, reason, d->reply_attempts);
+        d->dl_ev = td_deadletter_event(d->reply_ev, name, trg->reply->dest, d->attempt.http_status,
+                                       err_data, err_len, reason, d->reply_attempts);
     } else {
-        d->dl_ev = td_deadletter_event(d->ev, name, trg->sink ? trg->sink->dest : "",
-                                       d->attempt.http_status, d->attempt.body, d->attempt.body_len,
-                                       reason, d->attempts);
+        d->dl_ev =
+            td_deadletter_event(d->ev, name, trg->sink ? trg->sink->dest : "",
+                                d->attempt.http_status, err_data, err_len, reason, d->attempts);
     }
     if (!d->dl_ev) {
         td_log_error(name, d->msg->src->name, event_id(d),

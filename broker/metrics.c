@@ -23,8 +23,12 @@
 const int64_t td_latency_bounds_ms[TD_LATENCY_BUCKETS] = {1,   2,   5,    10,   25,   50,    100,
                                                           250, 500, 1000, 2500, 5000, 10000, 30000};
 
-static const char *const reason_names[TD_DL_REASONS] = {TD_DL_FINAL_STATUS, TD_DL_RETRIES_EXHAUSTED,
-                                                        TD_DL_MAX_DELIVERIES, TD_DL_INVALID_EVENT,
+static const char *const reason_names[TD_DL_REASONS] = {TD_DL_FINAL_STATUS,
+                                                        TD_DL_RETRIES_EXHAUSTED,
+                                                        TD_DL_MAX_DELIVERIES,
+                                                        TD_DL_INVALID_EVENT,
+                                                        TD_DL_SCHEMA,
+                                                        TD_DL_REPLY_FAILED,
                                                         "other"};
 
 static const char *const source_kinds[] = {"redis", "kafka", "rabbitmq", "http"};
@@ -415,6 +419,16 @@ static void render_triggers(FILE *f, const struct snapshot *s)
                    "reason", reason_names[r], (double)s->triggers[i].stats.dead_by_reason[r]);
         }
     }
+    help(f, "triggerd_trigger_replies_total", "counter",
+         "Reply events the function answered with, by outcome: delivered to the reply target, or "
+         "dropped by the triggerdttl loop guard.");
+    for (size_t i = 0; i < s->ntriggers; i++) {
+        const struct snap_trigger *t = &s->triggers[i];
+        sample(f, "triggerd_trigger_replies_total", "trigger", t->name, "outcome", "delivered",
+               (double)t->stats.replies);
+        sample(f, "triggerd_trigger_replies_total", "trigger", t->name, "outcome", "dropped",
+               (double)t->stats.replies_dropped);
+    }
     help(f, "triggerd_trigger_in_flight", "gauge",
          "Deliveries not finished: waiting, running, retrying or dead-lettering.");
     for (size_t i = 0; i < s->ntriggers; i++) {
@@ -592,6 +606,12 @@ char *td_metrics_status_json(struct td_metrics *m, size_t *len)
         cJSON_AddNumberToObject(o, "retries", (double)t->stats.retries);
         cJSON_AddNumberToObject(o, "dead_lettered", (double)t->stats.dead_lettered);
         cJSON_AddNumberToObject(o, "released", (double)t->stats.released);
+        cJSON_AddNumberToObject(o, "replies", (double)t->stats.replies);
+        cJSON_AddNumberToObject(o, "replies_dropped", (double)t->stats.replies_dropped);
+        cJSON *by_reason = cJSON_AddObjectToObject(o, "dead_letters_by_reason");
+        for (int r = 0; by_reason && r < TD_DL_REASONS; r++) {
+            cJSON_AddNumberToObject(by_reason, reason_names[r], (double)t->stats.dead_by_reason[r]);
+        }
         cJSON_AddItemToArray(trgs, o);
     }
     for (size_t i = 0; i < s->nsources; i++) {
