@@ -9,6 +9,7 @@
  */
 #include "dispatch.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -351,6 +352,16 @@ static void dead_letter(struct td_delivery *d, const char *reason)
                      "delivery failed (%s, %s) and the trigger has no dead_letter target; "
                      "left unacknowledged for redelivery",
                      reason, d->attempt.reason);
+        bool permanent = strcmp(reason, TD_DL_FINAL_STATUS) == 0 ||
+                         strcmp(reason, TD_DL_INVALID_EVENT) == 0 ||
+                         strcmp(reason, TD_DL_SCHEMA) == 0;
+        if (permanent && !d->msg->final_why) {
+            char why[400];
+            snprintf(why, sizeof(why), "trigger %s: %s%s%s", name, reason,
+                     d->attempt.reason[0] ? ": " : "", d->attempt.reason);
+            d->msg->final_why = strdup(why); /* NULL (no memory): answered as retryable */
+            d->msg->final_status = d->attempt.http_status;
+        }
         finish(d, true);
         return;
     }

@@ -7,8 +7,10 @@
  * Until then its connection is suspended (MHD suspend/resume); the completions come back
  * through the source's mailbox, which this source's own thread drains, and the last one
  * resumes the connection. Refusals: 400 with a reason (malformed), 401 (no or wrong bearer
- * token), 413 (over max_size), 429 (max_inflight reached), 503 (shutting down, or an event
- * was left undelivered: retry later).
+ * token), 413 (over max_size), 429 (max_inflight reached), 422 (an event failed for good on a
+ * trigger without dead_letter: a final status from the function, an invalid event or a payload
+ * schema; retrying cannot help), 503 (shutting down, or an event was left undelivered for a
+ * reason that may pass: retry later).
  *
  * Ownership: a request (struct ingress_req) is allocated on its first handler call and freed
  * in the server's completion callback; its messages point to it while they are in flight and
@@ -16,6 +18,7 @@
  * before answering what is left). Threads: the handler runs on the HTTP server thread, the
  * mailbox on the source thread, quiesce/stop on the loop thread.
  */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -47,6 +50,10 @@ struct ingress_req {
     bool failed;   /* at least one was released */
     unsigned int status;
     char reason[200];
+    /* the first event that failed for good (msg.final_why): answered 422 */
+    char *final_why;
+    char *final_id;
+    int final_status;
 };
 
 /* A message that knows its request; td_msg first, so td_msg_free frees the whole block. */
@@ -244,6 +251,23 @@ static enum MHD_Result answer(struct ingress_req *r, struct MHD_Connection *conn
         snprintf(body, sizeof(body), "{\"accepted\":%d}", r->count);
         return td_http_reply(conn, r->status, "application/json", body, strlen(body), 0);
     }
+    if (r->status == MHD_HTTP_UNPROCESSABLE_CONTENT && r->final_why) {
+        /* {"error": ..., "id": the event, "status": the function's answer (0: none)} */
+        cJSON *o = cJSON_CreateObject();
+        char *text = NULL;
+        if (o && cJSON_AddStringToObject(o, "error", r->final_why) &&
+            cJSON_AddStringToObject(o, "id", r->final_id ? r->final_id : "") &&
+            cJSON_AddNumberToObject(o, "status", r->final_status)) {
+            text = cJSON_PrintUnformatted(o);
+        }
+        cJSON_Delete(o);
+        if (text) {
+            enum MHD_Result rc =
+                td_http_reply(conn, r->status, "application/json", text, strlen(text), 0);
+            free(text);
+            return rc;
+        }
+    }
     return td_http_reply_error(conn, r->status, r->reason, 1);
 }
 
@@ -354,6 +378,8 @@ static void request_done(void *arg, void *reqp)
     }
     pthread_mutex_unlock(&in->mu);
     free(r->body);
+    free(r->final_why);
+    free(r->final_id);
     free(r);
 }
 
@@ -368,11 +394,20 @@ static void drain_mailbox(struct ingress *in)
         struct ingress_req *r = ((struct ingress_msg *)done)->req;
         if (done->release) {
             r->failed = true;
+            if (done->final_why && !r->final_why) {
+                r->final_why = strdup(done->final_why);
+                const char *id = td_event_get(done->ev, "id");
+                r->final_id = id ? strdup(id) : NULL;
+                r->final_status = done->final_status;
+            }
         } else {
             atomic_fetch_add(&in->src->acked, 1);
         }
         if (--r->remaining == 0 && r->state == R_SUSPENDED) {
-            if (r->failed) {
+            if (r->failed && r->final_why) {
+                /* one event can never succeed: a retry of the request would fail again */
+                resume(in, r, MHD_HTTP_UNPROCESSABLE_CONTENT, r->final_why);
+            } else if (r->failed) {
                 resume(in, r, MHD_HTTP_SERVICE_UNAVAILABLE,
                        "not every event could be delivered or dead-lettered; retry later");
             } else {

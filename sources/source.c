@@ -18,6 +18,7 @@ void td_msg_free(struct td_msg *msg)
     td_event_unref(msg->ev);
     free(msg->invalid);
     free(msg->coord);
+    free(msg->final_why);
     free(msg);
 }
 

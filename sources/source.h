@@ -54,7 +54,13 @@ struct td_msg {
     /* owned by the core while in flight */
     int pending;  /* triggers still working on it */
     bool release; /* at least one trigger could not finish: do not ack */
-    bool reject;  /* a trigger dead-lettered it natively (TD_OUTCOME_REJECT) */
+    /* A trigger without dead_letter failed it for good (a final HTTP status, an invalid event,
+     * the payload schema): redelivery cannot help. malloc'd "trigger: reason" of the first such
+     * failure, and the function's status (0 when there was no answer). Loop thread while in
+     * flight; the source reads it after completion (the ingress answers 422 with it). */
+    char *final_why;
+    int final_status;
+    bool reject; /* a trigger dead-lettered it natively (TD_OUTCOME_REJECT) */
 };
 
 /* Frees a message and everything it owns. NULL is a no-op. Thread: any. */
