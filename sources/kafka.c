@@ -410,8 +410,10 @@ static void read_committed(struct kafka_source *ks, const rd_kafka_topic_partiti
  * low watermark with start: earliest or the high watermark with start: latest. Nothing here
  * waits on the broker: the watermarks are librdkafka's cached ones from its fetch responses
  * (rd_kafka_get_watermark_offsets), so a paused partition's lag is as of its last fetch. -1
- * (unknown: no sample) while an assigned partition has no watermark or commit point yet; 0
- * when this member holds no partition. */
+ * (unknown: no sample) while an assigned partition has no watermark or commit point yet, and
+ * while this member holds no partition (waiting for the group, or more members than
+ * partitions): a lag this member does not know is absent, never 0, so an autoscaler never reads
+ * "caught up" from a member that sees nothing. */
 static void report_lag(struct kafka_source *ks)
 {
     int64_t now = td_now_ms();
@@ -428,7 +430,7 @@ static void report_lag(struct kafka_source *ks)
             rd_kafka_topic_partition_list_add(pos, p->topic, p->partition);
         }
     }
-    if (pos->cnt > 0 && rd_kafka_position(ks->rk, pos) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (pos->cnt == 0 || rd_kafka_position(ks->rk, pos) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_topic_partition_list_destroy(pos);
         atomic_store(&ks->src->backlog, -1);
         return;
