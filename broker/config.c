@@ -1258,6 +1258,7 @@ static const struct kdef source_keys[] = {
      .group = 1,
      .kind = TD_SOURCE_HTTP + 1},
     INT("max_inflight", SRC(max_inflight), 1, INT_MAX),
+    DUR("stall_after", SRC(stall_after_ms)),
 };
 static const struct ktable source_table = {TABLE("source", source_keys), .group_required = true,
                                            .has_kind = true, .kind_off = SRC(kind)};
@@ -1812,6 +1813,7 @@ static bool check_new_name(struct loader *ld, const struct td_ynode *key, const 
 static void source_defaults(struct td_conf_source *src)
 {
     src->max_inflight = 1000;
+    src->stall_after_ms = 120000;
     src->redis.claim_idle_ms = 60000;
     src->redis.max_deliveries = 10;
     src->redis.batch = 100;

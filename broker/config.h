@@ -106,7 +106,9 @@ struct td_conf_source {
     char *name;
     enum td_source_kind kind;
     struct td_pos pos;
-    int max_inflight; /* messages read but not yet acked, default 1000 (backpressure) */
+    int max_inflight;       /* messages read but not yet acked, default 1000 (backpressure) */
+    int64_t stall_after_ms; /* readiness: work waiting, credit free, nothing taken this long
+                             * (default 2 min; 0 = never reported) */
     struct td_conf_redis_source redis;
     struct td_conf_kafka_source kafka;
     struct td_conf_rabbitmq_source rabbitmq;

@@ -29,6 +29,7 @@ struct daemon {
     struct td_timer drain_timer;
     struct td_timer watchdog_timer;
     struct td_timer status_timer;
+    struct td_timer stall_timer;
     int64_t watchdog_ms;
     struct td_reload *reload; /* SIGHUP */
     const char *config_path;
@@ -95,6 +96,34 @@ static int64_t on_ready_check(struct td_loop *loop, void *arg)
         td_timer_start(loop, &d->status_timer, 5000);
     }
     return TD_LOOP_NOMORE;
+}
+
+/* The progress watch of every running source (td_source_watch): a stall is logged once when it
+ * starts and once when it ends; /readyz reports it meanwhile. */
+static int64_t on_stall_check(struct td_loop *loop, void *arg)
+{
+    struct daemon *d = arg;
+    if (d->core.draining) {
+        return TD_LOOP_NOMORE;
+    }
+    int64_t now = td_now_ms();
+    for (size_t i = 0; i < d->core.cfg->nsources; i++) {
+        struct td_source *src = d->core.sources[i];
+        if (!src) {
+            continue;
+        }
+        int change = td_source_watch(src, now);
+        if (change > 0) {
+            td_log_error(NULL, src->name, NULL,
+                         "stalled: %lld waiting at the broker, %d in flight, nothing read or "
+                         "acknowledged for %lld ms (stall_after); reported not ready",
+                         (long long)atomic_load(&src->backlog), atomic_load(&src->inflight),
+                         (long long)(now - src->watch.since_ms));
+        } else if (change < 0) {
+            td_log_info(NULL, src->name, NULL, "progressing again after a stall; ready");
+        }
+    }
+    return 1000;
 }
 
 static int64_t on_watchdog(struct td_loop *loop, void *arg)
@@ -365,6 +394,8 @@ int td_daemon_run(const char *config_path)
                 TD_VERSION, cfg->nsources, cfg->nsinks, cfg->ntriggers);
     td_timer_init(&d->ready_timer, on_ready_check, d);
     td_timer_start(d->core.loop, &d->ready_timer, 0);
+    td_timer_init(&d->stall_timer, on_stall_check, d);
+    td_timer_start(d->core.loop, &d->stall_timer, 1000);
     d->watchdog_ms = td_notify_watchdog_ms();
     if (d->watchdog_ms > 0) {
         td_timer_init(&d->watchdog_timer, on_watchdog, d);

@@ -40,6 +40,7 @@ struct snap_source {
     long long received, acked, backlog;
     int inflight;
     int64_t oldest_age_ms; /* -1: nothing in flight */
+    int64_t stalled_ms;    /* td_source_watch: how long it has taken nothing; 0 when not stalled */
 };
 
 struct snap_trigger {
@@ -184,6 +185,10 @@ static int take(struct td_core *core, struct snapshot *out)
             ss->acked = atomic_load(&src->acked);
             ss->backlog = atomic_load(&src->backlog);
             ss->inflight = atomic_load(&src->inflight);
+            ss->stalled_ms = src->watch.stalled ? now - src->watch.since_ms : 0;
+            if (src->watch.stalled && ss->stalled_ms <= 0) {
+                ss->stalled_ms = 1;
+            }
         } else {
             ss->backlog = -1;
         }
@@ -364,6 +369,12 @@ static void render_sources(FILE *f, const struct snapshot *s)
         sample(f, "triggerd_source_oldest_unacked_age_seconds", "source", s->sources[i].name, NULL,
                NULL, age < 0 ? 0 : (double)age / 1000.0);
     }
+    help(f, "triggerd_source_stalled", "gauge",
+         "1 while the source has work waiting and credit but took nothing for stall_after.");
+    for (size_t i = 0; i < s->nsources; i++) {
+        sample(f, "triggerd_source_stalled", "source", s->sources[i].name, NULL, NULL,
+               s->sources[i].stalled_ms > 0 ? 1 : 0);
+    }
     help(f, "triggerd_redis_pending_messages", "gauge",
          "Entries pending in the consumer group (XPENDING), as the source last saw it.");
     for (size_t i = 0; i < s->nsources; i++) {
@@ -540,6 +551,16 @@ static int not_ready_reasons(struct td_metrics *m, cJSON *arr)
             cJSON_AddItemToArray(arr, cJSON_CreateString(why));
             n++;
         }
+        if (m->snap.sources[i].stalled_ms > 0) {
+            snprintf(why, sizeof(why),
+                     "source '%s' is stalled: %lld waiting, %d in flight, nothing read or "
+                     "acknowledged for %lld s (stall_after)",
+                     m->snap.sources[i].name, m->snap.sources[i].backlog,
+                     m->snap.sources[i].inflight,
+                     (long long)(m->snap.sources[i].stalled_ms / 1000));
+            cJSON_AddItemToArray(arr, cJSON_CreateString(why));
+            n++;
+        }
     }
     return n;
 }
@@ -628,6 +649,7 @@ char *td_metrics_status_json(struct td_metrics *m, size_t *len)
         cJSON_AddNumberToObject(o, "in_flight", ss->inflight);
         cJSON_AddNumberToObject(o, "oldest_unacked_ms",
                                 ss->oldest_age_ms < 0 ? 0 : (double)ss->oldest_age_ms);
+        cJSON_AddBoolToObject(o, "stalled", ss->stalled_ms > 0);
         if (ss->backlog >= 0) {
             cJSON_AddNumberToObject(o, "backlog", (double)ss->backlog);
         }
