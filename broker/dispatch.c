@@ -76,6 +76,7 @@ struct td_lanes {
 
 static void start_attempt(struct td_delivery *d);
 static void lane_advance(struct td_trigger_rt *trg, struct td_lane *lane);
+static void lane_release(struct td_trigger_rt *trg, struct td_lane *lane);
 static void start_dl_attempt(struct td_delivery *d);
 static void start_reply_attempt(struct td_delivery *d);
 static bool take_reply(struct td_delivery *d);
@@ -141,7 +142,9 @@ static void finish(struct td_delivery *d, bool release)
     }
     delivery_free(d);
     td_core_msg_done(core, msg, release);
-    if (lane) {
+    if (lane && release) {
+        lane_release(trg, lane);
+    } else if (lane) {
         lane_advance(trg, lane);
     }
 }
@@ -269,6 +272,24 @@ static void lane_advance(struct td_trigger_rt *trg, struct td_lane *lane)
     }
     next->lane = lane;
     enqueue(trg, next, false);
+}
+
+/* The head of an ordered lane was released (left for redelivery): nothing behind it may be
+ * delivered before it, so the deliveries queued behind it are released too, in order, without
+ * an attempt; the source reads them again after it (Kafka seeks back to the first unfinished
+ * offset of the partition). Advancing instead would deliver them ahead of the record they
+ * follow. */
+static void lane_release(struct td_trigger_rt *trg, struct td_lane *lane)
+{
+    struct td_delivery *d = lane->head;
+    lane->head = lane->tail = NULL;
+    lane_remove(trg, lane);
+    while (d) {
+        struct td_delivery *next = d->next;
+        d->next = NULL;
+        finish(d, true); /* d->lane is NULL: queued deliveries do not own the lane */
+        d = next;
+    }
 }
 
 /* Ordered triggers: true when d must wait behind its lane (queued there); otherwise d heads

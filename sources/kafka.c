@@ -280,11 +280,15 @@ static void schedule_redelivery(struct kafka_source *ks, struct part *p, const s
     if (p->redeliver_at != 0 || p->revoking || ks->stopping || atomic_load(&ks->quiesce)) {
         return;
     }
-    if (p->redeliveries > 0 && p->redeliver_offset == msg->offset) {
+    /* The partition is read again from its first unfinished record: with ordered lanes the
+     * records queued behind a released one are released with it (and may reach this mailbox
+     * first), so the record named and counted is that first one, not msg. */
+    int64_t from = p->head < p->tail ? p->ring[p->head].offset : msg->offset;
+    if (p->redeliveries > 0 && p->redeliver_offset == from) {
         p->redeliveries++;
     } else {
         p->redeliveries = 1;
-        p->redeliver_offset = msg->offset;
+        p->redeliver_offset = from;
     }
     int64_t wait = REDELIVER_MIN;
     for (int i = 1; i < p->redeliveries && wait < REDELIVER_MAX; i++) {
@@ -295,13 +299,13 @@ static void schedule_redelivery(struct kafka_source *ks, struct part *p, const s
     p->redeliver_at = now + wait;
     td_core_cancel(ks->src->core, ks->src, p->gen);
     if (p->logged_at == 0 || now - p->logged_at >= REDELIVER_LOG) {
-        td_log_warn(NULL, ks->src->name, msg->coord,
+        td_log_warn(NULL, ks->src->name, NULL,
                     "released (failed for good, no dead_letter): %s/%" PRId32
                     " is read again from offset %" PRId64 " in %" PRId64
                     " ms (redelivery %d of this record%s%ld lines suppressed); the committed "
                     "offset stays at it",
-                    p->topic, p->partition, msg->offset, wait, p->redeliveries,
-                    p->unlogged ? ", " : "; ", p->unlogged);
+                    p->topic, p->partition, from, wait, p->redeliveries, p->unlogged ? ", " : "; ",
+                    p->unlogged);
         p->logged_at = now;
         p->unlogged = 0;
     } else {
