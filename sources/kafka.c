@@ -521,6 +521,30 @@ out:
     }
 }
 
+/* Newly assigned partitions: their pause state is set explicitly, both ways, instead of
+ * assuming librdkafka's. A partition assigned while the source is out of credit is paused (and
+ * resumed with the others when credit returns); one assigned with credit is resumed, so an
+ * application pause librdkafka might keep from before a revoke can never leave it unread
+ * (a revoked partition's pause state is forgotten here: part_reset). */
+static void set_pause_state(struct kafka_source *ks, const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_copy(parts);
+    if (!list) {
+        apply_pause(ks);
+        return;
+    }
+    rd_kafka_resp_err_t err = ks->paused ? rd_kafka_pause_partitions(ks->rk, list)
+                                         : rd_kafka_resume_partitions(ks->rk, list);
+    for (int i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; i++) {
+        struct part *p = part_find(ks, list->elems[i].topic, list->elems[i].partition);
+        if (p && list->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            p->paused = ks->paused;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    apply_pause(ks); /* per-partition reasons (redelivery, tracking limit) */
+}
+
 static void update_backpressure(struct kafka_source *ks)
 {
     int max = ks->src->conf->max_inflight > 0 ? ks->src->conf->max_inflight : 1000;
@@ -652,7 +676,7 @@ static void on_assign(struct kafka_source *ks, rd_kafka_topic_partition_list_t *
         }
     }
     td_log_info(NULL, ks->src->name, NULL, "partitions assigned: %d", parts->cnt);
-    apply_pause(ks);
+    set_pause_state(ks, parts);
     read_committed(ks, parts);
 }
 
