@@ -11,8 +11,11 @@
   file, or a program on PATH; `triggerd` subcommands and flags appear in that command's --help; files
   named by -c exist): the "Two commands" block runs scripts/demo.sh (which builds in build/) and
   scripts/test.sh (this suite itself), which a test inside the suite cannot run.
+- The directories the "Layout" block names exist.
 - The "Command line" synopsis names exactly the subcommands of `triggerd --help`, and only flags their
   --help lists.
+- The `triggerd ... -c FILE` commands in the header comments of conf/*.yaml and conf/examples/*.yaml
+  name real subcommands, flags and files.
 - `triggerd check` accepts every conf/*.yaml, conf/examples/*.yaml, and every ```yaml block of the
   README that is a whole trigger file (has `version` and `triggers`); `${VAR}` without a default get a
   placeholder value. The other YAML blocks are fragments and are not checked here. The examples for
@@ -220,11 +223,20 @@ def body(c):
     c.eq(len(synopsis), 1, "the README has a Command line synopsis block")
     for b in synopsis:
         check_synopsis(c, cc, b)
+    for b in (b for b in bl if b.heading == "Layout" and not b.lang):
+        dirs = [l.split()[0] for l in b.text.splitlines() if l and not l[0].isspace()]
+        missing = [d for d in dirs if not os.path.isdir(os.path.join(SRC, d))]
+        c.check(dirs and not missing, "every directory the Layout block names exists", missing)
     files = sorted(glob.glob(os.path.join(SRC, "conf", "*.yaml")) +
                    glob.glob(os.path.join(SRC, "conf", "examples", "*.yaml")))
     c.check(len(files) >= 6, "conf/ and conf/examples/ hold trigger files", len(files))
     for path in files:
         check_file(c, path)
+        # The commands their header comments show (`#   REDIS_URL=... triggerd run -c FILE`).
+        for n, line in enumerate(open(path), 1):
+            m = re.match(r"#.*?((?:[A-Z_]+=\S+\s+)*triggerd\s+[a-z]+\s.*-c\s.*)$", line.rstrip())
+            if m:
+                cc.line(m.group(1), f"{os.path.relpath(path, SRC)}:{n}")
     tmp = make_tempdir("td-docs-yaml-")
     whole = 0
     for b in bl:
