@@ -13,7 +13,8 @@ and shell completions that are made from (or checked against) the --help texts.
 - completions/triggerd.bash, run as bash runs it (COMP_WORDS/COMP_CWORD, then _triggerd), offers
   exactly the subcommands of `triggerd --help` plus -h/--help/-V/--version, and for each subcommand
   exactly the options its --help lists (plus -h/--help); completions/_triggerd (zsh) has one function
-  per subcommand whose flags are those same options (and parses with `zsh -n` when zsh is installed).
+  per subcommand whose flags are those same options: read from the file, and, when zsh is installed,
+  parsed (`zsh -n`) and run with stand-ins for _arguments/_describe that print what they are given.
   The --reason values both offer are the deadletterreason values of broker/deadletter.h.
 """
 
@@ -161,6 +162,36 @@ def check_man(c, helps):
         c.check(not missing, f"the man page names every option of triggerd {sub}", missing)
 
 
+ZSH_STUBS = (
+    # Stand-ins for zsh's completion system: _arguments prints the specs it is given (brace
+    # expansion done by zsh itself) and moves _triggerd to its 'command' state; _describe prints
+    # the array it is given. The functions of _triggerd then run as they are.
+    "_arguments() { print -rl -- \"$@\"; state=command; return 0 }; "
+    "_describe() { print -rl -- \"${(@P)${@[-1]}}\" }; "
+)
+
+
+def zsh_run(zpath, func):
+    """Lines printed by FUNC of the zsh completion file, run by zsh with the stubs above."""
+    prog = ZSH_STUBS + f"source '{zpath}' >/dev/null 2>&1; {func}"
+    r = subprocess.run(["zsh", "-f", "-c", prog], capture_output=True, text=True, timeout=20)
+    if r.returncode != 0:
+        raise RuntimeError(f"zsh {func} failed: {r.stderr}")
+    return r.stdout.splitlines()
+
+
+def zsh_spec_flags(lines):
+    """The option each _arguments spec defines: '(-d --data)-d[...]:x:' -> -d."""
+    out = set()
+    for line in lines:
+        if re.fullmatch(r"-[CsSAwWn]", line):  # _arguments' own options, not specs
+            continue
+        m = re.match(r"^(?:\([^)]*\))?\*?(--?[A-Za-z][\w-]*)", line)
+        if m:
+            out.add(m.group(1))
+    return out
+
+
 def zsh_functions(text):
     return {m.group(1): m.group(2) for m in
             re.finditer(r"^_triggerd_([a-z]+)\(\) \{\n(.*?)^\}", text, re.M | re.S)}
@@ -208,6 +239,16 @@ def check_completions(c, helps):
     if shutil.which("zsh"):
         r = subprocess.run(["zsh", "-n", zpath], capture_output=True, text=True, timeout=20)
         c.check(r.returncode == 0, "zsh -n accepts _triggerd", r.stderr or None)
+        # Run it: each function's _arguments specs, as zsh expands them.
+        top = zsh_run(zpath, "_triggerd")
+        c.eq(zsh_spec_flags(top), {"-h", "--help", "-V", "--version"},
+             "zsh (run): _triggerd offers -h/--help/-V/--version")
+        c.eq(sorted(l.split(":", 1)[0] for l in top if re.match(r"^[a-z]+:", l)), sorted(subs),
+             "zsh (run): _triggerd describes exactly the subcommands")
+        for sub in subs:
+            c.eq(zsh_spec_flags(zsh_run(zpath, f"_triggerd_{sub}")),
+                 option_flags(helps[sub]) | {"-h", "--help"},
+                 f"zsh (run): _triggerd_{sub} offers exactly the options of its --help")
     else:
         log("(zsh not installed: _triggerd checked by reading it only; setup-debian.sh installs zsh)")
 
