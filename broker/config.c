@@ -5,7 +5,8 @@
  * value goes); one generic walker applies a table to a mapping, so unknown keys, duplicate
  * keys, wrong types and missing required keys are reported the same way everywhere, as
  * "file:line:column: message". The same tables free what they filled. Scalars are
- * interpolated (${VAR}, ${VAR:-default}, ${file:/path}) before they are converted; a value
+ * interpolated (${VAR}, ${VAR:-default}, ${file:/path}, ${credential:NAME} = the file NAME in
+ * systemd's $CREDENTIALS_DIRECTORY) before they are converted; a value
  * that came from interpolation is a secret and is never printed in a message.
  *
  * Thread: any (td_config_load touches only its own state and the environment).
@@ -354,7 +355,32 @@ static char *interpolate(const char *s, bool *secret, char *from, size_t fromlen
             snprintf(from, fromlen, "%.*s", (int)(inner + 3 < fromlen ? inner + 3 : fromlen - 1),
                      p);
         }
-        if (inner >= 5 && strncmp(open, "file:", 5) == 0) {
+        if (inner >= 11 && strncmp(open, "credential:", 11) == 0) {
+            /* systemd's LoadCredential=NAME:PATH puts the secret in $CREDENTIALS_DIRECTORY/NAME,
+             * readable by the service alone, even under DynamicUser=. */
+            const char *dir = getenv("CREDENTIALS_DIRECTORY");
+            int nlen = (int)(inner - 11);
+            const char *cname = open + 11;
+            if (nlen == 0 || memchr(cname, '/', (size_t)nlen) || (nlen == 1 && cname[0] == '.') ||
+                (nlen == 2 && strncmp(cname, "..", 2) == 0)) {
+                snprintf(err, errlen, "${credential:NAME} needs a credential name (no '/')");
+                goto fail;
+            }
+            if (!dir || !*dir) {
+                snprintf(err, errlen,
+                         "${credential:%.*s}: CREDENTIALS_DIRECTORY is not set (systemd sets it "
+                         "for LoadCredential=)",
+                         nlen, cname);
+                goto fail;
+            }
+            if (snprintf(name, sizeof(name), "%s/%.*s", dir, nlen, cname) >= (int)sizeof(name)) {
+                snprintf(err, errlen, "${credential:%.*s}: the path is too long", nlen, cname);
+                goto fail;
+            }
+            if (read_secret_file(name, &b, err, errlen) < 0) {
+                goto fail;
+            }
+        } else if (inner >= 5 && strncmp(open, "file:", 5) == 0) {
             if (inner == 5 || inner - 5 >= sizeof(name)) {
                 snprintf(err, errlen, "${file:PATH} needs a path");
                 goto fail;

@@ -273,7 +273,8 @@ void td_config_free(struct td_config *cfg);
 int td_parse_duration(const char *s, int64_t *ms);
 /* Parses "512", "64KiB", "1MiB", "1GiB", "1KB", "1MB". Returns 0 and fills *bytes, or -1. */
 int td_parse_size(const char *s, int64_t *bytes);
-/* Expands ${VAR} and ${file:/path} (file content, one trailing newline removed) in s.
+/* Expands ${VAR}, ${file:/path} and ${credential:NAME} ($CREDENTIALS_DIRECTORY/NAME, from
+ * systemd LoadCredential=) in s (file contents with one trailing newline removed).
  * "$${" is a literal "${". Returns a malloc'd string the caller frees, or NULL with a
  * message in err. *secret is set when anything was substituted. */
 char *td_interpolate(const char *s, bool *secret, char *err, size_t errlen);
