@@ -73,7 +73,6 @@ struct td_http_server {
     struct td_http_limits lim;
     pthread_mutex_t mu;
     struct track *tracks; /* under mu */
-    atomic_ulong timeouts;
 };
 
 static const char *const builtin[] = {"/healthz", "/readyz", "/metrics", "/status"};
@@ -183,9 +182,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct td_http_server *srv = cls;
     struct conn *c = *con_cls;
     if (!c) {
-        if (!(srv->what & TD_HTTP_SERVE_ROUTES) && *upload_size == 0) {
-            read_done(srv, conn); /* a probes-only server reads no body it cares about */
-        }
         c = calloc(1, sizeof(*c));
         if (!c) {
             return MHD_NO;
@@ -305,17 +301,11 @@ static void reap_slow(struct td_http_server *srv)
     }
     pthread_mutex_unlock(&srv->mu);
     if (cut > 0) {
-        atomic_fetch_add(&srv->timeouts, cut);
         td_log_debug(NULL, NULL, NULL,
                      "http %s: closed %lu connections that sent no complete request within "
                      "request_timeout (%lld ms)",
                      srv->listen, cut, (long long)srv->lim.request_timeout_ms);
     }
-}
-
-unsigned long td_http_server_timeouts(const struct td_http_server *srv)
-{
-    return srv ? atomic_load(&srv->timeouts) : 0;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)

@@ -62,8 +62,6 @@ int td_http_server_route(struct td_http_server *srv, const char *path, td_http_h
                          td_http_done done, void *arg);
 /* Binds and starts serving, and starts the loop's heartbeat. 0, or -1 with a message. */
 int td_http_server_start(struct td_http_server *srv, char *err, size_t errlen);
-/* How many connections were shut down for exceeding the request timeout (any thread). */
-unsigned long td_http_server_timeouts(const struct td_http_server *srv);
 /* Stops accepting, gives requests being answered up to a second, and stops the thread. */
 void td_http_server_stop(struct td_http_server *srv);
 void td_http_server_free(struct td_http_server *srv); /* NULL is a no-op */
