@@ -247,6 +247,9 @@ def body(c):
     st, _, b = try_request(port, "POST", "/events", body=batch, timeout=10,
                        headers={"Content-Type": "application/cloudevents-batch+jsonXYZ"})
     c.eq(st, 400, "Content-Type application/cloudevents-batch+jsonXYZ is no batch: 400")
+    st, _, b = try_request(port, "POST", "/events", body=json.dumps(structured("xyz-3")).encode(),
+                           headers={"Content-Type": "application/cloudevents+jsonXYZ"}, timeout=10)
+    c.eq(st, 400, "Content-Type application/cloudevents+jsonXYZ is no structured event: 400")
     cased = json.dumps([structured("cased-1"), structured("cased-2")]).encode()
     st, _, b = try_request(port, "POST", "/events", body=cased, timeout=10,
                        headers={"Content-Type": "Application/CloudEvents-Batch+JSON; charset=utf-8"})
