@@ -16,11 +16,11 @@ fails there (the daemon runs out of descriptors and the probes time out for two 
 import json
 import os
 import resource
+import shutil
 import socket
+import sys
 import threading
 import time
-
-import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
@@ -164,6 +164,9 @@ class Poster(threading.Thread):
 def body(c):
     if not raise_own_nofile():
         log("SKIP: the test needs a descriptor hard limit above %d" % (IDLE_CONNECTIONS + 532))
+        return SKIP
+    if not shutil.which("prlimit"):
+        log("SKIP: prlimit (util-linux) is not installed")
         return SKIP
     old_config = os.environ.get("TD_HOSTILE_OLD_CONFIG") == "1"
     request_timeout_s = 15 if old_config else 10
