@@ -11,8 +11,10 @@
 /* Inbound connections never get more than this share of the descriptor limit: the other half
  * is the reserve for outbound connections, broker sockets, the probes listener and files. */
 #define TD_FDLIMIT_INBOUND_DIVISOR 2
-/* The derived default is capped here (libmicrohttpd handles more; few deployments need it). */
-#define TD_FDLIMIT_INBOUND_MAX 16384
+/* The derived default is capped here: libmicrohttpd gives each connection a 32 KiB memory pool,
+ * so 4096 connections may take up to 128 MiB, within the unit's MemoryMax=512M. Configure more
+ * explicitly if you need them. */
+#define TD_FDLIMIT_INBOUND_MAX 4096
 
 /* Raises the soft RLIMIT_NOFILE to the hard limit when it is lower (a failure, e.g. under a
  * seccomp filter that denies setrlimit, only leaves the limit as it was). Returns the soft limit
