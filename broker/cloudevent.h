@@ -20,6 +20,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* True when the media type of CT (parameters after ';' and surrounding blanks ignored,
+ * case-insensitive) is exactly TYPE: "application/cloudevents+jsonXYZ" is not
+ * application/cloudevents+json. False for NULL. Any thread. */
+bool td_ce_media_is(const char *ct, const char *type);
+
 enum td_ce_vtype { TD_CE_STRING, TD_CE_INTEGER, TD_CE_BOOLEAN };
 
 struct td_ce_attr {

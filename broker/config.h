@@ -50,6 +50,12 @@ enum td_log_level { TD_LOG_DEBUG, TD_LOG_INFO, TD_LOG_WARN, TD_LOG_ERROR };
 
 struct td_conf_daemon {
     char *http_listen; /* "host:port" or NULL: no HTTP server */
+    /* daemon.http limits (see http_server.h for how they are applied). */
+    int http_max_connections;        /* 0 (default): derived from RLIMIT_NOFILE at start */
+    int http_max_connections_per_ip; /* default 64; 0 = no per-IP limit */
+    int64_t http_request_timeout_ms; /* default 15s: reading one request, and idle keep-alive */
+    char *http_probes_listen;        /* "host:port" of the probes-only listener, or NULL */
+    bool http_probes_on_listen;      /* default true: probes on http_listen too */
     enum td_log_level log_level;
     enum td_log_format log_format;
     int64_t shutdown_grace_ms; /* default 30s */
@@ -269,7 +275,8 @@ void td_config_free(struct td_config *cfg);
 int td_parse_duration(const char *s, int64_t *ms);
 /* Parses "512", "64KiB", "1MiB", "1GiB", "1KB", "1MB". Returns 0 and fills *bytes, or -1. */
 int td_parse_size(const char *s, int64_t *bytes);
-/* Expands ${VAR} and ${file:/path} (file content, one trailing newline removed) in s.
+/* Expands ${VAR}, ${file:/path} and ${credential:NAME} ($CREDENTIALS_DIRECTORY/NAME, from
+ * systemd LoadCredential=) in s (file contents with one trailing newline removed).
  * "$${" is a literal "${". Returns a malloc'd string the caller frees, or NULL with a
  * message in err. *secret is set when anything was substituted. */
 char *td_interpolate(const char *s, bool *secret, char *err, size_t errlen);

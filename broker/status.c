@@ -149,7 +149,10 @@ int td_status_main(int argc, char **argv)
         goto fail;
     }
     char url[512];
-    status_url(cfg->daemon.http_listen, url, sizeof(url));
+    /* The probes listener always serves /status; the main one only with probes_on_listen. */
+    status_url(cfg->daemon.http_probes_listen ? cfg->daemon.http_probes_listen
+                                              : cfg->daemon.http_listen,
+               url, sizeof(url));
     rc = 1;
     curl = curl_easy_init();
     if (!curl) {

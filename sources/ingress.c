@@ -6,11 +6,12 @@
  * was delivered or dead-lettered, so the caller's retry is the only buffer the system needs.
  * Until then its connection is suspended (MHD suspend/resume); the completions come back
  * through the source's mailbox, which this source's own thread drains, and the last one
- * resumes the connection. Refusals: 400 with a reason (malformed), 401 (no or wrong bearer
- * token), 413 (over max_size), 429 (max_inflight reached), 422 (an event failed for good on a
- * trigger without dead_letter: a final status from the function, an invalid event or a payload
- * schema; retrying cannot help), 503 (shutting down, or an event was left undelivered for a
- * reason that may pass: retry later).
+ * resumes the connection. Refusals: 400 with a reason (malformed, or a Content-Type that is
+ * not exactly one we know), 401 (no or wrong bearer token), 413 (over max_size, or a batch
+ * larger than max_inflight: it could never fit), 429 (max_inflight reached for now), 422 (an
+ * event failed for good on a trigger without dead_letter: a final status from the function,
+ * an invalid event or a payload schema; retrying cannot help), 503 (shutting down, or an event
+ * was left undelivered for a reason that may pass: retry later).
  *
  * Ownership: a request (struct ingress_req) is allocated on its first handler call and freed
  * in the server's completion callback; its messages point to it while they are in flight and
@@ -159,7 +160,8 @@ static int decode(struct ingress_req *r, struct MHD_Connection *conn, struct td_
         goto out;
     }
     const char *ct = td_http_headers_get(&h, "content-type");
-    if (ct && strncasecmp(ct, "application/cloudevents-batch+json", 34) == 0) {
+    /* The exact media type, parameters aside: "...batch+jsonXYZ" is not a batch. */
+    if (td_ce_media_is(ct, "application/cloudevents-batch+json")) {
         if (td_ce_batch_decode(r->body, r->len, evs, &n, why, whylen) < 0) {
             goto out;
         }
@@ -289,6 +291,14 @@ static enum MHD_Result finish_upload(struct ingress *in, struct ingress_req *r,
     enum MHD_Result rc;
     if (n == 0) {
         rc = td_http_reply(conn, MHD_HTTP_ACCEPTED, "application/json", "{\"accepted\":0}", 14, 0);
+    } else if (n > in->src->conf->max_inflight) {
+        /* It would never fit, however long the caller waits: not a 429. */
+        snprintf(why, sizeof(why),
+                 "the batch has %d events, more than this source's max_inflight (%d); send at "
+                 "most %d per request",
+                 n, in->src->conf->max_inflight, in->src->conf->max_inflight);
+        td_log_info(NULL, in->src->name, NULL, "refused a request: %s", why);
+        rc = td_http_reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, why, 0);
     } else if (td_source_credit(in->src) < n) {
         rc = td_http_reply_error(conn, MHD_HTTP_TOO_MANY_REQUESTS,
                                  "too many events in flight; retry later", 1);
