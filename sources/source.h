@@ -89,7 +89,9 @@ struct td_source {
     atomic_int inflight;   /* emitted, not yet completed */
     atomic_llong received; /* counters for metrics */
     atomic_llong acked;
-    atomic_llong backlog; /* what waits at the broker (Redis pending, Kafka lag); -1 unknown */
+    atomic_llong backlog;   /* what waits at the broker (Redis pending, Kafka lag); -1 unknown */
+    atomic_llong unmatched; /* events no trigger wanted (written by the loop) */
+    atomic_bool unmatched_told; /* the first unmatched event was logged at info */
     /* mailbox of completed messages */
     pthread_mutex_t mu;
     struct td_msg *done;
