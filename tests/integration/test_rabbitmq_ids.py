@@ -10,6 +10,7 @@
 
 import hashlib
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -96,5 +97,4 @@ def body(c):
             "position", r.stderr)
 
 
-import re  # noqa: E402
 run_test(body)
