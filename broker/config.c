@@ -1139,6 +1139,7 @@ static const char *const invocation_names[] = {"RequestResponse", "Event", NULL}
 static const char *const payload_names[] = {"event", "data", NULL};
 static const char *const azure_key_in_names[] = {"header", "query", NULL};
 static const char *const backoff_names[] = {"exponential", "linear", NULL};
+static const char *const id_from_names[] = {"body_hash", "delivery", NULL}; /* td_amqp_id_from */
 static const char *const ordering_names[] = {"unordered", "partition", "key", NULL};
 
 /* ---- daemon (base: struct td_conf_daemon) ---- */
@@ -1269,6 +1270,7 @@ static const struct kdef rabbitmq_source_keys[] = {
     {.name = "heartbeat", .type = K_DUR_S, .off = SRC(rabbitmq.heartbeat)},
     INT("max_deliveries", SRC(rabbitmq.max_deliveries), 0, INT_MAX),
     DUR("consumer_timeout", SRC(rabbitmq.consumer_timeout_ms)),
+    ENUM("id_from", SRC(rabbitmq.id_from), id_from_names),
     NESTED("declare", 0, &rabbitmq_declare_table),
 };
 static const struct ktable rabbitmq_source_table = {TABLE("rabbitmq source", rabbitmq_source_keys)};
@@ -1879,6 +1881,7 @@ static void source_defaults(struct td_conf_source *src)
     src->rabbitmq.heartbeat = 30;
     src->rabbitmq.max_deliveries = 10;
     src->rabbitmq.consumer_timeout_ms = 30 * 60 * 1000;
+    src->rabbitmq.id_from = TD_ID_FROM_DELIVERY;
     src->rabbitmq.declare_durable = true;
     src->http.max_size = 1024 * 1024;
 }

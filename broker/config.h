@@ -85,13 +85,22 @@ struct td_conf_kafka_source {
     struct td_kv_list properties;
 };
 
+/* Where the id of a wrapped RabbitMQ message without a message-id comes from (a stream queue's
+ * x-stream-offset wins over both: unique and stable). */
+enum td_amqp_id_from {
+    TD_ID_FROM_BODY_HASH, /* sha256(queue, body): stable across redeliveries, equal bodies collide
+                           */
+    TD_ID_FROM_DELIVERY,  /* queue, connection token, delivery tag: unique, new on redelivery */
+};
+
 struct td_conf_rabbitmq_source {
     char *url;
     char *queue;
-    int prefetch;                /* default 100 */
-    int heartbeat;               /* seconds (written as a duration, e.g. 30s), default 30 */
-    int max_deliveries;          /* default 10; 0 = unlimited */
-    int64_t consumer_timeout_ms; /* the broker's consumer_timeout, default 30m; 0 = off */
+    int prefetch;                 /* default 100 */
+    int heartbeat;                /* seconds (written as a duration, e.g. 30s), default 30 */
+    int max_deliveries;           /* default 10; 0 = unlimited */
+    int64_t consumer_timeout_ms;  /* the broker's consumer_timeout, default 30m; 0 = off */
+    enum td_amqp_id_from id_from; /* default delivery */
     /* declare: {durable, arguments, exchange, exchange_type, bindings}, declared on connect */
     bool declare;
     bool declare_durable;                /* default true (queue and exchange) */

@@ -37,7 +37,7 @@ struct snap_source {
     char *name;
     const char *kind;
     bool connected;
-    long long received, acked, backlog;
+    long long received, acked, backlog, unmatched;
     int inflight;
     int64_t oldest_age_ms; /* -1: nothing in flight */
     int64_t stalled_ms;    /* td_source_watch: how long it has taken nothing; 0 when not stalled */
@@ -189,6 +189,7 @@ static int take(struct td_core *core, struct snapshot *out)
             if (src->watch.stalled && ss->stalled_ms <= 0) {
                 ss->stalled_ms = 1;
             }
+            ss->unmatched = atomic_load(&src->unmatched);
         } else {
             ss->backlog = -1;
         }
@@ -352,6 +353,12 @@ static void render_sources(FILE *f, const struct snapshot *s)
         sample(f, "triggerd_source_events_acked_total", "source", s->sources[i].name, NULL, NULL,
                (double)s->sources[i].acked);
     }
+    help(f, "triggerd_events_unmatched_total", "counter",
+         "Events no trigger on their source wanted (acknowledged at once).");
+    for (size_t i = 0; i < s->nsources; i++) {
+        sample(f, "triggerd_events_unmatched_total", "source", s->sources[i].name, NULL, NULL,
+               (double)s->sources[i].unmatched);
+    }
     help(f, "triggerd_source_connected", "gauge", "1 when the source is connected to its broker.");
     for (size_t i = 0; i < s->nsources; i++) {
         sample(f, "triggerd_source_connected", "source", s->sources[i].name, NULL, NULL,
@@ -501,8 +508,6 @@ char *td_metrics_prometheus(struct td_metrics *m, size_t *len)
                 : 0);
     pthread_mutex_lock(&m->mu);
     const struct snapshot *s = &m->snap;
-    help(f, "triggerd_events_unmatched_total", "counter", "Events no trigger wanted.");
-    fprintf(f, "triggerd_events_unmatched_total %lld\n", s->unmatched);
     help(f, "triggerd_messages_in_flight", "gauge", "Messages routed and not yet finished.");
     fprintf(f, "triggerd_messages_in_flight %lld\n", s->in_flight);
     render_sources(f, s);

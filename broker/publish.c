@@ -15,6 +15,7 @@
 
 #include "ce_internal.h"
 #include "cloudevent.h"
+#include "kafka_log.h"
 #include "loop.h"
 #include "redis_util.h"
 #include "retry.h"
@@ -265,6 +266,13 @@ static void publish_dr(rd_kafka_t *rk, const rd_kafka_message_t *rm, void *opaqu
 }
 
 /* kafka://BROKERS/TOPIC: one record, idempotent and acks=all, waited for. */
+/* librdkafka's threads: its lines in our format, not raw "%3|..." on the terminal. */
+static void publish_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    td_kafka_log(level, TD_LOG_ERROR, NULL, "triggerd publish", fac, buf);
+}
+
 static int publish_kafka(const struct pub *p)
 {
     char err[512];
@@ -293,6 +301,7 @@ static int publish_kafka(const struct pub *p)
         goto out;
     }
     rd_kafka_conf_set_dr_msg_cb(kc, publish_dr);
+    rd_kafka_conf_set_log_cb(kc, publish_log);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
     if (!rk) {
         fprintf(stderr, "triggerd publish: %s\n", err);

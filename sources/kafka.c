@@ -47,6 +47,7 @@
 
 #include "cloudevent.h"
 #include "core.h"
+#include "kafka_log.h"
 #include "log.h"
 #include "loop.h"
 #include "source.h"
@@ -703,11 +704,8 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     struct kafka_source *ks = rd_kafka_opaque(rk);
-    if (level <= 3) {
-        td_log_warn(NULL, ks->src->name, NULL, "librdkafka %s: %s", fac, buf);
-    } else {
-        td_log_debug(NULL, ks->src->name, NULL, "librdkafka %s: %s", fac, buf);
-    }
+    /* A warning at most: the consumer reconnects on its own (error_cb reports the state). */
+    td_kafka_log(level, TD_LOG_WARN, ks->src->name, NULL, fac, buf);
 }
 
 /* ---- records ---- */

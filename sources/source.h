@@ -95,7 +95,9 @@ struct td_source {
     atomic_int inflight;   /* emitted, not yet completed */
     atomic_llong received; /* counters for metrics */
     atomic_llong acked;
-    atomic_llong backlog; /* what waits at the broker (Redis pending, Kafka lag); -1 unknown */
+    atomic_llong backlog;   /* what waits at the broker (Redis pending, Kafka lag); -1 unknown */
+    atomic_llong unmatched; /* events no trigger wanted (written by the loop) */
+    atomic_bool unmatched_told; /* the first unmatched event was logged at info */
     /* Progress watch (td_source_watch), loop thread only: the counters last seen, since when
      * they have not moved, and whether the source is reported stalled. */
     struct {
