@@ -21,7 +21,7 @@
 #include "ce_internal.h"
 #include "cloudevent.h"
 
-#define MAX_BINARY_ATTRS 256
+#define MAX_BINARY_ATTRS TD_CE_MAX_ATTRS /* one cap for every binding */
 #define MAX_ATTR_VALUE   65536
 
 /* Attributes a header may never set on a wrapped event. */

@@ -125,8 +125,11 @@ static struct td_event *from_binary(const struct td_kafka_record *r, char *err, 
             td_ce_errf(err, errlen, "header '%.64s' is not UTF-8 text", h);
             goto fail;
         }
-        if (val == NULL || td_event_set(ev, name, val) != 0) {
+        if (val == NULL) {
             goto oom;
+        }
+        if (td_ce_decode_set(ev, name, val, TD_CE_STRING, err, errlen) != 0) {
+            goto fail;
         }
         free(val);
         val = NULL;
