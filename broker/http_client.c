@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 
 #include "loop.h"
+#include "secret.h"
 
 #define BODY_CAP 65536
 #define POOL_MAX 256
@@ -130,7 +131,7 @@ static void request_free(struct td_http_request *req)
     c->nrunning--;
     curl_multi_remove_handle(c->multi, req->easy);
     td_http_client_release(c, req->easy);
-    curl_slist_free_all(req->headers);
+    td_secret_slist_free(req->headers); /* may hold credentials */
     free(req->body);
     free(req);
 }
@@ -204,7 +205,7 @@ struct td_http_request *td_http_client_send(struct td_http_client *c, CURL *easy
 {
     struct td_http_request *req = calloc(1, sizeof(*req));
     if (!req) {
-        curl_slist_free_all(headers);
+        td_secret_slist_free(headers);
         td_http_client_release(c, easy);
         return NULL;
     }
@@ -228,7 +229,7 @@ struct td_http_request *td_http_client_send(struct td_http_client *c, CURL *easy
     c->nrunning++;
     if (curl_multi_add_handle(c->multi, easy) != CURLM_OK) {
         req->done = NULL;
-        curl_slist_free_all(req->headers);
+        td_secret_slist_free(req->headers); /* may hold credentials */
         req->headers = NULL;
         /* request_free removes the handle, which is harmless when it was never added */
         request_free(req);
