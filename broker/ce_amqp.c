@@ -304,6 +304,16 @@ static struct td_event *wrap(const amqp_basic_properties_t *p, const void *body,
         td_format_time_ms((int64_t)p->timestamp * 1000, ts);
         rc |= td_event_set(ev, "time", ts);
     }
+    /* A content type with a control character is no media type (datacontenttype travels as a
+     * raw Content-Type header, and such an event would not validate): left out, counted. */
+    for (const unsigned char *c = (const unsigned char *)ct; c && *c; c++) {
+        if (*c < 0x20 || *c == 0x7f) {
+            free(ct);
+            ct = NULL;
+            dropped++;
+            break;
+        }
+    }
     if (ct) {
         rc |= td_event_set(ev, "datacontenttype", ct);
     }

@@ -266,7 +266,7 @@ uint64_t td_creds_fetches(const struct td_creds *c)
 
 int64_t td_creds_seconds(double d)
 {
-    if (!(d > 0)) { /* NaN too */
+    if (!(d >= 1)) { /* NaN too; and 0 < d < 1 would truncate to 0, "unknown" */
         return -1;
     }
     if (d >= (double)TD_CREDS_MAX_EPOCH_S) {

@@ -284,6 +284,48 @@ static void test_amqp_cap(void **state)
     assert_non_null(strstr(err, "more than 256"));
 }
 
+/* Found by fuzz_ce_amqp: a wrapped delivery whose content type holds a control character was an
+ * event that does not validate (datacontenttype is sent as a raw Content-Type header). Kafka
+ * keeps such a header as an extension instead. */
+static void test_wrapped_content_type_control(void **state)
+{
+    (void)state;
+    amqp_basic_properties_t p = {._flags = AMQP_BASIC_CONTENT_TYPE_FLAG};
+    char err[256] = "";
+    bool wrapped = false;
+    struct td_event *ev;
+    const char *names[] = {"content-type"};
+    const void *vals[] = {"text/plain\r\nX-Injected: yes"};
+    size_t lens[] = {strlen("text/plain\r\nX-Injected: yes")};
+    struct td_kafka_record r = {.topic = "t",
+                                .partition = 0,
+                                .offset = 7,
+                                .timestamp_ms = -1,
+                                .value = "v",
+                                .value_len = 1,
+                                .hnames = names,
+                                .hvalues = vals,
+                                .hlens = lens,
+                                .nheaders = 1};
+
+    p.content_type = amqp_cstring_bytes("applicati\x0bon/json");
+    ev = td_ce_from_amqp(&p, "{}", 2, "q", "t", "/s", &wrapped, err, sizeof(err));
+    assert_non_null(ev);
+    assert_true(wrapped);
+    assert_null(td_event_get(ev, "datacontenttype"));
+    assert_string_equal(td_event_get(ev, "amqpheadersdropped"), "1");
+    assert_int_equal(td_event_validate(ev, err, sizeof(err)), 0);
+    td_event_unref(ev);
+
+    ev = td_ce_from_kafka(&r, "t", "/s", &wrapped, err, sizeof(err));
+    assert_non_null(ev);
+    assert_true(wrapped);
+    assert_null(td_event_get(ev, "datacontenttype"));
+    assert_non_null(td_event_get(ev, "kafkaheadercontenttype"));
+    assert_int_equal(td_event_validate(ev, err, sizeof(err)), 0);
+    td_event_unref(ev);
+}
+
 static void test_json_nul_escape(void **state)
 {
     (void)state;
@@ -344,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_kafka_cap),
         cmocka_unit_test(test_amqp_cap),
         cmocka_unit_test(test_json_nul_escape),
+        cmocka_unit_test(test_wrapped_content_type_control),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -114,6 +114,9 @@ static void test_time_clamp(void **state)
     assert_int_equal(td_creds_seconds(0.0 / 0.0), -1);
     assert_int_equal(td_creds_seconds(1.0 / 0.0), TD_CREDS_MAX_EPOCH_S);
     assert_int_equal(td_creds_seconds(3600.5), 3600);
+    /* Found by fuzz_creds: 1e-300 truncated to 0, which callers take for "no expiry". */
+    assert_int_equal(td_creds_seconds(1e-300), -1);
+    assert_int_equal(td_creds_seconds(0.999), -1);
 }
 
 static void test_secret_file(void **state)
