@@ -304,15 +304,17 @@ static struct td_event *wrap(const amqp_basic_properties_t *p, const void *body,
         td_format_time_ms((int64_t)p->timestamp * 1000, ts);
         rc |= td_event_set(ev, "time", ts);
     }
-    /* A content type with a control character is no media type (datacontenttype travels as a
-     * raw Content-Type header, and such an event would not validate): left out, counted. */
-    for (const unsigned char *c = (const unsigned char *)ct; c && *c; c++) {
-        if (*c < 0x20 || *c == 0x7f) {
-            free(ct);
-            ct = NULL;
-            dropped++;
-            break;
-        }
+    /* A content type that td_event_validate would refuse (a control character: datacontenttype
+     * travels as a raw Content-Type header; over 255 bytes once invalid UTF-8 was repaired into
+     * U+FFFD) is left out, and counted. */
+    bool ct_bad = ct && strlen(ct) > 255;
+    for (const unsigned char *c = (const unsigned char *)ct; c && *c && !ct_bad; c++) {
+        ct_bad = *c < 0x20 || *c == 0x7f;
+    }
+    if (ct_bad) {
+        free(ct);
+        ct = NULL;
+        dropped++;
     }
     if (ct) {
         rc |= td_event_set(ev, "datacontenttype", ct);

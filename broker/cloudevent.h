@@ -210,9 +210,9 @@ void td_kafka_headers_free(struct td_kafka_headers *h);
 /* ---- the AMQP 0-9-1 binding (ce_amqp.c, rabbitmq-c types) ---- */
 struct amqp_basic_properties_t_;
 /* Wrapping limits: headers past TD_AMQP_MAX_HEADER_ATTRS, values longer than
- * TD_AMQP_MAX_HEADER_VALUE, nested tables or arrays, and a content type holding a control
- * character are left out of a wrapped event and counted in the extension amqpheadersdropped; binary
- * mode with more attributes is invalid. */
+ * TD_AMQP_MAX_HEADER_VALUE, nested tables or arrays, and a content type that is no valid
+ * datacontenttype (a control character, over 255 bytes) are left out of a wrapped event and counted
+ * in the extension amqpheadersdropped; binary mode with more attributes is invalid. */
 #define TD_AMQP_MAX_HEADER_ATTRS 128
 #define TD_AMQP_MAX_HEADER_VALUE 8192
 /* Normalizes a delivery: binary mode (headers prefixed cloudEvents: or cloudEvents_ are the

@@ -316,6 +316,15 @@ static void test_wrapped_content_type_control(void **state)
     assert_string_equal(td_event_get(ev, "amqpheadersdropped"), "1");
     assert_int_equal(td_event_validate(ev, err, sizeof(err)), 0);
     td_event_unref(ev);
+    /* 200 bytes that are not UTF-8 become 600 once repaired: past the 255-byte limit. */
+    char bad[200];
+    memset(bad, 0xff, sizeof(bad));
+    p.content_type = (amqp_bytes_t){sizeof(bad), bad};
+    ev = td_ce_from_amqp(&p, "{}", 2, "q", "t", "/s", &wrapped, err, sizeof(err));
+    assert_non_null(ev);
+    assert_null(td_event_get(ev, "datacontenttype"));
+    assert_int_equal(td_event_validate(ev, err, sizeof(err)), 0);
+    td_event_unref(ev);
 
     ev = td_ce_from_kafka(&r, "t", "/s", &wrapped, err, sizeof(err));
     assert_non_null(ev);
