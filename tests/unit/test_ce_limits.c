@@ -382,6 +382,18 @@ static void test_json_nul_escape(void **state)
     assert_memory_equal(back->data, "{\"k\":\"a\\u0000b\"}", 16);
     td_event_unref(back);
     free(out);
+    /* Data bytes that are the JSON null survive structured mode (they went as "data": null,
+     * which reads back as no data). Found by fuzz_ce_amqp. */
+    assert_int_equal(td_event_set_data(ev, " null ", 6), 0);
+    out = td_ce_to_json(ev, NULL);
+    assert_non_null(out);
+    back = td_ce_from_json(out, strlen(out), err, sizeof(err));
+    assert_non_null(back);
+    assert_non_null(back->data);
+    assert_int_equal(back->data_len, 6);
+    assert_memory_equal(back->data, " null ", 6);
+    td_event_unref(back);
+    free(out);
     td_event_unref(ev);
 }
 
