@@ -6,12 +6,18 @@
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 /* Percent-decodes LEN bytes of S into a malloc'd string; NULL when malformed or on %00. */
 static char *pct_decode(const char *s, size_t len)
@@ -281,6 +287,129 @@ char *td_amqp_bytes_dup(amqp_bytes_t b)
     return s;
 }
 
+/* rabbitmq-c 0.11 says only "a socket error occurred" when the TCP connect fails: it keeps
+ * neither errno nor SO_ERROR. Ask once more, ourselves, and say what the system said
+ * (connection refused, no route to host, ...). Only on the failure path, so it costs nothing
+ * when the broker is up. */
+static void why_no_socket(const char *host, int port, int timeout_ms, char *out, size_t len)
+{
+    char service[16];
+    snprintf(service, sizeof(service), "%d", port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(host, service, &hints, &res);
+    if (gai != 0) {
+        snprintf(out, len, "cannot resolve the host: %s", gai_strerror(gai));
+        return;
+    }
+    int last = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd =
+            socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            last = errno;
+            continue;
+        }
+        int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        if (rc < 0 && errno == EINPROGRESS) {
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            rc = poll(&pfd, 1, timeout_ms);
+            if (rc == 0) {
+                errno = ETIMEDOUT;
+                rc = -1;
+            } else if (rc > 0) {
+                int soerr = 0;
+                socklen_t sl = sizeof(soerr);
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+                errno = soerr;
+                rc = soerr ? -1 : 0;
+            }
+        }
+        last = rc < 0 ? errno : 0;
+        close(fd);
+        if (last != 0) {
+            continue;
+        }
+        break;
+    }
+    freeaddrinfo(res);
+    if (last == ECONNREFUSED) {
+        snprintf(out, len, "connection refused (nothing listens there?)");
+    } else if (last != 0) {
+        snprintf(out, len, "%s", strerror(last));
+    } else {
+        snprintf(out, len, "the connection failed (it works now: the broker may be restarting)");
+    }
+}
+
+/* What failed when amqp_socket_open_noblock returned rc. */
+static void why_no_open(const struct td_amqp_addr *a, int rc, int timeout_ms, char *err,
+                        size_t errlen)
+{
+    char why[200];
+    switch (rc) {
+    case AMQP_STATUS_SSL_ERROR:
+    case AMQP_STATUS_SSL_CONNECTION_FAILED:
+    case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
+    case AMQP_STATUS_SSL_PEER_VERIFY_FAILED: {
+        unsigned long e, last = 0;
+        while ((e = ERR_get_error()) != 0) {
+            last = e;
+        }
+        const char *ssl = last ? ERR_reason_error_string(last) : NULL;
+        snprintf(err, errlen, "TLS handshake with %s:%d failed: %s%s%s", a->host, a->port,
+                 amqp_error_string2(rc), ssl ? ": " : "", ssl ? ssl : "");
+        return;
+    }
+    case AMQP_STATUS_HOSTNAME_RESOLUTION_FAILED:
+        snprintf(err, errlen, "cannot connect to %s:%d: cannot resolve the host", a->host, a->port);
+        return;
+    case AMQP_STATUS_TIMEOUT:
+        snprintf(err, errlen, "cannot connect to %s:%d: no answer within %d ms", a->host, a->port,
+                 timeout_ms);
+        return;
+    case AMQP_STATUS_SOCKET_ERROR:
+        why_no_socket(a->host, a->port, timeout_ms, why, sizeof(why));
+        snprintf(err, errlen, "cannot connect to %s:%d: %s", a->host, a->port, why);
+        return;
+    default:
+        snprintf(err, errlen, "cannot connect to %s:%d: %s", a->host, a->port,
+                 amqp_error_string2(rc));
+    }
+}
+
+/* What failed when amqp_login did not succeed: authentication (403), the vhost (530, or 403
+ * naming the vhost), or the connection closing under it. Never the password. */
+static void why_no_login(const struct td_amqp_addr *a, amqp_rpc_reply_t r, char *err, size_t errlen)
+{
+    char why[256];
+    td_amqp_reply_str(r, why, sizeof(why));
+    const char *vhost = a->vhost ? a->vhost : "/";
+    const char *user = a->user ? a->user : "guest";
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+        r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        const amqp_connection_close_t *m = r.reply.decoded;
+        bool about_vhost = m->reply_code == AMQP_NOT_ALLOWED ||
+                           (m->reply_text.len > 0 &&
+                            memmem(m->reply_text.bytes, m->reply_text.len, "vhost", 5) != NULL);
+        if (about_vhost) {
+            snprintf(err, errlen, "%s:%d refused access to vhost '%s' for user '%s': %s", a->host,
+                     a->port, vhost, user, why);
+        } else if (m->reply_code == AMQP_ACCESS_REFUSED) {
+            snprintf(err, errlen, "%s:%d refused authentication of user '%s': %s", a->host, a->port,
+                     user, why);
+        } else {
+            snprintf(err, errlen, "login to %s:%d vhost '%s' refused: %s", a->host, a->port, vhost,
+                     why);
+        }
+        return;
+    }
+    snprintf(err, errlen,
+             "login to %s:%d vhost '%s' as user '%s' failed: %s (a broker that closes the "
+             "connection during login refused the user, the password or the vhost)",
+             a->host, a->port, vhost, user, why);
+}
+
 amqp_connection_state_t td_amqp_connect(const struct td_amqp_addr *a, int heartbeat_s,
                                         int timeout_ms, char *err, size_t errlen)
 {
@@ -326,7 +455,7 @@ amqp_connection_state_t td_amqp_connect(const struct td_amqp_addr *a, int heartb
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     int rc = amqp_socket_open_noblock(sock, a->host, a->port, &tv);
     if (rc != AMQP_STATUS_OK) {
-        snprintf(err, errlen, "connect %s:%d: %s", a->host, a->port, amqp_error_string2(rc));
+        why_no_open(a, rc, timeout_ms, err, errlen);
         goto fail;
     }
     /* rabbitmq-c 0.11 has no handshake timeout: bound the login with socket timeouts. */
@@ -336,8 +465,7 @@ amqp_connection_state_t td_amqp_connect(const struct td_amqp_addr *a, int heartb
     amqp_rpc_reply_t r = amqp_login(conn, a->vhost, 0, 131072, heartbeat_s, AMQP_SASL_METHOD_PLAIN,
                                     a->user, a->password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        snprintf(err, errlen, "login to %s:%d vhost %s: %s", a->host, a->port, a->vhost,
-                 td_amqp_reply_str(r, why, sizeof(why)));
+        why_no_login(a, r, err, errlen);
         goto fail;
     }
     amqp_channel_open(conn, 1);

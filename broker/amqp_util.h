@@ -41,7 +41,9 @@ void td_amqp_addr_free(struct td_amqp_addr *a);
 void td_amqp_addr_describe(const struct td_amqp_addr *a, char *out, size_t len);
 
 /* Opens a socket (timeout_ms to connect), logs in with heartbeat_s (0: none) and opens channel
- * 1. Returns the connection, or NULL with a message. Free with td_amqp_close(). */
+ * 1. Returns the connection, or NULL with a message that names HOST:PORT and what failed
+ * (connection refused or another system error, TLS handshake, authentication refused with the
+ * broker's reply text, vhost access), never the password. Free with td_amqp_close(). */
 amqp_connection_state_t td_amqp_connect(const struct td_amqp_addr *a, int heartbeat_s,
                                         int timeout_ms, char *err, size_t errlen);
 /* Closes the channel and connection politely when `polite`, then frees it. NULL is a no-op. */

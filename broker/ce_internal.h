@@ -19,9 +19,7 @@ bool td_ce_utf8_valid(const unsigned char *s, size_t len);
 /* The length (1..4) of the well-formed UTF-8 sequence at S (LEN bytes available), or 0. */
 size_t td_ce_utf8_next(const unsigned char *s, size_t len);
 
-/* True when the media type of CT (parameters after ';' and surrounding blanks ignored,
- * case-insensitive) is exactly TYPE. False for NULL. */
-bool td_ce_media_is(const char *ct, const char *type);
+/* td_ce_media_is (exact media-type test) is public: see cloudevent.h. */
 
 /* True when the content type is textual: text/..., application/xml or anything +xml. */
 bool td_ce_is_text_type(const char *ct);

@@ -4,13 +4,16 @@
  * Binary mode: a field ce_specversion marks a CloudEvent; each ce_<attr> field is an attribute,
  * content-type is datacontenttype, data holds the data bytes, other fields are ignored.
  * Structured mode: content-type application/cloudevents+json and the JSON event in data.
- * Anything else is wrapped: its fields become a JSON object, the entry id the event id.
+ * Anything else is wrapped, the entry id the event id: an entry whose only field is data (or
+ * data and content-type) is delivered as that payload, with the content-type field or the
+ * detected type (JSON, UTF-8 text, bytes); any other entry's fields become a JSON object.
  * Field names and values carry lengths (they may hold NULs); nothing here trusts them to be
  * C strings. Everything here is pure and may run on any thread.
  */
 #include "cloudevent.h"
 #include "ce_internal.h"
 
+#include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,13 +362,70 @@ static bool id_millis(const char *id, int64_t *ms)
     return true;
 }
 
+/* A plain payload entry: its only field is data, or data and content-type (what `triggerd
+ * publish` writes without --ce-*). Such an entry is delivered as its data, not as an object of
+ * its fields, so that filters, payload schemas and functions see what the producer sent. */
+static bool plain_payload(const struct td_redis_entry *e, long *data, long *ct)
+{
+    *data = find_field(e, "data", false);
+    *ct = find_field(e, "content-type", true);
+    if (*data < 0) {
+        return false;
+    }
+    return e->n == 1 || (e->n == 2 && *ct >= 0);
+}
+
+/* True when the LEN bytes at S are one JSON text (whitespace around it allowed, nothing else). */
+static bool is_json(const char *s, size_t len, bool *oom)
+{
+    if (len == 0 || memchr(s, '\0', len) != NULL) {
+        return false;
+    }
+    char *copy = strndup(s, len);
+    if (copy == NULL) {
+        *oom = true;
+        return false;
+    }
+    cJSON *json = cJSON_ParseWithOpts(copy, NULL, true);
+    bool ok = json != NULL;
+    cJSON_Delete(json);
+    free(copy);
+    return ok;
+}
+
+/* The datacontenttype of a plain payload: the content-type field when it is usable text, else
+ * detected from the bytes (JSON, UTF-8 text, or bytes). NULL on out of memory; the caller
+ * frees. */
+static char *plain_content_type(const struct td_redis_entry *e, long data, long ct)
+{
+    size_t len;
+    const char *v;
+    if (ct >= 0) {
+        bool bad;
+        v = value(e, (size_t)ct, &len);
+        char *type = len > 0 ? text_dup(v, len, &bad) : NULL;
+        if (type != NULL || (len > 0 && !bad)) {
+            return type;
+        }
+    }
+    v = value(e, (size_t)data, &len);
+    bool oom = false;
+    const char *detected =
+        is_json(v, len, &oom) ? "application/json"
+        : memchr(v, '\0', len) == NULL && td_ce_utf8_valid((const unsigned char *)v, len)
+            ? "text/plain; charset=utf-8"
+            : "application/octet-stream";
+    return oom ? NULL : strdup(detected);
+}
+
 /* Wraps E. FORCE (for td_ce_wrap_redis) never fails but on out of memory: a missing id, type
  * or source gets a placeholder, and the result is not validated. */
 static struct td_event *wrap(const struct td_redis_entry *e, const char *dflt_type,
                              const char *dflt_source, bool force, char *err, size_t errlen)
 {
     struct td_event *ev = NULL;
-    char *json = NULL;
+    char *json = NULL; /* the data: the fields as a JSON object, or a plain payload */
+    char *ctype = NULL;
     size_t json_len = 0;
     char ts[32];
     int64_t ms;
@@ -389,8 +449,20 @@ static struct td_event *wrap(const struct td_redis_entry *e, const char *dflt_ty
         goto fail;
     }
     ev = td_event_new();
-    json = fields_json(e, &json_len);
-    if (ev == NULL || json == NULL) {
+    long data_field, ct_field;
+    bool plain = plain_payload(e, &data_field, &ct_field);
+    if (plain) {
+        const char *dv = value(e, (size_t)data_field, &json_len);
+        ctype = plain_content_type(e, data_field, ct_field);
+        json = malloc(json_len + 1);
+        if (json != NULL) {
+            memcpy(json, dv, json_len);
+            json[json_len] = '\0';
+        }
+    } else {
+        json = fields_json(e, &json_len);
+    }
+    if (ev == NULL || json == NULL || (plain && ctype == NULL)) {
         goto oom;
     }
     if (td_event_set(ev, "specversion", "1.0") != 0 || td_event_set(ev, "id", id) != 0 ||
@@ -403,7 +475,7 @@ static struct td_event *wrap(const struct td_redis_entry *e, const char *dflt_ty
             goto oom;
         }
     }
-    if (td_event_set(ev, "datacontenttype", "application/json") != 0 ||
+    if (td_event_set(ev, "datacontenttype", plain ? ctype : "application/json") != 0 ||
         td_event_set_data(ev, json, json_len) != 0) {
         goto oom;
     }
@@ -411,11 +483,13 @@ static struct td_event *wrap(const struct td_redis_entry *e, const char *dflt_ty
         goto fail;
     }
     free(json);
+    free(ctype);
     return ev;
 oom:
     td_ce_errf(err, errlen, "out of memory");
 fail:
     free(json);
+    free(ctype);
     td_event_unref(ev);
     return NULL;
 }

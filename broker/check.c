@@ -12,6 +12,7 @@
 #include "aws.h"
 #include "config.h"
 #include "jsonschema.h"
+#include "kafka_log.h"
 #include "redis_util.h"
 
 static const char *const source_kinds[] = {"redis", "kafka", "rabbitmq", "http"};
@@ -91,6 +92,13 @@ static void check_credentials(const struct td_conf_sink *k, struct td_errors *er
     td_aws_resolved_clear(&r);
 }
 
+/* librdkafka's threads (none start here, but a conf may log while properties are set). */
+static void check_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    td_kafka_log(level, TD_LOG_ERROR, NULL, "triggerd check", fac, buf);
+}
+
 /* Kafka properties go to librdkafka as they are, and `run` refuses the file when librdkafka
  * refuses one: apply them to a throwaway configuration the same way. The value may be a secret:
  * the message names the property, and librdkafka's reason only when it does not quote it. */
@@ -99,6 +107,9 @@ static void check_kafka_properties(const struct td_kv_list *props, const char *w
                                    struct td_errors *errs)
 {
     rd_kafka_conf_t *kc = props->n > 0 ? rd_kafka_conf_new() : NULL;
+    if (kc) {
+        rd_kafka_conf_set_log_cb(kc, check_log);
+    }
     for (size_t i = 0; kc && i < props->n; i++) {
         const struct td_kv *kv = &props->items[i];
         char why[256];

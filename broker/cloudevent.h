@@ -20,6 +20,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* True when the media type of CT (parameters after ';' and surrounding blanks ignored,
+ * case-insensitive) is exactly TYPE: "application/cloudevents+jsonXYZ" is not
+ * application/cloudevents+json. False for NULL. Any thread. */
+bool td_ce_media_is(const char *ct, const char *type);
+
 enum td_ce_vtype { TD_CE_STRING, TD_CE_INTEGER, TD_CE_BOOLEAN };
 
 struct td_ce_attr {
@@ -134,9 +139,11 @@ struct td_redis_entry {
 };
 /* Normalizes an entry: binary mode (a ce_specversion field), structured mode (content-type
  * application/cloudevents+json) or, for anything else, a wrapped event: id = entry id,
- * type/source = dflt_type/dflt_source, time from the id's milliseconds, data = JSON object of
- * the fields (datacontenttype application/json). *wrapped says which. Returns NULL with a
- * message when the entry claims to be a CloudEvent but is not a valid one. */
+ * type/source = dflt_type/dflt_source, time from the id's milliseconds, data = the data field
+ * when it is the only one (or comes with content-type alone; datacontenttype = that field, else
+ * detected: application/json, text/plain; charset=utf-8 or application/octet-stream), else a
+ * JSON object of the fields (datacontenttype application/json). *wrapped says which. Returns NULL
+ * with a message when the entry claims to be a CloudEvent but is not a valid one. */
 struct td_event *td_ce_from_redis(const struct td_redis_entry *entry, const char *dflt_type,
                                   const char *dflt_source, bool *wrapped, char *err, size_t errlen);
 /* Wraps an entry as if it were not a CloudEvent (the third case of td_ce_from_redis), whatever

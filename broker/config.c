@@ -5,7 +5,8 @@
  * value goes); one generic walker applies a table to a mapping, so unknown keys, duplicate
  * keys, wrong types and missing required keys are reported the same way everywhere, as
  * "file:line:column: message". The same tables free what they filled. Scalars are
- * interpolated (${VAR}, ${VAR:-default}, ${file:/path}) before they are converted; a value
+ * interpolated (${VAR}, ${VAR:-default}, ${file:/path}, ${credential:NAME} = the file NAME in
+ * systemd's $CREDENTIALS_DIRECTORY) before they are converted; a value
  * that came from interpolation is a secret and is never printed in a message.
  *
  * Thread: any (td_config_load touches only its own state and the environment).
@@ -362,7 +363,32 @@ static char *interpolate(const char *s, bool *secret, char *from, size_t fromlen
             snprintf(from, fromlen, "%.*s", (int)(inner + 3 < fromlen ? inner + 3 : fromlen - 1),
                      p);
         }
-        if (inner >= 5 && strncmp(open, "file:", 5) == 0) {
+        if (inner >= 11 && strncmp(open, "credential:", 11) == 0) {
+            /* systemd's LoadCredential=NAME:PATH puts the secret in $CREDENTIALS_DIRECTORY/NAME,
+             * readable by the service alone, even under DynamicUser=. */
+            const char *dir = getenv("CREDENTIALS_DIRECTORY");
+            int nlen = (int)(inner - 11);
+            const char *cname = open + 11;
+            if (nlen == 0 || memchr(cname, '/', (size_t)nlen) || (nlen == 1 && cname[0] == '.') ||
+                (nlen == 2 && strncmp(cname, "..", 2) == 0)) {
+                snprintf(err, errlen, "${credential:NAME} needs a credential name (no '/')");
+                goto fail;
+            }
+            if (!dir || !*dir) {
+                snprintf(err, errlen,
+                         "${credential:%.*s}: CREDENTIALS_DIRECTORY is not set (systemd sets it "
+                         "for LoadCredential=)",
+                         nlen, cname);
+                goto fail;
+            }
+            if (snprintf(name, sizeof(name), "%s/%.*s", dir, nlen, cname) >= (int)sizeof(name)) {
+                snprintf(err, errlen, "${credential:%.*s}: the path is too long", nlen, cname);
+                goto fail;
+            }
+            if (read_secret_file(name, &b, err, errlen) < 0) {
+                goto fail;
+            }
+        } else if (inner >= 5 && strncmp(open, "file:", 5) == 0) {
             if (inner == 5 || inner - 5 >= sizeof(name)) {
                 snprintf(err, errlen, "${file:PATH} needs a path");
                 goto fail;
@@ -1131,29 +1157,61 @@ static const char *const invocation_names[] = {"RequestResponse", "Event", NULL}
 static const char *const payload_names[] = {"event", "data", NULL};
 static const char *const azure_key_in_names[] = {"header", "query", NULL};
 static const char *const backoff_names[] = {"exponential", "linear", NULL};
+static const char *const id_from_names[] = {"body_hash", "delivery", NULL}; /* td_amqp_id_from */
 static const char *const ordering_names[] = {"unordered", "partition", "key", NULL};
 
 /* ---- daemon (base: struct td_conf_daemon) ---- */
 #define DMN(f) offsetof(struct td_conf_daemon, f)
 
-static int check_listen(struct loader *ld, const struct td_ynode *map, void *base)
+static bool is_host_port(const char *listen)
 {
-    const char *listen = FIELD(base, DMN(http_listen), char *)[0];
-    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    const char *colon = strrchr(listen, ':');
     char *end;
-
-    if (!listen) {
-        return 0;
-    }
     long port = colon ? strtol(colon + 1, &end, 10) : 0;
-    if (!colon || colon == listen || !colon[1] || *end || port < 1 || port > 65535) {
-        ERR_AT(ld, map_get(map, "listen"), "'listen' must be host:port, e.g. 127.0.0.1:8080");
-        return -1;
-    }
-    return 0;
+    return colon && colon != listen && colon[1] && !*end && port >= 1 && port <= 65535;
 }
 
-static const struct kdef daemon_http_keys[] = {REQ_STR("listen", DMN(http_listen))};
+static int check_listen(struct loader *ld, const struct td_ynode *map, void *base)
+{
+    const struct td_conf_daemon *dmn = base;
+    int rc = 0;
+
+    if (dmn->http_listen && !is_host_port(dmn->http_listen)) {
+        ERR_AT(ld, map_get(map, "listen"), "'listen' must be host:port, e.g. 127.0.0.1:8080");
+        rc = -1;
+    }
+    if (dmn->http_probes_listen && !is_host_port(dmn->http_probes_listen)) {
+        ERR_AT(ld, map_get(map, "probes_listen"),
+               "'probes_listen' must be host:port, e.g. 0.0.0.0:8081");
+        rc = -1;
+    } else if (dmn->http_probes_listen && dmn->http_listen &&
+               strcmp(dmn->http_probes_listen, dmn->http_listen) == 0) {
+        ERR_AT(ld, map_get(map, "probes_listen"),
+               "'probes_listen' must differ from 'listen' (it is a listener of its own)");
+        rc = -1;
+    }
+    if (!dmn->http_probes_on_listen && !dmn->http_probes_listen) {
+        ERR_AT(ld, map_get(map, "probes_on_listen"),
+               "'probes_on_listen: false' needs 'probes_listen', or nothing serves /healthz");
+        rc = -1;
+    }
+    const struct td_ynode *rt = map_get(map, "request_timeout");
+    if (rt && (dmn->http_request_timeout_ms < 1000 || dmn->http_request_timeout_ms > 300000)) {
+        ERR_AT(ld, rt, "'request_timeout' must be between 1s and 5m (10s to 30s is sensible)");
+        rc = -1;
+    }
+    return rc;
+}
+
+/* The limits are applied in http_server.c; their defaults are set in td_config_load. */
+static const struct kdef daemon_http_keys[] = {
+    REQ_STR("listen", DMN(http_listen)),
+    STR("probes_listen", DMN(http_probes_listen)),
+    {.name = "probes_on_listen", .type = K_BOOL, .off = DMN(http_probes_on_listen)},
+    INT("max_connections", DMN(http_max_connections), 0, 1000000),
+    INT("max_connections_per_ip", DMN(http_max_connections_per_ip), 0, 1000000),
+    DUR("request_timeout", DMN(http_request_timeout_ms)),
+};
 static const struct ktable daemon_http_table = {TABLE("daemon.http", daemon_http_keys),
                                                 .check = check_listen};
 static const struct kdef daemon_log_keys[] = {ENUM("level", DMN(log_level), level_names),
@@ -1230,6 +1288,7 @@ static const struct kdef rabbitmq_source_keys[] = {
     {.name = "heartbeat", .type = K_DUR_S, .off = SRC(rabbitmq.heartbeat)},
     INT("max_deliveries", SRC(rabbitmq.max_deliveries), 0, INT_MAX),
     DUR("consumer_timeout", SRC(rabbitmq.consumer_timeout_ms)),
+    ENUM("id_from", SRC(rabbitmq.id_from), id_from_names),
     NESTED("declare", 0, &rabbitmq_declare_table),
 };
 static const struct ktable rabbitmq_source_table = {TABLE("rabbitmq source", rabbitmq_source_keys)};
@@ -1276,6 +1335,7 @@ static const struct kdef source_keys[] = {
      .group = 1,
      .kind = TD_SOURCE_HTTP + 1},
     INT("max_inflight", SRC(max_inflight), 1, INT_MAX),
+    DUR("stall_after", SRC(stall_after_ms)),
 };
 static const struct ktable source_table = {TABLE("source", source_keys), .group_required = true,
                                            .has_kind = true, .kind_off = SRC(kind)};
@@ -1842,6 +1902,7 @@ static bool check_new_name(struct loader *ld, const struct td_ynode *key, const 
 static void source_defaults(struct td_conf_source *src)
 {
     src->max_inflight = 1000;
+    src->stall_after_ms = 120000;
     src->redis.claim_idle_ms = 60000;
     src->redis.max_deliveries = 10;
     src->redis.batch = 100;
@@ -1850,6 +1911,7 @@ static void source_defaults(struct td_conf_source *src)
     src->rabbitmq.heartbeat = 30;
     src->rabbitmq.max_deliveries = 10;
     src->rabbitmq.consumer_timeout_ms = 30 * 60 * 1000;
+    src->rabbitmq.id_from = TD_ID_FROM_DELIVERY;
     src->rabbitmq.declare_durable = true;
     src->http.max_size = 1024 * 1024;
 }
@@ -1955,9 +2017,8 @@ static int sinks_fn(struct loader *ld, const struct td_ynode *val, void *base)
         walk(ld, &sink_table, val->items[i + 1], snk);
         ld->owner = NULL;
         snk->http.timeout_ms = snk->timeout_ms;
-        if (snk->kind == TD_SINK_HTTP && snk->http.service_name) {
-            set_default(ld, &snk->http.service_namespace, "default", key);
-        }
+        /* service: without namespace stays NULL here: the HTTP sink owns that default (the
+         * pod's own namespace, POD_NAMESPACE, then the service account's file, then default). */
         if (snk->kind == TD_SINK_LAMBDA) {
             set_default(ld, &snk->lambda.invocation, "RequestResponse", key);
             set_default(ld, &snk->lambda.payload, "event", key);
@@ -2250,6 +2311,9 @@ struct td_config *td_config_load(const char *path, struct td_errors *errs)
     cfg->daemon.log_level = TD_LOG_INFO;
     cfg->daemon.log_format = TD_LOG_TEXT;
     cfg->daemon.shutdown_grace_ms = 30000;
+    cfg->daemon.http_max_connections_per_ip = 64;
+    cfg->daemon.http_request_timeout_ms = 15000;
+    cfg->daemon.http_probes_on_listen = true;
     if (stat(path, &st) < 0) {
         errorf(ld, &pos, "cannot open: %s", strerror(errno));
         goto fail;

@@ -50,6 +50,12 @@ enum td_log_level { TD_LOG_DEBUG, TD_LOG_INFO, TD_LOG_WARN, TD_LOG_ERROR };
 
 struct td_conf_daemon {
     char *http_listen; /* "host:port" or NULL: no HTTP server */
+    /* daemon.http limits (see http_server.h for how they are applied). */
+    int http_max_connections;        /* 0 (default): derived from RLIMIT_NOFILE at start */
+    int http_max_connections_per_ip; /* default 64; 0 = no per-IP limit */
+    int64_t http_request_timeout_ms; /* default 15s: reading one request, and idle keep-alive */
+    char *http_probes_listen;        /* "host:port" of the probes-only listener, or NULL */
+    bool http_probes_on_listen;      /* default true: probes on http_listen too */
     enum td_log_level log_level;
     enum td_log_format log_format;
     int64_t shutdown_grace_ms; /* default 30s */
@@ -79,13 +85,22 @@ struct td_conf_kafka_source {
     struct td_kv_list properties;
 };
 
+/* Where the id of a wrapped RabbitMQ message without a message-id comes from (a stream queue's
+ * x-stream-offset wins over both: unique and stable). */
+enum td_amqp_id_from {
+    TD_ID_FROM_BODY_HASH, /* sha256(queue, body): stable across redeliveries, equal bodies collide
+                           */
+    TD_ID_FROM_DELIVERY,  /* queue, connection token, delivery tag: unique, new on redelivery */
+};
+
 struct td_conf_rabbitmq_source {
     char *url;
     char *queue;
-    int prefetch;                /* default 100 */
-    int heartbeat;               /* seconds (written as a duration, e.g. 30s), default 30 */
-    int max_deliveries;          /* default 10; 0 = unlimited */
-    int64_t consumer_timeout_ms; /* the broker's consumer_timeout, default 30m; 0 = off */
+    int prefetch;                 /* default 100 */
+    int heartbeat;                /* seconds (written as a duration, e.g. 30s), default 30 */
+    int max_deliveries;           /* default 10; 0 = unlimited */
+    int64_t consumer_timeout_ms;  /* the broker's consumer_timeout, default 30m; 0 = off */
+    enum td_amqp_id_from id_from; /* default delivery */
     /* declare: {durable, arguments, exchange, exchange_type, bindings}, declared on connect */
     bool declare;
     bool declare_durable;                /* default true (queue and exchange) */
@@ -106,7 +121,9 @@ struct td_conf_source {
     char *name;
     enum td_source_kind kind;
     struct td_pos pos;
-    int max_inflight; /* messages read but not yet acked, default 1000 (backpressure) */
+    int max_inflight;       /* messages read but not yet acked, default 1000 (backpressure) */
+    int64_t stall_after_ms; /* readiness: work waiting, credit free, nothing taken this long
+                             * (default 2 min; 0 = never reported) */
     struct td_conf_redis_source redis;
     struct td_conf_kafka_source kafka;
     struct td_conf_rabbitmq_source rabbitmq;
@@ -267,7 +284,8 @@ void td_config_free(struct td_config *cfg);
 int td_parse_duration(const char *s, int64_t *ms);
 /* Parses "512", "64KiB", "1MiB", "1GiB", "1KB", "1MB". Returns 0 and fills *bytes, or -1. */
 int td_parse_size(const char *s, int64_t *bytes);
-/* Expands ${VAR} and ${file:/path} (file content, one trailing newline removed) in s.
+/* Expands ${VAR}, ${file:/path} and ${credential:NAME} ($CREDENTIALS_DIRECTORY/NAME, from
+ * systemd LoadCredential=) in s (file contents with one trailing newline removed).
  * "$${" is a literal "${". Returns a malloc'd string the caller frees, or NULL with a
  * message in err. *secret is set when anything was substituted. */
 char *td_interpolate(const char *s, bool *secret, char *err, size_t errlen);

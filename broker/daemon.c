@@ -12,12 +12,15 @@
 
 #include "check.h"
 #include "core.h"
+#include "fdlimit.h"
 #include "jsonschema.h"
 #include "http_server.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
 #include "reload.h"
+
+#define TD_PROBES_MAX_CONNECTIONS 32
 
 struct daemon {
     struct td_core core;
@@ -29,9 +32,12 @@ struct daemon {
     struct td_timer drain_timer;
     struct td_timer watchdog_timer;
     struct td_timer status_timer;
+    struct td_timer stall_timer;
     int64_t watchdog_ms;
     struct td_reload *reload; /* SIGHUP */
     const char *config_path;
+    long nofile;                    /* RLIMIT_NOFILE in force (after raising it) */
+    struct td_http_server *probesd; /* daemon.http.probes_listen, or NULL */
 };
 
 static void print_errors(const struct td_errors *errs)
@@ -95,6 +101,34 @@ static int64_t on_ready_check(struct td_loop *loop, void *arg)
         td_timer_start(loop, &d->status_timer, 5000);
     }
     return TD_LOOP_NOMORE;
+}
+
+/* The progress watch of every running source (td_source_watch): a stall is logged once when it
+ * starts and once when it ends; /readyz reports it meanwhile. */
+static int64_t on_stall_check(struct td_loop *loop, void *arg)
+{
+    struct daemon *d = arg;
+    if (d->core.draining) {
+        return TD_LOOP_NOMORE;
+    }
+    int64_t now = td_now_ms();
+    for (size_t i = 0; i < d->core.cfg->nsources; i++) {
+        struct td_source *src = d->core.sources[i];
+        if (!src) {
+            continue;
+        }
+        int change = td_source_watch(src, now);
+        if (change > 0) {
+            td_log_error(NULL, src->name, NULL,
+                         "stalled: %lld waiting at the broker, %d in flight, nothing read or "
+                         "acknowledged for %lld ms (stall_after); reported not ready",
+                         (long long)atomic_load(&src->backlog), atomic_load(&src->inflight),
+                         (long long)(now - src->watch.since_ms));
+        } else if (change < 0) {
+            td_log_info(NULL, src->name, NULL, "progressing again after a stall; ready");
+        }
+    }
+    return 1000;
 }
 
 static int64_t on_watchdog(struct td_loop *loop, void *arg)
@@ -166,6 +200,45 @@ static void on_signal(struct td_loop *loop, int fd, uint32_t events, void *arg)
     }
 }
 
+/* The listeners, with limits derived from the descriptor budget (see fdlimit.h): inbound
+ * connections get at most half of RLIMIT_NOFILE, the probes listener a few of the other half. */
+static int build_http(struct daemon *d, char *err, size_t errlen)
+{
+    const struct td_conf_daemon *dc = &d->core.cfg->daemon;
+    int clamped = 0;
+    struct td_http_limits lim = {
+        .max_connections = td_fdlimit_inbound(d->nofile, dc->http_max_connections, &clamped),
+        .max_connections_per_ip = dc->http_max_connections_per_ip,
+        .request_timeout_ms = dc->http_request_timeout_ms,
+    };
+    if (clamped) {
+        td_log_warn(NULL, NULL, NULL,
+                    "daemon.http.max_connections %d lowered to %d: inbound connections may use at "
+                    "most half of the %ld file descriptors (raise LimitNOFILE= / ulimit -n)",
+                    dc->http_max_connections, lim.max_connections, d->nofile);
+    }
+    unsigned int what =
+        TD_HTTP_SERVE_ROUTES | (dc->http_probes_on_listen ? TD_HTTP_SERVE_PROBES : 0);
+    /* Before the sources: an ingress source registers its path on it. */
+    d->core.httpd =
+        td_http_server_new(dc->http_listen, what, &lim, d->core.metrics, d->core.loop, err, errlen);
+    if (!d->core.httpd) {
+        return -1;
+    }
+    if (dc->http_probes_listen) {
+        /* Kubelets and scrapers: a handful of connections, from few addresses. */
+        struct td_http_limits plim = {.max_connections = TD_PROBES_MAX_CONNECTIONS,
+                                      .max_connections_per_ip = 0,
+                                      .request_timeout_ms = dc->http_request_timeout_ms};
+        d->probesd = td_http_server_new(dc->http_probes_listen, TD_HTTP_SERVE_PROBES, &plim,
+                                        d->core.metrics, d->core.loop, err, errlen);
+        if (!d->probesd) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int build(struct daemon *d)
 {
     struct td_core *core = &d->core;
@@ -183,14 +256,9 @@ static int build(struct daemon *d)
         return -1;
     }
     td_metrics_attach(core->metrics, core);
-    if (cfg->daemon.http_listen) {
-        /* Before the sources: an ingress source registers its path on it. */
-        core->httpd = td_http_server_new(cfg->daemon.http_listen, core->metrics, core->loop, err,
-                                         sizeof(err));
-        if (!core->httpd) {
-            fprintf(stderr, "%s\n", err);
-            return -1;
-        }
+    if (cfg->daemon.http_listen && build_http(d, err, sizeof(err)) < 0) {
+        fprintf(stderr, "daemon.http: %s\n", err);
+        return -1;
     }
     for (size_t i = 0; i < cfg->nsinks; i++) {
         core->sinks[i] = td_sink_new(&cfg->sinks[i], core->loop, core->http, err, sizeof(err));
@@ -258,6 +326,7 @@ static void teardown(struct daemon *d)
     td_reload_stop_sources(d->reload);
     /* 1b. The HTTP server: ingress sources answered their requests when they stopped. */
     td_http_server_stop(core->httpd);
+    td_http_server_stop(d->probesd);
     if (core->metrics) {
         td_metrics_attach(core->metrics, NULL);
     }
@@ -284,6 +353,7 @@ static void teardown(struct daemon *d)
     }
     td_reload_free(d->reload); /* the configurations before this one too */
     td_http_server_free(core->httpd);
+    td_http_server_free(d->probesd);
     td_metrics_free(core->metrics);
     td_http_client_free(core->http);
     td_loop_free(core->loop);
@@ -339,6 +409,8 @@ int td_daemon_run(const char *config_path)
     }
     d->sigfd = -1;
     d->core.cfg = cfg;
+    d->nofile = td_fdlimit_raise();
+    td_log_info(NULL, NULL, NULL, "file descriptor limit %ld", d->nofile);
     d->config_path = config_path;
     if (build(d) < 0) {
         rc = 2;
@@ -348,6 +420,10 @@ int td_daemon_run(const char *config_path)
     d->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (d->sigfd < 0 || td_loop_fd_add(d->core.loop, d->sigfd, EPOLLIN, on_signal, d) < 0) {
         td_log_error(NULL, NULL, NULL, "cannot watch signals");
+        goto out;
+    }
+    if (d->probesd && td_http_server_start(d->probesd, err, sizeof(err)) < 0) {
+        td_log_error(NULL, NULL, NULL, "http (probes_listen): %s", err);
         goto out;
     }
     if (d->core.httpd && td_http_server_start(d->core.httpd, err, sizeof(err)) < 0) {
@@ -365,6 +441,8 @@ int td_daemon_run(const char *config_path)
                 TD_VERSION, cfg->nsources, cfg->nsinks, cfg->ntriggers);
     td_timer_init(&d->ready_timer, on_ready_check, d);
     td_timer_start(d->core.loop, &d->ready_timer, 0);
+    td_timer_init(&d->stall_timer, on_stall_check, d);
+    td_timer_start(d->core.loop, &d->stall_timer, 1000);
     d->watchdog_ms = td_notify_watchdog_ms();
     if (d->watchdog_ms > 0) {
         td_timer_init(&d->watchdog_timer, on_watchdog, d);

@@ -9,6 +9,7 @@
  */
 #include "dispatch.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +76,7 @@ struct td_lanes {
 
 static void start_attempt(struct td_delivery *d);
 static void lane_advance(struct td_trigger_rt *trg, struct td_lane *lane);
+static void lane_release(struct td_trigger_rt *trg, struct td_lane *lane);
 static void start_dl_attempt(struct td_delivery *d);
 static void start_reply_attempt(struct td_delivery *d);
 static bool take_reply(struct td_delivery *d);
@@ -140,7 +142,9 @@ static void finish(struct td_delivery *d, bool release)
     }
     delivery_free(d);
     td_core_msg_done(core, msg, release);
-    if (lane) {
+    if (lane && release) {
+        lane_release(trg, lane);
+    } else if (lane) {
         lane_advance(trg, lane);
     }
 }
@@ -270,6 +274,24 @@ static void lane_advance(struct td_trigger_rt *trg, struct td_lane *lane)
     enqueue(trg, next, false);
 }
 
+/* The head of an ordered lane was released (left for redelivery): nothing behind it may be
+ * delivered before it, so the deliveries queued behind it are released too, in order, without
+ * an attempt; the source reads them again after it (Kafka seeks back to the first unfinished
+ * offset of the partition). Advancing instead would deliver them ahead of the record they
+ * follow. */
+static void lane_release(struct td_trigger_rt *trg, struct td_lane *lane)
+{
+    struct td_delivery *d = lane->head;
+    lane->head = lane->tail = NULL;
+    lane_remove(trg, lane);
+    while (d) {
+        struct td_delivery *next = d->next;
+        d->next = NULL;
+        finish(d, true); /* d->lane is NULL: queued deliveries do not own the lane */
+        d = next;
+    }
+}
+
 /* Ordered triggers: true when d must wait behind its lane (queued there); otherwise d heads
  * its lane (or is unordered) and goes to the wait queue. */
 static bool lane_join(struct td_trigger_rt *trg, struct td_delivery *d)
@@ -351,19 +373,36 @@ static void dead_letter(struct td_delivery *d, const char *reason)
                      "delivery failed (%s, %s) and the trigger has no dead_letter target; "
                      "left unacknowledged for redelivery",
                      reason, d->attempt.reason);
+        bool permanent = strcmp(reason, TD_DL_FINAL_STATUS) == 0 ||
+                         strcmp(reason, TD_DL_INVALID_EVENT) == 0 ||
+                         strcmp(reason, TD_DL_SCHEMA) == 0;
+        if (permanent && !d->msg->final_why) {
+            char why[400];
+            snprintf(why, sizeof(why), "trigger %s: %s%s%s", name, reason,
+                     d->attempt.reason[0] ? ": " : "", d->attempt.reason);
+            d->msg->final_why = strdup(why); /* NULL (no memory): answered as retryable */
+            d->msg->final_status = d->attempt.http_status;
+        }
         finish(d, true);
         return;
     }
     d->dl_reason = reason;
+    /* knativeerrordata: the answer's body; when no answer came (connection refused, timeout)
+     * the transport error instead, so a dead letter always says what went wrong. */
+    const unsigned char *err_data = d->attempt.body;
+    size_t err_len = d->attempt.body_len;
+    if (err_len == 0 && d->attempt.http_status == 0 && d->attempt.reason[0]) {
+        err_data = (const unsigned char *)d->attempt.reason;
+        err_len = strlen(d->attempt.reason);
+    }
     if (d->state == D_REPLY_RUNNING) {
         /* the reply failed: the reply event is what is dead-lettered */
-        d->dl_ev =
-            td_deadletter_event(d->reply_ev, name, trg->reply->dest, d->attempt.http_status,
-                                d->attempt.body, d->attempt.body_len, reason, d->reply_attempts);
+        d->dl_ev = td_deadletter_event(d->reply_ev, name, trg->reply->dest, d->attempt.http_status,
+                                       err_data, err_len, reason, d->reply_attempts);
     } else {
-        d->dl_ev = td_deadletter_event(d->ev, name, trg->sink ? trg->sink->dest : "",
-                                       d->attempt.http_status, d->attempt.body, d->attempt.body_len,
-                                       reason, d->attempts);
+        d->dl_ev =
+            td_deadletter_event(d->ev, name, trg->sink ? trg->sink->dest : "",
+                                d->attempt.http_status, err_data, err_len, reason, d->attempts);
     }
     if (!d->dl_ev) {
         td_log_error(name, d->msg->src->name, event_id(d),

@@ -25,8 +25,9 @@ struct td_lanes;
 
 /* Delivery latency buckets (upper bounds in metrics.c); the histogram is not cumulative here. */
 #define TD_LATENCY_BUCKETS 14
-/* dead_by_reason slots: final_status, retries_exhausted, max_deliveries, invalid_event, other */
-#define TD_DL_REASONS 5
+/* dead_by_reason slots: every deadletterreason of deadletter.h in that order, then "other" (a
+ * reason this build does not know; none is written today). */
+#define TD_DL_REASONS 7
 
 /* Written on the loop thread only; other threads read them through a metrics snapshot. */
 struct td_trigger_stats {

@@ -217,6 +217,8 @@ struct td_http_request *td_http_client_send(struct td_http_client *c, CURL *easy
     if (headers) {
         curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
     }
+    /* libcurl sends a "User-Agent:" line of headers instead of this one. */
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, TD_USER_AGENT);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, req);

@@ -13,6 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What every outbound request says it is (sinks, token fetches, Lambda, OpenFaaS): a
+ * User-Agent header in the request's own headers (a sink's headers:) replaces it. */
+#define TD_USER_AGENT "triggerd/" TD_VERSION
+
 struct td_loop;
 struct td_http_client;
 struct td_http_request;
@@ -33,7 +37,8 @@ void td_http_client_free(struct td_http_client *c);
 CURL *td_http_client_easy(struct td_http_client *c);
 void td_http_client_release(struct td_http_client *c, CURL *easy);
 
-/* Starts the transfer. headers (may be NULL) is freed by the client when the request ends.
+/* Starts the transfer, with User-Agent TD_USER_AGENT unless headers set one. headers (may be
+ * NULL) is freed by the client when the request ends.
  * arg is malloc'd by the caller and freed by done; a request abandoned by
  * td_http_client_free has its arg freed there. Returns the request (for
  * td_http_client_cancel) or NULL, in which case easy and headers were released and done is

@@ -1,10 +1,19 @@
-/* http_server.c - libmicrohttpd behind daemon.http.listen (see http_server.h).
+/* http_server.c - libmicrohttpd behind daemon.http.listen and probes_listen (see
+ * http_server.h).
  *
  * MHD runs its own polling thread (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL) with
  * suspend/resume enabled for the ingress routes. Each request gets a small struct conn (freed
  * in the completion callback) that remembers which route it went to, so the route's own state
  * is freed by the route. The probes answer from the metrics snapshots; the loop's liveness is
  * a heartbeat timer on the loop, read by /healthz.
+ *
+ * The request timeout: MHD's own CONNECTION_TIMEOUT only measures inactivity, so a client
+ * sending a byte a second (slowloris) would hold its connection forever. Every connection
+ * therefore has a struct track (MHD's socket context) saying since when it has been reading a
+ * request; the heartbeat timer shuts down (shutdown(2), never close: MHD owns the descriptor)
+ * the ones reading for longer than the timeout, and MHD then closes them. The tracks are on a
+ * list under a mutex that MHD's close notification also takes, so a descriptor is never shut
+ * down after MHD closed it (and possibly reused it).
  */
 #include "http_server.h"
 
@@ -15,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,6 +50,14 @@ struct conn {
     void *req;                 /* the route's state */
 };
 
+/* One per TCP connection, from MHD's "started" to its "closed" notification. */
+struct track {
+    struct track *prev, *next; /* under td_http_server.mu */
+    MHD_socket fd;
+    int64_t since_ms; /* when it began reading its current request */
+    bool reading;     /* false while a request is being answered */
+};
+
 struct td_http_server {
     char *listen;
     struct sockaddr_storage addr;
@@ -51,6 +69,10 @@ struct td_http_server {
     size_t nroutes;
     struct td_timer heartbeat;
     atomic_int active; /* requests MHD has not completed */
+    unsigned int what; /* TD_HTTP_SERVE_* */
+    struct td_http_limits lim;
+    pthread_mutex_t mu;
+    struct track *tracks; /* under mu */
 };
 
 static const char *const builtin[] = {"/healthz", "/readyz", "/metrics", "/status"};
@@ -135,6 +157,24 @@ static enum MHD_Result serve_builtin(struct td_http_server *srv, struct MHD_Conn
     return rc;
 }
 
+static struct track *track_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Server thread: the whole request was read; from now on it is being answered. */
+static void read_done(struct td_http_server *srv, struct MHD_Connection *conn)
+{
+    struct track *t = track_of(conn);
+    if (t) {
+        pthread_mutex_lock(&srv->mu);
+        t->reading = false;
+        pthread_mutex_unlock(&srv->mu);
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -155,13 +195,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&srv->active, 1);
     }
     if (c->route) {
+        if (*upload_size == 0 && c->req) {
+            read_done(srv, conn); /* the last call of a request: the body is complete */
+        }
         return c->route->handler(c->route->arg, conn, method, upload, upload_size, &c->req);
     }
     if (*upload_size > 0) {
         *upload_size = 0; /* a body on a probe is ignored */
         return MHD_YES;
     }
-    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
+    read_done(srv, conn);
+    for (size_t i = 0;
+         (srv->what & TD_HTTP_SERVE_PROBES) && i < sizeof(builtin) / sizeof(builtin[0]); i++) {
         if (strcmp(url, builtin[i]) == 0) {
             if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
                 return td_http_reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
@@ -187,6 +232,80 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(c);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->active, 1);
+    /* A keep-alive connection now waits for its next request: the clock starts again. */
+    struct track *t = track_of(conn);
+    if (t) {
+        pthread_mutex_lock(&srv->mu);
+        t->reading = true;
+        t->since_ms = td_now_ms();
+        pthread_mutex_unlock(&srv->mu);
+    }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct td_http_server *srv = cls;
+    struct track *t = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        t = calloc(1, sizeof(*t));
+        if (!t || !ci) {
+            free(t); /* untracked: MHD's inactivity timeout still applies */
+            return;
+        }
+        t->fd = ci->connect_fd;
+        t->since_ms = td_now_ms();
+        t->reading = true;
+        pthread_mutex_lock(&srv->mu);
+        t->next = srv->tracks;
+        if (srv->tracks) {
+            srv->tracks->prev = t;
+        }
+        srv->tracks = t;
+        pthread_mutex_unlock(&srv->mu);
+        *socket_context = t;
+        return;
+    }
+    if (!t) {
+        return;
+    }
+    /* MHD closes the descriptor after this returns; the reaper holds mu while it uses it. */
+    pthread_mutex_lock(&srv->mu);
+    if (t->prev) {
+        t->prev->next = t->next;
+    } else {
+        srv->tracks = t->next;
+    }
+    if (t->next) {
+        t->next->prev = t->prev;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    free(t);
+    *socket_context = NULL;
+}
+
+/* Loop thread: shuts down the connections that took too long to send their request. */
+static void reap_slow(struct td_http_server *srv)
+{
+    int64_t now = td_now_ms();
+    unsigned long cut = 0;
+    pthread_mutex_lock(&srv->mu);
+    for (struct track *t = srv->tracks; t; t = t->next) {
+        if (t->reading && now - t->since_ms > srv->lim.request_timeout_ms) {
+            shutdown(t->fd, SHUT_RDWR);
+            t->reading = false;
+            cut++;
+        }
+    }
+    pthread_mutex_unlock(&srv->mu);
+    if (cut > 0) {
+        td_log_debug(NULL, NULL, NULL,
+                     "http %s: closed %lu connections that sent no complete request within "
+                     "request_timeout (%lld ms)",
+                     srv->listen, cut, (long long)srv->lim.request_timeout_ms);
+    }
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -197,6 +316,16 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) {
         msg[--n] = '\0';
     }
+    /* EMFILE and the connection limits are worth an operator's attention, rate-limited. */
+    if (strstr(msg, "limit") || strstr(msg, "Too many open files")) {
+        static _Atomic int64_t last_warn;
+        int64_t now = td_now_ms(), prev = atomic_load(&last_warn);
+        if (now - prev >= 10000 && atomic_compare_exchange_strong(&last_warn, &prev, now)) {
+            struct td_http_server *srv = cls;
+            td_log_warn(NULL, NULL, NULL, "http %s: %s (logged once per 10 s)", srv->listen, msg);
+            return;
+        }
+    }
     td_log_debug(NULL, NULL, NULL, "http server: %s", msg);
 }
 
@@ -204,6 +333,9 @@ static int64_t on_heartbeat(struct td_loop *loop, void *arg)
 {
     struct td_http_server *srv = arg;
     td_metrics_heartbeat(srv->metrics);
+    if (srv->mhd) {
+        reap_slow(srv);
+    }
     return HEARTBEAT_MS;
 }
 
@@ -213,7 +345,7 @@ static int parse_listen(struct td_http_server *srv, const char *listen, char *er
     char host[256];
     const char *colon = strrchr(listen, ':');
     if (!colon || (size_t)(colon - listen) >= sizeof(host)) {
-        snprintf(err, errlen, "daemon.http.listen '%s' is not host:port", listen);
+        snprintf(err, errlen, "'%s' is not host:port", listen);
         return -1;
     }
     const char *h = listen;
@@ -230,7 +362,7 @@ static int parse_listen(struct td_http_server *srv, const char *listen, char *er
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(hlen ? host : NULL, colon + 1, &hints, &res);
     if (rc != 0 || !res) {
-        snprintf(err, errlen, "daemon.http.listen '%s': %s", listen, gai_strerror(rc));
+        snprintf(err, errlen, "'%s': %s", listen, gai_strerror(rc));
         return -1;
     }
     memcpy(&srv->addr, res->ai_addr, res->ai_addrlen);
@@ -239,13 +371,25 @@ static int parse_listen(struct td_http_server *srv, const char *listen, char *er
     return 0;
 }
 
-struct td_http_server *td_http_server_new(const char *listen, struct td_metrics *metrics,
-                                          struct td_loop *loop, char *err, size_t errlen)
+struct td_http_server *td_http_server_new(const char *listen, unsigned int what,
+                                          const struct td_http_limits *lim,
+                                          struct td_metrics *metrics, struct td_loop *loop,
+                                          char *err, size_t errlen)
 {
     struct td_http_server *srv = calloc(1, sizeof(*srv));
     if (!srv || !(srv->listen = strdup(listen))) {
         snprintf(err, errlen, "out of memory");
-        goto fail;
+        free(srv);
+        return NULL;
+    }
+    pthread_mutex_init(&srv->mu, NULL);
+    srv->what = what;
+    srv->lim = *lim;
+    if (srv->lim.max_connections < 1) {
+        srv->lim.max_connections = 1;
+    }
+    if (srv->lim.request_timeout_ms < 1000) {
+        srv->lim.request_timeout_ms = 1000;
     }
     srv->metrics = metrics;
     srv->loop = loop;
@@ -272,7 +416,7 @@ int td_http_server_route(struct td_http_server *srv, const char *path, td_http_h
             return -1;
         }
     }
-    if (srv->nroutes == MAX_ROUTES || srv->mhd) {
+    if (srv->nroutes == MAX_ROUTES || srv->mhd || !(srv->what & TD_HTTP_SERVE_ROUTES)) {
         return -1;
     }
     struct route *r = &srv->routes[srv->nroutes];
@@ -298,17 +442,29 @@ int td_http_server_start(struct td_http_server *srv, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
-                                (struct sockaddr *)&srv->addr, MHD_OPTION_NOTIFY_COMPLETED,
-                                on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
-                                MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1024,
-                                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_END);
+    /* MHD's inactivity timeout is in whole seconds; the reaper enforces the exact one. */
+    unsigned int idle_s = (unsigned int)((srv->lim.request_timeout_ms + 999) / 1000);
+    srv->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&srv->addr, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+        MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)srv->lim.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)srv->lim.max_connections_per_ip, MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not local?)", srv->listen);
         td_timer_stop(srv->loop, &srv->heartbeat);
         return -1;
     }
-    td_log_info(NULL, NULL, NULL, "http: listening on %s", srv->listen);
+    td_log_info(NULL, NULL, NULL,
+                "http: listening on %s (%s; at most %d connections, %d per client address, "
+                "request timeout %lld ms)",
+                srv->listen,
+                srv->what == TD_HTTP_SERVE_PROBES  ? "probes only"
+                : srv->what & TD_HTTP_SERVE_PROBES ? "ingress and probes"
+                                                   : "ingress only",
+                srv->lim.max_connections, srv->lim.max_connections_per_ip,
+                (long long)srv->lim.request_timeout_ms);
     return 0;
 }
 
@@ -343,5 +499,6 @@ void td_http_server_free(struct td_http_server *srv)
         free(srv->routes[i].path);
     }
     free(srv->listen);
+    pthread_mutex_destroy(&srv->mu);
     free(srv);
 }

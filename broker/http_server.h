@@ -1,6 +1,15 @@
-/* http_server.h - the daemon's HTTP endpoint on daemon.http.listen (libmicrohttpd, on a
- * thread of its own): /healthz, /readyz, /metrics, /status, plus the paths that ingress
- * sources register.
+/* http_server.h - the daemon's HTTP endpoints (libmicrohttpd, each server on a thread of its
+ * own): daemon.http.listen serves the paths that ingress sources register and, unless
+ * daemon.http.probes_on_listen is false, /healthz, /readyz, /metrics, /status; the optional
+ * daemon.http.probes_listen serves only those four, so that ingress load (or an attack on it)
+ * can never make a liveness probe fail.
+ *
+ * Limits (struct td_http_limits), because every connection costs a file descriptor and the
+ * process shares its descriptors with outbound deliveries and broker sockets: a total connection
+ * limit, a per-IP one, and a request timeout that bounds both the time to read one whole
+ * request (headers and body: slowloris) and the idle time of a keep-alive connection. A
+ * connection that has not sent its whole request in time is shut down; one whose request is
+ * being answered (an ingress request waiting for its deliveries) is never cut.
  *
  * The built-in endpoints never touch the loop's structures: they read td_metrics snapshots
  * (see metrics.h). A route handler runs on the server thread and may suspend its connection
@@ -31,11 +40,24 @@ typedef enum MHD_Result (*td_http_handler)(void *arg, struct MHD_Connection *con
 /* MHD is done with the connection's request: free the state in req (may be NULL). */
 typedef void (*td_http_done)(void *arg, void *req);
 
-/* listen: "host:port" ("[::1]:8080" for IPv6). NULL with a message in err. */
-struct td_http_server *td_http_server_new(const char *listen, struct td_metrics *metrics,
-                                          struct td_loop *loop, char *err, size_t errlen);
+struct td_http_limits {
+    int max_connections;        /* open connections at once (> 0); more are closed at accept */
+    int max_connections_per_ip; /* from one client address; 0 = no per-IP limit */
+    int64_t request_timeout_ms; /* to read one whole request; also the keep-alive idle limit */
+};
+
+/* What a server serves. */
+#define TD_HTTP_SERVE_PROBES 1u /* /healthz, /readyz, /metrics, /status */
+#define TD_HTTP_SERVE_ROUTES 2u /* the paths td_http_server_route registers */
+
+/* listen: "host:port" ("[::1]:8080" for IPv6); what: TD_HTTP_SERVE_* bits; lim is copied.
+ * NULL with a message in err. */
+struct td_http_server *td_http_server_new(const char *listen, unsigned int what,
+                                          const struct td_http_limits *lim,
+                                          struct td_metrics *metrics, struct td_loop *loop,
+                                          char *err, size_t errlen);
 /* Registers PATH (exact match) for handler; before td_http_server_start. 0, or -1 when the
- * path is taken (or is a built-in endpoint). */
+ * path is taken (or is a built-in endpoint), or the server does not serve routes. */
 int td_http_server_route(struct td_http_server *srv, const char *path, td_http_handler handler,
                          td_http_done done, void *arg);
 /* Binds and starts serving, and starts the loop's heartbeat. 0, or -1 with a message. */

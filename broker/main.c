@@ -1,6 +1,10 @@
-/* main.c - the command line: run, check, publish, version. Each command lives in its own
- * module; this file only parses arguments. */
+/* main.c - the command line: run, check, publish, redrive, status, version. Each command lives
+ * in its own module; this file only parses arguments. The help texts here and in the commands'
+ * modules are also the source of the man page (scripts/gen-man.py runs `triggerd --help` and
+ * `triggerd COMMAND --help` at build time) and are compared with the shell completions in
+ * tests/integration/test_cli.py, so they must list every option. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,18 +28,33 @@ static const char usage[] =
     "  status  -c PATH        what the running daemon is doing (its /status)\n"
     "  version                print the version\n"
     "\n"
+    "options:\n"
+    "  -h, --help             print this help ('triggerd COMMAND --help': a command's)\n"
+    "  -V, --version          print the version\n"
+    "\n"
     "Run 'triggerd COMMAND --help' for a command's options.\n";
 
 static const char run_usage[] =
     "usage: triggerd run -c PATH\n"
     "  -c, --config PATH   a trigger file, or a directory of *.yaml files\n"
+    "  -h, --help          print this help\n"
     "Runs in the foreground; logs go to stderr. SIGTERM/SIGINT drain and exit 0.\n";
 
 static const char check_usage[] =
     "usage: triggerd check -c PATH\n"
     "  -c, --config PATH   a trigger file, or a directory of *.yaml files\n"
+    "  -h, --help          print this help\n"
     "Prints each error as FILE:LINE:COLUMN: message and exits 2, or one line per trigger and\n"
     "exits 0.\n";
+
+static const char version_usage[] = "usage: triggerd version\n"
+                                    "  -h, --help          print this help\n"
+                                    "Prints the version (also: triggerd -V, triggerd --version).\n";
+
+static bool is_help(const char *arg)
+{
+    return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
 
 /* Parses "-c PATH" for run and check. Returns the path, or NULL after printing why. */
 static const char *config_arg(int argc, char **argv, const char *help, int *status)
@@ -96,19 +115,19 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "status") == 0) {
         return td_status_main(argc - 1, argv + 1);
     }
-    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
-            fputs("usage: triggerd version\nPrints the version.\n", stdout);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+        if (argc > 2 && is_help(argv[2])) {
+            fputs(version_usage, stdout);
             return 0;
         }
         if (argc > 2) {
-            fputs("usage: triggerd version\n", stderr);
+            fputs(version_usage, stderr);
             return 2;
         }
         printf("triggerd %s\n", TD_VERSION);
         return 0;
     }
-    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+    if (is_help(cmd) || strcmp(cmd, "help") == 0) {
         fputs(usage, stdout);
         return 0;
     }

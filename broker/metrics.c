@@ -23,8 +23,12 @@
 const int64_t td_latency_bounds_ms[TD_LATENCY_BUCKETS] = {1,   2,   5,    10,   25,   50,    100,
                                                           250, 500, 1000, 2500, 5000, 10000, 30000};
 
-static const char *const reason_names[TD_DL_REASONS] = {TD_DL_FINAL_STATUS, TD_DL_RETRIES_EXHAUSTED,
-                                                        TD_DL_MAX_DELIVERIES, TD_DL_INVALID_EVENT,
+static const char *const reason_names[TD_DL_REASONS] = {TD_DL_FINAL_STATUS,
+                                                        TD_DL_RETRIES_EXHAUSTED,
+                                                        TD_DL_MAX_DELIVERIES,
+                                                        TD_DL_INVALID_EVENT,
+                                                        TD_DL_SCHEMA,
+                                                        TD_DL_REPLY_FAILED,
                                                         "other"};
 
 static const char *const source_kinds[] = {"redis", "kafka", "rabbitmq", "http"};
@@ -33,9 +37,10 @@ struct snap_source {
     char *name;
     const char *kind;
     bool connected;
-    long long received, acked, backlog;
+    long long received, acked, backlog, unmatched;
     int inflight;
     int64_t oldest_age_ms; /* -1: nothing in flight */
+    int64_t stalled_ms;    /* td_source_watch: how long it has taken nothing; 0 when not stalled */
 };
 
 struct snap_trigger {
@@ -180,6 +185,11 @@ static int take(struct td_core *core, struct snapshot *out)
             ss->acked = atomic_load(&src->acked);
             ss->backlog = atomic_load(&src->backlog);
             ss->inflight = atomic_load(&src->inflight);
+            ss->stalled_ms = src->watch.stalled ? now - src->watch.since_ms : 0;
+            if (src->watch.stalled && ss->stalled_ms <= 0) {
+                ss->stalled_ms = 1;
+            }
+            ss->unmatched = atomic_load(&src->unmatched);
         } else {
             ss->backlog = -1;
         }
@@ -343,6 +353,12 @@ static void render_sources(FILE *f, const struct snapshot *s)
         sample(f, "triggerd_source_events_acked_total", "source", s->sources[i].name, NULL, NULL,
                (double)s->sources[i].acked);
     }
+    help(f, "triggerd_events_unmatched_total", "counter",
+         "Events no trigger on their source wanted (acknowledged at once).");
+    for (size_t i = 0; i < s->nsources; i++) {
+        sample(f, "triggerd_events_unmatched_total", "source", s->sources[i].name, NULL, NULL,
+               (double)s->sources[i].unmatched);
+    }
     help(f, "triggerd_source_connected", "gauge", "1 when the source is connected to its broker.");
     for (size_t i = 0; i < s->nsources; i++) {
         sample(f, "triggerd_source_connected", "source", s->sources[i].name, NULL, NULL,
@@ -359,6 +375,12 @@ static void render_sources(FILE *f, const struct snapshot *s)
         int64_t age = s->sources[i].oldest_age_ms;
         sample(f, "triggerd_source_oldest_unacked_age_seconds", "source", s->sources[i].name, NULL,
                NULL, age < 0 ? 0 : (double)age / 1000.0);
+    }
+    help(f, "triggerd_source_stalled", "gauge",
+         "1 while the source has work waiting and credit but took nothing for stall_after.");
+    for (size_t i = 0; i < s->nsources; i++) {
+        sample(f, "triggerd_source_stalled", "source", s->sources[i].name, NULL, NULL,
+               s->sources[i].stalled_ms > 0 ? 1 : 0);
     }
     help(f, "triggerd_redis_pending_messages", "gauge",
          "Entries pending in the consumer group (XPENDING), as the source last saw it.");
@@ -414,6 +436,16 @@ static void render_triggers(FILE *f, const struct snapshot *s)
             sample(f, "triggerd_trigger_dead_letters_total", "trigger", s->triggers[i].name,
                    "reason", reason_names[r], (double)s->triggers[i].stats.dead_by_reason[r]);
         }
+    }
+    help(f, "triggerd_trigger_replies_total", "counter",
+         "Reply events the function answered with, by outcome: delivered to the reply target, or "
+         "dropped by the triggerdttl loop guard.");
+    for (size_t i = 0; i < s->ntriggers; i++) {
+        const struct snap_trigger *t = &s->triggers[i];
+        sample(f, "triggerd_trigger_replies_total", "trigger", t->name, "outcome", "delivered",
+               (double)t->stats.replies);
+        sample(f, "triggerd_trigger_replies_total", "trigger", t->name, "outcome", "dropped",
+               (double)t->stats.replies_dropped);
     }
     help(f, "triggerd_trigger_in_flight", "gauge",
          "Deliveries not finished: waiting, running, retrying or dead-lettering.");
@@ -476,8 +508,6 @@ char *td_metrics_prometheus(struct td_metrics *m, size_t *len)
                 : 0);
     pthread_mutex_lock(&m->mu);
     const struct snapshot *s = &m->snap;
-    help(f, "triggerd_events_unmatched_total", "counter", "Events no trigger wanted.");
-    fprintf(f, "triggerd_events_unmatched_total %lld\n", s->unmatched);
     help(f, "triggerd_messages_in_flight", "gauge", "Messages routed and not yet finished.");
     fprintf(f, "triggerd_messages_in_flight %lld\n", s->in_flight);
     render_sources(f, s);
@@ -523,6 +553,16 @@ static int not_ready_reasons(struct td_metrics *m, cJSON *arr)
     for (size_t i = 0; i < m->snap.nsources; i++) {
         if (!m->snap.sources[i].connected) {
             snprintf(why, sizeof(why), "source '%s' is not connected", m->snap.sources[i].name);
+            cJSON_AddItemToArray(arr, cJSON_CreateString(why));
+            n++;
+        }
+        if (m->snap.sources[i].stalled_ms > 0) {
+            snprintf(why, sizeof(why),
+                     "source '%s' is stalled: %lld waiting, %d in flight, nothing read or "
+                     "acknowledged for %lld s (stall_after)",
+                     m->snap.sources[i].name, m->snap.sources[i].backlog,
+                     m->snap.sources[i].inflight,
+                     (long long)(m->snap.sources[i].stalled_ms / 1000));
             cJSON_AddItemToArray(arr, cJSON_CreateString(why));
             n++;
         }
@@ -592,6 +632,12 @@ char *td_metrics_status_json(struct td_metrics *m, size_t *len)
         cJSON_AddNumberToObject(o, "retries", (double)t->stats.retries);
         cJSON_AddNumberToObject(o, "dead_lettered", (double)t->stats.dead_lettered);
         cJSON_AddNumberToObject(o, "released", (double)t->stats.released);
+        cJSON_AddNumberToObject(o, "replies", (double)t->stats.replies);
+        cJSON_AddNumberToObject(o, "replies_dropped", (double)t->stats.replies_dropped);
+        cJSON *by_reason = cJSON_AddObjectToObject(o, "dead_letters_by_reason");
+        for (int r = 0; by_reason && r < TD_DL_REASONS; r++) {
+            cJSON_AddNumberToObject(by_reason, reason_names[r], (double)t->stats.dead_by_reason[r]);
+        }
         cJSON_AddItemToArray(trgs, o);
     }
     for (size_t i = 0; i < s->nsources; i++) {
@@ -608,6 +654,7 @@ char *td_metrics_status_json(struct td_metrics *m, size_t *len)
         cJSON_AddNumberToObject(o, "in_flight", ss->inflight);
         cJSON_AddNumberToObject(o, "oldest_unacked_ms",
                                 ss->oldest_age_ms < 0 ? 0 : (double)ss->oldest_age_ms);
+        cJSON_AddBoolToObject(o, "stalled", ss->stalled_ms > 0);
         if (ss->backlog >= 0) {
             cJSON_AddNumberToObject(o, "backlog", (double)ss->backlog);
         }

@@ -15,6 +15,7 @@
 
 #include "ce_internal.h"
 #include "cloudevent.h"
+#include "kafka_log.h"
 #include "loop.h"
 #include "redis_util.h"
 #include "retry.h"
@@ -26,9 +27,9 @@ static const char usage[] =
     "                        kafka://HOST:PORT[,HOST:PORT...]/TOPIC\n"
     "                        amqp[s]://USER:PASS@HOST:PORT/VHOST/EXCHANGE?routing_key=K\n"
     "                        (VHOST %2f is \"/\"; an empty EXCHANGE is the default exchange)\n"
-    "  --data D              the payload (default: read stdin)\n"
-    "  --key K               the partition key (CloudEvent: partitionkey)\n"
-    "  --header K=V          an extra field (CloudEvent: an extension attribute ce_K)\n"
+    "  -d, --data D          the payload (default: read stdin)\n"
+    "  -k, --key K           the partition key (CloudEvent: partitionkey)\n"
+    "  -H, --header K=V      an extra field (CloudEvent: an extension attribute ce_K)\n"
     "  --ce-type T, --ce-source S, --ce-id I\n"
     "                        publish a CloudEvent in binary mode (any one of them switches it\n"
     "                        on; the others default to dev.triggerd.publish, /triggerd/publish\n"
@@ -37,7 +38,23 @@ static const char usage[] =
     "                        application/json, text/plain or application/octet-stream\n"
     "                        from what the data is)\n"
     "Prints the id of the new entry (Kafka: TOPIC/PARTITION/OFFSET). For Kafka, --header K=V\n"
-    "is a record header (CloudEvent: ce_K) and --key the record key.\n";
+    "is a record header (CloudEvent: ce_K) and --key the record key.\n"
+    "  -h, --help            print this help\n";
+
+/* The URL schemes td_publish_main dispatches on, in the words of its error message: keep both
+ * in step (tests/integration/test_cli.py checks every one is accepted and listed). */
+static const char *const schemes[] = {"redis://", "kafka://", "amqp://", "amqps://"};
+#define NSCHEMES (sizeof(schemes) / sizeof(schemes[0]))
+
+static bool known_scheme(const char *url)
+{
+    for (size_t i = 0; i < NSCHEMES; i++) {
+        if (strncmp(url, schemes[i], strlen(schemes[i])) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
 
 struct pub {
     const char *url;
@@ -249,6 +266,13 @@ static void publish_dr(rd_kafka_t *rk, const rd_kafka_message_t *rm, void *opaqu
 }
 
 /* kafka://BROKERS/TOPIC: one record, idempotent and acks=all, waited for. */
+/* librdkafka's threads: its lines in our format, not raw "%3|..." on the terminal. */
+static void publish_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    td_kafka_log(level, TD_LOG_ERROR, NULL, "triggerd publish", fac, buf);
+}
+
 static int publish_kafka(const struct pub *p)
 {
     char err[512];
@@ -277,6 +301,7 @@ static int publish_kafka(const struct pub *p)
         goto out;
     }
     rd_kafka_conf_set_dr_msg_cb(kc, publish_dr);
+    rd_kafka_conf_set_log_cb(kc, publish_log);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
     if (!rk) {
         fprintf(stderr, "triggerd publish: %s\n", err);
@@ -408,6 +433,15 @@ int td_publish_main(int argc, char **argv)
         goto out;
     }
     p.url = argv[optind];
+    /* Before reading stdin: a wrong URL must not leave the user waiting for input. */
+    if (!known_scheme(p.url)) {
+        fprintf(stderr, "triggerd publish: unsupported URL scheme in '%s' (this build:", p.url);
+        for (size_t i = 0; i < NSCHEMES; i++) {
+            fprintf(stderr, "%s %s", i ? "," : "", schemes[i]);
+        }
+        fputs(")\n", stderr);
+        goto out;
+    }
     if (data) {
         p.data = strdup(data);
         p.len = strlen(data);
@@ -431,9 +465,6 @@ int td_publish_main(int argc, char **argv)
         rc =
             td_publish_amqp(p.url, ev, p.data, p.len, p.key, p.content_type, p.headers, p.nheaders);
         td_event_unref(ev);
-    } else {
-        fprintf(stderr, "triggerd publish: unsupported URL scheme in '%s' (this build: redis://)\n",
-                p.url);
     }
 out:
     free(p.data);

@@ -11,11 +11,15 @@
  * (redrive_amqp.c) are wrapped here; store_for() picks one by the sink's kind. Entries are read a
  * page at a time while fewer than WINDOW are in flight, so memory stays bounded however many there
  * are. This is a command-line tool: the store's short synchronous reads run on its loop between
- * deliveries, which only ever delays its own work. Entries are removed from the store at the end,
- * after the sinks were closed (a file target that gets new dead letters is rewritten only once
- * nothing writes to it): a redrive that is killed half-way redelivers, never loses. Kafka and
- * RabbitMQ cannot remove an entry later: they let each go as soon as it is done (ops->done: a
- * commit, an ack) and put back the rest at the end (ops->flush).
+ * deliveries, which only ever delays its own work. An entry leaves the store once it was
+ * delivered or dead-lettered again, never before, so a redrive killed half-way loses nothing and
+ * sends again only what was in flight: Redis entries are removed with one XDEL per batch of
+ * completions; Kafka and RabbitMQ let each go as it is done (ops->done: a commit at most a second
+ * later, an ack) and put back the rest at the end (ops->flush). A file is the exception: it is
+ * rewritten once, at the end, after the sinks were closed (a file target that gets new dead
+ * letters is rewritten only once nothing writes to it), so a killed file redrive sends every
+ * entry again. On a terminal a progress line is updated every second; the summary is always
+ * printed.
  */
 #include "redrive.h"
 
@@ -39,8 +43,9 @@
 #include "redis_util.h"
 #include "redrive_store.h"
 
-#define WINDOW 256 /* entries in flight at most */
-#define PAGE   128 /* entries per read */
+#define WINDOW      256  /* entries in flight at most */
+#define PAGE        128  /* entries per read */
+#define PROGRESS_MS 1000 /* the progress line on a terminal */
 
 static const char usage[] =
     "usage: triggerd redrive -c PATH --from TARGET [--trigger NAME] [--reason R] [--limit N]\n"
@@ -69,8 +74,11 @@ struct store_ops {
     int (*open)(struct store *st, char *err, size_t errlen);
     /* Up to max entries after those read so far: how many (0 at the end), or -1. */
     int (*read)(struct store *st, struct td_redrive_entry *out, int max, char *err, size_t errlen);
-    /* Removes these entries (after the sinks were closed). 0 or -1. NULL: done removes. */
+    /* Removes these entries. 0 or -1. NULL: done removes. */
     int (*remove)(struct store *st, char **handles, size_t n, char *err, size_t errlen);
+    /* remove may run while the run goes on, on each batch of completions (Redis: XDEL); else
+     * it runs once, at the end, after the sinks were closed (a file is rewritten). */
+    bool remove_as_done;
     /* Optional: this entry was delivered or dead-lettered again; it may leave at once. */
     void (*done)(struct store *st, const char *handle);
     /* Optional, at the end (after remove): finishes what done began, puts back the rest. */
@@ -435,6 +443,7 @@ static const struct store_ops redis_store = {.kind = "redis",
                                              .open = redis_open,
                                              .read = redis_read,
                                              .remove = redis_remove,
+                                             .remove_as_done = true,
                                              .close = redis_close};
 static const struct store_ops file_store = {.kind = "file",
                                             .open = file_open,
@@ -482,8 +491,10 @@ struct redrive {
     bool eof, interrupted, progress;
     long selected, skipped, unreadable, outstanding;
     long acked, released;
-    char **done; /* handles to remove */
+    char **done; /* handles to remove at the end */
     size_t ndone, capdone;
+    long removed;       /* removed from the store while the run went on */
+    bool remove_failed; /* a removal during the run failed (said once; retried at the end) */
     int sigfd;
     struct td_timer progress_timer;
     int rc;
@@ -591,10 +602,57 @@ static void feed(struct redrive *r)
     finish_if_done(r);
 }
 
+/* Keeps handle (taken) to remove at the end; on out of memory it stays in the store (a later
+ * redrive sends it again). */
+static void keep_for_end(struct redrive *r, char *handle)
+{
+    if (r->ndone == r->capdone) {
+        size_t cap = r->capdone ? r->capdone * 2 : 256;
+        char **d = realloc(r->done, cap * sizeof(*d));
+        if (d) {
+            r->done = d;
+            r->capdone = cap;
+        }
+    }
+    if (r->ndone < r->capdone) {
+        r->done[r->ndone++] = handle;
+    } else {
+        free(handle);
+    }
+}
+
+/* Removes a batch of redriven entries from the store now (Redis: one XDEL), so a redrive that is
+ * killed half-way sends again only what was in flight. Takes the handles. */
+static void remove_now(struct redrive *r, char **handles, size_t n)
+{
+    char err[300];
+    if (n == 0) {
+        return;
+    }
+    if (!r->remove_failed && r->store.ops->remove(&r->store, handles, n, err, sizeof(err)) == 0) {
+        r->removed += (long)n;
+        for (size_t i = 0; i < n; i++) {
+            free(handles[i]);
+        }
+        return;
+    }
+    if (!r->remove_failed) {
+        fprintf(stderr,
+                "redrive: removing redriven entries from '%s': %s (tried again at the end)\n",
+                r->store.conf->name, err);
+        r->remove_failed = true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        keep_for_end(r, handles[i]);
+    }
+}
+
 static void on_mailbox(struct td_loop *loop, int fd, uint32_t events, void *arg)
 {
     struct redrive *r = arg;
     struct td_msg *msg = td_source_take_done(r->src);
+    char *batch[PAGE];
+    size_t nbatch = 0;
     while (msg) {
         struct td_msg *next = msg->next;
         r->outstanding--;
@@ -603,24 +661,23 @@ static void on_mailbox(struct td_loop *loop, int fd, uint32_t events, void *arg)
         } else if (r->store.ops->done) {
             r->acked++;
             r->store.ops->done(&r->store, msg->coord);
+        } else if (r->store.ops->remove_as_done) {
+            r->acked++;
+            batch[nbatch++] = msg->coord;
+            msg->coord = NULL;
+            if (nbatch == PAGE) {
+                remove_now(r, batch, nbatch);
+                nbatch = 0;
+            }
         } else {
             r->acked++;
-            if (r->ndone == r->capdone) {
-                size_t cap = r->capdone ? r->capdone * 2 : 256;
-                char **d = realloc(r->done, cap * sizeof(*d));
-                if (d) {
-                    r->done = d;
-                    r->capdone = cap;
-                }
-            }
-            if (r->ndone < r->capdone) {
-                r->done[r->ndone++] = msg->coord; /* kept: removed from the store at the end */
-                msg->coord = NULL;
-            }
+            keep_for_end(r, msg->coord); /* removed from the store at the end */
+            msg->coord = NULL;
         }
         td_msg_free(msg);
         msg = next;
     }
+    remove_now(r, batch, nbatch);
     feed(r);
 }
 
@@ -656,9 +713,12 @@ static int64_t on_progress(struct td_loop *loop, void *arg)
     struct redrive *r = arg;
     uint64_t delivered, dead;
     totals(r, &delivered, &dead);
-    fprintf(stderr, "\rredrive: %ld sent, %ld in flight, %llu delivered, %llu dead-lettered again ",
-            r->selected, r->outstanding, (unsigned long long)delivered, (unsigned long long)dead);
-    return 200;
+    fprintf(stderr,
+            "\rredrive: %ld sent, %ld in flight, %llu delivered, %llu dead-lettered again, %ld "
+            "removed from the target ",
+            r->selected, r->outstanding, (unsigned long long)delivered, (unsigned long long)dead,
+            r->removed + (r->store.ops->done ? r->acked : 0));
+    return PROGRESS_MS;
 }
 
 static int build(struct redrive *r, char *err, size_t errlen)
@@ -824,7 +884,7 @@ static int run(struct redrive *r, const char *from)
     r->progress = !r->dry_run && isatty(STDERR_FILENO);
     td_timer_init(&r->progress_timer, on_progress, r);
     if (r->progress) {
-        td_timer_start(r->core.loop, &r->progress_timer, 200);
+        td_timer_start(r->core.loop, &r->progress_timer, PROGRESS_MS);
     }
     feed(r);
     if (r->outstanding > 0 || !(r->eof || r->interrupted)) {

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kafka_log.h"
 #include "loop.h"
 
 #define DEFAULT_TYPE    "dev.triggerd.kafka.record"
@@ -63,9 +64,7 @@ struct td_redrive_kafka {
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    if (level <= 3) {
-        fprintf(stderr, "redrive: librdkafka %s: %s\n", fac, buf);
-    }
+    td_kafka_log(level, TD_LOG_ERROR, NULL, "redrive", fac, buf);
 }
 
 static int set(rd_kafka_conf_t *kc, const char *key, const char *value, char *err, size_t errlen)

@@ -120,6 +120,15 @@ static int check_fixed(const struct td_config *old, const struct td_config *cfg,
         snprintf(err, errlen, "daemon.http.listen changed; that needs a restart");
         return -1;
     }
+    const struct td_conf_daemon *od = &old->daemon, *nd = &cfg->daemon;
+    if (!streq(od->http_probes_listen, nd->http_probes_listen) ||
+        od->http_probes_on_listen != nd->http_probes_on_listen ||
+        od->http_max_connections != nd->http_max_connections ||
+        od->http_max_connections_per_ip != nd->http_max_connections_per_ip ||
+        od->http_request_timeout_ms != nd->http_request_timeout_ms) {
+        snprintf(err, errlen, "daemon.http changed; that needs a restart");
+        return -1;
+    }
     for (int pass = 0; pass < 2; pass++) {
         const struct td_config *a = pass ? cfg : old, *b = pass ? old : cfg;
         for (size_t i = 0; i < a->nsources; i++) {

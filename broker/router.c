@@ -6,7 +6,7 @@
  * whose data fails it (reason "schema") instead of delivering it. The message counts one
  * pending unit per matched trigger plus one held by the router while it fans out, so it is
  * acknowledged exactly once, after the last trigger finished. A message no trigger wants is
- * acknowledged at once.
+ * acknowledged at once, counted, and (the first per source) logged at info.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +150,25 @@ static bool payload_ok(const struct td_trigger_rt *trg, const struct td_event *e
                                   why, whylen) == 0;
 }
 
+/* A message no trigger wanted: counted per source, and the first one per source logged at
+ * info so that "nothing happened" always has an explanation (a source a reload recreates is a
+ * new source and tells again); later ones only at debug, since a busy source whose triggers
+ * filter most events out would otherwise flood the log. */
+static void unmatched(struct td_core *core, struct td_msg *msg)
+{
+    core->unmatched++;
+    atomic_fetch_add(&msg->src->unmatched, 1);
+    const char *id = td_event_get(msg->ev, "id");
+    const char *type = td_event_get(msg->ev, "type");
+    bool first = !atomic_exchange(&msg->src->unmatched_told, true);
+    td_log(first ? TD_LOG_INFO : TD_LOG_DEBUG, NULL, msg->src->name, id,
+           "event %s (type %s) matched no trigger on source '%s' and was acknowledged%s",
+           id ? id : "(none)", type ? type : "(none)", msg->src->name,
+           first ? "; further ones are counted in triggerd_events_unmatched_total and logged "
+                   "at debug level"
+                 : "");
+}
+
 void td_router_route(struct td_core *core, struct td_msg *msg)
 {
     core->msgs_in_flight++;
@@ -198,8 +217,7 @@ void td_router_route(struct td_core *core, struct td_msg *msg)
         td_event_unref(ev);
     }
     if (matched == 0) {
-        core->unmatched++;
-        td_log_debug(NULL, msg->src->name, td_event_get(msg->ev, "id"), "no trigger matched");
+        unmatched(core, msg);
     }
     td_core_msg_done(core, msg, false);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "http_client.h"
 
 static const char usage[] = "usage: triggerd status -c PATH [--json]\n"
                             "  -c, --config PATH   the trigger file the daemon runs with\n"
@@ -149,7 +150,10 @@ int td_status_main(int argc, char **argv)
         goto fail;
     }
     char url[512];
-    status_url(cfg->daemon.http_listen, url, sizeof(url));
+    /* The probes listener always serves /status; the main one only with probes_on_listen. */
+    status_url(cfg->daemon.http_probes_listen ? cfg->daemon.http_probes_listen
+                                              : cfg->daemon.http_listen,
+               url, sizeof(url));
     rc = 1;
     curl = curl_easy_init();
     if (!curl) {
@@ -160,6 +164,7 @@ int td_status_main(int argc, char **argv)
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, TD_USER_AGENT);
     CURLcode cc = curl_easy_perform(curl);
     long code = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);

@@ -23,6 +23,7 @@ else
   python3-botocore   # the independent SigV4 verifier of the Lambda tests
   openjdk-17-jdk-headless maven kcat   # the Kafka broker of the tests (jars from Maven Central)
   rabbitmq-server amqp-tools python3-pika   # the RabbitMQ node of the tests and independent clients
+  groff-base man-db zsh   # test_cli.py: renders the man page, parses the zsh completion
   )
 fi
 

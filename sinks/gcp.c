@@ -1,7 +1,9 @@
 /* gcp.c - Google ID tokens for Cloud Functions and Cloud Run (auth: {google_id_token}).
  *
  * A token comes from the metadata server of the VM, GKE node or Cloud Run instance the daemon
- * runs on: GET <metadata_url>?audience=AUD with "Metadata-Flavor: Google" answers a signed JWT
+ * runs on (metadata_url: the full identity URL or only the server's base URL; without it
+ * GCE_METADATA_HOST, as Google's client libraries, else metadata.google.internal): GET
+ * <identity URL>?audience=AUD with "Metadata-Flavor: Google" answers a signed JWT
  * for that audience, valid about an hour. One token per (metadata URL, audience) is shared by
  * every sink that asks for it (a registry below, loop thread only), cached, and refreshed
  * before it expires (its "exp" claim) by creds.c, without blocking the loop.
@@ -16,9 +18,8 @@
 #include "gcp.h"
 #include "secret.h"
 
-#define DEFAULT_METADATA_URL                                                                       \
-    "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/"        \
-    "identity"
+#define IDENTITY_PATH         "/computeMetadata/v1/instance/service-accounts/default/identity"
+#define DEFAULT_METADATA_HOST "metadata.google.internal"
 
 struct gcp_ctx {
     char *url; /* metadata URL with ?audience= */
@@ -93,13 +94,37 @@ static bool same(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
+char *td_gcp_identity_url(const char *metadata_url, const char *env_host)
+{
+    char *out = NULL;
+    if (metadata_url && *metadata_url) {
+        /* Only a base URL (no path, or "/") gets the identity path: a full URL is kept as it
+         * is, so proxies and test servers with paths of their own keep working. */
+        const char *host = strstr(metadata_url, "://");
+        host = host ? host + 3 : metadata_url;
+        const char *path = host + strcspn(host, "/?#");
+        if (*path != '\0' && strcmp(path, "/") != 0) {
+            return strdup(metadata_url);
+        }
+        int base = (int)(path - metadata_url);
+        return asprintf(&out, "%.*s%s", base, metadata_url, IDENTITY_PATH) < 0 ? NULL : out;
+    }
+    /* As Google's client libraries: GCE_METADATA_HOST is host[:port], spoken over http. */
+    const char *host = env_host && *env_host ? env_host : DEFAULT_METADATA_HOST;
+    return asprintf(&out, "http://%s%s", host, IDENTITY_PATH) < 0 ? NULL : out;
+}
+
 struct td_creds *td_gcp_token_get(struct td_loop *loop, struct td_http_client *http,
                                   const char *metadata_url, const char *audience)
 {
-    const char *base = metadata_url ? metadata_url : DEFAULT_METADATA_URL;
+    char *base = td_gcp_identity_url(metadata_url, getenv("GCE_METADATA_HOST"));
+    if (!base) {
+        return NULL;
+    }
     for (struct gcp_token *t = registry; t; t = t->next) {
         if (same(t->metadata_url, base) && same(t->audience, audience)) {
             t->refs++;
+            free(base);
             return t->creds;
         }
     }
@@ -109,14 +134,16 @@ struct td_creds *td_gcp_token_get(struct td_loop *loop, struct td_http_client *h
     if (!t || !ctx || !aud) {
         goto fail;
     }
-    size_t n = strlen(base) + strlen(aud) + 16;
+    size_t n = strlen(base) + strlen(aud) + 16; /* before base moves into t */
     ctx->url = malloc(n);
-    t->metadata_url = strdup(base);
+    t->metadata_url = base;
+    base = NULL;
     t->audience = strdup(audience);
     if (!ctx->url || !t->metadata_url || !t->audience) {
         goto fail;
     }
-    snprintf(ctx->url, n, "%s%saudience=%s", base, strchr(base, '?') ? "&" : "?", aud);
+    snprintf(ctx->url, n, "%s%saudience=%s", t->metadata_url,
+             strchr(t->metadata_url, '?') ? "&" : "?", aud);
     curl_free(aud);
     aud = NULL;
     t->creds = td_creds_new(loop, http, &provider, ctx);
@@ -130,6 +157,7 @@ struct td_creds *td_gcp_token_get(struct td_loop *loop, struct td_http_client *h
     td_creds_start(t->creds);
     return t->creds;
 fail:
+    free(base);
     curl_free(aud);
     free_ctx(ctx);
     if (t) {

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cloudevent.h"
+#include "kafka_log.h"
 #include "log.h"
 #include "loop.h"
 #include "sink.h"
@@ -68,9 +69,11 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rm, void *opaque)
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     struct kafka_sink *ks = rd_kafka_opaque(rk);
-    if (level <= 3) {
-        td_log_warn(NULL, NULL, NULL, "sink '%s': librdkafka %s: %s", ks->k->name, fac, buf);
-    }
+    char what[160];
+    snprintf(what, sizeof(what), "sink '%s'", ks->k->name);
+    /* A warning at most: the producer retries on its own; a record it gives up on fails its
+     * delivery, which dispatch logs. */
+    td_kafka_log(level, TD_LOG_WARN, NULL, what, fac, buf);
 }
 
 static void serve(struct kafka_sink *ks)

@@ -6,9 +6,12 @@
  * was delivered or dead-lettered, so the caller's retry is the only buffer the system needs.
  * Until then its connection is suspended (MHD suspend/resume); the completions come back
  * through the source's mailbox, which this source's own thread drains, and the last one
- * resumes the connection. Refusals: 400 with a reason (malformed), 401 (no or wrong bearer
- * token), 413 (over max_size), 429 (max_inflight reached), 503 (shutting down, or an event
- * was left undelivered: retry later).
+ * resumes the connection. Refusals: 400 with a reason (malformed, or a Content-Type that is
+ * not exactly one we know), 401 (no or wrong bearer token), 413 (over max_size, or a batch
+ * larger than max_inflight: it could never fit), 429 (max_inflight reached for now), 422 (an
+ * event failed for good on a trigger without dead_letter: a final status from the function,
+ * an invalid event or a payload schema; retrying cannot help), 503 (shutting down, or an event
+ * was left undelivered for a reason that may pass: retry later).
  *
  * Ownership: a request (struct ingress_req) is allocated on its first handler call and freed
  * in the server's completion callback; its messages point to it while they are in flight and
@@ -16,6 +19,7 @@
  * before answering what is left). Threads: the handler runs on the HTTP server thread, the
  * mailbox on the source thread, quiesce/stop on the loop thread.
  */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -47,6 +51,10 @@ struct ingress_req {
     bool failed;   /* at least one was released */
     unsigned int status;
     char reason[200];
+    /* the first event that failed for good (msg.final_why): answered 422 */
+    char *final_why;
+    char *final_id;
+    int final_status;
 };
 
 /* A message that knows its request; td_msg first, so td_msg_free frees the whole block. */
@@ -152,7 +160,8 @@ static int decode(struct ingress_req *r, struct MHD_Connection *conn, struct td_
         goto out;
     }
     const char *ct = td_http_headers_get(&h, "content-type");
-    if (ct && strncasecmp(ct, "application/cloudevents-batch+json", 34) == 0) {
+    /* The exact media type, parameters aside: "...batch+jsonXYZ" is not a batch. */
+    if (td_ce_media_is(ct, "application/cloudevents-batch+json")) {
         if (td_ce_batch_decode(r->body, r->len, evs, &n, why, whylen) < 0) {
             goto out;
         }
@@ -244,6 +253,23 @@ static enum MHD_Result answer(struct ingress_req *r, struct MHD_Connection *conn
         snprintf(body, sizeof(body), "{\"accepted\":%d}", r->count);
         return td_http_reply(conn, r->status, "application/json", body, strlen(body), 0);
     }
+    if (r->status == MHD_HTTP_UNPROCESSABLE_CONTENT && r->final_why) {
+        /* {"error": ..., "id": the event, "status": the function's answer (0: none)} */
+        cJSON *o = cJSON_CreateObject();
+        char *text = NULL;
+        if (o && cJSON_AddStringToObject(o, "error", r->final_why) &&
+            cJSON_AddStringToObject(o, "id", r->final_id ? r->final_id : "") &&
+            cJSON_AddNumberToObject(o, "status", r->final_status)) {
+            text = cJSON_PrintUnformatted(o);
+        }
+        cJSON_Delete(o);
+        if (text) {
+            enum MHD_Result rc =
+                td_http_reply(conn, r->status, "application/json", text, strlen(text), 0);
+            free(text);
+            return rc;
+        }
+    }
     return td_http_reply_error(conn, r->status, r->reason, 1);
 }
 
@@ -265,6 +291,14 @@ static enum MHD_Result finish_upload(struct ingress *in, struct ingress_req *r,
     enum MHD_Result rc;
     if (n == 0) {
         rc = td_http_reply(conn, MHD_HTTP_ACCEPTED, "application/json", "{\"accepted\":0}", 14, 0);
+    } else if (n > in->src->conf->max_inflight) {
+        /* It would never fit, however long the caller waits: not a 429. */
+        snprintf(why, sizeof(why),
+                 "the batch has %d events, more than this source's max_inflight (%d); send at "
+                 "most %d per request",
+                 n, in->src->conf->max_inflight, in->src->conf->max_inflight);
+        td_log_info(NULL, in->src->name, NULL, "refused a request: %s", why);
+        rc = td_http_reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, why, 0);
     } else if (td_source_credit(in->src) < n) {
         rc = td_http_reply_error(conn, MHD_HTTP_TOO_MANY_REQUESTS,
                                  "too many events in flight; retry later", 1);
@@ -354,6 +388,8 @@ static void request_done(void *arg, void *reqp)
     }
     pthread_mutex_unlock(&in->mu);
     free(r->body);
+    free(r->final_why);
+    free(r->final_id);
     free(r);
 }
 
@@ -368,11 +404,20 @@ static void drain_mailbox(struct ingress *in)
         struct ingress_req *r = ((struct ingress_msg *)done)->req;
         if (done->release) {
             r->failed = true;
+            if (done->final_why && !r->final_why) {
+                r->final_why = strdup(done->final_why);
+                const char *id = td_event_get(done->ev, "id");
+                r->final_id = id ? strdup(id) : NULL;
+                r->final_status = done->final_status;
+            }
         } else {
             atomic_fetch_add(&in->src->acked, 1);
         }
         if (--r->remaining == 0 && r->state == R_SUSPENDED) {
-            if (r->failed) {
+            if (r->failed && r->final_why) {
+                /* one event can never succeed: a retry of the request would fail again */
+                resume(in, r, MHD_HTTP_UNPROCESSABLE_CONTENT, r->final_why);
+            } else if (r->failed) {
                 resume(in, r, MHD_HTTP_SERVICE_UNAVAILABLE,
                        "not every event could be delivered or dead-lettered; retry later");
             } else {

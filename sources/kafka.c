@@ -47,6 +47,7 @@
 
 #include "cloudevent.h"
 #include "core.h"
+#include "kafka_log.h"
 #include "log.h"
 #include "loop.h"
 #include "source.h"
@@ -280,11 +281,15 @@ static void schedule_redelivery(struct kafka_source *ks, struct part *p, const s
     if (p->redeliver_at != 0 || p->revoking || ks->stopping || atomic_load(&ks->quiesce)) {
         return;
     }
-    if (p->redeliveries > 0 && p->redeliver_offset == msg->offset) {
+    /* The partition is read again from its first unfinished record: with ordered lanes the
+     * records queued behind a released one are released with it (and may reach this mailbox
+     * first), so the record named and counted is that first one, not msg. */
+    int64_t from = p->head < p->tail ? p->ring[p->head].offset : msg->offset;
+    if (p->redeliveries > 0 && p->redeliver_offset == from) {
         p->redeliveries++;
     } else {
         p->redeliveries = 1;
-        p->redeliver_offset = msg->offset;
+        p->redeliver_offset = from;
     }
     int64_t wait = REDELIVER_MIN;
     for (int i = 1; i < p->redeliveries && wait < REDELIVER_MAX; i++) {
@@ -295,13 +300,13 @@ static void schedule_redelivery(struct kafka_source *ks, struct part *p, const s
     p->redeliver_at = now + wait;
     td_core_cancel(ks->src->core, ks->src, p->gen);
     if (p->logged_at == 0 || now - p->logged_at >= REDELIVER_LOG) {
-        td_log_warn(NULL, ks->src->name, msg->coord,
+        td_log_warn(NULL, ks->src->name, NULL,
                     "released (failed for good, no dead_letter): %s/%" PRId32
                     " is read again from offset %" PRId64 " in %" PRId64
                     " ms (redelivery %d of this record%s%ld lines suppressed); the committed "
                     "offset stays at it",
-                    p->topic, p->partition, msg->offset, wait, p->redeliveries,
-                    p->unlogged ? ", " : "; ", p->unlogged);
+                    p->topic, p->partition, from, wait, p->redeliveries, p->unlogged ? ", " : "; ",
+                    p->unlogged);
         p->logged_at = now;
         p->unlogged = 0;
     } else {
@@ -410,8 +415,10 @@ static void read_committed(struct kafka_source *ks, const rd_kafka_topic_partiti
  * low watermark with start: earliest or the high watermark with start: latest. Nothing here
  * waits on the broker: the watermarks are librdkafka's cached ones from its fetch responses
  * (rd_kafka_get_watermark_offsets), so a paused partition's lag is as of its last fetch. -1
- * (unknown: no sample) while an assigned partition has no watermark or commit point yet; 0
- * when this member holds no partition. */
+ * (unknown: no sample) while an assigned partition has no watermark or commit point yet, and
+ * while this member holds no partition (waiting for the group, or more members than
+ * partitions): a lag this member does not know is absent, never 0, so an autoscaler never reads
+ * "caught up" from a member that sees nothing. */
 static void report_lag(struct kafka_source *ks)
 {
     int64_t now = td_now_ms();
@@ -428,7 +435,7 @@ static void report_lag(struct kafka_source *ks)
             rd_kafka_topic_partition_list_add(pos, p->topic, p->partition);
         }
     }
-    if (pos->cnt > 0 && rd_kafka_position(ks->rk, pos) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (pos->cnt == 0 || rd_kafka_position(ks->rk, pos) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_topic_partition_list_destroy(pos);
         atomic_store(&ks->src->backlog, -1);
         return;
@@ -513,6 +520,30 @@ out:
     if (resume) {
         rd_kafka_topic_partition_list_destroy(resume);
     }
+}
+
+/* Newly assigned partitions: their pause state is set explicitly, both ways, instead of
+ * assuming librdkafka's. A partition assigned while the source is out of credit is paused (and
+ * resumed with the others when credit returns); one assigned with credit is resumed, so an
+ * application pause librdkafka might keep from before a revoke can never leave it unread
+ * (a revoked partition's pause state is forgotten here: part_reset). */
+static void set_pause_state(struct kafka_source *ks, const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_copy(parts);
+    if (!list) {
+        apply_pause(ks);
+        return;
+    }
+    rd_kafka_resp_err_t err = ks->paused ? rd_kafka_pause_partitions(ks->rk, list)
+                                         : rd_kafka_resume_partitions(ks->rk, list);
+    for (int i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; i++) {
+        struct part *p = part_find(ks, list->elems[i].topic, list->elems[i].partition);
+        if (p && list->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            p->paused = ks->paused;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    apply_pause(ks); /* per-partition reasons (redelivery, tracking limit) */
 }
 
 static void update_backpressure(struct kafka_source *ks)
@@ -646,7 +677,7 @@ static void on_assign(struct kafka_source *ks, rd_kafka_topic_partition_list_t *
         }
     }
     td_log_info(NULL, ks->src->name, NULL, "partitions assigned: %d", parts->cnt);
-    apply_pause(ks);
+    set_pause_state(ks, parts);
     read_committed(ks, parts);
 }
 
@@ -673,11 +704,8 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     struct kafka_source *ks = rd_kafka_opaque(rk);
-    if (level <= 3) {
-        td_log_warn(NULL, ks->src->name, NULL, "librdkafka %s: %s", fac, buf);
-    } else {
-        td_log_debug(NULL, ks->src->name, NULL, "librdkafka %s: %s", fac, buf);
-    }
+    /* A warning at most: the consumer reconnects on its own (error_cb reports the state). */
+    td_kafka_log(level, TD_LOG_WARN, ks->src->name, NULL, fac, buf);
 }
 
 /* ---- records ---- */

@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "amqp_util.h"
@@ -100,6 +101,7 @@ struct rmq_source {
     int64_t next_due;
     struct seen *seen; /* SEEN_SLOTS entries */
     char last_error[300];
+    char token[33]; /* this connection's random token: delivery ids (id_from: delivery) */
 };
 
 /* ---- connection ---- */
@@ -199,6 +201,22 @@ static int declare(struct rmq_source *rs)
     return 0;
 }
 
+/* A token no other connection, of this process or another, ever had: delivery tags restart at 1
+ * on every channel, so an id built from a tag needs it to be unique. */
+static void new_token(struct rmq_source *rs)
+{
+    unsigned char b[16];
+    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+        /* no entropy source: time, pid and generation still differ between connections */
+        uint64_t t = (uint64_t)td_wall_ms(), g = rs->gen ^ ((uint64_t)getpid() << 32);
+        memcpy(b, &t, 8);
+        memcpy(b + 8, &g, 8);
+    }
+    for (size_t i = 0; i < sizeof(b); i++) {
+        snprintf(rs->token + 2 * i, 3, "%02x", b[i]);
+    }
+}
+
 static int connect_setup(struct rmq_source *rs)
 {
     char err[300];
@@ -210,6 +228,7 @@ static int connect_setup(struct rmq_source *rs)
         return -1;
     }
     rs->gen++;
+    new_token(rs);
     rs->nout = 0;
     rs->cancelled = false;
     if (rs->conf->declare && declare(rs) < 0) {
@@ -320,6 +339,13 @@ static void seen_forget(struct rmq_source *rs, uint64_t key)
     }
 }
 
+/* True when the message carries a message-id property the wrapped event takes as its id. */
+static bool has_message_id(const amqp_basic_properties_t *p)
+{
+    return (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) && p->message_id.len > 0 &&
+           p->message_id.len <= 1024;
+}
+
 /* How many times this message has been delivered, this delivery included; *key is the local
  * counter's key (0 when the broker counts). See the comment at the top for what each gives. */
 static uint32_t count_delivery(struct rmq_source *rs, const amqp_envelope_t *env,
@@ -331,7 +357,11 @@ static uint32_t count_delivery(struct rmq_source *rs, const amqp_envelope_t *env
         /* quorum queues: the deliveries before this one that came back */
         return n < 0 ? 1 : n >= UINT32_MAX - 1 ? UINT32_MAX : (uint32_t)n + 1;
     }
-    const char *id = msg->ev ? td_event_get(msg->ev, "id") : NULL;
+    /* The event id, unless it is made per delivery (a wrapped message without a message-id):
+     * then the body, so that a redelivery counts on. */
+    const char *id = msg->ev && !(msg->wrapped && !has_message_id(&env->message.properties))
+                         ? td_event_get(msg->ev, "id")
+                         : NULL;
     uint64_t h = fnv1a(0xcbf29ce484222325ULL, rs->conf->queue, strlen(rs->conf->queue) + 1);
     h = id ? fnv1a(h, id, strlen(id)) : fnv1a(h, env->message.body.bytes, env->message.body.len);
     *key = h ? h : 1;
@@ -506,6 +536,30 @@ static void requeue_due(struct rmq_source *rs, bool all)
 
 /* ---- reading ---- */
 
+/* The id of a wrapped message without a message-id: the broker's identity where it has one (a
+ * stream queue's x-stream-offset: unique and the same on every read), else as id_from says:
+ * body_hash keeps the sha256 of queue and body td_ce_from_amqp gave it (stable across
+ * redeliveries; equal bodies collide), delivery makes it unique per delivery (queue, this
+ * connection's token, delivery tag: never shared by two messages, new on a redelivery). */
+static int set_wrapped_id(struct rmq_source *rs, const amqp_envelope_t *env, struct td_event *ev)
+{
+    const amqp_basic_properties_t *p = &env->message.properties;
+    char id[400];
+    int64_t offset;
+    if (has_message_id(p)) {
+        return 0;
+    }
+    if (header_int(p, "x-stream-offset", &offset)) {
+        snprintf(id, sizeof(id), "amqp:%s/offset/%lld", rs->conf->queue, (long long)offset);
+    } else if (rs->conf->id_from == TD_ID_FROM_DELIVERY) {
+        snprintf(id, sizeof(id), "amqp:%s/%s/%llu", rs->conf->queue, rs->token,
+                 (unsigned long long)env->delivery_tag);
+    } else {
+        return 0;
+    }
+    return td_event_set(ev, "id", id);
+}
+
 static struct td_msg *to_msg(struct rmq_source *rs, const amqp_envelope_t *env)
 {
     struct td_msg *msg = calloc(1, sizeof(*msg));
@@ -526,7 +580,7 @@ static struct td_msg *to_msg(struct rmq_source *rs, const amqp_envelope_t *env)
     snprintf(coord, sizeof(coord), "%s#%llu", rs->conf->queue,
              (unsigned long long)env->delivery_tag);
     msg->coord = strdup(coord);
-    if (!msg->ev || !msg->coord) {
+    if (!msg->ev || !msg->coord || (msg->wrapped && set_wrapped_id(rs, env, msg->ev) < 0)) {
         td_msg_free(msg);
         return NULL;
     }

@@ -18,6 +18,7 @@ void td_msg_free(struct td_msg *msg)
     td_event_unref(msg->ev);
     free(msg->invalid);
     free(msg->coord);
+    free(msg->final_why);
     free(msg);
 }
 
@@ -115,6 +116,33 @@ int td_source_credit(struct td_source *src)
     int max = src->conf->max_inflight > 0 ? src->conf->max_inflight : 1000;
     int credit = max - atomic_load(&src->inflight);
     return credit > 0 ? credit : 0;
+}
+
+int td_source_watch(struct td_source *src, int64_t now_ms)
+{
+    long long received = atomic_load(&src->received);
+    long long acked = atomic_load(&src->acked);
+    long long backlog = atomic_load(&src->backlog);
+    int inflight = atomic_load(&src->inflight);
+    int max = src->conf->max_inflight > 0 ? src->conf->max_inflight : 1000;
+    bool waiting = atomic_load(&src->connected) && backlog > inflight && inflight < max;
+    if (!waiting || received != src->watch.received || acked != src->watch.acked ||
+        src->watch.since_ms == 0) {
+        src->watch.received = received;
+        src->watch.acked = acked;
+        src->watch.since_ms = now_ms;
+        if (src->watch.stalled) {
+            src->watch.stalled = false;
+            return -1;
+        }
+        return 0;
+    }
+    int64_t limit = src->conf->stall_after_ms;
+    if (!src->watch.stalled && limit > 0 && now_ms - src->watch.since_ms >= limit) {
+        src->watch.stalled = true;
+        return 1;
+    }
+    return 0;
 }
 
 void td_source_complete(struct td_source *src, struct td_msg *msg, enum td_outcome outcome)

@@ -54,7 +54,13 @@ struct td_msg {
     /* owned by the core while in flight */
     int pending;  /* triggers still working on it */
     bool release; /* at least one trigger could not finish: do not ack */
-    bool reject;  /* a trigger dead-lettered it natively (TD_OUTCOME_REJECT) */
+    /* A trigger without dead_letter failed it for good (a final HTTP status, an invalid event,
+     * the payload schema): redelivery cannot help. malloc'd "trigger: reason" of the first such
+     * failure, and the function's status (0 when there was no answer). Loop thread while in
+     * flight; the source reads it after completion (the ingress answers 422 with it). */
+    char *final_why;
+    int final_status;
+    bool reject; /* a trigger dead-lettered it natively (TD_OUTCOME_REJECT) */
 };
 
 /* Frees a message and everything it owns. NULL is a no-op. Thread: any. */
@@ -89,7 +95,16 @@ struct td_source {
     atomic_int inflight;   /* emitted, not yet completed */
     atomic_llong received; /* counters for metrics */
     atomic_llong acked;
-    atomic_llong backlog; /* what waits at the broker (Redis pending, Kafka lag); -1 unknown */
+    atomic_llong backlog;   /* what waits at the broker (Redis pending, Kafka lag); -1 unknown */
+    atomic_llong unmatched; /* events no trigger wanted (written by the loop) */
+    atomic_bool unmatched_told; /* the first unmatched event was logged at info */
+    /* Progress watch (td_source_watch), loop thread only: the counters last seen, since when
+     * they have not moved, and whether the source is reported stalled. */
+    struct {
+        long long received, acked;
+        int64_t since_ms;
+        bool stalled;
+    } watch;
     /* mailbox of completed messages */
     pthread_mutex_t mu;
     struct td_msg *done;
@@ -110,6 +125,14 @@ int td_source_credit(struct td_source *src);
 void td_source_complete(struct td_source *src, struct td_msg *msg, enum td_outcome outcome);
 /* Source thread: takes the whole mailbox (a list linked by next; release flag = outcome). */
 struct td_msg *td_source_take_done(struct td_source *src);
+
+/* Loop thread, about once a second: a source is stalled when it is connected, more waits at
+ * the broker than it has in flight (backlog > inflight), it has credit to take more, and it has
+ * neither read nor acknowledged anything for stall_after. That is a consumer that stopped
+ * taking work it could take (a partition left paused, a pending list nobody claims), not a
+ * slow function (then credit runs out) or an idle one (then nothing waits). Returns +1 when
+ * the source just became stalled, -1 when it just recovered, else 0; src->watch says the state. */
+int td_source_watch(struct td_source *src, int64_t now_ms);
 
 /* The thread every plugin runs on, started and stopped the same way: spawn(fn, arg) sets
  * *started; stop_thread raises quiesce and stop, wakes the thread through stopfd (an eventfd

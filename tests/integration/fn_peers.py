@@ -290,6 +290,7 @@ class MetadataServer(_Peer):
         self.lifetime = lifetime
         self.key = secrets.token_bytes(32)
         self.requests = []  # (time, audience)
+        self.user_agents = []  # the User-Agent of every request, in order
         self.bad_requests = 0
         super().__init__()
         self.identity_url = self.url + self.PATH
@@ -297,6 +298,8 @@ class MetadataServer(_Peer):
     def handle(self, method, path, headers, body):
         split = urllib.parse.urlsplit(path)
         q = dict(urllib.parse.parse_qsl(split.query))
+        with self.lock:
+            self.user_agents.append(headers.get("user-agent"))
         if split.path != self.PATH or headers.get("metadata-flavor") != "Google" \
                 or not q.get("audience"):
             with self.lock:

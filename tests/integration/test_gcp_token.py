@@ -20,13 +20,14 @@ from fn_peers import MetadataServer  # noqa: E402
 
 AUD_A = "https://a-xyz.a.run.app"
 AUD_B = "https://europe-west1-proj.cloudfunctions.net/b"
+AUD_ENV = "https://env.example"
 LIFETIME = 4
 MD = {}
 REFUSED = []
 
 
 def behaviour(req, attempt):
-    aud = AUD_B if req.path.startswith("/b") else AUD_A
+    aud = AUD_B if req.path.startswith("/b") else AUD_ENV if req.path.startswith("/env") else AUD_A
     auth = req.header("authorization", "")
     ok, why = MD["s"].valid(auth[len("Bearer "):], aud) if auth.startswith("Bearer ") else \
         (False, "no token")
@@ -105,6 +106,38 @@ def body(c):
     c.check(stale[7:] not in text, "no token in the log")
     td.terminate()
     c.eq(td.wait(10 * SLOW), 0, "exit status after SIGTERM")
+
+    # metadata_url may be the server's base URL (as conf/triggerd.yaml shows it), and without
+    # metadata_url GCE_METADATA_HOST (host:port, http) names the server, as Google's libraries do.
+    host = md.url.split("://", 1)[1].rstrip("/")
+    gs = {"root": {"http": {"url": fn.url + "root", "timeout": "2s",
+                            "auth": {"google_id_token": {"audience": AUD_A,
+                                                         "metadata_url": md.url}}}},
+          "b-slash": {"http": {"url": fn.url + "b-slash", "timeout": "2s",
+                             "auth": {"google_id_token": {"audience": AUD_B,
+                                                          "metadata_url": md.url + "/"}}}},
+          "env": {"http": {"url": fn.url + "env", "timeout": "2s",
+                           "auth": {"google_id_token": {"audience": AUD_ENV}}}}}
+    td2 = Triggerd(config({s: redis_source(rs.url, s) for s in gs}, gs,
+                          [trigger("t-" + s, s, s, retry=2, backoff_delay="100ms") for s in gs]),
+                   name="triggerd-base-url", env={"GCE_METADATA_HOST": host})
+    with md.lock:
+        before = list(md.requests)
+    td2.start()
+    c.check(td2.wait_ready(10), "second daemon ready")
+    ids = {s: cl.xadd(s, {"n": "1"}).decode() for s in gs}
+    wait_until(lambda: all(pending_count(cl, s, "g") == 0 for s in gs), 15 * SLOW)
+    ok = fn.ok_ids()
+    c.eq([s for s in gs if ids[s] not in ok], [],
+         "base metadata_url (with and without /) and GCE_METADATA_HOST: delivered with a token")
+    with md.lock:
+        auds = sorted({a for _, a in md.requests[len(before):]})
+    c.eq(auds, sorted([AUD_A, AUD_B, AUD_ENV]),
+         "each fetched its token from the metadata server's identity path")
+    c.eq(md.bad_requests, 0, "no request to a wrong path")
+    c.check(not any("not a JWT" in l for l in td2.raw_lines()), "no 'not a JWT' error")
+    td2.terminate()
+    c.eq(td2.wait(10 * SLOW), 0, "second daemon exits 0")
 
 
 run_test(body)

@@ -71,7 +71,7 @@ def body(c):
         ("triggerd_trigger_in_flight", (("trigger", "t1"),)): 0,
         ("triggerd_trigger_delivery_latency_seconds_count", (("trigger", "t1"),)): N - nbad,
         ("triggerd_trigger_delivery_latency_seconds_bucket", (("le", "+Inf"), ("trigger", "t1"))): N - nbad,
-        ("triggerd_events_unmatched_total", ()): 0,
+        ("triggerd_events_unmatched_total", (("source", "in"),)): 0,
         ("triggerd_messages_in_flight", ()): 0,
         ("triggerd_reloads_total", (("result", "success"),)): 0,
         ("triggerd_build_info", (("version", "0.1.0"),)): 1,

@@ -1,6 +1,7 @@
 """The HTTP ingress source: binary, structured and batched CloudEvents are delivered and answered 202
 only after the function got them (or they were dead-lettered); malformed events get 400 with a reason,
-oversized requests 413, requests without the bearer token 401, undeliverable ones 503, and new requests
+oversized requests 413, requests without the bearer token 401, undeliverable ones 503 (422 when the
+function answered a final 4xx and there is no dead-letter target), and new requests
 503 while the daemon shuts down."""
 
 import json
@@ -144,6 +145,22 @@ def body(c):
     st, hd, b = post(port, "/open", h, d)
     c.eq(st, 503, "an event that could not be delivered is answered 503")
     c.check("retry-after" in hd, "with Retry-After")
+
+    # Failed for good (a final 4xx from the function) without a dead-letter target: 422 with the
+    # function's status and the reason, no Retry-After, so the caller stops retrying.
+    h, d = binary("reject-open-1")
+    del h["Authorization"]
+    st, hd, b = post(port, "/open", h, d)
+    try:
+        ans = json.loads(b)
+    except ValueError:
+        ans = {}
+    c.eq((st, ans.get("status"), ans.get("id")), (422, 422, "reject-open-1"),
+         "a final failure is answered 422 with the function's status and the event id")
+    c.check("final_status" in ans.get("error", "") and "t2" in ans.get("error", ""),
+            "the reason names the trigger and final_status", ans.get("error"))
+    c.check("retry-after" not in hd, "no Retry-After on a permanent failure")
+    c.eq(len(fn.by_id().get("reject-open-1", [])), 1, "a final status is not retried")
 
     ms = metrics(port)
     c.eq(metric(ms, "triggerd_source_events_received_total", source="in"), 1 + 1 + 5 + 1,

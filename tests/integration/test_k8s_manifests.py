@@ -167,6 +167,16 @@ def invariants(docs):
     if host in ("127.0.0.1", "localhost", "[::1]", "::1"):
         probs.append("daemon.http.listen %r is loopback: the kubelet's probes cannot reach it"
                      % listen)
+    # With daemon.http.probes_listen, the kubelet and Prometheus use that listener (ingress load
+    # cannot starve it) and the Service only the ingress one.
+    probes_listen = (daemon.get("http") or {}).get("probes_listen")
+    probe_port = port
+    if probes_listen:
+        phost, _, pport = probes_listen.rpartition(":")
+        probe_port = int(pport) if pport.isdigit() else None
+        if phost in ("127.0.0.1", "localhost", "[::1]", "::1"):
+            probs.append("daemon.http.probes_listen %r is loopback: the kubelet cannot reach it"
+                         % probes_listen)
     grace = duration_s(daemon.get("shutdown_grace", "30s"))
     tgps = pod.get("terminationGracePeriodSeconds", 30)
     if not tgps > grace:
@@ -192,12 +202,14 @@ def invariants(docs):
         get = (td.get(kind) or {}).get("httpGet") or {}
         if get.get("path") != path:
             probs.append("%s path %r, want %s" % (kind, get.get("path"), path))
-        if resolve_port(td, get.get("port")) != port:
-            probs.append("%s port %r is not the listen port %s" % (kind, get.get("port"), port))
+        if resolve_port(td, get.get("port")) != probe_port:
+            probs.append("%s port %r is not the probes port %s" % (kind, get.get("port"),
+                                                                 probe_port))
     ann = dep["spec"]["template"]["metadata"].get("annotations") or {}
     if ann.get("prometheus.io/scrape") != "true" or ann.get("prometheus.io/path") != "/metrics" \
-            or ann.get("prometheus.io/port") != str(port):
-        probs.append("prometheus.io annotations %r do not scrape /metrics on %s" % (ann, port))
+            or ann.get("prometheus.io/port") != str(probe_port):
+        probs.append("prometheus.io annotations %r do not scrape /metrics on %s" % (ann,
+                                                                                  probe_port))
     labels = dep["spec"]["template"]["metadata"].get("labels") or {}
     sel = dep["spec"]["selector"].get("matchLabels") or {}
     if any(labels.get(k) != v for k, v in sel.items()):

@@ -6,7 +6,9 @@ While the function holds every request, N records on a 2-partition topic show a 
 (they are all read, none finished); released and drained, the lag reaches exactly 0. Then M more
 records while held: exactly M, then 0 again. A second daemon of the same group, started when the
 group is caught up and reading nothing, shows 0 (the committed offsets read at assignment), and
-K records produced while its function holds show K, then 0."""
+K records produced while its function holds show K, then 0. SIGKILLed and restarted at once, the
+new member holds no partition until the dead one's session times out: its lag is absent from
+/metrics then (never 0), and exactly the K2 records produced meanwhile once it is assigned."""
 
 import os
 import sys
@@ -19,7 +21,7 @@ from harness import (SLOW, FunctionServer, Triggerd, config, http_sink, log,  # 
 from http_util import metric, metrics, with_http  # noqa: E402
 from kafka_fixture import KafkaBroker, kafka_source, run_kafka_test  # noqa: E402
 
-N, M, K = 60, 25, 17
+N, M, K, K2 = 60, 25, 17, 11
 LAG = "triggerd_kafka_consumer_lag"
 
 
@@ -98,9 +100,31 @@ def body(c):
     c.check(wait_until(lambda: len(fn.ok_ids()) >= N + M + K, 60 * SLOW, interval=0.2),
             "K delivered")
     lag_is(port2, 0, "restarted and drained: lag 0")
-    log(f"deliveries {len(fn.snapshot())} for {N + M + K} records")
-    d2.terminate()
-    c.eq(d2.wait(30), 0, "second daemon exits 0")
+
+    # SIGKILL and restart at once: the group keeps the dead member's partitions until its
+    # session times out (6 s), so the new member holds nothing for a while. A lag it does not
+    # know is absent from /metrics, never 0 (an autoscaler would read "caught up").
+    gate.clear()
+    d2.kill()
+    d2.wait(10)
+    produce(K2, "d")
+    d3, port3 = start_daemon()
+    seen = []
+    while not fn.in_flight:
+        seen.append(lag(port3))
+        if len(seen) > 600 * SLOW:
+            break
+        time.sleep(0.05)
+    c.check(seen and seen[0] is None, "unassigned after a restart: no lag sample", seen[:3])
+    c.check(0 not in seen, "never 0 while nothing is assigned", sorted(set(seen), key=str))
+    lag_is(port3, K2, f"assigned and held: lag is exactly the {K2} new records")
+    gate.set()
+    c.check(wait_until(lambda: len(fn.ok_ids()) >= N + M + K + K2, 60 * SLOW, interval=0.2),
+            "K2 delivered")
+    lag_is(port3, 0, "third daemon drained: lag 0")
+    log(f"deliveries {len(fn.snapshot())} for {N + M + K + K2} records")
+    d3.terminate()
+    c.eq(d3.wait(30), 0, "third daemon exits 0")
 
 
 run_kafka_test(body)

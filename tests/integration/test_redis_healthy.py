@@ -1,5 +1,6 @@
 """1 000 wrapped entries to a healthy function: each arrives exactly once, correctly normalized, and
-every entry is acked. A binary-mode CloudEvent written by `triggerd publish` keeps its own attributes."""
+every entry is acked. A binary-mode CloudEvent written by `triggerd publish` keeps its own attributes;
+a plain publish (an entry whose only field is data) arrives as its payload, not wrapped."""
 
 import json
 import os
@@ -100,18 +101,25 @@ def body(c):
         c.eq(r.header("content-type"), ent.get("content-type", b"").decode(),
              "Content-Type = the entry's content-type field")
 
-    # Plain publish (no --ce-*), data from stdin: a plain entry with field data, wrapped on delivery.
-    p = run_cli(["publish", f"redis://127.0.0.1:{rs.port}/s"], input="from-stdin\n")
-    c.eq(p.returncode, 0, "triggerd publish (stdin) exit status")
-    pid2 = p.stdout.strip()
-    ent2 = dict(read_stream(cl, "s")).get(pid2)
-    c.check(ent2 is not None and "ce_specversion" not in ent2 and ent2.get("data", b"").startswith(b"from-stdin"),
-            "plain publish writes an entry with field data and no ce_ fields", ent2)
-    wait_until(lambda: pid2 in fn.ok_ids(), 10 * SLOW, desc="plain published entry delivered")
-    got = fn.by_id().get(pid2, [])
-    c.eq(len(got), 1, "plain published entry arrived once, wrapped (ce-id = entry id)")
-    if got and ent2:
-        c.eq(got[0].json(), {"data": ent2["data"].decode()}, "wrapped body = {\"data\": ...}")
+    # Plain publish (no --ce-*): an entry whose only field is data is delivered as that payload
+    # (ce-id = entry id), with the content type detected from the bytes.
+    plain = [(["--data", '{"plain": 1}'], None, b'{"plain": 1}', "application/json"),
+             ([], "from-stdin\n", b"from-stdin\n", "text/plain; charset=utf-8")]
+    for args, stdin, want_body, want_ct in plain:
+        p = run_cli(["publish", f"redis://127.0.0.1:{rs.port}/s"] + args, input=stdin)
+        c.eq(p.returncode, 0, f"triggerd publish {args or 'stdin'} exit status")
+        pid2 = p.stdout.strip()
+        ent2 = dict(read_stream(cl, "s")).get(pid2)
+        c.check(ent2 is not None and "ce_specversion" not in ent2 and ent2.get("data") == want_body,
+                "plain publish writes an entry with field data and no ce_ fields", ent2)
+        wait_until(lambda: pid2 in fn.ok_ids(), 10 * SLOW, desc="plain published entry delivered")
+        got = fn.by_id().get(pid2, [])
+        c.eq(len(got), 1, "plain published entry arrived once (ce-id = entry id)")
+        if got:
+            c.eq(got[0].body, want_body, "plain entry arrives as its payload, not {\"data\": ...}")
+            c.eq(got[0].header("content-type"), want_ct, "content type detected from the payload")
+            c.eq((got[0].ce("type"), got[0].ce("source")), ("com.example.test", "/test"),
+                 "type and source from the trigger's event block")
 
     wait_until(lambda: pending_count(cl, "s", "g") == 0, 10 * SLOW)
     total_in = cl.xlen("s")

@@ -954,6 +954,63 @@ static void test_redis_wrapped(void **state)
     assert_non_null(strstr(err, "type"));
 }
 
+/* An entry whose only field is data (or data and content-type), as `triggerd publish` writes
+ * it, is delivered as that payload with its own or a detected content type. */
+static void test_redis_plain_payload(void **state)
+{
+    static const struct {
+        const char *data;
+        size_t len;
+        const char *ct; /* the content-type field, or NULL for none */
+        const char *want_ct;
+    } cases[] = {
+        {"{\"plain\": 1}", 12, NULL, "application/json"},
+        {" [1, 2] \n", 9, NULL, "application/json"},
+        {"42", 2, NULL, "application/json"},
+        {"{\"a\":1} trailing", 16, NULL, "text/plain; charset=utf-8"},
+        {"hello \xE2\x82\xAC", 9, NULL, "text/plain; charset=utf-8"},
+        {"", 0, NULL, "text/plain; charset=utf-8"},
+        {"a\0b", 3, NULL, "application/octet-stream"},
+        {"\xFF\xFE", 2, NULL, "application/octet-stream"},
+        {"<x/>", 4, "application/xml", "application/xml"},
+        {"{\"plain\": 1}", 12, "text/plain", "text/plain"},
+        {"\xFF", 1, "", "application/octet-stream"},
+    };
+    char err[256];
+    bool wrapped = false;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct entry_builder b;
+        entry_init(&b, "1700000000123-0");
+        if (cases[i].ct != NULL) {
+            ADD(&b, "Content-Type", cases[i].ct);
+        }
+        add_field(&b, "data", 4, cases[i].data, cases[i].len);
+        struct td_event *ev =
+            td_ce_from_redis(&b.e, "com.example.t", "/s", &wrapped, err, sizeof(err));
+        assert_non_null(ev);
+        assert_true(wrapped);
+        assert_string_equal(td_event_get(ev, "id"), "1700000000123-0");
+        assert_string_equal(td_event_get(ev, "type"), "com.example.t");
+        assert_string_equal(td_event_get(ev, "datacontenttype"), cases[i].want_ct);
+        assert_int_equal(ev->data_len, cases[i].len);
+        if (cases[i].len > 0) {
+            assert_memory_equal(ev->data, cases[i].data, cases[i].len);
+        }
+        td_event_unref(ev);
+    }
+
+    /* Any other field keeps the object form. */
+    struct entry_builder b;
+    entry_init(&b, "1-0");
+    ADD(&b, "data", "{\"plain\": 1}");
+    ADD(&b, "key", "k");
+    struct td_event *ev = td_ce_from_redis(&b.e, "t", "/s", &wrapped, err, sizeof(err));
+    assert_non_null(ev);
+    assert_string_equal(td_event_get(ev, "datacontenttype"), "application/json");
+    assert_data(ev, "{\"data\":\"{\\\"plain\\\": 1}\",\"key\":\"k\"}");
+    td_event_unref(ev);
+}
+
 static void test_redis_roundtrip(void **state)
 {
     struct td_event *ev = minimal_event();
@@ -1363,6 +1420,7 @@ int main(void)
         cmocka_unit_test(test_redis_invalid_binary),
         cmocka_unit_test(test_redis_structured),
         cmocka_unit_test(test_redis_wrapped),
+        cmocka_unit_test(test_redis_plain_payload),
         cmocka_unit_test(test_redis_roundtrip),
         cmocka_unit_test(test_time),
         cmocka_unit_test(test_base64),

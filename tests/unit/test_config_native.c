@@ -235,6 +235,36 @@ static void test_source_limits(void **state)
     td_errors_clear(&errs);
 }
 
+/* id_from on a RabbitMQ source: delivery by default, body_hash on request, anything else an
+ * error at the value's position. */
+static void test_id_from(void **state)
+{
+    struct td_errors errs = {0};
+    struct td_config *cfg = load_trigger("  - {name: t, source: q, sink: fn}\n", &errs);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->sources[0].rabbitmq.id_from, TD_ID_FROM_DELIVERY);
+    td_config_free(cfg);
+    cfg = load("version: 1\n"
+               "sources: {q: {rabbitmq: {url: \"amqp://h/%2f\", queue: j, id_from: body_hash}}}\n"
+               "sinks: {fn: {http: {url: \"http://localhost:1/\"}}}\n"
+               "triggers: [{name: t, source: q, sink: fn}]\n",
+               &errs);
+    assert_non_null(cfg);
+    assert_int_equal(errs.n, 0);
+    assert_int_equal(cfg->sources[0].rabbitmq.id_from, TD_ID_FROM_BODY_HASH);
+    td_config_free(cfg);
+    cfg = load("version: 1\n"
+               "sources: {q: {rabbitmq: {url: \"amqp://h/%2f\", queue: j, id_from: random}}}\n"
+               "sinks: {fn: {http: {url: \"http://localhost:1/\"}}}\n"
+               "triggers: [{name: t, source: q, sink: fn}]\n",
+               &errs);
+    assert_null(cfg);
+    assert_true(errs.n >= 1);
+    assert_non_null(strstr(errs.msgs[0], ":2:"));
+    assert_non_null(strstr(errs.msgs[0], "'id_from' must be one of body_hash, delivery"));
+    td_errors_clear(&errs);
+}
+
 /* The prefetch window behind concurrency: a warning, not an error. */
 static void test_queueing_warning(void **state)
 {
@@ -296,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_consumer_timeout_guard),
         cmocka_unit_test(test_bad_amqp_url),
         cmocka_unit_test(test_ordering_refused),
+        cmocka_unit_test(test_id_from),
         cmocka_unit_test(test_source_limits),
         cmocka_unit_test(test_queueing_warning),
     };

@@ -657,6 +657,27 @@ static void test_retry_zero_dead_letters_after_one(void **state)
     assert_null(td_event_get(H.sink[DL].seen[0], "knativeerrordata"));
 }
 
+/* No answer at all (connection refused, timeout): the transport error is the error data. */
+static void test_transport_error_in_dead_letter(void **state)
+{
+    static const struct script s[] = {{TD_RESULT_RETRY, 0, -1, "connection refused"}};
+
+    H.ctrg[0].delivery.retry = 1;
+    H.ctrg[0].delivery.backoff_delay_ms = 1;
+    H.ctrg[0].delivery.backoff_max_ms = 2;
+    H.sink[0].script = s;
+    H.sink[0].nscript = 1;
+    route("com.example.click");
+    run_until(1, 3000);
+    assert_int_equal(H.sink[DL].calls, 1);
+    const struct td_event *dl = H.sink[DL].seen[0];
+    assert_attr(dl, "knativeerrorcode", "0", TD_CE_INTEGER);
+    char *b64 = td_base64_encode((const unsigned char *)"connection refused", 18);
+    assert_attr(dl, "knativeerrordata", b64, TD_CE_STRING);
+    free(b64);
+    assert_idle();
+}
+
 /* ---- (e) a failing dead-letter target ---- */
 
 static void test_failing_dead_letter_retried(void **state)
@@ -1131,6 +1152,7 @@ int main(void)
         T(test_final_dead_letters_at_once),
         T(test_retries_exhausted),
         T(test_retry_zero_dead_letters_after_one),
+        T(test_transport_error_in_dead_letter),
         T(test_failing_dead_letter_retried),
         T(test_dead_letter_down_keeps_message),
         T(test_no_dead_letter_releases),

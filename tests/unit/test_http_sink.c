@@ -5,9 +5,11 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "http_client.h"
 #include "loop.h"
 #include "sink.h"
@@ -61,6 +63,32 @@ static void test_service_own_namespace_and_domain(void **state)
     unsetenv("TD_CLUSTER_DOMAIN");
 }
 
+/* Through the loader: a trigger file without namespace must not get "default" filled in
+ * before the sink can read POD_NAMESPACE (one place owns that default). */
+static void test_service_namespace_through_loader(void **state)
+{
+    char path[] = "/tmp/td_http_sink_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *yaml = "version: 1\n"
+                       "sinks:\n"
+                       "  svc: {http: {service: {name: thumbs}}}\n";
+    assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+    close(fd);
+    struct td_errors errs = {0};
+    struct td_config *cfg = td_config_load(path, &errs);
+    unlink(path);
+    assert_non_null(cfg);
+    setenv("POD_NAMESPACE", "team-b", 1);
+    unsetenv("TD_CLUSTER_DOMAIN");
+    char *dest = dest_of(&cfg->sinks[0]);
+    assert_string_equal(dest, "http://thumbs.team-b.svc.cluster.local/");
+    free(dest);
+    unsetenv("POD_NAMESPACE");
+    td_config_free(cfg);
+    td_errors_clear(&errs);
+}
+
 static void test_dest_without_credentials(void **state)
 {
     struct td_conf_sink conf = {.name = "web", .kind = TD_SINK_HTTP, .timeout_ms = 1000};
@@ -75,6 +103,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_service_given_namespace),
         cmocka_unit_test(test_service_own_namespace_and_domain),
+        cmocka_unit_test(test_service_namespace_through_loader),
         cmocka_unit_test(test_dest_without_credentials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,6 +14,7 @@
 
 #include "ce_batch.h"
 #include "cloudevent.h"
+#include "deadletter.h"
 #include "core.h"
 #include "metrics.h"
 
@@ -41,10 +42,27 @@ static void test_dead_letter_reasons(void **state)
     td_metrics_count_dead_letter(&st, "max_deliveries");
     td_metrics_count_dead_letter(&st, "something new");
     td_metrics_count_dead_letter(&st, NULL);
+    td_metrics_count_dead_letter(&st, TD_DL_SCHEMA);
+    td_metrics_count_dead_letter(&st, TD_DL_REPLY_FAILED);
+    td_metrics_count_dead_letter(&st, TD_DL_INVALID_EVENT);
     assert_int_equal(st.dead_by_reason[0], 1);
     assert_int_equal(st.dead_by_reason[2], 1);
     assert_int_equal(st.dead_by_reason[TD_DL_REASONS - 1], 2);
     assert_string_equal(td_metrics_reason_name(1), "retries_exhausted");
+    /* Every reason the daemon writes has its own slot: none of them is counted as "other". */
+    const char *const written[] = {TD_DL_FINAL_STATUS,   TD_DL_RETRIES_EXHAUSTED,
+                                   TD_DL_MAX_DELIVERIES, TD_DL_INVALID_EVENT,
+                                   TD_DL_SCHEMA,         TD_DL_REPLY_FAILED};
+    for (size_t i = 0; i < sizeof(written) / sizeof(written[0]); i++) {
+        bool found = false;
+        for (int r = 0; r < TD_DL_REASONS - 1; r++) {
+            found = found || strcmp(td_metrics_reason_name(r), written[i]) == 0;
+        }
+        assert_true(found);
+    }
+    assert_string_equal(td_metrics_reason_name(TD_DL_REASONS - 1), "other");
+    assert_int_equal(st.dead_by_reason[4], 1); /* schema */
+    assert_int_equal(st.dead_by_reason[5], 1); /* reply_failed */
 }
 
 /* A core with one source and one trigger, no loop: enough for a snapshot. */
@@ -83,6 +101,9 @@ static void fake_init(struct fake *f)
     f->trg.stats.delivered = 9;
     f->trg.stats.dead_lettered = 1;
     f->trg.stats.dead_by_reason[0] = 1;
+    f->trg.stats.dead_by_reason[4] = 3; /* schema */
+    f->trg.stats.replies = 5;
+    f->trg.stats.replies_dropped = 4;
     td_metrics_observe_latency(&f->trg.stats, 3);
     f->core.cfg = &f->cfg;
     f->core.sources = f->srcs;
@@ -110,6 +131,12 @@ static void test_prometheus(void **state)
         text, "triggerd_trigger_deliveries_total{trigger=\"t1\",outcome=\"delivered\"} 9\n"));
     assert_non_null(strstr(
         text, "triggerd_trigger_dead_letters_total{trigger=\"t1\",reason=\"final_status\"} 1\n"));
+    assert_non_null(
+        strstr(text, "triggerd_trigger_dead_letters_total{trigger=\"t1\",reason=\"schema\"} 3\n"));
+    assert_non_null(
+        strstr(text, "triggerd_trigger_replies_total{trigger=\"t1\",outcome=\"dropped\"} 4\n"));
+    assert_non_null(
+        strstr(text, "triggerd_trigger_replies_total{trigger=\"t1\",outcome=\"delivered\"} 5\n"));
     assert_non_null(strstr(
         text, "triggerd_trigger_delivery_latency_seconds_bucket{trigger=\"t1\",le=\"0.005\"} 1\n"));
     assert_non_null(strstr(text, "triggerd_reloads_total{result=\"failure\"} 1\n"));
@@ -150,6 +177,9 @@ static void test_status_and_readiness(void **state)
     assert_string_equal(cJSON_GetObjectItem(t, "name")->valuestring, "t1");
     assert_int_equal(cJSON_GetObjectItem(t, "delivered")->valueint, 9);
     assert_int_equal(cJSON_GetObjectItem(t, "in_flight")->valueint, 0);
+    assert_int_equal(cJSON_GetObjectItem(t, "replies_dropped")->valueint, 4);
+    cJSON *by_reason = cJSON_GetObjectItem(t, "dead_letters_by_reason");
+    assert_int_equal(cJSON_GetObjectItem(by_reason, "schema")->valueint, 3);
     cJSON_Delete(root);
     free(text);
     td_metrics_attach(m, NULL);
