@@ -132,7 +132,7 @@ static void request_free(struct td_http_request *req)
     curl_multi_remove_handle(c->multi, req->easy);
     td_http_client_release(c, req->easy);
     td_secret_slist_free(req->headers); /* may hold credentials */
-    free(req->body);
+    td_secret_free_n(req->body, req->cap);
     free(req);
 }
 
@@ -186,10 +186,16 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
             while (cap < req->len + take) {
                 cap *= 2;
             }
-            unsigned char *b = realloc(req->body, cap);
+            /* Not realloc: an answer may be a credential (metadata token, STS keys), and
+             * the old buffer is wiped before it is freed. */
+            unsigned char *b = malloc(cap);
             if (!b) {
                 return n; /* keep going without the body rather than failing the request */
             }
+            if (req->len > 0) {
+                memcpy(b, req->body, req->len);
+            }
+            td_secret_free_n(req->body, req->cap);
             req->body = b;
             req->cap = cap;
         }
@@ -283,6 +289,6 @@ static void check_done(struct td_http_client *c)
         req->body = NULL;
         request_free(req);
         done(NULL, code, code == CURLE_OK ? status : 0, ra_ms, body, len, arg);
-        free(body);
+        td_secret_free_n(body, len); /* the answer may be a credential */
     }
 }
