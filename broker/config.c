@@ -725,6 +725,7 @@ struct kdef {
     bool pos;   /* K_STR: store the value's position at off2 (a reference to resolve later) */
     bool attrs; /* K_STRMAP: keys are CloudEvents attribute names */
     bool cred;  /* K_STR: a credential written into a request header (td_secret_header_safe) */
+    bool hdrs;  /* K_STRMAP: request headers (names are tokens, values hold no CR, LF...) */
     int group;  /* keys of group 1 are mutually exclusive */
     int kind;   /* when set, kind - 1 is stored at the table's kind_off */
 };
@@ -844,6 +845,31 @@ static void apply_intlist(struct loader *ld, const struct kdef *d, const struct 
     }
 }
 
+/* An HTTP header name (RFC 9110 token). */
+static bool header_name_ok(const char *s)
+{
+    if (!*s) {
+        return false;
+    }
+    for (; *s; s++) {
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* An HTTP header value: no control character but HTAB (a CR or LF would add headers). */
+static bool header_value_ok(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static void apply_strmap(struct loader *ld, const struct kdef *d, const struct td_ynode *val,
                          void *base)
 {
@@ -864,7 +890,20 @@ static void apply_strmap(struct loader *ld, const struct kdef *d, const struct t
                    key->value);
             continue;
         }
+        if (d->hdrs && !header_name_ok(key->value)) {
+            ERR_AT(ld, key, "'%s': invalid header name '%.64s'", d->name, key->value);
+            continue;
+        }
         if (get_scalar(ld, val->items[i + 1], key->value, &v) < 0) {
+            continue;
+        }
+        if (d->hdrs && !header_value_ok(v.s)) {
+            /* Never the value: it may come from a secret. */
+            ERR_AT(ld, val->items[i + 1],
+                   "header '%s' must not hold control characters (CR, LF...): it would break "
+                   "out of its request header",
+                   key->value);
+            td_secret_free(v.s);
             continue;
         }
         struct td_kv *items = realloc(list->items, (list->n + 1) * sizeof(*items));
@@ -1376,7 +1415,7 @@ static const struct kdef http_sink_keys[] = {
     {.name = "service", .type = K_NESTED, .sub = &service_table, .group = 1},
     ENUM("mode", SNK(http.mode), mode_names),
     SINK_TIMEOUT,
-    {.name = "headers", .type = K_STRMAP, .off = SNK(http.headers)},
+    {.name = "headers", .type = K_STRMAP, .off = SNK(http.headers), .hdrs = true},
     STR("ca_file", SNK(http.ca_file)),
     STR("client_cert", SNK(http.client_cert)),
     STR("client_key", SNK(http.client_key)),

@@ -191,17 +191,22 @@ static void test_config_refuses(void **state)
           "      url: http://127.0.0.1:9/\n"
           "      auth: {bearer: \"${TD_T_INJECT}\"}\n"
           "  az: {http: {url: http://127.0.0.1:9/, auth: {azure_function_key: \"k\\r\\nX: y\"}}}\n"
+          "  hd: {http: {url: http://127.0.0.1:9/, headers: {X-Key: \"${TD_T_INJECT}\", \"a b\": "
+          "c}}}\n"
           "triggers:\n"
           "  - {name: t, source: in, sink: fn}\n"
-          "  - {name: t2, source: in, sink: az}\n",
+          "  - {name: t2, source: in, sink: az}\n"
+          "  - {name: t3, source: in, sink: hd}\n",
           fp);
     assert_int_equal(fclose(fp), 0);
     cfg = td_config_load(path, &errs);
     assert_null(cfg);
-    assert_int_equal(errs.n, 3);
+    assert_int_equal(errs.n, 5);
     const char *where[] = {":3:40: 'bearer' is a credential", ":8:22: 'bearer' is a credential",
-                           ":9:68: 'azure_function_key' is a credential"};
-    for (size_t i = 0; i < 3; i++) {
+                           ":9:68: 'azure_function_key' is a credential",
+                           ":10:58: header 'X-Key' must not hold control characters",
+                           ":10:76: 'headers': invalid header name 'a b'"};
+    for (size_t i = 0; i < 5; i++) {
         bool found = false;
         for (size_t j = 0; j < errs.n; j++) {
             found = found || strstr(errs.msgs[j], where[i]) != NULL;
