@@ -1,6 +1,7 @@
 /* amqp_util.c - AMQP URLs and connections shared by the RabbitMQ source, sink and publish
  * (see amqp_util.h). */
 #include "amqp_util.h"
+#include "secret.h"
 
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
@@ -59,7 +60,7 @@ void td_amqp_addr_free(struct td_amqp_addr *a)
     }
     free(a->host);
     free(a->user);
-    free(a->password);
+    td_secret_free(a->password);
     free(a->vhost);
     free(a->exchange);
     free(a->routing_key);

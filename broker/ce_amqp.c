@@ -21,7 +21,7 @@
 #include "ce_internal.h"
 #include "cloudevent.h"
 
-#define MAX_BINARY_ATTRS 256
+#define MAX_BINARY_ATTRS TD_CE_MAX_ATTRS /* one cap for every binding */
 #define MAX_ATTR_VALUE   65536
 
 /* Attributes a header may never set on a wrapped event. */
@@ -303,6 +303,18 @@ static struct td_event *wrap(const amqp_basic_properties_t *p, const void *body,
     if (has_flag(p, AMQP_BASIC_TIMESTAMP_FLAG) && p->timestamp <= (uint64_t)253402300799) {
         td_format_time_ms((int64_t)p->timestamp * 1000, ts);
         rc |= td_event_set(ev, "time", ts);
+    }
+    /* A content type that td_event_validate would refuse (a control character: datacontenttype
+     * travels as a raw Content-Type header; over 255 bytes once invalid UTF-8 was repaired into
+     * U+FFFD) is left out, and counted. */
+    bool ct_bad = ct && strlen(ct) > 255;
+    for (const unsigned char *c = (const unsigned char *)ct; c && *c && !ct_bad; c++) {
+        ct_bad = *c < 0x20 || *c == 0x7f;
+    }
+    if (ct_bad) {
+        free(ct);
+        ct = NULL;
+        dropped++;
     }
     if (ct) {
         rc |= td_event_set(ev, "datacontenttype", ct);

@@ -36,6 +36,11 @@ int td_ce_batch_decode(const char *json, size_t len, struct td_event ***out, siz
         td_ce_errf(err, errlen, "batch is not valid UTF-8");
         goto fail;
     }
+    /* Checked on the raw text: re-serialising an element would already have cut the string. */
+    if (td_ce_json_has_nul(json, len)) {
+        td_ce_errf(err, errlen, "batch holds \\u0000 (a NUL) in a string, which cannot be kept");
+        goto fail;
+    }
     root = cJSON_ParseWithLength(json, len);
     if (!root || !cJSON_IsArray(root)) {
         td_ce_errf(err, errlen, root ? "batch is not a JSON array" : "batch is not valid JSON");

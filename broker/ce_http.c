@@ -325,9 +325,8 @@ static struct td_event *decode_binary(const struct td_http_headers *h, const uns
             td_ce_errf(err, errlen, "header '%.64s' is not percent-encoded UTF-8", name);
             goto fail;
         }
-        if (td_event_set(ev, attr, value) != 0) {
+        if (td_ce_decode_set(ev, attr, value, TD_CE_STRING, err, errlen) != 0) {
             free(value);
-            td_ce_errf(err, errlen, "out of memory");
             goto fail;
         }
         free(value);

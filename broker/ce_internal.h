@@ -8,6 +8,8 @@
 #ifndef TD_CE_INTERNAL_H
 #define TD_CE_INTERNAL_H
 
+#include "cloudevent.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -21,6 +23,17 @@ size_t td_ce_utf8_next(const unsigned char *s, size_t len);
 
 /* True when the content type is textual: text/..., application/xml or anything +xml. */
 bool td_ce_is_text_type(const char *ct);
+
+/* Sets an attribute read from the wire (copies name and value), refusing a new attribute once
+ * the event holds TD_CE_MAX_ATTRS: 0, or -1 with a message ("more than 256 attributes ..." or
+ * "out of memory"). Replacing an existing attribute is always allowed. */
+int td_ce_decode_set(struct td_event *ev, const char *name, const char *value,
+                     enum td_ce_vtype type, char *err, size_t errlen);
+
+/* True when the JSON text S (LEN bytes) has a string holding the escape \u0000. cJSON 1.7.15
+ * decodes it into a NUL inside its C string, which silently truncates the value ("nul\u0000
+ * tail" would become "nul", and two ids could collide): decoders refuse such text instead. */
+bool td_ce_json_has_nul(const char *s, size_t len);
 
 /* snprintf into err (when err and errlen are non-zero); never fails. */
 void td_ce_errf(char *err, size_t errlen, const char *fmt, ...)

@@ -95,6 +95,14 @@ static const char *content_type(const struct td_kafka_record *r, char *buf, size
         !td_ce_utf8_valid(r->hvalues[i], r->hlens[i])) {
         return NULL;
     }
+    /* A control character makes it no media type (datacontenttype travels as a raw
+     * Content-Type header): a wrapped record keeps it as kafkaheadercontenttype instead. */
+    for (size_t j = 0; j < r->hlens[i]; j++) {
+        unsigned char c = ((const unsigned char *)r->hvalues[i])[j];
+        if (c < 0x20 || c == 0x7f) {
+            return NULL;
+        }
+    }
     memcpy(buf, r->hvalues[i], r->hlens[i]);
     buf[r->hlens[i]] = '\0';
     return buf;
@@ -125,8 +133,11 @@ static struct td_event *from_binary(const struct td_kafka_record *r, char *err, 
             td_ce_errf(err, errlen, "header '%.64s' is not UTF-8 text", h);
             goto fail;
         }
-        if (val == NULL || td_event_set(ev, name, val) != 0) {
+        if (val == NULL) {
             goto oom;
+        }
+        if (td_ce_decode_set(ev, name, val, TD_CE_STRING, err, errlen) != 0) {
+            goto fail;
         }
         free(val);
         val = NULL;

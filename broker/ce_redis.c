@@ -207,8 +207,13 @@ static struct td_event *from_binary(const struct td_redis_entry *e, bool lenient
                        f);
             goto fail;
         }
-        if (val == NULL || td_event_set(ev, name, val) != 0) {
+        if (val == NULL) {
             goto oom;
+        }
+        /* Past the cap even a salvage fails: the caller then wraps the whole entry as data,
+         * so the dead letter keeps every field. */
+        if (td_ce_decode_set(ev, name, val, TD_CE_STRING, err, errlen) != 0) {
+            goto fail;
         }
         free(name);
         free(val);

@@ -47,6 +47,7 @@ static void event_free(struct td_event *ev)
         free(ev->attrs[i].value);
     }
     free(ev->attrs);
+    free(ev->slots);
     free(ev->data);
     free(ev);
 }
@@ -99,8 +100,79 @@ void td_event_unref(struct td_event *ev)
     }
 }
 
+/* Below this many attributes a linear scan beats hashing; from it on the index is kept. */
+#define TD_CE_INDEX_MIN 16
+
+/* FNV-1a: attribute names are short; the index only has to spread them. Names chosen to
+ * collide cost at most TD_CE_MAX_ATTRS probes per lookup, as the linear scan always did. */
+static uint32_t name_hash(const char *name)
+{
+    uint32_t h = 2166136261u;
+
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
+        h = (h ^ *p) * 16777619u;
+    }
+    return h;
+}
+
+/* Puts attrs[i] into the index (which has room: nslots > nattrs). */
+static void index_put(struct td_event *ev, size_t i)
+{
+    size_t mask = ev->nslots - 1;
+    size_t s = name_hash(ev->attrs[i].name) & mask;
+
+    while (ev->slots[s] != 0) {
+        s = (s + 1) & mask;
+    }
+    ev->slots[s] = (uint32_t)(i + 1);
+}
+
+/* (Re)builds the index for at least WANT attributes, or drops it for a small event.
+ * 0, or -1 on out of memory (the old index, if any, is then still valid). */
+static int index_build(struct td_event *ev, size_t want)
+{
+    size_t n = 64;
+    uint32_t *slots;
+
+    if (want < TD_CE_INDEX_MIN) {
+        free(ev->slots);
+        ev->slots = NULL;
+        ev->nslots = 0;
+        return 0;
+    }
+    while (n < 2 * want) {
+        n *= 2;
+    }
+    if (n == ev->nslots) {
+        memset(ev->slots, 0, n * sizeof(*slots));
+        slots = ev->slots;
+    } else {
+        slots = calloc(n, sizeof(*slots));
+        if (slots == NULL) {
+            return -1;
+        }
+        free(ev->slots);
+    }
+    ev->slots = slots;
+    ev->nslots = n;
+    for (size_t i = 0; i < ev->nattrs; i++) {
+        index_put(ev, i);
+    }
+    return 0;
+}
+
 static struct td_ce_attr *find_attr(const struct td_event *ev, const char *name)
 {
+    if (ev->slots != NULL) {
+        size_t mask = ev->nslots - 1;
+        for (size_t s = name_hash(name) & mask; ev->slots[s] != 0; s = (s + 1) & mask) {
+            struct td_ce_attr *a = &ev->attrs[ev->slots[s] - 1];
+            if (strcmp(a->name, name) == 0) {
+                return a;
+            }
+        }
+        return NULL;
+    }
     for (size_t i = 0; i < ev->nattrs; i++) {
         if (strcmp(ev->attrs[i].name, name) == 0) {
             return &ev->attrs[i];
@@ -160,10 +232,20 @@ int td_event_set_typed(struct td_event *ev, const char *name, const char *value,
         ev->attrs = grown;
         ev->cap = cap;
     }
+    /* Grow the index before adding, so a failure leaves the event as it was. */
+    if ((ev->nattrs + 1 >= TD_CE_INDEX_MIN && ev->slots == NULL) ||
+        (ev->slots != NULL && 2 * (ev->nattrs + 1) > ev->nslots)) {
+        if (index_build(ev, ev->nattrs + 1) != 0) {
+            goto fail;
+        }
+    }
     ev->attrs[ev->nattrs].name = ncopy;
     ev->attrs[ev->nattrs].value = vcopy;
     ev->attrs[ev->nattrs].type = type;
     ev->nattrs++;
+    if (ev->slots != NULL) {
+        index_put(ev, ev->nattrs - 1);
+    }
     return 0;
 fail:
     free(vcopy);
@@ -188,6 +270,24 @@ void td_event_unset(struct td_event *ev, const char *name)
     free(a->value);
     memmove(&ev->attrs[i], &ev->attrs[i + 1], (ev->nattrs - i - 1) * sizeof(*a));
     ev->nattrs--;
+    /* Positions moved: rebuild in place (same size, so it cannot fail), or drop the index. */
+    if (ev->slots != NULL) {
+        (void)index_build(ev, ev->nattrs < TD_CE_INDEX_MIN ? 0 : ev->nslots / 2);
+    }
+}
+
+int td_ce_decode_set(struct td_event *ev, const char *name, const char *value,
+                     enum td_ce_vtype type, char *err, size_t errlen)
+{
+    if (ev->nattrs >= TD_CE_MAX_ATTRS && td_event_get(ev, name) == NULL) {
+        td_ce_errf(err, errlen, "more than %d attributes (the limit per event)", TD_CE_MAX_ATTRS);
+        return -1;
+    }
+    if (td_event_set_typed(ev, name, value, type) != 0) {
+        td_ce_errf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 /* Copies the bytes; data NULL clears the data (the event then has none). */

@@ -41,6 +41,11 @@ struct td_event {
     struct td_ce_attr *attrs;
     size_t nattrs;
     size_t cap;
+    /* Open-addressing index over attrs by name (slot = attr index + 1, 0 = empty), built once
+     * the event has TD_CE_INDEX_MIN attributes: lookups stay O(1) however many a decoder adds.
+     * NULL for small events, which a linear scan serves faster. */
+    uint32_t *slots;
+    size_t nslots;       /* a power of two, at least twice nattrs */
     unsigned char *data; /* NULL when the event has no data */
     size_t data_len;
 };
@@ -63,6 +68,14 @@ int td_event_set_data(struct td_event *ev, const void *data, size_t len);
 /* Checks specversion 1.0, the required attributes (id, source, specversion, type, non-empty),
  * attribute names ([a-z0-9]+) and the time format (RFC 3339). 0, or -1 with a message. */
 int td_event_validate(const struct td_event *ev, char *err, size_t errlen);
+/* The most attributes (required, optional and extensions together) a decoder accepts in one
+ * event, in every binding: JSON/structured, HTTP binary headers, Redis ce_ fields, Kafka ce_
+ * headers and AMQP cloudEvents: headers. The CloudEvents spec needs a handful; 256 leaves room
+ * for generous extensions and bounds what one hostile message costs. An event past it is
+ * refused by the decoder ("more than 256 attributes"): 400 at the ingress, an invalid_event
+ * dead letter from a broker source. Events the broker builds itself (wrapping, dead-letter
+ * attributes) may go a few past it. */
+#define TD_CE_MAX_ATTRS 256
 /* The longest attribute name any binding accepts. */
 #define TD_CE_NAME_MAX 200
 /* True when NAME is a valid CloudEvents attribute name ([a-z0-9]+, at most TD_CE_NAME_MAX). */
@@ -207,8 +220,9 @@ void td_kafka_headers_free(struct td_kafka_headers *h);
 /* ---- the AMQP 0-9-1 binding (ce_amqp.c, rabbitmq-c types) ---- */
 struct amqp_basic_properties_t_;
 /* Wrapping limits: headers past TD_AMQP_MAX_HEADER_ATTRS, values longer than
- * TD_AMQP_MAX_HEADER_VALUE and nested tables or arrays are left out of a wrapped event and
- * counted in the extension amqpheadersdropped; binary mode with more attributes is invalid. */
+ * TD_AMQP_MAX_HEADER_VALUE, nested tables or arrays, and a content type that is no valid
+ * datacontenttype (a control character, over 255 bytes) are left out of a wrapped event and counted
+ * in the extension amqpheadersdropped; binary mode with more attributes is invalid. */
 #define TD_AMQP_MAX_HEADER_ATTRS 128
 #define TD_AMQP_MAX_HEADER_VALUE 8192
 /* Normalizes a delivery: binary mode (headers prefixed cloudEvents: or cloudEvents_ are the

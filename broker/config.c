@@ -26,6 +26,7 @@
 
 #include "cloudevent.h"
 #include "filter.h"
+#include "secret.h"
 #include "yaml_tree.h"
 
 #define MAX_FILE_SIZE   (16 * 1024 * 1024)
@@ -243,9 +244,14 @@ static int sbuf_add(struct sbuf *b, const char *s, size_t len)
         while (cap < b->n + len + 1) {
             cap *= 2;
         }
-        char *p = realloc(b->p, cap);
+        /* Not realloc: the old buffer may hold a secret, wiped before it is freed. */
+        char *p = malloc(cap);
         if (!p) {
             return -1;
+        }
+        if (b->p) {
+            memcpy(p, b->p, b->n + 1);
+            td_secret_free_n(b->p, b->cap);
         }
         b->p = p;
         b->cap = cap;
@@ -287,6 +293,7 @@ static int read_secret_file(const char *path, struct sbuf *b, char *err, size_t 
         goto fail;
     }
     fclose(fp);
+    td_secret_wipe(chunk, sizeof(chunk));
     if (b->n > start && b->p[b->n - 1] == '\n') {
         b->p[--b->n] = '\0';
     }
@@ -295,6 +302,7 @@ fail:
     if (fp) {
         fclose(fp);
     }
+    td_secret_wipe(chunk, sizeof(chunk));
     return -1;
 }
 
@@ -423,7 +431,7 @@ static char *interpolate(const char *s, bool *secret, char *from, size_t fromlen
     }
     return b.p;
 fail:
-    free(b.p);
+    td_secret_free_n(b.p, b.cap);
     return NULL;
 }
 
@@ -716,6 +724,8 @@ struct kdef {
     bool required;
     bool pos;   /* K_STR: store the value's position at off2 (a reference to resolve later) */
     bool attrs; /* K_STRMAP: keys are CloudEvents attribute names */
+    bool cred;  /* K_STR: a credential written into a request header (td_secret_header_safe) */
+    bool hdrs;  /* K_STRMAP: request headers (names are tokens, values hold no CR, LF...) */
     int group;  /* keys of group 1 are mutually exclusive */
     int kind;   /* when set, kind - 1 is stored at the table's kind_off */
 };
@@ -787,7 +797,7 @@ static void apply_strlist(struct loader *ld, const struct kdef *d, const struct 
         return;
     }
     for (size_t i = 0; i < *count; i++) {
-        free((*slot)[i]);
+        td_secret_free((*slot)[i]);
     }
     free(*slot);
     *slot = items;
@@ -831,8 +841,33 @@ static void apply_intlist(struct loader *ld, const struct kdef *d, const struct 
         } else if (check_range(ld, val->items[i], d, n) == 0) {
             items[(*count)++] = (int)n;
         }
-        free(v.s);
+        td_secret_free(v.s);
     }
+}
+
+/* An HTTP header name (RFC 9110 token). */
+static bool header_name_ok(const char *s)
+{
+    if (!*s) {
+        return false;
+    }
+    for (; *s; s++) {
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* An HTTP header value: no control character but HTAB (a CR or LF would add headers). */
+static bool header_value_ok(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
+            return false;
+        }
+    }
+    return true;
 }
 
 static void apply_strmap(struct loader *ld, const struct kdef *d, const struct td_ynode *val,
@@ -855,7 +890,20 @@ static void apply_strmap(struct loader *ld, const struct kdef *d, const struct t
                    key->value);
             continue;
         }
+        if (d->hdrs && !header_name_ok(key->value)) {
+            ERR_AT(ld, key, "'%s': invalid header name '%.64s'", d->name, key->value);
+            continue;
+        }
         if (get_scalar(ld, val->items[i + 1], key->value, &v) < 0) {
+            continue;
+        }
+        if (d->hdrs && !header_value_ok(v.s)) {
+            /* Never the value: it may come from a secret. */
+            ERR_AT(ld, val->items[i + 1],
+                   "header '%s' must not hold control characters (CR, LF...): it would break "
+                   "out of its request header",
+                   key->value);
+            td_secret_free(v.s);
             continue;
         }
         struct td_kv *items = realloc(list->items, (list->n + 1) * sizeof(*items));
@@ -865,7 +913,7 @@ static void apply_strmap(struct loader *ld, const struct kdef *d, const struct t
                 list->items = items;
             }
             free(k);
-            free(v.s);
+            td_secret_free(v.s);
             ERR_AT(ld, key, "out of memory");
             return;
         }
@@ -924,7 +972,15 @@ static void apply(struct loader *ld, const struct kdef *d, const struct td_ynode
                    shown(&v, buf, sizeof(buf)));
             break;
         }
-        free(*FIELD(base, d->off, char *));
+        if (d->cred && !td_secret_header_safe(v.s)) {
+            /* Never the value: it is a credential, and shown() would print a literal one. */
+            ERR_AT(ld, val,
+                   "'%s' is a credential and must not be empty or hold blanks or control "
+                   "characters (CR, LF...): it would break out of its request header",
+                   d->name);
+            break;
+        }
+        td_secret_free(*FIELD(base, d->off, char *));
         *FIELD(base, d->off, char *) = v.s;
         v.s = NULL;
         if (d->pos) {
@@ -990,7 +1046,7 @@ static void apply(struct loader *ld, const struct kdef *d, const struct td_ynode
     default:
         break;
     }
-    free(v.s);
+    td_secret_free(v.s);
 }
 
 /* Applies table T to the mapping MAP, filling the struct at BASE. Reports every problem. */
@@ -1083,13 +1139,13 @@ static void free_table(const struct ktable *t, void *base)
         const struct kdef *d = &t->keys[i];
         switch (d->type) {
         case K_STR:
-            free(*FIELD(base, d->off, char *));
+            td_secret_free(*FIELD(base, d->off, char *)); /* any may be a secret */
             break;
         case K_STRLIST: {
             char **items = *FIELD(base, d->off, char **);
             size_t n = *FIELD(base, d->off2, size_t);
             for (size_t j = 0; j < n; j++) {
-                free(items[j]);
+                td_secret_free(items[j]);
             }
             free(items);
             break;
@@ -1101,7 +1157,7 @@ static void free_table(const struct ktable *t, void *base)
             struct td_kv_list *list = FIELD(base, d->off, struct td_kv_list);
             for (size_t j = 0; j < list->n; j++) {
                 free(list->items[j].key);
-                free(list->items[j].value);
+                td_secret_free(list->items[j].value); /* e.g. an API key header */
             }
             free(list->items);
             break;
@@ -1123,6 +1179,7 @@ static void free_table(const struct ktable *t, void *base)
 #define STR(n, o)         {.name = (n), .type = K_STR, .off = (o)}
 #define REQ_STR(n, o)     {.name = (n), .type = K_STR, .off = (o), .required = true}
 #define ONE_STR(n, o)     {.name = (n), .type = K_STR, .off = (o), .group = 1}
+#define CRED_STR(n, o)    {.name = (n), .type = K_STR, .off = (o), .cred = true}
 #define REF_STR(n, o, p)  {.name = (n), .type = K_STR, .off = (o), .off2 = (p), .pos = true}
 #define INT(n, o, lo, hi) {.name = (n), .type = K_INT, .off = (o), .min = (lo), .max = (hi)}
 #define DUR(n, o)         {.name = (n), .type = K_DUR, .off = (o)}
@@ -1285,7 +1342,7 @@ static int check_ingress(struct loader *ld, const struct td_ynode *map, void *ba
     return 0;
 }
 
-static const struct kdef ingress_auth_keys[] = {STR("bearer", SRC(http.bearer))};
+static const struct kdef ingress_auth_keys[] = {CRED_STR("bearer", SRC(http.bearer))};
 static const struct ktable ingress_auth_table = {TABLE("http source auth", ingress_auth_keys)};
 static const struct kdef http_source_keys[] = {
     REQ_STR("path", SRC(http.path)),
@@ -1333,11 +1390,15 @@ static const struct kdef google_keys[] = {REQ_STR("audience", AUTH(google_audien
                                           STR("metadata_url", AUTH(google_metadata_url))};
 static const struct ktable google_table = {TABLE("auth.google_id_token", google_keys)};
 static const struct kdef auth_keys[] = {
-    ONE_STR("bearer", AUTH(bearer)),
+    {.name = "bearer", .type = K_STR, .off = AUTH(bearer), .group = 1, .cred = true},
     ONE_STR("bearer_file", AUTH(bearer_file)),
     {.name = "basic", .type = K_NESTED, .sub = &basic_table, .group = 1},
     {.name = "google_id_token", .type = K_NESTED, .sub = &google_table, .group = 1},
-    ONE_STR("azure_function_key", AUTH(azure_function_key)),
+    {.name = "azure_function_key",
+     .type = K_STR,
+     .off = AUTH(azure_function_key),
+     .group = 1,
+     .cred = true},
     {.name = "azure_key_in", .type = K_STR, .off = AUTH(azure_key_in), .names = azure_key_in_names},
 };
 static const struct ktable auth_table = {TABLE("auth", auth_keys)};
@@ -1354,7 +1415,7 @@ static const struct kdef http_sink_keys[] = {
     {.name = "service", .type = K_NESTED, .sub = &service_table, .group = 1},
     ENUM("mode", SNK(http.mode), mode_names),
     SINK_TIMEOUT,
-    {.name = "headers", .type = K_STRMAP, .off = SNK(http.headers)},
+    {.name = "headers", .type = K_STRMAP, .off = SNK(http.headers), .hdrs = true},
     STR("ca_file", SNK(http.ca_file)),
     STR("client_cert", SNK(http.client_cert)),
     STR("client_key", SNK(http.client_key)),
@@ -1401,9 +1462,17 @@ static const struct kdef openfaas_sink_keys[] = {
 static const struct ktable openfaas_sink_table = {TABLE("openfaas sink", openfaas_sink_keys)};
 
 static const struct kdef credentials_keys[] = {
-    REQ_STR("access_key_id", SNK(lambda.access_key_id)),
-    REQ_STR("secret_access_key", SNK(lambda.secret_access_key)),
-    STR("session_token", SNK(lambda.session_token)),
+    {.name = "access_key_id",
+     .type = K_STR,
+     .off = SNK(lambda.access_key_id),
+     .required = true,
+     .cred = true},
+    {.name = "secret_access_key",
+     .type = K_STR,
+     .off = SNK(lambda.secret_access_key),
+     .required = true,
+     .cred = true},
+    CRED_STR("session_token", SNK(lambda.session_token)),
 };
 static const struct ktable credentials_table = {TABLE("lambda credentials", credentials_keys)};
 static const struct kdef lambda_sink_keys[] = {
@@ -1625,7 +1694,7 @@ static struct td_filter *build_attrs(struct loader *ld, const struct td_ynode *m
         if (td_filter_add_attr(f, key->value, v.s) < 0) {
             ERR_AT(ld, key, "out of memory");
         }
-        free(v.s);
+        td_secret_free(v.s);
     }
     if (ld->nerrors != before) {
         goto fail;
@@ -1690,7 +1759,7 @@ static struct td_filter *build_filter(struct loader *ld, const struct td_ynode *
             goto fail;
         }
         f = td_filter_new_cesql(v.s, err, sizeof(err));
-        free(v.s);
+        td_secret_free(v.s);
         if (!f) {
             ERR_AT(ld, val, "cesql: %s", err);
         }
@@ -1829,10 +1898,10 @@ static int version_fn(struct loader *ld, const struct td_ynode *val, void *base)
     if (parse_int(&v, &n) < 0 || n != 1) {
         ERR_AT(ld, val, "unsupported version %s (only 1 is supported)",
                shown(&v, buf, sizeof(buf)));
-        free(v.s);
+        td_secret_free(v.s);
         return -1;
     }
-    free(v.s);
+    td_secret_free(v.s);
     cfg->version = 1;
     return 0;
 }
@@ -2106,13 +2175,15 @@ static char *read_file(struct loader *ld, const char *path, size_t *len)
         goto fail;
     }
     fclose(fp);
+    td_secret_wipe(chunk, sizeof(chunk));
     *len = b.n;
     return b.p;
 fail:
     if (fp) {
         fclose(fp);
     }
-    free(b.p);
+    td_secret_wipe(chunk, sizeof(chunk));
+    td_secret_free_n(b.p, b.cap);
     return NULL;
 }
 
@@ -2156,7 +2227,8 @@ static void load_file(struct loader *ld, const char *path)
     walk(ld, &top_table, root, cfg);
 fail: /* also the way out on success: the tree and the buffer are never kept */
     td_ynode_free(root);
-    free(buf);
+    /* The file may hold literal secrets. */
+    td_secret_free_n(buf, buf ? len + 1 : 0);
 }
 
 static int yaml_entry(const struct dirent *de)

@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 
 #include "loop.h"
+#include "secret.h"
 
 #define BODY_CAP 65536
 #define POOL_MAX 256
@@ -130,8 +131,8 @@ static void request_free(struct td_http_request *req)
     c->nrunning--;
     curl_multi_remove_handle(c->multi, req->easy);
     td_http_client_release(c, req->easy);
-    curl_slist_free_all(req->headers);
-    free(req->body);
+    td_secret_slist_free(req->headers); /* may hold credentials */
+    td_secret_free_n(req->body, req->cap);
     free(req);
 }
 
@@ -185,10 +186,16 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
             while (cap < req->len + take) {
                 cap *= 2;
             }
-            unsigned char *b = realloc(req->body, cap);
+            /* Not realloc: an answer may be a credential (metadata token, STS keys), and
+             * the old buffer is wiped before it is freed. */
+            unsigned char *b = malloc(cap);
             if (!b) {
                 return n; /* keep going without the body rather than failing the request */
             }
+            if (req->len > 0) {
+                memcpy(b, req->body, req->len);
+            }
+            td_secret_free_n(req->body, req->cap);
             req->body = b;
             req->cap = cap;
         }
@@ -204,7 +211,7 @@ struct td_http_request *td_http_client_send(struct td_http_client *c, CURL *easy
 {
     struct td_http_request *req = calloc(1, sizeof(*req));
     if (!req) {
-        curl_slist_free_all(headers);
+        td_secret_slist_free(headers);
         td_http_client_release(c, easy);
         return NULL;
     }
@@ -230,7 +237,7 @@ struct td_http_request *td_http_client_send(struct td_http_client *c, CURL *easy
     c->nrunning++;
     if (curl_multi_add_handle(c->multi, easy) != CURLM_OK) {
         req->done = NULL;
-        curl_slist_free_all(req->headers);
+        td_secret_slist_free(req->headers); /* may hold credentials */
         req->headers = NULL;
         /* request_free removes the handle, which is harmless when it was never added */
         request_free(req);
@@ -282,6 +289,6 @@ static void check_done(struct td_http_client *c)
         req->body = NULL;
         request_free(req);
         done(NULL, code, code == CURLE_OK ? status : 0, ra_ms, body, len, arg);
-        free(body);
+        td_secret_free_n(body, len); /* the answer may be a credential */
     }
 }

@@ -16,11 +16,15 @@
 #include <regex.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_DEPTH 128 /* schema nesting at load; schema+instance nesting at validation */
+/* uniqueItems: full comparisons allowed among items whose hashes collide, per array. Equal
+ * items stop at the first; only items crafted to collide could use them up. */
+#define MAX_UNIQUE_COMPARES 100000
 
 struct pattern {
     const cJSON *node; /* the "pattern" string node */
@@ -535,6 +539,108 @@ static bool check_string(struct vctx *vc, const cJSON *sch, const cJSON *inst)
     return true;
 }
 
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    }
+    return h;
+}
+
+/* A hash that agrees with cJSON_Compare(a, b, true): equal values hash alike (numbers by
+ * value, -0 as 0; object members in any order). Depth is bounded by the parser's own limit. */
+static uint64_t json_hash(const cJSON *j)
+{
+    uint64_t h = (uint64_t)(j->type & 0xff) * 0x9e3779b97f4a7c15ULL;
+
+    if (cJSON_IsNumber(j)) {
+        double d = j->valuedouble == 0 ? 0.0 : j->valuedouble;
+        uint64_t bits;
+        memcpy(&bits, &d, sizeof(bits));
+        return mix64(h ^ bits);
+    }
+    if (cJSON_IsString(j)) {
+        return mix64(h ^ str_hash(j->valuestring));
+    }
+    if (cJSON_IsArray(j)) {
+        for (const cJSON *c = j->child; c; c = c->next) {
+            h = mix64(h * 31 + json_hash(c));
+        }
+        return h;
+    }
+    if (cJSON_IsObject(j)) {
+        uint64_t sum = 0; /* commutative: member order does not matter */
+        for (const cJSON *c = j->child; c; c = c->next) {
+            sum += mix64(str_hash(c->string ? c->string : "") ^ (json_hash(c) << 1));
+        }
+        return mix64(h ^ sum);
+    }
+    return mix64(h);
+}
+
+struct hashed {
+    uint64_t h;
+    const cJSON *item;
+};
+
+static int hashed_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const struct hashed *)a)->h;
+    uint64_t y = ((const struct hashed *)b)->h;
+    return x < y ? -1 : x > y;
+}
+
+/* uniqueItems in O(n log n): hash every item, sort by hash, and compare in full only items
+ * whose hashes are equal (comparing all pairs took minutes on a large hostile array). */
+static bool check_unique(struct vctx *vc, const cJSON *inst)
+{
+    size_t n = 0;
+    size_t compares = 0;
+    struct hashed *hs;
+
+    for (const cJSON *a = inst->child; a; a = a->next) {
+        n++;
+    }
+    if (n < 2) {
+        return true;
+    }
+    hs = malloc(n * sizeof(*hs));
+    if (!hs) {
+        return vfail(vc, "out of memory checking uniqueItems");
+    }
+    n = 0;
+    for (const cJSON *a = inst->child; a; a = a->next) {
+        hs[n].h = json_hash(a);
+        hs[n++].item = a;
+    }
+    qsort(hs, n, sizeof(*hs), hashed_cmp);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = i + 1; j < n && hs[j].h == hs[i].h; j++) {
+            if (++compares > MAX_UNIQUE_COMPARES) {
+                free(hs);
+                return vfail(vc, "too many colliding items to check uniqueItems");
+            }
+            if (cJSON_Compare(hs[i].item, hs[j].item, true)) {
+                free(hs);
+                return vfail(vc, "items are not unique");
+            }
+        }
+    }
+    free(hs);
+    return true;
+}
+
 static bool check_array(struct vctx *vc, const cJSON *sch, const cJSON *inst, int depth)
 {
     const cJSON *v;
@@ -545,14 +651,9 @@ static bool check_array(struct vctx *vc, const cJSON *sch, const cJSON *inst, in
     if ((v = cJSON_GetObjectItemCaseSensitive(sch, "maxItems")) && n > v->valuedouble) {
         return vfail(vc, "more than %g items", v->valuedouble);
     }
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sch, "uniqueItems"))) {
-        for (const cJSON *a = inst->child; a; a = a->next) {
-            for (const cJSON *b = a->next; b; b = b->next) {
-                if (cJSON_Compare(a, b, true)) {
-                    return vfail(vc, "items are not unique");
-                }
-            }
-        }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sch, "uniqueItems")) &&
+        !check_unique(vc, inst)) {
+        return false;
     }
     const cJSON *items = cJSON_GetObjectItemCaseSensitive(sch, "items");
     if (items) {

@@ -47,6 +47,32 @@ static size_t put_json(char *buf, size_t len, size_t cap, const char *s)
     return len;
 }
 
+/* Appends s to buf for a text line: control characters (below 0x20, and 0x7F) and the
+ * backslash are escaped (\n, \r, \t, \\, \xNN), so an event id or a message holding a newline
+ * can never forge a second log line. Stops while 5 bytes are left. Returns the new length. */
+static size_t put_text(char *buf, size_t len, size_t cap, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    for (; *s && len + 5 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        char e = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : c == '\\' ? '\\' : 0;
+        if (e) {
+            buf[len++] = '\\';
+            buf[len++] = e;
+        } else if (c < 0x20 || c == 0x7f) {
+            buf[len++] = '\\';
+            buf[len++] = 'x';
+            buf[len++] = hex[c >> 4];
+            buf[len++] = hex[c & 15];
+        } else {
+            buf[len++] = (char)c;
+        }
+    }
+    buf[len] = '\0';
+    return len;
+}
+
 /* Appends one field; it goes in whole or not at all, so a JSON line always stays valid. */
 static size_t put_field(char *buf, size_t len, size_t cap, bool json, const char *key,
                         const char *value)
@@ -61,8 +87,8 @@ static size_t put_field(char *buf, size_t len, size_t cap, bool json, const char
         n = put_json(field, n, sizeof(field) - 2, value);
         field[n++] = '"';
     } else {
-        n = (size_t)snprintf(field, sizeof(field), " %s=%s", key, value);
-        n = n < sizeof(field) ? n : sizeof(field) - 1;
+        n = (size_t)snprintf(field, sizeof(field), " %s=", key);
+        n = put_text(field, n, sizeof(field), value);
     }
     if (len + n + 2 >= cap) {
         return len;
@@ -105,8 +131,9 @@ void td_log(enum td_log_level level, const char *trigger, const char *source, co
         len = put_field(line, len, cap, json, "id", id);
         line[len++] = '}';
     } else {
-        len = (size_t)snprintf(line, cap, "%s %-5s %s", when, level_names[level], msg);
+        len = (size_t)snprintf(line, cap, "%s %-5s ", when, level_names[level]);
         len = len < cap ? len : cap - 1;
+        len = put_text(line, len, cap, msg);
         len = put_field(line, len, cap, json, "trigger", trigger);
         len = put_field(line, len, cap, json, "source", source);
         len = put_field(line, len, cap, json, "id", id);

@@ -1,5 +1,6 @@
 /* redis_util.c - Redis URL parsing and connecting (see redis_util.h). */
 #include "redis_util.h"
+#include "secret.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -88,7 +89,7 @@ fail:
 void td_redis_addr_free(struct td_redis_addr *a)
 {
     free(a->user);
-    free(a->password);
+    td_secret_free(a->password);
     free(a->path);
     a->user = a->password = a->path = NULL;
 }

@@ -5,6 +5,7 @@
  * TD_YAML_MAX_DEPTH, so hostile nesting is an error instead of a crash.
  */
 #include "yaml_tree.h"
+#include "secret.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,10 @@ void td_ynode_free(struct td_ynode *node)
         td_ynode_free(node->items[i]);
     }
     free(node->items);
-    free(node->value);
+    /* A scalar may be a literal secret (password: hunter2): wiped like every copy. */
+    if (node->value) {
+        td_secret_free_n(node->value, node->len + 1);
+    }
     free(node);
 }
 

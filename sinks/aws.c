@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "creds.h"
+#include "secret.h"
 
 static char *dup_or_null(const char *s)
 {
@@ -90,11 +91,12 @@ static int read_shared_file(const char *path, const char *profile, struct td_aws
                       : strcmp(key, "aws_session_token") == 0     ? &out->session_token
                                                                   : NULL;
         if (slot) {
-            free(*slot);
+            td_secret_free(*slot);
             *slot = dup_or_null(val);
         }
     }
     fclose(f);
+    td_secret_wipe(line, sizeof(line));
     if (out->access_key_id && out->secret_access_key) {
         return 0;
     }
@@ -166,6 +168,18 @@ check:
     if (!out->access_key_id || !out->secret_access_key) {
         goto oom;
     }
+    /* The key id goes into the Authorization header, the session token into its own: a CR or
+     * LF in either would add headers. Named by where it came from, never shown. */
+    if (!td_secret_header_safe(out->access_key_id) ||
+        !td_secret_header_safe(out->secret_access_key) ||
+        (out->session_token && !td_secret_header_safe(out->session_token))) {
+        snprintf(err, errlen, "the AWS credentials from %s hold a blank or control character",
+                 out->source == TD_AWS_CONFIG ? "the trigger file"
+                 : out->source == TD_AWS_ENV  ? "the environment (AWS_*)"
+                                              : "the shared credentials file");
+        td_aws_resolved_clear(out);
+        return -1;
+    }
     return 0;
 oom:
     snprintf(err, errlen, "out of memory");
@@ -180,8 +194,7 @@ void td_aws_resolved_clear(struct td_aws_resolved *r)
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         if (*all[i]) {
             /* wipe secrets before giving the memory back */
-            memset(*all[i], 0, strlen(*all[i]));
-            free(*all[i]);
+            td_secret_free(*all[i]);
             *all[i] = NULL;
         }
     }
@@ -264,14 +277,13 @@ static int sts_prepare(void *ctxp, CURL *easy, struct curl_slist **headers, char
     curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, body);
     rc = 0;
 fail:
-    memset(token, 0, strlen(token));
-    free(token);
-    if (body) {
-        memset(body, 0, strlen(body));
-        free(body);
-    }
+    td_secret_free(token);
+    td_secret_free(body);
     curl_free(role);
     curl_free(name);
+    if (tok) {
+        td_secret_wipe(tok, strlen(tok)); /* the escaped token */
+    }
     curl_free(tok);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include "http_client.h"
 #include "log.h"
 #include "loop.h"
+#include "secret.h"
 
 #define FETCH_TIMEOUT_MS      10000
 #define REFRESH_MARGIN_MAX_MS 300000 /* refresh at most 5 minutes before expiry */
@@ -92,15 +93,24 @@ static void on_fetched(struct td_http_request *req, CURLcode code, long status,
     char *vals[TD_CREDS_NVALS] = {0};
     int64_t expires = 0;
     char err[128] = "";
-    if (c->p->parse(c->ctx, body, len, vals, &expires, err, sizeof(err)) < 0) {
+    int rc = c->p->parse(c->ctx, body, len, vals, &expires, err, sizeof(err));
+    for (int i = 0; rc == 0 && i < TD_CREDS_NVALS; i++) {
+        /* Every value goes into a request header (or a signature): a CR or LF in it would add
+         * headers of the sender's choosing. Refused on every fetch, never shown. */
+        if (vals[i] && !td_secret_header_safe(vals[i])) {
+            snprintf(err, sizeof(err), "value %d holds a blank or control character", i + 1);
+            rc = -1;
+        }
+    }
+    if (rc < 0) {
         for (int i = 0; i < TD_CREDS_NVALS; i++) {
-            free(vals[i]);
+            td_secret_free(vals[i]);
         }
         failed(c, "could not use the %s answer: %s", err);
         return;
     }
     for (int i = 0; i < TD_CREDS_NVALS; i++) {
-        free(c->vals[i]);
+        td_secret_free(c->vals[i]);
         c->vals[i] = vals[i];
     }
     int64_t now = td_wall_ms();
@@ -197,7 +207,7 @@ void td_creds_free(struct td_creds *c)
     }
     td_timer_stop(c->loop, &c->timer);
     for (int i = 0; i < TD_CREDS_NVALS; i++) {
-        free(c->vals[i]);
+        td_secret_free(c->vals[i]);
     }
     c->p->free_ctx(c->ctx);
     free(c);
@@ -254,6 +264,17 @@ uint64_t td_creds_fetches(const struct td_creds *c)
     return c->fetches;
 }
 
+int64_t td_creds_seconds(double d)
+{
+    if (!(d >= 1)) { /* NaN too; and 0 < d < 1 would truncate to 0, "unknown" */
+        return -1;
+    }
+    if (d >= (double)TD_CREDS_MAX_EPOCH_S) {
+        return TD_CREDS_MAX_EPOCH_S;
+    }
+    return (int64_t)d;
+}
+
 unsigned char *td_base64url_decode(const char *in, size_t len, size_t *outlen)
 {
     unsigned char *out = malloc(len * 3 / 4 + 4);
@@ -307,9 +328,9 @@ int64_t td_jwt_exp(const char *jwt)
         return -1;
     }
     cJSON *claims = cJSON_ParseWithLength((const char *)payload, n);
-    free(payload);
+    td_secret_free_n(payload, n + 1);
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(claims, "exp");
-    int64_t out = cJSON_IsNumber(exp) && exp->valuedouble > 0 ? (int64_t)exp->valuedouble : -1;
+    int64_t out = cJSON_IsNumber(exp) ? td_creds_seconds(exp->valuedouble) : -1;
     cJSON_Delete(claims);
     return out;
 }
@@ -331,12 +352,18 @@ char *td_read_secret_file(const char *path, char *err, size_t errlen)
     size_t n = fread(buf, 1, cap, f);
     fclose(f);
     while (n > 0 && isspace((unsigned char)buf[n - 1])) {
-        n--;
+        buf[--n] = '\0'; /* wiped as it goes: the trailing part is never freed with data */
     }
     buf[n] = '\0';
     if (n == 0) {
         snprintf(err, errlen, "%s is empty", path);
         free(buf);
+        return NULL;
+    }
+    if (!td_secret_header_safe(buf)) {
+        /* A token goes into a header: CR/LF would add headers of the file writer's choice. */
+        snprintf(err, errlen, "%s holds a blank or control character (a token cannot)", path);
+        td_secret_free(buf);
         return NULL;
     }
     return buf;

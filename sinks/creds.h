@@ -71,6 +71,11 @@ uint64_t td_creds_fetches(const struct td_creds *c);
 unsigned char *td_base64url_decode(const char *in, size_t len, size_t *outlen);
 /* The "exp" claim of a JWT in UNIX seconds, or -1. */
 int64_t td_jwt_exp(const char *jwt);
+/* A JSON number of seconds (exp, expires_in, ...) as an int64: -1 when it is not a finite
+ * number above 0, and clamped to TD_CREDS_MAX_EPOCH_S, so that converting it and multiplying by
+ * 1000 can neither overflow nor be an out-of-range cast ("exp": 1e17, 1e300). */
+#define TD_CREDS_MAX_EPOCH_S 253402300799LL /* 9999-12-31T23:59:59Z */
+int64_t td_creds_seconds(double d);
 /* Reads a small secret file (at most 64 KiB) without its trailing whitespace: malloc'd, or
  * NULL with a message (which never includes the content). */
 char *td_read_secret_file(const char *path, char *err, size_t errlen);

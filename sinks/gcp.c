@@ -16,6 +16,7 @@
 
 #include "creds.h"
 #include "gcp.h"
+#include "secret.h"
 
 #define IDENTITY_PATH         "/computeMetadata/v1/instance/service-accounts/default/identity"
 #define DEFAULT_METADATA_HOST "metadata.google.internal"
@@ -63,7 +64,7 @@ static int parse(void *ctxp, const unsigned char *body, size_t len, char **vals,
     token[len] = '\0';
     int64_t exp = len > 0 && strlen(token) == len ? td_jwt_exp(token) : -1;
     if (exp < 0) {
-        free(token);
+        td_secret_free(token);
         snprintf(err, errlen, "the answer is not a JWT with an exp claim");
         return -1;
     }

@@ -23,6 +23,7 @@
 #include "http_sink.h"
 #include "log.h"
 #include "loop.h"
+#include "secret.h"
 #include "sink.h"
 
 struct http_attempt;
@@ -33,6 +34,7 @@ struct http_sink {
     char *url_code; /* t.url with ?code=KEY (Azure, azure_key_in: query), or NULL */
     /* bearer_file: re-read when its mtime changes, checked at most once a second */
     char *token;
+    char token_err[160]; /* why the last read failed (never the content), or "" */
     struct timespec token_mtime;
     int64_t token_checked_ms;
     struct td_creds *gcp;         /* google_id_token, or NULL */
@@ -124,10 +126,18 @@ static void refresh_token(struct td_sink *k, struct http_sink *hs)
     char *token = td_read_secret_file(path, err, sizeof(err));
     if (!token) {
         td_log_warn(NULL, NULL, NULL, "sink '%s': bearer_file: %s", k->name, err);
+        /* A changed file that cannot be used (e.g. it now holds a CR/LF) is not papered over
+         * with the old token: attempts fail, retryable, until the file is fixed. */
+        if (hs->token && strstr(err, "control character")) {
+            td_secret_free(hs->token);
+            hs->token = NULL;
+        }
+        snprintf(hs->token_err, sizeof(hs->token_err), "%s", err);
         return;
     }
-    free(hs->token);
+    td_secret_free(hs->token);
     hs->token = token;
+    hs->token_err[0] = '\0';
     hs->token_mtime = st.st_mtim;
     td_log_debug(NULL, NULL, NULL, "sink '%s': bearer_file (re)read", k->name);
 }
@@ -143,18 +153,19 @@ static struct curl_slist *add_header(struct curl_slist *list, const char *name, 
     size_t n = nlen + vlen + 3;
     char *line = n <= sizeof(stack) ? stack : malloc(n);
     if (!line) {
-        curl_slist_free_all(list);
+        td_secret_slist_free(list);
         return NULL;
     }
     memcpy(line, name, nlen);
     memcpy(line + nlen, ": ", 2);
     memcpy(line + nlen + 2, value, vlen + 1);
     struct curl_slist *l = curl_slist_append(list, line);
+    td_secret_wipe(line, n); /* the value may be a key (x-functions-key) */
     if (line != stack) {
         free(line);
     }
     if (!l) {
-        curl_slist_free_all(list);
+        td_secret_slist_free(list);
     }
     return l;
 }
@@ -292,8 +303,9 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
         refresh_token(k, hs);
         bearer = hs->token;
         if (!bearer) {
-            snprintf(a->reason, sizeof(a->reason), "bearer_file cannot be read");
-            curl_slist_free_all(headers);
+            snprintf(a->reason, sizeof(a->reason), "sink '%s': bearer_file cannot be used: %s",
+                     k->name, hs->token_err[0] ? hs->token_err : "cannot be read");
+            td_secret_slist_free(headers);
             td_http_client_release(hs->client, easy);
             free(ha);
             return -1;
@@ -307,7 +319,7 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
         }
         snprintf(line, n, "Authorization: Bearer %s", bearer);
         struct curl_slist *l = curl_slist_append(headers, line);
-        free(line);
+        td_secret_free(line);
         if (!l) {
             goto fail;
         }
@@ -358,7 +370,7 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
     return 0;
 fail:
     free(json);
-    curl_slist_free_all(headers);
+    td_secret_slist_free(headers);
     td_http_client_release(hs->client, easy);
     free(ha);
     snprintf(a->reason, sizeof(a->reason), "out of memory");
@@ -388,8 +400,9 @@ static void on_token(struct td_creds_waiter *w, const char *err)
     unlink_waiting(hs, ha);
     const char *token = err ? NULL : td_creds_get(hs->gcp, 0);
     if (!token) {
-        char reason[160];
-        snprintf(reason, sizeof(reason), "%s", err ? err : "the Google ID token expired");
+        char reason[200];
+        snprintf(reason, sizeof(reason), "sink '%s': %s", k->name,
+                 err ? err : "the Google ID token expired");
         free(ha);
         td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
         return;
@@ -420,7 +433,9 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
         token = td_creds_get(hs->gcp, 0);
         if (!token) {
             ha->w.fn = on_token;
-            if (td_creds_wait(hs->gcp, &ha->w, a->reason, sizeof(a->reason)) < 0) {
+            char why[160];
+            if (td_creds_wait(hs->gcp, &ha->w, why, sizeof(why)) < 0) {
+                snprintf(a->reason, sizeof(a->reason), "sink '%s': %s", k->name, why);
                 free(ha);
                 return -1;
             }
@@ -451,8 +466,8 @@ static void destroy(struct td_sink *k)
         td_gcp_token_put(hs->gcp);
     }
     free(hs->t.url);
-    free(hs->url_code);
-    free(hs->token);
+    td_secret_free(hs->url_code); /* holds the Azure key */
+    td_secret_free(hs->token);
     free(hs);
     k->impl = NULL;
 }
@@ -482,12 +497,16 @@ int td_http_sink_setup(struct td_sink *k, struct td_http_client *http, struct td
         size_t n = strlen(hs->t.url) + (code ? strlen(code) : 0) + 8;
         hs->url_code = code ? malloc(n) : NULL;
         if (!hs->url_code) {
+            if (code) {
+                td_secret_wipe(code, strlen(code));
+            }
             curl_free(code);
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
         snprintf(hs->url_code, n, "%s%scode=%s", hs->t.url, strchr(hs->t.url, '?') ? "&" : "?",
                  code);
+        td_secret_wipe(code, strlen(code)); /* the escaped key */
         curl_free(code);
     }
     if (auth && auth->google_audience) {
@@ -504,7 +523,7 @@ int td_http_sink_setup(struct td_sink *k, struct td_http_client *http, struct td
 fail:
     if (hs) {
         free(hs->t.url);
-        free(hs->url_code);
+        td_secret_free(hs->url_code);
         free(hs);
     }
     free(t->url);

@@ -33,6 +33,7 @@
 #include "http_client.h"
 #include "http_sink.h"
 #include "log.h"
+#include "secret.h"
 #include "sink.h"
 
 struct lambda_attempt;
@@ -132,8 +133,7 @@ static int send_request(struct td_sink *k, struct lambda_attempt *la, const char
         }
         snprintf(line, n, "X-Amz-Security-Token: %s", token);
         struct curl_slist *l = curl_slist_append(headers, line);
-        memset(line, 0, n);
-        free(line);
+        td_secret_free_n(line, n);
         if (!l) {
             goto fail;
         }
@@ -186,7 +186,7 @@ static int send_request(struct td_sink *k, struct lambda_attempt *la, const char
     return 0;
 fail:
     free(json);
-    curl_slist_free_all(headers);
+    td_secret_slist_free(headers);
     td_http_client_release(ls->client, easy);
     free(la);
     snprintf(a->reason, sizeof(a->reason), "out of memory");

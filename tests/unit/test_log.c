@@ -354,6 +354,25 @@ static void test_json_long_message_stays_valid(void **state)
     }
 }
 
+/* An id or a message with a newline must not forge a second line (issue 11, Low 6). */
+static void test_text_escapes_controls(void **state)
+{
+    td_log_init(TD_LOG_INFO, TD_LOG_TEXT);
+    capture_begin();
+    td_log_info("t\tx", "s", "evt\n2026-01-01T00:00:00.000Z error forged=yes\r\x01\x7f\\",
+                "bad \"%s\"", "nl\nin msg");
+    char *out = capture_end();
+    assert_int_equal(count_lines(out), 1);
+    assert_non_null(strstr(out, "bad \"nl\\nin msg\""));
+    assert_non_null(strstr(out, "trigger=t\\tx"));
+    assert_non_null(
+        strstr(out, "id=evt\\n2026-01-01T00:00:00.000Z error forged=yes\\r\\x01\\x7f\\\\"));
+    for (const char *p = out; *p; p++) {
+        assert_true(*p == '\n' ? p[1] == '\0' : (unsigned char)*p >= 0x20 && *p != 0x7f);
+    }
+    free(out);
+}
+
 static void test_text_long_message_one_line(void **state)
 {
     char msg[5000];
@@ -379,6 +398,7 @@ int main(void)
         cmocka_unit_test_teardown(test_redact_never_leaks, reset_log),
         cmocka_unit_test_teardown(test_threshold, reset_log),
         cmocka_unit_test_teardown(test_text_line, reset_log),
+        cmocka_unit_test_teardown(test_text_escapes_controls, reset_log),
         cmocka_unit_test_teardown(test_json_fields, reset_log),
         cmocka_unit_test_teardown(test_json_escaping, reset_log),
         cmocka_unit_test_teardown(test_json_many_lines, reset_log),
