@@ -48,4 +48,14 @@ void td_core_cancel(void *core, struct td_source *src, uint64_t gen);
 
 struct td_sink *td_core_sink(struct td_core *core, const char *name);
 
+/* Fills trg for conf: its sinks looked up by name in sinks[0..nsinks), its payload schema loaded
+ * (owned by trg). The daemon at start and every reload build triggers only through this (core.c).
+ * 0, or -1 with "file:line:col: trigger 'x': ..." in err. Loop thread (or before the loop runs). */
+int td_core_trigger_init(struct td_trigger_rt *trg, struct td_core *core,
+                         const struct td_conf_trigger *conf, struct td_sink *const *sinks,
+                         size_t nsinks, char *err, size_t errlen);
+/* Frees what td_core_trigger_init and dispatch attached to trg (lanes, schema); not trg itself.
+ * Idempotent. */
+void td_core_trigger_fini(struct td_trigger_rt *trg);
+
 #endif

@@ -269,22 +269,9 @@ static int build(struct daemon *d)
         }
     }
     for (size_t i = 0; i < cfg->ntriggers; i++) {
-        struct td_trigger_rt *trg = &core->triggers[i];
-        trg->conf = &cfg->triggers[i];
-        trg->core = core;
-        trg->sink = td_core_sink(core, trg->conf->sink);
-        trg->dead_letter = td_core_sink(core, trg->conf->delivery.dead_letter);
-        trg->reply = td_core_sink(core, trg->conf->reply);
-        if (!trg->sink) {
-            fprintf(stderr, "%s:%d:%d: trigger '%s': unknown sink\n", trg->conf->pos.file,
-                    trg->conf->pos.line, trg->conf->pos.col, trg->conf->name);
-            return -1;
-        }
-        const char *schema = trg->conf->schema;
-        if (schema &&
-            !(trg->schema = td_jsonschema_load(schema, trg->conf->pos.file, err, sizeof(err)))) {
-            fprintf(stderr, "%s:%d:%d: trigger '%s': schema: %s\n", trg->conf->pos.file,
-                    trg->conf->pos.line, trg->conf->pos.col, trg->conf->name, err);
+        if (td_core_trigger_init(&core->triggers[i], core, &cfg->triggers[i], core->sinks,
+                                 cfg->nsinks, err, sizeof(err)) < 0) {
+            fprintf(stderr, "%s\n", err);
             return -1;
         }
     }
@@ -360,7 +347,7 @@ static void teardown(struct daemon *d)
     free(core->sinks);
     free(core->sources);
     for (size_t i = 0; core->triggers && i < cfg->ntriggers; i++) {
-        td_jsonschema_free(core->triggers[i].schema);
+        td_core_trigger_fini(&core->triggers[i]);
     }
     free(core->triggers);
     if (d->sigfd >= 0) {

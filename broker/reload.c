@@ -75,9 +75,30 @@ static bool same_kv(const struct td_kv_list *a, const struct td_kv_list *b)
 }
 
 /* Same settings: the running source can carry over. */
+static bool same_declare(const struct td_conf_rabbitmq_source *a,
+                         const struct td_conf_rabbitmq_source *b)
+{
+    if (a->declare != b->declare || a->declare_durable != b->declare_durable ||
+        !streq(a->declare_exchange, b->declare_exchange) ||
+        !streq(a->declare_exchange_type, b->declare_exchange_type) ||
+        !same_kv(&a->declare_arguments, &b->declare_arguments) ||
+        a->ndeclare_bindings != b->ndeclare_bindings) {
+        return false;
+    }
+    for (size_t i = 0; i < a->ndeclare_bindings; i++) {
+        if (!streq(a->declare_bindings[i], b->declare_bindings[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Every setting of a source: a kept source runs on with the settings it was built with, so any
+ * difference must restart it, or the new file would be silently ignored for it. */
 static bool same_source(const struct td_conf_source *a, const struct td_conf_source *b)
 {
-    if (a->kind != b->kind || a->max_inflight != b->max_inflight || !streq(a->name, b->name)) {
+    if (a->kind != b->kind || a->max_inflight != b->max_inflight ||
+        a->stall_after_ms != b->stall_after_ms || !streq(a->name, b->name)) {
         return false;
     }
     switch (a->kind) {
@@ -107,7 +128,9 @@ static bool same_source(const struct td_conf_source *a, const struct td_conf_sou
                a->rabbitmq.prefetch == b->rabbitmq.prefetch &&
                a->rabbitmq.heartbeat == b->rabbitmq.heartbeat &&
                a->rabbitmq.max_deliveries == b->rabbitmq.max_deliveries &&
-               a->rabbitmq.consumer_timeout_ms == b->rabbitmq.consumer_timeout_ms;
+               a->rabbitmq.consumer_timeout_ms == b->rabbitmq.consumer_timeout_ms &&
+               a->rabbitmq.id_from == b->rabbitmq.id_from &&
+               same_declare(&a->rabbitmq, &b->rabbitmq);
     case TD_SOURCE_HTTP:
         return streq(a->http.path, b->http.path) && streq(a->http.bearer, b->http.bearer) &&
                a->http.max_size == b->http.max_size;
@@ -179,20 +202,12 @@ static void built_free(struct built *b, const struct td_config *cfg)
         td_sink_free(b->sinks[i]);
     }
     free(b->sinks);
+    for (size_t i = 0; b->triggers && i < cfg->ntriggers; i++) {
+        td_core_trigger_fini(&b->triggers[i]);
+    }
     free(b->triggers);
     free(b->sources);
     free(b->fresh);
-}
-
-static struct td_sink *sink_in(struct td_sink **sinks, const struct td_config *cfg,
-                               const char *name)
-{
-    for (size_t i = 0; name && i < cfg->nsinks; i++) {
-        if (strcmp(sinks[i]->name, name) == 0) {
-            return sinks[i];
-        }
-    }
-    return NULL;
 }
 
 /* Builds every plugin of cfg; carries over unchanged sources. 0, or -1 with a message. */
@@ -215,14 +230,8 @@ static int build(struct td_reload *rl, struct td_config *cfg, struct built *b, c
         }
     }
     for (size_t i = 0; i < cfg->ntriggers; i++) {
-        struct td_trigger_rt *trg = &b->triggers[i];
-        trg->conf = &cfg->triggers[i];
-        trg->core = core;
-        trg->sink = sink_in(b->sinks, cfg, trg->conf->sink);
-        trg->dead_letter = sink_in(b->sinks, cfg, trg->conf->delivery.dead_letter);
-        trg->reply = sink_in(b->sinks, cfg, trg->conf->reply);
-        if (!trg->sink) {
-            snprintf(err, errlen, "trigger '%s': unknown sink", trg->conf->name);
+        if (td_core_trigger_init(&b->triggers[i], core, &cfg->triggers[i], b->sinks, cfg->nsinks,
+                                 err, errlen) < 0) {
             return -1;
         }
     }
@@ -266,7 +275,7 @@ static struct td_trigger_rt *current_trigger(struct td_core *core, const char *n
 static void gen_free(struct gen *g)
 {
     for (size_t i = 0; i < g->ntriggers; i++) {
-        td_dispatch_trigger_free(&g->triggers[i]);
+        td_core_trigger_fini(&g->triggers[i]);
     }
     for (size_t i = 0; g->sinks && i < g->nsinks; i++) {
         td_sink_free(g->sinks[i]);
