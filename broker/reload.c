@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "core.h"
 #include "log.h"
 #include "metrics.h"
@@ -515,6 +516,13 @@ bool td_reload_run(struct td_reload *rl, const char *path)
     td_notify("RELOADING=1");
     td_log_info(NULL, NULL, NULL, "SIGHUP: reloading %s", path);
     struct td_config *cfg = td_config_load(path, &errs);
+    if (cfg) {
+        td_check_rabbitmq(cfg, &errs); /* what `check` and a start refuse, a reload refuses too */
+        if (errs.n > 0) {
+            td_config_free(cfg);
+            cfg = NULL;
+        }
+    }
     if (!cfg) {
         for (size_t i = 0; i < errs.n; i++) {
             td_log_error(NULL, NULL, NULL, "reload: %s", errs.msgs[i]);

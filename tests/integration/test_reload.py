@@ -1,6 +1,6 @@
 """Hot reload: 20 SIGHUPs under a steady stream of events, with valid files (a changed trigger, a changed
 source that must drain and restart, an added and a removed trigger) and invalid ones (unknown key, YAML
-syntax, a dangling sink). Every event is delivered to the trigger that exists throughout, none twice; the
+syntax, a dangling sink, a RabbitMQ trigger that `check` refuses). Every event is delivered to the trigger that exists throughout, none twice; the
 invalid reloads leave the daemon serving; /metrics counts both kinds."""
 
 import os
@@ -34,6 +34,12 @@ def body(c):
             cfg["sources"]["in"]["redis"]["block"] = "300ms"
         elif name == "D":
             cfg["triggers"].append(trigger("t2", "in", "b"))
+        elif name == "bad-rabbitmq":
+            # valid YAML and keys, but what `check` and a start refuse (ordering on a queue): a
+            # reload must refuse it too, before connecting anything
+            cfg["sources"]["mq"] = {"rabbitmq": {"url": "amqp://guest:guest@127.0.0.1:1/%2f",
+                                                 "queue": "q"}}
+            cfg["triggers"].append(trigger("t3", "mq", "b", ordering="partition"))
         text = yaml.safe_dump(cfg, sort_keys=False)
         if name == "bad-key":
             text += "bogus: 1\n"
@@ -57,7 +63,7 @@ def body(c):
     th = threading.Thread(target=publish, daemon=True)
     th.start()
     seq = ["B", "bad-key", "C", "A", "bad-yaml", "D", "A", "C", "bad-sink", "B",
-           "D", "bad-key", "A", "C", "B", "bad-yaml", "D", "A", "bad-sink", "A"]
+           "D", "bad-rabbitmq", "A", "C", "B", "bad-yaml", "D", "A", "bad-sink", "A"]
     valid = len([v for v in seq if not v.startswith("bad")])
 
     def outcomes():
@@ -80,6 +86,8 @@ def body(c):
     c.check(td.running(), "the daemon survived 20 reloads")
     wrong = [(v, r) for v, r in results if v.startswith("bad") != r.startswith("reload failed")]
     c.check(len(results) == 20 and not wrong, "valid reloads applied, invalid ones refused", wrong or results)
+    c.check(any("ordering: partition is not supported on a RabbitMQ source" in str(l.get("msg", ""))
+                for l in td.logs()), "a reload refuses what check refuses (RabbitMQ ordering), saying why")
     # The publisher paces itself at one entry per 2 ms; on a loaded CI runner the thread gets
     # far fewer turns, so the bar only proves there was traffic across the reloads.
     c.check(len(ids) > 100, "events kept coming during the reloads", len(ids))
