@@ -63,6 +63,7 @@ class RedisAdapter:
     drain_bound = 60.0
     dup_window = 20.0  # claim_idle 2 s, reconnect backoff
     checks_ordering = False
+    tuning_keys = ("concurrency", "max_inflight")
 
     def setup(self):
         self.rs = RedisServer()
@@ -156,6 +157,7 @@ class KafkaAdapter:
     dup_window = 40.0
     checks_ordering = True
     PARTITIONS = 4
+    tuning_keys = ("concurrency", "max_inflight")
 
     def setup(self):
         from kafka_fixture import KafkaBroker, missing_tools
@@ -254,6 +256,7 @@ class RabbitAdapter:
     drain_bound = 60.0
     dup_window = 20.0
     checks_ordering = False
+    tuning_keys = ("concurrency", "max_inflight", "prefetch")
 
     def setup(self):
         from rabbitmq_fixture import RabbitMQServer, rabbitmq_available
