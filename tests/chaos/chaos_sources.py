@@ -180,24 +180,44 @@ class KafkaAdapter:
     def dead_letter_sink(self):
         return {"redis": {"url": self.rs.url, "stream": "dead"}}
 
-    def start_load(self, rate):
-        # One long-lived kcat producer (idempotent, acks=all): it buffers and retries while the
-        # broker restarts, so the load keeps its order per key.
-        self._perr = open(os.path.join(self.dir, "kcat-producer.log"), "wb")
+    def _spawn_kcat(self):
         self.kcat = subprocess.Popen(
             ["kcat", "-b", self.kafka.bootstrap, "-P", "-t", self.topic, "-K", "\t",
              "-X", "enable.idempotence=true", "-X", "acks=all", "-X", "linger.ms=5"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._perr)
 
+    def start_load(self, rate):
+        # A long-lived kcat producer (idempotent, acks=all) keeps the load in order per key. kcat
+        # gives up when every broker is down: then a new one is started, and the lines the old one
+        # had not sent are simply not in the topic (what was produced is read back from it).
+        self._perr = open(os.path.join(self.dir, "kcat-producer.log"), "wb")
+        self._spawn_kcat()
+
         def write(n):
-            self.kcat.stdin.write(f"{key_of(n)}\t{json.dumps({'n': n, 'k': key_of(n)})}\n".encode())
-            self.kcat.stdin.flush()
+            line = f"{key_of(n)}\t{json.dumps({'n': n, 'k': key_of(n)})}\n".encode()
+            try:
+                if self.kcat.poll() is not None:
+                    raise BrokenPipeError("kcat exited")
+                self.kcat.stdin.write(line)
+                self.kcat.stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                self.uncertain.add(n)
+                try:
+                    self.kcat.kill()
+                    self.kcat.wait()
+                except OSError:
+                    pass
+                time.sleep(0.2)
+                self._spawn_kcat()
         self.producer = _Producer(rate, write)
         self.producer.start()
 
     def stop_load(self):
         self.producer.stop()
-        self.kcat.stdin.close()
+        try:
+            self.kcat.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
         try:
             self.kcat.wait(120 * SLOW)
         except subprocess.TimeoutExpired:
