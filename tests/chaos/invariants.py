@@ -68,11 +68,24 @@ def check_no_loss(produced, out):
 
 
 def check_poison(produced, out, is_poison):
-    """Every permanently failing event is in the dead-letter stream with reason final_status."""
-    bad = sorted(n for n in produced if is_poison(n)
-                 and not any(r == "final_status" for _, r in out.dead.get(n, [])))
-    return not bad, (f"permanent 4xx: every poison event is dead-lettered with reason final_status"
-                     + (f"; missing {bad[:20]}" if bad else "")), len(bad)
+    """Every permanently failing event is dead-lettered, never answered 2xx, and when the function's
+    last answer before its (first) dead letter was the 400, the reason is final_status. (When every
+    attempt failed to connect, e.g. while the function was unreachable, retries_exhausted is right.)"""
+    bad = []
+    for n in sorted(n for n in produced if is_poison(n)):
+        dls = out.dead.get(n, [])
+        if not dls or n in out.ok:
+            bad.append((n, "not dead-lettered" if not dls else "answered 2xx"))
+            continue
+        t_dl = min(t for t, _ in dls)
+        answered = [r for r in out.attempts.get(n, [])
+                    if r.completed and r.t_reply is not None and r.t_reply <= t_dl + SLACK]
+        last = max(answered, key=lambda r: r.t_reply) if answered else None
+        if last is not None and last.status == 400 and \
+                not any(reason == "final_status" for _, reason in dls):
+            bad.append((n, f"reasons {[r for _, r in dls]} after a 400"))
+    return not bad, (f"permanent 4xx: every poison event is dead-lettered, with reason final_status "
+                     f"after a 400" + (f"; WRONG: {bad[:20]}" if bad else "")), len(bad)
 
 
 SLACK = 0.005  # the dead-letter entry id's clock is in milliseconds

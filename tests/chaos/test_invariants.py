@@ -77,6 +77,12 @@ def body(c: Checks):
             "poison check fails when 13 is not dead-lettered")
     c.check(inv.check_poison(pp, inv.Outcomes(fnp, [dl_entry(13, t0 + 0.1)], event_number),
                              is_poison)[0], "poison check passes when it is")
+    c.check(not inv.check_poison(pp, inv.Outcomes(fnp, [dl_entry(13, t0 + 0.1, "retries_exhausted")],
+                                                  event_number), is_poison)[0],
+            "poison check fails on retries_exhausted right after a 400")
+    c.check(inv.check_poison(pp, inv.Outcomes(FakeFn(), [dl_entry(13, t0 + 0.1, "retries_exhausted")],
+                                              event_number), is_poison)[0],
+            "poison check passes on retries_exhausted when the function never answered")
 
     # Ack after outcome: committed 3 at t0+2.5 while event 2 was answered at t0+2.01: fine; a
     # snapshot at t0+1.5 with committed 3 acknowledges event 2 before its 2xx.
