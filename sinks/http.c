@@ -1,5 +1,5 @@
 /* http.c - the HTTP sink: POSTs a CloudEvent (binary or structured mode) to a URL with
- * libcurl's multi interface (broker/http_client.c), and classifies the answer. It serves
+ * libcurl's multi interface (broker/runtime/http_client.c), and classifies the answer. It serves
  * Knative Services and plain Kubernetes Services (the service: shorthand, Prefer: reply,
  * reply events, a projected service-account token re-read when it changes), Google Cloud
  * Functions / Cloud Run (an ID token from the metadata server, gcp.c), Azure Functions (the

@@ -1,4 +1,4 @@
-/* fuzz_ce_amqp.c - the AMQP 0-9-1 binding (broker/ce_amqp.c): td_ce_from_amqp and
+/* fuzz_ce_amqp.c - the AMQP 0-9-1 binding (broker/wire/ce_amqp.c): td_ce_from_amqp and
  * td_ce_wrap_amqp on a delivery built from the input. Lines (split on '\n'): 1, property flags
  * (first byte: 1 content type, 2 message id, 4 timestamp, 8 headers); 2, the content type; 3, the
  * message id; 4, the timestamp (its first 8 bytes, little-endian); 5, the body; then header key,

@@ -1,4 +1,4 @@
-/* fuzz_ce_kafka.c - the Kafka binding (broker/ce_kafka.c): td_ce_from_kafka and
+/* fuzz_ce_kafka.c - the Kafka binding (broker/wire/ce_kafka.c): td_ce_from_kafka and
  * td_ce_wrap_kafka on a record built from the input. Lines (split on '\n') are: the key (an
  * empty line: no key), the value (a line holding only 0x01: a tombstone), then header name,
  * header value, name, value... (a value holding only 0x01 is a null header). Each value is in a

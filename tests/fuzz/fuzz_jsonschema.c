@@ -1,4 +1,4 @@
-/* fuzz_jsonschema.c - the payload validator (broker/jsonschema.c). Input: a schema, a newline,
+/* fuzz_jsonschema.c - the payload validator (broker/match/jsonschema.c). Input: a schema, a newline,
  * then the instance (JSON data as a trigger's payload would carry). When the first part is not a
  * schema, the instance is still validated against fixed schemas that use every keyword family
  * (uniqueItems included: it was O(n^2) on untrusted data).

@@ -1,4 +1,4 @@
-/* test_ce_amqp.c - unit tests of the CloudEvents AMQP binding (broker/ce_amqp.c): binary mode
+/* test_ce_amqp.c - unit tests of the CloudEvents AMQP binding (broker/wire/ce_amqp.c): binary mode
  * with both prefixes and typed values, structured mode, wrapping (message-id or SHA-256 id,
  * timestamp, content type, headers as extensions), hostile properties (huge and nested tables,
  * invalid UTF-8, NULs, oversized values, binary body with a JSON content type) and the
