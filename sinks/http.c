@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ce_http.h"
+#include "ce_json.h"
 #include "cloudevent.h"
 #include "creds.h"
 #include "gcp.h"

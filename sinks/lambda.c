@@ -28,6 +28,8 @@
 #include <string.h>
 
 #include "aws.h"
+#include "ce_http.h"
+#include "ce_json.h"
 #include "cloudevent.h"
 #include "creds.h"
 #include "http_client.h"
