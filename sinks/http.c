@@ -39,13 +39,12 @@ struct http_sink {
     char token_err[160]; /* why the last read failed (never the content), or "" */
     struct timespec token_mtime;
     int64_t token_checked_ms;
-    struct td_creds *gcp;         /* google_id_token, or NULL */
-    struct http_attempt *waiting; /* attempts waiting for the Google token */
+    struct td_creds *gcp;             /* google_id_token, or NULL */
+    struct td_creds_waitlist waiting; /* attempts waiting for the Google token */
 };
 
 struct http_attempt {
     struct td_creds_waiter w; /* first: the waiter callback casts back */
-    struct http_attempt *prev, *next;
     struct td_sink *k;
     struct td_attempt *a;
     const struct td_event *ev;
@@ -379,19 +378,6 @@ fail:
     return -1;
 }
 
-static void unlink_waiting(struct http_sink *hs, struct http_attempt *ha)
-{
-    if (ha->prev) {
-        ha->prev->next = ha->next;
-    } else {
-        hs->waiting = ha->next;
-    }
-    if (ha->next) {
-        ha->next->prev = ha->prev;
-    }
-    ha->prev = ha->next = NULL;
-}
-
 /* The Google token fetch this attempt waited for ended (a loop callback). */
 static void on_token(struct td_creds_waiter *w, const char *err)
 {
@@ -399,7 +385,6 @@ static void on_token(struct td_creds_waiter *w, const char *err)
     struct td_sink *k = ha->k;
     struct http_sink *hs = k->impl;
     struct td_attempt *a = ha->a;
-    unlink_waiting(hs, ha);
     const char *token = err ? NULL : td_creds_get(hs->gcp, 0);
     if (!token) {
         char reason[200];
@@ -436,16 +421,11 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
         if (!token) {
             ha->w.fn = on_token;
             char why[160];
-            if (td_creds_wait(hs->gcp, &ha->w, why, sizeof(why)) < 0) {
+            if (td_creds_wait(hs->gcp, &hs->waiting, &ha->w, why, sizeof(why)) < 0) {
                 snprintf(a->reason, sizeof(a->reason), "sink '%s': %s", k->name, why);
                 free(ha);
                 return -1;
             }
-            ha->next = hs->waiting;
-            if (hs->waiting) {
-                hs->waiting->prev = ha;
-            }
-            hs->waiting = ha;
             return 0;
         }
     }
@@ -458,11 +438,9 @@ static void destroy(struct td_sink *k)
     if (!hs) {
         return;
     }
-    while (hs->waiting) {
-        struct http_attempt *ha = hs->waiting;
-        td_creds_cancel(hs->gcp, &ha->w);
-        unlink_waiting(hs, ha);
-        free(ha);
+    struct td_creds_waiter *w;
+    while ((w = td_creds_waitlist_pop(hs->gcp, &hs->waiting))) {
+        free(w); /* first in struct http_attempt */
     }
     if (hs->gcp) {
         td_gcp_token_put(hs->gcp);
