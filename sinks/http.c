@@ -254,7 +254,6 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
     const struct td_event *ev = ha->ev;
     struct td_attempt *a = ha->a;
     struct curl_slist *headers = NULL;
-    char *json = NULL;
     CURL *easy = td_http_client_easy(hs->client);
     if (!easy) {
         goto fail;
@@ -268,12 +267,17 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
                       (dct && strncasecmp(dct, "application/cloudevents", 23) == 0);
     if (structured) {
         size_t len = 0;
-        json = td_ce_to_json(ev, &len);
+        char *json = td_ce_to_json(ev, &len);
         if (!json) {
             goto fail;
         }
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-        curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, json);
+        /* curl keeps a copy: ours is freed here, so no exit below can leak it */
+        CURLcode copied = curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, json);
+        free(json);
+        if (copied != CURLE_OK) {
+            goto fail;
+        }
         headers = add_header(headers, "Content-Type", "application/cloudevents+json");
     } else {
         struct ce_lines cl = {.list = headers};
@@ -360,7 +364,6 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
     if (t->client_key) {
         curl_easy_setopt(easy, CURLOPT_SSLKEY, t->client_key);
     }
-    free(json);
     struct td_http_request *req = td_http_client_send(hs->client, easy, headers, on_done, ha);
     if (!req) {
         free(ha);
@@ -370,7 +373,6 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
     a->sink_state = req;
     return 0;
 fail:
-    free(json);
     td_secret_slist_free(headers);
     td_http_client_release(hs->client, easy);
     free(ha);
