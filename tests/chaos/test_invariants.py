@@ -124,6 +124,20 @@ def body(c: Checks):
     ok, msg, worst = inv.check_ordering(k, produced, inv.Outcomes(fnh, [], event_number))
     c.check(not ok, "ordering fails when 3 is sent while 2 is still unsettled", msg)
 
+    # 2 dead-lettered at t0+2.2 (retries ran out), 3 and 4 delivered after it, then 2 redelivered
+    # after a crash and answered 2xx at t0+6: a duplicate, not 3 before 2. Without the dead letter
+    # it is a violation.
+    fnr = FakeFn()
+    for n in range(5):
+        fnr.add(n, t0 + n)
+    fnr.reqs[2].status = 503
+    fnr.add(2, t0 + 6)
+    ok, msg, _ = inv.check_ordering(k, produced, inv.Outcomes(
+        fnr, [dl_entry(2, t0 + 2.2, reason="retries_exhausted")], event_number))
+    c.check(ok, "ordering passes when 2 was dead-lettered before 3 and redelivered later", msg)
+    c.check(not inv.check_ordering(k, produced, inv.Outcomes(fnr, [], event_number))[0],
+            "ordering fails when 2's only outcome is a 2xx after 3 and 4")
+
     # Duplicates: explained inside a window, not outside.
     dups = inv.duplicates(inv.Outcomes(fnd, [], event_number))
     c.eq(len(dups), 1, "one duplicate counted")
