@@ -17,9 +17,9 @@
 #include "core.h"
 #include "deadletter.h"
 #include "log.h"
-#include "metrics.h"
 #include "retry.h"
 #include "source.h"
+#include "stats.h"
 
 enum dstate {
     D_WAITING,
@@ -461,7 +461,7 @@ static void sink_attempt_done(struct td_delivery *d)
     trg->running--;
     if (a->result == TD_RESULT_OK) {
         trg->stats.delivered++;
-        td_metrics_observe_latency(&trg->stats, td_now_ms() - d->msg->received_ms);
+        td_stats_observe_latency(&trg->stats, td_now_ms() - d->msg->received_ms);
         td_log_debug(name, d->msg->src->name, event_id(d), "delivered (%s, attempt %d)", a->reason,
                      d->attempts);
         if (!take_reply(d)) {
@@ -494,7 +494,7 @@ static void dl_attempt_done(struct td_delivery *d)
     struct td_attempt *a = &d->attempt;
     if (a->result == TD_RESULT_OK) {
         trg->stats.dead_lettered++;
-        td_metrics_count_dead_letter(&trg->stats, d->dl_reason);
+        td_stats_count_dead_letter(&trg->stats, d->dl_reason);
         td_log_warn(name, d->msg->src->name, event_id(d), "dead-lettered to '%s' (%s)",
                     trg->dead_letter->name, d->dl_reason);
         finish(d, false);

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "loop.h"
 #include "sink.h"
+#include "stats.h"
 
 struct td_core;
 struct td_msg;
@@ -22,28 +23,6 @@ struct td_event;
 struct td_delivery;
 struct td_jsonschema;
 struct td_lanes;
-
-/* Delivery latency buckets (upper bounds in metrics.c); the histogram is not cumulative here. */
-#define TD_LATENCY_BUCKETS 14
-/* dead_by_reason slots: every deadletterreason of deadletter.h in that order, then "other" (a
- * reason this build does not know; none is written today). */
-#define TD_DL_REASONS 7
-
-/* Written on the loop thread only; other threads read them through a metrics snapshot. */
-struct td_trigger_stats {
-    uint64_t matched;
-    uint64_t delivered;
-    uint64_t attempts;
-    uint64_t retries;
-    uint64_t dead_lettered;
-    uint64_t released;
-    uint64_t dead_by_reason[TD_DL_REASONS];
-    uint64_t replies;         /* reply events delivered to the reply target */
-    uint64_t replies_dropped; /* reply events dropped by the TTL loop guard */
-    uint64_t latency_count;   /* deliveries timed: from read at the source to the sink's 2xx */
-    uint64_t latency_sum_ms;
-    uint64_t latency_buckets[TD_LATENCY_BUCKETS + 1]; /* the last one is +Inf */
-};
 
 /* What a trigger is doing right now (td_dispatch_census). */
 struct td_trigger_census {
