@@ -14,7 +14,8 @@
 #include <string.h>
 
 #include "cloudevent.h"
-#include "core.h"
+#include "complete.h"
+#include "core_state.h"
 #include "deadletter.h"
 #include "log.h"
 #include "retry.h"
@@ -765,10 +766,9 @@ void td_dispatch_census(struct td_core *core, struct td_trigger_census *out, int
     if (oldest) {
         memset(oldest, 0, nsrc * sizeof(*oldest));
     }
-    uintptr_t lo = (uintptr_t)core->triggers, hi = (uintptr_t)(core->triggers + ntrg);
     for (struct td_delivery *d = core->deliveries; d; d = d->all_next) {
-        uintptr_t at = (uintptr_t)d->trg; /* retired triggers (reload) are not counted */
-        size_t t = at >= lo && at < hi ? (size_t)(d->trg - core->triggers) : ntrg;
+        /* retired triggers (reload) are not counted; current ones are core->triggers[t] */
+        size_t t = d->trg->gen == core->gen ? (size_t)(d->trg - core->triggers) : ntrg;
         if (out && t < ntrg) {
             struct td_trigger_census *c = &out[t];
             c->waiting += d->state == D_WAITING;
@@ -787,12 +787,11 @@ void td_dispatch_census(struct td_core *core, struct td_trigger_census *out, int
     }
 }
 
-size_t td_dispatch_busy(struct td_core *core, const struct td_trigger_rt *trgs, size_t n)
+size_t td_dispatch_busy(struct td_core *core, uint64_t gen)
 {
-    uintptr_t lo = (uintptr_t)trgs, hi = (uintptr_t)(trgs + n);
     size_t busy = 0;
     for (struct td_delivery *d = core->deliveries; d; d = d->all_next) {
-        busy += (uintptr_t)d->trg >= lo && (uintptr_t)d->trg < hi;
+        busy += d->trg->gen == gen;
     }
     return busy;
 }

@@ -15,7 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "core.h"
+#include "core_state.h"
+#include "dispatch.h"
 #include "deadletter.h"
 #include "loop.h"
 #include "source.h"

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "loop.h"
 #include "retry.h"
+#include "router.h"
 #include "sink.h"
 #include "source.h"
 

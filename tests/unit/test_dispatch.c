@@ -38,6 +38,7 @@
 #include "log.h"
 #include "loop.h"
 #include "retry.h"
+#include "router.h"
 #include "sink.h"
 #include "source.h"
 
