@@ -355,29 +355,33 @@ static int64_t on_retry_timer(struct td_loop *loop, void *arg)
     return TD_LOOP_NOMORE;
 }
 
+/* Every dead-letter decision of the core is made here, whoever found the event unfit: the sink
+ * (final_status), the retries (retries_exhausted), the reply target (reply_failed), or the
+ * router (invalid_event, max_deliveries, schema; via td_dispatch_dead_letter_why). A trigger
+ * with `dead_letter: native` has the source reject the message; one without a target releases
+ * it for redelivery (marked failed for good when the reason is permanent); else the dead letter
+ * goes to the target. */
 static void dead_letter(struct td_delivery *d, const char *reason)
 {
     struct td_trigger_rt *trg = d->trg;
     const char *name = trg->conf->name;
+    const char *sep = d->attempt.reason[0] ? ", " : "";
     if (td_dispatch_native_dl(trg)) {
         /* dead_letter: native: the source rejects the message (basic.nack requeue=false) and
          * the broker routes it to the queue's own dead-letter exchange. */
         trg->stats.dead_lettered++;
-        td_log_warn(name, d->msg->src->name, event_id(d), "dead-lettered natively (%s, %s)", reason,
-                    d->attempt.reason);
+        td_log_warn(name, d->msg->src->name, event_id(d), "dead-lettered natively (%s%s%s)", reason,
+                    sep, d->attempt.reason);
         d->msg->reject = true;
         finish(d, false);
         return;
     }
     if (!trg->dead_letter) {
         td_log_error(name, d->msg->src->name, event_id(d),
-                     "delivery failed (%s, %s) and the trigger has no dead_letter target; "
+                     "delivery failed (%s%s%s) and the trigger has no dead_letter target; "
                      "left unacknowledged for redelivery",
-                     reason, d->attempt.reason);
-        bool permanent = strcmp(reason, TD_DL_FINAL_STATUS) == 0 ||
-                         strcmp(reason, TD_DL_INVALID_EVENT) == 0 ||
-                         strcmp(reason, TD_DL_SCHEMA) == 0;
-        if (permanent && !d->msg->final_why) {
+                     reason, sep, d->attempt.reason);
+        if (td_deadletter_permanent(reason) && !d->msg->final_why) {
             char why[400];
             snprintf(why, sizeof(why), "trigger %s: %s%s%s", name, reason,
                      d->attempt.reason[0] ? ": " : "", d->attempt.reason);
@@ -653,8 +657,11 @@ void td_dispatch_dead_letter_why(struct td_trigger_rt *trg, struct td_msg *msg, 
         td_core_msg_done(trg->core, msg, true);
         return;
     }
-    td_log_warn(trg->conf->name, msg->src->name, td_event_get(ev, "id"), "%s%s%s", reason,
-                why ? ": " : "", why ? why : "");
+    if (trg->dead_letter && !td_dispatch_native_dl(trg)) {
+        /* (natively or without a target, dead_letter() says what happened instead) */
+        td_log_warn(trg->conf->name, msg->src->name, td_event_get(ev, "id"), "%s%s%s", reason,
+                    why ? ": " : "", why ? why : "");
+    }
     if (why) {
         snprintf(d->attempt.reason, sizeof(d->attempt.reason), "%s", why);
         /* The reason travels in knativeerrordata, as Knative does with response bodies. */

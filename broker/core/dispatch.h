@@ -31,7 +31,9 @@ struct td_trigger_census {
 bool td_dispatch_native_dl(const struct td_trigger_rt *trg);
 /* Starts delivering ev (takes a reference) for msg to trg's sink. */
 void td_dispatch_submit(struct td_trigger_rt *trg, struct td_msg *msg, struct td_event *ev);
-/* Sends ev (takes a reference) for msg straight to trg's dead-letter target with reason. */
+/* Dead-letters ev (takes a reference) for msg at trg with reason, without an attempt on the
+ * sink: natively, to trg's dead-letter target, or (no target) released for redelivery; the one
+ * decision is dead_letter() in dispatch.c. msg->pending must count this trigger. */
 void td_dispatch_dead_letter(struct td_trigger_rt *trg, struct td_msg *msg, struct td_event *ev,
                              const char *reason);
 /* The same with why (may be NULL) as the explanation in knativeerrordata instead of the

@@ -74,43 +74,24 @@ static struct td_event *with_overrides(const struct td_conf_trigger *conf, struc
     return out;
 }
 
-/* One matched trigger's share of a message the source gave up on; msg->pending already
- * counts it. */
-static void dead_letter_one(struct td_trigger_rt *trg, struct td_msg *msg, struct td_event *ev,
-                            const char *reason)
-{
-    if (td_dispatch_native_dl(trg)) {
-        td_log_warn(trg->conf->name, msg->src->name, msg->coord, "%s; dead-lettered natively",
-                    reason);
-        msg->reject = true;
-        td_core_msg_done(trg->core, msg, false);
-    } else if (trg->dead_letter) {
-        td_dispatch_dead_letter(trg, msg, ev, reason);
-    } else {
-        td_log_error(trg->conf->name, msg->src->name, msg->coord,
-                     "%s, and the trigger has no dead_letter target; left unacknowledged", reason);
-        td_core_msg_done(trg->core, msg, true);
-    }
-}
-
+/* An invalid event: filters cannot be trusted on it, so it goes to every trigger of its source
+ * that dead-letters natively and to each distinct dead-letter target of the others, once per
+ * target; dispatch decides and does the rest (td_dispatch_dead_letter). With none of those it
+ * is released for redelivery. */
 static void route_dead_letter(struct td_core *core, struct td_msg *msg, const char *reason)
 {
     int sent = 0;
     for (size_t i = 0; i < core->cfg->ntriggers; i++) {
         struct td_trigger_rt *trg = &core->triggers[i];
-        if (strcmp(trg->conf->source, msg->src->name) == 0 && td_dispatch_native_dl(trg)) {
-            td_log_warn(trg->conf->name, msg->src->name, msg->coord,
-                        "%s%s%s; dead-lettered natively", reason, msg->invalid ? ": " : "",
-                        msg->invalid ? msg->invalid : "");
-            msg->reject = true;
-            sent++;
+        if (strcmp(trg->conf->source, msg->src->name) != 0) {
             continue;
         }
-        if (strcmp(trg->conf->source, msg->src->name) != 0 || !trg->dead_letter) {
+        bool native = td_dispatch_native_dl(trg);
+        if (!native && !trg->dead_letter) {
             continue;
         }
         bool seen = false;
-        for (size_t j = 0; j < i; j++) {
+        for (size_t j = 0; !native && j < i; j++) {
             struct td_trigger_rt *other = &core->triggers[j];
             seen |= strcmp(other->conf->source, msg->src->name) == 0 &&
                     other->dead_letter == trg->dead_letter;
@@ -179,7 +160,7 @@ void td_router_deliver(struct td_trigger_rt *trg, struct td_msg *msg, struct td_
     if (msg->dl_reason) {
         /* The source gave up on it (max_deliveries): each trigger that wants it dead-letters
          * it its own way, or keeps it unacknowledged. */
-        dead_letter_one(trg, msg, ev, msg->dl_reason);
+        td_dispatch_dead_letter(trg, msg, ev, msg->dl_reason);
     } else if (payload_ok(trg, ev, why, sizeof(why))) {
         td_dispatch_submit(trg, msg, ev);
     } else {
