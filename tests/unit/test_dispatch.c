@@ -1028,6 +1028,34 @@ static void test_router_dead_letters_decided_by_dispatch(void **state)
     assert_idle();
 }
 
+/* Reload: deliveries are told apart by their trigger's generation, not by where the trigger is
+ * in memory. A trigger whose generation is not core->gen is retired: td_dispatch_busy counts its
+ * deliveries for that generation, the census (current triggers only) does not. */
+static void test_generations(void **state)
+{
+    struct td_trigger_census census[NTRG];
+
+    H.core.gen = 3;
+    for (int i = 0; i < NTRG; i++) {
+        H.trg[i].gen = 3;
+    }
+    H.sink[0].delay_ms = 30;
+    route("com.example.click");
+    assert_int_equal(td_dispatch_busy(&H.core, 3), 1);
+    assert_int_equal(td_dispatch_busy(&H.core, 2), 0);
+    td_dispatch_census(&H.core, census, NULL);
+    assert_int_equal(census[0].running, 1);
+    /* the same trigger, now of a retired generation (as after a reload's swap) */
+    H.trg[0].gen = 2;
+    assert_int_equal(td_dispatch_busy(&H.core, 2), 1);
+    assert_int_equal(td_dispatch_busy(&H.core, 3), 0);
+    td_dispatch_census(&H.core, census, NULL);
+    assert_int_equal(census[0].running, 0);
+    run_until(1, 3000);
+    assert_int_equal(td_dispatch_busy(&H.core, 2), 0);
+    assert_idle();
+}
+
 /* ---- (i) shutdown: release what waits ---- */
 
 static void test_release_waiting(void **state)
@@ -1217,6 +1245,7 @@ int main(void)
         T(test_emit_through_loop),
         T(test_invalid_message_dead_lettered),
         T(test_router_dead_letters_decided_by_dispatch),
+        T(test_generations),
         T(test_release_waiting),
         T(test_release_waiting_empty),
         T(test_cancel_generation),
