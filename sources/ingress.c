@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "ce_batch.h"
+#include "ce_http.h"
 #include "cloudevent.h"
 #include "core.h"
 #include "http_server.h"

@@ -45,6 +45,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "ce_kafka.h"
 #include "cloudevent.h"
 #include "core.h"
 #include "kafka_log.h"

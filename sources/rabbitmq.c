@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "amqp_util.h"
+#include "ce_amqp.h"
 #include "check.h"
 #include "cloudevent.h"
 #include "deadletter.h"

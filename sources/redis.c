@@ -20,6 +20,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "ce_redis.h"
 #include "cloudevent.h"
 #include "deadletter.h"
 #include "log.h"
