@@ -206,3 +206,22 @@ struct td_msg *td_source_take_done(struct td_source *src)
     atomic_fetch_sub(&src->inflight, count);
     return list;
 }
+
+struct td_source *td_source_new_local(const char *name, char *err, size_t errlen)
+{
+    struct td_source *src = calloc(1, sizeof(*src));
+    if (!src) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    src->name = name;
+    atomic_store(&src->backlog, -1);
+    pthread_mutex_init(&src->mu, NULL);
+    src->mailbox_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (src->mailbox_fd < 0) {
+        snprintf(err, errlen, "source '%s': eventfd failed", name);
+        td_source_free(src);
+        return NULL;
+    }
+    return src;
+}

@@ -115,6 +115,11 @@ struct td_source {
  * or the settings are unusable. Free with td_source_free(). */
 struct td_source *td_source_new(const struct td_conf_source *conf, td_emit_fn emit, void *core,
                                 char *err, size_t errlen);
+/* A source without a plugin or a thread: its counters and mailbox only, for a caller that makes
+ * messages itself on the loop and watches mailbox_fd there (`triggerd redrive`). name is not
+ * copied; conf and emit are NULL (no td_source_emit, credit or watch). Free with
+ * td_source_free(). */
+struct td_source *td_source_new_local(const char *name, char *err, size_t errlen);
 void td_source_free(struct td_source *src);
 
 /* Source thread: hands a batch to the core (counts it in flight). */

@@ -13,7 +13,6 @@
 #include "check.h"
 #include "core.h"
 #include "fdlimit.h"
-#include "jsonschema.h"
 #include "http_server.h"
 #include "log.h"
 #include "metrics.h"
@@ -246,12 +245,9 @@ static int build(struct daemon *d)
     char err[512];
     core->loop = td_loop_new();
     core->http = core->loop ? td_http_client_new(core->loop) : NULL;
-    core->sinks = calloc(cfg->nsinks + 1, sizeof(*core->sinks));
     core->sources = calloc(cfg->nsources + 1, sizeof(*core->sources));
-    core->triggers = calloc(cfg->ntriggers + 1, sizeof(*core->triggers));
     core->metrics = td_metrics_new();
-    if (!core->loop || !core->http || !core->sinks || !core->sources || !core->triggers ||
-        !core->metrics) {
+    if (!core->loop || !core->http || !core->sources || !core->metrics) {
         td_log_error(NULL, NULL, NULL, "out of memory");
         return -1;
     }
@@ -260,21 +256,13 @@ static int build(struct daemon *d)
         fprintf(stderr, "daemon.http: %s\n", err);
         return -1;
     }
-    for (size_t i = 0; i < cfg->nsinks; i++) {
-        core->sinks[i] = td_sink_new(&cfg->sinks[i], core->loop, core->http, err, sizeof(err));
-        if (!core->sinks[i]) {
-            fprintf(stderr, "%s:%d:%d: %s\n", cfg->sinks[i].pos.file, cfg->sinks[i].pos.line,
-                    cfg->sinks[i].pos.col, err);
-            return -1;
-        }
+    struct td_core_parts parts = {0};
+    if (td_core_build(core, cfg, &parts, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        td_core_parts_free(&parts, cfg);
+        return -1;
     }
-    for (size_t i = 0; i < cfg->ntriggers; i++) {
-        if (td_core_trigger_init(&core->triggers[i], core, &cfg->triggers[i], core->sinks,
-                                 cfg->nsinks, err, sizeof(err)) < 0) {
-            fprintf(stderr, "%s\n", err);
-            return -1;
-        }
-    }
+    td_core_install(core, cfg, &parts);
     for (size_t i = 0; i < cfg->nsources; i++) {
         core->sources[i] = td_source_new(&cfg->sources[i], td_core_emit, core, err, sizeof(err));
         if (!core->sources[i]) {

@@ -1,10 +1,11 @@
 /* redrive.c - `triggerd redrive` (see redrive.h).
  *
  * It reuses the daemon's core rather than a delivery path of its own: a td_core with a loop,
- * the sinks and the triggers of the trigger file (no sources), and the entries fed to
- * td_dispatch_submit as messages of a stand-in source whose mailbox the loop watches. So a
- * redriven event gets exactly its trigger's policy: concurrency, timeouts, retries with
- * backoff, Retry-After, and the dead-letter target when it fails again.
+ * the sinks and the triggers of the trigger file built by td_core_build as the daemon builds
+ * them (no sources run), and the entries handed to their trigger with td_core_submit as
+ * messages of a local source (td_source_new_local) whose mailbox the loop watches. So a
+ * redriven event gets exactly its trigger's policy: the payload schema, concurrency, timeouts,
+ * retries with backoff, Retry-After, and the dead-letter target when it fails again.
  *
  * Where dead letters are read from is a small store interface (struct store_ops): Redis
  * streams and JSON-lines files are here, a Kafka topic (redrive_kafka.c) and a RabbitMQ queue
@@ -31,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -485,7 +485,7 @@ static const struct store_ops *store_for(enum td_sink_kind kind)
 
 struct redrive {
     struct td_core core;
-    struct td_source *src; /* stand-in: its mailbox brings completions back */
+    struct td_source *src; /* local (no thread): its mailbox brings completions back */
     struct store store;
     const char *only_trigger, *reason;
     long limit;
@@ -553,12 +553,10 @@ static void take_entry(struct redrive *r, struct td_redrive_entry *e)
     msg->ev = e->ev;
     msg->coord = e->handle;
     msg->received_ms = td_now_ms();
-    msg->pending = 1;
-    r->core.msgs_in_flight++;
     r->outstanding++;
     atomic_fetch_add(&r->src->inflight, 1);
     atomic_fetch_add(&r->src->received, 1);
-    td_dispatch_submit(trg, msg, msg->ev);
+    td_core_submit(&r->core, trg, msg);
     return;
 skip:
     td_event_unref(e->ev);
@@ -729,43 +727,28 @@ static int build(struct redrive *r, char *err, size_t errlen)
     struct td_config *cfg = core->cfg;
     core->loop = td_loop_new();
     core->http = core->loop ? td_http_client_new(core->loop) : NULL;
-    core->sinks = calloc(cfg->nsinks + 1, sizeof(*core->sinks));
     core->sources = calloc(cfg->nsources + 1, sizeof(*core->sources));
-    core->triggers = calloc(cfg->ntriggers + 1, sizeof(*core->triggers));
-    r->src = calloc(1, sizeof(*r->src));
-    if (r->src) {
-        r->src->name = "redrive";
-        r->src->mailbox_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        pthread_mutex_init(&r->src->mu, NULL);
-    }
-    if (!core->loop || !core->http || !core->sinks || !core->sources || !core->triggers ||
-        !r->src) {
+    if (!core->loop || !core->http || !core->sources) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (r->src->mailbox_fd < 0 ||
-        td_loop_fd_add(core->loop, r->src->mailbox_fd, EPOLLIN, on_mailbox, r) < 0) {
+    /* No sources of the file run: the entries come from the store, as messages of a local
+     * source whose mailbox brings their completions back to this loop. */
+    r->src = td_source_new_local("redrive", err, errlen);
+    if (!r->src) {
+        return -1;
+    }
+    if (td_loop_fd_add(core->loop, r->src->mailbox_fd, EPOLLIN, on_mailbox, r) < 0) {
         snprintf(err, errlen, "cannot watch the completions");
         return -1;
     }
-    for (size_t i = 0; i < cfg->nsinks; i++) {
-        core->sinks[i] = td_sink_new(&cfg->sinks[i], core->loop, core->http, err, errlen);
-        if (!core->sinks[i]) {
-            return -1;
-        }
+    /* The sinks and triggers exactly as the daemon builds them (payload schema included). */
+    struct td_core_parts parts = {0};
+    if (td_core_build(core, cfg, &parts, err, errlen) < 0) {
+        td_core_parts_free(&parts, cfg);
+        return -1;
     }
-    for (size_t i = 0; i < cfg->ntriggers; i++) {
-        struct td_trigger_rt *trg = &core->triggers[i];
-        trg->conf = &cfg->triggers[i];
-        trg->core = core;
-        trg->sink = td_core_sink(core, trg->conf->sink);
-        trg->dead_letter = td_core_sink(core, trg->conf->delivery.dead_letter);
-        trg->reply = td_core_sink(core, trg->conf->reply);
-        if (!trg->sink) {
-            snprintf(err, errlen, "trigger '%s': unknown sink", trg->conf->name);
-            return -1;
-        }
-    }
+    td_core_install(core, cfg, &parts);
     return 0;
 }
 
@@ -792,6 +775,9 @@ static void teardown(struct redrive *r)
     td_loop_free(core->loop);
     free(core->sinks);
     free(core->sources);
+    for (size_t i = 0; core->triggers && i < core->cfg->ntriggers; i++) {
+        td_core_trigger_fini(&core->triggers[i]);
+    }
     free(core->triggers);
     if (r->sigfd >= 0) {
         close(r->sigfd);

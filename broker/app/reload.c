@@ -34,6 +34,7 @@
 struct gen {
     struct gen *next;
     const struct td_config *cfg; /* the configuration its triggers and sinks were built from */
+    uint64_t gen;                /* its triggers' generation (td_trigger_rt.gen) */
     struct td_trigger_rt *triggers;
     size_t ntriggers;
     struct td_trigger_stats *at_swap; /* each trigger's counters when it was retired */
@@ -186,8 +187,7 @@ static int check_fixed(const struct td_config *old, const struct td_config *cfg,
 }
 
 struct built {
-    struct td_sink **sinks;
-    struct td_trigger_rt *triggers;
+    struct td_core_parts parts; /* sinks and triggers (td_core_build) */
     struct td_source **sources;
     bool *fresh; /* sources[i] was created now (not carried over) */
 };
@@ -199,14 +199,7 @@ static void built_free(struct built *b, const struct td_config *cfg)
             td_source_free(b->sources[i]);
         }
     }
-    for (size_t i = 0; b->sinks && i < cfg->nsinks; i++) {
-        td_sink_free(b->sinks[i]);
-    }
-    free(b->sinks);
-    for (size_t i = 0; b->triggers && i < cfg->ntriggers; i++) {
-        td_core_trigger_fini(&b->triggers[i]);
-    }
-    free(b->triggers);
+    td_core_parts_free(&b->parts, cfg);
     free(b->sources);
     free(b->fresh);
 }
@@ -216,25 +209,14 @@ static int build(struct td_reload *rl, struct td_config *cfg, struct built *b, c
                  size_t errlen)
 {
     struct td_core *core = rl->core;
-    b->sinks = calloc(cfg->nsinks + 1, sizeof(*b->sinks));
-    b->triggers = calloc(cfg->ntriggers + 1, sizeof(*b->triggers));
     b->sources = calloc(cfg->nsources + 1, sizeof(*b->sources));
     b->fresh = calloc(cfg->nsources + 1, sizeof(*b->fresh));
-    if (!b->sinks || !b->triggers || !b->sources || !b->fresh) {
+    if (!b->sources || !b->fresh) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < cfg->nsinks; i++) {
-        b->sinks[i] = td_sink_new(&cfg->sinks[i], core->loop, core->http, err, errlen);
-        if (!b->sinks[i]) {
-            return -1;
-        }
-    }
-    for (size_t i = 0; i < cfg->ntriggers; i++) {
-        if (td_core_trigger_init(&b->triggers[i], core, &cfg->triggers[i], b->sinks, cfg->nsinks,
-                                 err, errlen) < 0) {
-            return -1;
-        }
+    if (td_core_build(core, cfg, &b->parts, err, errlen) < 0) {
+        return -1;
     }
     for (size_t i = 0; i < cfg->nsources; i++) {
         struct td_source *old = find_source(core, cfg->sources[i].name);
@@ -334,7 +316,7 @@ static bool collect(struct td_reload *rl)
     struct td_core *core = rl->core;
     for (struct gen **pp = &rl->gens; *pp;) {
         struct gen *g = *pp;
-        if (td_dispatch_busy(core, g->triggers, g->ntriggers) > 0) {
+        if (td_dispatch_busy(core, g->gen) > 0) {
             pp = &g->next;
             continue;
         }
@@ -435,6 +417,7 @@ static int swap(struct td_reload *rl, struct td_config *cfg, struct built *b, in
     }
     /* From here on nothing fails. */
     g->cfg = old;
+    g->gen = core->gen;
     g->triggers = core->triggers;
     g->ntriggers = old->ntriggers;
     g->sinks = core->sinks;
@@ -442,8 +425,9 @@ static int swap(struct td_reload *rl, struct td_config *cfg, struct built *b, in
     for (size_t i = 0; i < old->ntriggers; i++) {
         g->at_swap[i] = g->triggers[i].stats;
         for (size_t j = 0; j < cfg->ntriggers; j++) {
-            if (strcmp(b->triggers[j].conf->name, g->triggers[i].conf->name) == 0) {
-                b->triggers[j].stats = g->triggers[i].stats; /* counters continue */
+            struct td_trigger_rt *now = &b->parts.triggers[j];
+            if (strcmp(now->conf->name, g->triggers[i].conf->name) == 0) {
+                now->stats = g->triggers[i].stats; /* counters continue */
             }
         }
     }
@@ -477,9 +461,7 @@ static int swap(struct td_reload *rl, struct td_config *cfg, struct built *b, in
     free(rets);
     rl->old_cfgs[rl->nold++] = old;
     free(core->sources);
-    core->cfg = cfg;
-    core->sinks = b->sinks;
-    core->triggers = b->triggers;
+    td_core_install(core, cfg, &b->parts);
     core->sources = b->sources;
     /* Brand-new sources start now; replacements once their predecessor drained. A source
      * that comes back while its earlier self still drains (removed, then added again) waits

@@ -1,17 +1,19 @@
-/* core.c - building the core's per-trigger runtime from a configuration, in one place.
+/* core.c - the core: built from a configuration in one place, and its entry points for sources.
  *
- * The daemon at start and every SIGHUP reload build triggers from a config; they used to do it
- * each in their own way, and the reload's copy forgot the payload schema, so a reload silently
- * switched schema validation off. Both now call td_core_trigger_init() and free with
- * td_core_trigger_fini(), so a trigger is the same whichever path built it. (First step of the
- * structural issue: the core built in one place.)
+ * The daemon at start, every SIGHUP reload and `triggerd redrive` used to assemble sinks and
+ * triggers each in their own way, and they drifted: the reload's copy forgot the payload
+ * schema, so a reload silently switched schema validation off. All three now call
+ * td_core_build(), so a trigger is the same whichever path built it.
  */
 #include "core.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jsonschema.h"
+#include "log.h"
+#include "router.h"
 
 static struct td_sink *sink_named(struct td_sink *const *sinks, size_t nsinks, const char *name)
 {
@@ -23,9 +25,16 @@ static struct td_sink *sink_named(struct td_sink *const *sinks, size_t nsinks, c
     return NULL;
 }
 
-int td_core_trigger_init(struct td_trigger_rt *trg, struct td_core *core,
-                         const struct td_conf_trigger *conf, struct td_sink *const *sinks,
-                         size_t nsinks, char *err, size_t errlen)
+struct td_sink *td_core_sink(struct td_core *core, const char *name)
+{
+    return sink_named(core->sinks, core->cfg->nsinks, name);
+}
+
+/* Fills trg for conf: its sinks looked up by name in sinks[0..nsinks), its payload schema
+ * loaded (owned by trg). 0, or -1 with "file:line:col: trigger 'x': ..." in err. */
+static int trigger_init(struct td_trigger_rt *trg, struct td_core *core,
+                        const struct td_conf_trigger *conf, struct td_sink *const *sinks,
+                        size_t nsinks, char *err, size_t errlen)
 {
     trg->conf = conf;
     trg->core = core;
@@ -54,4 +63,120 @@ void td_core_trigger_fini(struct td_trigger_rt *trg)
     td_dispatch_trigger_free(trg);
     td_jsonschema_free(trg->schema);
     trg->schema = NULL;
+}
+
+int td_core_build(struct td_core *core, const struct td_config *cfg, struct td_core_parts *parts,
+                  char *err, size_t errlen)
+{
+    parts->sinks = calloc(cfg->nsinks + 1, sizeof(*parts->sinks));
+    parts->triggers = calloc(cfg->ntriggers + 1, sizeof(*parts->triggers));
+    parts->gen = ++core->builds;
+    if (!parts->sinks || !parts->triggers) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nsinks; i++) {
+        const struct td_conf_sink *sc = &cfg->sinks[i];
+        char why[512];
+        parts->sinks[i] = td_sink_new(sc, core->loop, core->http, why, sizeof(why));
+        if (!parts->sinks[i]) {
+            snprintf(err, errlen, "%s:%d:%d: %s", sc->pos.file, sc->pos.line, sc->pos.col, why);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        parts->triggers[i].gen = parts->gen;
+        if (trigger_init(&parts->triggers[i], core, &cfg->triggers[i], parts->sinks, cfg->nsinks,
+                         err, errlen) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void td_core_parts_free(struct td_core_parts *parts, const struct td_config *cfg)
+{
+    for (size_t i = 0; parts->sinks && i < cfg->nsinks; i++) {
+        td_sink_free(parts->sinks[i]);
+    }
+    for (size_t i = 0; parts->triggers && i < cfg->ntriggers; i++) {
+        td_core_trigger_fini(&parts->triggers[i]);
+    }
+    free(parts->sinks);
+    free(parts->triggers);
+    parts->sinks = NULL;
+    parts->triggers = NULL;
+}
+
+void td_core_install(struct td_core *core, struct td_config *cfg, struct td_core_parts *parts)
+{
+    core->cfg = cfg;
+    core->sinks = parts->sinks;
+    core->triggers = parts->triggers;
+    core->gen = parts->gen;
+    parts->sinks = NULL;
+    parts->triggers = NULL;
+}
+
+void td_core_submit(struct td_core *core, struct td_trigger_rt *trg, struct td_msg *msg)
+{
+    core->msgs_in_flight++;
+    msg->pending = 1; /* trg's unit */
+    td_router_deliver(trg, msg, msg->ev);
+}
+
+static void on_batch(struct td_loop *loop, void *arg)
+{
+    struct td_msg *msg = arg;
+    while (msg) {
+        struct td_msg *next = msg->next;
+        msg->next = NULL;
+        td_router_route(msg->src->core, msg);
+        msg = next;
+    }
+}
+
+void td_core_emit(void *corep, struct td_msg *batch)
+{
+    struct td_core *core = corep;
+    if (td_loop_post(core->loop, on_batch, batch) < 0) {
+        /* Out of memory: these entries were read but never routed; they stay pending at the
+         * broker and come back (reaper / restart). Free them without acking. */
+        while (batch) {
+            struct td_msg *next = batch->next;
+            td_source_complete(batch->src, batch, TD_OUTCOME_RELEASE);
+            batch = next;
+        }
+    }
+}
+
+struct cancel_task {
+    struct td_core *core;
+    struct td_source *src;
+    uint64_t gen;
+};
+
+static void on_cancel(struct td_loop *loop, void *arg)
+{
+    struct cancel_task *t = arg;
+    size_t n = td_dispatch_cancel(t->core, t->src, t->gen);
+    if (n > 0) {
+        td_log_debug(NULL, t->src->name, NULL, "cancelled %zu deliveries not started", n);
+    }
+    free(t);
+}
+
+void td_core_cancel(void *corep, struct td_source *src, uint64_t gen)
+{
+    struct td_core *core = corep;
+    struct cancel_task *t = malloc(sizeof(*t));
+    if (!t) {
+        return; /* the source waits for them instead, bounded */
+    }
+    t->core = core;
+    t->src = src;
+    t->gen = gen;
+    if (td_loop_post(core->loop, on_cancel, t) < 0) {
+        free(t);
+    }
 }

@@ -1,60 +1,60 @@
-/* core.h - the running daemon's state shared by the router, dispatch and the lifecycle:
- * the loop, the HTTP client, the plugins and the per-trigger runtime.
+/* core.h - the core: building it from a configuration, and its entry points for sources.
+ *
+ * struct td_core and struct td_trigger_rt are in core_state.h (data only); this header adds
+ * what core.c does: build the sinks and triggers of a configuration in one place (the daemon
+ * at start, every SIGHUP reload and `triggerd redrive` call td_core_build, so a trigger is the
+ * same whichever path built it), take batches from source threads (td_core_emit) and cancel
+ * what a source gave up (td_core_cancel).
  * Threads: loop, except where a function says otherwise.
  */
 #ifndef TD_CORE_H
 #define TD_CORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "core_state.h"
 #include "dispatch.h"
-#include "http_client.h"
-#include "loop.h"
-#include "sink.h"
-#include "source.h"
 
-struct td_delivery;
-struct td_metrics;
-struct td_http_server;
-
-struct td_core {
-    struct td_config *cfg;
-    struct td_loop *loop;
-    struct td_http_client *http;
-    struct td_source **sources;     /* cfg->nsources */
-    struct td_sink **sinks;         /* cfg->nsinks */
-    struct td_trigger_rt *triggers; /* cfg->ntriggers */
-    bool draining;
-    int64_t msgs_in_flight;         /* routed, not completed */
-    struct td_delivery *deliveries; /* every live delivery, for teardown */
-    uint64_t unmatched;             /* events no trigger wanted (acked at once) */
-    struct td_metrics *metrics;     /* snapshots for /metrics and /status; NULL: none */
-    struct td_http_server *httpd;   /* daemon.http.listen (ingress, probes); NULL: none */
-};
-
-/* Source threads call this (via td_source_emit) with a batch; it hops to the loop. */
+/* Source threads call this (via td_source_emit) with a batch; it hops to the loop. Any thread. */
 void td_core_emit(void *core, struct td_msg *batch);
-/* Routes one message to its triggers (router.c). Loop. */
-void td_router_route(struct td_core *core, struct td_msg *msg);
-/* A trigger finished with msg; when the last one did, the source acks or releases it. */
-void td_core_msg_done(struct td_core *core, struct td_msg *msg, bool release);
 
 /* Any thread (a source's): stop dispatching what src read under generation gen (msg->gen) and
  * has not started an attempt; those messages complete as released. Posted to the loop; a
  * source that gave the partition up discards the late completions. */
 void td_core_cancel(void *core, struct td_source *src, uint64_t gen);
 
+/* The current sink named name, or NULL. */
 struct td_sink *td_core_sink(struct td_core *core, const char *name);
 
-/* Fills trg for conf: its sinks looked up by name in sinks[0..nsinks), its payload schema loaded
- * (owned by trg). The daemon at start and every reload build triggers only through this (core.c).
- * 0, or -1 with "file:line:col: trigger 'x': ..." in err. Loop thread (or before the loop runs). */
-int td_core_trigger_init(struct td_trigger_rt *trg, struct td_core *core,
-                         const struct td_conf_trigger *conf, struct td_sink *const *sinks,
-                         size_t nsinks, char *err, size_t errlen);
-/* Frees what td_core_trigger_init and dispatch attached to trg (lanes, schema); not trg itself.
+/* The sinks and triggers of one configuration: one generation. Owned by whoever holds it:
+ * td_core_parts_free before td_core_install, the core (and then a reload's retired
+ * generation) after. */
+struct td_core_parts {
+    struct td_sink **sinks;         /* cfg->nsinks */
+    struct td_trigger_rt *triggers; /* cfg->ntriggers */
+    uint64_t gen;                   /* stamped on every trigger */
+};
+
+/* Builds every sink of cfg (on core->loop and core->http, which must exist) and every trigger
+ * (its sinks looked up by name, its payload schema loaded), stamped with a new generation.
+ * Does not touch what core runs now. 0, or -1 with "file:line:col: ..." in err; on failure
+ * parts holds what was built (free it with td_core_parts_free). Loop (or before it runs). */
+int td_core_build(struct td_core *core, const struct td_config *cfg, struct td_core_parts *parts,
+                  char *err, size_t errlen);
+/* Frees parts built from cfg that were never installed. */
+void td_core_parts_free(struct td_core_parts *parts, const struct td_config *cfg);
+/* Makes cfg and parts (taken) the core's current configuration, sinks and triggers. What was
+ * current before is the caller's (reload.c retires it as a generation). */
+void td_core_install(struct td_core *core, struct td_config *cfg, struct td_core_parts *parts);
+
+/* Hands msg (the core owns it from here) to trg alone, without routing or filters: as the router
+ * would after a match (dead letter for msg->dl_reason, the payload schema, then the sink).
+ * `triggerd redrive` sends each entry through the trigger that dead-lettered it this way. */
+void td_core_submit(struct td_core *core, struct td_trigger_rt *trg, struct td_msg *msg);
+
+/* Frees what td_core_build and dispatch attached to trg (lanes, schema); not trg itself.
  * Idempotent. */
 void td_core_trigger_fini(struct td_trigger_rt *trg);
 

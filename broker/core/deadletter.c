@@ -3,12 +3,20 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cloudevent.h"
 
 static const char *const dl_attrs[] = {"knativeerrordest",   "knativeerrorcode",
                                        "knativeerrordata",   "deadletterreason",
                                        "deadletterattempts", "deadlettertrigger"};
+
+bool td_deadletter_permanent(const char *reason)
+{
+    return reason &&
+           (strcmp(reason, TD_DL_FINAL_STATUS) == 0 || strcmp(reason, TD_DL_INVALID_EVENT) == 0 ||
+            strcmp(reason, TD_DL_SCHEMA) == 0);
+}
 
 struct td_event *td_deadletter_event(const struct td_event *ev, const char *trigger,
                                      const char *dest, int code, const unsigned char *body,

@@ -6,6 +6,7 @@
 #ifndef TD_DEADLETTER_H
 #define TD_DEADLETTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct td_event;
@@ -17,6 +18,12 @@ struct td_event;
 #define TD_DL_INVALID_EVENT     "invalid_event"
 #define TD_DL_SCHEMA            "schema"       /* the data failed the trigger's schema */
 #define TD_DL_REPLY_FAILED      "reply_failed" /* the reply event is what was dead-lettered */
+
+/* True when redelivering an event that failed for reason cannot help (a final status, an
+ * invalid event, the payload schema): a trigger without a dead-letter target then marks the
+ * message failed for good (td_msg.final_why; the ingress answers 422). The others (retries
+ * exhausted, max_deliveries, a failed reply) may succeed later. */
+bool td_deadletter_permanent(const char *reason);
 
 /* At most this much of the response body goes into knativeerrordata (before base64). */
 #define TD_DL_DATA_MAX 1024

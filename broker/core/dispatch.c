@@ -14,12 +14,13 @@
 #include <string.h>
 
 #include "cloudevent.h"
-#include "core.h"
+#include "complete.h"
+#include "core_state.h"
 #include "deadletter.h"
 #include "log.h"
-#include "metrics.h"
 #include "retry.h"
 #include "source.h"
+#include "stats.h"
 
 enum dstate {
     D_WAITING,
@@ -354,29 +355,33 @@ static int64_t on_retry_timer(struct td_loop *loop, void *arg)
     return TD_LOOP_NOMORE;
 }
 
+/* Every dead-letter decision of the core is made here, whoever found the event unfit: the sink
+ * (final_status), the retries (retries_exhausted), the reply target (reply_failed), or the
+ * router (invalid_event, max_deliveries, schema; via td_dispatch_dead_letter_why). A trigger
+ * with `dead_letter: native` has the source reject the message; one without a target releases
+ * it for redelivery (marked failed for good when the reason is permanent); else the dead letter
+ * goes to the target. */
 static void dead_letter(struct td_delivery *d, const char *reason)
 {
     struct td_trigger_rt *trg = d->trg;
     const char *name = trg->conf->name;
+    const char *sep = d->attempt.reason[0] ? ", " : "";
     if (td_dispatch_native_dl(trg)) {
         /* dead_letter: native: the source rejects the message (basic.nack requeue=false) and
          * the broker routes it to the queue's own dead-letter exchange. */
         trg->stats.dead_lettered++;
-        td_log_warn(name, d->msg->src->name, event_id(d), "dead-lettered natively (%s, %s)", reason,
-                    d->attempt.reason);
+        td_log_warn(name, d->msg->src->name, event_id(d), "dead-lettered natively (%s%s%s)", reason,
+                    sep, d->attempt.reason);
         d->msg->reject = true;
         finish(d, false);
         return;
     }
     if (!trg->dead_letter) {
         td_log_error(name, d->msg->src->name, event_id(d),
-                     "delivery failed (%s, %s) and the trigger has no dead_letter target; "
+                     "delivery failed (%s%s%s) and the trigger has no dead_letter target; "
                      "left unacknowledged for redelivery",
-                     reason, d->attempt.reason);
-        bool permanent = strcmp(reason, TD_DL_FINAL_STATUS) == 0 ||
-                         strcmp(reason, TD_DL_INVALID_EVENT) == 0 ||
-                         strcmp(reason, TD_DL_SCHEMA) == 0;
-        if (permanent && !d->msg->final_why) {
+                     reason, sep, d->attempt.reason);
+        if (td_deadletter_permanent(reason) && !d->msg->final_why) {
             char why[400];
             snprintf(why, sizeof(why), "trigger %s: %s%s%s", name, reason,
                      d->attempt.reason[0] ? ": " : "", d->attempt.reason);
@@ -461,7 +466,7 @@ static void sink_attempt_done(struct td_delivery *d)
     trg->running--;
     if (a->result == TD_RESULT_OK) {
         trg->stats.delivered++;
-        td_metrics_observe_latency(&trg->stats, td_now_ms() - d->msg->received_ms);
+        td_stats_observe_latency(&trg->stats, td_now_ms() - d->msg->received_ms);
         td_log_debug(name, d->msg->src->name, event_id(d), "delivered (%s, attempt %d)", a->reason,
                      d->attempts);
         if (!take_reply(d)) {
@@ -494,7 +499,7 @@ static void dl_attempt_done(struct td_delivery *d)
     struct td_attempt *a = &d->attempt;
     if (a->result == TD_RESULT_OK) {
         trg->stats.dead_lettered++;
-        td_metrics_count_dead_letter(&trg->stats, d->dl_reason);
+        td_stats_count_dead_letter(&trg->stats, d->dl_reason);
         td_log_warn(name, d->msg->src->name, event_id(d), "dead-lettered to '%s' (%s)",
                     trg->dead_letter->name, d->dl_reason);
         finish(d, false);
@@ -652,8 +657,11 @@ void td_dispatch_dead_letter_why(struct td_trigger_rt *trg, struct td_msg *msg, 
         td_core_msg_done(trg->core, msg, true);
         return;
     }
-    td_log_warn(trg->conf->name, msg->src->name, td_event_get(ev, "id"), "%s%s%s", reason,
-                why ? ": " : "", why ? why : "");
+    if (trg->dead_letter && !td_dispatch_native_dl(trg)) {
+        /* (natively or without a target, dead_letter() says what happened instead) */
+        td_log_warn(trg->conf->name, msg->src->name, td_event_get(ev, "id"), "%s%s%s", reason,
+                    why ? ": " : "", why ? why : "");
+    }
     if (why) {
         snprintf(d->attempt.reason, sizeof(d->attempt.reason), "%s", why);
         /* The reason travels in knativeerrordata, as Knative does with response bodies. */
@@ -765,10 +773,9 @@ void td_dispatch_census(struct td_core *core, struct td_trigger_census *out, int
     if (oldest) {
         memset(oldest, 0, nsrc * sizeof(*oldest));
     }
-    uintptr_t lo = (uintptr_t)core->triggers, hi = (uintptr_t)(core->triggers + ntrg);
     for (struct td_delivery *d = core->deliveries; d; d = d->all_next) {
-        uintptr_t at = (uintptr_t)d->trg; /* retired triggers (reload) are not counted */
-        size_t t = at >= lo && at < hi ? (size_t)(d->trg - core->triggers) : ntrg;
+        /* retired triggers (reload) are not counted; current ones are core->triggers[t] */
+        size_t t = d->trg->gen == core->gen ? (size_t)(d->trg - core->triggers) : ntrg;
         if (out && t < ntrg) {
             struct td_trigger_census *c = &out[t];
             c->waiting += d->state == D_WAITING;
@@ -787,12 +794,11 @@ void td_dispatch_census(struct td_core *core, struct td_trigger_census *out, int
     }
 }
 
-size_t td_dispatch_busy(struct td_core *core, const struct td_trigger_rt *trgs, size_t n)
+size_t td_dispatch_busy(struct td_core *core, uint64_t gen)
 {
-    uintptr_t lo = (uintptr_t)trgs, hi = (uintptr_t)(trgs + n);
     size_t busy = 0;
     for (struct td_delivery *d = core->deliveries; d; d = d->all_next) {
-        busy += (uintptr_t)d->trg >= lo && (uintptr_t)d->trg < hi;
+        busy += d->trg->gen == gen;
     }
     return busy;
 }

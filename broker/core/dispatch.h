@@ -11,39 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "loop.h"
-#include "sink.h"
+#include "core_state.h"
 
-struct td_core;
 struct td_msg;
 struct td_source;
 struct td_event;
-struct td_delivery;
-struct td_jsonschema;
-struct td_lanes;
-
-/* Delivery latency buckets (upper bounds in metrics.c); the histogram is not cumulative here. */
-#define TD_LATENCY_BUCKETS 14
-/* dead_by_reason slots: every deadletterreason of deadletter.h in that order, then "other" (a
- * reason this build does not know; none is written today). */
-#define TD_DL_REASONS 7
-
-/* Written on the loop thread only; other threads read them through a metrics snapshot. */
-struct td_trigger_stats {
-    uint64_t matched;
-    uint64_t delivered;
-    uint64_t attempts;
-    uint64_t retries;
-    uint64_t dead_lettered;
-    uint64_t released;
-    uint64_t dead_by_reason[TD_DL_REASONS];
-    uint64_t replies;         /* reply events delivered to the reply target */
-    uint64_t replies_dropped; /* reply events dropped by the TTL loop guard */
-    uint64_t latency_count;   /* deliveries timed: from read at the source to the sink's 2xx */
-    uint64_t latency_sum_ms;
-    uint64_t latency_buckets[TD_LATENCY_BUCKETS + 1]; /* the last one is +Inf */
-};
 
 /* What a trigger is doing right now (td_dispatch_census). */
 struct td_trigger_census {
@@ -53,27 +25,15 @@ struct td_trigger_census {
     int dead_lettering; /* on its way to the dead-letter target */
 };
 
-struct td_trigger_rt {
-    const struct td_conf_trigger *conf;
-    struct td_core *core;
-    struct td_sink *sink;
-    struct td_sink *dead_letter;               /* NULL: failures are released for redelivery */
-    struct td_sink *reply;                     /* reply: target, or NULL (replies ignored) */
-    int running;                               /* attempts on the sink now */
-    bool pumping;                              /* inside pump(): see dispatch.c */
-    struct td_delivery *wait_head, *wait_tail; /* waiting for a slot */
-    struct td_lanes *lanes;       /* ordering: the lanes with a delivery in progress (dispatch.c) */
-    struct td_jsonschema *schema; /* schema: the payload schema, owned (daemon.c), or NULL */
-    struct td_trigger_stats stats;
-};
-
 /* `dead_letter: native` (RabbitMQ): the broker's own dead-lettering, no sink. */
 #define TD_DEAD_LETTER_NATIVE "native"
 /* True when trg dead-letters natively: the message is finished with TD_OUTCOME_REJECT. */
 bool td_dispatch_native_dl(const struct td_trigger_rt *trg);
 /* Starts delivering ev (takes a reference) for msg to trg's sink. */
 void td_dispatch_submit(struct td_trigger_rt *trg, struct td_msg *msg, struct td_event *ev);
-/* Sends ev (takes a reference) for msg straight to trg's dead-letter target with reason. */
+/* Dead-letters ev (takes a reference) for msg at trg with reason, without an attempt on the
+ * sink: natively, to trg's dead-letter target, or (no target) released for redelivery; the one
+ * decision is dead_letter() in dispatch.c. msg->pending must count this trigger. */
 void td_dispatch_dead_letter(struct td_trigger_rt *trg, struct td_msg *msg, struct td_event *ev,
                              const char *reason);
 /* The same with why (may be NULL) as the explanation in knativeerrordata instead of the
@@ -86,12 +46,13 @@ void td_dispatch_release_waiting(struct td_trigger_rt *trg);
  * that has not started an attempt: waiting for a slot, queued behind its lane, or waiting for a
  * retry timer. Running attempts (and dead-letter or reply stages) go on. Returns how many. */
 size_t td_dispatch_cancel(struct td_core *core, const struct td_source *src, uint64_t gen);
-/* Counts every live delivery of the core by trigger (out: core->cfg->ntriggers entries) and the
+/* Counts every live delivery of the core's current triggers (core->gen; out: core->cfg->ntriggers
+ * entries; retired generations are not counted) and the
  * oldest received_ms of their messages by source (oldest: core->cfg->nsources entries, 0 when
  * the source has nothing in flight). Either may be NULL. Loop. */
 void td_dispatch_census(struct td_core *core, struct td_trigger_census *out, int64_t *oldest);
-/* Reload: how many live deliveries belong to the n triggers at trgs (a retired generation). */
-size_t td_dispatch_busy(struct td_core *core, const struct td_trigger_rt *trgs, size_t n);
+/* Reload: how many live deliveries belong to triggers of generation gen (a retired one). */
+size_t td_dispatch_busy(struct td_core *core, uint64_t gen);
 /* Reload: frees what dispatch keeps per trigger, once td_dispatch_busy says none is left. */
 void td_dispatch_trigger_free(struct td_trigger_rt *trg);
 /* Teardown (loop stopped): frees every delivery of the core without completing it. */

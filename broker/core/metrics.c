@@ -15,21 +15,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "core.h"
+#include "core_state.h"
+#include "dispatch.h"
 #include "deadletter.h"
 #include "loop.h"
 #include "source.h"
-
-const int64_t td_latency_bounds_ms[TD_LATENCY_BUCKETS] = {1,   2,   5,    10,   25,   50,    100,
-                                                          250, 500, 1000, 2500, 5000, 10000, 30000};
-
-static const char *const reason_names[TD_DL_REASONS] = {TD_DL_FINAL_STATUS,
-                                                        TD_DL_RETRIES_EXHAUSTED,
-                                                        TD_DL_MAX_DELIVERIES,
-                                                        TD_DL_INVALID_EVENT,
-                                                        TD_DL_SCHEMA,
-                                                        TD_DL_REPLY_FAILED,
-                                                        "other"};
 
 static const char *const source_kinds[] = {"redis", "kafka", "rabbitmq", "http"};
 
@@ -74,37 +64,6 @@ struct td_metrics {
     atomic_bool last_reload_ok;
     int64_t start_wall_ms;
 };
-
-void td_metrics_observe_latency(struct td_trigger_stats *st, int64_t ms)
-{
-    if (ms < 0) {
-        ms = 0;
-    }
-    int b = 0;
-    while (b < TD_LATENCY_BUCKETS && ms > td_latency_bounds_ms[b]) {
-        b++;
-    }
-    st->latency_buckets[b]++;
-    st->latency_count++;
-    st->latency_sum_ms += (uint64_t)ms;
-}
-
-void td_metrics_count_dead_letter(struct td_trigger_stats *st, const char *reason)
-{
-    int slot = TD_DL_REASONS - 1;
-    for (int i = 0; reason && i < TD_DL_REASONS - 1; i++) {
-        if (strcmp(reason, reason_names[i]) == 0) {
-            slot = i;
-            break;
-        }
-    }
-    st->dead_by_reason[slot]++;
-}
-
-const char *td_metrics_reason_name(int slot)
-{
-    return slot >= 0 && slot < TD_DL_REASONS ? reason_names[slot] : "other";
-}
 
 static void snapshot_clear(struct snapshot *s)
 {
@@ -434,7 +393,8 @@ static void render_triggers(FILE *f, const struct snapshot *s)
     for (size_t i = 0; i < s->ntriggers; i++) {
         for (int r = 0; r < TD_DL_REASONS; r++) {
             sample(f, "triggerd_trigger_dead_letters_total", "trigger", s->triggers[i].name,
-                   "reason", reason_names[r], (double)s->triggers[i].stats.dead_by_reason[r]);
+                   "reason", td_stats_reason_name(r),
+                   (double)s->triggers[i].stats.dead_by_reason[r]);
         }
     }
     help(f, "triggerd_trigger_replies_total", "counter",
@@ -636,7 +596,8 @@ char *td_metrics_status_json(struct td_metrics *m, size_t *len)
         cJSON_AddNumberToObject(o, "replies_dropped", (double)t->stats.replies_dropped);
         cJSON *by_reason = cJSON_AddObjectToObject(o, "dead_letters_by_reason");
         for (int r = 0; by_reason && r < TD_DL_REASONS; r++) {
-            cJSON_AddNumberToObject(by_reason, reason_names[r], (double)t->stats.dead_by_reason[r]);
+            cJSON_AddNumberToObject(by_reason, td_stats_reason_name(r),
+                                    (double)t->stats.dead_by_reason[r]);
         }
         cJSON_AddItemToArray(trgs, o);
     }

@@ -1,7 +1,7 @@
 /* metrics.h - what the daemon counts, and how other threads get to see it.
  *
- * The counters live where they are written: per trigger in struct td_trigger_stats (loop
- * thread only, plain integers), per source in the td_source atomics. The HTTP server runs on
+ * The counters live where they are written: per trigger in struct td_trigger_stats (stats.h;
+ * loop thread only, plain integers), per source in the td_source atomics. The HTTP server runs on
  * a thread of its own, so it never reads the loop's structures directly: it asks the loop for
  * a snapshot (td_metrics_fresh posts a task and waits a bounded time), and renders /metrics,
  * /status and /readyz from that copy under the metrics mutex. A loop that does not answer in
@@ -18,20 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dispatch.h"
+#include "stats.h"
 
 struct td_core;
 struct td_metrics;
-
-/* The latency bucket upper bounds in milliseconds (TD_LATENCY_BUCKETS of them; +Inf after). */
-extern const int64_t td_latency_bounds_ms[TD_LATENCY_BUCKETS];
-
-/* Loop: counts one delivery that took ms from the source to the sink's 2xx. */
-void td_metrics_observe_latency(struct td_trigger_stats *st, int64_t ms);
-/* Loop: counts one dead letter written with reason (a deadletterreason value). */
-void td_metrics_count_dead_letter(struct td_trigger_stats *st, const char *reason);
-/* The deadletterreason value of a dead_by_reason slot. */
-const char *td_metrics_reason_name(int slot);
 
 struct td_metrics *td_metrics_new(void);
 void td_metrics_free(struct td_metrics *m); /* NULL is a no-op */

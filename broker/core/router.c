@@ -8,13 +8,17 @@
  * acknowledged exactly once, after the last trigger finished. A message no trigger wants is
  * acknowledged at once, counted, and (the first per source) logged at info.
  */
+#include "router.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cloudevent.h"
-#include "core.h"
+#include "complete.h"
+#include "core_state.h"
 #include "deadletter.h"
+#include "dispatch.h"
 #include "filter.h"
 #include "jsonschema.h"
 #include "log.h"
@@ -70,43 +74,24 @@ static struct td_event *with_overrides(const struct td_conf_trigger *conf, struc
     return out;
 }
 
-/* One matched trigger's share of a message the source gave up on; msg->pending already
- * counts it. */
-static void dead_letter_one(struct td_trigger_rt *trg, struct td_msg *msg, struct td_event *ev,
-                            const char *reason)
-{
-    if (td_dispatch_native_dl(trg)) {
-        td_log_warn(trg->conf->name, msg->src->name, msg->coord, "%s; dead-lettered natively",
-                    reason);
-        msg->reject = true;
-        td_core_msg_done(trg->core, msg, false);
-    } else if (trg->dead_letter) {
-        td_dispatch_dead_letter(trg, msg, ev, reason);
-    } else {
-        td_log_error(trg->conf->name, msg->src->name, msg->coord,
-                     "%s, and the trigger has no dead_letter target; left unacknowledged", reason);
-        td_core_msg_done(trg->core, msg, true);
-    }
-}
-
+/* An invalid event: filters cannot be trusted on it, so it goes to every trigger of its source
+ * that dead-letters natively and to each distinct dead-letter target of the others, once per
+ * target; dispatch decides and does the rest (td_dispatch_dead_letter). With none of those it
+ * is released for redelivery. */
 static void route_dead_letter(struct td_core *core, struct td_msg *msg, const char *reason)
 {
     int sent = 0;
     for (size_t i = 0; i < core->cfg->ntriggers; i++) {
         struct td_trigger_rt *trg = &core->triggers[i];
-        if (strcmp(trg->conf->source, msg->src->name) == 0 && td_dispatch_native_dl(trg)) {
-            td_log_warn(trg->conf->name, msg->src->name, msg->coord,
-                        "%s%s%s; dead-lettered natively", reason, msg->invalid ? ": " : "",
-                        msg->invalid ? msg->invalid : "");
-            msg->reject = true;
-            sent++;
+        if (strcmp(trg->conf->source, msg->src->name) != 0) {
             continue;
         }
-        if (strcmp(trg->conf->source, msg->src->name) != 0 || !trg->dead_letter) {
+        bool native = td_dispatch_native_dl(trg);
+        if (!native && !trg->dead_letter) {
             continue;
         }
         bool seen = false;
-        for (size_t j = 0; j < i; j++) {
+        for (size_t j = 0; !native && j < i; j++) {
             struct td_trigger_rt *other = &core->triggers[j];
             seen |= strcmp(other->conf->source, msg->src->name) == 0 &&
                     other->dead_letter == trg->dead_letter;
@@ -169,6 +154,20 @@ static void unmatched(struct td_core *core, struct td_msg *msg)
                  : "");
 }
 
+void td_router_deliver(struct td_trigger_rt *trg, struct td_msg *msg, struct td_event *ev)
+{
+    char why[512];
+    if (msg->dl_reason) {
+        /* The source gave up on it (max_deliveries): each trigger that wants it dead-letters
+         * it its own way, or keeps it unacknowledged. */
+        td_dispatch_dead_letter(trg, msg, ev, msg->dl_reason);
+    } else if (payload_ok(trg, ev, why, sizeof(why))) {
+        td_dispatch_submit(trg, msg, ev);
+    } else {
+        td_dispatch_dead_letter_why(trg, msg, ev, TD_DL_SCHEMA, why);
+    }
+}
+
 void td_router_route(struct td_core *core, struct td_msg *msg)
 {
     core->msgs_in_flight++;
@@ -196,7 +195,6 @@ void td_router_route(struct td_core *core, struct td_msg *msg)
             continue;
         }
         if (td_filter_match(trg->conf->filter, ev)) {
-            char why[512];
             ev = with_overrides(trg->conf, ev);
             if (!ev) {
                 msg->release = true;
@@ -204,15 +202,7 @@ void td_router_route(struct td_core *core, struct td_msg *msg)
             }
             msg->pending++;
             matched++;
-            if (msg->dl_reason) {
-                /* The source gave up on it (max_deliveries): each trigger that wants it
-                 * dead-letters it its own way, or keeps it unacknowledged. */
-                dead_letter_one(trg, msg, ev, msg->dl_reason);
-            } else if (payload_ok(trg, ev, why, sizeof(why))) {
-                td_dispatch_submit(trg, msg, ev);
-            } else {
-                td_dispatch_dead_letter_why(trg, msg, ev, TD_DL_SCHEMA, why);
-            }
+            td_router_deliver(trg, msg, ev);
         }
         td_event_unref(ev);
     }
@@ -220,90 +210,4 @@ void td_router_route(struct td_core *core, struct td_msg *msg)
         unmatched(core, msg);
     }
     td_core_msg_done(core, msg, false);
-}
-
-void td_core_msg_done(struct td_core *core, struct td_msg *msg, bool release)
-{
-    if (release) {
-        msg->release = true;
-    }
-    if (--msg->pending > 0) {
-        return;
-    }
-    core->msgs_in_flight--;
-    td_source_complete(msg->src, msg,
-                       msg->release  ? TD_OUTCOME_RELEASE
-                       : msg->reject ? TD_OUTCOME_REJECT
-                                     : TD_OUTCOME_ACK);
-}
-
-static void on_batch(struct td_loop *loop, void *arg)
-{
-    struct td_core *core = NULL;
-    struct td_msg *msg = arg;
-    while (msg) {
-        struct td_msg *next = msg->next;
-        msg->next = NULL;
-        core = msg->src->core;
-        td_router_route(core, msg);
-        msg = next;
-    }
-}
-
-void td_core_emit(void *corep, struct td_msg *batch)
-{
-    struct td_core *core = corep;
-    if (td_loop_post(core->loop, on_batch, batch) < 0) {
-        /* Out of memory: these entries were read but never routed; they stay pending at the
-         * broker and come back (reaper / restart). Free them without acking. */
-        while (batch) {
-            struct td_msg *next = batch->next;
-            td_source_complete(batch->src, batch, TD_OUTCOME_RELEASE);
-            batch = next;
-        }
-    }
-}
-
-struct cancel_task {
-    struct td_core *core;
-    struct td_source *src;
-    uint64_t gen;
-};
-
-static void on_cancel(struct td_loop *loop, void *arg)
-{
-    struct cancel_task *t = arg;
-    size_t n = td_dispatch_cancel(t->core, t->src, t->gen);
-    if (n > 0) {
-        td_log_debug(NULL, t->src->name, NULL, "cancelled %zu deliveries not started", n);
-    }
-    free(t);
-}
-
-void td_core_cancel(void *corep, struct td_source *src, uint64_t gen)
-{
-    struct td_core *core = corep;
-    struct cancel_task *t = malloc(sizeof(*t));
-    if (!t) {
-        return; /* the source waits for them instead, bounded */
-    }
-    t->core = core;
-    t->src = src;
-    t->gen = gen;
-    if (td_loop_post(core->loop, on_cancel, t) < 0) {
-        free(t);
-    }
-}
-
-struct td_sink *td_core_sink(struct td_core *core, const char *name)
-{
-    if (!name) {
-        return NULL;
-    }
-    for (size_t i = 0; i < core->cfg->nsinks; i++) {
-        if (strcmp(core->sinks[i]->name, name) == 0) {
-            return core->sinks[i];
-        }
-    }
-    return NULL;
 }

@@ -3,7 +3,8 @@ dead-lettered with deadletterreason "schema" and the first validation error in k
 trigger's function never sees them; valid events are delivered; a second trigger on the same stream
 without a schema still gets everything; every entry is acknowledged. `triggerd check` reports a schema
 file that is invalid (an error) or that it cannot read (a warning; `run` refuses to start without it),
-with the trigger's position. A SIGHUP reload with the file unchanged keeps validating.
+with the trigger's position. A SIGHUP reload with the file unchanged keeps validating, and so does
+`triggerd redrive` (the dead letters fail the schema again and go back to the target).
 """
 
 import base64
@@ -125,6 +126,22 @@ def body(c):
     wait_until(lambda: pending_count(cl, "s", "g") == 0, 10 * SLOW, desc="XPENDING 0")
     td.terminate()
     c.eq(td.wait(20 * SLOW), 0, "daemon exits 0")
+
+    # `triggerd redrive` builds the trigger as the daemon does, schema included: with the schema
+    # unchanged the dead letters fail it again and go back to the target (redrive once built its
+    # own triggers without the schema and delivered them to the validated function).
+    before = set(dead())
+    seen = len(fn.by_id("/orders"))
+    r = run_cli(["redrive", "-c", td.config_path, "--from", "dead"], timeout=60)
+    n = len(before)
+    c.check(r.returncode == 0 and f"redriven {n} entries" in r.stdout
+            and f"0 delivered, {n} dead-lettered again" in r.stdout,
+            "redrive: every schema dead letter fails the schema again", (r.stdout, r.stderr[-500:]))
+    c.eq(len(fn.by_id("/orders")), seen, "redrive: the validated function saw none of them")
+    again = dead()
+    c.eq(sorted(again), sorted(before), "redrive: the same events are back in the dead-letter stream")
+    c.eq(sorted({f.get("ce_deadletterreason") for f in again.values()}), ["schema"],
+         "redrive: dead-lettered again with reason schema")
 
     # `triggerd check`: an invalid schema and a missing one are errors at the trigger's position.
     with open(os.path.join(td.dir, "schemas", "order.json"), "w") as f:

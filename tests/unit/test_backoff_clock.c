@@ -35,6 +35,7 @@
 #include "log.h"
 #include "loop.h"
 #include "retry.h"
+#include "router.h"
 #include "sink.h"
 #include "source.h"
 

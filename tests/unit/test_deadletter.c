@@ -246,10 +246,24 @@ static void test_strip_without_data_attribute(void **state)
     td_event_unref(ev);
 }
 
+/* Redelivery cannot help these: a trigger without a target marks the message failed for good. */
+static void test_permanent_reasons(void **state)
+{
+    assert_true(td_deadletter_permanent(TD_DL_FINAL_STATUS));
+    assert_true(td_deadletter_permanent(TD_DL_INVALID_EVENT));
+    assert_true(td_deadletter_permanent(TD_DL_SCHEMA));
+    assert_false(td_deadletter_permanent(TD_DL_RETRIES_EXHAUSTED));
+    assert_false(td_deadletter_permanent(TD_DL_MAX_DELIVERIES));
+    assert_false(td_deadletter_permanent(TD_DL_REPLY_FAILED));
+    assert_false(td_deadletter_permanent("something new"));
+    assert_false(td_deadletter_permanent(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attributes_and_types),
+        cmocka_unit_test(test_permanent_reasons),
         cmocka_unit_test(test_reason_constants),
         cmocka_unit_test(test_no_body_no_data_attribute),
         cmocka_unit_test(test_null_trigger_and_dest),

@@ -38,6 +38,7 @@
 #include "log.h"
 #include "loop.h"
 #include "retry.h"
+#include "router.h"
 #include "sink.h"
 #include "source.h"
 
@@ -62,6 +63,7 @@ static bool mailbox_nonempty(void)
 struct done_rec {
     char id[64];
     bool release;
+    bool reject;
     int64_t at;
 };
 
@@ -110,6 +112,7 @@ static void drain_mailbox(void)
             const char *id = td_event_get(m->ev, "id");
             snprintf(r->id, sizeof(r->id), "%s", id ? id : "");
             r->release = m->release;
+            r->reject = m->reject;
             r->at = td_now_ms();
         }
         H.ndone++;
@@ -813,6 +816,82 @@ static void test_invalid_message_dead_lettered(void **state)
     assert_idle();
 }
 
+/* Every dead letter the router finds (the source gave up: max_deliveries; an invalid event) is
+ * decided by dispatch as a failed delivery is: to the target, natively, or released, and
+ * counted the same way. */
+static void test_router_dead_letters_decided_by_dispatch(void **state)
+{
+    /* a dead-letter target: the dead letter goes there, reason max_deliveries, no attempt */
+    struct td_msg *msg = make_msg(make_event("com.example.click"));
+    msg->dl_reason = TD_DL_MAX_DELIVERIES;
+    td_router_route(&H.core, msg);
+    run_until(1, 3000);
+    assert_int_equal(H.sink[0].calls, 0);
+    assert_int_equal(H.sink[DL].calls, 1);
+    assert_attr(H.sink[DL].seen[0], "deadletterreason", TD_DL_MAX_DELIVERIES, TD_CE_STRING);
+    assert_false(H.done[0].release);
+    assert_int_equal(H.trg[0].stats.dead_lettered, 1);
+
+    /* no target: released for redelivery, and counted as released */
+    H.trg[0].dead_letter = NULL;
+    msg = make_msg(make_event("com.example.click"));
+    msg->dl_reason = TD_DL_MAX_DELIVERIES;
+    td_router_route(&H.core, msg);
+    drain_mailbox();
+    assert_int_equal(H.ndone, 2);
+    assert_true(H.done[1].release);
+    assert_int_equal(H.trg[0].stats.released, 1);
+    assert_int_equal(H.sink[0].calls, 0);
+
+    /* dead_letter: native: rejected, counted as dead-lettered, for max_deliveries and for an
+     * invalid event alike */
+    H.ctrg[0].delivery.dead_letter = TD_DEAD_LETTER_NATIVE;
+    msg = make_msg(make_event("com.example.click"));
+    msg->dl_reason = TD_DL_MAX_DELIVERIES;
+    td_router_route(&H.core, msg);
+    msg = make_msg(make_event("com.example.click"));
+    msg->invalid = strdup("missing required attribute 'type'");
+    td_router_route(&H.core, msg);
+    drain_mailbox();
+    assert_int_equal(H.ndone, 4);
+    for (int i = 2; i < 4; i++) {
+        assert_false(H.done[i].release);
+        assert_true(H.done[i].reject);
+    }
+    assert_int_equal(H.trg[0].stats.dead_lettered, 3);
+    assert_int_equal(H.sink[0].calls, 0);
+    assert_int_equal(H.sink[DL].calls, 1);
+    assert_idle();
+}
+
+/* Reload: deliveries are told apart by their trigger's generation, not by where the trigger is
+ * in memory. A trigger whose generation is not core->gen is retired: td_dispatch_busy counts its
+ * deliveries for that generation, the census (current triggers only) does not. */
+static void test_generations(void **state)
+{
+    struct td_trigger_census census[NTRG];
+
+    H.core.gen = 3;
+    for (int i = 0; i < NTRG; i++) {
+        H.trg[i].gen = 3;
+    }
+    H.sink[0].delay_ms = 30;
+    route("com.example.click");
+    assert_int_equal(td_dispatch_busy(&H.core, 3), 1);
+    assert_int_equal(td_dispatch_busy(&H.core, 2), 0);
+    td_dispatch_census(&H.core, census, NULL);
+    assert_int_equal(census[0].running, 1);
+    /* the same trigger, now of a retired generation (as after a reload's swap) */
+    H.trg[0].gen = 2;
+    assert_int_equal(td_dispatch_busy(&H.core, 2), 1);
+    assert_int_equal(td_dispatch_busy(&H.core, 3), 0);
+    td_dispatch_census(&H.core, census, NULL);
+    assert_int_equal(census[0].running, 0);
+    run_until(1, 3000);
+    assert_int_equal(td_dispatch_busy(&H.core, 2), 0);
+    assert_idle();
+}
+
 /* ---- (i) shutdown: release what waits ---- */
 
 static void test_release_waiting(void **state)
@@ -1001,6 +1080,8 @@ int main(void)
         T(test_other_source_not_routed),
         T(test_emit_through_loop),
         T(test_invalid_message_dead_lettered),
+        T(test_router_dead_letters_decided_by_dispatch),
+        T(test_generations),
         T(test_release_waiting),
         T(test_release_waiting_empty),
         T(test_cancel_generation),

@@ -17,16 +17,17 @@
 #include "deadletter.h"
 #include "core.h"
 #include "metrics.h"
+#include "stats.h"
 
 static void test_latency_buckets(void **state)
 {
     struct td_trigger_stats st;
     memset(&st, 0, sizeof(st));
-    td_metrics_observe_latency(&st, 0);     /* le 1ms */
-    td_metrics_observe_latency(&st, 1);     /* le 1ms (bounds are inclusive) */
-    td_metrics_observe_latency(&st, 7);     /* le 10ms */
-    td_metrics_observe_latency(&st, 99999); /* +Inf */
-    td_metrics_observe_latency(&st, -5);    /* clock oddities count as 0 */
+    td_stats_observe_latency(&st, 0);     /* le 1ms */
+    td_stats_observe_latency(&st, 1);     /* le 1ms (bounds are inclusive) */
+    td_stats_observe_latency(&st, 7);     /* le 10ms */
+    td_stats_observe_latency(&st, 99999); /* +Inf */
+    td_stats_observe_latency(&st, -5);    /* clock oddities count as 0 */
     assert_int_equal(st.latency_buckets[0], 3);
     assert_int_equal(st.latency_buckets[3], 1);
     assert_int_equal(st.latency_buckets[TD_LATENCY_BUCKETS], 1);
@@ -38,17 +39,17 @@ static void test_dead_letter_reasons(void **state)
 {
     struct td_trigger_stats st;
     memset(&st, 0, sizeof(st));
-    td_metrics_count_dead_letter(&st, "final_status");
-    td_metrics_count_dead_letter(&st, "max_deliveries");
-    td_metrics_count_dead_letter(&st, "something new");
-    td_metrics_count_dead_letter(&st, NULL);
-    td_metrics_count_dead_letter(&st, TD_DL_SCHEMA);
-    td_metrics_count_dead_letter(&st, TD_DL_REPLY_FAILED);
-    td_metrics_count_dead_letter(&st, TD_DL_INVALID_EVENT);
+    td_stats_count_dead_letter(&st, "final_status");
+    td_stats_count_dead_letter(&st, "max_deliveries");
+    td_stats_count_dead_letter(&st, "something new");
+    td_stats_count_dead_letter(&st, NULL);
+    td_stats_count_dead_letter(&st, TD_DL_SCHEMA);
+    td_stats_count_dead_letter(&st, TD_DL_REPLY_FAILED);
+    td_stats_count_dead_letter(&st, TD_DL_INVALID_EVENT);
     assert_int_equal(st.dead_by_reason[0], 1);
     assert_int_equal(st.dead_by_reason[2], 1);
     assert_int_equal(st.dead_by_reason[TD_DL_REASONS - 1], 2);
-    assert_string_equal(td_metrics_reason_name(1), "retries_exhausted");
+    assert_string_equal(td_stats_reason_name(1), "retries_exhausted");
     /* Every reason the daemon writes has its own slot: none of them is counted as "other". */
     const char *const written[] = {TD_DL_FINAL_STATUS,   TD_DL_RETRIES_EXHAUSTED,
                                    TD_DL_MAX_DELIVERIES, TD_DL_INVALID_EVENT,
@@ -56,11 +57,11 @@ static void test_dead_letter_reasons(void **state)
     for (size_t i = 0; i < sizeof(written) / sizeof(written[0]); i++) {
         bool found = false;
         for (int r = 0; r < TD_DL_REASONS - 1; r++) {
-            found = found || strcmp(td_metrics_reason_name(r), written[i]) == 0;
+            found = found || strcmp(td_stats_reason_name(r), written[i]) == 0;
         }
         assert_true(found);
     }
-    assert_string_equal(td_metrics_reason_name(TD_DL_REASONS - 1), "other");
+    assert_string_equal(td_stats_reason_name(TD_DL_REASONS - 1), "other");
     assert_int_equal(st.dead_by_reason[4], 1); /* schema */
     assert_int_equal(st.dead_by_reason[5], 1); /* reply_failed */
 }
@@ -104,7 +105,7 @@ static void fake_init(struct fake *f)
     f->trg.stats.dead_by_reason[4] = 3; /* schema */
     f->trg.stats.replies = 5;
     f->trg.stats.replies_dropped = 4;
-    td_metrics_observe_latency(&f->trg.stats, 3);
+    td_stats_observe_latency(&f->trg.stats, 3);
     f->core.cfg = &f->cfg;
     f->core.sources = f->srcs;
     f->core.triggers = &f->trg;

@@ -1,0 +1,20 @@
+/* complete.c - the end of a message's trip through the core (see complete.h). */
+#include "complete.h"
+
+#include "core_state.h"
+#include "source.h"
+
+void td_core_msg_done(struct td_core *core, struct td_msg *msg, bool release)
+{
+    if (release) {
+        msg->release = true;
+    }
+    if (--msg->pending > 0) {
+        return;
+    }
+    core->msgs_in_flight--;
+    td_source_complete(msg->src, msg,
+                       msg->release  ? TD_OUTCOME_RELEASE
+                       : msg->reject ? TD_OUTCOME_REJECT
+                                     : TD_OUTCOME_ACK);
+}
