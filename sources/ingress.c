@@ -548,6 +548,7 @@ fail:
 
 const struct td_source_ops td_source_http_ops = {
     .name = "http",
+    .kind = TD_SOURCE_HTTP,
     .init = init,
     .start = start,
     .quiesce = quiesce,

@@ -1030,6 +1030,10 @@ static int init(struct td_source *src, char *err, size_t errlen);
 
 const struct td_source_ops td_source_kafka_ops = {
     .name = "kafka",
+    .kind = TD_SOURCE_KAFKA,
+    .backlog_metric = "triggerd_kafka_consumer_lag",
+    .backlog_help =
+        "Messages between the committed offsets and the end of the assigned partitions.",
     .init = init,
     .start = start,
     .quiesce = quiesce,

@@ -826,6 +826,7 @@ static int init(struct td_source *src, char *err, size_t errlen);
 
 const struct td_source_ops td_source_rabbitmq_ops = {
     .name = "rabbitmq",
+    .kind = TD_SOURCE_RABBITMQ,
     .init = init,
     .start = start,
     .quiesce = quiesce,

@@ -865,6 +865,9 @@ static int init(struct td_source *src, char *err, size_t errlen);
 
 const struct td_source_ops td_source_redis_ops = {
     .name = "redis",
+    .kind = TD_SOURCE_REDIS,
+    .backlog_metric = "triggerd_redis_pending_messages",
+    .backlog_help = "Entries pending in the consumer group (XPENDING), as the source last saw it.",
     .init = init,
     .start = start,
     .quiesce = quiesce,

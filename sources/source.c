@@ -1,4 +1,5 @@
-/* source.c - what every source shares: the mailbox, credits, and the plugin table. */
+/* source.c - what every source shares: the mailbox, credits, the thread, and creating a source
+ * through its kind's descriptor (registry.c). */
 #include "source.h"
 
 #include <stdio.h>
@@ -22,33 +23,13 @@ void td_msg_free(struct td_msg *msg)
     free(msg);
 }
 
-static const struct td_source_ops *ops_for(enum td_source_kind kind)
-{
-    switch (kind) {
-    case TD_SOURCE_REDIS:
-        return &td_source_redis_ops;
-    case TD_SOURCE_HTTP:
-        return &td_source_http_ops;
-    case TD_SOURCE_KAFKA:
-        return &td_source_kafka_ops;
-    case TD_SOURCE_RABBITMQ:
-        return &td_source_rabbitmq_ops;
-    default:
-        return NULL;
-    }
-}
-
-static const char *const kind_names[] = {"redis", "kafka", "rabbitmq", "http"};
-
 struct td_source *td_source_new(const struct td_conf_source *conf, td_emit_fn emit, void *core,
                                 char *err, size_t errlen)
 {
-    const struct td_source_ops *ops = ops_for(conf->kind);
+    const struct td_source_ops *ops = td_source_ops_for(conf->kind);
     if (!ops) {
-        snprintf(
-            err, errlen, "source '%s': %s sources are not supported by this build yet", conf->name,
-            (size_t)conf->kind < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[conf->kind]
-                                                                            : "these");
+        snprintf(err, errlen, "source '%s': this kind of source is not supported by this build yet",
+                 conf->name);
         return NULL;
     }
     struct td_source *src = calloc(1, sizeof(*src));

@@ -66,8 +66,15 @@ struct td_msg {
 /* Frees a message and everything it owns. NULL is a no-op. Thread: any. */
 void td_msg_free(struct td_msg *msg);
 
+/* A source kind's descriptor: one static instance in the plugin's own file, listed once in
+ * sources/registry.c (the only place that names every source). */
 struct td_source_ops {
-    const char *name;
+    const char *name;         /* the trigger-file kind ("redis"): messages, check, metrics */
+    enum td_source_kind kind; /* the configuration's tag for it (config.h) */
+    /* The gauge its backlog (struct td_source.backlog) is exported as besides the generic
+     * ones, and the gauge's help text; NULL when the kind has none. */
+    const char *backlog_metric;
+    const char *backlog_help;
     /* Checks the settings and allocates src->impl; no I/O. 0, or -1 with a message. */
     int (*init)(struct td_source *src, char *err, size_t errlen);
     /* Spawns the source thread. 0 or -1 (with the reason logged). */
@@ -80,6 +87,13 @@ struct td_source_ops {
     /* Frees the plugin's state (after stop). */
     void (*destroy)(struct td_source *src);
 };
+
+/* The registry (registry.c). The descriptor of a kind, or NULL when this build has none. */
+const struct td_source_ops *td_source_ops_for(enum td_source_kind kind);
+/* The kind's name, or NULL when this build has no such kind. */
+const char *td_source_kind_name(enum td_source_kind kind);
+/* The i-th registered kind, in registry order; NULL past the last. For walking all kinds. */
+const struct td_source_ops *td_source_kind_at(size_t i);
 
 /* The core's side: called (on the source thread) with a NULL-terminated batch of messages. */
 typedef void (*td_emit_fn)(void *core, struct td_msg *batch);
@@ -141,11 +155,5 @@ int td_source_spawn(struct td_source *src, pthread_t *thread, bool *started, voi
                     void *arg);
 void td_source_stop_thread(pthread_t *thread, bool *started, atomic_bool *quiesce,
                            atomic_bool *stop, int stopfd);
-
-/* The plugins. */
-extern const struct td_source_ops td_source_redis_ops;
-extern const struct td_source_ops td_source_http_ops; /* ingress.c */
-extern const struct td_source_ops td_source_kafka_ops;
-extern const struct td_source_ops td_source_rabbitmq_ops;
 
 #endif

@@ -15,6 +15,7 @@
 #include "kafka_log.h"
 #include "redis_util.h"
 #include "sink.h"
+#include "source.h"
 
 static void check_redis_url(const char *url, const struct td_pos *pos, struct td_errors *errs)
 {
@@ -180,8 +181,7 @@ static void check_runnable(const struct td_config *cfg, struct td_errors *errs)
 {
     for (size_t i = 0; i < cfg->nsources; i++) {
         const struct td_conf_source *src = &cfg->sources[i];
-        if (src->kind != TD_SOURCE_REDIS && src->kind != TD_SOURCE_KAFKA &&
-            src->kind != TD_SOURCE_HTTP && src->kind != TD_SOURCE_RABBITMQ) {
+        if (!td_source_ops_for(src->kind)) {
             warn(&src->pos, "source", src->name);
         } else if (src->kind == TD_SOURCE_REDIS) {
             check_redis_url(src->redis.url, &src->pos, errs);
