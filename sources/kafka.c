@@ -42,7 +42,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "cloudevent.h"
@@ -106,14 +105,9 @@ struct kafka_source {
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue; /* the consumer queue */
     int qpipe[2];            /* written by librdkafka when the queue gets events */
-    int stopfd;
-    pthread_t thread;
-    bool started;
-    atomic_bool quiesce;
-    atomic_bool stop;
-    bool stopping;     /* the thread is on its way out: revoke waits for nothing */
-    bool paused;       /* backpressure: every partition paused */
-    int64_t dry_since; /* out of credit (not paused yet) since then, 0 if not */
+    bool stopping;           /* the thread is on its way out: revoke waits for nothing */
+    bool paused;             /* backpressure: every partition paused */
+    int64_t dry_since;       /* out of credit (not paused yet) since then, 0 if not */
     struct part *parts;
     uint64_t next_gen;
     int64_t next_lag_ms;    /* when report_lag runs next */
@@ -278,7 +272,7 @@ static void store_offsets(struct kafka_source *ks)
  * at once; the seek waits for what is running. */
 static void schedule_redelivery(struct kafka_source *ks, struct part *p, const struct td_msg *msg)
 {
-    if (p->redeliver_at != 0 || p->revoking || ks->stopping || atomic_load(&ks->quiesce)) {
+    if (p->redeliver_at != 0 || p->revoking || ks->stopping || atomic_load(&ks->src->quiesce)) {
         return;
     }
     /* The partition is read again from its first unfinished record: with ordered lanes the
@@ -489,7 +483,7 @@ static void apply_pause(struct kafka_source *ks)
             continue;
         }
         bool want = ks->paused || part_pending(p) >= MAX_TRACKED || p->redeliver_at != 0 ||
-                    atomic_load(&ks->quiesce);
+                    atomic_load(&ks->src->quiesce);
         if (want && !p->paused) {
             rd_kafka_topic_partition_list_add(pause, p->topic, p->partition);
         } else if (!want && p->paused) {
@@ -840,7 +834,7 @@ static void poll_records(struct kafka_source *ks)
         ks->last_error[0] = '\0';
         const char *topic = rd_kafka_topic_name(rm->rkt);
         struct part *p = part_find(ks, topic, rm->partition);
-        if (!p || !p->assigned || p->redeliver_at != 0 || atomic_load(&ks->quiesce)) {
+        if (!p || !p->assigned || p->redeliver_at != 0 || atomic_load(&ks->src->quiesce)) {
             /* revoked meanwhile, stopping, or to be read again from an earlier record */
             rd_kafka_message_destroy(rm);
             continue;
@@ -910,7 +904,7 @@ static void *run(void *arg)
     struct kafka_source *ks = arg;
     int64_t next_probe = 0;
     int64_t next_drain = 0;
-    while (!atomic_load(&ks->stop)) {
+    while (!atomic_load(&ks->src->stop)) {
         if (!atomic_load(&ks->src->connected) && td_now_ms() >= next_probe) {
             probe(ks);
             next_probe = td_now_ms() + 1000;
@@ -934,7 +928,7 @@ static void *run(void *arg)
         now = td_now_ms();
         bool drain_due = now >= next_drain || ks->paused || dry;
         int timeout = drain_due ? 100 : (int)(next_drain - now);
-        struct pollfd pfd[3] = {{.fd = ks->stopfd, .events = POLLIN},
+        struct pollfd pfd[3] = {{.fd = ks->src->stopfd, .events = POLLIN},
                                 {.fd = ks->qpipe[0], .events = POLLIN},
                                 {.fd = ks->src->mailbox_fd, .events = POLLIN}};
         /* The timeout is a safety net: librdkafka signals the pipe when its queue gets
@@ -966,19 +960,7 @@ static void *run(void *arg)
 static int start(struct td_source *src)
 {
     struct kafka_source *ks = src->impl;
-    return td_source_spawn(src, &ks->thread, &ks->started, run, ks);
-}
-
-static void quiesce(struct td_source *src)
-{
-    struct kafka_source *ks = src->impl;
-    atomic_store(&ks->quiesce, true);
-}
-
-static void stop(struct td_source *src)
-{
-    struct kafka_source *ks = src->impl;
-    td_source_stop_thread(&ks->thread, &ks->started, &ks->quiesce, &ks->stop, ks->stopfd);
+    return td_source_spawn(src, run, ks);
 }
 
 static void destroy(struct td_source *src)
@@ -987,7 +969,7 @@ static void destroy(struct td_source *src)
     if (!ks) {
         return;
     }
-    stop(src);
+    td_source_stop_thread(src);
     if (ks->queue) {
         rd_kafka_queue_destroy(ks->queue);
     }
@@ -1005,9 +987,6 @@ static void destroy(struct td_source *src)
         if (ks->qpipe[i] >= 0) {
             close(ks->qpipe[i]);
         }
-    }
-    if (ks->stopfd >= 0) {
-        close(ks->stopfd);
     }
     free(ks->ce_source_prefix);
     free(ks);
@@ -1036,8 +1015,8 @@ const struct td_source_ops td_source_kafka_ops = {
         "Messages between the committed offsets and the end of the assigned partitions.",
     .init = init,
     .start = start,
-    .quiesce = quiesce,
-    .stop = stop,
+    .quiesce = td_source_quiesce,
+    .stop = td_source_stop_thread,
     .destroy = destroy,
 };
 
@@ -1054,7 +1033,6 @@ static int init(struct td_source *src, char *err, size_t errlen)
     ks->src = src;
     ks->conf = conf;
     ks->qpipe[0] = ks->qpipe[1] = -1;
-    ks->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (!conf->brokers || conf->ntopics == 0) {
         snprintf(err, errlen, "source '%s': kafka needs brokers and topics", src->name);
         goto fail;
@@ -1067,8 +1045,7 @@ static int init(struct td_source *src, char *err, size_t errlen)
     size_t plen = strlen(conf->brokers) + 16;
     ks->ce_source_prefix = malloc(plen);
     kc = rd_kafka_conf_new();
-    if (ks->stopfd < 0 || !ks->ce_source_prefix || !kc ||
-        pipe2(ks->qpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+    if (!ks->ce_source_prefix || !kc || pipe2(ks->qpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         snprintf(err, errlen, "source '%s': out of memory or descriptors", src->name);
         goto fail;
     }

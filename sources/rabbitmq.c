@@ -43,7 +43,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -85,11 +84,6 @@ struct rmq_source {
     struct td_amqp_addr addr;
     char *ce_source;
     char where[300]; /* amqp://host:port/vhost queue, for logs */
-    pthread_t thread;
-    bool started;
-    atomic_bool quiesce;
-    atomic_bool stop;
-    int stopfd;
     amqp_connection_state_t conn;
     uint64_t gen;
     bool cancelled;   /* basic.cancel sent while quiescing */
@@ -476,7 +470,7 @@ static void drain_mailbox(struct rmq_source *rs)
         struct slot *s = rs->conn && done->gen == rs->gen ? find_slot(rs, done->tag) : NULL;
         if (!s) {
             rs->stale++; /* its channel is gone: the broker redelivers it */
-        } else if (done->release && atomic_load(&rs->quiesce)) {
+        } else if (done->release && atomic_load(&rs->src->quiesce)) {
             nack(rs, done->tag, true); /* stopping: back to the queue at once */
             s->state = S_SETTLED;
         } else if (done->release) {
@@ -630,7 +624,7 @@ static void other_frame(struct rmq_source *rs)
         return;
     }
     case AMQP_BASIC_CANCEL_METHOD:
-        if (!atomic_load(&rs->quiesce)) {
+        if (!atomic_load(&rs->src->quiesce)) {
             report(rs, "the broker cancelled the consumer (queue deleted?)");
             disconnect(rs, true);
         }
@@ -645,7 +639,7 @@ static void read_ready(struct rmq_source *rs)
 {
     struct td_msg *head = NULL, **tail = &head;
     int n = 0;
-    bool quiescing = atomic_load(&rs->quiesce);
+    bool quiescing = atomic_load(&rs->src->quiesce);
     while (rs->conn && n < READ_BATCH) {
         amqp_envelope_t env;
         struct timeval zero = {0, 0};
@@ -694,10 +688,10 @@ static void read_ready(struct rmq_source *rs)
 
 static void wait_backoff(struct rmq_source *rs, int64_t ms)
 {
-    struct pollfd pfd[2] = {{.fd = rs->stopfd, .events = POLLIN},
+    struct pollfd pfd[2] = {{.fd = rs->src->stopfd, .events = POLLIN},
                             {.fd = rs->src->mailbox_fd, .events = POLLIN}};
     int64_t until = td_now_ms() + ms;
-    while (!atomic_load(&rs->stop)) {
+    while (!atomic_load(&rs->src->stop)) {
         int64_t left = until - td_now_ms();
         if (left <= 0) {
             return;
@@ -727,9 +721,9 @@ static void *run(void *arg)
     int64_t backoff = 100;
     int tick = rs->conf->heartbeat > 0 ? rs->conf->heartbeat * 1000 / 4 : 1000;
     tick = tick > 1000 ? 1000 : (tick < 50 ? 50 : tick);
-    while (!atomic_load(&rs->stop)) {
+    while (!atomic_load(&rs->src->stop)) {
         if (!rs->conn) {
-            if (atomic_load(&rs->quiesce)) {
+            if (atomic_load(&rs->src->quiesce)) {
                 wait_backoff(rs, 100); /* stopping: nothing to reconnect for */
                 continue;
             }
@@ -741,7 +735,7 @@ static void *run(void *arg)
             backoff = 100;
         }
         drain_mailbox(rs);
-        bool quiescing = atomic_load(&rs->quiesce);
+        bool quiescing = atomic_load(&rs->src->quiesce);
         requeue_due(rs, quiescing);
         if (!rs->conn) {
             continue;
@@ -758,13 +752,13 @@ static void *run(void *arg)
             int64_t left = rs->next_due - td_now_ms();
             wait = left <= 0 ? 0 : left < wait ? (int)left : wait;
         }
-        struct pollfd pfd[3] = {{.fd = rs->stopfd, .events = POLLIN},
+        struct pollfd pfd[3] = {{.fd = rs->src->stopfd, .events = POLLIN},
                                 {.fd = rs->src->mailbox_fd, .events = POLLIN},
                                 {.fd = amqp_get_sockfd(rs->conn), .events = POLLIN}};
         if (poll(pfd, 3, wait) < 0 && errno != EINTR) {
             break;
         }
-        if (atomic_load(&rs->stop)) {
+        if (atomic_load(&rs->src->stop)) {
             break;
         }
         /* Even after a timeout: the library call is what sends and checks heartbeats. */
@@ -785,22 +779,15 @@ static void *run(void *arg)
 static int start(struct td_source *src)
 {
     struct rmq_source *rs = src->impl;
-    return td_source_spawn(src, &rs->thread, &rs->started, run, rs);
+    return td_source_spawn(src, run, rs);
 }
 
 static void quiesce(struct td_source *src)
 {
-    struct rmq_source *rs = src->impl;
-    atomic_store(&rs->quiesce, true);
+    td_source_quiesce(src);
     uint64_t one = 1;
     ssize_t w = write(src->mailbox_fd, &one, sizeof(one)); /* wake the thread to cancel */
     (void)w;
-}
-
-static void stop(struct td_source *src)
-{
-    struct rmq_source *rs = src->impl;
-    td_source_stop_thread(&rs->thread, &rs->started, &rs->quiesce, &rs->stop, rs->stopfd);
 }
 
 static void destroy(struct td_source *src)
@@ -809,15 +796,12 @@ static void destroy(struct td_source *src)
     if (!rs) {
         return;
     }
-    stop(src);
+    td_source_stop_thread(src);
     disconnect(rs, false);
     td_amqp_addr_free(&rs->addr);
     free(rs->ce_source);
     free(rs->out);
     free(rs->seen);
-    if (rs->stopfd >= 0) {
-        close(rs->stopfd);
-    }
     free(rs);
     src->impl = NULL;
 }
@@ -830,7 +814,7 @@ const struct td_source_ops td_source_rabbitmq_ops = {
     .init = init,
     .start = start,
     .quiesce = quiesce,
-    .stop = stop,
+    .stop = td_source_stop_thread,
     .destroy = destroy,
 };
 
@@ -845,7 +829,6 @@ static int init(struct td_source *src, char *err, size_t errlen)
     }
     rs->src = src;
     rs->conf = conf;
-    rs->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     rs->seen = calloc(SEEN_SLOTS, sizeof(*rs->seen)); /* NULL: counts start at 1 or 2 */
     if (td_amqp_addr_parse(conf->url, false, &rs->addr, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "source '%s': %s", src->name, why);
@@ -855,7 +838,7 @@ static int init(struct td_source *src, char *err, size_t errlen)
     snprintf(rs->where, sizeof(rs->where), "%s queue %s", base, conf->queue);
     size_t len = strlen(base) + strlen(conf->queue) + 2;
     rs->ce_source = malloc(len);
-    if (!rs->ce_source || rs->stopfd < 0) {
+    if (!rs->ce_source) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -866,9 +849,6 @@ fail:
     td_amqp_addr_free(&rs->addr);
     free(rs->ce_source);
     free(rs->seen);
-    if (rs->stopfd >= 0) {
-        close(rs->stopfd);
-    }
     free(rs);
     return -1;
 }

@@ -43,6 +43,7 @@ struct td_source *td_source_new(const struct td_conf_source *conf, td_emit_fn em
     src->emit = emit;
     src->core = core;
     atomic_store(&src->backlog, -1);
+    src->stopfd = -1;
     pthread_mutex_init(&src->mu, NULL);
     src->mailbox_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (src->mailbox_fd < 0) {
@@ -142,33 +143,45 @@ void td_source_complete(struct td_source *src, struct td_msg *msg, enum td_outco
     }
 }
 
-int td_source_spawn(struct td_source *src, pthread_t *thread, bool *started, void *(*fn)(void *),
-                    void *arg)
+int td_source_spawn(struct td_source *src, void *(*fn)(void *), void *arg)
 {
-    if (*started) {
+    if (src->started) {
         return 0;
     }
-    if (pthread_create(thread, NULL, fn, arg) != 0) {
-        td_log_error(NULL, src->name, NULL, "cannot start the source thread");
+    src->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (src->stopfd < 0) {
+        td_log_error(NULL, src->name, NULL, "cannot start the source thread: eventfd failed");
         return -1;
     }
-    *started = true;
+    if (pthread_create(&src->thread, NULL, fn, arg) != 0) {
+        td_log_error(NULL, src->name, NULL, "cannot start the source thread");
+        close(src->stopfd);
+        src->stopfd = -1;
+        return -1;
+    }
+    src->started = true;
     return 0;
 }
 
-void td_source_stop_thread(pthread_t *thread, bool *started, atomic_bool *quiesce,
-                           atomic_bool *stop, int stopfd)
+void td_source_stop_thread(struct td_source *src)
 {
-    if (!*started) {
+    if (!src->started) {
         return;
     }
-    atomic_store(quiesce, true);
-    atomic_store(stop, true);
+    atomic_store(&src->quiesce, true);
+    atomic_store(&src->stop, true);
     uint64_t one = 1;
-    ssize_t w = write(stopfd, &one, sizeof(one));
+    ssize_t w = write(src->stopfd, &one, sizeof(one));
     (void)w;
-    pthread_join(*thread, NULL);
-    *started = false;
+    pthread_join(src->thread, NULL);
+    close(src->stopfd);
+    src->stopfd = -1;
+    src->started = false;
+}
+
+void td_source_quiesce(struct td_source *src)
+{
+    atomic_store(&src->quiesce, true);
 }
 
 struct td_msg *td_source_take_done(struct td_source *src)

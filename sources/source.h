@@ -123,6 +123,15 @@ struct td_source {
     pthread_mutex_t mu;
     struct td_msg *done;
     int mailbox_fd; /* eventfd: readable when the mailbox is not empty */
+    /* The source's thread (td_source_spawn, td_source_stop_thread). quiesce: stop reading new
+     * messages, keep acknowledging (set from any thread, read by the plugin's thread); stop:
+     * leave the thread; stopfd: an eventfd the thread polls, written by td_source_stop_thread,
+     * open only while the thread runs (-1 otherwise). thread/started: the spawner's. */
+    atomic_bool quiesce;
+    atomic_bool stop;
+    int stopfd;
+    pthread_t thread;
+    bool started;
 };
 
 /* Creates the plugin for conf->kind; NULL with a message in err when the kind is not built in
@@ -148,12 +157,13 @@ struct td_msg *td_source_take_done(struct td_source *src);
  * the source just became stalled, -1 when it just recovered, else 0; src->watch says the state. */
 int td_source_watch(struct td_source *src, int64_t now_ms);
 
-/* The thread every plugin runs on, started and stopped the same way: spawn(fn, arg) sets
- * *started; stop_thread raises quiesce and stop, wakes the thread through stopfd (an eventfd
- * it polls), joins it and clears *started. Neither does anything twice. */
-int td_source_spawn(struct td_source *src, pthread_t *thread, bool *started, void *(*fn)(void *),
-                    void *arg);
-void td_source_stop_thread(pthread_t *thread, bool *started, atomic_bool *quiesce,
-                           atomic_bool *stop, int stopfd);
+/* The thread every plugin runs on, started and stopped the same way. spawn creates stopfd and
+ * runs fn(arg) on src->thread; 0, or -1 with the reason logged. stop_thread raises quiesce and
+ * stop, wakes the thread through stopfd, joins it and closes stopfd. Neither does anything
+ * twice. Any thread but the source's own. */
+int td_source_spawn(struct td_source *src, void *(*fn)(void *), void *arg);
+void td_source_stop_thread(struct td_source *src);
+/* The plain quiesce op: raises src->quiesce, which the plugin's thread polls. Any thread. */
+void td_source_quiesce(struct td_source *src);
 
 #endif
