@@ -30,7 +30,6 @@
 
 #include "ce_batch.h"
 #include "cloudevent.h"
-#include "core.h"
 #include "http_server.h"
 #include "log.h"
 #include "loop.h"
@@ -489,9 +488,8 @@ static void destroy(struct td_source *src)
 
 static int init(struct td_source *src, char *err, size_t errlen)
 {
-    struct td_core *core = src->core;
     struct ingress *in = NULL;
-    if (!core || !core->httpd) {
+    if (!src->httpd) {
         snprintf(err, errlen, "source '%s': an http source needs daemon.http.listen", src->name);
         goto fail;
     }
@@ -504,7 +502,7 @@ static int init(struct td_source *src, char *err, size_t errlen)
     in->conf = &src->conf->http;
     pthread_mutex_init(&in->mu, NULL);
     if (!in->conf->path || in->conf->path[0] != '/' ||
-        td_http_server_route(core->httpd, in->conf->path, handle, request_done, in) < 0) {
+        td_http_server_route(src->httpd, in->conf->path, handle, request_done, in) < 0) {
         snprintf(err, errlen, "source '%s': path '%s' must start with '/' and be unique", src->name,
                  in->conf->path ? in->conf->path : "");
         pthread_mutex_destroy(&in->mu);

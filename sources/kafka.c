@@ -8,7 +8,7 @@
  * done: shutdown, no dead-letter target) stops its partition's store where it is, while the
  * completions before it still advance it. Outside shutdown, the partition is then read again
  * from it after a backoff (1 s doubling to 60 s), as AWS Lambda's event source mapping does:
- * what the core has not started of the partition is cancelled (td_core_cancel), the partition
+ * what the core has not started of the partition is cancelled (td_source_cancel), the partition
  * is paused, and once its running attempts finished it is sought back to the first unfinished
  * offset under a new generation. Only that partition waits; its committed offset stays at the
  * record.
@@ -45,7 +45,6 @@
 #include <unistd.h>
 
 #include "cloudevent.h"
-#include "core.h"
 #include "kafka_log.h"
 #include "log.h"
 #include "loop.h"
@@ -265,20 +264,32 @@ static void store_offsets(struct kafka_source *ks)
     rd_kafka_topic_partition_list_destroy(list);
 }
 
+/* A record's message: td_msg first (td_msg_free frees the block), then its offset, which
+ * only this source reads back from its mailbox. */
+struct kafka_msg {
+    struct td_msg msg;
+    int64_t offset;
+};
+
+static int64_t msg_offset(const struct td_msg *msg)
+{
+    return ((const struct kafka_msg *)msg)->offset;
+}
+
 /* A record of p was released (failed for good without a dead_letter target, or the
  * dead-letter could not be built): like AWS Lambda's event source mapping, the partition is
  * read again from it after a backoff, and only what is behind it in the partition waits (its
  * committed offset stays at it). What the core has not started of the partition is cancelled
  * at once; the seek waits for what is running. */
-static void schedule_redelivery(struct kafka_source *ks, struct part *p, const struct td_msg *msg)
+static void schedule_redelivery(struct kafka_source *ks, struct part *p, int64_t offset)
 {
     if (p->redeliver_at != 0 || p->revoking || ks->stopping || atomic_load(&ks->src->quiesce)) {
         return;
     }
     /* The partition is read again from its first unfinished record: with ordered lanes the
      * records queued behind a released one are released with it (and may reach this mailbox
-     * first), so the record named and counted is that first one, not msg. */
-    int64_t from = p->head < p->tail ? p->ring[p->head].offset : msg->offset;
+     * first), so the record named and counted is that first one, not offset's. */
+    int64_t from = p->head < p->tail ? p->ring[p->head].offset : offset;
     if (p->redeliveries > 0 && p->redeliver_offset == from) {
         p->redeliveries++;
     } else {
@@ -292,7 +303,7 @@ static void schedule_redelivery(struct kafka_source *ks, struct part *p, const s
     wait = wait > REDELIVER_MAX ? REDELIVER_MAX : wait;
     int64_t now = td_now_ms();
     p->redeliver_at = now + wait;
-    td_core_cancel(ks->src->core, ks->src, p->gen);
+    td_source_cancel(ks->src, p->gen);
     if (p->logged_at == 0 || now - p->logged_at >= REDELIVER_LOG) {
         td_log_warn(NULL, ks->src->name, NULL,
                     "released (failed for good, no dead_letter): %s/%" PRId32
@@ -359,9 +370,9 @@ static void drain_mailbox(struct kafka_source *ks)
         }
         if (p && p->assigned) {
             /* Completions before a released record still advance the store up to it. */
-            part_done(p, done->offset, done->release);
+            part_done(p, msg_offset(done), done->release);
             if (done->release) {
-                schedule_redelivery(ks, p, done);
+                schedule_redelivery(ks, p, msg_offset(done));
             } else {
                 acked++;
             }
@@ -591,7 +602,7 @@ static void cancel_revoked(struct kafka_source *ks, const rd_kafka_topic_partiti
         if (p && p->assigned) {
             p->revoking = true;
             if (p->unfinished > 0) {
-                td_core_cancel(ks->src->core, ks->src, p->gen);
+                td_source_cancel(ks->src, p->gen);
             }
         }
     }
@@ -724,7 +735,8 @@ static struct td_msg *record_to_msg(struct kafka_source *ks, const rd_kafka_mess
     const void **values = NULL;
     size_t *lens = NULL;
     char *ce_source = NULL;
-    struct td_msg *msg = calloc(1, sizeof(*msg));
+    struct kafka_msg *km = calloc(1, sizeof(*km));
+    struct td_msg *msg = km ? &km->msg : NULL;
     if (!msg) {
         goto fail;
     }
@@ -782,8 +794,7 @@ static struct td_msg *record_to_msg(struct kafka_source *ks, const rd_kafka_mess
     }
     msg->received_ms = td_now_ms();
     msg->ordered = true;
-    msg->partition = rm->partition;
-    msg->offset = rm->offset;
+    km->offset = rm->offset;
     msg->gen = p->gen;
     uint64_t h = fnv(1469598103934665603ull, topic, strlen(topic) + 1);
     h = fnv(h, &rm->partition, sizeof(rm->partition));
@@ -846,9 +857,8 @@ static void poll_records(struct kafka_source *ks)
                          "out of memory at %s/%" PRId32 "/%" PRId64 "; it will be redelivered",
                          topic, rm->partition, rm->offset);
             if (tracked) {
-                struct td_msg stub = {.offset = rm->offset};
                 part_done(p, rm->offset, true);
-                schedule_redelivery(ks, p, &stub);
+                schedule_redelivery(ks, p, rm->offset);
             } else {
                 p->stuck = true; /* not tracked: nothing may be stored past it any more */
             }

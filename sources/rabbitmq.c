@@ -47,11 +47,11 @@
 #include <unistd.h>
 
 #include "amqp_util.h"
-#include "check.h"
 #include "cloudevent.h"
 #include "deadletter.h"
 #include "log.h"
 #include "loop.h"
+#include "rabbitmq_source.h"
 #include "source.h"
 
 #define DEFAULT_TYPE       "dev.triggerd.rabbitmq.message"
@@ -70,6 +70,18 @@ struct slot {
     uint32_t delivered; /* deliveries of the message, this one included */
     enum slot_state state;
 };
+
+/* A delivery's message: td_msg first (td_msg_free frees the block), then the delivery tag,
+ * valid on the channel of generation msg.gen, which only this source reads back. */
+struct rmq_msg {
+    struct td_msg msg;
+    uint64_t tag;
+};
+
+static uint64_t msg_tag(const struct td_msg *msg)
+{
+    return ((const struct rmq_msg *)msg)->tag;
+}
 
 /* One message of the local delivery counter. */
 struct seen {
@@ -372,6 +384,14 @@ static uint32_t count_delivery(struct rmq_source *rs, const amqp_envelope_t *env
     return e->count;
 }
 
+int td_rabbitmq_window(const struct td_conf_source *src)
+{
+    int max = src->max_inflight > 0 ? src->max_inflight : 1000;
+    int prefetch = src->rabbitmq.prefetch;
+    int window = prefetch > 0 && prefetch < max ? prefetch : max;
+    return window > 65535 ? 65535 : window;
+}
+
 /* The wait before a released message goes back to the queue. */
 static int64_t requeue_delay(const struct rmq_source *rs, uint32_t delivered)
 {
@@ -467,11 +487,11 @@ static void drain_mailbox(struct rmq_source *rs)
     bool any = false;
     while (done) {
         struct td_msg *next = done->next;
-        struct slot *s = rs->conn && done->gen == rs->gen ? find_slot(rs, done->tag) : NULL;
+        struct slot *s = rs->conn && done->gen == rs->gen ? find_slot(rs, msg_tag(done)) : NULL;
         if (!s) {
             rs->stale++; /* its channel is gone: the broker redelivers it */
         } else if (done->release && atomic_load(&rs->src->quiesce)) {
-            nack(rs, done->tag, true); /* stopping: back to the queue at once */
+            nack(rs, msg_tag(done), true); /* stopping: back to the queue at once */
             s->state = S_SETTLED;
         } else if (done->release) {
             /* held, then requeued by requeue_due: not straight back to a failing function */
@@ -481,7 +501,7 @@ static void drain_mailbox(struct rmq_source *rs)
                 rs->next_due = s->due_ms;
             }
         } else if (done->reject) {
-            nack(rs, done->tag, false);
+            nack(rs, msg_tag(done), false);
             s->state = S_SETTLED;
             seen_forget(rs, s->key);
             atomic_fetch_add(&rs->src->acked, 1);
@@ -556,7 +576,8 @@ static int set_wrapped_id(struct rmq_source *rs, const amqp_envelope_t *env, str
 
 static struct td_msg *to_msg(struct rmq_source *rs, const amqp_envelope_t *env)
 {
-    struct td_msg *msg = calloc(1, sizeof(*msg));
+    struct rmq_msg *rm = calloc(1, sizeof(*rm));
+    struct td_msg *msg = rm ? &rm->msg : NULL;
     char err[256] = "";
     char coord[96];
     if (!msg) {
@@ -578,7 +599,7 @@ static struct td_msg *to_msg(struct rmq_source *rs, const amqp_envelope_t *env)
         td_msg_free(msg);
         return NULL;
     }
-    msg->tag = env->delivery_tag;
+    rm->tag = env->delivery_tag;
     msg->gen = rs->gen;
     msg->received_ms = td_now_ms();
     return msg;

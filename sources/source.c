@@ -23,8 +23,8 @@ void td_msg_free(struct td_msg *msg)
     free(msg);
 }
 
-struct td_source *td_source_new(const struct td_conf_source *conf, td_emit_fn emit, void *core,
-                                char *err, size_t errlen)
+struct td_source *td_source_new(const struct td_conf_source *conf,
+                                const struct td_source_host *host, char *err, size_t errlen)
 {
     const struct td_source_ops *ops = td_source_ops_for(conf->kind);
     if (!ops) {
@@ -40,8 +40,10 @@ struct td_source *td_source_new(const struct td_conf_source *conf, td_emit_fn em
     src->ops = ops;
     src->conf = conf;
     src->name = conf->name;
-    src->emit = emit;
-    src->core = core;
+    src->emit = host->emit;
+    src->cancel = host->cancel;
+    src->core = host->core;
+    src->httpd = host->httpd;
     atomic_store(&src->backlog, -1);
     src->stopfd = -1;
     pthread_mutex_init(&src->mu, NULL);
@@ -91,6 +93,13 @@ void td_source_emit(struct td_source *src, struct td_msg *batch)
     atomic_fetch_add(&src->inflight, n);
     atomic_fetch_add(&src->received, n);
     src->emit(src->core, batch);
+}
+
+void td_source_cancel(struct td_source *src, uint64_t gen)
+{
+    if (src->cancel) {
+        src->cancel(src->core, src, gen);
+    }
 }
 
 int td_source_credit(struct td_source *src)

@@ -32,6 +32,10 @@ enum td_outcome {
                          * requeue=false to the queue's dead-letter exchange) */
 };
 
+/* One message from a source to the core. A source that needs more per message (Kafka's offset,
+ * RabbitMQ's delivery tag, the ingress's request) embeds struct td_msg first in a struct of
+ * its own and allocates that: td_msg_free frees the whole block, the core never looks past
+ * the td_msg, and the source reads its part back when the message returns to its mailbox. */
 struct td_msg {
     struct td_msg *next; /* batch and mailbox link */
     struct td_source *src;
@@ -47,10 +51,9 @@ struct td_msg {
     bool ordered;
     uint64_t lane_partition; /* topic + partition */
     uint64_t lane_key;       /* topic + partition + record key */
-    int32_t partition;       /* Kafka: the record's partition and offset */
-    int64_t offset;
-    uint64_t gen; /* source-private: the assignment the message was read under */
-    uint64_t tag; /* RabbitMQ: the delivery tag (valid on the channel of generation gen) */
+    /* The source's generation the message was read under (Kafka: the partition assignment,
+     * RabbitMQ: the channel); td_source_cancel(src, gen) cancels by it. */
+    uint64_t gen;
     /* owned by the core while in flight */
     int pending;  /* triggers still working on it */
     bool release; /* at least one trigger could not finish: do not ack */
@@ -97,14 +100,31 @@ const struct td_source_ops *td_source_kind_at(size_t i);
 
 /* The core's side: called (on the source thread) with a NULL-terminated batch of messages. */
 typedef void (*td_emit_fn)(void *core, struct td_msg *batch);
+/* The core's side, any thread: stop dispatching what src read under generation gen (msg->gen)
+ * and has not started; those are completed as released. */
+typedef void (*td_cancel_fn)(void *core, struct td_source *src, uint64_t gen);
+
+struct td_http_server;
+
+/* What the core lends every source: the only way a plugin reaches the core. Copied into
+ * struct td_source by td_source_new. */
+struct td_source_host {
+    td_emit_fn emit;
+    td_cancel_fn cancel; /* NULL: nothing is ever cancelled (td_source_cancel is a no-op) */
+    void *core;
+    struct td_http_server *httpd; /* daemon.http.listen's server (the ingress routes on it);
+                                   * NULL when there is none */
+};
 
 struct td_source {
     const struct td_source_ops *ops;
     const struct td_conf_source *conf;
     const char *name; /* conf->name */
     void *impl;
-    td_emit_fn emit;
+    td_emit_fn emit; /* the host's (struct td_source_host) */
+    td_cancel_fn cancel;
     void *core;
+    struct td_http_server *httpd;
     atomic_bool connected; /* for readiness */
     atomic_int inflight;   /* emitted, not yet completed */
     atomic_llong received; /* counters for metrics */
@@ -136,12 +156,15 @@ struct td_source {
 
 /* Creates the plugin for conf->kind; NULL with a message in err when the kind is not built in
  * or the settings are unusable. Free with td_source_free(). */
-struct td_source *td_source_new(const struct td_conf_source *conf, td_emit_fn emit, void *core,
-                                char *err, size_t errlen);
+struct td_source *td_source_new(const struct td_conf_source *conf,
+                                const struct td_source_host *host, char *err, size_t errlen);
 void td_source_free(struct td_source *src);
 
 /* Source thread: hands a batch to the core (counts it in flight). */
 void td_source_emit(struct td_source *src, struct td_msg *batch);
+/* Source thread: asks the core to cancel what was read under generation gen and has not
+ * started (host->cancel); the messages come back through the mailbox as released. */
+void td_source_cancel(struct td_source *src, uint64_t gen);
 /* How many more messages the source may read now. Source thread. */
 int td_source_credit(struct td_source *src);
 /* Any thread (the loop): the message is finished; the source acks or releases it. */
