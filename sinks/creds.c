@@ -45,7 +45,26 @@ static int64_t on_timer(struct td_loop *loop, void *arg)
     return TD_LOOP_NOMORE;
 }
 
-/* Calls every waiter once; the list is detached first, so a waiter may queue again. */
+static void list_remove(struct td_creds_waiter *w)
+{
+    struct td_creds_waitlist *l = w->list;
+    if (!l) {
+        return;
+    }
+    if (w->lprev) {
+        w->lprev->lnext = w->lnext;
+    } else {
+        l->head = w->lnext;
+    }
+    if (w->lnext) {
+        w->lnext->lprev = w->lprev;
+    }
+    w->lprev = w->lnext = NULL;
+    w->list = NULL;
+}
+
+/* Calls every waiter once; the queue is detached and each waiter leaves its owner's list
+ * before its call, so a waiter may queue again (or its owner free it) from fn. */
 static void wake(struct td_creds *c, const char *err)
 {
     struct td_creds_waiter *w = c->waiters;
@@ -53,6 +72,7 @@ static void wake(struct td_creds *c, const char *err)
     while (w) {
         struct td_creds_waiter *next = w->next;
         w->prev = w->next = NULL;
+        list_remove(w);
         w->fn(w, err);
         w = next;
     }
@@ -228,7 +248,8 @@ const char *td_creds_get(struct td_creds *c, int i)
     return c->vals[i];
 }
 
-int td_creds_wait(struct td_creds *c, struct td_creds_waiter *w, char *err, size_t errlen)
+int td_creds_wait(struct td_creds *c, struct td_creds_waitlist *list, struct td_creds_waiter *w,
+                  char *err, size_t errlen)
 {
     if (!c->req && c->failures == 0) {
         fetch(c); /* expired, and the refresh timer has not fired yet (e.g. a suspended host) */
@@ -243,6 +264,13 @@ int td_creds_wait(struct td_creds *c, struct td_creds_waiter *w, char *err, size
         c->waiters->prev = w;
     }
     c->waiters = w;
+    w->list = list;
+    w->lprev = NULL;
+    w->lnext = list->head;
+    if (list->head) {
+        list->head->lprev = w;
+    }
+    list->head = w;
     return 0;
 }
 
@@ -257,6 +285,16 @@ void td_creds_cancel(struct td_creds *c, struct td_creds_waiter *w)
         w->next->prev = w->prev;
     }
     w->prev = w->next = NULL;
+    list_remove(w);
+}
+
+struct td_creds_waiter *td_creds_waitlist_pop(struct td_creds *c, struct td_creds_waitlist *list)
+{
+    struct td_creds_waiter *w = list->head;
+    if (w) {
+        td_creds_cancel(c, w);
+    }
+    return w;
 }
 
 uint64_t td_creds_fetches(const struct td_creds *c)

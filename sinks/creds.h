@@ -43,10 +43,24 @@ struct td_creds_provider {
     void (*free_ctx)(void *ctx);
 };
 
+struct td_creds_waitlist;
+
+/* One delivery waiting for a value. Embedded (usually first) in the waiting attempt, which
+ * owns it; creds.c links it into the credential's queue and into the owner's waitlist. */
 struct td_creds_waiter {
-    struct td_creds_waiter *prev, *next;
-    /* Runs once, from a loop callback: err is NULL when td_creds_get() has a value now. */
+    struct td_creds_waiter *prev, *next;   /* in the credential's queue */
+    struct td_creds_waiter *lprev, *lnext; /* in the owner's waitlist */
+    struct td_creds_waitlist *list;        /* that waitlist while queued, else NULL */
+    /* Runs once, from a loop callback, after w left the queue and the waitlist: err is NULL
+     * when td_creds_get() has a value now. */
     void (*fn)(struct td_creds_waiter *w, const char *err);
+};
+
+/* The waiters one owner (a sink) has queued. A credential may serve several sinks (the Google
+ * token of an audience is shared), so a sink that goes away takes back exactly its own
+ * waiters with td_creds_waitlist_pop. Zero-initialised is empty. */
+struct td_creds_waitlist {
+    struct td_creds_waiter *head;
 };
 
 /* NULL on out of memory (ctx is freed then). Nothing is fetched before td_creds_start. */
@@ -59,10 +73,16 @@ void td_creds_free(struct td_creds *c);
 void td_creds_start(struct td_creds *c);
 /* Value i of the current credential while it is valid, else NULL. */
 const char *td_creds_get(struct td_creds *c, int i);
-/* Queues w for the fetch that is running (starting one if needed): 0. When none can run now
- * (backoff after a failure), -1 with the last failure in err. */
-int td_creds_wait(struct td_creds *c, struct td_creds_waiter *w, char *err, size_t errlen);
+/* Queues w (w->fn set by the caller) for the fetch that is running, starting one if needed,
+ * and adds it to list (the owner's, never NULL): 0. When none can run now (backoff after a
+ * failure), -1 with the last failure in err, and w is queued nowhere. */
+int td_creds_wait(struct td_creds *c, struct td_creds_waitlist *list, struct td_creds_waiter *w,
+                  char *err, size_t errlen);
+/* Takes w out of the queue and its waitlist without calling it (no-op when not queued). */
 void td_creds_cancel(struct td_creds *c, struct td_creds_waiter *w);
+/* Cancels the first waiter of list and returns it (the caller frees what embeds it), or NULL
+ * when the list is empty: `while ((w = td_creds_waitlist_pop(c, l))) free(w);` at teardown. */
+struct td_creds_waiter *td_creds_waitlist_pop(struct td_creds *c, struct td_creds_waitlist *list);
 /* Fetches that succeeded / failed so far (for tests and status). */
 uint64_t td_creds_fetches(const struct td_creds *c);
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ce_json.h"
 #include "cloudevent.h"
 #include "log.h"
 #include "loop.h"

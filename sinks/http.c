@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ce_http.h"
+#include "ce_json.h"
 #include "cloudevent.h"
 #include "creds.h"
 #include "gcp.h"
@@ -37,13 +39,12 @@ struct http_sink {
     char token_err[160]; /* why the last read failed (never the content), or "" */
     struct timespec token_mtime;
     int64_t token_checked_ms;
-    struct td_creds *gcp;         /* google_id_token, or NULL */
-    struct http_attempt *waiting; /* attempts waiting for the Google token */
+    struct td_creds *gcp;             /* google_id_token, or NULL */
+    struct td_creds_waitlist waiting; /* attempts waiting for the Google token */
 };
 
 struct http_attempt {
     struct td_creds_waiter w; /* first: the waiter callback casts back */
-    struct http_attempt *prev, *next;
     struct td_sink *k;
     struct td_attempt *a;
     const struct td_event *ev;
@@ -253,7 +254,6 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
     const struct td_event *ev = ha->ev;
     struct td_attempt *a = ha->a;
     struct curl_slist *headers = NULL;
-    char *json = NULL;
     CURL *easy = td_http_client_easy(hs->client);
     if (!easy) {
         goto fail;
@@ -267,12 +267,17 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
                       (dct && strncasecmp(dct, "application/cloudevents", 23) == 0);
     if (structured) {
         size_t len = 0;
-        json = td_ce_to_json(ev, &len);
+        char *json = td_ce_to_json(ev, &len);
         if (!json) {
             goto fail;
         }
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-        curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, json);
+        /* curl keeps a copy: ours is freed here, so no exit below can leak it */
+        CURLcode copied = curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, json);
+        free(json);
+        if (copied != CURLE_OK) {
+            goto fail;
+        }
         headers = add_header(headers, "Content-Type", "application/cloudevents+json");
     } else {
         struct ce_lines cl = {.list = headers};
@@ -359,7 +364,6 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
     if (t->client_key) {
         curl_easy_setopt(easy, CURLOPT_SSLKEY, t->client_key);
     }
-    free(json);
     struct td_http_request *req = td_http_client_send(hs->client, easy, headers, on_done, ha);
     if (!req) {
         free(ha);
@@ -369,25 +373,11 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
     a->sink_state = req;
     return 0;
 fail:
-    free(json);
     td_secret_slist_free(headers);
     td_http_client_release(hs->client, easy);
     free(ha);
     snprintf(a->reason, sizeof(a->reason), "out of memory");
     return -1;
-}
-
-static void unlink_waiting(struct http_sink *hs, struct http_attempt *ha)
-{
-    if (ha->prev) {
-        ha->prev->next = ha->next;
-    } else {
-        hs->waiting = ha->next;
-    }
-    if (ha->next) {
-        ha->next->prev = ha->prev;
-    }
-    ha->prev = ha->next = NULL;
 }
 
 /* The Google token fetch this attempt waited for ended (a loop callback). */
@@ -397,7 +387,6 @@ static void on_token(struct td_creds_waiter *w, const char *err)
     struct td_sink *k = ha->k;
     struct http_sink *hs = k->impl;
     struct td_attempt *a = ha->a;
-    unlink_waiting(hs, ha);
     const char *token = err ? NULL : td_creds_get(hs->gcp, 0);
     if (!token) {
         char reason[200];
@@ -434,16 +423,11 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
         if (!token) {
             ha->w.fn = on_token;
             char why[160];
-            if (td_creds_wait(hs->gcp, &ha->w, why, sizeof(why)) < 0) {
+            if (td_creds_wait(hs->gcp, &hs->waiting, &ha->w, why, sizeof(why)) < 0) {
                 snprintf(a->reason, sizeof(a->reason), "sink '%s': %s", k->name, why);
                 free(ha);
                 return -1;
             }
-            ha->next = hs->waiting;
-            if (hs->waiting) {
-                hs->waiting->prev = ha;
-            }
-            hs->waiting = ha;
             return 0;
         }
     }
@@ -456,11 +440,9 @@ static void destroy(struct td_sink *k)
     if (!hs) {
         return;
     }
-    while (hs->waiting) {
-        struct http_attempt *ha = hs->waiting;
-        td_creds_cancel(hs->gcp, &ha->w);
-        unlink_waiting(hs, ha);
-        free(ha);
+    struct td_creds_waiter *w;
+    while ((w = td_creds_waitlist_pop(hs->gcp, &hs->waiting))) {
+        free(w); /* first in struct http_attempt */
     }
     if (hs->gcp) {
         td_gcp_token_put(hs->gcp);

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cloudevent.h"
+#include "ce_http.h"
 #include "config.h"
 
 struct td_sink;

@@ -25,6 +25,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "ce_kafka.h"
 #include "cloudevent.h"
 #include "kafka_log.h"
 #include "log.h"

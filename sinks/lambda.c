@@ -28,6 +28,8 @@
 #include <string.h>
 
 #include "aws.h"
+#include "ce_http.h"
+#include "ce_json.h"
 #include "cloudevent.h"
 #include "creds.h"
 #include "http_client.h"
@@ -45,14 +47,13 @@ struct lambda_sink {
     bool event;     /* X-Amz-Invocation-Type: Event */
     bool data_only; /* payload: data */
     int64_t timeout_ms;
-    struct td_aws_resolved creds; /* static credentials, or the web identity settings */
-    struct td_creds *wi;          /* web identity, or NULL */
-    struct lambda_attempt *waiting;
+    struct td_aws_resolved creds;     /* static credentials, or the web identity settings */
+    struct td_creds *wi;              /* web identity, or NULL */
+    struct td_creds_waitlist waiting; /* attempts waiting for web identity credentials */
 };
 
 struct lambda_attempt {
     struct td_creds_waiter w; /* first: the waiter callback casts back */
-    struct lambda_attempt *prev, *next;
     struct td_sink *k;
     struct td_attempt *a;
     const struct td_event *ev;
@@ -193,26 +194,12 @@ fail:
     return -1;
 }
 
-static void unlink_waiting(struct lambda_sink *ls, struct lambda_attempt *la)
-{
-    if (la->prev) {
-        la->prev->next = la->next;
-    } else {
-        ls->waiting = la->next;
-    }
-    if (la->next) {
-        la->next->prev = la->prev;
-    }
-    la->prev = la->next = NULL;
-}
-
 static void on_creds(struct td_creds_waiter *w, const char *err)
 {
     struct lambda_attempt *la = (struct lambda_attempt *)w;
     struct td_sink *k = la->k;
     struct lambda_sink *ls = k->impl;
     struct td_attempt *a = la->a;
-    unlink_waiting(ls, la);
     const char *akid = err ? NULL : td_creds_get(ls->wi, 0);
     if (!akid) {
         char reason[160];
@@ -250,15 +237,10 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
         return send_request(k, la, akid, td_creds_get(ls->wi, 1), td_creds_get(ls->wi, 2));
     }
     la->w.fn = on_creds;
-    if (td_creds_wait(ls->wi, &la->w, a->reason, sizeof(a->reason)) < 0) {
+    if (td_creds_wait(ls->wi, &ls->waiting, &la->w, a->reason, sizeof(a->reason)) < 0) {
         free(la);
         return -1;
     }
-    la->next = ls->waiting;
-    if (ls->waiting) {
-        ls->waiting->prev = la;
-    }
-    ls->waiting = la;
     return 0;
 }
 
@@ -268,11 +250,9 @@ static void destroy(struct td_sink *k)
     if (!ls) {
         return;
     }
-    while (ls->waiting) {
-        struct lambda_attempt *la = ls->waiting;
-        td_creds_cancel(ls->wi, &la->w);
-        unlink_waiting(ls, la);
-        free(la);
+    struct td_creds_waiter *w;
+    while ((w = td_creds_waitlist_pop(ls->wi, &ls->waiting))) {
+        free(w); /* first in struct lambda_attempt */
     }
     td_creds_free(ls->wi);
     td_aws_resolved_clear(&ls->creds);

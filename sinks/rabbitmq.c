@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "amqp_util.h"
+#include "ce_amqp.h"
 #include "cloudevent.h"
 #include "log.h"
 #include "loop.h"

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "ce_redis.h"
 #include "cloudevent.h"
 #include "log.h"
 #include "loop.h"

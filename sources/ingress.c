@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "ce_batch.h"
+#include "ce_http.h"
 #include "cloudevent.h"
 #include "http_server.h"
 #include "log.h"

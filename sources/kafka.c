@@ -44,6 +44,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ce_kafka.h"
 #include "cloudevent.h"
 #include "kafka_log.h"
 #include "log.h"

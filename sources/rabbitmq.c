@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "amqp_util.h"
+#include "ce_amqp.h"
 #include "cloudevent.h"
 #include "deadletter.h"
 #include "log.h"

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ce_redis.h"
 #include "cloudevent.h"
 #include "deadletter.h"
 #include "log.h"

@@ -14,6 +14,8 @@
 #include <librdkafka/rdkafka.h>
 
 #include "ce_internal.h"
+#include "ce_kafka.h"
+#include "ce_redis.h"
 #include "cloudevent.h"
 #include "kafka_log.h"
 #include "loop.h"

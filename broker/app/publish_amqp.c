@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "amqp_util.h"
+#include "ce_amqp.h"
 #include "ce_internal.h"
 #include "cloudevent.h"
 #include "loop.h"

@@ -36,6 +36,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ce_json.h"
+#include "ce_redis.h"
 #include "cloudevent.h"
 #include "core.h"
 #include "deadletter.h"

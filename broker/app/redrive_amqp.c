@@ -20,6 +20,7 @@
  * Ownership: the struct and everything in it belong to the caller of open until close.
  * Threads: the caller's only (rabbitmq-c is not thread-safe).
  */
+#include "ce_amqp.h"
 #include "redrive_store.h"
 
 #include <amqp.h>

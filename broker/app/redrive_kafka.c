@@ -18,6 +18,7 @@
  * Ownership: the struct and everything in it belong to the caller of open until close.
  * Threads: the caller's only.
  */
+#include "ce_kafka.h"
 #include "redrive_store.h"
 
 #include <inttypes.h>

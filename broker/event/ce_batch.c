@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ce_internal.h"
+#include "ce_json.h"
 #include "cloudevent.h"
 
 void td_ce_batch_free(struct td_event **evs, size_t n)

@@ -6,8 +6,9 @@
  * application/cloudevents+json. Header values coming in are percent-decoded and must be UTF-8.
  * Everything here is pure and may run on any thread.
  */
-#include "cloudevent.h"
+#include "ce_http.h"
 #include "ce_internal.h"
+#include "ce_json.h"
 
 #include <stdint.h>
 #include <stdlib.h>

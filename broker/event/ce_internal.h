@@ -1,7 +1,9 @@
-/* ce_internal.h - helpers shared by the CloudEvents files (cloudevent.c, ce_text.c, ce_http.c,
- * ce_json.c, ce_redis.c) and by nothing else.
+/* ce_internal.h - helpers shared by the CloudEvents files: the event and its codecs in
+ * broker/event/, the bindings in broker/wire/ (ce_redis.c, ce_kafka.c, ce_amqp.c), and the
+ * encoders of `triggerd publish` (publish.c, publish_amqp.c), which build what the bindings read.
  *
- * The public contract is cloudevent.h; this header only exists so that the codecs, which live
+ * The public contract is cloudevent.h and the codec headers (ce_json.h, ce_http.h, ce_batch.h,
+ * ce_redis.h, ce_kafka.h, ce_amqp.h); this header only exists so that the codecs, which live
  * in one file each, can share UTF-8 checks, media-type tests and error formatting without
  * copying them. All functions may run on any thread and keep no state.
  */

@@ -9,7 +9,7 @@
  * lose precision and whitespace is normalized (binary mode carries data bytes untouched).
  * Everything here is pure and may run on any thread.
  */
-#include "cloudevent.h"
+#include "ce_json.h"
 #include "ce_internal.h"
 
 #include <cjson/cJSON.h>

@@ -18,8 +18,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ce_amqp.h"
 #include "ce_internal.h"
-#include "cloudevent.h"
+#include "ce_json.h"
 
 #define MAX_BINARY_ATTRS TD_CE_MAX_ATTRS /* one cap for every binding */
 #define MAX_ATTR_VALUE   65536

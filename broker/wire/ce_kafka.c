@@ -16,8 +16,9 @@
  * Ownership: returned events belong to the caller; td_ce_to_kafka fills malloc'd arrays freed
  * by td_kafka_headers_free. Everything here is pure and may run on any thread.
  */
-#include "cloudevent.h"
+#include "ce_kafka.h"
 #include "ce_internal.h"
+#include "ce_json.h"
 
 #include <inttypes.h>
 #include <stdio.h>

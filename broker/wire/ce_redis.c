@@ -10,8 +10,9 @@
  * Field names and values carry lengths (they may hold NULs); nothing here trusts them to be
  * C strings. Everything here is pure and may run on any thread.
  */
-#include "cloudevent.h"
+#include "ce_redis.h"
 #include "ce_internal.h"
+#include "ce_json.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>

@@ -11,7 +11,12 @@
 
 #include <amqp.h>
 
+#include "ce_amqp.h"
+#include "ce_http.h"
 #include "ce_internal.h"
+#include "ce_json.h"
+#include "ce_kafka.h"
+#include "ce_redis.h"
 #include "cloudevent.h"
 #include "fuzz_common.h"
 

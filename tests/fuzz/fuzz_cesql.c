@@ -3,6 +3,7 @@
  * (else a fixed event with string, integer and boolean extensions). Checks: td_cesql_eval is
  * deterministic and td_cesql_match agrees with it; compile errors carry a kind and a column.
  */
+#include "ce_json.h"
 #include "cesql.h"
 #include "cloudevent.h"
 #include "fuzz_common.h"

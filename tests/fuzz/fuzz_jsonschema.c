@@ -1,6 +1,6 @@
-/* fuzz_jsonschema.c - the payload validator (broker/match/jsonschema.c). Input: a schema, a newline,
- * then the instance (JSON data as a trigger's payload would carry). When the first part is not a
- * schema, the instance is still validated against fixed schemas that use every keyword family
+/* fuzz_jsonschema.c - the payload validator (broker/match/jsonschema.c). Input: a schema, a
+ * newline, then the instance (JSON data as a trigger's payload would carry). When the first part is
+ * not a schema, the instance is still validated against fixed schemas that use every keyword family
  * (uniqueItems included: it was O(n^2) on untrusted data).
  *
  * Checks: parse and validate never crash or leak; a refused schema and an invalid instance come

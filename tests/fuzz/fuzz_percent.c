@@ -2,6 +2,7 @@
  * the round trips: decode(encode(s)) == s for valid UTF-8, encode(decode(s)) decodes to the
  * same text.
  */
+#include "ce_http.h"
 #include "ce_internal.h"
 #include "cloudevent.h"
 #include "fuzz_common.h"

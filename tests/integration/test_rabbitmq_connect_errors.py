@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
-from rabbitmq_fixture import RabbitMQServer, rabbit_source, rabbitmq_available  # noqa: E402
+from rabbitmq_fixture import RabbitMQServer, rabbit_source, run_rabbitmq_test  # noqa: E402
 
 SECRET = "s3cr3t-Pa55"
 
@@ -27,10 +27,6 @@ def first_warning(cfg_source):
 
 
 def body(c):
-    why = rabbitmq_available()
-    if why:
-        log(f"SKIP: {why}")
-        return SKIP
     rmq = RabbitMQServer()
     closed = free_port()
     cases = [
@@ -52,4 +48,4 @@ def body(c):
         c.check(SECRET not in text, f"{what}: the password appears nowhere in the log")
 
 
-run_test(body)
+run_rabbitmq_test(body)

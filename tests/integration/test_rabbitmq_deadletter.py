@@ -36,10 +36,6 @@ def hdrs(props):
 
 
 def body(c):
-    why = rabbitmq_available()
-    if why:
-        log(f"SKIP: {why}")
-        return SKIP
     rmq = RabbitMQServer()
     ch = rmq.channel()
     for q in ("dl-in", "five-in", "dead", "nat-dlq", "orphan-in"):
@@ -163,4 +159,4 @@ def body(c):
     c.eq(td.wait(15 * SLOW), 0, "exit status after SIGTERM")
 
 
-run_test(body)
+run_rabbitmq_test(body)

@@ -19,10 +19,6 @@ N = 5000
 
 
 def body(c):
-    why = rabbitmq_available()
-    if why:
-        log(f"SKIP: {why}")
-        return SKIP
     rmq = RabbitMQServer(tls=True)
     ch = rmq.channel()
     declare_queue(ch, "jobs")
@@ -179,4 +175,4 @@ def body(c):
     c.check(rmq.consumers("jobs") == 0, "consumer gone after exit")
 
 
-run_test(body)
+run_rabbitmq_test(body)

@@ -21,10 +21,6 @@ BODY = b'{"same": "body"}'
 
 
 def body(c):
-    why = rabbitmq_available()
-    if why:
-        log(f"SKIP: {why}")
-        return SKIP
     rmq = RabbitMQServer()
     ch = rmq.channel()
     declare_queue(ch, "cdel")
@@ -97,4 +93,4 @@ def body(c):
             "position", r.stderr)
 
 
-run_test(body)
+run_rabbitmq_test(body)

@@ -48,10 +48,6 @@ def dead_letters(ch, queue):
 
 
 def body(c):
-    why = rabbitmq_available()
-    if why:
-        log(f"SKIP: {why}")
-        return SKIP
     rmq = RabbitMQServer()
     ch = rmq.channel()
     declare_queue(ch, "poison-in")
@@ -148,4 +144,4 @@ def body(c):
          "--content-type wins")
 
 
-run_test(body)
+run_rabbitmq_test(body)

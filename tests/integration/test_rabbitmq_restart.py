@@ -20,10 +20,6 @@ PREFETCH = 100
 
 
 def body(c):
-    why = rabbitmq_available()
-    if why:
-        log(f"SKIP: {why}")
-        return SKIP
     rmq = RabbitMQServer()
     ch = rmq.channel()
     declare_queue(ch, "k")
@@ -93,4 +89,4 @@ def body(c):
     c.eq(td2.wait(15 * SLOW), 0, "exit 0 after SIGTERM (broker restart run)")
 
 
-run_test(body)
+run_rabbitmq_test(body)

@@ -24,10 +24,6 @@ http.client._MAXHEADERS = 1000
 
 
 def body(c):
-    why = rabbitmq_available()
-    if why:
-        log(f"SKIP: {why}")
-        return SKIP
     rmq = RabbitMQServer()
     ch = rmq.channel()
     declare_queue(ch, "shared")
@@ -125,4 +121,4 @@ def body(c):
     c.eq(a.wait(15 * SLOW), 0, "daemon a exits 0")
 
 
-run_test(body)
+run_rabbitmq_test(body)

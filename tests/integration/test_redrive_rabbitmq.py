@@ -27,10 +27,6 @@ def listed_ids(stdout):
 
 
 def body(c):
-    why = rabbitmq_available()
-    if why:
-        log(f"SKIP: {why}")
-        return SKIP
     rmq = RabbitMQServer()
     ch = rmq.channel()
     declare_queue(ch, "in")
@@ -106,4 +102,4 @@ def body(c):
             rmq.queue_counts("dead"))
 
 
-run_test(body)
+run_rabbitmq_test(body)

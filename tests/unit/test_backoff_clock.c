@@ -6,8 +6,8 @@
  * after each step, then checks that an attempt starts exactly when the policy says, and not
  * one millisecond earlier. No sleeping, no slack.
  *
- * The scaffolding is test_dispatch.c's, cut down: a fake sink whose deliver() records the
- * attempt and completes it from a loop timer (fake time) with a scripted outcome; a fake
+ * The scaffolding is fake_core.h's, as in test_dispatch.c: a fake sink whose deliver() records
+ * the attempt and completes it from a loop timer (fake time) with a scripted outcome; a fake
  * source whose mailbox the test drains directly; a minimal struct td_core with one trigger.
  *
  * They prove: exponential backoff 100/150 ms waits rnd1 % 101, then rnd2 % 151 (the cap);
@@ -23,26 +23,24 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "cloudevent.h"
 #include "core.h"
 #include "deadletter.h"
 #include "dispatch.h"
+#include "fake_core.h"
 #include "log.h"
 #include "loop.h"
 #include "retry.h"
 #include "sink.h"
 #include "source.h"
 
-#define MAXCALLS 16
-#define NSINKS   2 /* the trigger's sink and the dead-letter target */
-#define SINK     0
-#define DL       1
+#define NSINKS 2 /* the trigger's sink and the dead-letter target */
+#define SINK   0
+#define DL     1
 
 /* ---- the injected clock and random source ---- */
 
@@ -72,89 +70,6 @@ static void script_random(const uint64_t *r, size_t n)
     rnd_n = n;
     rnd_used = 0;
 }
-
-/* ---- the fake sink ---- */
-
-struct script {
-    enum td_result r;
-    int status;
-    int64_t retry_after_ms;
-};
-
-struct fake_sink;
-
-struct pending {
-    struct td_timer timer;
-    struct fake_sink *fs;
-    struct td_attempt *a;
-    struct script res;
-    int call;
-    struct pending *next;
-};
-
-struct fake_sink {
-    struct td_sink base; /* first: the td_sink pointer is the fake_sink pointer */
-    struct td_conf_sink conf;
-    const struct script *script; /* outcome of call i: script[min(i, nscript - 1)]; none: OK */
-    size_t nscript;
-    int64_t delay_ms; /* from deliver() to td_attempt_done(), on the fake clock */
-    int calls;
-    int64_t started_at[MAXCALLS];
-    int64_t done_at[MAXCALLS];
-    struct pending *pending;
-};
-
-static int64_t on_complete(struct td_loop *loop, void *arg)
-{
-    struct pending *p = arg;
-    struct fake_sink *fs = p->fs;
-
-    for (struct pending **pp = &fs->pending; *pp; pp = &(*pp)->next) {
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
-    }
-    struct td_attempt *a = p->a;
-    struct script res = p->res;
-    int call = p->call;
-    free(p); /* the loop allows freeing the timer's owner when returning NOMORE */
-    if (call < MAXCALLS) {
-        fs->done_at[call] = td_now_ms();
-    }
-    char reason[64];
-    snprintf(reason, sizeof(reason), "fake %d", res.status);
-    td_attempt_done(a, res.r, res.status, res.retry_after_ms, reason, NULL, 0);
-    return TD_LOOP_NOMORE;
-}
-
-static int fake_deliver(struct td_sink *k, const struct td_event *ev, struct td_attempt *a)
-{
-    struct fake_sink *fs = (struct fake_sink *)k;
-    int call = fs->calls++;
-
-    assert_ptr_equal(a->ev, ev);
-    if (call < MAXCALLS) {
-        fs->started_at[call] = td_now_ms();
-    }
-    struct pending *p = calloc(1, sizeof(*p));
-    assert_non_null(p);
-    p->fs = fs;
-    p->a = a;
-    p->call = call;
-    p->res = (struct script){TD_RESULT_OK, 200, -1};
-    if (fs->nscript > 0) {
-        p->res = fs->script[(size_t)call < fs->nscript ? (size_t)call : fs->nscript - 1];
-    }
-    p->next = fs->pending;
-    fs->pending = p;
-    a->sink_state = p;
-    td_timer_init(&p->timer, on_complete, p);
-    assert_int_equal(td_timer_start(k->loop, &p->timer, fs->delay_ms), 0);
-    return 0;
-}
-
-static const struct td_sink_ops fake_ops = {.name = "fake", .deliver = fake_deliver};
 
 /* ---- the harness: core, config, source, sinks ---- */
 
@@ -188,20 +103,11 @@ static int setup(void **state)
     H.loop = td_loop_new();
     assert_non_null(H.loop);
 
-    H.csrc.name = "src";
-    H.csrc.kind = TD_SOURCE_REDIS;
-    H.csrc.max_inflight = 100;
+    fake_source_conf(&H.csrc, "src");
     for (int i = 0; i < NSINKS; i++) {
-        struct fake_sink *fs = &H.sink[i];
-        fs->conf.name = (char *)sink_names[i];
-        fs->conf.kind = TD_SINK_HTTP;
-        fs->base.ops = &fake_ops;
-        fs->base.conf = &fs->conf;
-        fs->base.name = sink_names[i];
-        fs->base.loop = H.loop;
-        snprintf(fs->base.dest, sizeof(fs->base.dest), "http://fake/%s", sink_names[i]);
-        H.csinks[i] = fs->conf;
-        H.sinkp[i] = &fs->base;
+        fake_sink_init(&H.sink[i], sink_names[i], H.loop, 0);
+        H.csinks[i] = H.sink[i].conf;
+        H.sinkp[i] = &H.sink[i].base;
     }
     H.sink[SINK].delay_ms = 7;
     H.sink[DL].delay_ms = 3;
@@ -217,37 +123,12 @@ static int setup(void **state)
     H.ctrg.name = "t0";
     H.ctrg.source = "src";
     H.ctrg.sink = "s0";
+    fake_config(&H.cfg, &H.csrc, H.csinks, NSINKS, &H.ctrg, 1);
 
-    H.cfg.version = 1;
-    H.cfg.sources = &H.csrc;
-    H.cfg.nsources = 1;
-    H.cfg.sinks = H.csinks;
-    H.cfg.nsinks = NSINKS;
-    H.cfg.triggers = &H.ctrg;
-    H.cfg.ntriggers = 1;
-
-    struct td_source *src = calloc(1, sizeof(*src));
-    assert_non_null(src);
-    src->conf = &H.csrc;
-    src->name = H.csrc.name;
-    src->emit = td_core_emit;
-    src->core = &H.core;
-    pthread_mutex_init(&src->mu, NULL);
-    src->mailbox_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    assert_true(src->mailbox_fd >= 0);
-    H.src = src;
-    H.srcs[0] = src;
-
-    H.core.cfg = &H.cfg;
-    H.core.loop = H.loop;
-    H.core.sources = H.srcs;
-    H.core.sinks = H.sinkp;
-    H.core.triggers = &H.trg;
-    /* as daemon.c's build() does */
-    H.trg.conf = &H.ctrg;
-    H.trg.core = &H.core;
-    H.trg.sink = &H.sink[SINK].base;
-    H.trg.dead_letter = &H.sink[DL].base;
+    H.src = fake_source_new(&H.csrc, &H.core);
+    H.srcs[0] = H.src;
+    fake_core_init(&H.core, &H.cfg, H.loop, H.srcs, H.sinkp, &H.trg);
+    fake_trigger_init(&H.trg, &H.ctrg, &H.core, &H.sink[SINK].base, &H.sink[DL].base);
     return 0;
 }
 
@@ -256,13 +137,7 @@ static int teardown(void **state)
     /* whatever a failed test left behind */
     td_dispatch_abandon_all(&H.core);
     for (int i = 0; i < NSINKS; i++) {
-        struct fake_sink *fs = &H.sink[i];
-        while (fs->pending) {
-            struct pending *p = fs->pending;
-            fs->pending = p->next;
-            td_timer_stop(H.loop, &p->timer);
-            free(p);
-        }
+        fake_sink_clear(&H.sink[i]);
     }
     td_dispatch_trigger_free(&H.trg);
     td_source_free(H.src);
@@ -275,20 +150,7 @@ static int teardown(void **state)
 /* Routes one new event (loop thread: the test thread). */
 static void route(void)
 {
-    struct td_event *ev = td_event_new();
-
-    assert_non_null(ev);
-    assert_int_equal(td_event_set(ev, "specversion", "1.0"), 0);
-    assert_int_equal(td_event_set(ev, "id", "e1"), 0);
-    assert_int_equal(td_event_set(ev, "source", "/test"), 0);
-    assert_int_equal(td_event_set(ev, "type", "com.example.click"), 0);
-    struct td_msg *msg = calloc(1, sizeof(*msg));
-    assert_non_null(msg);
-    msg->src = H.src;
-    msg->ev = ev;
-    msg->received_ms = td_now_ms();
-    atomic_fetch_add(&H.src->inflight, 1);
-    td_router_route(&H.core, msg);
+    td_router_route(&H.core, fake_msg(H.src, fake_event("e1", "com.example.click")));
 }
 
 /* Takes the completed messages out of the source's mailbox. */
@@ -423,10 +285,10 @@ static void test_loop_run_once_fake_clock(void **state)
 
 static void test_exponential_exact(void **state)
 {
-    static const struct script s[] = {
-        {TD_RESULT_RETRY, 503, -1},
-        {TD_RESULT_RETRY, 503, -1},
-        {TD_RESULT_OK, 200, -1},
+    static const struct fake_script s[] = {
+        {TD_RESULT_RETRY, 503, -1, NULL},
+        {TD_RESULT_RETRY, 503, -1, NULL},
+        {TD_RESULT_OK, 200, -1, NULL},
     };
     /* 54 of [0, 100], then 150 of [0, min(200, 150)]: the ceiling itself is reachable */
     static const uint64_t rnd[] = {0xDEADBEEFCAFEF00Dull, 0x0123456789ABCDEFull};
@@ -474,11 +336,11 @@ static void test_exponential_exact(void **state)
 
 static void test_linear_exact(void **state)
 {
-    static const struct script s[] = {
-        {TD_RESULT_RETRY, 503, -1},
-        {TD_RESULT_RETRY, 503, -1},
-        {TD_RESULT_RETRY, 500, -1},
-        {TD_RESULT_OK, 200, -1},
+    static const struct fake_script s[] = {
+        {TD_RESULT_RETRY, 503, -1, NULL},
+        {TD_RESULT_RETRY, 503, -1, NULL},
+        {TD_RESULT_RETRY, 500, -1, NULL},
+        {TD_RESULT_OK, 200, -1, NULL},
     };
     /* ceilings 40, 80, min(120, 100) */
     static const uint64_t rnd[] = {0x9E3779B97F4A7C15ull, 0x76ADF1ull, 0x3E8ull};
@@ -518,10 +380,10 @@ static void test_linear_exact(void **state)
 
 static void test_retry_after_capped_exact(void **state)
 {
-    static const struct script s[] = {
-        {TD_RESULT_RETRY, 429, 2000}, /* Retry-After: 2 */
-        {TD_RESULT_RETRY, 429, 30},   /* below the jitter: the jitter stands */
-        {TD_RESULT_OK, 200, -1},
+    static const struct fake_script s[] = {
+        {TD_RESULT_RETRY, 429, 2000, NULL}, /* Retry-After: 2 */
+        {TD_RESULT_RETRY, 429, 30, NULL},   /* below the jitter: the jitter stands */
+        {TD_RESULT_OK, 200, -1, NULL},
     };
     static const uint64_t rnd[] = {0x0123456789ABCDEFull, 0x3E8ull};
     struct fake_sink *fs = &H.sink[SINK];
@@ -548,9 +410,9 @@ static void test_retry_after_capped_exact(void **state)
 
 static void test_retry_after_below_cap_exact(void **state)
 {
-    static const struct script s[] = {
-        {TD_RESULT_RETRY, 503, 2000},
-        {TD_RESULT_OK, 200, -1},
+    static const struct fake_script s[] = {
+        {TD_RESULT_RETRY, 503, 2000, NULL},
+        {TD_RESULT_OK, 200, -1, NULL},
     };
     static const uint64_t rnd[] = {0x0123456789ABCDEFull};
     struct fake_sink *fs = &H.sink[SINK];
@@ -571,14 +433,14 @@ static void test_retry_after_below_cap_exact(void **state)
 
 static void test_dead_letter_schedule_exact(void **state)
 {
-    static const struct script s[] = {
-        {TD_RESULT_RETRY, 503, -1},
+    static const struct fake_script s[] = {
+        {TD_RESULT_RETRY, 503, -1, NULL},
     };
     /* the dead-letter target: Retry-After is not its business; then 200 */
-    static const struct script dl[] = {
-        {TD_RESULT_RETRY, 503, 5000},
-        {TD_RESULT_RETRY, 502, -1},
-        {TD_RESULT_OK, 200, -1},
+    static const struct fake_script dl[] = {
+        {TD_RESULT_RETRY, 503, 5000, NULL},
+        {TD_RESULT_RETRY, 502, -1, NULL},
+        {TD_RESULT_OK, 200, -1, NULL},
     };
     static const uint64_t rnd[] = {0x9E3779B97F4A7C15ull, 0xE5F4C8F743ull, 0x7A69ull};
     struct fake_sink *fs = &H.sink[SINK];

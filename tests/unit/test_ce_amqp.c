@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ce_amqp.h"
+#include "ce_json.h"
 #include "cloudevent.h"
 
 static amqp_table_entry_t str_entry(const char *k, const char *v)

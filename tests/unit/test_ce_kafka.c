@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ce_kafka.h"
 #include "cloudevent.h"
 
 /* A record under construction: up to MAXH headers. */

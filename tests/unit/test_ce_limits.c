@@ -14,7 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ce_amqp.h"
 #include "ce_batch.h"
+#include "ce_http.h"
+#include "ce_json.h"
+#include "ce_kafka.h"
+#include "ce_redis.h"
 #include "cloudevent.h"
 
 #define OVER (TD_CE_MAX_ATTRS + 1)

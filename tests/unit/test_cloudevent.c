@@ -1,6 +1,7 @@
-/* test_cloudevent.c - unit tests for the CloudEvent type and its codecs (cloudevent.h): the
- * event type, validation, the HTTP binding (binary, structured, percent-encoding), the JSON
- * format, the Redis stream binding and the helpers, plus hostile inputs.
+/* test_cloudevent.c - unit tests for the CloudEvent type and its codecs (cloudevent.h, ce_http.h,
+ * ce_json.h, ce_redis.h): the event type, validation, the HTTP binding (binary, structured,
+ * percent-encoding), the JSON format, the Redis stream binding and the helpers, plus hostile
+ * inputs.
  *
  * The vectors are written from the CloudEvents 1.0 specification. An optional check also runs
  * the CloudEvents project's own conformance events ($TD_SOURCE_DIR/../shared/conformance/...)
@@ -18,6 +19,9 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "ce_http.h"
+#include "ce_json.h"
+#include "ce_redis.h"
 #include "cloudevent.h"
 
 /* ---- helpers ---- */

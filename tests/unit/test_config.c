@@ -1,4 +1,5 @@
-/* test_config.c - unit tests of the trigger-file loader (broker/config/config.c, broker/config/yaml_tree.c).
+/* test_config.c - unit tests of the trigger-file loader (broker/config/config.c,
+ * broker/config/yaml_tree.c).
  *
  * Every message the loader can report is checked here with its exact line:column, from small
  * YAML texts written to a temporary directory; the fixtures in tests/data/config (found

@@ -1,5 +1,5 @@
 /* test_dispatch.c - unit tests for routing and dispatch (router.c, dispatch.h, core.h) on a
- * real loop with fakes around it:
+ * real loop with the fakes of fake_core.h around it:
  *
  *  - a fake sink (struct td_sink_ops of our own) whose deliver() records the attempt and
  *    completes it later from a loop timer with a scripted outcome (OK / RETRY / FINAL, status,
@@ -27,13 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "cloudevent.h"
 #include "core.h"
 #include "deadletter.h"
 #include "dispatch.h"
+#include "fake_core.h"
 #include "filter.h"
 #include "log.h"
 #include "loop.h"
@@ -44,130 +44,18 @@
 /* Generous scheduling slack for timing upper bounds (sanitizer builds, a busy machine). */
 #define SLACK_MS 40
 
-#define MAXCALLS 64
-#define NSINKS   5 /* s0..s3 and the dead-letter target */
-#define DL       4
-#define NTRG     4
+#define NSINKS 5 /* s0..s3 and the dead-letter target */
+#define DL     4
+#define NTRG   4
 
-/* ---- the fake sink ---- */
-
-struct script {
-    enum td_result r;
-    int status;
-    int64_t retry_after_ms;
-    const char *body;
-};
-
-struct fake_sink;
-
-struct pending {
-    struct td_timer timer;
-    struct fake_sink *fs;
-    struct td_attempt *a;
-    struct script res;
-    int call;
-    struct pending *next;
-};
-
-struct fake_sink {
-    struct td_sink base; /* first: the td_sink pointer is the fake_sink pointer */
-    struct td_conf_sink conf;
-    const struct script *script; /* outcome of call i: script[min(i, nscript - 1)]; none: OK */
-    size_t nscript;
-    int refuse_calls; /* the first N deliver() calls fail to start (return -1) */
-    bool refuse_all;  /* every deliver() call fails to start */
-    int64_t delay_ms; /* from deliver() to td_attempt_done() */
-    int calls;
-    int inflight, max_inflight;
-    int max_running;           /* the trigger's running counter seen in deliver() */
-    struct td_trigger_rt *trg; /* whose running counter to watch, or NULL */
-    bool completed_early;      /* the mailbox was not empty when an attempt started/ended */
-    int64_t started_at[MAXCALLS];
-    int64_t done_at[MAXCALLS];
-    struct td_event *seen[MAXCALLS]; /* clones of what deliver() got */
-    struct pending *pending;
-};
+/* ---- the fakes (fake_core.h) ---- */
 
 static struct td_source *the_source;
 
 static bool mailbox_nonempty(void)
 {
-    pthread_mutex_lock(&the_source->mu);
-    bool nonempty = the_source->done != NULL;
-    pthread_mutex_unlock(&the_source->mu);
-    return nonempty;
+    return fake_mailbox_nonempty(the_source);
 }
-
-static int64_t on_complete(struct td_loop *loop, void *arg)
-{
-    struct pending *p = arg;
-    struct fake_sink *fs = p->fs;
-
-    for (struct pending **pp = &fs->pending; *pp; pp = &(*pp)->next) {
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
-    }
-    struct td_attempt *a = p->a;
-    struct script res = p->res;
-    int call = p->call;
-    free(p); /* the loop allows freeing the timer's owner when returning NOMORE */
-    fs->inflight--;
-    if (call < MAXCALLS) {
-        fs->done_at[call] = td_now_ms();
-    }
-    fs->completed_early |= mailbox_nonempty();
-    char reason[64];
-    snprintf(reason, sizeof(reason), "fake %d", res.status);
-    td_attempt_done(a, res.r, res.status, res.retry_after_ms, reason, res.body,
-                    res.body ? strlen(res.body) : 0);
-    return TD_LOOP_NOMORE;
-}
-
-static int fake_deliver(struct td_sink *k, const struct td_event *ev, struct td_attempt *a)
-{
-    struct fake_sink *fs = (struct fake_sink *)k;
-    int call = fs->calls++;
-
-    assert_ptr_equal(a->ev, ev);
-    assert_non_null(a->done);
-    if (call < MAXCALLS) {
-        fs->started_at[call] = td_now_ms();
-        fs->seen[call] = td_event_clone(ev);
-    }
-    fs->completed_early |= mailbox_nonempty();
-    if (fs->trg && fs->trg->running > fs->max_running) {
-        fs->max_running = fs->trg->running;
-    }
-    if (call < fs->refuse_calls || fs->refuse_all) {
-        if (call < MAXCALLS) {
-            fs->done_at[call] = td_now_ms();
-        }
-        snprintf(a->reason, sizeof(a->reason), "refused to start");
-        return -1;
-    }
-    struct pending *p = calloc(1, sizeof(*p));
-    assert_non_null(p);
-    p->fs = fs;
-    p->a = a;
-    p->call = call;
-    p->res = (struct script){TD_RESULT_OK, 200, -1, NULL};
-    if (fs->nscript > 0) {
-        p->res = fs->script[(size_t)call < fs->nscript ? (size_t)call : fs->nscript - 1];
-    }
-    p->next = fs->pending;
-    fs->pending = p;
-    a->sink_state = p;
-    if (++fs->inflight > fs->max_inflight) {
-        fs->max_inflight = fs->inflight;
-    }
-    td_timer_init(&p->timer, on_complete, p);
-    assert_int_equal(td_timer_start(k->loop, &p->timer, fs->delay_ms), 0);
-    return 0;
-}
-
-static const struct td_sink_ops fake_ops = {.name = "fake", .deliver = fake_deliver};
 
 /* ---- the harness: core, config, source, sinks ---- */
 
@@ -262,21 +150,11 @@ static int setup(void **state)
     H.loop = td_loop_new();
     assert_non_null(H.loop);
 
-    H.csrc.name = "src";
-    H.csrc.kind = TD_SOURCE_REDIS;
-    H.csrc.max_inflight = 100;
+    fake_source_conf(&H.csrc, "src");
     for (int i = 0; i < NSINKS; i++) {
-        struct fake_sink *fs = &H.sink[i];
-        fs->conf.name = (char *)sink_names[i];
-        fs->conf.kind = TD_SINK_HTTP;
-        fs->base.ops = &fake_ops;
-        fs->base.conf = &fs->conf;
-        fs->base.name = sink_names[i];
-        fs->base.loop = H.loop;
-        snprintf(fs->base.dest, sizeof(fs->base.dest), "http://fake/%s", sink_names[i]);
-        fs->delay_ms = 2;
-        H.csinks[i] = fs->conf;
-        H.sinkp[i] = &fs->base;
+        fake_sink_init(&H.sink[i], sink_names[i], H.loop, 2);
+        H.csinks[i] = H.sink[i].conf;
+        H.sinkp[i] = &H.sink[i].base;
     }
     for (int i = 0; i < NTRG; i++) {
         struct td_conf_trigger *c = &H.ctrg[i];
@@ -285,39 +163,18 @@ static int setup(void **state)
         c->sink = (char *)sink_names[i];
         set_policy(&c->delivery);
     }
-    H.cfg.version = 1;
-    H.cfg.sources = &H.csrc;
-    H.cfg.nsources = 1;
-    H.cfg.sinks = H.csinks;
-    H.cfg.nsinks = NSINKS;
-    H.cfg.triggers = H.ctrg;
-    H.cfg.ntriggers = 1; /* tests that fan out raise this */
+    fake_config(&H.cfg, &H.csrc, H.csinks, NSINKS, H.ctrg, 1); /* tests that fan out raise it */
 
-    struct td_source *src = calloc(1, sizeof(*src));
-    assert_non_null(src);
-    src->conf = &H.csrc;
-    src->name = H.csrc.name;
-    src->emit = td_core_emit;
-    src->core = &H.core;
-    pthread_mutex_init(&src->mu, NULL);
-    src->mailbox_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    assert_true(src->mailbox_fd >= 0);
+    struct td_source *src = fake_source_new(&H.csrc, &H.core);
     the_source = src;
     H.srcs[0] = src;
-
-    H.core.cfg = &H.cfg;
-    H.core.loop = H.loop;
-    H.core.sources = H.srcs;
-    H.core.sinks = H.sinkp;
-    H.core.triggers = H.trg;
-    /* as daemon.c's build() does */
+    fake_core_init(&H.core, &H.cfg, H.loop, H.srcs, H.sinkp, H.trg);
     for (int i = 0; i < NTRG; i++) {
-        struct td_trigger_rt *trg = &H.trg[i];
-        trg->conf = &H.ctrg[i];
-        trg->core = &H.core;
-        trg->sink = &H.sink[i].base;
-        trg->dead_letter = &H.sink[DL].base;
-        H.sink[i].trg = trg;
+        fake_trigger_init(&H.trg[i], &H.ctrg[i], &H.core, &H.sink[i].base, &H.sink[DL].base);
+        H.sink[i].trg = &H.trg[i];
+    }
+    for (int i = 0; i < NSINKS; i++) {
+        H.sink[i].watch = src;
     }
     assert_int_equal(td_loop_fd_add(H.loop, src->mailbox_fd, EPOLLIN, on_mailbox, NULL), 0);
     td_timer_init(&H.guard, on_guard, NULL);
@@ -332,16 +189,7 @@ static int teardown(void **state)
     /* whatever a failed test left behind */
     td_dispatch_abandon_all(&H.core);
     for (int i = 0; i < NSINKS; i++) {
-        struct fake_sink *fs = &H.sink[i];
-        while (fs->pending) {
-            struct pending *p = fs->pending;
-            fs->pending = p->next;
-            td_timer_stop(H.loop, &p->timer);
-            free(p);
-        }
-        for (int c = 0; c < MAXCALLS; c++) {
-            td_event_unref(fs->seen[c]);
-        }
+        fake_sink_clear(&H.sink[i]);
     }
     for (int i = 0; i < NTRG; i++) {
         td_filter_free(H.ctrg[i].filter);
@@ -355,15 +203,10 @@ static int teardown(void **state)
 
 static struct td_event *make_event(const char *type)
 {
-    struct td_event *ev = td_event_new();
     char id[32];
-
-    assert_non_null(ev);
     snprintf(id, sizeof(id), "e%d", ++H.seq);
-    assert_int_equal(td_event_set(ev, "specversion", "1.0"), 0);
-    assert_int_equal(td_event_set(ev, "id", id), 0);
-    assert_int_equal(td_event_set(ev, "source", "/test"), 0);
-    assert_int_equal(td_event_set(ev, "type", type), 0);
+    struct td_event *ev = fake_event(id, type);
+
     assert_int_equal(td_event_set(ev, "datacontenttype", "application/json"), 0);
     assert_int_equal(td_event_set_data(ev, "{\"x\":1}", 7), 0);
     return ev;
@@ -372,14 +215,7 @@ static struct td_event *make_event(const char *type)
 /* A message from the fake source carrying ev (owned by the message). */
 static struct td_msg *make_msg(struct td_event *ev)
 {
-    struct td_msg *msg = calloc(1, sizeof(*msg));
-
-    assert_non_null(msg);
-    msg->src = the_source;
-    msg->ev = ev;
-    msg->received_ms = td_now_ms();
-    atomic_fetch_add(&the_source->inflight, 1);
-    return msg;
+    return fake_msg(the_source, ev);
 }
 
 /* Routes a new event of `type` (loop thread: the test thread, before or between runs). */
@@ -479,7 +315,7 @@ static void test_success_acks_once(void **state)
 
 static void test_retry_retry_ok(void **state)
 {
-    static const struct script s[] = {
+    static const struct fake_script s[] = {
         {TD_RESULT_RETRY, 503, -1, "busy"},
         {TD_RESULT_RETRY, 502, -1, NULL},
         {TD_RESULT_OK, 200, -1, NULL},
@@ -518,7 +354,7 @@ static void test_retry_retry_ok(void **state)
 
 static void test_retry_after_honoured(void **state)
 {
-    static const struct script s[] = {
+    static const struct fake_script s[] = {
         {TD_RESULT_RETRY, 429, 120, NULL},
         {TD_RESULT_OK, 200, -1, NULL},
     };
@@ -540,7 +376,7 @@ static void test_retry_after_honoured(void **state)
 
 static void test_retry_after_capped(void **state)
 {
-    static const struct script s[] = {
+    static const struct fake_script s[] = {
         {TD_RESULT_RETRY, 503, 3600 * 1000, NULL},
         {TD_RESULT_OK, 200, -1, NULL},
     };
@@ -577,7 +413,7 @@ static void test_refused_start_is_retried(void **state)
 
 static void test_final_dead_letters_at_once(void **state)
 {
-    static const struct script s[] = {{TD_RESULT_FINAL, 404, -1, "no such function"}};
+    static const struct fake_script s[] = {{TD_RESULT_FINAL, 404, -1, "no such function"}};
 
     H.ctrg[0].delivery.retry = 5;
     H.sink[0].script = s;
@@ -617,7 +453,7 @@ static void test_final_dead_letters_at_once(void **state)
 
 static void test_retries_exhausted(void **state)
 {
-    static const struct script s[] = {{TD_RESULT_RETRY, 503, -1, "overloaded"}};
+    static const struct fake_script s[] = {{TD_RESULT_RETRY, 503, -1, "overloaded"}};
 
     H.ctrg[0].delivery.retry = 2;
     H.ctrg[0].delivery.backoff_delay_ms = 2;
@@ -642,7 +478,7 @@ static void test_retries_exhausted(void **state)
 
 static void test_retry_zero_dead_letters_after_one(void **state)
 {
-    static const struct script s[] = {{TD_RESULT_RETRY, 500, -1, NULL}};
+    static const struct fake_script s[] = {{TD_RESULT_RETRY, 500, -1, NULL}};
 
     H.ctrg[0].delivery.retry = 0;
     H.sink[0].script = s;
@@ -660,7 +496,7 @@ static void test_retry_zero_dead_letters_after_one(void **state)
 /* No answer at all (connection refused, timeout): the transport error is the error data. */
 static void test_transport_error_in_dead_letter(void **state)
 {
-    static const struct script s[] = {{TD_RESULT_RETRY, 0, -1, "connection refused"}};
+    static const struct fake_script s[] = {{TD_RESULT_RETRY, 0, -1, "connection refused"}};
 
     H.ctrg[0].delivery.retry = 1;
     H.ctrg[0].delivery.backoff_delay_ms = 1;
@@ -682,8 +518,8 @@ static void test_transport_error_in_dead_letter(void **state)
 
 static void test_failing_dead_letter_retried(void **state)
 {
-    static const struct script main_s[] = {{TD_RESULT_FINAL, 400, -1, "bad request"}};
-    static const struct script dl_s[] = {
+    static const struct fake_script main_s[] = {{TD_RESULT_FINAL, 400, -1, "bad request"}};
+    static const struct fake_script dl_s[] = {
         {TD_RESULT_RETRY, 0, -1, NULL},
         {TD_RESULT_FINAL, 500, -1, "dlq full"}, /* any failure of the target is retried */
         {TD_RESULT_OK, 0, -1, NULL},
@@ -721,8 +557,8 @@ static void test_failing_dead_letter_retried(void **state)
 
 static void test_dead_letter_down_keeps_message(void **state)
 {
-    static const struct script main_s[] = {{TD_RESULT_FINAL, 422, -1, NULL}};
-    static const struct script dl_s[] = {{TD_RESULT_RETRY, 0, -1, NULL}};
+    static const struct fake_script main_s[] = {{TD_RESULT_FINAL, 422, -1, NULL}};
+    static const struct fake_script dl_s[] = {{TD_RESULT_RETRY, 0, -1, NULL}};
 
     H.sink[0].script = main_s;
     H.sink[0].nscript = 1;
@@ -746,7 +582,7 @@ static void test_dead_letter_down_keeps_message(void **state)
 
 static void test_no_dead_letter_releases(void **state)
 {
-    static const struct script s[] = {{TD_RESULT_FINAL, 400, -1, NULL}};
+    static const struct fake_script s[] = {{TD_RESULT_FINAL, 400, -1, NULL}};
 
     H.ctrg[0].delivery.dead_letter = NULL;
     H.trg[0].dead_letter = NULL;
@@ -764,7 +600,7 @@ static void test_no_dead_letter_releases(void **state)
 
 static void test_no_dead_letter_exhausted_releases(void **state)
 {
-    static const struct script s[] = {{TD_RESULT_RETRY, 503, -1, NULL}};
+    static const struct fake_script s[] = {{TD_RESULT_RETRY, 503, -1, NULL}};
 
     H.ctrg[0].delivery.dead_letter = NULL;
     H.trg[0].dead_letter = NULL;
@@ -816,7 +652,7 @@ static void test_concurrency_limit(void **state)
 static void test_backoff_holds_no_slot(void **state)
 {
     /* A fails and waits 100 ms (Retry-After); with concurrency 1, B must go meanwhile */
-    static const struct script s[] = {
+    static const struct fake_script s[] = {
         {TD_RESULT_RETRY, 503, 100, NULL},
         {TD_RESULT_OK, 200, -1, NULL},
     };
@@ -890,7 +726,7 @@ static void test_fan_out_completes_once(void **state)
 
 static void test_fan_out_one_release_releases(void **state)
 {
-    static const struct script fail[] = {{TD_RESULT_FINAL, 400, -1, NULL}};
+    static const struct fake_script fail[] = {{TD_RESULT_FINAL, 400, -1, NULL}};
 
     fan_out_setup();
     H.ctrg[1].delivery.dead_letter = NULL;
@@ -1029,7 +865,7 @@ static struct td_msg *route_ordered(uint64_t gen, uint64_t lane)
 static void test_cancel_generation(void **state)
 {
     /* e1 fails once and waits 200 ms to retry; everything else succeeds after 30 ms */
-    static const struct script s[] = {
+    static const struct fake_script s[] = {
         {TD_RESULT_RETRY, 503, 200, NULL},
         {TD_RESULT_OK, 200, -1, NULL},
     };
