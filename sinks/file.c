@@ -199,7 +199,7 @@ static const struct td_sink_ops file_ops = {
     .destroy = destroy,
 };
 
-int td_sink_file_init(struct td_sink *k, char *err, size_t errlen)
+static int file_init(struct td_sink *k, char *err, size_t errlen)
 {
     const char *path = k->conf->file.path;
     struct file_sink *fs = calloc(1, sizeof(*fs));
@@ -229,3 +229,5 @@ int td_sink_file_init(struct td_sink *k, char *err, size_t errlen)
     snprintf(k->dest, sizeof(k->dest), "file://%s", path);
     return 0;
 }
+
+const struct td_sink_desc td_sink_file = {.name = "file", .kind = TD_SINK_FILE, .init = file_init};

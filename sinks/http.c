@@ -513,8 +513,9 @@ fail:
     return -1;
 }
 
-int td_sink_http_init(struct td_sink *k, struct td_http_client *http, char *err, size_t errlen)
+static int http_init(struct td_sink *k, char *err, size_t errlen)
 {
+    struct td_http_client *http = k->http;
     const struct td_conf_http_sink *conf = &k->conf->http;
     struct td_http_target t = {
         .mode = conf->mode,
@@ -564,3 +565,5 @@ int td_sink_http_init(struct td_sink *k, struct td_http_client *http, char *err,
     }
     return td_http_sink_setup(k, http, &t, err, errlen);
 }
+
+const struct td_sink_desc td_sink_http = {.name = "http", .kind = TD_SINK_HTTP, .init = http_init};

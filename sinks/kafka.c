@@ -187,7 +187,7 @@ static int set(rd_kafka_conf_t *conf, const char *key, const char *value, const 
     return 0;
 }
 
-int td_sink_kafka_init(struct td_sink *k, char *err, size_t errlen)
+static int kafka_init(struct td_sink *k, char *err, size_t errlen)
 {
     const struct td_conf_kafka_sink *conf = &k->conf->kafka;
     rd_kafka_conf_t *kc = NULL;
@@ -261,3 +261,6 @@ fail:
     k->ops = NULL;
     return -1;
 }
+
+const struct td_sink_desc td_sink_kafka = {
+    .name = "kafka", .kind = TD_SINK_KAFKA, .init = kafka_init};

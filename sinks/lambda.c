@@ -280,8 +280,9 @@ static bool plain_name(const char *s, const char *extra)
     return true;
 }
 
-int td_sink_lambda_init(struct td_sink *k, struct td_http_client *http, char *err, size_t errlen)
+static int lambda_init(struct td_sink *k, char *err, size_t errlen)
 {
+    struct td_http_client *http = k->http;
     const struct td_conf_lambda_sink *conf = &k->conf->lambda;
     struct lambda_sink *ls = NULL;
     const char *region = td_aws_region(conf);
@@ -375,3 +376,6 @@ fail:
     }
     return -1;
 }
+
+const struct td_sink_desc td_sink_lambda = {
+    .name = "lambda", .kind = TD_SINK_LAMBDA, .init = lambda_init};

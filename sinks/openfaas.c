@@ -12,8 +12,9 @@
 #include "http_sink.h"
 #include "sink.h"
 
-int td_sink_openfaas_init(struct td_sink *k, struct td_http_client *http, char *err, size_t errlen)
+static int openfaas_init(struct td_sink *k, char *err, size_t errlen)
 {
+    struct td_http_client *http = k->http;
     const struct td_conf_openfaas_sink *conf = &k->conf->openfaas;
     if (!conf->gateway || !conf->function) {
         snprintf(err, errlen, "sink '%s': openfaas needs gateway and function", k->name);
@@ -47,3 +48,6 @@ int td_sink_openfaas_init(struct td_sink *k, struct td_http_client *http, char *
              conf->async ? "async-function" : "function", conf->function);
     return td_http_sink_setup(k, http, &t, err, errlen);
 }
+
+const struct td_sink_desc td_sink_openfaas = {
+    .name = "openfaas", .kind = TD_SINK_OPENFAAS, .init = openfaas_init};

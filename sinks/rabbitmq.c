@@ -454,7 +454,7 @@ static const struct td_sink_ops rabbitmq_ops = {
     .destroy = destroy,
 };
 
-int td_sink_rabbitmq_init(struct td_sink *k, char *err, size_t errlen)
+static int rabbitmq_init(struct td_sink *k, char *err, size_t errlen)
 {
     const struct td_conf_rabbitmq_sink *conf = &k->conf->rabbitmq;
     struct rmq_sink *ks = calloc(1, sizeof(*ks));
@@ -495,3 +495,6 @@ fail:
     free(ks);
     return -1;
 }
+
+const struct td_sink_desc td_sink_rabbitmq = {
+    .name = "rabbitmq", .kind = TD_SINK_RABBITMQ, .init = rabbitmq_init};

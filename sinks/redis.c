@@ -374,7 +374,7 @@ static const struct td_sink_ops redis_ops = {
     .destroy = destroy,
 };
 
-int td_sink_redis_init(struct td_sink *k, char *err, size_t errlen)
+static int redis_init(struct td_sink *k, char *err, size_t errlen)
 {
     struct redis_sink *rs = calloc(1, sizeof(*rs));
     if (!rs) {
@@ -401,3 +401,6 @@ int td_sink_redis_init(struct td_sink *k, char *err, size_t errlen)
              k->conf->redis.stream);
     return 0;
 }
+
+const struct td_sink_desc td_sink_redis = {
+    .name = "redis", .kind = TD_SINK_REDIS, .init = redis_init};

@@ -1,5 +1,5 @@
-/* sink.c - what every sink shares: attempt bookkeeping, HTTP classification, the plugin
- * table. */
+/* sink.c - what every sink shares: attempt bookkeeping, HTTP classification, creating a
+ * sink through its kind's descriptor (registry.c). */
 #include "sink.h"
 
 #include <stdio.h>
@@ -61,52 +61,26 @@ enum td_result td_classify_http(int status, const int *retry_on, size_t nretry_o
     return TD_RESULT_FINAL;
 }
 
-static const char *const kind_names[] = {"http",  "openfaas", "lambda", "redis",
-                                         "kafka", "rabbitmq", "file"};
-
 struct td_sink *td_sink_new(const struct td_conf_sink *conf, struct td_loop *loop,
                             struct td_http_client *http, char *err, size_t errlen)
 {
+    const struct td_sink_desc *desc = td_sink_desc_for(conf->kind);
+    if (!desc) {
+        snprintf(err, errlen, "sink '%s': this kind of sink is not supported by this build yet",
+                 conf->name);
+        return NULL;
+    }
     struct td_sink *k = calloc(1, sizeof(*k));
     if (!k) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    k->desc = desc;
     k->conf = conf;
     k->name = conf->name;
     k->loop = loop;
-    int rc;
-    switch (conf->kind) {
-    case TD_SINK_HTTP:
-        rc = td_sink_http_init(k, http, err, errlen);
-        break;
-    case TD_SINK_REDIS:
-        rc = td_sink_redis_init(k, err, errlen);
-        break;
-    case TD_SINK_FILE:
-        rc = td_sink_file_init(k, err, errlen);
-        break;
-    case TD_SINK_RABBITMQ:
-        rc = td_sink_rabbitmq_init(k, err, errlen);
-        break;
-    case TD_SINK_KAFKA:
-        rc = td_sink_kafka_init(k, err, errlen);
-        break;
-    case TD_SINK_OPENFAAS:
-        rc = td_sink_openfaas_init(k, http, err, errlen);
-        break;
-    case TD_SINK_LAMBDA:
-        rc = td_sink_lambda_init(k, http, err, errlen);
-        break;
-    default:
-        snprintf(err, errlen, "sink '%s': %s sinks are not supported by this build yet", conf->name,
-                 (size_t)conf->kind < sizeof(kind_names) / sizeof(kind_names[0])
-                     ? kind_names[conf->kind]
-                     : "these");
-        rc = -1;
-        break;
-    }
-    if (rc < 0) {
+    k->http = http;
+    if (desc->init(k, err, errlen) < 0) {
         free(k);
         return NULL;
     }

@@ -75,30 +75,39 @@ struct td_sink_ops {
     void (*destroy)(struct td_sink *k);
 };
 
+struct td_http_client;
+
 struct td_sink {
-    const struct td_sink_ops *ops;
+    const struct td_sink_ops *ops; /* set by the descriptor's init */
+    const struct td_sink_desc *desc;
     const struct td_conf_sink *conf;
     const char *name; /* conf->name */
     char dest[256];   /* where it delivers, without credentials: knativeerrordest */
     struct td_loop *loop;
+    struct td_http_client *http; /* the loop's shared libcurl client, for HTTP-speaking sinks */
     void *impl;
 };
 
-struct td_http_client;
+/* A sink kind: one static descriptor in the plugin's own file, listed once in
+ * sinks/registry.c (the only place that names every sink). */
+struct td_sink_desc {
+    const char *name;       /* the trigger-file kind ("http"): messages, check, metrics */
+    enum td_sink_kind kind; /* the configuration's tag for it (config.h) */
+    /* Checks k->conf and fills k->ops (deliver, destroy: one kind may share another's, as
+     * openfaas shares http's), k->impl and k->dest; 0, or -1 with a message in err (then
+     * nothing is left to free). No I/O that blocks. Loop thread. */
+    int (*init)(struct td_sink *k, char *err, size_t errlen);
+};
 
-/* Creates the sink for conf->kind; NULL with a message in err. http is the loop's shared
- * libcurl client. Free with td_sink_free(). Loop thread. */
+/* The registry (registry.c). The descriptor of a kind, or NULL when this build has none. */
+const struct td_sink_desc *td_sink_desc_for(enum td_sink_kind kind);
+/* The kind's name, or NULL when this build has no such kind. */
+const char *td_sink_kind_name(enum td_sink_kind kind);
+
+/* Creates the sink for conf->kind through its descriptor; NULL with a message in err. http is
+ * the loop's shared libcurl client. Free with td_sink_free(). Loop thread. */
 struct td_sink *td_sink_new(const struct td_conf_sink *conf, struct td_loop *loop,
                             struct td_http_client *http, char *err, size_t errlen);
 void td_sink_free(struct td_sink *k);
-
-/* The plugins' constructors: fill k->impl and k->dest; 0 or -1 with a message. */
-int td_sink_http_init(struct td_sink *k, struct td_http_client *http, char *err, size_t errlen);
-int td_sink_redis_init(struct td_sink *k, char *err, size_t errlen);
-int td_sink_file_init(struct td_sink *k, char *err, size_t errlen);
-int td_sink_rabbitmq_init(struct td_sink *k, char *err, size_t errlen);
-int td_sink_kafka_init(struct td_sink *k, char *err, size_t errlen);
-int td_sink_openfaas_init(struct td_sink *k, struct td_http_client *http, char *err, size_t errlen);
-int td_sink_lambda_init(struct td_sink *k, struct td_http_client *http, char *err, size_t errlen);
 
 #endif

@@ -26,13 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "ce_batch.h"
 #include "ce_http.h"
 #include "cloudevent.h"
-#include "core.h"
 #include "http_server.h"
 #include "log.h"
 #include "loop.h"
@@ -67,10 +65,6 @@ struct ingress_msg {
 struct ingress {
     struct td_source *src;
     const struct td_conf_http_source *conf;
-    pthread_t thread;
-    bool started;
-    int stopfd;
-    atomic_bool quiesce;
     pthread_mutex_t mu;
     bool stopped;             /* under mu: no more suspensions */
     struct ingress_req *reqs; /* under mu: suspended requests */
@@ -219,7 +213,7 @@ static enum MHD_Result submit(struct ingress *in, struct ingress_req *r,
         tail = &im->msg.next;
     }
     pthread_mutex_lock(&in->mu);
-    if (in->stopped || atomic_load(&in->quiesce)) {
+    if (in->stopped || atomic_load(&in->src->quiesce)) {
         pthread_mutex_unlock(&in->mu);
         while (head) {
             struct td_msg *next = head->next;
@@ -323,7 +317,7 @@ static enum MHD_Result handle(void *arg, struct MHD_Connection *conn, const char
             return td_http_reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "POST CloudEvents here",
                                        0);
         }
-        if (atomic_load(&in->quiesce)) {
+        if (atomic_load(&in->src->quiesce)) {
             return td_http_reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", 1);
         }
         if (!authorized(in, conn)) {
@@ -437,7 +431,7 @@ static void drain_mailbox(struct ingress *in)
 static void *run(void *arg)
 {
     struct ingress *in = arg;
-    struct pollfd pfd[2] = {{.fd = in->stopfd, .events = POLLIN},
+    struct pollfd pfd[2] = {{.fd = in->src->stopfd, .events = POLLIN},
                             {.fd = in->src->mailbox_fd, .events = POLLIN}};
     for (;;) {
         if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
@@ -459,32 +453,18 @@ static void *run(void *arg)
 static int start(struct td_source *src)
 {
     struct ingress *in = src->impl;
-    if (pthread_create(&in->thread, NULL, run, in) != 0) {
-        td_log_error(NULL, src->name, NULL, "cannot start the source thread");
+    if (td_source_spawn(src, run, in) < 0) {
         return -1;
     }
-    in->started = true;
     atomic_store(&src->connected, true); /* the server listens before sources start */
     return 0;
-}
-
-static void quiesce(struct td_source *src)
-{
-    struct ingress *in = src->impl;
-    atomic_store(&in->quiesce, true);
 }
 
 static void stop(struct td_source *src)
 {
     struct ingress *in = src->impl;
-    atomic_store(&in->quiesce, true);
-    if (in->started) {
-        uint64_t one = 1;
-        ssize_t w = write(in->stopfd, &one, sizeof(one));
-        (void)w;
-        pthread_join(in->thread, NULL);
-        in->started = false;
-    }
+    atomic_store(&src->quiesce, true); /* also when the thread never started */
+    td_source_stop_thread(src);
     /* What is still in flight stays unanswered by the core: the caller must retry it. */
     pthread_mutex_lock(&in->mu);
     in->stopped = true;
@@ -502,9 +482,6 @@ static void destroy(struct td_source *src)
         return;
     }
     stop(src);
-    if (in->stopfd >= 0) {
-        close(in->stopfd);
-    }
     pthread_mutex_destroy(&in->mu);
     free(in);
     src->impl = NULL;
@@ -512,9 +489,8 @@ static void destroy(struct td_source *src)
 
 static int init(struct td_source *src, char *err, size_t errlen)
 {
-    struct td_core *core = src->core;
     struct ingress *in = NULL;
-    if (!core || !core->httpd) {
+    if (!src->httpd) {
         snprintf(err, errlen, "source '%s': an http source needs daemon.http.listen", src->name);
         goto fail;
     }
@@ -526,17 +502,10 @@ static int init(struct td_source *src, char *err, size_t errlen)
     in->src = src;
     in->conf = &src->conf->http;
     pthread_mutex_init(&in->mu, NULL);
-    in->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (in->stopfd < 0) {
-        snprintf(err, errlen, "source '%s': eventfd failed", src->name);
-        pthread_mutex_destroy(&in->mu);
-        goto fail;
-    }
     if (!in->conf->path || in->conf->path[0] != '/' ||
-        td_http_server_route(core->httpd, in->conf->path, handle, request_done, in) < 0) {
+        td_http_server_route(src->httpd, in->conf->path, handle, request_done, in) < 0) {
         snprintf(err, errlen, "source '%s': path '%s' must start with '/' and be unique", src->name,
                  in->conf->path ? in->conf->path : "");
-        close(in->stopfd);
         pthread_mutex_destroy(&in->mu);
         goto fail;
     }
@@ -549,9 +518,10 @@ fail:
 
 const struct td_source_ops td_source_http_ops = {
     .name = "http",
+    .kind = TD_SOURCE_HTTP,
     .init = init,
     .start = start,
-    .quiesce = quiesce,
+    .quiesce = td_source_quiesce,
     .stop = stop,
     .destroy = destroy,
 };

@@ -8,7 +8,7 @@
  * done: shutdown, no dead-letter target) stops its partition's store where it is, while the
  * completions before it still advance it. Outside shutdown, the partition is then read again
  * from it after a backoff (1 s doubling to 60 s), as AWS Lambda's event source mapping does:
- * what the core has not started of the partition is cancelled (td_core_cancel), the partition
+ * what the core has not started of the partition is cancelled (td_source_cancel), the partition
  * is paused, and once its running attempts finished it is sought back to the first unfinished
  * offset under a new generation. Only that partition waits; its committed offset stays at the
  * record.
@@ -42,12 +42,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "ce_kafka.h"
 #include "cloudevent.h"
-#include "core.h"
 #include "kafka_log.h"
 #include "log.h"
 #include "loop.h"
@@ -107,14 +105,9 @@ struct kafka_source {
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue; /* the consumer queue */
     int qpipe[2];            /* written by librdkafka when the queue gets events */
-    int stopfd;
-    pthread_t thread;
-    bool started;
-    atomic_bool quiesce;
-    atomic_bool stop;
-    bool stopping;     /* the thread is on its way out: revoke waits for nothing */
-    bool paused;       /* backpressure: every partition paused */
-    int64_t dry_since; /* out of credit (not paused yet) since then, 0 if not */
+    bool stopping;           /* the thread is on its way out: revoke waits for nothing */
+    bool paused;             /* backpressure: every partition paused */
+    int64_t dry_since;       /* out of credit (not paused yet) since then, 0 if not */
     struct part *parts;
     uint64_t next_gen;
     int64_t next_lag_ms;    /* when report_lag runs next */
@@ -272,20 +265,32 @@ static void store_offsets(struct kafka_source *ks)
     rd_kafka_topic_partition_list_destroy(list);
 }
 
+/* A record's message: td_msg first (td_msg_free frees the block), then its offset, which
+ * only this source reads back from its mailbox. */
+struct kafka_msg {
+    struct td_msg msg;
+    int64_t offset;
+};
+
+static int64_t msg_offset(const struct td_msg *msg)
+{
+    return ((const struct kafka_msg *)msg)->offset;
+}
+
 /* A record of p was released (failed for good without a dead_letter target, or the
  * dead-letter could not be built): like AWS Lambda's event source mapping, the partition is
  * read again from it after a backoff, and only what is behind it in the partition waits (its
  * committed offset stays at it). What the core has not started of the partition is cancelled
  * at once; the seek waits for what is running. */
-static void schedule_redelivery(struct kafka_source *ks, struct part *p, const struct td_msg *msg)
+static void schedule_redelivery(struct kafka_source *ks, struct part *p, int64_t offset)
 {
-    if (p->redeliver_at != 0 || p->revoking || ks->stopping || atomic_load(&ks->quiesce)) {
+    if (p->redeliver_at != 0 || p->revoking || ks->stopping || atomic_load(&ks->src->quiesce)) {
         return;
     }
     /* The partition is read again from its first unfinished record: with ordered lanes the
      * records queued behind a released one are released with it (and may reach this mailbox
-     * first), so the record named and counted is that first one, not msg. */
-    int64_t from = p->head < p->tail ? p->ring[p->head].offset : msg->offset;
+     * first), so the record named and counted is that first one, not offset's. */
+    int64_t from = p->head < p->tail ? p->ring[p->head].offset : offset;
     if (p->redeliveries > 0 && p->redeliver_offset == from) {
         p->redeliveries++;
     } else {
@@ -299,7 +304,7 @@ static void schedule_redelivery(struct kafka_source *ks, struct part *p, const s
     wait = wait > REDELIVER_MAX ? REDELIVER_MAX : wait;
     int64_t now = td_now_ms();
     p->redeliver_at = now + wait;
-    td_core_cancel(ks->src->core, ks->src, p->gen);
+    td_source_cancel(ks->src, p->gen);
     if (p->logged_at == 0 || now - p->logged_at >= REDELIVER_LOG) {
         td_log_warn(NULL, ks->src->name, NULL,
                     "released (failed for good, no dead_letter): %s/%" PRId32
@@ -366,9 +371,9 @@ static void drain_mailbox(struct kafka_source *ks)
         }
         if (p && p->assigned) {
             /* Completions before a released record still advance the store up to it. */
-            part_done(p, done->offset, done->release);
+            part_done(p, msg_offset(done), done->release);
             if (done->release) {
-                schedule_redelivery(ks, p, done);
+                schedule_redelivery(ks, p, msg_offset(done));
             } else {
                 acked++;
             }
@@ -490,7 +495,7 @@ static void apply_pause(struct kafka_source *ks)
             continue;
         }
         bool want = ks->paused || part_pending(p) >= MAX_TRACKED || p->redeliver_at != 0 ||
-                    atomic_load(&ks->quiesce);
+                    atomic_load(&ks->src->quiesce);
         if (want && !p->paused) {
             rd_kafka_topic_partition_list_add(pause, p->topic, p->partition);
         } else if (!want && p->paused) {
@@ -598,7 +603,7 @@ static void cancel_revoked(struct kafka_source *ks, const rd_kafka_topic_partiti
         if (p && p->assigned) {
             p->revoking = true;
             if (p->unfinished > 0) {
-                td_core_cancel(ks->src->core, ks->src, p->gen);
+                td_source_cancel(ks->src, p->gen);
             }
         }
     }
@@ -731,7 +736,8 @@ static struct td_msg *record_to_msg(struct kafka_source *ks, const rd_kafka_mess
     const void **values = NULL;
     size_t *lens = NULL;
     char *ce_source = NULL;
-    struct td_msg *msg = calloc(1, sizeof(*msg));
+    struct kafka_msg *km = calloc(1, sizeof(*km));
+    struct td_msg *msg = km ? &km->msg : NULL;
     if (!msg) {
         goto fail;
     }
@@ -789,8 +795,7 @@ static struct td_msg *record_to_msg(struct kafka_source *ks, const rd_kafka_mess
     }
     msg->received_ms = td_now_ms();
     msg->ordered = true;
-    msg->partition = rm->partition;
-    msg->offset = rm->offset;
+    km->offset = rm->offset;
     msg->gen = p->gen;
     uint64_t h = fnv(1469598103934665603ull, topic, strlen(topic) + 1);
     h = fnv(h, &rm->partition, sizeof(rm->partition));
@@ -841,7 +846,7 @@ static void poll_records(struct kafka_source *ks)
         ks->last_error[0] = '\0';
         const char *topic = rd_kafka_topic_name(rm->rkt);
         struct part *p = part_find(ks, topic, rm->partition);
-        if (!p || !p->assigned || p->redeliver_at != 0 || atomic_load(&ks->quiesce)) {
+        if (!p || !p->assigned || p->redeliver_at != 0 || atomic_load(&ks->src->quiesce)) {
             /* revoked meanwhile, stopping, or to be read again from an earlier record */
             rd_kafka_message_destroy(rm);
             continue;
@@ -853,9 +858,8 @@ static void poll_records(struct kafka_source *ks)
                          "out of memory at %s/%" PRId32 "/%" PRId64 "; it will be redelivered",
                          topic, rm->partition, rm->offset);
             if (tracked) {
-                struct td_msg stub = {.offset = rm->offset};
                 part_done(p, rm->offset, true);
-                schedule_redelivery(ks, p, &stub);
+                schedule_redelivery(ks, p, rm->offset);
             } else {
                 p->stuck = true; /* not tracked: nothing may be stored past it any more */
             }
@@ -911,7 +915,7 @@ static void *run(void *arg)
     struct kafka_source *ks = arg;
     int64_t next_probe = 0;
     int64_t next_drain = 0;
-    while (!atomic_load(&ks->stop)) {
+    while (!atomic_load(&ks->src->stop)) {
         if (!atomic_load(&ks->src->connected) && td_now_ms() >= next_probe) {
             probe(ks);
             next_probe = td_now_ms() + 1000;
@@ -935,7 +939,7 @@ static void *run(void *arg)
         now = td_now_ms();
         bool drain_due = now >= next_drain || ks->paused || dry;
         int timeout = drain_due ? 100 : (int)(next_drain - now);
-        struct pollfd pfd[3] = {{.fd = ks->stopfd, .events = POLLIN},
+        struct pollfd pfd[3] = {{.fd = ks->src->stopfd, .events = POLLIN},
                                 {.fd = ks->qpipe[0], .events = POLLIN},
                                 {.fd = ks->src->mailbox_fd, .events = POLLIN}};
         /* The timeout is a safety net: librdkafka signals the pipe when its queue gets
@@ -967,19 +971,7 @@ static void *run(void *arg)
 static int start(struct td_source *src)
 {
     struct kafka_source *ks = src->impl;
-    return td_source_spawn(src, &ks->thread, &ks->started, run, ks);
-}
-
-static void quiesce(struct td_source *src)
-{
-    struct kafka_source *ks = src->impl;
-    atomic_store(&ks->quiesce, true);
-}
-
-static void stop(struct td_source *src)
-{
-    struct kafka_source *ks = src->impl;
-    td_source_stop_thread(&ks->thread, &ks->started, &ks->quiesce, &ks->stop, ks->stopfd);
+    return td_source_spawn(src, run, ks);
 }
 
 static void destroy(struct td_source *src)
@@ -988,7 +980,7 @@ static void destroy(struct td_source *src)
     if (!ks) {
         return;
     }
-    stop(src);
+    td_source_stop_thread(src);
     if (ks->queue) {
         rd_kafka_queue_destroy(ks->queue);
     }
@@ -1006,9 +998,6 @@ static void destroy(struct td_source *src)
         if (ks->qpipe[i] >= 0) {
             close(ks->qpipe[i]);
         }
-    }
-    if (ks->stopfd >= 0) {
-        close(ks->stopfd);
     }
     free(ks->ce_source_prefix);
     free(ks);
@@ -1031,10 +1020,14 @@ static int init(struct td_source *src, char *err, size_t errlen);
 
 const struct td_source_ops td_source_kafka_ops = {
     .name = "kafka",
+    .kind = TD_SOURCE_KAFKA,
+    .backlog_metric = "triggerd_kafka_consumer_lag",
+    .backlog_help =
+        "Messages between the committed offsets and the end of the assigned partitions.",
     .init = init,
     .start = start,
-    .quiesce = quiesce,
-    .stop = stop,
+    .quiesce = td_source_quiesce,
+    .stop = td_source_stop_thread,
     .destroy = destroy,
 };
 
@@ -1051,7 +1044,6 @@ static int init(struct td_source *src, char *err, size_t errlen)
     ks->src = src;
     ks->conf = conf;
     ks->qpipe[0] = ks->qpipe[1] = -1;
-    ks->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (!conf->brokers || conf->ntopics == 0) {
         snprintf(err, errlen, "source '%s': kafka needs brokers and topics", src->name);
         goto fail;
@@ -1064,8 +1056,7 @@ static int init(struct td_source *src, char *err, size_t errlen)
     size_t plen = strlen(conf->brokers) + 16;
     ks->ce_source_prefix = malloc(plen);
     kc = rd_kafka_conf_new();
-    if (ks->stopfd < 0 || !ks->ce_source_prefix || !kc ||
-        pipe2(ks->qpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+    if (!ks->ce_source_prefix || !kc || pipe2(ks->qpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         snprintf(err, errlen, "source '%s': out of memory or descriptors", src->name);
         goto fail;
     }

@@ -43,17 +43,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <unistd.h>
 
 #include "amqp_util.h"
 #include "ce_amqp.h"
-#include "check.h"
 #include "cloudevent.h"
 #include "deadletter.h"
 #include "log.h"
 #include "loop.h"
+#include "rabbitmq_source.h"
 #include "source.h"
 
 #define DEFAULT_TYPE       "dev.triggerd.rabbitmq.message"
@@ -73,6 +72,18 @@ struct slot {
     enum slot_state state;
 };
 
+/* A delivery's message: td_msg first (td_msg_free frees the block), then the delivery tag,
+ * valid on the channel of generation msg.gen, which only this source reads back. */
+struct rmq_msg {
+    struct td_msg msg;
+    uint64_t tag;
+};
+
+static uint64_t msg_tag(const struct td_msg *msg)
+{
+    return ((const struct rmq_msg *)msg)->tag;
+}
+
 /* One message of the local delivery counter. */
 struct seen {
     uint64_t key; /* 0: free */
@@ -86,11 +97,6 @@ struct rmq_source {
     struct td_amqp_addr addr;
     char *ce_source;
     char where[300]; /* amqp://host:port/vhost queue, for logs */
-    pthread_t thread;
-    bool started;
-    atomic_bool quiesce;
-    atomic_bool stop;
-    int stopfd;
     amqp_connection_state_t conn;
     uint64_t gen;
     bool cancelled;   /* basic.cancel sent while quiescing */
@@ -379,6 +385,14 @@ static uint32_t count_delivery(struct rmq_source *rs, const amqp_envelope_t *env
     return e->count;
 }
 
+int td_rabbitmq_window(const struct td_conf_source *src)
+{
+    int max = src->max_inflight > 0 ? src->max_inflight : 1000;
+    int prefetch = src->rabbitmq.prefetch;
+    int window = prefetch > 0 && prefetch < max ? prefetch : max;
+    return window > 65535 ? 65535 : window;
+}
+
 /* The wait before a released message goes back to the queue. */
 static int64_t requeue_delay(const struct rmq_source *rs, uint32_t delivered)
 {
@@ -474,11 +488,11 @@ static void drain_mailbox(struct rmq_source *rs)
     bool any = false;
     while (done) {
         struct td_msg *next = done->next;
-        struct slot *s = rs->conn && done->gen == rs->gen ? find_slot(rs, done->tag) : NULL;
+        struct slot *s = rs->conn && done->gen == rs->gen ? find_slot(rs, msg_tag(done)) : NULL;
         if (!s) {
             rs->stale++; /* its channel is gone: the broker redelivers it */
-        } else if (done->release && atomic_load(&rs->quiesce)) {
-            nack(rs, done->tag, true); /* stopping: back to the queue at once */
+        } else if (done->release && atomic_load(&rs->src->quiesce)) {
+            nack(rs, msg_tag(done), true); /* stopping: back to the queue at once */
             s->state = S_SETTLED;
         } else if (done->release) {
             /* held, then requeued by requeue_due: not straight back to a failing function */
@@ -488,7 +502,7 @@ static void drain_mailbox(struct rmq_source *rs)
                 rs->next_due = s->due_ms;
             }
         } else if (done->reject) {
-            nack(rs, done->tag, false);
+            nack(rs, msg_tag(done), false);
             s->state = S_SETTLED;
             seen_forget(rs, s->key);
             atomic_fetch_add(&rs->src->acked, 1);
@@ -563,7 +577,8 @@ static int set_wrapped_id(struct rmq_source *rs, const amqp_envelope_t *env, str
 
 static struct td_msg *to_msg(struct rmq_source *rs, const amqp_envelope_t *env)
 {
-    struct td_msg *msg = calloc(1, sizeof(*msg));
+    struct rmq_msg *rm = calloc(1, sizeof(*rm));
+    struct td_msg *msg = rm ? &rm->msg : NULL;
     char err[256] = "";
     char coord[96];
     if (!msg) {
@@ -585,7 +600,7 @@ static struct td_msg *to_msg(struct rmq_source *rs, const amqp_envelope_t *env)
         td_msg_free(msg);
         return NULL;
     }
-    msg->tag = env->delivery_tag;
+    rm->tag = env->delivery_tag;
     msg->gen = rs->gen;
     msg->received_ms = td_now_ms();
     return msg;
@@ -631,7 +646,7 @@ static void other_frame(struct rmq_source *rs)
         return;
     }
     case AMQP_BASIC_CANCEL_METHOD:
-        if (!atomic_load(&rs->quiesce)) {
+        if (!atomic_load(&rs->src->quiesce)) {
             report(rs, "the broker cancelled the consumer (queue deleted?)");
             disconnect(rs, true);
         }
@@ -646,7 +661,7 @@ static void read_ready(struct rmq_source *rs)
 {
     struct td_msg *head = NULL, **tail = &head;
     int n = 0;
-    bool quiescing = atomic_load(&rs->quiesce);
+    bool quiescing = atomic_load(&rs->src->quiesce);
     while (rs->conn && n < READ_BATCH) {
         amqp_envelope_t env;
         struct timeval zero = {0, 0};
@@ -695,10 +710,10 @@ static void read_ready(struct rmq_source *rs)
 
 static void wait_backoff(struct rmq_source *rs, int64_t ms)
 {
-    struct pollfd pfd[2] = {{.fd = rs->stopfd, .events = POLLIN},
+    struct pollfd pfd[2] = {{.fd = rs->src->stopfd, .events = POLLIN},
                             {.fd = rs->src->mailbox_fd, .events = POLLIN}};
     int64_t until = td_now_ms() + ms;
-    while (!atomic_load(&rs->stop)) {
+    while (!atomic_load(&rs->src->stop)) {
         int64_t left = until - td_now_ms();
         if (left <= 0) {
             return;
@@ -728,9 +743,9 @@ static void *run(void *arg)
     int64_t backoff = 100;
     int tick = rs->conf->heartbeat > 0 ? rs->conf->heartbeat * 1000 / 4 : 1000;
     tick = tick > 1000 ? 1000 : (tick < 50 ? 50 : tick);
-    while (!atomic_load(&rs->stop)) {
+    while (!atomic_load(&rs->src->stop)) {
         if (!rs->conn) {
-            if (atomic_load(&rs->quiesce)) {
+            if (atomic_load(&rs->src->quiesce)) {
                 wait_backoff(rs, 100); /* stopping: nothing to reconnect for */
                 continue;
             }
@@ -742,7 +757,7 @@ static void *run(void *arg)
             backoff = 100;
         }
         drain_mailbox(rs);
-        bool quiescing = atomic_load(&rs->quiesce);
+        bool quiescing = atomic_load(&rs->src->quiesce);
         requeue_due(rs, quiescing);
         if (!rs->conn) {
             continue;
@@ -759,13 +774,13 @@ static void *run(void *arg)
             int64_t left = rs->next_due - td_now_ms();
             wait = left <= 0 ? 0 : left < wait ? (int)left : wait;
         }
-        struct pollfd pfd[3] = {{.fd = rs->stopfd, .events = POLLIN},
+        struct pollfd pfd[3] = {{.fd = rs->src->stopfd, .events = POLLIN},
                                 {.fd = rs->src->mailbox_fd, .events = POLLIN},
                                 {.fd = amqp_get_sockfd(rs->conn), .events = POLLIN}};
         if (poll(pfd, 3, wait) < 0 && errno != EINTR) {
             break;
         }
-        if (atomic_load(&rs->stop)) {
+        if (atomic_load(&rs->src->stop)) {
             break;
         }
         /* Even after a timeout: the library call is what sends and checks heartbeats. */
@@ -786,22 +801,15 @@ static void *run(void *arg)
 static int start(struct td_source *src)
 {
     struct rmq_source *rs = src->impl;
-    return td_source_spawn(src, &rs->thread, &rs->started, run, rs);
+    return td_source_spawn(src, run, rs);
 }
 
 static void quiesce(struct td_source *src)
 {
-    struct rmq_source *rs = src->impl;
-    atomic_store(&rs->quiesce, true);
+    td_source_quiesce(src);
     uint64_t one = 1;
     ssize_t w = write(src->mailbox_fd, &one, sizeof(one)); /* wake the thread to cancel */
     (void)w;
-}
-
-static void stop(struct td_source *src)
-{
-    struct rmq_source *rs = src->impl;
-    td_source_stop_thread(&rs->thread, &rs->started, &rs->quiesce, &rs->stop, rs->stopfd);
 }
 
 static void destroy(struct td_source *src)
@@ -810,15 +818,12 @@ static void destroy(struct td_source *src)
     if (!rs) {
         return;
     }
-    stop(src);
+    td_source_stop_thread(src);
     disconnect(rs, false);
     td_amqp_addr_free(&rs->addr);
     free(rs->ce_source);
     free(rs->out);
     free(rs->seen);
-    if (rs->stopfd >= 0) {
-        close(rs->stopfd);
-    }
     free(rs);
     src->impl = NULL;
 }
@@ -827,10 +832,11 @@ static int init(struct td_source *src, char *err, size_t errlen);
 
 const struct td_source_ops td_source_rabbitmq_ops = {
     .name = "rabbitmq",
+    .kind = TD_SOURCE_RABBITMQ,
     .init = init,
     .start = start,
     .quiesce = quiesce,
-    .stop = stop,
+    .stop = td_source_stop_thread,
     .destroy = destroy,
 };
 
@@ -845,7 +851,6 @@ static int init(struct td_source *src, char *err, size_t errlen)
     }
     rs->src = src;
     rs->conf = conf;
-    rs->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     rs->seen = calloc(SEEN_SLOTS, sizeof(*rs->seen)); /* NULL: counts start at 1 or 2 */
     if (td_amqp_addr_parse(conf->url, false, &rs->addr, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "source '%s': %s", src->name, why);
@@ -855,7 +860,7 @@ static int init(struct td_source *src, char *err, size_t errlen)
     snprintf(rs->where, sizeof(rs->where), "%s queue %s", base, conf->queue);
     size_t len = strlen(base) + strlen(conf->queue) + 2;
     rs->ce_source = malloc(len);
-    if (!rs->ce_source || rs->stopfd < 0) {
+    if (!rs->ce_source) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -866,9 +871,6 @@ fail:
     td_amqp_addr_free(&rs->addr);
     free(rs->ce_source);
     free(rs->seen);
-    if (rs->stopfd >= 0) {
-        close(rs->stopfd);
-    }
     free(rs);
     return -1;
 }

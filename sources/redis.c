@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "ce_redis.h"
@@ -50,11 +49,6 @@ struct redis_source {
     struct td_redis_addr addr;
     int db;
     char *ce_source; /* the CloudEvents source of wrapped entries */
-    pthread_t thread;
-    bool started;
-    atomic_bool quiesce;
-    atomic_bool stop;
-    int stopfd;
     redisContext *rd;
     redisContext *ack;
     bool outstanding;      /* an XREADGROUP is in flight on rd */
@@ -535,7 +529,7 @@ static void handle_read_reply(struct redis_source *rs, redisReply *r)
         return;
     }
     size_t seen = 0;
-    if (r->type == REDIS_REPLY_ARRAY && !atomic_load(&rs->quiesce)) {
+    if (r->type == REDIS_REPLY_ARRAY && !atomic_load(&rs->src->quiesce)) {
         for (size_t i = 0; i < r->elements; i++) {
             const redisReply *stream = r->element[i];
             if (stream->type == REDIS_REPLY_ARRAY && stream->elements == 2 &&
@@ -547,7 +541,7 @@ static void handle_read_reply(struct redis_source *rs, redisReply *r)
             }
         }
     }
-    if (rs->own_pending && seen == 0 && !atomic_load(&rs->quiesce)) {
+    if (rs->own_pending && seen == 0 && !atomic_load(&rs->src->quiesce)) {
         rs->own_pending = false; /* caught up with what a previous run left: now new entries */
     }
 }
@@ -577,7 +571,7 @@ static void read_ready(struct redis_source *rs)
 static void reap(struct redis_source *rs)
 {
     int credit = td_source_credit(rs->src);
-    if (!rs->ack || credit <= 0 || atomic_load(&rs->quiesce)) {
+    if (!rs->ack || credit <= 0 || atomic_load(&rs->src->quiesce)) {
         return;
     }
     char idle[24], count[16];
@@ -737,10 +731,10 @@ static int64_t reap_interval(const struct redis_source *rs)
 
 static void wait_backoff(struct redis_source *rs, int64_t ms)
 {
-    struct pollfd pfd[2] = {{.fd = rs->stopfd, .events = POLLIN},
+    struct pollfd pfd[2] = {{.fd = rs->src->stopfd, .events = POLLIN},
                             {.fd = rs->src->mailbox_fd, .events = POLLIN}};
     int64_t until = td_now_ms() + ms;
-    while (!atomic_load(&rs->stop)) {
+    while (!atomic_load(&rs->src->stop)) {
         int64_t left = until - td_now_ms();
         if (left <= 0) {
             return;
@@ -757,7 +751,7 @@ static void *run(void *arg)
     struct redis_source *rs = arg;
     int64_t backoff = 100;
     rs->next_reap_ms = td_now_ms();
-    while (!atomic_load(&rs->stop)) {
+    while (!atomic_load(&rs->src->stop)) {
         if (!rs->rd) {
             if (connect_both(rs) < 0) {
                 wait_backoff(rs, backoff);
@@ -783,7 +777,7 @@ static void *run(void *arg)
             }
         }
         int credit = td_source_credit(rs->src);
-        if (!rs->outstanding && credit > 0 && !atomic_load(&rs->quiesce)) {
+        if (!rs->outstanding && credit > 0 && !atomic_load(&rs->src->quiesce)) {
             int batch = rs->conf->batch > 0 ? rs->conf->batch : 100;
             if (send_read(rs, credit < batch ? credit : batch) < 0) {
                 report(rs, rs->rd->errstr[0] ? rs->rd->errstr : "write failed");
@@ -791,7 +785,7 @@ static void *run(void *arg)
                 continue;
             }
         }
-        struct pollfd pfd[3] = {{.fd = rs->stopfd, .events = POLLIN},
+        struct pollfd pfd[3] = {{.fd = rs->src->stopfd, .events = POLLIN},
                                 {.fd = rs->src->mailbox_fd, .events = POLLIN},
                                 {.fd = rs->outstanding ? rs->rd->fd : -1, .events = POLLIN}};
         int64_t timeout = 1000;
@@ -826,19 +820,7 @@ static void *run(void *arg)
 static int start(struct td_source *src)
 {
     struct redis_source *rs = src->impl;
-    return td_source_spawn(src, &rs->thread, &rs->started, run, rs);
-}
-
-static void quiesce(struct td_source *src)
-{
-    struct redis_source *rs = src->impl;
-    atomic_store(&rs->quiesce, true);
-}
-
-static void stop(struct td_source *src)
-{
-    struct redis_source *rs = src->impl;
-    td_source_stop_thread(&rs->thread, &rs->started, &rs->quiesce, &rs->stop, rs->stopfd);
+    return td_source_spawn(src, run, rs);
 }
 
 static void destroy(struct td_source *src)
@@ -847,7 +829,7 @@ static void destroy(struct td_source *src)
     if (!rs) {
         return;
     }
-    stop(src);
+    td_source_stop_thread(src);
     for (size_t i = 0; i < rs->nunacked; i++) {
         free(rs->unacked[i]);
     }
@@ -855,9 +837,6 @@ static void destroy(struct td_source *src)
     id_set_free(&rs->inflight);
     td_redis_addr_free(&rs->addr);
     free(rs->ce_source);
-    if (rs->stopfd >= 0) {
-        close(rs->stopfd);
-    }
     free(rs);
     src->impl = NULL;
 }
@@ -866,10 +845,13 @@ static int init(struct td_source *src, char *err, size_t errlen);
 
 const struct td_source_ops td_source_redis_ops = {
     .name = "redis",
+    .kind = TD_SOURCE_REDIS,
+    .backlog_metric = "triggerd_redis_pending_messages",
+    .backlog_help = "Entries pending in the consumer group (XPENDING), as the source last saw it.",
     .init = init,
     .start = start,
-    .quiesce = quiesce,
-    .stop = stop,
+    .quiesce = td_source_quiesce,
+    .stop = td_source_stop_thread,
     .destroy = destroy,
 };
 
@@ -883,7 +865,6 @@ static int init(struct td_source *src, char *err, size_t errlen)
     }
     rs->src = src;
     rs->conf = conf;
-    rs->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     char why[200];
     if (td_redis_addr_parse(conf->url, &rs->addr, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "source '%s': %s", src->name, why);
@@ -899,7 +880,7 @@ static int init(struct td_source *src, char *err, size_t errlen)
     snprintf(ce_source, sizeof(ce_source), "redis://%s:%d/%d/%s", rs->addr.host, rs->addr.port,
              rs->db, conf->stream);
     rs->ce_source = strdup(ce_source);
-    if (!rs->ce_source || rs->stopfd < 0) {
+    if (!rs->ce_source) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -908,9 +889,6 @@ static int init(struct td_source *src, char *err, size_t errlen)
 fail:
     td_redis_addr_free(&rs->addr);
     free(rs->ce_source);
-    if (rs->stopfd >= 0) {
-        close(rs->stopfd);
-    }
     free(rs);
     return -1;
 }

@@ -1,4 +1,5 @@
-/* source.c - what every source shares: the mailbox, credits, and the plugin table. */
+/* source.c - what every source shares: the mailbox, credits, the thread, and creating a source
+ * through its kind's descriptor (registry.c). */
 #include "source.h"
 
 #include <stdio.h>
@@ -22,53 +23,47 @@ void td_msg_free(struct td_msg *msg)
     free(msg);
 }
 
-static const struct td_source_ops *ops_for(enum td_source_kind kind)
+/* The part of a source every kind shares: counters, the done list and its mailbox. NULL with a
+ * message in err on failure. The caller frees with td_source_free(). */
+static struct td_source *source_alloc(const char *name, char *err, size_t errlen)
 {
-    switch (kind) {
-    case TD_SOURCE_REDIS:
-        return &td_source_redis_ops;
-    case TD_SOURCE_HTTP:
-        return &td_source_http_ops;
-    case TD_SOURCE_KAFKA:
-        return &td_source_kafka_ops;
-    case TD_SOURCE_RABBITMQ:
-        return &td_source_rabbitmq_ops;
-    default:
-        return NULL;
-    }
-}
-
-static const char *const kind_names[] = {"redis", "kafka", "rabbitmq", "http"};
-
-struct td_source *td_source_new(const struct td_conf_source *conf, td_emit_fn emit, void *core,
-                                char *err, size_t errlen)
-{
-    const struct td_source_ops *ops = ops_for(conf->kind);
-    if (!ops) {
-        snprintf(
-            err, errlen, "source '%s': %s sources are not supported by this build yet", conf->name,
-            (size_t)conf->kind < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[conf->kind]
-                                                                            : "these");
-        return NULL;
-    }
     struct td_source *src = calloc(1, sizeof(*src));
     if (!src) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    src->ops = ops;
-    src->conf = conf;
-    src->name = conf->name;
-    src->emit = emit;
-    src->core = core;
+    src->name = name;
     atomic_store(&src->backlog, -1);
+    src->stopfd = -1;
     pthread_mutex_init(&src->mu, NULL);
     src->mailbox_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (src->mailbox_fd < 0) {
-        snprintf(err, errlen, "source '%s': eventfd failed", conf->name);
+        snprintf(err, errlen, "source '%s': eventfd failed", name);
         td_source_free(src);
         return NULL;
     }
+    return src;
+}
+
+struct td_source *td_source_new(const struct td_conf_source *conf,
+                                const struct td_source_host *host, char *err, size_t errlen)
+{
+    const struct td_source_ops *ops = td_source_ops_for(conf->kind);
+    if (!ops) {
+        snprintf(err, errlen, "source '%s': this kind of source is not supported by this build yet",
+                 conf->name);
+        return NULL;
+    }
+    struct td_source *src = source_alloc(conf->name, err, errlen);
+    if (!src) {
+        return NULL;
+    }
+    src->ops = ops;
+    src->conf = conf;
+    src->emit = host->emit;
+    src->cancel = host->cancel;
+    src->core = host->core;
+    src->httpd = host->httpd;
     if (ops->init(src, err, errlen) < 0) {
         src->ops = NULL; /* nothing for destroy to free */
         td_source_free(src);
@@ -109,6 +104,13 @@ void td_source_emit(struct td_source *src, struct td_msg *batch)
     atomic_fetch_add(&src->inflight, n);
     atomic_fetch_add(&src->received, n);
     src->emit(src->core, batch);
+}
+
+void td_source_cancel(struct td_source *src, uint64_t gen)
+{
+    if (src->cancel) {
+        src->cancel(src->core, src, gen);
+    }
 }
 
 int td_source_credit(struct td_source *src)
@@ -161,33 +163,45 @@ void td_source_complete(struct td_source *src, struct td_msg *msg, enum td_outco
     }
 }
 
-int td_source_spawn(struct td_source *src, pthread_t *thread, bool *started, void *(*fn)(void *),
-                    void *arg)
+int td_source_spawn(struct td_source *src, void *(*fn)(void *), void *arg)
 {
-    if (*started) {
+    if (src->started) {
         return 0;
     }
-    if (pthread_create(thread, NULL, fn, arg) != 0) {
-        td_log_error(NULL, src->name, NULL, "cannot start the source thread");
+    src->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (src->stopfd < 0) {
+        td_log_error(NULL, src->name, NULL, "cannot start the source thread: eventfd failed");
         return -1;
     }
-    *started = true;
+    if (pthread_create(&src->thread, NULL, fn, arg) != 0) {
+        td_log_error(NULL, src->name, NULL, "cannot start the source thread");
+        close(src->stopfd);
+        src->stopfd = -1;
+        return -1;
+    }
+    src->started = true;
     return 0;
 }
 
-void td_source_stop_thread(pthread_t *thread, bool *started, atomic_bool *quiesce,
-                           atomic_bool *stop, int stopfd)
+void td_source_stop_thread(struct td_source *src)
 {
-    if (!*started) {
+    if (!src->started) {
         return;
     }
-    atomic_store(quiesce, true);
-    atomic_store(stop, true);
+    atomic_store(&src->quiesce, true);
+    atomic_store(&src->stop, true);
     uint64_t one = 1;
-    ssize_t w = write(stopfd, &one, sizeof(one));
+    ssize_t w = write(src->stopfd, &one, sizeof(one));
     (void)w;
-    pthread_join(*thread, NULL);
-    *started = false;
+    pthread_join(src->thread, NULL);
+    close(src->stopfd);
+    src->stopfd = -1;
+    src->started = false;
+}
+
+void td_source_quiesce(struct td_source *src)
+{
+    atomic_store(&src->quiesce, true);
 }
 
 struct td_msg *td_source_take_done(struct td_source *src)
@@ -209,19 +223,5 @@ struct td_msg *td_source_take_done(struct td_source *src)
 
 struct td_source *td_source_new_local(const char *name, char *err, size_t errlen)
 {
-    struct td_source *src = calloc(1, sizeof(*src));
-    if (!src) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    src->name = name;
-    atomic_store(&src->backlog, -1);
-    pthread_mutex_init(&src->mu, NULL);
-    src->mailbox_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (src->mailbox_fd < 0) {
-        snprintf(err, errlen, "source '%s': eventfd failed", name);
-        td_source_free(src);
-        return NULL;
-    }
-    return src;
+    return source_alloc(name, err, errlen);
 }

@@ -32,6 +32,10 @@ enum td_outcome {
                          * requeue=false to the queue's dead-letter exchange) */
 };
 
+/* One message from a source to the core. A source that needs more per message (Kafka's offset,
+ * RabbitMQ's delivery tag, the ingress's request) embeds struct td_msg first in a struct of
+ * its own and allocates that: td_msg_free frees the whole block, the core never looks past
+ * the td_msg, and the source reads its part back when the message returns to its mailbox. */
 struct td_msg {
     struct td_msg *next; /* batch and mailbox link */
     struct td_source *src;
@@ -47,10 +51,9 @@ struct td_msg {
     bool ordered;
     uint64_t lane_partition; /* topic + partition */
     uint64_t lane_key;       /* topic + partition + record key */
-    int32_t partition;       /* Kafka: the record's partition and offset */
-    int64_t offset;
-    uint64_t gen; /* source-private: the assignment the message was read under */
-    uint64_t tag; /* RabbitMQ: the delivery tag (valid on the channel of generation gen) */
+    /* The source's generation the message was read under (Kafka: the partition assignment,
+     * RabbitMQ: the channel); td_source_cancel(src, gen) cancels by it. */
+    uint64_t gen;
     /* owned by the core while in flight */
     int pending;  /* triggers still working on it */
     bool release; /* at least one trigger could not finish: do not ack */
@@ -66,8 +69,15 @@ struct td_msg {
 /* Frees a message and everything it owns. NULL is a no-op. Thread: any. */
 void td_msg_free(struct td_msg *msg);
 
+/* A source kind's descriptor: one static instance in the plugin's own file, listed once in
+ * sources/registry.c (the only place that names every source). */
 struct td_source_ops {
-    const char *name;
+    const char *name;         /* the trigger-file kind ("redis"): messages, check, metrics */
+    enum td_source_kind kind; /* the configuration's tag for it (config.h) */
+    /* The gauge its backlog (struct td_source.backlog) is exported as besides the generic
+     * ones, and the gauge's help text; NULL when the kind has none. */
+    const char *backlog_metric;
+    const char *backlog_help;
     /* Checks the settings and allocates src->impl; no I/O. 0, or -1 with a message. */
     int (*init)(struct td_source *src, char *err, size_t errlen);
     /* Spawns the source thread. 0 or -1 (with the reason logged). */
@@ -81,16 +91,40 @@ struct td_source_ops {
     void (*destroy)(struct td_source *src);
 };
 
+/* The registry (registry.c). The descriptor of a kind, or NULL when this build has none. */
+const struct td_source_ops *td_source_ops_for(enum td_source_kind kind);
+/* The kind's name, or NULL when this build has no such kind. */
+const char *td_source_kind_name(enum td_source_kind kind);
+/* The i-th registered kind, in registry order; NULL past the last. For walking all kinds. */
+const struct td_source_ops *td_source_kind_at(size_t i);
+
 /* The core's side: called (on the source thread) with a NULL-terminated batch of messages. */
 typedef void (*td_emit_fn)(void *core, struct td_msg *batch);
+/* The core's side, any thread: stop dispatching what src read under generation gen (msg->gen)
+ * and has not started; those are completed as released. */
+typedef void (*td_cancel_fn)(void *core, struct td_source *src, uint64_t gen);
+
+struct td_http_server;
+
+/* What the core lends every source: the only way a plugin reaches the core. Copied into
+ * struct td_source by td_source_new. */
+struct td_source_host {
+    td_emit_fn emit;
+    td_cancel_fn cancel; /* NULL: nothing is ever cancelled (td_source_cancel is a no-op) */
+    void *core;
+    struct td_http_server *httpd; /* daemon.http.listen's server (the ingress routes on it);
+                                   * NULL when there is none */
+};
 
 struct td_source {
     const struct td_source_ops *ops;
     const struct td_conf_source *conf;
     const char *name; /* conf->name */
     void *impl;
-    td_emit_fn emit;
+    td_emit_fn emit; /* the host's (struct td_source_host) */
+    td_cancel_fn cancel;
     void *core;
+    struct td_http_server *httpd;
     atomic_bool connected; /* for readiness */
     atomic_int inflight;   /* emitted, not yet completed */
     atomic_llong received; /* counters for metrics */
@@ -109,12 +143,21 @@ struct td_source {
     pthread_mutex_t mu;
     struct td_msg *done;
     int mailbox_fd; /* eventfd: readable when the mailbox is not empty */
+    /* The source's thread (td_source_spawn, td_source_stop_thread). quiesce: stop reading new
+     * messages, keep acknowledging (set from any thread, read by the plugin's thread); stop:
+     * leave the thread; stopfd: an eventfd the thread polls, written by td_source_stop_thread,
+     * open only while the thread runs (-1 otherwise). thread/started: the spawner's. */
+    atomic_bool quiesce;
+    atomic_bool stop;
+    int stopfd;
+    pthread_t thread;
+    bool started;
 };
 
 /* Creates the plugin for conf->kind; NULL with a message in err when the kind is not built in
  * or the settings are unusable. Free with td_source_free(). */
-struct td_source *td_source_new(const struct td_conf_source *conf, td_emit_fn emit, void *core,
-                                char *err, size_t errlen);
+struct td_source *td_source_new(const struct td_conf_source *conf,
+                                const struct td_source_host *host, char *err, size_t errlen);
 /* A source without a plugin or a thread: its counters and mailbox only, for a caller that makes
  * messages itself on the loop and watches mailbox_fd there (`triggerd redrive`). name is not
  * copied; conf and emit are NULL (no td_source_emit, credit or watch). Free with
@@ -124,6 +167,9 @@ void td_source_free(struct td_source *src);
 
 /* Source thread: hands a batch to the core (counts it in flight). */
 void td_source_emit(struct td_source *src, struct td_msg *batch);
+/* Source thread: asks the core to cancel what was read under generation gen and has not
+ * started (host->cancel); the messages come back through the mailbox as released. */
+void td_source_cancel(struct td_source *src, uint64_t gen);
 /* How many more messages the source may read now. Source thread. */
 int td_source_credit(struct td_source *src);
 /* Any thread (the loop): the message is finished; the source acks or releases it. */
@@ -139,18 +185,13 @@ struct td_msg *td_source_take_done(struct td_source *src);
  * the source just became stalled, -1 when it just recovered, else 0; src->watch says the state. */
 int td_source_watch(struct td_source *src, int64_t now_ms);
 
-/* The thread every plugin runs on, started and stopped the same way: spawn(fn, arg) sets
- * *started; stop_thread raises quiesce and stop, wakes the thread through stopfd (an eventfd
- * it polls), joins it and clears *started. Neither does anything twice. */
-int td_source_spawn(struct td_source *src, pthread_t *thread, bool *started, void *(*fn)(void *),
-                    void *arg);
-void td_source_stop_thread(pthread_t *thread, bool *started, atomic_bool *quiesce,
-                           atomic_bool *stop, int stopfd);
-
-/* The plugins. */
-extern const struct td_source_ops td_source_redis_ops;
-extern const struct td_source_ops td_source_http_ops; /* ingress.c */
-extern const struct td_source_ops td_source_kafka_ops;
-extern const struct td_source_ops td_source_rabbitmq_ops;
+/* The thread every plugin runs on, started and stopped the same way. spawn creates stopfd and
+ * runs fn(arg) on src->thread; 0, or -1 with the reason logged. stop_thread raises quiesce and
+ * stop, wakes the thread through stopfd, joins it and closes stopfd. Neither does anything
+ * twice. Any thread but the source's own. */
+int td_source_spawn(struct td_source *src, void *(*fn)(void *), void *arg);
+void td_source_stop_thread(struct td_source *src);
+/* The plain quiesce op: raises src->quiesce, which the plugin's thread polls. Any thread. */
+void td_source_quiesce(struct td_source *src);
 
 #endif

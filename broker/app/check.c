@@ -14,10 +14,8 @@
 #include "jsonschema.h"
 #include "kafka_log.h"
 #include "redis_util.h"
-
-static const char *const source_kinds[] = {"redis", "kafka", "rabbitmq", "http"};
-static const char *const sink_kinds[] = {"http",  "openfaas", "lambda", "redis",
-                                         "kafka", "rabbitmq", "file"};
+#include "sink.h"
+#include "source.h"
 
 static void check_redis_url(const char *url, const struct td_pos *pos, struct td_errors *errs)
 {
@@ -36,10 +34,11 @@ static void check_redis_url(const char *url, const struct td_pos *pos, struct td
     td_redis_addr_free(&addr);
 }
 
-static void warn(const struct td_pos *pos, const char *what, const char *name, const char *kind)
+static void warn(const struct td_pos *pos, const char *what, const char *name)
 {
-    fprintf(stderr, "%s:%d:%d: warning: %s '%s': %s %ss are not supported by this build yet\n",
-            pos->file, pos->line, pos->col, what, name, kind, what);
+    fprintf(stderr,
+            "%s:%d:%d: warning: %s '%s': this kind of %s is not supported by this build yet\n",
+            pos->file, pos->line, pos->col, what, name, what);
 }
 
 /* Credentials the daemon would look for at start (files, the environment; never the network):
@@ -182,9 +181,8 @@ static void check_runnable(const struct td_config *cfg, struct td_errors *errs)
 {
     for (size_t i = 0; i < cfg->nsources; i++) {
         const struct td_conf_source *src = &cfg->sources[i];
-        if (src->kind != TD_SOURCE_REDIS && src->kind != TD_SOURCE_KAFKA &&
-            src->kind != TD_SOURCE_HTTP && src->kind != TD_SOURCE_RABBITMQ) {
-            warn(&src->pos, "source", src->name, source_kinds[src->kind]);
+        if (!td_source_ops_for(src->kind)) {
+            warn(&src->pos, "source", src->name);
         } else if (src->kind == TD_SOURCE_REDIS) {
             check_redis_url(src->redis.url, &src->pos, errs);
         } else if (src->kind == TD_SOURCE_HTTP) {
@@ -195,10 +193,8 @@ static void check_runnable(const struct td_config *cfg, struct td_errors *errs)
     }
     for (size_t i = 0; i < cfg->nsinks; i++) {
         const struct td_conf_sink *k = &cfg->sinks[i];
-        if (k->kind != TD_SINK_HTTP && k->kind != TD_SINK_REDIS && k->kind != TD_SINK_FILE &&
-            k->kind != TD_SINK_KAFKA && k->kind != TD_SINK_OPENFAAS && k->kind != TD_SINK_LAMBDA &&
-            k->kind != TD_SINK_RABBITMQ) {
-            warn(&k->pos, "sink", k->name, sink_kinds[k->kind]);
+        if (!td_sink_desc_for(k->kind)) {
+            warn(&k->pos, "sink", k->name);
         } else if (k->kind == TD_SINK_REDIS) {
             check_redis_url(k->redis.url, &k->pos, errs);
         } else if (k->kind == TD_SINK_KAFKA) {

@@ -13,11 +13,6 @@ struct td_conf_sink;
 struct td_conf_source;
 struct td_conf_trigger;
 struct td_errors;
-/* RabbitMQ's default consumer_timeout: a delivery held longer closes the channel. */
-#define TD_RABBITMQ_CONSUMER_TIMEOUT_MS (30 * 60 * 1000)
-/* The longest a released RabbitMQ delivery is held before it is requeued (sources/rabbitmq.c:
- * the requeue backoff, 1 s doubling per delivery up to this). */
-#define TD_RABBITMQ_REQUEUE_DELAY_MAX_MS 30000
 /* check_rabbitmq.c: AMQP URLs; ordering: partition|key on a RabbitMQ source (a queue has
  * neither); and every trigger on a RabbitMQ source whose worst-case hold
  * (td_check_worst_hold_ms) exceeds the source's consumer_timeout is an error. Used by check
@@ -32,8 +27,5 @@ int64_t td_check_worst_hold_ms(const struct td_conf_trigger *trg, const struct t
  * ceil(window / concurrency) × td_check_worst_hold_ms, plus the requeue delay of a release. */
 int64_t td_check_queued_hold_ms(const struct td_conf_source *src, const struct td_conf_trigger *trg,
                                 const struct td_conf_sink *sink);
-/* The prefetch count the RabbitMQ source asks for: prefetch capped by max_inflight (prefetch 0
- * = max_inflight) and by 65535. */
-int td_rabbitmq_window(const struct td_conf_source *src);
 
 #endif

@@ -26,6 +26,7 @@
 #include "amqp_util.h"
 #include "check.h"
 #include "config.h"
+#include "rabbitmq_source.h"
 #include "retry.h"
 
 static void check_url(const char *url, bool with_exchange, const struct td_pos *pos,
@@ -61,14 +62,6 @@ int64_t td_check_worst_hold_ms(const struct td_conf_trigger *trg, const struct t
         total += wait + timeout;
     }
     return total;
-}
-
-int td_rabbitmq_window(const struct td_conf_source *src)
-{
-    int max = src->max_inflight > 0 ? src->max_inflight : 1000;
-    int prefetch = src->rabbitmq.prefetch;
-    int window = prefetch > 0 && prefetch < max ? prefetch : max;
-    return window > 65535 ? 65535 : window;
 }
 
 int64_t td_check_queued_hold_ms(const struct td_conf_source *src, const struct td_conf_trigger *trg,

@@ -263,8 +263,10 @@ static int build(struct daemon *d)
         return -1;
     }
     td_core_install(core, cfg, &parts);
+    const struct td_source_host host = {
+        .emit = td_core_emit, .cancel = td_core_cancel, .core = core, .httpd = core->httpd};
     for (size_t i = 0; i < cfg->nsources; i++) {
-        core->sources[i] = td_source_new(&cfg->sources[i], td_core_emit, core, err, sizeof(err));
+        core->sources[i] = td_source_new(&cfg->sources[i], &host, err, sizeof(err));
         if (!core->sources[i]) {
             fprintf(stderr, "%s:%d:%d: %s\n", cfg->sources[i].pos.file, cfg->sources[i].pos.line,
                     cfg->sources[i].pos.col, err);

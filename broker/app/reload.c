@@ -218,13 +218,15 @@ static int build(struct td_reload *rl, struct td_config *cfg, struct built *b, c
     if (td_core_build(core, cfg, &b->parts, err, errlen) < 0) {
         return -1;
     }
+    const struct td_source_host host = {
+        .emit = td_core_emit, .cancel = td_core_cancel, .core = core, .httpd = core->httpd};
     for (size_t i = 0; i < cfg->nsources; i++) {
         struct td_source *old = find_source(core, cfg->sources[i].name);
         if (old && same_source(old->conf, &cfg->sources[i])) {
             b->sources[i] = old;
             continue;
         }
-        b->sources[i] = td_source_new(&cfg->sources[i], td_core_emit, core, err, errlen);
+        b->sources[i] = td_source_new(&cfg->sources[i], &host, err, errlen);
         if (!b->sources[i]) {
             return -1;
         }

@@ -21,7 +21,6 @@
 #include "loop.h"
 #include "source.h"
 
-static const char *const source_kinds[] = {"redis", "kafka", "rabbitmq", "http"};
 
 struct snap_source {
     char *name;
@@ -136,7 +135,7 @@ static int take(struct td_core *core, struct snapshot *out)
         if (!ss->name) {
             goto fail;
         }
-        ss->kind = source_kinds[cfg->sources[i].kind];
+        ss->kind = td_source_kind_name(cfg->sources[i].kind);
         ss->oldest_age_ms = oldest[i] ? now - oldest[i] : -1;
         if (src) {
             ss->connected = atomic_load(&src->connected);
@@ -341,20 +340,19 @@ static void render_sources(FILE *f, const struct snapshot *s)
         sample(f, "triggerd_source_stalled", "source", s->sources[i].name, NULL, NULL,
                s->sources[i].stalled_ms > 0 ? 1 : 0);
     }
-    help(f, "triggerd_redis_pending_messages", "gauge",
-         "Entries pending in the consumer group (XPENDING), as the source last saw it.");
-    for (size_t i = 0; i < s->nsources; i++) {
-        if (strcmp(s->sources[i].kind, "redis") == 0 && s->sources[i].backlog >= 0) {
-            sample(f, "triggerd_redis_pending_messages", "source", s->sources[i].name, NULL, NULL,
-                   (double)s->sources[i].backlog);
+    /* Per kind, the backlog under the name its plugin gives it (the descriptor's). */
+    for (size_t k = 0; td_source_kind_at(k); k++) {
+        const struct td_source_ops *kind = td_source_kind_at(k);
+        if (!kind->backlog_metric) {
+            continue;
         }
-    }
-    help(f, "triggerd_kafka_consumer_lag", "gauge",
-         "Messages between the committed offsets and the end of the assigned partitions.");
-    for (size_t i = 0; i < s->nsources; i++) {
-        if (strcmp(s->sources[i].kind, "kafka") == 0 && s->sources[i].backlog >= 0) {
-            sample(f, "triggerd_kafka_consumer_lag", "source", s->sources[i].name, NULL, NULL,
-                   (double)s->sources[i].backlog);
+        help(f, kind->backlog_metric, "gauge", kind->backlog_help);
+        for (size_t i = 0; i < s->nsources; i++) {
+            if (s->sources[i].kind && strcmp(s->sources[i].kind, kind->name) == 0 &&
+                s->sources[i].backlog >= 0) {
+                sample(f, kind->backlog_metric, "source", s->sources[i].name, NULL, NULL,
+                       (double)s->sources[i].backlog);
+            }
         }
     }
 }

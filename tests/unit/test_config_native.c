@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "rabbitmq_source.h"
 
 static char g_path[64];
 
