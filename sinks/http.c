@@ -569,7 +569,7 @@ int td_sink_http_init(struct td_sink *k, struct td_http_client *http, char *err,
         if (!domain || !*domain) {
             domain = "cluster.local";
         }
-        if (conf->service_port > 0 && conf->service_port != 80) {
+        if (conf->service_port != 80) {
             snprintf(buf, sizeof(buf), "http://%s.%s.svc.%s:%d/", conf->service_name, ns, domain,
                      conf->service_port);
         } else {

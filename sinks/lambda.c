@@ -338,8 +338,8 @@ int td_sink_lambda_init(struct td_sink *k, struct td_http_client *http, char *er
         goto fail;
     }
     ls->client = http;
-    ls->event = conf->invocation && strcmp(conf->invocation, "Event") == 0;
-    ls->data_only = conf->payload && strcmp(conf->payload, "data") == 0;
+    ls->event = strcmp(conf->invocation, "Event") == 0;
+    ls->data_only = strcmp(conf->payload, "data") == 0;
     ls->timeout_ms = k->conf->timeout_ms;
     snprintf(ls->sigv4, sizeof(ls->sigv4), "aws:amz:%s:lambda", region);
     char base[512];

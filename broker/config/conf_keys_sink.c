@@ -43,17 +43,25 @@ static const struct td_conf_key auth_keys[] = {
 };
 static const struct td_conf_table auth_table = {TABLE("auth", auth_keys)};
 
-static const struct td_conf_key service_keys[] = {REQ_STR("name", SNK(http.service_name)),
-                                                  STR("namespace", SNK(http.service_namespace)),
-                                                  INT("port", SNK(http.service_port), 1, 65535)};
+static const struct td_conf_key service_keys[] = {
+    REQ_STR("name", SNK(http.service_name)),
+    /* no default here: the HTTP sink reads POD_NAMESPACE */
+    STR("namespace", SNK(http.service_namespace)),
+    INT_D("port", SNK(http.service_port), 1, 65535, "80")};
 static const struct td_conf_table service_table = {TABLE("service", service_keys)};
 
-#define SINK_TIMEOUT DUR("timeout", SNK(timeout_ms))
+/* Every kind has timeout, in one field (td_conf_sink.timeout_ms). */
+#define SINK_TIMEOUT DUR_D("timeout", SNK(timeout_ms), "10s")
+/* The queue sinks wait for the broker's acknowledgement: 0 cannot mean "no limit" there. */
+#define QUEUE_SINK_TIMEOUT                                                                         \
+    {                                                                                              \
+        .name = "timeout", .type = TD_K_DUR, .off = SNK(timeout_ms), .min = 1, .dflt = "10s"       \
+    }
 
 static const struct td_conf_key http_sink_keys[] = {
     ONE_STR("url", SNK(http.url)),
     {.name = "service", .type = TD_K_NESTED, .sub = &service_table, .group = 1},
-    ENUM("mode", SNK(http.mode), mode_names),
+    ENUM_D("mode", SNK(http.mode), mode_names, "binary"),
     SINK_TIMEOUT,
     {.name = "headers", .type = TD_K_STRMAP, .off = SNK(http.headers), .hdrs = true},
     STR("ca_file", SNK(http.ca_file)),
@@ -95,7 +103,7 @@ static const struct td_conf_table http_sink_table = {
 static const struct td_conf_key openfaas_sink_keys[] = {
     REQ_STR("gateway", SNK(openfaas.gateway)),
     REQ_STR("function", SNK(openfaas.function)),
-    {.name = "async", .type = TD_K_BOOL, .off = SNK(openfaas.async)},
+    BOOL_D("async", SNK(openfaas.async), "false"),
     STR("callback_url", SNK(openfaas.callback_url)),
     NESTED("auth", SNK(openfaas.auth), &auth_table),
     SINK_TIMEOUT,
@@ -125,8 +133,13 @@ static const struct td_conf_key lambda_sink_keys[] = {
     {.name = "invocation",
      .type = TD_K_STR,
      .off = SNK(lambda.invocation),
-     .names = invocation_names},
-    {.name = "payload", .type = TD_K_STR, .off = SNK(lambda.payload), .names = payload_names},
+     .names = invocation_names,
+     .dflt = "RequestResponse"},
+    {.name = "payload",
+     .type = TD_K_STR,
+     .off = SNK(lambda.payload),
+     .names = payload_names,
+     .dflt = "event"},
     STR("endpoint", SNK(lambda.endpoint)),
     NESTED("credentials", 0, &credentials_table),
     SINK_TIMEOUT,
@@ -136,8 +149,13 @@ static const struct td_conf_table lambda_sink_table = {TABLE("lambda sink", lamb
 static const struct td_conf_key redis_sink_keys[] = {
     REQ_STR("url", SNK(redis.url)),
     REQ_STR("stream", SNK(redis.stream)),
-    {.name = "maxlen", .type = TD_K_I64, .off = SNK(redis.maxlen), .min = 0, .max = LLONG_MAX},
-    SINK_TIMEOUT,
+    {.name = "maxlen",
+     .type = TD_K_I64,
+     .off = SNK(redis.maxlen),
+     .min = 0,
+     .max = LLONG_MAX,
+     .dflt = "0"},
+    QUEUE_SINK_TIMEOUT,
 };
 static const struct td_conf_table redis_sink_table = {TABLE("redis sink", redis_sink_keys)};
 
@@ -145,7 +163,7 @@ static const struct td_conf_key kafka_sink_keys[] = {
     REQ_STR("brokers", SNK(kafka.brokers)),
     REQ_STR("topic", SNK(kafka.topic)),
     {.name = "properties", .type = TD_K_STRMAP, .off = SNK(kafka.properties)},
-    SINK_TIMEOUT,
+    QUEUE_SINK_TIMEOUT,
 };
 static const struct td_conf_table kafka_sink_table = {TABLE("kafka sink", kafka_sink_keys)};
 
@@ -153,7 +171,7 @@ static const struct td_conf_key rabbitmq_sink_keys[] = {
     REQ_STR("url", SNK(rabbitmq.url)),
     REQ_STR("exchange", SNK(rabbitmq.exchange)),
     STR("routing_key", SNK(rabbitmq.routing_key)),
-    SINK_TIMEOUT,
+    QUEUE_SINK_TIMEOUT,
 };
 static const struct td_conf_table rabbitmq_sink_table = {
     TABLE("rabbitmq sink", rabbitmq_sink_keys)};

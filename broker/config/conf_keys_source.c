@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config_internal.h"
 
@@ -60,38 +61,52 @@ static int check_listen(struct td_conf_loader *ld, const struct td_ynode *map, v
     return rc;
 }
 
-/* The limits are applied in http_server.c; their defaults are set in td_config_load. */
+/* The limits are applied in http_server.c. */
 static const struct td_conf_key daemon_http_keys[] = {
     REQ_STR("listen", DMN(http_listen)),
     STR("probes_listen", DMN(http_probes_listen)),
-    {.name = "probes_on_listen", .type = TD_K_BOOL, .off = DMN(http_probes_on_listen)},
-    INT("max_connections", DMN(http_max_connections), 0, 1000000),
-    INT("max_connections_per_ip", DMN(http_max_connections_per_ip), 0, 1000000),
-    DUR("request_timeout", DMN(http_request_timeout_ms)),
+    BOOL_D("probes_on_listen", DMN(http_probes_on_listen), "true"),
+    INT_D("max_connections", DMN(http_max_connections), 0, 1000000, "0"),
+    INT_D("max_connections_per_ip", DMN(http_max_connections_per_ip), 0, 1000000, "64"),
+    DUR_D("request_timeout", DMN(http_request_timeout_ms), "15s"),
 };
 static const struct td_conf_table daemon_http_table = {TABLE("daemon.http", daemon_http_keys),
                                                        .check = check_listen};
-static const struct td_conf_key daemon_log_keys[] = {ENUM("level", DMN(log_level), level_names),
-                                                     ENUM("format", DMN(log_format), format_names)};
+static const struct td_conf_key daemon_log_keys[] = {
+    ENUM_D("level", DMN(log_level), level_names, "info"),
+    ENUM_D("format", DMN(log_format), format_names, "text")};
 static const struct td_conf_table daemon_log_table = {TABLE("daemon.log", daemon_log_keys)};
-static const struct td_conf_key daemon_keys[] = {NESTED("http", 0, &daemon_http_table),
-                                                 NESTED("log", 0, &daemon_log_table),
-                                                 DUR("shutdown_grace", DMN(shutdown_grace_ms))};
+static const struct td_conf_key daemon_keys[] = {
+    NESTED("http", 0, &daemon_http_table), NESTED("log", 0, &daemon_log_table),
+    DUR_D("shutdown_grace", DMN(shutdown_grace_ms), "30s")};
 const struct td_conf_table td_conf_daemon_table = {TABLE("daemon", daemon_keys)};
 
 /* ---- sources (base: struct td_conf_source) ---- */
 #define SRC(f) offsetof(struct td_conf_source, f)
 
+/* The default consumer name of a Redis source: the host name. */
+static void host_name(char *buf, size_t len)
+{
+    memset(buf, 0, len);
+    if (gethostname(buf, len - 1) < 0 || !buf[0]) {
+        snprintf(buf, len, "triggerd");
+    }
+}
+
 static const struct td_conf_key redis_source_keys[] = {
     REQ_STR("url", SRC(redis.url)),
     REQ_STR("stream", SRC(redis.stream)),
-    STR("group", SRC(redis.group)),
-    STR("consumer", SRC(redis.consumer)),
-    {.name = "start", .type = TD_K_STR, .off = SRC(redis.start), .names = start_names},
-    DUR("claim_idle", SRC(redis.claim_idle_ms)),
-    INT("max_deliveries", SRC(redis.max_deliveries), 0, INT_MAX),
-    INT("batch", SRC(redis.batch), 1, 100000),
-    DUR("block", SRC(redis.block_ms)),
+    STR_D("group", SRC(redis.group), "triggerd"),
+    {.name = "consumer", .type = TD_K_STR, .off = SRC(redis.consumer), .dflt_fn = host_name},
+    {.name = "start",
+     .type = TD_K_STR,
+     .off = SRC(redis.start),
+     .names = start_names,
+     .dflt = "earliest"},
+    DUR_D("claim_idle", SRC(redis.claim_idle_ms), "60s"),
+    INT_D("max_deliveries", SRC(redis.max_deliveries), 0, INT_MAX, "10"),
+    INT_D("batch", SRC(redis.batch), 1, 100000, "100"),
+    {.name = "block", .type = TD_K_DUR, .off = SRC(redis.block_ms), .min = 1, .dflt = "1s"},
 };
 static const struct td_conf_table redis_source_table = {TABLE("redis source", redis_source_keys)};
 
@@ -103,8 +118,12 @@ static const struct td_conf_key kafka_source_keys[] = {
      .off2 = SRC(kafka.ntopics),
      .min = 1,
      .required = true},
-    STR("group", SRC(kafka.group)),
-    {.name = "start", .type = TD_K_STR, .off = SRC(kafka.start), .names = start_names},
+    STR_D("group", SRC(kafka.group), "triggerd"),
+    {.name = "start",
+     .type = TD_K_STR,
+     .off = SRC(kafka.start),
+     .names = start_names,
+     .dflt = "earliest"},
     {.name = "properties", .type = TD_K_STRMAP, .off = SRC(kafka.properties)},
 };
 static const struct td_conf_table kafka_source_table = {TABLE("kafka source", kafka_source_keys)};
@@ -123,13 +142,14 @@ static int check_rabbitmq_declare(struct td_conf_loader *ld, const struct td_yno
 }
 
 static const struct td_conf_key rabbitmq_declare_keys[] = {
-    {.name = "durable", .type = TD_K_BOOL, .off = SRC(rabbitmq.declare_durable)},
+    BOOL_D("durable", SRC(rabbitmq.declare_durable), "true"),
     {.name = "arguments", .type = TD_K_STRMAP, .off = SRC(rabbitmq.declare_arguments)},
     STR("exchange", SRC(rabbitmq.declare_exchange)),
     {.name = "exchange_type",
      .type = TD_K_STR,
      .off = SRC(rabbitmq.declare_exchange_type),
-     .names = exchange_type_names},
+     .names = exchange_type_names,
+     .dflt = "direct"},
     {.name = "bindings",
      .type = TD_K_STRLIST,
      .off = SRC(rabbitmq.declare_bindings),
@@ -141,11 +161,11 @@ static const struct td_conf_table rabbitmq_declare_table = {TABLE("declare", rab
 static const struct td_conf_key rabbitmq_source_keys[] = {
     REQ_STR("url", SRC(rabbitmq.url)),
     REQ_STR("queue", SRC(rabbitmq.queue)),
-    INT("prefetch", SRC(rabbitmq.prefetch), 0, 65535),
-    {.name = "heartbeat", .type = TD_K_DUR_S, .off = SRC(rabbitmq.heartbeat)},
-    INT("max_deliveries", SRC(rabbitmq.max_deliveries), 0, INT_MAX),
-    DUR("consumer_timeout", SRC(rabbitmq.consumer_timeout_ms)),
-    ENUM("id_from", SRC(rabbitmq.id_from), id_from_names),
+    INT_D("prefetch", SRC(rabbitmq.prefetch), 0, 65535, "100"),
+    {.name = "heartbeat", .type = TD_K_DUR_S, .off = SRC(rabbitmq.heartbeat), .dflt = "30s"},
+    INT_D("max_deliveries", SRC(rabbitmq.max_deliveries), 0, INT_MAX, "10"),
+    DUR_D("consumer_timeout", SRC(rabbitmq.consumer_timeout_ms), "30m"),
+    ENUM_D("id_from", SRC(rabbitmq.id_from), id_from_names, "delivery"),
     NESTED("declare", 0, &rabbitmq_declare_table),
 };
 static const struct td_conf_table rabbitmq_source_table = {
@@ -167,7 +187,7 @@ static const struct td_conf_table ingress_auth_table = {
 static const struct td_conf_key http_source_keys[] = {
     REQ_STR("path", SRC(http.path)),
     NESTED("auth", 0, &ingress_auth_table),
-    {.name = "max_size", .type = TD_K_SIZE, .off = SRC(http.max_size)},
+    {.name = "max_size", .type = TD_K_SIZE, .off = SRC(http.max_size), .dflt = "1MiB"},
 };
 static const struct td_conf_table http_source_table = {TABLE("http source", http_source_keys),
                                                        .check = check_ingress};
@@ -186,8 +206,8 @@ const struct td_conf_kind *td_conf_source_kind(size_t i)
 }
 
 static const struct td_conf_key source_keys[] = {
-    INT("max_inflight", SRC(max_inflight), 1, INT_MAX),
-    DUR("stall_after", SRC(stall_after_ms)),
+    INT_D("max_inflight", SRC(max_inflight), 1, INT_MAX, "1000"),
+    DUR_D("stall_after", SRC(stall_after_ms), "2m"),
 };
 const struct td_conf_table td_conf_source_table = {
     TABLE("source", source_keys), .group_required = true, .kind = td_conf_source_kind,

@@ -39,14 +39,14 @@ static int check_delivery(struct td_conf_loader *ld, const struct td_ynode *map,
 }
 
 static const struct td_conf_key delivery_keys[] = {
-    INT("retry", DLV(retry), 0, 1000000),
-    ENUM("backoff", DLV(backoff), backoff_names),
-    DUR("backoff_delay", DLV(backoff_delay_ms)),
-    DUR("backoff_max", DLV(backoff_max_ms)),
-    DUR("timeout", DLV(timeout_ms)),
-    DUR("retry_after_max", DLV(retry_after_max_ms)),
-    ENUM("ordering", DLV(ordering), ordering_names),
-    INT("concurrency", DLV(concurrency), 1, 1000000),
+    INT_D("retry", DLV(retry), 0, 1000000, "3"),
+    ENUM_D("backoff", DLV(backoff), backoff_names, "exponential"),
+    DUR_D("backoff_delay", DLV(backoff_delay_ms), "200ms"),
+    DUR_D("backoff_max", DLV(backoff_max_ms), "30s"),
+    DUR("timeout", DLV(timeout_ms)), /* no default: 0 is the sink's timeout */
+    DUR_D("retry_after_max", DLV(retry_after_max_ms), "60s"),
+    ENUM_D("ordering", DLV(ordering), ordering_names, "unordered"),
+    INT_D("concurrency", DLV(concurrency), 1, 1000000, "64"),
     REF_STR("dead_letter", DLV(dead_letter), DLV(dead_letter_pos)),
     {.name = "retry_on",
      .type = TD_K_INTLIST,

@@ -273,6 +273,9 @@ static void apply(struct td_conf_loader *ld, const struct td_conf_key *d,
         if (td_parse_duration(v.s, &i64) < 0) {
             ERR_AT(ld, val, "'%s' must be a duration such as 250ms, 10s, 5m, 1h (got %s)", d->name,
                    td_conf_shown(&v, buf, sizeof(buf)));
+        } else if (i64 < d->min) {
+            /* 0 would mean "forever" to the server (XREADGROUP BLOCK 0) or the client */
+            ERR_AT(ld, val, "'%s' must be at least %lldms", d->name, d->min);
         } else if (d->type == TD_K_DUR) {
             *FIELD(base, d->off, int64_t) = i64;
         } else if (i64 / 1000 > INT_MAX) {
@@ -304,6 +307,47 @@ static void apply(struct td_conf_loader *ld, const struct td_conf_key *d,
     td_secret_free(v.s);
 }
 
+/* Sets the defaults of T's own keys (not of its nested tables) in the struct at BASE. */
+static void own_defaults(struct td_conf_loader *ld, const struct td_conf_table *t, void *base)
+{
+    char buf[256];
+
+    for (size_t i = 0; i < t->nkeys; i++) {
+        const struct td_conf_key *d = &t->keys[i];
+        const char *text = d->dflt;
+        if (d->dflt_fn) {
+            d->dflt_fn(buf, sizeof(buf));
+            text = buf;
+        }
+        if (!text) {
+            continue;
+        }
+        /* Through apply, as if the file said it: one conversion for values and defaults. */
+        struct td_ynode node = {
+            .kind = TD_YSCALAR, .value = (char *)text, .len = strlen(text), .plain = true};
+        apply(ld, d, &node, base);
+    }
+}
+
+/* The defaults of the nested tables of T that are not alternatives and were not written
+ * (PRESENT[i]: key i was), recursively. */
+static void nested_defaults(struct td_conf_loader *ld, const struct td_conf_table *t,
+                            const bool *present, void *base)
+{
+    for (size_t i = 0; i < t->nkeys; i++) {
+        const struct td_conf_key *d = &t->keys[i];
+        if (d->type == TD_K_NESTED && !d->group && !(present && present[i])) {
+            td_conf_defaults(ld, d->sub, FIELD(base, d->off, char));
+        }
+    }
+}
+
+void td_conf_defaults(struct td_conf_loader *ld, const struct td_conf_table *t, void *base)
+{
+    own_defaults(ld, t, base);
+    nested_defaults(ld, t, NULL, base);
+}
+
 /* The number of kinds T chooses from (0 for a table without kinds). */
 static size_t nkinds(const struct td_conf_table *t)
 {
@@ -327,6 +371,7 @@ void td_conf_walk(struct td_conf_loader *ld, const struct td_conf_table *t,
         ERR_AT(ld, map, "%s must be a mapping (got %s)", t->what, td_conf_kind_name(map));
         return;
     }
+    own_defaults(ld, t, base);
     /* The kinds first: they are what a reader of the message looks for. */
     for (size_t i = 0; i < kinds; i++) {
         names[i] = t->kind(i)->name;
@@ -389,6 +434,7 @@ void td_conf_walk(struct td_conf_loader *ld, const struct td_conf_table *t,
             ERR_AT(ld, map, "missing required key '%s' in %s", t->keys[j].name, t->what);
         }
     }
+    nested_defaults(ld, t, present, base);
     if (t->group_required && !group_key) {
         char list[256];
         size_t used = 0;

@@ -23,17 +23,6 @@
  * Sources, sinks, triggers, the top level
  * ---------------------------------------------------------------------------------------- */
 
-static void set_default(struct td_conf_loader *ld, char **slot, const char *value,
-                        const struct td_ynode *at)
-{
-    if (!*slot) {
-        *slot = strdup(value);
-        if (!*slot) {
-            ERR_AT(ld, at, "out of memory");
-        }
-    }
-}
-
 static int version_fn(struct td_conf_loader *ld, const struct td_ynode *val, void *base)
 {
     struct td_config *cfg = base;
@@ -87,41 +76,6 @@ static bool check_new_name(struct td_conf_loader *ld, const struct td_ynode *key
     return true;
 }
 
-static void source_defaults(struct td_conf_source *src)
-{
-    src->max_inflight = 1000;
-    src->stall_after_ms = 120000;
-    src->redis.claim_idle_ms = 60000;
-    src->redis.max_deliveries = 10;
-    src->redis.batch = 100;
-    src->redis.block_ms = 1000;
-    src->rabbitmq.prefetch = 100;
-    src->rabbitmq.heartbeat = 30;
-    src->rabbitmq.max_deliveries = 10;
-    src->rabbitmq.consumer_timeout_ms = 30 * 60 * 1000;
-    src->rabbitmq.id_from = TD_ID_FROM_DELIVERY;
-    src->rabbitmq.declare_durable = true;
-    src->http.max_size = 1024 * 1024;
-}
-
-static void source_string_defaults(struct td_conf_loader *ld, struct td_conf_source *src,
-                                   const struct td_ynode *at)
-{
-    char host[256] = "";
-
-    if (src->kind == TD_SOURCE_REDIS) {
-        if (gethostname(host, sizeof(host) - 1) < 0 || !host[0]) {
-            snprintf(host, sizeof(host), "triggerd");
-        }
-        set_default(ld, &src->redis.group, "triggerd", at);
-        set_default(ld, &src->redis.consumer, host, at);
-        set_default(ld, &src->redis.start, "earliest", at);
-    } else if (src->kind == TD_SOURCE_KAFKA) {
-        set_default(ld, &src->kafka.group, "triggerd", at);
-        set_default(ld, &src->kafka.start, "earliest", at);
-    }
-}
-
 /* A map of names to settings: sources: and sinks: are read by the same code. */
 struct named_map {
     const char *what;                  /* "source": in messages */
@@ -129,8 +83,7 @@ struct named_map {
     size_t size;                       /* of one item: struct td_conf_source, td_conf_sink */
     size_t items_off, n_off;           /* the array and its count in struct td_config */
     size_t name_off, pos_off;          /* char *name and struct td_pos pos in an item */
-    void (*before)(void *item);        /* defaults before the walk, or NULL */
-    void (*after)(struct td_conf_loader *ld, void *item, const struct td_ynode *key);
+    void (*after)(void *item);         /* after the walk, or NULL */
 };
 
 /* The item of MAP named NAME in CFG, or NULL. */
@@ -180,9 +133,6 @@ static int named_map_fn(struct td_conf_loader *ld, const struct named_map *map,
         *items = grown;
         char *item = grown + (*n)++ * map->size;
         memset(item, 0, map->size);
-        if (map->before) {
-            map->before(item);
-        }
         *FIELD(item, map->name_off, char *) = name;
         *FIELD(item, map->pos_off, struct td_pos) = td_conf_pos(ld, key);
         snprintf(owner, sizeof(owner), "%s '%s'", map->what, name);
@@ -191,40 +141,16 @@ static int named_map_fn(struct td_conf_loader *ld, const struct named_map *map,
         td_conf_walk(ld, map->table, val->items[i + 1], item);
         ld->owner = NULL;
         if (map->after) {
-            map->after(ld, item, key);
+            map->after(item);
         }
     }
     return 0;
 }
 
-static void source_before(void *item)
-{
-    source_defaults(item);
-}
-
-static void source_after(struct td_conf_loader *ld, void *item, const struct td_ynode *key)
-{
-    source_string_defaults(ld, item, key);
-}
-
-static void sink_before(void *item)
+static void sink_after(void *item)
 {
     struct td_conf_sink *snk = item;
-    snk->timeout_ms = 10000;
-    snk->http.mode = TD_MODE_BINARY;
-    snk->http.service_port = 80;
-}
-
-static void sink_after(struct td_conf_loader *ld, void *item, const struct td_ynode *key)
-{
-    struct td_conf_sink *snk = item;
-    snk->http.timeout_ms = snk->timeout_ms;
-    /* service: without namespace stays NULL here: the HTTP sink owns that default (the
-     * pod's own namespace, POD_NAMESPACE, then the service account's file, then default). */
-    if (snk->kind == TD_SINK_LAMBDA) {
-        set_default(ld, &snk->lambda.invocation, "RequestResponse", key);
-        set_default(ld, &snk->lambda.payload, "event", key);
-    }
+    snk->http.timeout_ms = snk->timeout_ms; /* the HTTP sink's own copy */
 }
 
 static const struct named_map source_map = {
@@ -235,8 +161,6 @@ static const struct named_map source_map = {
     .n_off = offsetof(struct td_config, nsources),
     .name_off = offsetof(struct td_conf_source, name),
     .pos_off = offsetof(struct td_conf_source, pos),
-    .before = source_before,
-    .after = source_after,
 };
 
 static const struct named_map sink_map = {
@@ -247,7 +171,6 @@ static const struct named_map sink_map = {
     .n_off = offsetof(struct td_config, nsinks),
     .name_off = offsetof(struct td_conf_sink, name),
     .pos_off = offsetof(struct td_conf_sink, pos),
-    .before = sink_before,
     .after = sink_after,
 };
 
@@ -259,18 +182,6 @@ static int sources_fn(struct td_conf_loader *ld, const struct td_ynode *val, voi
 static int sinks_fn(struct td_conf_loader *ld, const struct td_ynode *val, void *base)
 {
     return named_map_fn(ld, &sink_map, val, base);
-}
-
-static void delivery_defaults(struct td_conf_delivery *dlv)
-{
-    dlv->retry = 3;
-    dlv->backoff = TD_BACKOFF_EXPONENTIAL;
-    dlv->backoff_delay_ms = 200;
-    dlv->backoff_max_ms = 30000;
-    dlv->timeout_ms = 0;
-    dlv->retry_after_max_ms = 60000;
-    dlv->ordering = TD_ORDER_UNORDERED;
-    dlv->concurrency = 64;
 }
 
 static void load_trigger(struct td_conf_loader *ld, const struct td_ynode *node, size_t index)
@@ -297,7 +208,6 @@ static void load_trigger(struct td_conf_loader *ld, const struct td_ynode *node,
     cfg->triggers = trgs;
     struct td_conf_trigger *trg = &trgs[cfg->ntriggers++];
     memset(trg, 0, sizeof(*trg));
-    delivery_defaults(&trg->delivery);
     trg->pos = td_conf_pos(ld, node);
     ld->owner = owner;
     ld->owner_table = &td_conf_trigger_table;
@@ -553,12 +463,8 @@ struct td_config *td_config_load(const char *path, struct td_errors *errs)
     }
     ld->cfg = cfg;
     ld->errs = errs;
-    cfg->daemon.log_level = TD_LOG_INFO;
-    cfg->daemon.log_format = TD_LOG_TEXT;
-    cfg->daemon.shutdown_grace_ms = 30000;
-    cfg->daemon.http_max_connections_per_ip = 64;
-    cfg->daemon.http_request_timeout_ms = 15000;
-    cfg->daemon.http_probes_on_listen = true;
+    /* daemon: may be absent, or in any one file of a directory: its defaults come first. */
+    td_conf_defaults(ld, &td_conf_daemon_table, &cfg->daemon);
     if (stat(path, &st) < 0) {
         td_conf_errorf(ld, &pos, "cannot open: %s", strerror(errno));
         goto fail;

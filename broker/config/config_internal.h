@@ -119,7 +119,7 @@ struct td_conf_key {
     const struct td_conf_table *sub; /* TD_K_NESTED */
     const char *const *names;        /* TD_K_ENUM, or the allowed values of a TD_K_STR */
     int (*fn)(struct td_conf_loader *ld, const struct td_ynode *val, void *base); /* CUSTOM */
-    long long min;
+    long long min; /* TD_K_INT, TD_K_I64, TD_K_INTLIST; TD_K_DUR: least milliseconds */
     long long max;
     bool required;
     bool pos;   /* TD_K_STR: store the value's position at off2 (a reference to resolve later) */
@@ -127,6 +127,14 @@ struct td_conf_key {
     bool cred;  /* TD_K_STR: a credential written into a request header (td_secret_header_safe) */
     bool hdrs;  /* TD_K_STRMAP: request headers (names are tokens, values hold no CR, LF...) */
     int group;  /* keys of group 1 are mutually exclusive */
+    /* The default, written as the trigger file would write it ("10s", "1MiB", "true",
+     * "earliest") and converted by the same code as a value from the file. It is the only
+     * default of the key: plugins do not fall back to their own, and the schema's "default"
+     * must say the same (test_config_schema checks both ways). NULL: zero / NULL / false. */
+    const char *dflt;
+    /* A default that depends on the machine (the host name): writes it into BUF. The schema
+     * gives no "default" for such a key, only a description. */
+    void (*dflt_fn)(char *buf, size_t len);
 };
 
 /* One kind a source or sink can be: the key that selects it and the table of its settings. */
@@ -155,6 +163,10 @@ struct td_conf_table {
 /* Applies table T to the mapping MAP, filling the struct at BASE. Reports every problem. */
 void td_conf_walk(struct td_conf_loader *ld, const struct td_conf_table *t,
                   const struct td_ynode *map, void *base);
+/* Sets the default of every key of T in the struct at BASE, and of the keys of its nested
+ * tables that are not alternatives (group 1); td_conf_walk does this itself for the tables
+ * it walks. For a block that may be absent from the file (daemon:). */
+void td_conf_defaults(struct td_conf_loader *ld, const struct td_conf_table *t, void *base);
 /* Frees every string, list and map that table T filled in the struct at BASE. */
 void td_conf_free_table(const struct td_conf_table *t, void *base);
 
@@ -172,6 +184,12 @@ void td_conf_free_table(const struct td_conf_table *t, void *base);
 #define ENUM(n, o, v)     {.name = (n), .type = TD_K_ENUM, .off = (o), .names = (v)}
 #define NESTED(n, o, t)   {.name = (n), .type = TD_K_NESTED, .off = (o), .sub = (t)}
 #define CUSTOM(n, f)      {.name = (n), .type = TD_K_CUSTOM, .fn = (f)}
+/* The same with a default (struct td_conf_key.dflt) */
+#define STR_D(n, o, d)          {.name = (n), .type = TD_K_STR, .off = (o), .dflt = (d)}
+#define INT_D(n, o, lo, hi, d)  {.name = (n), .type = TD_K_INT, .off = (o), .min = (lo), .max = (hi), .dflt = (d)}
+#define DUR_D(n, o, d)          {.name = (n), .type = TD_K_DUR, .off = (o), .dflt = (d)}
+#define ENUM_D(n, o, v, d)      {.name = (n), .type = TD_K_ENUM, .off = (o), .names = (v), .dflt = (d)}
+#define BOOL_D(n, o, d)         {.name = (n), .type = TD_K_BOOL, .off = (o), .dflt = (d)}
 /* clang-format on */
 
 extern const struct td_conf_table td_conf_daemon_table;  /* base: struct td_conf_daemon */
