@@ -1213,6 +1213,8 @@ static void test_conf_examples(void **state)
     setenv("OPENFAAS_PASSWORD", "p", 1);
     setenv("AZ_KEY", "k", 1);
     setenv("AWS_SECRET", "s", 1);
+    setenv("API_TOKEN", "a", 1);
+    setenv("AWS_TOKEN", "w", 1);
     setenv("TD_DEMO_REDIS_PORT", "6379", 1);
     setenv("TD_DEMO_FUNCTION_PORT", "8080", 1);
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
