@@ -86,11 +86,20 @@ struct named_map {
     void (*after)(void *item);         /* after the walk, or NULL */
 };
 
+/* The array of MAP in CFG. Through memcpy: the field is a struct td_conf_source * or
+ * td_conf_sink *, never to be read through a char * lvalue. */
+static char *named_items(const struct named_map *map, const struct td_config *cfg)
+{
+    void *items;
+    memcpy(&items, (const char *)cfg + map->items_off, sizeof(items));
+    return items;
+}
+
 /* The item of MAP named NAME in CFG, or NULL. */
 static const void *named_find(const struct named_map *map, const struct td_config *cfg,
                               const char *name)
 {
-    const char *items = *FIELD(cfg, map->items_off, char *);
+    const char *items = named_items(map, cfg);
     size_t n = *FIELD(cfg, map->n_off, size_t);
     for (size_t i = 0; name && i < n; i++) {
         if (strcmp(*FIELD(items + i * map->size, map->name_off, char *), name) == 0) {
@@ -104,7 +113,6 @@ static int named_map_fn(struct td_conf_loader *ld, const struct named_map *map,
                         const struct td_ynode *val, struct td_config *cfg)
 {
     char owner[320];
-    char **items = FIELD(cfg, map->items_off, char *);
     size_t *n = FIELD(cfg, map->n_off, size_t);
 
     if (val->kind != TD_YMAP) {
@@ -122,16 +130,17 @@ static int named_map_fn(struct td_conf_loader *ld, const struct named_map *map,
                             prev ? FIELD(prev, map->pos_off, struct td_pos) : NULL)) {
             continue;
         }
-        char *grown = realloc(*items, (*n + 1) * map->size);
+        void *grown = realloc(named_items(map, cfg), (*n + 1) * map->size);
         char *name = strdup(key->value);
+        if (grown) {
+            memcpy((char *)cfg + map->items_off, &grown, sizeof(grown));
+        }
         if (!grown || !name) {
-            *items = grown ? grown : *items;
             free(name);
             ERR_AT(ld, key, "out of memory");
             return -1;
         }
-        *items = grown;
-        char *item = grown + (*n)++ * map->size;
+        char *item = (char *)grown + (*n)++ * map->size;
         memset(item, 0, map->size);
         *FIELD(item, map->name_off, char *) = name;
         *FIELD(item, map->pos_off, struct td_pos) = td_conf_pos(ld, key);
