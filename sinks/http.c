@@ -552,7 +552,7 @@ static int http_init(struct td_sink *k, char *err, size_t errlen)
         if (!domain || !*domain) {
             domain = "cluster.local";
         }
-        if (conf->service_port > 0 && conf->service_port != 80) {
+        if (conf->service_port != 80) {
             snprintf(buf, sizeof(buf), "http://%s.%s.svc.%s:%d/", conf->service_name, ns, domain,
                      conf->service_port);
         } else {

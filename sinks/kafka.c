@@ -211,8 +211,7 @@ static int kafka_init(struct td_sink *k, char *err, size_t errlen)
         goto fail;
     }
     char timeout[32];
-    snprintf(timeout, sizeof(timeout), "%lld",
-             (long long)(k->conf->timeout_ms > 0 ? k->conf->timeout_ms : 10000));
+    snprintf(timeout, sizeof(timeout), "%lld", (long long)k->conf->timeout_ms);
     if (set(kc, "bootstrap.servers", conf->brokers, k->name, err, errlen) < 0 ||
         set(kc, "message.timeout.ms", timeout, k->name, err, errlen) < 0 ||
         set(kc, "linger.ms", "5", k->name, err, errlen) < 0 ||

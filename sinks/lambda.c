@@ -319,8 +319,8 @@ static int lambda_init(struct td_sink *k, char *err, size_t errlen)
         goto fail;
     }
     ls->client = http;
-    ls->event = conf->invocation && strcmp(conf->invocation, "Event") == 0;
-    ls->data_only = conf->payload && strcmp(conf->payload, "data") == 0;
+    ls->event = strcmp(conf->invocation, "Event") == 0;
+    ls->data_only = strcmp(conf->payload, "data") == 0;
     ls->timeout_ms = k->conf->timeout_ms;
     snprintf(ls->sigv4, sizeof(ls->sigv4), "aws:amz:%s:lambda", region);
     char base[512];

@@ -400,8 +400,7 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
     }
     j->a = a;
     j->out = out;
-    j->timeout_ms =
-        a->timeout_ms > 0 ? a->timeout_ms : (k->conf->timeout_ms > 0 ? k->conf->timeout_ms : 10000);
+    j->timeout_ms = a->timeout_ms > 0 ? a->timeout_ms : k->conf->timeout_ms;
     a->sink_state = ks;
     pthread_mutex_lock(&ks->mu);
     j->all_next = ks->all;

@@ -321,7 +321,7 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
     }
     rs->attempts = ra;
     int64_t timeout = a->timeout_ms > 0 ? a->timeout_ms : k->conf->timeout_ms;
-    td_timer_start(k->loop, &ra->timer, timeout > 0 ? timeout : 10000);
+    td_timer_start(k->loop, &ra->timer, timeout);
     a->sink_state = ra;
     free(argv);
     free(lens);

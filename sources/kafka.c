@@ -446,7 +446,7 @@ static void report_lag(struct kafka_source *ks)
         atomic_store(&ks->src->backlog, -1);
         return;
     }
-    bool earliest = !ks->conf->start || strcmp(ks->conf->start, "earliest") == 0;
+    bool earliest = strcmp(ks->conf->start, "earliest") == 0;
     long long lag = 0;
     for (int i = 0; i < pos->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &pos->elems[i];
@@ -554,7 +554,7 @@ static void set_pause_state(struct kafka_source *ks, const rd_kafka_topic_partit
 
 static void update_backpressure(struct kafka_source *ks)
 {
-    int max = ks->src->conf->max_inflight > 0 ? ks->src->conf->max_inflight : 1000;
+    int max = ks->src->conf->max_inflight;
     int credit = td_source_credit(ks->src);
     int64_t now = td_now_ms();
     if (credit > 0 || ks->paused) {
@@ -1048,7 +1048,7 @@ static int init(struct td_source *src, char *err, size_t errlen)
         snprintf(err, errlen, "source '%s': kafka needs brokers and topics", src->name);
         goto fail;
     }
-    const char *start_at = conf->start ? conf->start : "earliest";
+    const char *start_at = conf->start;
     if (strcmp(start_at, "earliest") != 0 && strcmp(start_at, "latest") != 0) {
         snprintf(err, errlen, "source '%s': start must be earliest or latest", src->name);
         goto fail;
@@ -1062,7 +1062,7 @@ static int init(struct td_source *src, char *err, size_t errlen)
     }
     snprintf(ks->ce_source_prefix, plen, "kafka://%s/", conf->brokers);
     /* Our defaults first, then the user's properties, then what at-least-once needs. */
-    if (set(kc, "group.id", conf->group ? conf->group : "triggerd", src->name, err, errlen) < 0 ||
+    if (set(kc, "group.id", conf->group, src->name, err, errlen) < 0 ||
         set(kc, "bootstrap.servers", conf->brokers, src->name, err, errlen) < 0 ||
         set(kc, "auto.offset.reset", start_at, src->name, err, errlen) < 0 ||
         set(kc, "auto.commit.interval.ms", "1000", src->name, err, errlen) < 0 ||

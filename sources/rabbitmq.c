@@ -172,10 +172,9 @@ static int declare(struct rmq_source *rs)
     const struct td_conf_rabbitmq_source *c = rs->conf;
     amqp_boolean_t durable = c->declare_durable;
     if (c->declare_exchange) {
-        amqp_exchange_declare(
-            rs->conn, 1, amqp_cstring_bytes(c->declare_exchange),
-            amqp_cstring_bytes(c->declare_exchange_type ? c->declare_exchange_type : "direct"), 0,
-            durable, 0, 0, amqp_empty_table);
+        amqp_exchange_declare(rs->conn, 1, amqp_cstring_bytes(c->declare_exchange),
+                              amqp_cstring_bytes(c->declare_exchange_type), 0, durable, 0, 0,
+                              amqp_empty_table);
         if (rpc_ok(rs, "exchange.declare") < 0) {
             return -1;
         }

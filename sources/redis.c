@@ -202,8 +202,7 @@ static int connect_both(struct redis_source *rs)
      * so it needs no socket timeout. */
     struct timeval none = {0, 0};
     redisSetTimeout(rs->rd, none);
-    const char *start =
-        strcmp(rs->conf->start ? rs->conf->start : "earliest", "latest") == 0 ? "$" : "0";
+    const char *start = strcmp(rs->conf->start, "latest") == 0 ? "$" : "0";
     const char *argv[] = {"XGROUP", "CREATE", rs->conf->stream, rs->conf->group, start, "MKSTREAM"};
     size_t lens[6];
     for (int i = 0; i < 6; i++) {
@@ -434,8 +433,7 @@ static int send_read(struct redis_source *rs, int count)
 {
     char countbuf[16], blockbuf[24];
     snprintf(countbuf, sizeof(countbuf), "%d", count);
-    snprintf(blockbuf, sizeof(blockbuf), "%lld",
-             (long long)(rs->conf->block_ms > 0 ? rs->conf->block_ms : 1000));
+    snprintf(blockbuf, sizeof(blockbuf), "%lld", (long long)rs->conf->block_ms);
     const char *argv[] = {"XREADGROUP",
                           "GROUP",
                           rs->conf->group,
@@ -462,8 +460,7 @@ static int send_read(struct redis_source *rs, int count)
         }
     }
     rs->outstanding = true;
-    rs->read_deadline =
-        td_now_ms() + (rs->conf->block_ms > 0 ? rs->conf->block_ms : 1000) + IO_TIMEOUT_MS;
+    rs->read_deadline = td_now_ms() + rs->conf->block_ms + IO_TIMEOUT_MS;
     return 0;
 }
 
@@ -778,7 +775,7 @@ static void *run(void *arg)
         }
         int credit = td_source_credit(rs->src);
         if (!rs->outstanding && credit > 0 && !atomic_load(&rs->src->quiesce)) {
-            int batch = rs->conf->batch > 0 ? rs->conf->batch : 100;
+            int batch = rs->conf->batch;
             if (send_read(rs, credit < batch ? credit : batch) < 0) {
                 report(rs, rs->rd->errstr[0] ? rs->rd->errstr : "write failed");
                 disconnect(rs);

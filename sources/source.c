@@ -115,7 +115,7 @@ void td_source_cancel(struct td_source *src, uint64_t gen)
 
 int td_source_credit(struct td_source *src)
 {
-    int max = src->conf->max_inflight > 0 ? src->conf->max_inflight : 1000;
+    int max = src->conf->max_inflight;
     int credit = max - atomic_load(&src->inflight);
     return credit > 0 ? credit : 0;
 }
@@ -126,7 +126,7 @@ int td_source_watch(struct td_source *src, int64_t now_ms)
     long long acked = atomic_load(&src->acked);
     long long backlog = atomic_load(&src->backlog);
     int inflight = atomic_load(&src->inflight);
-    int max = src->conf->max_inflight > 0 ? src->conf->max_inflight : 1000;
+    int max = src->conf->max_inflight;
     bool waiting = atomic_load(&src->connected) && backlog > inflight && inflight < max;
     if (!waiting || received != src->watch.received || acked != src->watch.acked ||
         src->watch.since_ms == 0) {

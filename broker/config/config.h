@@ -1,7 +1,8 @@
 /* config.h - the typed trigger-file configuration.
  *
  * td_config_load() turns one YAML file, or a directory of *.yaml / *.yml files, into the
- * structures below. Every key the user can write is listed in a table in config.c; an
+ * structures below. Every key the user can write is listed, with its default, in a table in
+ * conf_keys_*.c (config_internal.h has the map of the loader); an
  * unknown key, a wrong type or a dangling reference is an error reported as
  * "file:line:column: message" (1-based line and column). Strings are already interpolated
  * (${VAR}, ${file:/path}); values that came from interpolation are secrets and are never

@@ -1,9 +1,9 @@
 /* yaml_tree.h - a YAML document as a small tree of nodes that remember where they were written.
  *
- * config.c walks this tree with its key tables. It exists because libyaml's own document API
- * resolves aliases into shared (possibly cyclic) nodes and hides whether a scalar was quoted;
- * we want neither: aliases are rejected, the quoting style is kept (a quoted "5" is a string,
- * not an integer), and nesting is bounded so no input can exhaust the stack.
+ * The loader (conf_walk.c) walks this tree with its key tables. It exists because libyaml's own
+ * document API resolves aliases into shared (possibly cyclic) nodes and hides whether a scalar was
+ * quoted; we want neither: aliases are rejected, the quoting style is kept (a quoted "5" is a
+ * string, not an integer), and nesting is bounded so no input can exhaust the stack.
  *
  * Ownership: td_yaml_parse returns a tree the caller frees with td_ynode_free().
  * Threads: any.

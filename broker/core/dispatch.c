@@ -160,7 +160,7 @@ static void pump(struct td_trigger_rt *trg)
         return;
     }
     trg->pumping = true;
-    int limit = trg->conf->delivery.concurrency > 0 ? trg->conf->delivery.concurrency : 1;
+    int limit = trg->conf->delivery.concurrency; /* the loader guarantees >= 1 (default 64) */
     while (trg->running < limit && trg->wait_head) {
         struct td_delivery *d = trg->wait_head;
         trg->wait_head = d->next;

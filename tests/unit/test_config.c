@@ -419,6 +419,11 @@ static void test_errors_sources(void **state)
         {"batch",
          SRC "  s: {redis: {url: u, stream: x, batch: 100001}}\n",
          {"3:41: 'batch' must be at most 100000"}},
+        /* BLOCK 0 is "forever" to Redis: the old 1 s fallback for 0 is gone with the plugin's
+         * own defaults, so 0 is refused where it is written. */
+        {"block zero",
+         SRC "  s: {redis: {url: u, stream: x, block: 0}}\n",
+         {"3:41: 'block' must be at least 1ms"}},
         {"claim_idle",
          SRC "  s: {redis: {url: u, stream: x, claim_idle: 1d}}\n",
          {"3:46: 'claim_idle' must be a duration such as 250ms, 10s, 5m, 1h (got '1d')"}},
@@ -461,6 +466,13 @@ static void test_errors_sinks(void **state)
          SNK "  k: {}\n",
          {"3:6: sink 'k': expected exactly one of http, openfaas, lambda, redis, kafka, rabbitmq, "
           "file"}},
+        /* The queue sinks wait for an acknowledgement: no "0 = no limit" there. */
+        {"redis timeout zero",
+         SNK "  k: {redis: {url: u, stream: s, timeout: 0s}}\n",
+         {"3:43: 'timeout' must be at least 1ms"}},
+        {"kafka timeout zero",
+         SNK "  k: {kafka: {brokers: b, topic: t, timeout: 0}}\n",
+         {"3:46: 'timeout' must be at least 1ms"}},
         {"http no target",
          SNK "  k: {http: {mode: binary}}\n",
          {"3:13: sink 'k': expected exactly one of url, service in http sink"}},
@@ -1002,6 +1014,73 @@ static void check_full_sinks(const struct td_config *cfg)
     assert_string_equal(snk->file.path, "/tmp/dead.jsonl");
 }
 
+/* Each default comes from its key's table entry (the plugins have no fallbacks any more): also
+ * for kinds and blocks the file leaves out, and for a source's kind-specific keys. */
+static void test_table_defaults(void **state)
+{
+    write_file(g_file, "version: 1\n"
+                       "sources:\n"
+                       "  o: {kafka: {brokers: b, topics: [t]}}\n"
+                       "  j: {rabbitmq: {url: \"amqp://h/%2f\", queue: q}}\n"
+                       "  i: {http: {path: /e}}\n"
+                       "sinks:\n"
+                       "  l: {lambda: {function: f}}\n"
+                       "  r: {redis: {url: u, stream: s}}\n"
+                       "  v: {http: {service: {name: svc}}}\n"
+                       "  f: {openfaas: {gateway: \"http://g\", function: f, timeout: 3s}}\n"
+                       "triggers:\n"
+                       "  - {name: t, source: o, sink: l}\n"
+                       "  - {name: u, source: j, sink: r, delivery: {retry: 1}}\n");
+    struct td_config *cfg = load_ok(g_file);
+
+    const struct td_conf_source *o = td_config_source(cfg, "o");
+    assert_string_equal(o->kafka.group, "triggerd");
+    assert_string_equal(o->kafka.start, "earliest");
+    assert_int_equal(o->max_inflight, 1000);
+    assert_int_equal(o->stall_after_ms, 120000);
+    const struct td_conf_source *j = td_config_source(cfg, "j");
+    assert_int_equal(j->rabbitmq.prefetch, 100);
+    assert_int_equal(j->rabbitmq.heartbeat, 30);
+    assert_int_equal(j->rabbitmq.max_deliveries, 10);
+    assert_int_equal(j->rabbitmq.consumer_timeout_ms, 30 * 60 * 1000);
+    assert_int_equal(j->rabbitmq.id_from, TD_ID_FROM_DELIVERY);
+    assert_false(j->rabbitmq.declare); /* declare: not written */
+    assert_true(j->rabbitmq.declare_durable);
+    assert_string_equal(j->rabbitmq.declare_exchange_type, "direct");
+    assert_int_equal(td_config_source(cfg, "i")->http.max_size, 1024 * 1024);
+
+    const struct td_conf_sink *l = td_config_sink(cfg, "l");
+    assert_string_equal(l->lambda.invocation, "RequestResponse");
+    assert_string_equal(l->lambda.payload, "event");
+    assert_int_equal(l->timeout_ms, 10000);
+    assert_int_equal(td_config_sink(cfg, "r")->redis.maxlen, 0);
+    assert_int_equal(td_config_sink(cfg, "r")->timeout_ms, 10000);
+    const struct td_conf_sink *v = td_config_sink(cfg, "v");
+    assert_int_equal(v->http.service_port, 80);
+    assert_null(v->http.service_namespace); /* the HTTP sink reads POD_NAMESPACE */
+    assert_int_equal(v->http.mode, TD_MODE_BINARY);
+    assert_int_equal(v->http.timeout_ms, 10000);
+    const struct td_conf_sink *f = td_config_sink(cfg, "f");
+    assert_false(f->openfaas.async);
+    assert_int_equal(f->timeout_ms, 3000);
+
+    for (size_t i = 0; i < cfg->ntriggers; i++) {
+        const struct td_conf_delivery *d = &cfg->triggers[i].delivery;
+        assert_int_equal(d->retry, i == 0 ? 3 : 1);
+        assert_int_equal(d->backoff, TD_BACKOFF_EXPONENTIAL);
+        assert_int_equal(d->backoff_delay_ms, 200);
+        assert_int_equal(d->backoff_max_ms, 30000);
+        assert_int_equal(d->timeout_ms, 0);
+        assert_int_equal(d->retry_after_max_ms, 60000);
+        assert_int_equal(d->ordering, TD_ORDER_UNORDERED);
+        assert_int_equal(d->concurrency, 64);
+    }
+    assert_int_equal(cfg->daemon.http_max_connections_per_ip, 64);
+    assert_int_equal(cfg->daemon.http_request_timeout_ms, 15000);
+    assert_true(cfg->daemon.http_probes_on_listen);
+    td_config_free(cfg);
+}
+
 static void test_full_file(void **state)
 {
     char path[512];
@@ -1134,6 +1213,8 @@ static void test_conf_examples(void **state)
     setenv("OPENFAAS_PASSWORD", "p", 1);
     setenv("AZ_KEY", "k", 1);
     setenv("AWS_SECRET", "s", 1);
+    setenv("API_TOKEN", "a", 1);
+    setenv("AWS_TOKEN", "w", 1);
     setenv("TD_DEMO_REDIS_PORT", "6379", 1);
     setenv("TD_DEMO_FUNCTION_PORT", "8080", 1);
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -1247,6 +1328,7 @@ int main(void)
         cmocka_unit_test(test_directory_merge),
         cmocka_unit_test(test_directory_errors),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_table_defaults),
         cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_filter_only_legacy),
         cmocka_unit_test(test_filter_legacy_any),

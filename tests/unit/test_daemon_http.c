@@ -1,7 +1,7 @@
 /* test_daemon_http.c - the daemon.http limits (issue 11): the descriptor budget that bounds
  * inbound connections (broker/runtime/fdlimit.c), the daemon.http keys with their defaults and
- * checks (broker/config/config.c), and ${credential:NAME}, the interpolation that reads systemd's
- * LoadCredential= files from $CREDENTIALS_DIRECTORY.
+ * checks (broker/config/conf_keys_source.c), and ${credential:NAME}, the interpolation that reads
+ * systemd's LoadCredential= files from $CREDENTIALS_DIRECTORY.
  */
 #include <stdarg.h>
 #include <stddef.h>

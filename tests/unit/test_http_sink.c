@@ -47,7 +47,7 @@ static struct td_conf_sink service(const char *name, const char *ns, int port)
 static void test_service_given_namespace(void **state)
 {
     unsetenv("TD_CLUSTER_DOMAIN");
-    struct td_conf_sink conf = service("resize", "media", 0);
+    struct td_conf_sink conf = service("resize", "media", 80); /* the table's default */
     char *dest = dest_of(&conf);
     assert_string_equal(dest, "http://resize.media.svc.cluster.local/");
     free(dest);
