@@ -1,8 +1,10 @@
 /* http_client.h - libcurl's multi interface driven by the loop.
  *
  * One client per loop: its multi handle keeps the connection cache, so every HTTP-speaking
- * sink reuses keep-alive connections. Sockets and the timeout curl asks for are registered
- * with the loop (CURLMOPT_SOCKETFUNCTION / TIMERFUNCTION), so no thread ever waits on HTTP.
+ * sink reuses keep-alive connections. The cache is sized from the most requests ever in flight
+ * at once, not from those in flight now, so a dip between a source's bursts closes nothing.
+ * Sockets and the timeout curl asks for are registered with the loop
+ * (CURLMOPT_SOCKETFUNCTION / TIMERFUNCTION), so no thread ever waits on HTTP.
  * Easy handles are pooled and reset between requests.
  * Threads: loop only.
  */
