@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "conn_budget.h"
 #include "core.h"
 #include "fdlimit.h"
+#include "http_client.h"
 #include "jsonschema.h"
 #include "http_server.h"
 #include "log.h"
@@ -275,6 +277,8 @@ static int build(struct daemon *d)
             return -1;
         }
     }
+    /* Connections kept for reuse: what the triggers can have in flight at once. */
+    td_http_client_reserve(core->http, td_conn_budget(cfg));
     for (size_t i = 0; i < cfg->nsources; i++) {
         core->sources[i] = td_source_new(&cfg->sources[i], td_core_emit, core, err, sizeof(err));
         if (!core->sources[i]) {

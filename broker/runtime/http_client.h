@@ -51,6 +51,12 @@ struct td_http_request *td_http_client_send(struct td_http_client *c, CURL *easy
 /* Stops a running request; done is not called. */
 void td_http_client_cancel(struct td_http_client *c, struct td_http_request *req);
 
+/* Lets the connection cache keep at least n connections (busy and idle), beyond the 4 x the
+ * most requests ever in flight it keeps anyway: the daemon passes what its triggers can have in
+ * flight at once (td_conn_budget), so triggers to different functions, busy at different times,
+ * each keep their connections. Only raises: a smaller n than before changes nothing. */
+void td_http_client_reserve(struct td_http_client *c, size_t n);
+
 /* Requests running now. */
 size_t td_http_client_running(const struct td_http_client *c);
 
