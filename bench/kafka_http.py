@@ -97,6 +97,16 @@ def fmt_int(n):
     return f"{n:,.0f}"
 
 
+def nginx_accepts(port):
+    """Connections nginx accepted so far (its stub_status); this read is one of them. A client that
+    reuses its connections opens about one per request in flight for a whole run."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/nginx_status", timeout=5).read()
+        return int(text.decode().splitlines()[2].split()[0])
+    except (OSError, ValueError, IndexError) as e:
+        die(f"no accepts count in nginx's stub_status: {e}")
+
+
 def write_config(path, kafka, topic, group, url, concurrency, http_port):
     with open(path, "w") as f:
         f.write(f"""version: 1
@@ -293,6 +303,7 @@ http {{
   server {{
     listen 127.0.0.1:{port};
     location / {{ return 204; }}
+    location = /nginx_status {{ stub_status; }}
   }}
 }}
 """)
@@ -327,7 +338,9 @@ http {{
     os.unlink(records)
 
     say(f"triggerd: draining the backlog (concurrency {a.concurrency}, at-least-once offsets)")
+    accepts0 = nginx_accepts(port)
     drain(td, kafka, url, a, tmp, res)
+    res["td_conns"] = nginx_accepts(port) - accepts0 - 1
     committed, end = kafka.offsets("bench", "bench")
     if committed != end or sum(end.values()) != a.records:
         die(f"the group's committed offsets {committed} are not the end {end}")
@@ -353,8 +366,10 @@ http {{
         res[f"wrk_p{pct}"] = m.group(1) if m else "?"
 
     say(f"libcurl ceiling: a bare curl multi loop, {a.concurrency} in flight, {a.records} POSTs")
+    accepts0 = nginx_accepts(port)
     r = subprocess.run([curl_post, url, body_file, str(a.concurrency), str(a.records)],
                        capture_output=True, text=True)
+    res["curl_conns"] = nginx_accepts(port) - accepts0 - 1
     parts = r.stdout.split()
     if r.returncode != 0 or len(parts) != 4 or parts[2] != "0":
         die(f"the libcurl loop failed: {r.stdout} {r.stderr[-1000:]}")
@@ -409,6 +424,10 @@ def table(v, a):
         ("triggerd peak RSS (sampled VmRSS)", mb("td_peak_rss_kb"),
          f"VmHWM {mb('td_hwm_kb')} (start included); consumer lag at the end: "
          f"{v.get('td_final_lag')}"),
+        ("triggerd new connections to nginx", f"{v['td_conns']}",
+         f"for the whole run, concurrency {c}; issue 14: at most 2 x {c} = {2 * c}"
+         f"{' (OVER)' if v['td_conns'] > 2 * c else ''}; the libcurl loop opened "
+         f"{v['curl_conns']}"),
         (f"HTTP ceiling: wrk -t1 -c{c} -d{a.duration}", rate("wrk_rate", "req/s"),
          f"p50 {v.get('wrk_p50')}, p99 {v.get('wrk_p99')}"),
         (f"libcurl ceiling: bare multi loop, {c} in flight", rate("curl_rate", "req/s"),

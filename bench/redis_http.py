@@ -200,6 +200,17 @@ def cmd_table(a):
         x = num(k)
         return "n/a" if x is None else f"{x / 1024:.1f} MB"
 
+    def conns(k):
+        x = num(k)
+        return "n/a" if x is None else f"{x:.0f}"
+
+    def bound():
+        return 2 * int(num("concurrency") or 0)
+
+    def over():
+        x = num("td_conns")
+        return " (OVER)" if x is not None and x > bound() else ""
+
     def ratio(a_, b_):
         x, y = num(a_), num(b_)
         return "n/a" if not x or not y else f"{100 * x / y:.0f} %"
@@ -222,6 +233,9 @@ def cmd_table(a):
          f"{n:,} in {num('td_seconds') or 0:.2f} s; {num('td_cpu_s') or 0:.2f} CPU s, "
          f"{us_per('td_cpu_s', 'td_entries')} us CPU/event"),
         ("triggerd peak RSS (VmHWM)", mb("td_hwm_kb"), ""),
+        ("triggerd new connections to nginx", conns("td_conns"),
+         f"for the whole run, concurrency {c}; issue 14: at most 2 x {c} = {bound()}"
+         f"{over()}; the libcurl loop opened {conns('curl_conns')}"),
         (f"HTTP ceiling: wrk -t1 -c{c} -d{v.get('wrk_duration', '?')}", rate("wrk_rate") + " req/s",
          f"p50 {v.get('wrk_p50', '?')}, p99 {v.get('wrk_p99', '?')}"),
         (f"libcurl ceiling: bare multi loop, {c} in flight", rate("curl_rate") + " req/s",

@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "conn_budget.h"
 #include "core.h"
 #include "fdlimit.h"
+#include "http_client.h"
 #include "http_server.h"
 #include "log.h"
 #include "metrics.h"
@@ -265,6 +267,8 @@ static int build(struct daemon *d)
     td_core_install(core, cfg, &parts);
     const struct td_source_host host = {
         .emit = td_core_emit, .cancel = td_core_cancel, .core = core, .httpd = core->httpd};
+    /* Connections kept for reuse: what the triggers can have in flight at once. */
+    td_http_client_reserve(core->http, td_conn_budget(cfg));
     for (size_t i = 0; i < cfg->nsources; i++) {
         core->sources[i] = td_source_new(&cfg->sources[i], &host, err, sizeof(err));
         if (!core->sources[i]) {

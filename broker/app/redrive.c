@@ -39,6 +39,7 @@
 #include "ce_json.h"
 #include "ce_redis.h"
 #include "cloudevent.h"
+#include "conn_budget.h"
 #include "core.h"
 #include "deadletter.h"
 #include "log.h"
@@ -749,6 +750,7 @@ static int build(struct redrive *r, char *err, size_t errlen)
         return -1;
     }
     td_core_install(core, cfg, &parts);
+    td_http_client_reserve(core->http, td_conn_budget(cfg)); /* as the daemon: reuse connections */
     return 0;
 }
 

@@ -24,7 +24,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "conn_budget.h"
 #include "core.h"
+#include "http_client.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -522,6 +524,8 @@ bool td_reload_run(struct td_reload *rl, const char *path)
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }
+    /* Only raises: the retiring triggers' connections age out of curl's cache by themselves. */
+    td_http_client_reserve(core->http, td_conn_budget(cfg));
     td_errors_clear(&errs);
     td_log_init(cfg->daemon.log_level, cfg->daemon.log_format);
     td_metrics_count_reload(core->metrics, true);

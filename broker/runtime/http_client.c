@@ -1,6 +1,8 @@
 /* http_client.c - libcurl multi on the loop (see http_client.h). */
 #include "http_client.h"
 
+#include <limits.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,8 @@
 
 #define BODY_CAP 65536
 #define POOL_MAX 256
+/* Connections kept per request ever in flight at once: libcurl's own factor (see set_cache). */
+#define CACHE_PER_REQUEST 4
 
 struct td_http_request {
     struct td_http_request *prev, *next;
@@ -29,6 +33,9 @@ struct td_http_client {
     struct td_timer timer;
     struct td_http_request *running; /* doubly linked */
     size_t nrunning;
+    size_t peak;      /* the most requests ever in flight at once */
+    size_t reserve;   /* td_http_client_reserve: connections the configuration may need */
+    long maxconnects; /* what CURLMOPT_MAXCONNECTS is set to; 0: curl's default */
     CURL *pool[POOL_MAX];
     size_t npool;
 };
@@ -115,6 +122,38 @@ struct td_http_client *td_http_client_new(struct td_loop *loop)
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     return c;
+}
+
+/* The size of the connection cache, from the most requests ever in flight at once.
+ *
+ * Without CURLMOPT_MAXCONNECTS, libcurl (7.88, lib/conncache.c) caps the cache at 4 x the easy
+ * handles added to the multi handle *at the moment a transfer finishes*, and closes the oldest
+ * connection whenever the cache (busy and idle) is above that. A source that feeds in bursts
+ * (RabbitMQ's prefetch window, Kafka's fetches) lets the requests in flight dip between
+ * bursts: each answer that lands during a dip closed a connection the next burst had to open
+ * again, thousands per 100 000 requests. The same factor applied to the high-water mark keeps
+ * every connection a burst used. The cache still holds only connections that were once needed
+ * at the same time (per host), and never more than 4 x that high-water mark, or the reserve
+ * when that is larger (functions busy at different times each keep theirs). */
+static void set_cache(struct td_http_client *c)
+{
+    size_t want = c->peak > SIZE_MAX / CACHE_PER_REQUEST ? SIZE_MAX : c->peak * CACHE_PER_REQUEST;
+    if (c->reserve > want) {
+        want = c->reserve;
+    }
+    long max = want > LONG_MAX ? LONG_MAX : (long)want;
+    if (max > c->maxconnects &&
+        curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, max) == CURLM_OK) {
+        c->maxconnects = max;
+    }
+}
+
+void td_http_client_reserve(struct td_http_client *c, size_t n)
+{
+    if (n > c->reserve) {
+        c->reserve = n;
+        set_cache(c);
+    }
 }
 
 static void request_free(struct td_http_request *req)
@@ -235,6 +274,10 @@ struct td_http_request *td_http_client_send(struct td_http_client *c, CURL *easy
     }
     c->running = req;
     c->nrunning++;
+    if (c->nrunning > c->peak) {
+        c->peak = c->nrunning;
+        set_cache(c);
+    }
     if (curl_multi_add_handle(c->multi, easy) != CURLM_OK) {
         req->done = NULL;
         td_secret_slist_free(req->headers); /* may hold credentials */

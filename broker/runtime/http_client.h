@@ -1,8 +1,10 @@
 /* http_client.h - libcurl's multi interface driven by the loop.
  *
  * One client per loop: its multi handle keeps the connection cache, so every HTTP-speaking
- * sink reuses keep-alive connections. Sockets and the timeout curl asks for are registered
- * with the loop (CURLMOPT_SOCKETFUNCTION / TIMERFUNCTION), so no thread ever waits on HTTP.
+ * sink reuses keep-alive connections. The cache is sized from the most requests ever in flight
+ * at once, not from those in flight now, so a dip between a source's bursts closes nothing.
+ * Sockets and the timeout curl asks for are registered with the loop
+ * (CURLMOPT_SOCKETFUNCTION / TIMERFUNCTION), so no thread ever waits on HTTP.
  * Easy handles are pooled and reset between requests.
  * Threads: loop only.
  */
@@ -48,6 +50,12 @@ struct td_http_request *td_http_client_send(struct td_http_client *c, CURL *easy
                                             void *arg);
 /* Stops a running request; done is not called. */
 void td_http_client_cancel(struct td_http_client *c, struct td_http_request *req);
+
+/* Lets the connection cache keep at least n connections (busy and idle), beyond the 4 x the
+ * most requests ever in flight it keeps anyway: the daemon passes what its triggers can have in
+ * flight at once (td_conn_budget), so triggers to different functions, busy at different times,
+ * each keep their connections. Only raises: a smaller n than before changes nothing. */
+void td_http_client_reserve(struct td_http_client *c, size_t n);
 
 /* Requests running now. */
 size_t td_http_client_running(const struct td_http_client *c);

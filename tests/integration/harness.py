@@ -468,6 +468,14 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
+    def process_request(self, request, client_address):
+        # Every accepted TCP connection, counted before its thread starts: the connection-reuse
+        # tests compare it with the concurrency (a client that reuses keep-alive connections
+        # opens about as many as it has requests in flight).
+        with self.fn.lock:
+            self.fn.connections += 1
+        super().process_request(request, client_address)
+
     def handle_error(self, request, client_address):
         # A client (triggerd) that closes or is killed mid-connection is part of several scenarios.
         exc = sys.exc_info()[1]
@@ -486,6 +494,7 @@ class FunctionServer:
         self.requests = []
         self.attempts = {}
         self.in_flight = 0
+        self.connections = 0  # TCP connections accepted so far
         self.httpd = _Server(("127.0.0.1", port or 0), _Handler)
         self.httpd.fn = self
         self.port = self.httpd.server_address[1]
@@ -513,6 +522,11 @@ class FunctionServer:
             with self.lock:
                 return len(self.requests)
         return len(self.snapshot(path))
+
+    def accepted(self):
+        """TCP connections accepted so far (each new connection a client opened)."""
+        with self.lock:
+            return self.connections
 
     def by_id(self, path=None):
         """{ce-id: [requests in arrival order]}"""
