@@ -18,6 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kv.h"
+#include "log.h"
+
 struct td_filter;
 
 /* Where a node was written: 1-based line and column; file points into td_config.files. */
@@ -25,16 +28,6 @@ struct td_pos {
     const char *file;
     int line;
     int col;
-};
-
-struct td_kv {
-    char *key;
-    char *value;
-};
-
-struct td_kv_list {
-    struct td_kv *items;
-    size_t n;
 };
 
 /* A growing list of "file:line:column: message" strings. */
@@ -45,9 +38,6 @@ struct td_errors {
 void td_errors_add(struct td_errors *errs, const struct td_pos *pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void td_errors_clear(struct td_errors *errs);
-
-enum td_log_format { TD_LOG_TEXT, TD_LOG_JSON };
-enum td_log_level { TD_LOG_DEBUG, TD_LOG_INFO, TD_LOG_WARN, TD_LOG_ERROR };
 
 struct td_conf_daemon {
     char *http_listen; /* "host:port" or NULL: no HTTP server */

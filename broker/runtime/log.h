@@ -11,7 +11,8 @@
 
 #include <stddef.h>
 
-#include "config.h"
+enum td_log_format { TD_LOG_TEXT, TD_LOG_JSON };
+enum td_log_level { TD_LOG_DEBUG, TD_LOG_INFO, TD_LOG_WARN, TD_LOG_ERROR };
 
 void td_log_init(enum td_log_level level, enum td_log_format format);
 int td_log_enabled(enum td_log_level level);
