@@ -1,8 +1,8 @@
 /* aws.h - where the Lambda sink's AWS credentials come from (aws.c).
  *
- * In this order, as DESIGN.md §2 says: the trigger file (lambda: {credentials: {...}}); the
- * environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); the shared
- * credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials) and its profile
+ * In this order (the order of the AWS SDKs' default chain): the trigger file (lambda: {credentials:
+ * {...}}); the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); the
+ * shared credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials) and its profile
  * (AWS_PROFILE, else "default"); web identity (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE, as
  * EKS pods get them), exchanged with STS AssumeRoleWithWebIdentity on the loop and refreshed
  * before expiry (creds.c). The STS endpoint is AWS_ENDPOINT_URL_STS, else

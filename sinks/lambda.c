@@ -8,7 +8,7 @@
  * ones through creds.c, refreshed on the loop before they expire; an attempt that finds none
  * valid waits for the exchange running, never the loop.
  *
- * libcurl 7.88 (Debian 12) signs some requests wrongly (DEPENDENCIES.md). Checked against
+ * libcurl 7.88 (Debian 12) signs some requests wrongly. Checked against
  * botocore's signer (tests/integration/test_lambda.py): plain paths and one Qualifier query
  * parameter (its '$' percent-encoded) verify; a path holding ':' (a function ARN, or
  * "name:qualifier") does not, so only plain function names are accepted, the qualifier goes

@@ -1,6 +1,6 @@
-/* redis.c - the Redis stream sink: XADDs the event in binary mode (DESIGN.md §2, our Redis
- * binding). Used as a dead-letter and reply target. It speaks hiredis' async API on the loop
- * (an adapter below maps hiredis' read/write interest onto epoll), so a slow Redis never
+/* redis.c - the Redis stream sink: XADDs the event in binary mode (README "Redis Streams",
+ * our Redis binding). Used as a dead-letter and reply target. It speaks hiredis' async API on the
+ * loop (an adapter below maps hiredis' read/write interest onto epoll), so a slow Redis never
  * blocks a delivery. hiredis 0.14 has no command timeout: an attempt that outlives its
  * timeout frees the connection, which fails every command on it (all retryable). The host
  * should be an address: hiredis resolves names with a blocking getaddrinfo. */

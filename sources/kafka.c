@@ -1,6 +1,6 @@
 /* kafka.c - the Kafka source: librdkafka's high-level consumer on a thread of its own.
  *
- * At-least-once (DEPENDENCIES.md, librdkafka 2.0.2): auto commit on, auto offset store off.
+ * At-least-once (librdkafka 2.0.2, Debian 12): auto commit on, auto offset store off.
  * Records of one partition arrive in offset order; the thread keeps, per partition, the
  * offsets it emitted and not yet stored, in order. A completion marks its offset done and the
  * done prefix is popped and stored with rd_kafka_offsets_store(next offset), so an unfinished

@@ -1,6 +1,6 @@
 /* redis.c - the Redis Streams source.
  *
- * One thread, two connections (DEPENDENCIES.md: a BLOCK read occupies its connection):
+ * One thread, two connections (a BLOCK read occupies its connection until it returns):
  *  - `rd` carries XREADGROUP ... BLOCK, written with redisAppendCommandArgv and read only
  *    when poll(2) says the socket is readable, so the thread also wakes for completions;
  *  - `ack` carries XGROUP, XACK, XPENDING and XCLAIM synchronously (short, on loopback).

@@ -1,5 +1,5 @@
 /* ce_kafka.c - the CloudEvents Kafka protocol binding, and the wrapping of records that are not
- * CloudEvents (DESIGN.md §1, normalize).
+ * CloudEvents (README "Kafka"; docs/architecture.md has the path of one event).
  *
  * Binary mode: a ce_specversion header marks a CloudEvent; each ce_<attr> header is an
  * attribute, content-type is datacontenttype, the key is partitionkey and the value the data.

@@ -1,4 +1,4 @@
-/* ce_redis.c - our CloudEvents binding for Redis stream entries (DESIGN.md §2), and the
+/* ce_redis.c - our CloudEvents binding for Redis stream entries (README "Redis Streams"), and the
  * wrapping of entries that are not CloudEvents.
  *
  * Binary mode: a field ce_specversion marks a CloudEvent; each ce_<attr> field is an attribute,

@@ -1,4 +1,4 @@
-/* fuzz_ce_redis.c - the Redis stream binding (DESIGN.md §2): td_ce_from_redis,
+/* fuzz_ce_redis.c - the Redis stream binding (README "Redis Streams"): td_ce_from_redis,
  * td_ce_salvage_redis and td_ce_wrap_redis on an entry built from the input. Lines (split on
  * '\n') are: the entry id, then field, value, field, value... Each string is in a buffer of
  * its own, NUL-terminated as hiredis hands them over, so NUL bytes inside values are possible.
