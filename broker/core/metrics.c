@@ -21,7 +21,6 @@
 #include "loop.h"
 #include "source.h"
 
-
 struct snap_source {
     char *name;
     const char *kind;
