@@ -49,7 +49,7 @@
 #include "amqp_util.h"
 #include "ce_amqp.h"
 #include "cloudevent.h"
-#include "deadletter.h"
+#include "dl_reasons.h"
 #include "log.h"
 #include "loop.h"
 #include "rabbitmq_source.h"

@@ -21,7 +21,7 @@
 
 #include "ce_redis.h"
 #include "cloudevent.h"
-#include "deadletter.h"
+#include "dl_reasons.h"
 #include "log.h"
 #include "loop.h"
 #include "redis_util.h"

@@ -9,15 +9,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct td_event;
+#include "dl_reasons.h" /* TD_DL_*: the reasons */
 
-/* Why an event was dead-lettered (the deadletterreason values). */
-#define TD_DL_FINAL_STATUS      "final_status"
-#define TD_DL_RETRIES_EXHAUSTED "retries_exhausted"
-#define TD_DL_MAX_DELIVERIES    "max_deliveries"
-#define TD_DL_INVALID_EVENT     "invalid_event"
-#define TD_DL_SCHEMA            "schema"       /* the data failed the trigger's schema */
-#define TD_DL_REPLY_FAILED      "reply_failed" /* the reply event is what was dead-lettered */
+struct td_event;
 
 /* True when redelivering an event that failed for reason cannot help (a final status, an
  * invalid event, the payload schema): a trigger without a dead-letter target then marks the

@@ -15,7 +15,7 @@ and shell completions that are made from (or checked against) the --help texts.
   exactly the options its --help lists (plus -h/--help); completions/_triggerd (zsh) has one function
   per subcommand whose flags are those same options: read from the file, and, when zsh is installed,
   parsed (`zsh -n`) and run with stand-ins for _arguments/_describe that print what they are given.
-  The --reason values both offer are the deadletterreason values of broker/core/deadletter.h.
+  The --reason values both offer are the deadletterreason values of broker/event/dl_reasons.h.
 """
 
 import os
@@ -61,7 +61,7 @@ def bash_complete(words):
 
 
 def dl_reasons():
-    text = open(os.path.join(SRC, "broker", "core", "deadletter.h")).read()
+    text = open(os.path.join(SRC, "broker", "event", "dl_reasons.h")).read()
     return set(re.findall(r'#define\s+TD_DL_\w+\s+"([a-z_]+)"', text))
 
 
@@ -211,7 +211,7 @@ def check_completions(c, helps):
     c.check({"redis://", "kafka://", "amqp://", "amqps://"} <= got, "bash: publish offers URL schemes",
             got)
     c.eq(bash_complete(["triggerd", "redrive", "--reason", ""]), dl_reasons(),
-         "bash: redrive --reason offers the deadletterreason values of broker/core/deadletter.h")
+         "bash: redrive --reason offers the deadletterreason values of broker/event/dl_reasons.h")
     tmp = make_tempdir("td-cli-")
     open(os.path.join(tmp, "my-triggers.yaml"), "w").close()
     got = bash_complete(["triggerd", "run", "-c", os.path.join(tmp, "my-")])

@@ -11,7 +11,7 @@ none that does not exist.
   label names (without the histogram's `le`) are exactly the table's Labels column (a metric whose
   samples carry no label may be documented with labels still to come). A new metric in
   broker/core/metrics.c therefore needs only a README row.
-- "Dead-letter reasons": exactly the `TD_DL_*` string values of broker/core/deadletter.h.
+- "Dead-letter reasons": exactly the `TD_DL_*` string values of broker/event/dl_reasons.h.
 
 Run with --print to print the tables the code implies (to paste into the README).
 """
@@ -126,7 +126,7 @@ def readme_metrics():
 
 # ---- dead-letter reasons ---------------------------------------------------------------------------
 def code_reasons():
-    text = open(os.path.join(SRC, "broker", "core", "deadletter.h")).read()
+    text = open(os.path.join(SRC, "broker", "event", "dl_reasons.h")).read()
     return set(re.findall(r'#define\s+TD_DL_\w+\s+"([a-z_]+)"', text))
 
 
@@ -160,7 +160,7 @@ def body(c):
         # Samples without labels (or none at all) leave nothing to compare: the README may name
         # labels a branch in flight adds (the per-source triggerd_events_unmatched_total).
     same(c, readme_reasons(), code_reasons(),
-         "Dead-letter reasons: exactly the TD_DL_* values of broker/core/deadletter.h")
+         "Dead-letter reasons: exactly the TD_DL_* values of broker/event/dl_reasons.h")
 
 
 def print_tables():
