@@ -566,4 +566,5 @@ static int http_init(struct td_sink *k, char *err, size_t errlen)
     return td_http_sink_setup(k, http, &t, err, errlen);
 }
 
-const struct td_sink_desc td_sink_http = {.name = "http", .kind = TD_SINK_HTTP, .init = http_init};
+const struct td_sink_desc td_sink_http = {
+    .name = "http", .kind = TD_SINK_HTTP, .uses_http = true, .init = http_init};

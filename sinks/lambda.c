@@ -378,4 +378,4 @@ fail:
 }
 
 const struct td_sink_desc td_sink_lambda = {
-    .name = "lambda", .kind = TD_SINK_LAMBDA, .init = lambda_init};
+    .name = "lambda", .kind = TD_SINK_LAMBDA, .uses_http = true, .init = lambda_init};

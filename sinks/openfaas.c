@@ -50,4 +50,4 @@ static int openfaas_init(struct td_sink *k, char *err, size_t errlen)
 }
 
 const struct td_sink_desc td_sink_openfaas = {
-    .name = "openfaas", .kind = TD_SINK_OPENFAAS, .init = openfaas_init};
+    .name = "openfaas", .kind = TD_SINK_OPENFAAS, .uses_http = true, .init = openfaas_init};

@@ -93,6 +93,9 @@ struct td_sink {
 struct td_sink_desc {
     const char *name;       /* the trigger-file kind ("http"): messages, check, metrics */
     enum td_sink_kind kind; /* the configuration's tag for it (config.h) */
+    /* Sends through the loop's shared libcurl client (td_sink.http): each of its attempts
+     * holds a connection of that client's cache (broker/app/conn_budget.c counts them). */
+    bool uses_http;
     /* Checks k->conf and fills k->ops (deliver, destroy: one kind may share another's, as
      * openfaas shares http's), k->impl and k->dest; 0, or -1 with a message in err (then
      * nothing is left to free). No I/O that blocks. Loop thread. */

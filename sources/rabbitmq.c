@@ -386,7 +386,7 @@ static uint32_t count_delivery(struct rmq_source *rs, const amqp_envelope_t *env
 
 int td_rabbitmq_window(const struct td_conf_source *src)
 {
-    int max = src->max_inflight > 0 ? src->max_inflight : 1000;
+    int max = src->max_inflight; /* the loader's table: at least 1, default 1000 */
     int prefetch = src->rabbitmq.prefetch;
     int window = prefetch > 0 && prefetch < max ? prefetch : max;
     return window > 65535 ? 65535 : window;

@@ -68,7 +68,7 @@ int64_t td_check_queued_hold_ms(const struct td_conf_source *src, const struct t
                                 const struct td_conf_sink *sink)
 {
     int64_t one = td_check_worst_hold_ms(trg, sink);
-    int conc = trg->delivery.concurrency > 0 ? trg->delivery.concurrency : 1;
+    int conc = trg->delivery.concurrency; /* the loader's table: at least 1 */
     int64_t rounds = (td_rabbitmq_window(src) + conc - 1) / conc;
     if (one > HOLD_CAP_MS / rounds) {
         return HOLD_CAP_MS;
