@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "lambda_sink.h"
 
 struct td_loop;
 struct td_http_client;

@@ -13,6 +13,8 @@
 
 #include "ce_json.h"
 #include "cloudevent.h"
+#include "conf_table.h"
+#include "file_sink.h"
 #include "log.h"
 #include "loop.h"
 #include "sink.h"
@@ -64,7 +66,8 @@ static void on_written(struct td_loop *loop, void *arg)
     free(j);
     if (err) {
         char reason[160];
-        snprintf(reason, sizeof(reason), "write %s: %s", fs->k->conf->file.path, strerror(err));
+        snprintf(reason, sizeof(reason), "write %s: %s",
+                 TD_SETTINGS(fs->k->conf, struct td_conf_file_sink)->path, strerror(err));
         td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
     } else {
         td_attempt_done(a, TD_RESULT_OK, 0, -1, "written", NULL, 0);
@@ -114,7 +117,7 @@ static void *writer(void *arg)
         }
         if (err && start >= 0 && ftruncate(fs->fd, start) < 0) {
             td_log_error(NULL, NULL, NULL, "sink '%s': cannot cut a failed write off %s",
-                         fs->k->name, fs->k->conf->file.path);
+                         fs->k->name, TD_SETTINGS(fs->k->conf, struct td_conf_file_sink)->path);
         }
         for (struct file_job *j = batch, *next; j; j = next) {
             next = j->next;
@@ -201,7 +204,7 @@ static const struct td_sink_ops file_ops = {
 
 static int file_init(struct td_sink *k, char *err, size_t errlen)
 {
-    const char *path = k->conf->file.path;
+    const char *path = TD_SETTINGS(k->conf, struct td_conf_file_sink)->path;
     struct file_sink *fs = calloc(1, sizeof(*fs));
     if (!fs) {
         snprintf(err, errlen, "out of memory");
@@ -230,4 +233,13 @@ static int file_init(struct td_sink *k, char *err, size_t errlen)
     return 0;
 }
 
-const struct td_sink_desc td_sink_file = {.name = "file", .kind = TD_SINK_FILE, .init = file_init};
+/* ---- settings: file: {path, timeout} ---- */
+#define OFF(f) offsetof(struct td_conf_file_sink, f)
+
+static const struct td_conf_key file_sink_keys[] = {REQ_STR("path", OFF(path)), TD_SINK_TIMEOUT};
+static const struct td_conf_table file_sink_table = {TABLE("file sink", file_sink_keys)};
+#undef OFF
+
+const struct td_sink_desc td_sink_file = {
+    TD_SINK_KIND("file", TD_SINK_FILE, &file_sink_table, struct td_conf_file_sink),
+    .init = file_init};

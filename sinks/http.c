@@ -19,9 +19,11 @@
 #include "ce_http.h"
 #include "ce_json.h"
 #include "cloudevent.h"
+#include "conf_table.h"
 #include "creds.h"
 #include "gcp.h"
 #include "http_client.h"
+#include "http_conf.h"
 #include "http_sink.h"
 #include "log.h"
 #include "loop.h"
@@ -516,10 +518,10 @@ fail:
 static int http_init(struct td_sink *k, char *err, size_t errlen)
 {
     struct td_http_client *http = k->http;
-    const struct td_conf_http_sink *conf = &k->conf->http;
+    const struct td_conf_http_sink *conf = k->conf->settings;
     struct td_http_target t = {
         .mode = conf->mode,
-        .timeout_ms = conf->timeout_ms,
+        .timeout_ms = k->conf->timeout_ms,
         .headers = &conf->headers,
         .auth = &conf->auth,
         .ca_file = conf->ca_file,
@@ -566,5 +568,60 @@ static int http_init(struct td_sink *k, char *err, size_t errlen)
     return td_http_sink_setup(k, http, &t, err, errlen);
 }
 
+/* ---- settings: http: {url | service, mode, timeout, headers, TLS files, auth} ---- */
+#define OFF(f) offsetof(struct td_conf_http_sink, f)
+
+static const char *const mode_names[] = {"binary", "structured", NULL};
+
+static const struct td_conf_key service_keys[] = {
+    REQ_STR("name", OFF(service_name)),
+    /* no default here: the HTTP sink reads POD_NAMESPACE */
+    STR("namespace", OFF(service_namespace)), INT_D("port", OFF(service_port), 1, 65535, "80")};
+static const struct td_conf_table service_table = {TABLE("service", service_keys)};
+
+static const struct td_conf_key http_sink_keys[] = {
+    ONE_STR("url", OFF(url)),
+    {.name = "service", .type = TD_K_NESTED, .sub = &service_table, .group = 1},
+    ENUM_D("mode", OFF(mode), mode_names, "binary"),
+    TD_SINK_TIMEOUT,
+    {.name = "headers", .type = TD_K_STRMAP, .off = OFF(headers), .hdrs = true},
+    STR("ca_file", OFF(ca_file)),
+    STR("client_cert", OFF(client_cert)),
+    STR("client_key", OFF(client_key)),
+    NESTED("auth", OFF(auth), &td_sink_auth_table),
+};
+/* An URL that can never work is a load error, not a dead letter per event at run time. */
+static int check_http_url(struct td_conf_loader *ld, const struct td_ynode *map, const char *key,
+                          const char *url)
+{
+    if (!url) {
+        return 0;
+    }
+    const char *host = strncmp(url, "http://", 7) == 0    ? url + 7
+                       : strncmp(url, "https://", 8) == 0 ? url + 8
+                                                          : NULL;
+    if (!host) {
+        ERR_AT(ld, td_conf_map_get(map, key), "'%s' must be an http:// or https:// URL", key);
+        return -1;
+    }
+    if (!*host || *host == '/' || strpbrk(url, " \t\r\n")) {
+        ERR_AT(ld, td_conf_map_get(map, key), "'%s' is not a valid URL (no host, or white space)",
+               key);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_http_sink(struct td_conf_loader *ld, const struct td_ynode *map, void *base)
+{
+    const struct td_conf_http_sink *c = base;
+    return check_http_url(ld, map, "url", c->url);
+}
+
+static const struct td_conf_table http_sink_table = {
+    TABLE("http sink", http_sink_keys), .group_required = true, .check = check_http_sink};
+#undef OFF
+
 const struct td_sink_desc td_sink_http = {
-    .name = "http", .kind = TD_SINK_HTTP, .uses_http = true, .init = http_init};
+    TD_SINK_KIND("http", TD_SINK_HTTP, &http_sink_table, struct td_conf_http_sink),
+    .uses_http = true, .init = http_init};

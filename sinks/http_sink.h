@@ -15,6 +15,7 @@
 
 #include "ce_http.h"
 #include "config.h"
+#include "http_conf.h"
 
 struct td_sink;
 struct td_http_client;

@@ -27,7 +27,9 @@
 
 #include "ce_kafka.h"
 #include "cloudevent.h"
+#include "conf_table.h"
 #include "kafka_log.h"
+#include "kafka_sink.h"
 #include "log.h"
 #include "loop.h"
 #include "sink.h"
@@ -115,7 +117,8 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
     }
     const char *key = td_event_get(ev, "partitionkey");
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        ks->rk, RD_KAFKA_V_TOPIC(k->conf->kafka.topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        ks->rk, RD_KAFKA_V_TOPIC(TD_SETTINGS(k->conf, struct td_conf_kafka_sink)->topic),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_VALUE(ev->data, ev->data ? ev->data_len : 0),
         RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(a),
         RD_KAFKA_V_END);
@@ -189,7 +192,7 @@ static int set(rd_kafka_conf_t *conf, const char *key, const char *value, const 
 
 static int kafka_init(struct td_sink *k, char *err, size_t errlen)
 {
-    const struct td_conf_kafka_sink *conf = &k->conf->kafka;
+    const struct td_conf_kafka_sink *conf = k->conf->settings;
     rd_kafka_conf_t *kc = NULL;
     struct kafka_sink *ks = calloc(1, sizeof(*ks));
     if (!ks) {
@@ -261,5 +264,18 @@ fail:
     return -1;
 }
 
+/* ---- settings: kafka: {brokers, topic, properties, timeout} ---- */
+#define OFF(f) offsetof(struct td_conf_kafka_sink, f)
+
+static const struct td_conf_key kafka_sink_keys[] = {
+    REQ_STR("brokers", OFF(brokers)),
+    REQ_STR("topic", OFF(topic)),
+    {.name = "properties", .type = TD_K_STRMAP, .off = OFF(properties)},
+    TD_QUEUE_SINK_TIMEOUT,
+};
+static const struct td_conf_table kafka_sink_table = {TABLE("kafka sink", kafka_sink_keys)};
+#undef OFF
+
 const struct td_sink_desc td_sink_kafka = {
-    .name = "kafka", .kind = TD_SINK_KAFKA, .init = kafka_init};
+    TD_SINK_KIND("kafka", TD_SINK_KAFKA, &kafka_sink_table, struct td_conf_kafka_sink),
+    .init = kafka_init};

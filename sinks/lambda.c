@@ -31,9 +31,11 @@
 #include "ce_http.h"
 #include "ce_json.h"
 #include "cloudevent.h"
+#include "conf_table.h"
 #include "creds.h"
 #include "http_client.h"
 #include "http_sink.h"
+#include "lambda_sink.h"
 #include "log.h"
 #include "secret.h"
 #include "sink.h"
@@ -283,7 +285,7 @@ static bool plain_name(const char *s, const char *extra)
 static int lambda_init(struct td_sink *k, char *err, size_t errlen)
 {
     struct td_http_client *http = k->http;
-    const struct td_conf_lambda_sink *conf = &k->conf->lambda;
+    const struct td_conf_lambda_sink *conf = k->conf->settings;
     struct lambda_sink *ls = NULL;
     const char *region = td_aws_region(conf);
     if (!plain_name(conf->function, "")) {
@@ -377,5 +379,49 @@ fail:
     return -1;
 }
 
+/* ---- settings: lambda: {function, region, qualifier, invocation, payload, endpoint, credentials,
+ * timeout} ---- */
+#define OFF(f) offsetof(struct td_conf_lambda_sink, f)
+
+static const char *const invocation_names[] = {"RequestResponse", "Event", NULL};
+static const char *const payload_names[] = {"event", "data", NULL};
+
+static const struct td_conf_key credentials_keys[] = {
+    {.name = "access_key_id",
+     .type = TD_K_STR,
+     .off = OFF(access_key_id),
+     .required = true,
+     .cred = true},
+    {.name = "secret_access_key",
+     .type = TD_K_STR,
+     .off = OFF(secret_access_key),
+     .required = true,
+     .cred = true},
+    CRED_STR("session_token", OFF(session_token)),
+};
+static const struct td_conf_table credentials_table = {
+    TABLE("lambda credentials", credentials_keys)};
+static const struct td_conf_key lambda_sink_keys[] = {
+    REQ_STR("function", OFF(function)),
+    STR("region", OFF(region)),
+    STR("qualifier", OFF(qualifier)),
+    {.name = "invocation",
+     .type = TD_K_STR,
+     .off = OFF(invocation),
+     .names = invocation_names,
+     .dflt = "RequestResponse"},
+    {.name = "payload",
+     .type = TD_K_STR,
+     .off = OFF(payload),
+     .names = payload_names,
+     .dflt = "event"},
+    STR("endpoint", OFF(endpoint)),
+    NESTED("credentials", 0, &credentials_table),
+    TD_SINK_TIMEOUT,
+};
+static const struct td_conf_table lambda_sink_table = {TABLE("lambda sink", lambda_sink_keys)};
+#undef OFF
+
 const struct td_sink_desc td_sink_lambda = {
-    .name = "lambda", .kind = TD_SINK_LAMBDA, .uses_http = true, .init = lambda_init};
+    TD_SINK_KIND("lambda", TD_SINK_LAMBDA, &lambda_sink_table, struct td_conf_lambda_sink),
+    .uses_http = true, .init = lambda_init};

@@ -9,13 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf_table.h"
+#include "http_conf.h"
 #include "http_sink.h"
 #include "sink.h"
 
 static int openfaas_init(struct td_sink *k, char *err, size_t errlen)
 {
     struct td_http_client *http = k->http;
-    const struct td_conf_openfaas_sink *conf = &k->conf->openfaas;
+    const struct td_conf_openfaas_sink *conf = k->conf->settings;
     if (!conf->gateway || !conf->function) {
         snprintf(err, errlen, "sink '%s': openfaas needs gateway and function", k->name);
         return -1;
@@ -49,5 +51,21 @@ static int openfaas_init(struct td_sink *k, char *err, size_t errlen)
     return td_http_sink_setup(k, http, &t, err, errlen);
 }
 
+/* ---- settings: openfaas: {gateway, function, async, callback_url, auth, timeout} ---- */
+#define OFF(f) offsetof(struct td_conf_openfaas_sink, f)
+
+static const struct td_conf_key openfaas_sink_keys[] = {
+    REQ_STR("gateway", OFF(gateway)),
+    REQ_STR("function", OFF(function)),
+    BOOL_D("async", OFF(async), "false"),
+    STR("callback_url", OFF(callback_url)),
+    NESTED("auth", OFF(auth), &td_sink_auth_table),
+    TD_SINK_TIMEOUT,
+};
+static const struct td_conf_table openfaas_sink_table = {
+    TABLE("openfaas sink", openfaas_sink_keys)};
+#undef OFF
+
 const struct td_sink_desc td_sink_openfaas = {
-    .name = "openfaas", .kind = TD_SINK_OPENFAAS, .uses_http = true, .init = openfaas_init};
+    TD_SINK_KIND("openfaas", TD_SINK_OPENFAAS, &openfaas_sink_table, struct td_conf_openfaas_sink),
+    .uses_http = true, .init = openfaas_init};

@@ -32,8 +32,10 @@
 #include "amqp_util.h"
 #include "ce_amqp.h"
 #include "cloudevent.h"
+#include "conf_table.h"
 #include "log.h"
 #include "loop.h"
+#include "rabbitmq_sink.h"
 #include "sink.h"
 
 #define HEARTBEAT_S        30
@@ -455,7 +457,7 @@ static const struct td_sink_ops rabbitmq_ops = {
 
 static int rabbitmq_init(struct td_sink *k, char *err, size_t errlen)
 {
-    const struct td_conf_rabbitmq_sink *conf = &k->conf->rabbitmq;
+    const struct td_conf_rabbitmq_sink *conf = k->conf->settings;
     struct rmq_sink *ks = calloc(1, sizeof(*ks));
     char why[200], base[200];
     if (!ks) {
@@ -495,5 +497,19 @@ fail:
     return -1;
 }
 
+/* ---- settings: rabbitmq: {url, exchange, routing_key, timeout} ---- */
+#define OFF(f) offsetof(struct td_conf_rabbitmq_sink, f)
+
+static const struct td_conf_key rabbitmq_sink_keys[] = {
+    REQ_STR("url", OFF(url)),
+    REQ_STR("exchange", OFF(exchange)),
+    STR("routing_key", OFF(routing_key)),
+    TD_QUEUE_SINK_TIMEOUT,
+};
+static const struct td_conf_table rabbitmq_sink_table = {
+    TABLE("rabbitmq sink", rabbitmq_sink_keys)};
+#undef OFF
+
 const struct td_sink_desc td_sink_rabbitmq = {
-    .name = "rabbitmq", .kind = TD_SINK_RABBITMQ, .init = rabbitmq_init};
+    TD_SINK_KIND("rabbitmq", TD_SINK_RABBITMQ, &rabbitmq_sink_table, struct td_conf_rabbitmq_sink),
+    .init = rabbitmq_init};

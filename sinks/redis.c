@@ -4,6 +4,7 @@
  * blocks a delivery. hiredis 0.14 has no command timeout: an attempt that outlives its
  * timeout frees the connection, which fails every command on it (all retryable). The host
  * should be an address: hiredis resolves names with a blocking getaddrinfo. */
+#include <limits.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
@@ -14,8 +15,10 @@
 
 #include "ce_redis.h"
 #include "cloudevent.h"
+#include "conf_table.h"
 #include "log.h"
 #include "loop.h"
+#include "redis_sink.h"
 #include "redis_util.h"
 #include "sink.h"
 
@@ -289,10 +292,11 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
     char maxlen[32];
     argv[argc] = "XADD";
     lens[argc++] = 4;
-    argv[argc] = k->conf->redis.stream;
-    lens[argc++] = strlen(k->conf->redis.stream);
-    if (k->conf->redis.maxlen > 0) {
-        snprintf(maxlen, sizeof(maxlen), "%lld", (long long)k->conf->redis.maxlen);
+    argv[argc] = TD_SETTINGS(k->conf, struct td_conf_redis_sink)->stream;
+    lens[argc++] = strlen(TD_SETTINGS(k->conf, struct td_conf_redis_sink)->stream);
+    if (TD_SETTINGS(k->conf, struct td_conf_redis_sink)->maxlen > 0) {
+        snprintf(maxlen, sizeof(maxlen), "%lld",
+                 (long long)TD_SETTINGS(k->conf, struct td_conf_redis_sink)->maxlen);
         argv[argc] = "MAXLEN";
         lens[argc++] = 6;
         argv[argc] = "~";
@@ -383,7 +387,8 @@ static int redis_init(struct td_sink *k, char *err, size_t errlen)
     }
     rs->k = k;
     char why[200];
-    if (td_redis_addr_parse(k->conf->redis.url, &rs->addr, why, sizeof(why)) < 0) {
+    if (td_redis_addr_parse(TD_SETTINGS(k->conf, struct td_conf_redis_sink)->url, &rs->addr, why,
+                            sizeof(why)) < 0) {
         snprintf(err, errlen, "sink '%s': %s", k->name, why);
         free(rs);
         return -1;
@@ -398,9 +403,27 @@ static int redis_init(struct td_sink *k, char *err, size_t errlen)
     k->ops = &redis_ops;
     k->impl = rs;
     snprintf(k->dest, sizeof(k->dest), "redis://%s:%d/%d/%s", rs->addr.host, rs->addr.port, rs->db,
-             k->conf->redis.stream);
+             TD_SETTINGS(k->conf, struct td_conf_redis_sink)->stream);
     return 0;
 }
 
+/* ---- settings: redis: {url, stream, maxlen, timeout} ---- */
+#define OFF(f) offsetof(struct td_conf_redis_sink, f)
+
+static const struct td_conf_key redis_sink_keys[] = {
+    REQ_STR("url", OFF(url)),
+    REQ_STR("stream", OFF(stream)),
+    {.name = "maxlen",
+     .type = TD_K_I64,
+     .off = OFF(maxlen),
+     .min = 0,
+     .max = LLONG_MAX,
+     .dflt = "0"},
+    TD_QUEUE_SINK_TIMEOUT,
+};
+static const struct td_conf_table redis_sink_table = {TABLE("redis sink", redis_sink_keys)};
+#undef OFF
+
 const struct td_sink_desc td_sink_redis = {
-    .name = "redis", .kind = TD_SINK_REDIS, .init = redis_init};
+    TD_SINK_KIND("redis", TD_SINK_REDIS, &redis_sink_table, struct td_conf_redis_sink),
+    .init = redis_init};

@@ -64,7 +64,7 @@ enum td_result td_classify_http(int status, const int *retry_on, size_t nretry_o
 struct td_sink *td_sink_new(const struct td_conf_sink *conf, struct td_loop *loop,
                             struct td_http_client *http, char *err, size_t errlen)
 {
-    const struct td_sink_desc *desc = td_sink_desc_for(conf->kind);
+    const struct td_sink_desc *desc = td_sink_desc_of(conf);
     if (!desc) {
         snprintf(err, errlen, "sink '%s': this kind of sink is not supported by this build yet",
                  conf->name);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conf_table.h"
 #include "config.h"
 
 struct td_event;
@@ -92,7 +93,11 @@ struct td_sink {
  * sinks/registry.c (the only place that names every sink). */
 struct td_sink_desc {
     const char *name;       /* the trigger-file kind ("http"): messages, check, metrics */
-    enum td_sink_kind kind; /* the configuration's tag for it (config.h) */
+    enum td_sink_kind kind; /* the configuration's tag for it (config.h); TD_SINK_OTHER for a
+                             * kind the core has no special case for */
+    /* Its settings: name, id, key table and the size of the block the table fills (the plugin's
+     * own struct); the loader reads it through td_conf_sink_kind(). Set with TD_SINK_KIND. */
+    struct td_conf_kind conf;
     /* Sends through the loop's shared libcurl client (td_sink.http): each of its attempts
      * holds a connection of that client's cache (broker/app/conn_budget.c counts them). */
     bool uses_http;
@@ -102,8 +107,17 @@ struct td_sink_desc {
     int (*init)(struct td_sink *k, char *err, size_t errlen);
 };
 
-/* The registry (registry.c). The descriptor of a kind, or NULL when this build has none. */
+/* The name, tag and settings of a descriptor, said once:
+ *   TD_SINK_KIND("redis", TD_SINK_REDIS, &redis_sink_table, struct td_conf_redis_sink) */
+#define TD_SINK_KIND(name_, kind_, table_, type_)                                                  \
+    .name = (name_), .kind = (kind_),                                                              \
+    .conf = {.name = (name_), .id = (kind_), .table = (table_), .size = sizeof(type_)}
+
+/* The registry (registry.c). The descriptor of a kind, or NULL when this build has none
+ * (TD_SINK_OTHER names no one kind: use td_sink_desc_of). */
 const struct td_sink_desc *td_sink_desc_for(enum td_sink_kind kind);
+/* The descriptor of the kind conf was loaded as (conf->plugin), or NULL. */
+const struct td_sink_desc *td_sink_desc_of(const struct td_conf_sink *conf);
 /* The kind's name, or NULL when this build has no such kind. */
 const char *td_sink_kind_name(enum td_sink_kind kind);
 

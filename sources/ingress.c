@@ -31,7 +31,9 @@
 #include "ce_batch.h"
 #include "ce_http.h"
 #include "cloudevent.h"
+#include "conf_table.h"
 #include "http_server.h"
+#include "ingress.h"
 #include "log.h"
 #include "loop.h"
 #include "source.h"
@@ -500,7 +502,7 @@ static int init(struct td_source *src, char *err, size_t errlen)
         goto fail;
     }
     in->src = src;
-    in->conf = &src->conf->http;
+    in->conf = src->conf->settings;
     pthread_mutex_init(&in->mu, NULL);
     if (!in->conf->path || in->conf->path[0] != '/' ||
         td_http_server_route(src->httpd, in->conf->path, handle, request_done, in) < 0) {
@@ -516,9 +518,33 @@ fail:
     return -1;
 }
 
+/* ---- settings: http: {path, auth, max_size} ---- */
+#define OFF(f) offsetof(struct td_conf_http_source, f)
+
+static int check_ingress(struct td_conf_loader *ld, const struct td_ynode *map, void *base)
+{
+    const char *path = FIELD(base, OFF(path), char *)[0];
+    if (path && path[0] != '/') {
+        ERR_AT(ld, td_conf_map_get(map, "path"), "'path' must start with '/'");
+        return -1;
+    }
+    return 0;
+}
+
+static const struct td_conf_key ingress_auth_keys[] = {CRED_STR("bearer", OFF(bearer))};
+static const struct td_conf_table ingress_auth_table = {
+    TABLE("http source auth", ingress_auth_keys)};
+static const struct td_conf_key http_source_keys[] = {
+    REQ_STR("path", OFF(path)),
+    NESTED("auth", 0, &ingress_auth_table),
+    {.name = "max_size", .type = TD_K_SIZE, .off = OFF(max_size), .dflt = "1MiB"},
+};
+static const struct td_conf_table http_source_table = {TABLE("http source", http_source_keys),
+                                                       .check = check_ingress};
+#undef OFF
+
 const struct td_source_ops td_source_http_ops = {
-    .name = "http",
-    .kind = TD_SOURCE_HTTP,
+    TD_SOURCE_KIND("http", TD_SOURCE_HTTP, &http_source_table, struct td_conf_http_source),
     .init = init,
     .start = start,
     .quiesce = td_source_quiesce,

@@ -46,7 +46,9 @@
 
 #include "ce_kafka.h"
 #include "cloudevent.h"
+#include "conf_table.h"
 #include "kafka_log.h"
+#include "kafka_source.h"
 #include "log.h"
 #include "loop.h"
 #include "source.h"
@@ -1018,9 +1020,32 @@ static int set(rd_kafka_conf_t *conf, const char *key, const char *value, const 
 
 static int init(struct td_source *src, char *err, size_t errlen);
 
+/* ---- settings: kafka: {brokers, topics, group, start, properties} ---- */
+#define OFF(f) offsetof(struct td_conf_kafka_source, f)
+
+static const char *const start_names[] = {"earliest", "latest", NULL};
+
+static const struct td_conf_key kafka_source_keys[] = {
+    REQ_STR("brokers", OFF(brokers)),
+    {.name = "topics",
+     .type = TD_K_STRLIST,
+     .off = OFF(topics),
+     .off2 = OFF(ntopics),
+     .min = 1,
+     .required = true},
+    STR_D("group", OFF(group), "triggerd"),
+    {.name = "start",
+     .type = TD_K_STR,
+     .off = OFF(start),
+     .names = start_names,
+     .dflt = "earliest"},
+    {.name = "properties", .type = TD_K_STRMAP, .off = OFF(properties)},
+};
+static const struct td_conf_table kafka_source_table = {TABLE("kafka source", kafka_source_keys)};
+#undef OFF
+
 const struct td_source_ops td_source_kafka_ops = {
-    .name = "kafka",
-    .kind = TD_SOURCE_KAFKA,
+    TD_SOURCE_KIND("kafka", TD_SOURCE_KAFKA, &kafka_source_table, struct td_conf_kafka_source),
     .backlog_metric = "triggerd_kafka_consumer_lag",
     .backlog_help =
         "Messages between the committed offsets and the end of the assigned partitions.",
@@ -1033,7 +1058,7 @@ const struct td_source_ops td_source_kafka_ops = {
 
 static int init(struct td_source *src, char *err, size_t errlen)
 {
-    const struct td_conf_kafka_source *conf = &src->conf->kafka;
+    const struct td_conf_kafka_source *conf = src->conf->settings;
     rd_kafka_conf_t *kc = NULL;
     rd_kafka_topic_partition_list_t *topics = NULL;
     struct kafka_source *ks = calloc(1, sizeof(*ks));

@@ -37,6 +37,7 @@
  * ack for a tag of an old channel would close the new one with 406), and those messages come
  * back redelivered.
  */
+#include <limits.h>
 #include <amqp.h>
 #include <errno.h>
 #include <poll.h>
@@ -49,6 +50,7 @@
 #include "amqp_util.h"
 #include "ce_amqp.h"
 #include "cloudevent.h"
+#include "conf_table.h"
 #include "dl_reasons.h"
 #include "log.h"
 #include "loop.h"
@@ -387,7 +389,7 @@ static uint32_t count_delivery(struct rmq_source *rs, const amqp_envelope_t *env
 int td_rabbitmq_window(const struct td_conf_source *src)
 {
     int max = src->max_inflight; /* the loader's table: at least 1, default 1000 */
-    int prefetch = src->rabbitmq.prefetch;
+    int prefetch = TD_SETTINGS(src, struct td_conf_rabbitmq_source)->prefetch;
     int window = prefetch > 0 && prefetch < max ? prefetch : max;
     return window > 65535 ? 65535 : window;
 }
@@ -829,9 +831,67 @@ static void destroy(struct td_source *src)
 
 static int init(struct td_source *src, char *err, size_t errlen);
 
+/* ---- settings: rabbitmq: {url, queue, prefetch, heartbeat, max_deliveries, consumer_timeout,
+ * id_from, declare} ---- */
+#define OFF(f) offsetof(struct td_conf_rabbitmq_source, f)
+
+static const char *const id_from_names[] = {"body_hash", "delivery", NULL}; /* td_amqp_id_from */
+static const char *const exchange_type_names[] = {"direct", "fanout", "topic", "headers", NULL};
+
+static int check_rabbitmq_declare(struct td_conf_loader *ld, const struct td_ynode *map, void *base)
+{
+    struct td_conf_rabbitmq_source *c = base;
+    c->declare = true;
+    if (c->ndeclare_bindings > 0 && !c->declare_exchange) {
+        ERR_AT(ld, td_conf_map_get(map, "bindings"), "'bindings' need an 'exchange' to bind to");
+        return -1;
+    }
+    return 0;
+}
+
+static const struct td_conf_key rabbitmq_declare_keys[] = {
+    BOOL_D("durable", OFF(declare_durable), "true"),
+    {.name = "arguments", .type = TD_K_STRMAP, .off = OFF(declare_arguments)},
+    STR("exchange", OFF(declare_exchange)),
+    {.name = "exchange_type",
+     .type = TD_K_STR,
+     .off = OFF(declare_exchange_type),
+     .names = exchange_type_names,
+     .dflt = "direct"},
+    {.name = "bindings",
+     .type = TD_K_STRLIST,
+     .off = OFF(declare_bindings),
+     .off2 = OFF(ndeclare_bindings)},
+};
+static const struct td_conf_table rabbitmq_declare_table = {TABLE("declare", rabbitmq_declare_keys),
+                                                            .check = check_rabbitmq_declare};
+
+static const struct td_conf_key rabbitmq_source_keys[] = {
+    REQ_STR("url", OFF(url)),
+    REQ_STR("queue", OFF(queue)),
+    INT_D("prefetch", OFF(prefetch), 0, 65535, "100"),
+    {.name = "heartbeat", .type = TD_K_DUR_S, .off = OFF(heartbeat), .dflt = "30s"},
+    INT_D("max_deliveries", OFF(max_deliveries), 0, INT_MAX, "10"),
+    DUR_D("consumer_timeout", OFF(consumer_timeout_ms), "30m"),
+    ENUM_D("id_from", OFF(id_from), id_from_names, "delivery"),
+    NESTED("declare", 0, &rabbitmq_declare_table),
+};
+static const struct td_conf_table rabbitmq_source_table = {
+    TABLE("rabbitmq source", rabbitmq_source_keys)};
+#undef OFF
+
+/* declare: {} and no declare: differ only in td_conf_rabbitmq_source.declare, which the table
+ * does not describe (check_rabbitmq_declare sets it). */
+static bool same_declared(const void *a, const void *b)
+{
+    return ((const struct td_conf_rabbitmq_source *)a)->declare ==
+           ((const struct td_conf_rabbitmq_source *)b)->declare;
+}
+
 const struct td_source_ops td_source_rabbitmq_ops = {
-    .name = "rabbitmq",
-    .kind = TD_SOURCE_RABBITMQ,
+    TD_SOURCE_KIND("rabbitmq", TD_SOURCE_RABBITMQ, &rabbitmq_source_table,
+                   struct td_conf_rabbitmq_source),
+    .conf.same = same_declared,
     .init = init,
     .start = start,
     .quiesce = quiesce,
@@ -841,7 +901,7 @@ const struct td_source_ops td_source_rabbitmq_ops = {
 
 static int init(struct td_source *src, char *err, size_t errlen)
 {
-    const struct td_conf_rabbitmq_source *conf = &src->conf->rabbitmq;
+    const struct td_conf_rabbitmq_source *conf = src->conf->settings;
     struct rmq_source *rs = calloc(1, sizeof(*rs));
     char why[256], base[256];
     if (!rs) {

@@ -12,6 +12,7 @@
  * lost with a connection), skipping what this process still has in flight, and dead-letters
  * an entry delivered more than max_deliveries times.
  */
+#include <limits.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -21,9 +22,11 @@
 
 #include "ce_redis.h"
 #include "cloudevent.h"
+#include "conf_table.h"
 #include "dl_reasons.h"
 #include "log.h"
 #include "loop.h"
+#include "redis_source.h"
 #include "redis_util.h"
 #include "source.h"
 
@@ -840,9 +843,41 @@ static void destroy(struct td_source *src)
 
 static int init(struct td_source *src, char *err, size_t errlen);
 
+/* ---- settings: redis: {url, stream, group, consumer, start, claim_idle, max_deliveries, batch,
+ * block} ---- */
+#define OFF(f) offsetof(struct td_conf_redis_source, f)
+
+static const char *const start_names[] = {"earliest", "latest", NULL};
+
+/* The default consumer name of a Redis source: the host name. */
+static void host_name(char *buf, size_t len)
+{
+    memset(buf, 0, len);
+    if (gethostname(buf, len - 1) < 0 || !buf[0]) {
+        snprintf(buf, len, "triggerd");
+    }
+}
+
+static const struct td_conf_key redis_source_keys[] = {
+    REQ_STR("url", OFF(url)),
+    REQ_STR("stream", OFF(stream)),
+    STR_D("group", OFF(group), "triggerd"),
+    {.name = "consumer", .type = TD_K_STR, .off = OFF(consumer), .dflt_fn = host_name},
+    {.name = "start",
+     .type = TD_K_STR,
+     .off = OFF(start),
+     .names = start_names,
+     .dflt = "earliest"},
+    DUR_D("claim_idle", OFF(claim_idle_ms), "60s"),
+    INT_D("max_deliveries", OFF(max_deliveries), 0, INT_MAX, "10"),
+    INT_D("batch", OFF(batch), 1, 100000, "100"),
+    {.name = "block", .type = TD_K_DUR, .off = OFF(block_ms), .min = 1, .dflt = "1s"},
+};
+static const struct td_conf_table redis_source_table = {TABLE("redis source", redis_source_keys)};
+#undef OFF
+
 const struct td_source_ops td_source_redis_ops = {
-    .name = "redis",
-    .kind = TD_SOURCE_REDIS,
+    TD_SOURCE_KIND("redis", TD_SOURCE_REDIS, &redis_source_table, struct td_conf_redis_source),
     .backlog_metric = "triggerd_redis_pending_messages",
     .backlog_help = "Entries pending in the consumer group (XPENDING), as the source last saw it.",
     .init = init,
@@ -854,7 +889,7 @@ const struct td_source_ops td_source_redis_ops = {
 
 static int init(struct td_source *src, char *err, size_t errlen)
 {
-    const struct td_conf_redis_source *conf = &src->conf->redis;
+    const struct td_conf_redis_source *conf = src->conf->settings;
     struct redis_source *rs = calloc(1, sizeof(*rs));
     if (!rs) {
         snprintf(err, errlen, "out of memory");

@@ -48,7 +48,7 @@ static struct td_source *source_alloc(const char *name, char *err, size_t errlen
 struct td_source *td_source_new(const struct td_conf_source *conf,
                                 const struct td_source_host *host, char *err, size_t errlen)
 {
-    const struct td_source_ops *ops = td_source_ops_for(conf->kind);
+    const struct td_source_ops *ops = td_source_ops_of(conf);
     if (!ops) {
         snprintf(err, errlen, "source '%s': this kind of source is not supported by this build yet",
                  conf->name);

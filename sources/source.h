@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conf_table.h"
 #include "config.h"
 
 struct td_event;
@@ -73,7 +74,11 @@ void td_msg_free(struct td_msg *msg);
  * sources/registry.c (the only place that names every source). */
 struct td_source_ops {
     const char *name;         /* the trigger-file kind ("redis"): messages, check, metrics */
-    enum td_source_kind kind; /* the configuration's tag for it (config.h) */
+    enum td_source_kind kind; /* the configuration's tag for it (config.h); TD_SOURCE_OTHER for
+                               * a kind the core has no special case for */
+    /* Its settings: name, id, key table and the size of the block the table fills (the plugin's
+     * own struct); the loader reads it through td_conf_source_kind(). Set with TD_SOURCE_KIND. */
+    struct td_conf_kind conf;
     /* The gauge its backlog (struct td_source.backlog) is exported as besides the generic
      * ones, and the gauge's help text; NULL when the kind has none. */
     const char *backlog_metric;
@@ -91,8 +96,17 @@ struct td_source_ops {
     void (*destroy)(struct td_source *src);
 };
 
-/* The registry (registry.c). The descriptor of a kind, or NULL when this build has none. */
+/* The name, tag and settings of a descriptor, said once:
+ *   TD_SOURCE_KIND("redis", TD_SOURCE_REDIS, &redis_source_table, struct td_conf_redis_source) */
+#define TD_SOURCE_KIND(name_, kind_, table_, type_)                                                \
+    .name = (name_), .kind = (kind_),                                                              \
+    .conf = {.name = (name_), .id = (kind_), .table = (table_), .size = sizeof(type_)}
+
+/* The registry (registry.c). The descriptor of a kind, or NULL when this build has none
+ * (TD_SOURCE_OTHER names no one kind: use td_source_ops_of). */
 const struct td_source_ops *td_source_ops_for(enum td_source_kind kind);
+/* The descriptor of the kind conf was loaded as (conf->plugin), or NULL. */
+const struct td_source_ops *td_source_ops_of(const struct td_conf_source *conf);
 /* The kind's name, or NULL when this build has no such kind. */
 const char *td_source_kind_name(enum td_source_kind kind);
 /* The i-th registered kind, in registry order; NULL past the last. For walking all kinds. */

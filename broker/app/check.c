@@ -11,8 +11,15 @@
 
 #include "aws.h"
 #include "config.h"
+#include "http_conf.h"
+#include "ingress.h"
 #include "jsonschema.h"
 #include "kafka_log.h"
+#include "kafka_sink.h"
+#include "kafka_source.h"
+#include "lambda_sink.h"
+#include "redis_sink.h"
+#include "redis_source.h"
 #include "redis_util.h"
 #include "sink.h"
 #include "source.h"
@@ -47,15 +54,18 @@ static void warn(const struct td_pos *pos, const char *what, const char *name)
 static void check_credentials(const struct td_conf_sink *k, struct td_errors *errs)
 {
     const struct td_pos *pos = &k->pos;
-    const struct td_conf_auth *auth = k->kind == TD_SINK_HTTP       ? &k->http.auth
-                                      : k->kind == TD_SINK_OPENFAAS ? &k->openfaas.auth
-                                                                    : NULL;
+    const struct td_conf_auth *auth =
+        k->kind == TD_SINK_HTTP       ? &TD_SETTINGS(k, struct td_conf_http_sink)->auth
+        : k->kind == TD_SINK_OPENFAAS ? &TD_SETTINGS(k, struct td_conf_openfaas_sink)->auth
+                                      : NULL;
     if (auth && auth->bearer_file && access(auth->bearer_file, R_OK) != 0) {
         fprintf(stderr, "%s:%d:%d: warning: sink '%s': bearer_file %s cannot be read\n", pos->file,
                 pos->line, pos->col, k->name, auth->bearer_file);
     }
     if (k->kind == TD_SINK_HTTP) {
-        const char *files[] = {k->http.ca_file, k->http.client_cert, k->http.client_key};
+        const char *files[] = {TD_SETTINGS(k, struct td_conf_http_sink)->ca_file,
+                               TD_SETTINGS(k, struct td_conf_http_sink)->client_cert,
+                               TD_SETTINGS(k, struct td_conf_http_sink)->client_key};
         const char *keys[] = {"ca_file", "client_cert", "client_key"};
         for (int i = 0; i < 3; i++) {
             if (files[i] && access(files[i], R_OK) != 0) {
@@ -70,20 +80,20 @@ static void check_credentials(const struct td_conf_sink *k, struct td_errors *er
     if (k->kind != TD_SINK_LAMBDA) {
         return;
     }
-    const char *fn = k->lambda.function;
+    const char *fn = TD_SETTINGS(k, struct td_conf_lambda_sink)->function;
     if (fn && strchr(fn, ':')) {
         td_errors_add(errs, pos,
                       "sink '%s': lambda function must be a plain name; write the version or "
                       "alias in qualifier: (and not an ARN)",
                       k->name);
     }
-    if (!td_aws_region(&k->lambda)) {
+    if (!td_aws_region(TD_SETTINGS(k, struct td_conf_lambda_sink))) {
         fprintf(stderr, "%s:%d:%d: warning: sink '%s': no region (lambda region:, AWS_REGION)\n",
                 pos->file, pos->line, pos->col, k->name);
     }
     struct td_aws_resolved r;
     char err[400];
-    if (td_aws_resolve(&k->lambda, &r, err, sizeof(err)) < 0) {
+    if (td_aws_resolve(TD_SETTINGS(k, struct td_conf_lambda_sink), &r, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s:%d:%d: warning: sink '%s': %s\n", pos->file, pos->line, pos->col,
                 k->name, err);
         return;
@@ -131,7 +141,7 @@ static void check_ingress(const struct td_config *cfg, size_t idx, struct td_err
 {
     static const char *const builtin[] = {"/healthz", "/readyz", "/metrics", "/status"};
     const struct td_conf_source *src = &cfg->sources[idx];
-    const char *path = src->http.path;
+    const char *path = TD_SETTINGS(src, struct td_conf_http_source)->path;
     if (!cfg->daemon.http_listen) {
         td_errors_add(errs, &src->pos, "source '%s': an http source needs daemon.http.listen",
                       src->name);
@@ -148,8 +158,8 @@ static void check_ingress(const struct td_config *cfg, size_t idx, struct td_err
     }
     for (size_t i = 0; i < idx; i++) {
         const struct td_conf_source *other = &cfg->sources[i];
-        if (other->kind == TD_SOURCE_HTTP && other->http.path &&
-            strcmp(other->http.path, path) == 0) {
+        if (other->kind == TD_SOURCE_HTTP && TD_SETTINGS(other, struct td_conf_http_source)->path &&
+            strcmp(TD_SETTINGS(other, struct td_conf_http_source)->path, path) == 0) {
             td_errors_add(errs, &src->pos, "source '%s': path %s is already used by source '%s'",
                           src->name, path, other->name);
         }
@@ -181,24 +191,26 @@ static void check_runnable(const struct td_config *cfg, struct td_errors *errs)
 {
     for (size_t i = 0; i < cfg->nsources; i++) {
         const struct td_conf_source *src = &cfg->sources[i];
-        if (!td_source_ops_for(src->kind)) {
+        if (!td_source_ops_of(src)) {
             warn(&src->pos, "source", src->name);
         } else if (src->kind == TD_SOURCE_REDIS) {
-            check_redis_url(src->redis.url, &src->pos, errs);
+            check_redis_url(TD_SETTINGS(src, struct td_conf_redis_source)->url, &src->pos, errs);
         } else if (src->kind == TD_SOURCE_HTTP) {
             check_ingress(cfg, i, errs);
         } else if (src->kind == TD_SOURCE_KAFKA) {
-            check_kafka_properties(&src->kafka.properties, "source", src->name, &src->pos, errs);
+            check_kafka_properties(&TD_SETTINGS(src, struct td_conf_kafka_source)->properties,
+                                   "source", src->name, &src->pos, errs);
         }
     }
     for (size_t i = 0; i < cfg->nsinks; i++) {
         const struct td_conf_sink *k = &cfg->sinks[i];
-        if (!td_sink_desc_for(k->kind)) {
+        if (!td_sink_desc_of(k)) {
             warn(&k->pos, "sink", k->name);
         } else if (k->kind == TD_SINK_REDIS) {
-            check_redis_url(k->redis.url, &k->pos, errs);
+            check_redis_url(TD_SETTINGS(k, struct td_conf_redis_sink)->url, &k->pos, errs);
         } else if (k->kind == TD_SINK_KAFKA) {
-            check_kafka_properties(&k->kafka.properties, "sink", k->name, &k->pos, errs);
+            check_kafka_properties(&TD_SETTINGS(k, struct td_conf_kafka_sink)->properties, "sink",
+                                   k->name, &k->pos, errs);
         }
         check_credentials(k, errs);
     }

@@ -26,6 +26,7 @@
 #include "amqp_util.h"
 #include "check.h"
 #include "config.h"
+#include "rabbitmq_sink.h"
 #include "rabbitmq_source.h"
 #include "retry.h"
 
@@ -81,13 +82,14 @@ void td_check_rabbitmq(const struct td_config *cfg, struct td_errors *errs)
     for (size_t i = 0; i < cfg->nsources; i++) {
         const struct td_conf_source *src = &cfg->sources[i];
         if (src->kind == TD_SOURCE_RABBITMQ) {
-            check_url(src->rabbitmq.url, false, &src->pos, errs);
+            check_url(TD_SETTINGS(src, struct td_conf_rabbitmq_source)->url, false, &src->pos,
+                      errs);
         }
     }
     for (size_t i = 0; i < cfg->nsinks; i++) {
         const struct td_conf_sink *k = &cfg->sinks[i];
         if (k->kind == TD_SINK_RABBITMQ) {
-            check_url(k->rabbitmq.url, false, &k->pos, errs);
+            check_url(TD_SETTINGS(k, struct td_conf_rabbitmq_sink)->url, false, &k->pos, errs);
         }
     }
     for (size_t i = 0; i < cfg->ntriggers; i++) {
@@ -106,7 +108,7 @@ void td_check_rabbitmq(const struct td_config *cfg, struct td_errors *errs)
                           trg->name,
                           trg->delivery.ordering == TD_ORDER_PARTITION ? "partition" : "key");
         }
-        int64_t limit = src->rabbitmq.consumer_timeout_ms;
+        int64_t limit = TD_SETTINGS(src, struct td_conf_rabbitmq_source)->consumer_timeout_ms;
         if (limit <= 0) {
             continue; /* consumer_timeout: 0: the broker has it switched off */
         }
@@ -129,11 +131,12 @@ void td_check_rabbitmq_warnings(const struct td_config *cfg, struct td_errors *w
     for (size_t i = 0; i < cfg->ntriggers; i++) {
         const struct td_conf_trigger *trg = &cfg->triggers[i];
         const struct td_conf_source *src = td_config_source(cfg, trg->source);
-        if (!src || src->kind != TD_SOURCE_RABBITMQ || src->rabbitmq.consumer_timeout_ms <= 0) {
+        if (!src || src->kind != TD_SOURCE_RABBITMQ ||
+            TD_SETTINGS(src, struct td_conf_rabbitmq_source)->consumer_timeout_ms <= 0) {
             continue;
         }
         const struct td_conf_sink *sink = td_config_sink(cfg, trg->sink);
-        int64_t limit = src->rabbitmq.consumer_timeout_ms;
+        int64_t limit = TD_SETTINGS(src, struct td_conf_rabbitmq_source)->consumer_timeout_ms;
         int64_t one = td_check_worst_hold_ms(trg, sink);
         int64_t queued = td_check_queued_hold_ms(src, trg, sink);
         if (one <= limit && queued > limit) {

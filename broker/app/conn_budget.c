@@ -9,7 +9,7 @@
 static bool speaks_http(const struct td_config *cfg, const char *name)
 {
     const struct td_conf_sink *k = name ? td_config_sink(cfg, name) : NULL;
-    const struct td_sink_desc *d = k ? td_sink_desc_for(k->kind) : NULL;
+    const struct td_sink_desc *d = k ? td_sink_desc_of(k) : NULL;
     return d && d->uses_http;
 }
 

@@ -22,6 +22,9 @@
  * entry again. On a terminal a progress line is updated every second; the summary is always
  * printed.
  */
+#include "file_sink.h"
+#include "rabbitmq_sink.h"
+#include "redis_sink.h"
 #include "redrive.h"
 
 #include <cjson/cJSON.h>
@@ -111,7 +114,8 @@ static int redis_open(struct store *st, char *err, size_t errlen)
 {
     struct td_redis_addr addr;
     char why[256];
-    if (td_redis_addr_parse(st->conf->redis.url, &addr, why, sizeof(why)) < 0) {
+    if (td_redis_addr_parse(TD_SETTINGS(st->conf, struct td_conf_redis_sink)->url, &addr, why,
+                            sizeof(why)) < 0) {
         snprintf(err, errlen, "%s", why);
         return -1;
     }
@@ -121,7 +125,8 @@ static int redis_open(struct store *st, char *err, size_t errlen)
         snprintf(err, errlen, "%s", why);
         return -1;
     }
-    redisReply *r = redisCommand(st->rc, "XREVRANGE %s + - COUNT 1", st->conf->redis.stream);
+    redisReply *r = redisCommand(st->rc, "XREVRANGE %s + - COUNT 1",
+                                 TD_SETTINGS(st->conf, struct td_conf_redis_sink)->stream);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         snprintf(err, errlen, "XREVRANGE: %s", r && r->str ? r->str : "no reply");
         if (r) {
@@ -177,8 +182,9 @@ static int redis_read(struct store *st, struct td_redrive_entry *out, int max, c
     }
     char from[70];
     snprintf(from, sizeof(from), "%s%s", strcmp(st->cursor, "-") == 0 ? "" : "(", st->cursor);
-    redisReply *r = redisCommand(st->rc, "XRANGE %s %s %s COUNT %d", st->conf->redis.stream, from,
-                                 st->last, max);
+    redisReply *r =
+        redisCommand(st->rc, "XRANGE %s %s %s COUNT %d",
+                     TD_SETTINGS(st->conf, struct td_conf_redis_sink)->stream, from, st->last, max);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         snprintf(err, errlen, "XRANGE: %s", r && r->str ? r->str : "connection lost");
         if (r) {
@@ -218,7 +224,7 @@ static int redis_remove(struct store *st, char **handles, size_t n, char *err, s
             return -1;
         }
         argv[0] = "XDEL";
-        argv[1] = st->conf->redis.stream;
+        argv[1] = TD_SETTINGS(st->conf, struct td_conf_redis_sink)->stream;
         for (size_t j = 0; j < m; j++) {
             argv[j + 2] = handles[i + j];
         }
@@ -280,9 +286,10 @@ static char *slurp(const char *path, size_t *len)
 
 static int file_open(struct store *st, char *err, size_t errlen)
 {
-    st->text = slurp(st->conf->file.path, &st->text_len);
+    st->text = slurp(TD_SETTINGS(st->conf, struct td_conf_file_sink)->path, &st->text_len);
     if (!st->text) {
-        snprintf(err, errlen, "cannot read %s", st->conf->file.path);
+        snprintf(err, errlen, "cannot read %s",
+                 TD_SETTINGS(st->conf, struct td_conf_file_sink)->path);
         return -1;
     }
     st->lineno = 1;
@@ -325,19 +332,21 @@ static int file_remove(struct store *st, char **handles, size_t n, char *err, si
 {
     long *lines = calloc(n + 1, sizeof(*lines));
     size_t now_len = 0;
-    char *now = slurp(st->conf->file.path, &now_len);
+    char *now = slurp(TD_SETTINGS(st->conf, struct td_conf_file_sink)->path, &now_len);
     char tmp[4096];
     FILE *f = NULL;
     int rc = -1;
     if (!lines || !now || now_len < st->text_len) {
-        snprintf(err, errlen, "cannot read %s again (or it shrank)", st->conf->file.path);
+        snprintf(err, errlen, "cannot read %s again (or it shrank)",
+                 TD_SETTINGS(st->conf, struct td_conf_file_sink)->path);
         goto fail;
     }
     for (size_t i = 0; i < n; i++) {
         lines[i] = atol(handles[i]);
     }
     qsort(lines, n, sizeof(*lines), cmp_long);
-    snprintf(tmp, sizeof(tmp), "%s.redrive.tmp", st->conf->file.path);
+    snprintf(tmp, sizeof(tmp), "%s.redrive.tmp",
+             TD_SETTINGS(st->conf, struct td_conf_file_sink)->path);
     f = fopen(tmp, "wb");
     if (!f) {
         snprintf(err, errlen, "cannot write %s", tmp);
@@ -363,12 +372,13 @@ static int file_remove(struct store *st, char **handles, size_t n, char *err, si
         goto fail;
     }
     struct stat sb;
-    if (stat(st->conf->file.path, &sb) == 0) {
+    if (stat(TD_SETTINGS(st->conf, struct td_conf_file_sink)->path, &sb) == 0) {
         fchmod(fileno(f), sb.st_mode & 07777);
     }
-    if (fclose(f) != 0 || rename(tmp, st->conf->file.path) != 0) {
+    if (fclose(f) != 0 || rename(tmp, TD_SETTINGS(st->conf, struct td_conf_file_sink)->path) != 0) {
         f = NULL;
-        snprintf(err, errlen, "cannot replace %s", st->conf->file.path);
+        snprintf(err, errlen, "cannot replace %s",
+                 TD_SETTINGS(st->conf, struct td_conf_file_sink)->path);
         goto fail;
     }
     f = NULL;
@@ -955,7 +965,8 @@ int td_redrive_main(int argc, char **argv)
         goto fail;
     }
     if (target->kind == TD_SINK_RABBITMQ && !r->store.queue) {
-        const char *ex = target->rabbitmq.exchange, *key = target->rabbitmq.routing_key;
+        const char *ex = TD_SETTINGS(target, struct td_conf_rabbitmq_sink)->exchange,
+                   *key = TD_SETTINGS(target, struct td_conf_rabbitmq_sink)->routing_key;
         if ((ex && ex[0]) || !key || !key[0]) {
             fprintf(stderr,
                     "redrive: sink '%s' publishes to exchange '%s': name the queue its dead "

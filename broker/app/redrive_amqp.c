@@ -21,6 +21,7 @@
  * Threads: the caller's only (rabbitmq-c is not thread-safe).
  */
 #include "ce_amqp.h"
+#include "rabbitmq_sink.h"
 #include "redrive_store.h"
 
 #include <amqp.h>
@@ -56,7 +57,8 @@ struct td_redrive_amqp *td_redrive_amqp_open(const struct td_conf_sink *conf, co
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (td_amqp_addr_parse(conf->rabbitmq.url, false, &q->addr, why, sizeof(why)) < 0) {
+    if (td_amqp_addr_parse(TD_SETTINGS(conf, struct td_conf_rabbitmq_sink)->url, false, &q->addr,
+                           why, sizeof(why)) < 0) {
         snprintf(err, errlen, "%s", why);
         goto fail;
     }

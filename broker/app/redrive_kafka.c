@@ -19,6 +19,7 @@
  * Threads: the caller's only.
  */
 #include "ce_kafka.h"
+#include "kafka_sink.h"
 #include "redrive_store.h"
 
 #include <inttypes.h>
@@ -236,7 +237,7 @@ out:
 struct td_redrive_kafka *td_redrive_kafka_open(const struct td_conf_sink *conf, char *err,
                                                size_t errlen)
 {
-    const struct td_conf_kafka_sink *c = &conf->kafka;
+    const struct td_conf_kafka_sink *c = conf->settings;
     struct td_redrive_kafka *k = calloc(1, sizeof(*k));
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     char why[512];

@@ -64,82 +64,15 @@ static bool streq(const char *a, const char *b)
     return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-static bool same_kv(const struct td_kv_list *a, const struct td_kv_list *b)
-{
-    if (a->n != b->n) {
-        return false;
-    }
-    for (size_t i = 0; i < a->n; i++) {
-        if (!streq(a->items[i].key, b->items[i].key) ||
-            !streq(a->items[i].value, b->items[i].value)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* Same settings: the running source can carry over. */
-static bool same_declare(const struct td_conf_rabbitmq_source *a,
-                         const struct td_conf_rabbitmq_source *b)
-{
-    if (a->declare != b->declare || a->declare_durable != b->declare_durable ||
-        !streq(a->declare_exchange, b->declare_exchange) ||
-        !streq(a->declare_exchange_type, b->declare_exchange_type) ||
-        !same_kv(&a->declare_arguments, &b->declare_arguments) ||
-        a->ndeclare_bindings != b->ndeclare_bindings) {
-        return false;
-    }
-    for (size_t i = 0; i < a->ndeclare_bindings; i++) {
-        if (!streq(a->declare_bindings[i], b->declare_bindings[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Every setting of a source: a kept source runs on with the settings it was built with, so any
- * difference must restart it, or the new file would be silently ignored for it. */
+ * difference must restart it, or the new file would be silently ignored for it. The kind's own
+ * settings are compared key by key through its table (td_config_same_settings), so a key a
+ * plugin adds is compared without a line here. */
 static bool same_source(const struct td_conf_source *a, const struct td_conf_source *b)
 {
-    if (a->kind != b->kind || a->max_inflight != b->max_inflight ||
-        a->stall_after_ms != b->stall_after_ms || !streq(a->name, b->name)) {
-        return false;
-    }
-    switch (a->kind) {
-    case TD_SOURCE_REDIS:
-        return streq(a->redis.url, b->redis.url) && streq(a->redis.stream, b->redis.stream) &&
-               streq(a->redis.group, b->redis.group) &&
-               streq(a->redis.consumer, b->redis.consumer) &&
-               streq(a->redis.start, b->redis.start) &&
-               a->redis.claim_idle_ms == b->redis.claim_idle_ms &&
-               a->redis.max_deliveries == b->redis.max_deliveries &&
-               a->redis.batch == b->redis.batch && a->redis.block_ms == b->redis.block_ms;
-    case TD_SOURCE_KAFKA:
-        if (a->kafka.ntopics != b->kafka.ntopics) {
-            return false;
-        }
-        for (size_t i = 0; i < a->kafka.ntopics; i++) {
-            if (!streq(a->kafka.topics[i], b->kafka.topics[i])) {
-                return false;
-            }
-        }
-        return streq(a->kafka.brokers, b->kafka.brokers) && streq(a->kafka.group, b->kafka.group) &&
-               streq(a->kafka.start, b->kafka.start) &&
-               same_kv(&a->kafka.properties, &b->kafka.properties);
-    case TD_SOURCE_RABBITMQ:
-        return streq(a->rabbitmq.url, b->rabbitmq.url) &&
-               streq(a->rabbitmq.queue, b->rabbitmq.queue) &&
-               a->rabbitmq.prefetch == b->rabbitmq.prefetch &&
-               a->rabbitmq.heartbeat == b->rabbitmq.heartbeat &&
-               a->rabbitmq.max_deliveries == b->rabbitmq.max_deliveries &&
-               a->rabbitmq.consumer_timeout_ms == b->rabbitmq.consumer_timeout_ms &&
-               a->rabbitmq.id_from == b->rabbitmq.id_from &&
-               same_declare(&a->rabbitmq, &b->rabbitmq);
-    case TD_SOURCE_HTTP:
-        return streq(a->http.path, b->http.path) && streq(a->http.bearer, b->http.bearer) &&
-               a->http.max_size == b->http.max_size;
-    }
-    return false;
+    return a->kind == b->kind && a->max_inflight == b->max_inflight &&
+           a->stall_after_ms == b->stall_after_ms && streq(a->name, b->name) &&
+           td_config_same_settings(a->plugin, a->settings, b->plugin, b->settings);
 }
 
 static struct td_source *find_source(struct td_core *core, const char *name)

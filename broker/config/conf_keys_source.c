@@ -1,5 +1,6 @@
-/* conf_keys_source.c - the keys of daemon: and of a source (sources: NAME: {KIND: {...}}):
- * names, types, limits and defaults. A key of a new source kind goes here, in its kind's table.
+/* conf_keys_source.c - the keys of daemon: and those every source has (sources: NAME: {KIND:
+ * {...}}): names, types, limits and defaults. A kind's own keys are in its plugin's file
+ * (conf_table.h); the kinds come from sources/registry.c.
  *
  * Thread: any; the tables are read-only.
  */
@@ -12,10 +13,8 @@
 
 #include "config_internal.h"
 
-static const char *const start_names[] = {"earliest", "latest", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
 static const char *const format_names[] = {"text", "json", NULL};
-static const char *const id_from_names[] = {"body_hash", "delivery", NULL}; /* td_amqp_id_from */
 
 /* ---- daemon (base: struct td_conf_daemon) ---- */
 #define DMN(f) offsetof(struct td_conf_daemon, f)
@@ -81,134 +80,13 @@ static const struct td_conf_key daemon_keys[] = {
     DUR_D("shutdown_grace", DMN(shutdown_grace_ms), "30s")};
 const struct td_conf_table td_conf_daemon_table = {TABLE("daemon", daemon_keys)};
 
-/* ---- sources (base: struct td_conf_source) ---- */
+/* ---- sources (base: struct td_conf_source; a kind's own keys are in its plugin's file) ---- */
 #define SRC(f) offsetof(struct td_conf_source, f)
-
-/* The default consumer name of a Redis source: the host name. */
-static void host_name(char *buf, size_t len)
-{
-    memset(buf, 0, len);
-    if (gethostname(buf, len - 1) < 0 || !buf[0]) {
-        snprintf(buf, len, "triggerd");
-    }
-}
-
-static const struct td_conf_key redis_source_keys[] = {
-    REQ_STR("url", SRC(redis.url)),
-    REQ_STR("stream", SRC(redis.stream)),
-    STR_D("group", SRC(redis.group), "triggerd"),
-    {.name = "consumer", .type = TD_K_STR, .off = SRC(redis.consumer), .dflt_fn = host_name},
-    {.name = "start",
-     .type = TD_K_STR,
-     .off = SRC(redis.start),
-     .names = start_names,
-     .dflt = "earliest"},
-    DUR_D("claim_idle", SRC(redis.claim_idle_ms), "60s"),
-    INT_D("max_deliveries", SRC(redis.max_deliveries), 0, INT_MAX, "10"),
-    INT_D("batch", SRC(redis.batch), 1, 100000, "100"),
-    {.name = "block", .type = TD_K_DUR, .off = SRC(redis.block_ms), .min = 1, .dflt = "1s"},
-};
-static const struct td_conf_table redis_source_table = {TABLE("redis source", redis_source_keys)};
-
-static const struct td_conf_key kafka_source_keys[] = {
-    REQ_STR("brokers", SRC(kafka.brokers)),
-    {.name = "topics",
-     .type = TD_K_STRLIST,
-     .off = SRC(kafka.topics),
-     .off2 = SRC(kafka.ntopics),
-     .min = 1,
-     .required = true},
-    STR_D("group", SRC(kafka.group), "triggerd"),
-    {.name = "start",
-     .type = TD_K_STR,
-     .off = SRC(kafka.start),
-     .names = start_names,
-     .dflt = "earliest"},
-    {.name = "properties", .type = TD_K_STRMAP, .off = SRC(kafka.properties)},
-};
-static const struct td_conf_table kafka_source_table = {TABLE("kafka source", kafka_source_keys)};
-
-static const char *const exchange_type_names[] = {"direct", "fanout", "topic", "headers", NULL};
-
-static int check_rabbitmq_declare(struct td_conf_loader *ld, const struct td_ynode *map, void *base)
-{
-    struct td_conf_source *src = base;
-    src->rabbitmq.declare = true;
-    if (src->rabbitmq.ndeclare_bindings > 0 && !src->rabbitmq.declare_exchange) {
-        ERR_AT(ld, td_conf_map_get(map, "bindings"), "'bindings' need an 'exchange' to bind to");
-        return -1;
-    }
-    return 0;
-}
-
-static const struct td_conf_key rabbitmq_declare_keys[] = {
-    BOOL_D("durable", SRC(rabbitmq.declare_durable), "true"),
-    {.name = "arguments", .type = TD_K_STRMAP, .off = SRC(rabbitmq.declare_arguments)},
-    STR("exchange", SRC(rabbitmq.declare_exchange)),
-    {.name = "exchange_type",
-     .type = TD_K_STR,
-     .off = SRC(rabbitmq.declare_exchange_type),
-     .names = exchange_type_names,
-     .dflt = "direct"},
-    {.name = "bindings",
-     .type = TD_K_STRLIST,
-     .off = SRC(rabbitmq.declare_bindings),
-     .off2 = SRC(rabbitmq.ndeclare_bindings)},
-};
-static const struct td_conf_table rabbitmq_declare_table = {TABLE("declare", rabbitmq_declare_keys),
-                                                            .check = check_rabbitmq_declare};
-
-static const struct td_conf_key rabbitmq_source_keys[] = {
-    REQ_STR("url", SRC(rabbitmq.url)),
-    REQ_STR("queue", SRC(rabbitmq.queue)),
-    INT_D("prefetch", SRC(rabbitmq.prefetch), 0, 65535, "100"),
-    {.name = "heartbeat", .type = TD_K_DUR_S, .off = SRC(rabbitmq.heartbeat), .dflt = "30s"},
-    INT_D("max_deliveries", SRC(rabbitmq.max_deliveries), 0, INT_MAX, "10"),
-    DUR_D("consumer_timeout", SRC(rabbitmq.consumer_timeout_ms), "30m"),
-    ENUM_D("id_from", SRC(rabbitmq.id_from), id_from_names, "delivery"),
-    NESTED("declare", 0, &rabbitmq_declare_table),
-};
-static const struct td_conf_table rabbitmq_source_table = {
-    TABLE("rabbitmq source", rabbitmq_source_keys)};
-
-static int check_ingress(struct td_conf_loader *ld, const struct td_ynode *map, void *base)
-{
-    const char *path = FIELD(base, SRC(http.path), char *)[0];
-    if (path && path[0] != '/') {
-        ERR_AT(ld, td_conf_map_get(map, "path"), "'path' must start with '/'");
-        return -1;
-    }
-    return 0;
-}
-
-static const struct td_conf_key ingress_auth_keys[] = {CRED_STR("bearer", SRC(http.bearer))};
-static const struct td_conf_table ingress_auth_table = {
-    TABLE("http source auth", ingress_auth_keys)};
-static const struct td_conf_key http_source_keys[] = {
-    REQ_STR("path", SRC(http.path)),
-    NESTED("auth", 0, &ingress_auth_table),
-    {.name = "max_size", .type = TD_K_SIZE, .off = SRC(http.max_size), .dflt = "1MiB"},
-};
-static const struct td_conf_table http_source_table = {TABLE("http source", http_source_keys),
-                                                       .check = check_ingress};
-
-/* Indexed by enum td_source_kind. Issue 13 step 2 takes these from the plugins' descriptors. */
-static const struct td_conf_kind source_kinds[] = {
-    [TD_SOURCE_REDIS] = {"redis", &redis_source_table},
-    [TD_SOURCE_KAFKA] = {"kafka", &kafka_source_table},
-    [TD_SOURCE_RABBITMQ] = {"rabbitmq", &rabbitmq_source_table},
-    [TD_SOURCE_HTTP] = {"http", &http_source_table},
-};
-
-const struct td_conf_kind *td_conf_source_kind(size_t i)
-{
-    return i < NKEYS(source_kinds) ? &source_kinds[i] : NULL;
-}
 
 static const struct td_conf_key source_keys[] = {
     INT_D("max_inflight", SRC(max_inflight), 1, INT_MAX, "1000"),
     DUR_D("stall_after", SRC(stall_after_ms), "2m"),
 };
 const struct td_conf_table td_conf_source_table = {
-    TABLE("source", source_keys), .group_required = true, .kind = td_conf_source_kind,
-    .kind_off = SRC(kind)};
+    TABLE("source", source_keys), .group_required = true,    .kind = td_conf_source_kind,
+    .kind_off = SRC(kind),        .plugin_off = SRC(plugin), .settings_off = SRC(settings)};

@@ -196,6 +196,9 @@ static void apply(struct td_conf_loader *ld, const struct td_conf_key *d,
     int64_t i64;
     int index;
 
+    if (d->outer) {
+        base = ld->outer; /* a key every kind has, kept in the source or sink itself */
+    }
     switch (d->type) {
     case TD_K_NESTED:
         td_conf_walk(ld, d->sub, val, FIELD(base, d->off, char));
@@ -358,6 +361,25 @@ static size_t nkinds(const struct td_conf_table *t)
     return n;
 }
 
+/* The kind chosen in a source or sink (BASE): its id and descriptor are stored, and its own
+ * table fills a settings block of the size its plugin gives. */
+static void walk_kind(struct td_conf_loader *ld, const struct td_conf_table *t,
+                      const struct td_conf_kind *kind, const struct td_ynode *map, void *base)
+{
+    void *settings = calloc(1, kind->size ? kind->size : 1);
+    if (!settings) {
+        ERR_AT(ld, map, "out of memory");
+        return;
+    }
+    *FIELD(base, t->kind_off, int) = kind->id;
+    *FIELD(base, t->plugin_off, const struct td_conf_kind *) = kind;
+    *FIELD(base, t->settings_off, void *) = settings;
+    void *outer = ld->outer;
+    ld->outer = base;
+    td_conf_walk(ld, kind->table, map, settings);
+    ld->outer = outer;
+}
+
 void td_conf_walk(struct td_conf_loader *ld, const struct td_conf_table *t,
                   const struct td_ynode *map, void *base)
 {
@@ -414,8 +436,7 @@ void td_conf_walk(struct td_conf_loader *ld, const struct td_conf_table *t,
             group_key = key;
         }
         if (kind) {
-            *FIELD(base, t->kind_off, int) = (int)index;
-            td_conf_walk(ld, kind->table, map->items[i + 1], base);
+            walk_kind(ld, t, kind, map->items[i + 1], base);
             continue;
         }
         present[index] = true;
@@ -461,6 +482,9 @@ void td_conf_free_table(const struct td_conf_table *t, void *base)
 {
     for (size_t i = 0; i < t->nkeys; i++) {
         const struct td_conf_key *d = &t->keys[i];
+        if (d->outer) {
+            continue; /* in the source or sink, and never an allocation */
+        }
         switch (d->type) {
         case TD_K_STR:
             td_secret_free(*FIELD(base, d->off, char *)); /* any may be a secret */
@@ -493,7 +517,90 @@ void td_conf_free_table(const struct td_conf_table *t, void *base)
             break;
         }
     }
-    for (size_t i = 0; t->kind && t->kind(i); i++) {
-        td_conf_free_table(t->kind(i)->table, base);
+    if (t->kind) {
+        const struct td_conf_kind *kind = *FIELD(base, t->plugin_off, const struct td_conf_kind *);
+        void *settings = *FIELD(base, t->settings_off, void *);
+        if (kind && settings) {
+            td_conf_free_table(kind->table, settings);
+        }
+        free(settings);
     }
+}
+
+static bool str_same(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether the keys of T hold the same values in the structs at A and B. */
+static bool same_table(const struct td_conf_table *t, const void *a, const void *b)
+{
+    for (size_t i = 0; i < t->nkeys; i++) {
+        const struct td_conf_key *d = &t->keys[i];
+        const void *pa = (const char *)a + d->off, *pb = (const char *)b + d->off;
+        bool same = true;
+        if (d->outer) {
+            continue; /* the owner's, compared with the owner */
+        }
+        switch (d->type) {
+        case TD_K_STR:
+            same = str_same(*(char *const *)pa, *(char *const *)pb);
+            break;
+        case TD_K_INT:
+        case TD_K_DUR_S:
+        case TD_K_ENUM:
+            same = *(const int *)pa == *(const int *)pb;
+            break;
+        case TD_K_I64:
+        case TD_K_DUR:
+        case TD_K_SIZE:
+            same = *(const int64_t *)pa == *(const int64_t *)pb;
+            break;
+        case TD_K_BOOL:
+            same = *(const bool *)pa == *(const bool *)pb;
+            break;
+        case TD_K_STRLIST:
+        case TD_K_INTLIST: {
+            size_t n = *(const size_t *)(const void *)((const char *)a + d->off2);
+            same = n == *(const size_t *)(const void *)((const char *)b + d->off2);
+            for (size_t j = 0; same && j < n; j++) {
+                same = d->type == TD_K_STRLIST
+                           ? str_same((*(char **const *)pa)[j], (*(char **const *)pb)[j])
+                           : (*(int *const *)pa)[j] == (*(int *const *)pb)[j];
+            }
+            break;
+        }
+        case TD_K_STRMAP: {
+            const struct td_kv_list *la = pa, *lb = pb;
+            same = la->n == lb->n;
+            for (size_t j = 0; same && j < la->n; j++) {
+                same = str_same(la->items[j].key, lb->items[j].key) &&
+                       str_same(la->items[j].value, lb->items[j].value);
+            }
+            break;
+        }
+        case TD_K_NESTED:
+            same = same_table(d->sub, pa, pb);
+            break;
+        case TD_K_CUSTOM:
+            same = false; /* what it filled is its own: assume it changed */
+            break;
+        }
+        if (!same) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool td_config_same_settings(const struct td_conf_kind *ka, const void *a,
+                             const struct td_conf_kind *kb, const void *b)
+{
+    if (ka != kb) {
+        return false;
+    }
+    if (!ka || !a || !b) {
+        return a == b;
+    }
+    return same_table(ka->table, a, b) && (!ka->same || ka->same(a, b));
 }

@@ -83,7 +83,6 @@ struct named_map {
     size_t size;                       /* of one item: struct td_conf_source, td_conf_sink */
     size_t items_off, n_off;           /* the array and its count in struct td_config */
     size_t name_off, pos_off;          /* char *name and struct td_pos pos in an item */
-    void (*after)(void *item);         /* after the walk, or NULL */
 };
 
 /* The array of MAP in CFG. Through memcpy: the field is a struct td_conf_source * or
@@ -149,17 +148,8 @@ static int named_map_fn(struct td_conf_loader *ld, const struct named_map *map,
         ld->owner_table = map->table;
         td_conf_walk(ld, map->table, val->items[i + 1], item);
         ld->owner = NULL;
-        if (map->after) {
-            map->after(item);
-        }
     }
     return 0;
-}
-
-static void sink_after(void *item)
-{
-    struct td_conf_sink *snk = item;
-    snk->http.timeout_ms = snk->timeout_ms; /* the HTTP sink's own copy */
 }
 
 static const struct named_map source_map = {
@@ -180,7 +170,6 @@ static const struct named_map sink_map = {
     .n_off = offsetof(struct td_config, nsinks),
     .name_off = offsetof(struct td_conf_sink, name),
     .pos_off = offsetof(struct td_conf_sink, pos),
-    .after = sink_after,
 };
 
 static int sources_fn(struct td_conf_loader *ld, const struct td_ynode *val, void *base)

@@ -1,8 +1,9 @@
 /* config.h - the typed trigger-file configuration.
  *
  * td_config_load() turns one YAML file, or a directory of *.yaml / *.yml files, into the
- * structures below. Every key the user can write is listed, with its default, in a table in
- * conf_keys_*.c (config_internal.h has the map of the loader); an
+ * structures below. Every key the user can write is listed, with its default, in a table:
+ * conf_keys_*.c for the loader's own (daemon, the keys every source and sink has, triggers),
+ * the plugin's own file for a source or sink kind's settings (conf_table.h); an
  * unknown key, a wrong type or a dangling reference is an error reported as
  * "file:line:column: message" (1-based line and column). Strings are already interpolated
  * (${VAR}, ${file:/path}); values that came from interpolation are secrets and are never
@@ -53,60 +54,21 @@ struct td_conf_daemon {
 };
 
 /* ---- sources ---- */
-enum td_source_kind { TD_SOURCE_REDIS, TD_SOURCE_KAFKA, TD_SOURCE_RABBITMQ, TD_SOURCE_HTTP };
-
-struct td_conf_redis_source {
-    char *url; /* redis://[user:password@]host[:port][/db] */
-    char *stream;
-    char *group;           /* default "triggerd" */
-    char *consumer;        /* default: the host name */
-    char *start;           /* "earliest" (0) | "latest" ($), used when the group is created */
-    int64_t claim_idle_ms; /* default 60s; 0 disables the reaper */
-    int max_deliveries;    /* default 10; 0 = unlimited */
-    int batch;             /* entries per XREADGROUP, default 100 */
-    int64_t block_ms;      /* XREADGROUP BLOCK, default 1000 */
+/* The kinds the core names in a decision of its own (check, redrive, dead_letter: native); a
+ * kind the core has no special case for (every kind added from now on) is TD_SOURCE_OTHER.
+ * Everything else about a kind is in its plugin's descriptor (sources/registry.c). */
+enum td_source_kind {
+    TD_SOURCE_REDIS,
+    TD_SOURCE_KAFKA,
+    TD_SOURCE_RABBITMQ,
+    TD_SOURCE_HTTP,
+    TD_SOURCE_OTHER
 };
 
-struct td_conf_kafka_source {
-    char *brokers;
-    char **topics;
-    size_t ntopics;
-    char *group; /* default "triggerd" */
-    char *start; /* earliest | latest, default earliest */
-    struct td_kv_list properties;
-};
+struct td_conf_kind;
 
-/* Where the id of a wrapped RabbitMQ message without a message-id comes from (a stream queue's
- * x-stream-offset wins over both: unique and stable). */
-enum td_amqp_id_from {
-    TD_ID_FROM_BODY_HASH, /* sha256(queue, body): stable across redeliveries, equal bodies collide
-                           */
-    TD_ID_FROM_DELIVERY,  /* queue, connection token, delivery tag: unique, new on redelivery */
-};
-
-struct td_conf_rabbitmq_source {
-    char *url;
-    char *queue;
-    int prefetch;                 /* default 100 */
-    int heartbeat;                /* seconds (written as a duration, e.g. 30s), default 30 */
-    int max_deliveries;           /* default 10; 0 = unlimited */
-    int64_t consumer_timeout_ms;  /* the broker's consumer_timeout, default 30m; 0 = off */
-    enum td_amqp_id_from id_from; /* default delivery */
-    /* declare: {durable, arguments, exchange, exchange_type, bindings}, declared on connect */
-    bool declare;
-    bool declare_durable;                /* default true (queue and exchange) */
-    struct td_kv_list declare_arguments; /* x-arguments; integers and true/false go typed */
-    char *declare_exchange;              /* NULL: no exchange */
-    char *declare_exchange_type;         /* direct | fanout | topic | headers, default direct */
-    char **declare_bindings;             /* routing keys binding the queue to the exchange */
-    size_t ndeclare_bindings;
-};
-
-struct td_conf_http_source {
-    char *path;
-    char *bearer;     /* secret */
-    int64_t max_size; /* default 1MiB */
-};
+/* A kind's settings block: item->settings as the plugin's own struct (its header says which). */
+#define TD_SETTINGS(item, type) ((const type *)(item)->settings)
 
 struct td_conf_source {
     char *name;
@@ -115,13 +77,14 @@ struct td_conf_source {
     int max_inflight;       /* messages read but not yet acked, default 1000 (backpressure) */
     int64_t stall_after_ms; /* readiness: work waiting, credit free, nothing taken this long
                              * (default 2 min; 0 = never reported) */
-    struct td_conf_redis_source redis;
-    struct td_conf_kafka_source kafka;
-    struct td_conf_rabbitmq_source rabbitmq;
-    struct td_conf_http_source http;
+    /* The kind's settings: a block of plugin->size bytes the kind's key table filled, e.g. a
+     * struct td_conf_redis_source (sources/redis_source.h). Owned; td_config_free frees it. */
+    const struct td_conf_kind *plugin;
+    void *settings;
 };
 
 /* ---- sinks ---- */
+/* As enum td_source_kind: the kinds the core names; TD_SINK_OTHER for the rest. */
 enum td_sink_kind {
     TD_SINK_HTTP,
     TD_SINK_OPENFAAS,
@@ -129,89 +92,18 @@ enum td_sink_kind {
     TD_SINK_REDIS,
     TD_SINK_KAFKA,
     TD_SINK_RABBITMQ,
-    TD_SINK_FILE
-};
-enum td_http_mode { TD_MODE_BINARY, TD_MODE_STRUCTURED };
-
-struct td_conf_auth {
-    char *bearer;      /* secret */
-    char *bearer_file; /* re-read when it changes */
-    char *basic_user;
-    char *basic_password; /* secret */
-    char *google_audience;
-    char *google_metadata_url;
-    char *azure_function_key; /* secret */
-    char *azure_key_in;       /* header (x-functions-key, the default) | query (?code=) */
-};
-
-struct td_conf_http_sink {
-    char *url;
-    char *service_name;      /* service: {name, namespace, port} -> url */
-    char *service_namespace; /* default "default" when service is given */
-    int service_port;        /* default 80 */
-    enum td_http_mode mode;
-    int64_t timeout_ms; /* default 10s */
-    struct td_kv_list headers;
-    char *ca_file;
-    char *client_cert;
-    char *client_key;
-    struct td_conf_auth auth;
-};
-
-struct td_conf_openfaas_sink {
-    char *gateway;
-    char *function;
-    bool async;
-    char *callback_url;
-    struct td_conf_auth auth;
-};
-
-struct td_conf_lambda_sink {
-    char *function;
-    char *region;
-    char *qualifier;
-    char *invocation; /* RequestResponse | Event, default RequestResponse */
-    char *payload;    /* event | data, default event */
-    char *endpoint;
-    char *access_key_id;
-    char *secret_access_key; /* secret */
-    char *session_token;     /* secret */
-};
-
-struct td_conf_redis_sink {
-    char *url;
-    char *stream;
-    int64_t maxlen; /* 0: no trimming */
-};
-
-struct td_conf_kafka_sink {
-    char *brokers;
-    char *topic;
-    struct td_kv_list properties;
-};
-
-struct td_conf_rabbitmq_sink {
-    char *url;
-    char *exchange;
-    char *routing_key;
-};
-
-struct td_conf_file_sink {
-    char *path;
+    TD_SINK_FILE,
+    TD_SINK_OTHER
 };
 
 struct td_conf_sink {
     char *name;
     enum td_sink_kind kind;
     struct td_pos pos;
-    int64_t timeout_ms; /* kind-specific "timeout" key, copied here; default 10s */
-    struct td_conf_http_sink http;
-    struct td_conf_openfaas_sink openfaas;
-    struct td_conf_lambda_sink lambda;
-    struct td_conf_redis_sink redis;
-    struct td_conf_kafka_sink kafka;
-    struct td_conf_rabbitmq_sink rabbitmq;
-    struct td_conf_file_sink file;
+    int64_t timeout_ms; /* every kind's "timeout" key (TD_SINK_TIMEOUT); default 10s */
+    /* As td_conf_source: e.g. a struct td_conf_http_sink (sinks/http_sink.h). Owned. */
+    const struct td_conf_kind *plugin;
+    void *settings;
 };
 
 /* ---- triggers ---- */
@@ -280,6 +172,12 @@ int td_parse_size(const char *s, int64_t *bytes);
  * "$${" is a literal "${". Returns a malloc'd string the caller frees, or NULL with a
  * message in err. *secret is set when anything was substituted. */
 char *td_interpolate(const char *s, bool *secret, char *err, size_t errlen);
+
+/* Whether two sources' (or two sinks') kind settings are the same: the same kind, and every
+ * key of its table (nested tables, lists, maps) equal, through the kind's table, so a key a
+ * plugin adds is compared without more code. The keys every kind has are the caller's. */
+bool td_config_same_settings(const struct td_conf_kind *ka, const void *a,
+                             const struct td_conf_kind *kb, const void *b);
 
 const struct td_conf_source *td_config_source(const struct td_config *cfg, const char *name);
 const struct td_conf_sink *td_config_sink(const struct td_config *cfg, const char *name);

@@ -18,8 +18,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf_table.h"
 #include "config.h"
+#include "file_sink.h"
 #include "filter.h"
+#include "http_conf.h"
+#include "ingress.h"
+#include "kafka_sink.h"
+#include "kafka_source.h"
+#include "lambda_sink.h"
+#include "rabbitmq_sink.h"
+#include "rabbitmq_source.h"
+#include "redis_sink.h"
+#include "redis_source.h"
 
 static char g_dir[64];   /* a temporary directory for the whole run */
 static char g_file[128]; /* g_dir/t.yaml */
@@ -385,6 +396,30 @@ static void test_errors_daemon(void **state)
     RUN(cases);
 }
 
+/* "expected exactly one of" names every kind of the registry, in its order: the kinds come
+ * from the plugins' descriptors (sources/registry.c, sinks/registry.c), not from the loader. */
+static void expect_kind_list(const char *yaml, const char *prefix,
+                             const struct td_conf_kind *(*kind)(size_t))
+{
+    char want[512];
+    size_t used = (size_t)snprintf(want, sizeof(want), "%s", prefix);
+    assert_non_null(kind(0));
+    for (size_t i = 0; kind(i); i++) {
+        used += (size_t)snprintf(want + used, sizeof(want) - used, "%s%s", i ? ", " : "",
+                                 kind(i)->name);
+    }
+    assert_true(used < sizeof(want));
+    const struct ecase c = {"no kind", yaml, {want}};
+    assert_int_equal(check_case(&c), 0);
+}
+
+static void test_errors_no_kind(void **state)
+{
+    expect_kind_list(SRC "  s: {max_inflight: 5}\n", "3:6: source 's': expected exactly one of ",
+                     td_conf_source_kind);
+    expect_kind_list(SNK "  k: {}\n", "3:6: sink 'k': expected exactly one of ", td_conf_sink_kind);
+}
+
 static void test_errors_sources(void **state)
 {
     const struct ecase cases[] = {
@@ -392,9 +427,6 @@ static void test_errors_sources(void **state)
          SRC "  a b: {redis: {url: u, stream: s}}\n",
          {"3:3: invalid source name 'a b' (use letters, digits, '_', '.' and '-')"}},
         {"not mapping", SRC "  s: redis\n", {"3:6: source must be a mapping (got a scalar)"}},
-        {"no kind",
-         SRC "  s: {max_inflight: 5}\n",
-         {"3:6: source 's': expected exactly one of redis, kafka, rabbitmq, http"}},
         {"two kinds",
          SRC "  s: {redis: {url: u, stream: x}, http: {path: /e}}\n",
          {"3:35: 'redis' and 'http' cannot both be given in source"}},
@@ -462,10 +494,6 @@ static void test_errors_sinks(void **state)
         {"name",
          SNK "  'k/1': {file: {path: p}}\n",
          {"3:3: invalid sink name 'k/1' (use letters, digits, '_', '.' and '-')"}},
-        {"no kind",
-         SNK "  k: {}\n",
-         {"3:6: sink 'k': expected exactly one of http, openfaas, lambda, redis, kafka, rabbitmq, "
-          "file"}},
         /* The queue sinks wait for an acknowledgement: no "0 = no limit" there. */
         {"redis timeout zero",
          SNK "  k: {redis: {url: u, stream: s, timeout: 0s}}\n",
@@ -899,22 +927,23 @@ static void test_defaults(void **state)
     assert_non_null(src);
     assert_int_equal(src->kind, TD_SOURCE_REDIS);
     assert_int_equal(src->max_inflight, 1000);
-    assert_string_equal(src->redis.group, "triggerd");
+    assert_string_equal(TD_SETTINGS(src, struct td_conf_redis_source)->group, "triggerd");
     gethostname(host, sizeof(host) - 1);
-    assert_string_equal(src->redis.consumer, host[0] ? host : "triggerd");
-    assert_string_equal(src->redis.start, "earliest");
-    assert_int_equal(src->redis.claim_idle_ms, 60000);
-    assert_int_equal(src->redis.max_deliveries, 10);
-    assert_int_equal(src->redis.batch, 100);
-    assert_int_equal(src->redis.block_ms, 1000);
+    assert_string_equal(TD_SETTINGS(src, struct td_conf_redis_source)->consumer,
+                        host[0] ? host : "triggerd");
+    assert_string_equal(TD_SETTINGS(src, struct td_conf_redis_source)->start, "earliest");
+    assert_int_equal(TD_SETTINGS(src, struct td_conf_redis_source)->claim_idle_ms, 60000);
+    assert_int_equal(TD_SETTINGS(src, struct td_conf_redis_source)->max_deliveries, 10);
+    assert_int_equal(TD_SETTINGS(src, struct td_conf_redis_source)->batch, 100);
+    assert_int_equal(TD_SETTINGS(src, struct td_conf_redis_source)->block_ms, 1000);
     assert_int_equal(src->pos.line, 4);
     assert_int_equal(src->pos.col, 3);
 
     const struct td_conf_sink *snk = td_config_sink(cfg, "k");
     assert_int_equal(snk->kind, TD_SINK_HTTP);
     assert_int_equal(snk->timeout_ms, 10000);
-    assert_int_equal(snk->http.timeout_ms, 10000);
-    assert_int_equal(snk->http.mode, TD_MODE_BINARY);
+    assert_int_equal(snk->timeout_ms, 10000);
+    assert_int_equal(TD_SETTINGS(snk, struct td_conf_http_sink)->mode, TD_MODE_BINARY);
 
     const struct td_conf_trigger *trg = &cfg->triggers[0];
     assert_null(trg->filter);
@@ -938,80 +967,89 @@ static void check_full_sources(const struct td_config *cfg)
 {
     const struct td_conf_source *src = td_config_source(cfg, "clicks");
     assert_int_equal(src->kind, TD_SOURCE_REDIS);
-    assert_string_equal(src->redis.url, "redis://localhost:6379/0");
-    assert_string_equal(src->redis.consumer, "c1");
-    assert_string_equal(src->redis.start, "latest");
-    assert_int_equal(src->redis.claim_idle_ms, 0);
-    assert_int_equal(src->redis.max_deliveries, 0);
-    assert_int_equal(src->redis.batch, 10);
-    assert_int_equal(src->redis.block_ms, 250);
+    assert_string_equal(TD_SETTINGS(src, struct td_conf_redis_source)->url,
+                        "redis://localhost:6379/0");
+    assert_string_equal(TD_SETTINGS(src, struct td_conf_redis_source)->consumer, "c1");
+    assert_string_equal(TD_SETTINGS(src, struct td_conf_redis_source)->start, "latest");
+    assert_int_equal(TD_SETTINGS(src, struct td_conf_redis_source)->claim_idle_ms, 0);
+    assert_int_equal(TD_SETTINGS(src, struct td_conf_redis_source)->max_deliveries, 0);
+    assert_int_equal(TD_SETTINGS(src, struct td_conf_redis_source)->batch, 10);
+    assert_int_equal(TD_SETTINGS(src, struct td_conf_redis_source)->block_ms, 250);
     assert_int_equal(src->max_inflight, 50);
 
     src = td_config_source(cfg, "orders");
     assert_int_equal(src->kind, TD_SOURCE_KAFKA);
-    assert_int_equal(src->kafka.ntopics, 2);
-    assert_string_equal(src->kafka.topics[1], "refunds");
-    assert_string_equal(src->kafka.group, "triggerd");
-    assert_string_equal(kv(&src->kafka.properties, "fetch.min.bytes"), "1");
+    assert_int_equal(TD_SETTINGS(src, struct td_conf_kafka_source)->ntopics, 2);
+    assert_string_equal(TD_SETTINGS(src, struct td_conf_kafka_source)->topics[1], "refunds");
+    assert_string_equal(TD_SETTINGS(src, struct td_conf_kafka_source)->group, "triggerd");
+    assert_string_equal(
+        kv(&TD_SETTINGS(src, struct td_conf_kafka_source)->properties, "fetch.min.bytes"), "1");
 
     src = td_config_source(cfg, "jobs");
     assert_int_equal(src->kind, TD_SOURCE_RABBITMQ);
-    assert_int_equal(src->rabbitmq.prefetch, 10);
-    assert_int_equal(src->rabbitmq.heartbeat, 60);
+    assert_int_equal(TD_SETTINGS(src, struct td_conf_rabbitmq_source)->prefetch, 10);
+    assert_int_equal(TD_SETTINGS(src, struct td_conf_rabbitmq_source)->heartbeat, 60);
 
     src = td_config_source(cfg, "inbound");
     assert_int_equal(src->kind, TD_SOURCE_HTTP);
-    assert_string_equal(src->http.path, "/events");
-    assert_string_equal(src->http.bearer, "s3cret");
-    assert_int_equal(src->http.max_size, 65536);
+    assert_string_equal(TD_SETTINGS(src, struct td_conf_http_source)->path, "/events");
+    assert_string_equal(TD_SETTINGS(src, struct td_conf_http_source)->bearer, "s3cret");
+    assert_int_equal(TD_SETTINGS(src, struct td_conf_http_source)->max_size, 65536);
 }
 
 static void check_full_sinks(const struct td_config *cfg)
 {
     const struct td_conf_sink *snk = td_config_sink(cfg, "web");
     assert_int_equal(snk->kind, TD_SINK_HTTP);
-    assert_int_equal(snk->http.mode, TD_MODE_STRUCTURED);
+    assert_int_equal(TD_SETTINGS(snk, struct td_conf_http_sink)->mode, TD_MODE_STRUCTURED);
     assert_int_equal(snk->timeout_ms, 2000);
-    assert_int_equal(snk->http.timeout_ms, 2000);
-    assert_string_equal(kv(&snk->http.headers, "X-N"), "5");
-    assert_string_equal(snk->http.client_key, "/key");
-    assert_string_equal(snk->http.auth.bearer_file, "/tok");
+    assert_int_equal(snk->timeout_ms, 2000);
+    assert_string_equal(kv(&TD_SETTINGS(snk, struct td_conf_http_sink)->headers, "X-N"), "5");
+    assert_string_equal(TD_SETTINGS(snk, struct td_conf_http_sink)->client_key, "/key");
+    assert_string_equal(TD_SETTINGS(snk, struct td_conf_http_sink)->auth.bearer_file, "/tok");
 
     snk = td_config_sink(cfg, "svc");
-    assert_null(snk->http.url);
-    assert_string_equal(snk->http.service_name, "resize");
-    assert_null(snk->http.service_namespace); /* the sink fills in the pod's own */
-    assert_int_equal(snk->http.service_port, 80);
+    assert_null(TD_SETTINGS(snk, struct td_conf_http_sink)->url);
+    assert_string_equal(TD_SETTINGS(snk, struct td_conf_http_sink)->service_name, "resize");
+    assert_null(TD_SETTINGS(snk, struct td_conf_http_sink)
+                    ->service_namespace); /* the sink fills in the pod's own */
+    assert_int_equal(TD_SETTINGS(snk, struct td_conf_http_sink)->service_port, 80);
 
-    assert_string_equal(td_config_sink(cfg, "gcf")->http.auth.google_audience, "aud");
-    assert_null(td_config_sink(cfg, "gcf")->http.auth.google_metadata_url);
-    assert_string_equal(td_config_sink(cfg, "az")->http.auth.azure_function_key, "key");
+    assert_string_equal(
+        TD_SETTINGS(td_config_sink(cfg, "gcf"), struct td_conf_http_sink)->auth.google_audience,
+        "aud");
+    assert_null(TD_SETTINGS(td_config_sink(cfg, "gcf"), struct td_conf_http_sink)
+                    ->auth.google_metadata_url);
+    assert_string_equal(
+        TD_SETTINGS(td_config_sink(cfg, "az"), struct td_conf_http_sink)->auth.azure_function_key,
+        "key");
 
     snk = td_config_sink(cfg, "faas");
     assert_int_equal(snk->kind, TD_SINK_OPENFAAS);
-    assert_true(snk->openfaas.async);
-    assert_string_equal(snk->openfaas.auth.basic_user, "admin");
-    assert_string_equal(snk->openfaas.auth.basic_password, "pw");
+    assert_true(TD_SETTINGS(snk, struct td_conf_openfaas_sink)->async);
+    assert_string_equal(TD_SETTINGS(snk, struct td_conf_openfaas_sink)->auth.basic_user, "admin");
+    assert_string_equal(TD_SETTINGS(snk, struct td_conf_openfaas_sink)->auth.basic_password, "pw");
 
     snk = td_config_sink(cfg, "lam");
     assert_int_equal(snk->kind, TD_SINK_LAMBDA);
-    assert_string_equal(snk->lambda.invocation, "Event");
-    assert_string_equal(snk->lambda.payload, "data");
-    assert_string_equal(snk->lambda.session_token, "ST");
+    assert_string_equal(TD_SETTINGS(snk, struct td_conf_lambda_sink)->invocation, "Event");
+    assert_string_equal(TD_SETTINGS(snk, struct td_conf_lambda_sink)->payload, "data");
+    assert_string_equal(TD_SETTINGS(snk, struct td_conf_lambda_sink)->session_token, "ST");
     assert_int_equal(snk->timeout_ms, 60000);
 
     snk = td_config_sink(cfg, "dead");
     assert_int_equal(snk->kind, TD_SINK_REDIS);
-    assert_int_equal(snk->redis.maxlen, 1000);
+    assert_int_equal(TD_SETTINGS(snk, struct td_conf_redis_sink)->maxlen, 1000);
     snk = td_config_sink(cfg, "dead2");
     assert_int_equal(snk->kind, TD_SINK_KAFKA);
-    assert_string_equal(kv(&snk->kafka.properties, "acks"), "all");
+    assert_string_equal(kv(&TD_SETTINGS(snk, struct td_conf_kafka_sink)->properties, "acks"),
+                        "all");
     snk = td_config_sink(cfg, "dead3");
     assert_int_equal(snk->kind, TD_SINK_RABBITMQ);
-    assert_string_equal(snk->rabbitmq.routing_key, "letters");
+    assert_string_equal(TD_SETTINGS(snk, struct td_conf_rabbitmq_sink)->routing_key, "letters");
     snk = td_config_sink(cfg, "dead4");
     assert_int_equal(snk->kind, TD_SINK_FILE);
-    assert_string_equal(snk->file.path, "/tmp/dead.jsonl");
+    assert_string_equal(TD_SETTINGS(snk, struct td_conf_file_sink)->path, "/tmp/dead.jsonl");
 }
 
 /* Each default comes from its key's table entry (the plugins have no fallbacks any more): also
@@ -1034,34 +1072,39 @@ static void test_table_defaults(void **state)
     struct td_config *cfg = load_ok(g_file);
 
     const struct td_conf_source *o = td_config_source(cfg, "o");
-    assert_string_equal(o->kafka.group, "triggerd");
-    assert_string_equal(o->kafka.start, "earliest");
+    assert_string_equal(TD_SETTINGS(o, struct td_conf_kafka_source)->group, "triggerd");
+    assert_string_equal(TD_SETTINGS(o, struct td_conf_kafka_source)->start, "earliest");
     assert_int_equal(o->max_inflight, 1000);
     assert_int_equal(o->stall_after_ms, 120000);
     const struct td_conf_source *j = td_config_source(cfg, "j");
-    assert_int_equal(j->rabbitmq.prefetch, 100);
-    assert_int_equal(j->rabbitmq.heartbeat, 30);
-    assert_int_equal(j->rabbitmq.max_deliveries, 10);
-    assert_int_equal(j->rabbitmq.consumer_timeout_ms, 30 * 60 * 1000);
-    assert_int_equal(j->rabbitmq.id_from, TD_ID_FROM_DELIVERY);
-    assert_false(j->rabbitmq.declare); /* declare: not written */
-    assert_true(j->rabbitmq.declare_durable);
-    assert_string_equal(j->rabbitmq.declare_exchange_type, "direct");
-    assert_int_equal(td_config_source(cfg, "i")->http.max_size, 1024 * 1024);
+    assert_int_equal(TD_SETTINGS(j, struct td_conf_rabbitmq_source)->prefetch, 100);
+    assert_int_equal(TD_SETTINGS(j, struct td_conf_rabbitmq_source)->heartbeat, 30);
+    assert_int_equal(TD_SETTINGS(j, struct td_conf_rabbitmq_source)->max_deliveries, 10);
+    assert_int_equal(TD_SETTINGS(j, struct td_conf_rabbitmq_source)->consumer_timeout_ms,
+                     30 * 60 * 1000);
+    assert_int_equal(TD_SETTINGS(j, struct td_conf_rabbitmq_source)->id_from, TD_ID_FROM_DELIVERY);
+    assert_false(
+        TD_SETTINGS(j, struct td_conf_rabbitmq_source)->declare); /* declare: not written */
+    assert_true(TD_SETTINGS(j, struct td_conf_rabbitmq_source)->declare_durable);
+    assert_string_equal(TD_SETTINGS(j, struct td_conf_rabbitmq_source)->declare_exchange_type,
+                        "direct");
+    assert_int_equal(TD_SETTINGS(td_config_source(cfg, "i"), struct td_conf_http_source)->max_size,
+                     1024 * 1024);
 
     const struct td_conf_sink *l = td_config_sink(cfg, "l");
-    assert_string_equal(l->lambda.invocation, "RequestResponse");
-    assert_string_equal(l->lambda.payload, "event");
+    assert_string_equal(TD_SETTINGS(l, struct td_conf_lambda_sink)->invocation, "RequestResponse");
+    assert_string_equal(TD_SETTINGS(l, struct td_conf_lambda_sink)->payload, "event");
     assert_int_equal(l->timeout_ms, 10000);
-    assert_int_equal(td_config_sink(cfg, "r")->redis.maxlen, 0);
+    assert_int_equal(TD_SETTINGS(td_config_sink(cfg, "r"), struct td_conf_redis_sink)->maxlen, 0);
     assert_int_equal(td_config_sink(cfg, "r")->timeout_ms, 10000);
     const struct td_conf_sink *v = td_config_sink(cfg, "v");
-    assert_int_equal(v->http.service_port, 80);
-    assert_null(v->http.service_namespace); /* the HTTP sink reads POD_NAMESPACE */
-    assert_int_equal(v->http.mode, TD_MODE_BINARY);
-    assert_int_equal(v->http.timeout_ms, 10000);
+    assert_int_equal(TD_SETTINGS(v, struct td_conf_http_sink)->service_port, 80);
+    assert_null(TD_SETTINGS(v, struct td_conf_http_sink)
+                    ->service_namespace); /* the HTTP sink reads POD_NAMESPACE */
+    assert_int_equal(TD_SETTINGS(v, struct td_conf_http_sink)->mode, TD_MODE_BINARY);
+    assert_int_equal(v->timeout_ms, 10000);
     const struct td_conf_sink *f = td_config_sink(cfg, "f");
-    assert_false(f->openfaas.async);
+    assert_false(TD_SETTINGS(f, struct td_conf_openfaas_sink)->async);
     assert_int_equal(f->timeout_ms, 3000);
 
     for (size_t i = 0; i < cfg->ntriggers; i++) {
@@ -1079,6 +1122,73 @@ static void test_table_defaults(void **state)
     assert_int_equal(cfg->daemon.http_request_timeout_ms, 15000);
     assert_true(cfg->daemon.http_probes_on_listen);
     td_config_free(cfg);
+}
+
+/* Two sources (or sinks) NAME, one from each text: whether td_config_same_settings says their
+ * kinds' settings are the same. */
+static bool same_settings(const char *a, const char *b, const char *name, bool sink)
+{
+    write_file(g_file, a);
+    struct td_config *ca = load_ok(g_file);
+    write_file(g_file, b);
+    struct td_config *cb = load_ok(g_file);
+    bool same;
+    if (sink) {
+        const struct td_conf_sink *x = td_config_sink(ca, name), *y = td_config_sink(cb, name);
+        same = td_config_same_settings(x->plugin, x->settings, y->plugin, y->settings);
+    } else {
+        const struct td_conf_source *x = td_config_source(ca, name);
+        const struct td_conf_source *y = td_config_source(cb, name);
+        same = td_config_same_settings(x->plugin, x->settings, y->plugin, y->settings);
+    }
+    td_config_free(ca);
+    td_config_free(cb);
+    return same;
+}
+
+/* Reload keeps a source only when its settings are the same, compared through the kind's key
+ * table: every key, nested tables, lists and maps, and what the plugin's same hook adds. */
+static void test_same_settings(void **state)
+{
+    static const struct {
+        const char *a, *b;
+        bool same;
+    } cases[] = {
+        {"redis: {url: u, stream: s}", "redis: {url: u, stream: s}", true},
+        {"redis: {url: u, stream: s}", "redis: {url: u, stream: s, block: 1s}", true}, /* default */
+        {"redis: {url: u, stream: s}", "redis: {url: u, stream: s, block: 2s}", false},
+        {"redis: {url: u, stream: s}", "redis: {url: u, stream: s, consumer: other}", false},
+        {"kafka: {brokers: b, topics: [t, u]}", "kafka: {brokers: b, topics: [t, u]}", true},
+        {"kafka: {brokers: b, topics: [t, u]}", "kafka: {brokers: b, topics: [u, t]}", false},
+        {"kafka: {brokers: b, topics: [t]}", "kafka: {brokers: b, topics: [t, u]}", false},
+        {"kafka: {brokers: b, topics: [t], properties: {a: '1'}}",
+         "kafka: {brokers: b, topics: [t], properties: {a: '2'}}", false},
+        {"rabbitmq: {url: u, queue: q}", "rabbitmq: {url: u, queue: q}", true},
+        {"rabbitmq: {url: u, queue: q}", "rabbitmq: {url: u, queue: q, declare: {}}", false},
+        {"rabbitmq: {url: u, queue: q, declare: {exchange: x, bindings: [a]}}",
+         "rabbitmq: {url: u, queue: q, declare: {exchange: x, bindings: [b]}}", false},
+        {"rabbitmq: {url: u, queue: q}", "rabbitmq: {url: u, queue: q, id_from: body_hash}", false},
+        {"http: {path: /e}", "http: {path: /e, auth: {bearer: t}}", false},
+        {"http: {path: /e, auth: {bearer: t}}", "http: {path: /e, auth: {bearer: t}}", true},
+        {"http: {path: /e}", "redis: {url: u, stream: s}", false}, /* another kind */
+    };
+    char a[512], b[512];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(a, sizeof(a), "version: 1\nsources:\n  s: {%s}\n", cases[i].a);
+        snprintf(b, sizeof(b), "version: 1\nsources:\n  s: {%s}\n", cases[i].b);
+        if (same_settings(a, b, "s", false) != cases[i].same) {
+            fail_msg("%s / %s: want %s", cases[i].a, cases[i].b, cases[i].same ? "same" : "differ");
+        }
+    }
+    /* sinks through the same code: the shared auth table is compared too */
+    assert_false(same_settings("version: 1\nsinks:\n  k: {http: {url: 'http://h', auth: {bearer: "
+                               "a}}}\n",
+                               "version: 1\nsinks:\n  k: {http: {url: 'http://h', auth: {bearer: "
+                               "b}}}\n",
+                               "k", true));
+    assert_true(same_settings("version: 1\nsinks:\n  k: {file: {path: p}}\n",
+                              "version: 1\nsinks:\n  k: {file: {path: p, timeout: 3s}}\n", "k",
+                              true)); /* timeout is every sink's, not the kind's */
 }
 
 static void test_full_file(void **state)
@@ -1180,10 +1290,11 @@ static void test_interpolation_in_file(void **state)
                        "  r: {rabbitmq: {url: \"${TD_T_UNSET:-amqp://d}\", queue: q}}\n");
     struct td_config *cfg = load_ok(g_file);
     const struct td_conf_source *src = td_config_source(cfg, "s");
-    assert_string_equal(src->redis.url, "redis://secret@h");
-    assert_string_equal(src->redis.stream, "${literal}");
-    assert_int_equal(src->redis.batch, 7);
-    assert_string_equal(td_config_source(cfg, "r")->rabbitmq.url, "amqp://d");
+    assert_string_equal(TD_SETTINGS(src, struct td_conf_redis_source)->url, "redis://secret@h");
+    assert_string_equal(TD_SETTINGS(src, struct td_conf_redis_source)->stream, "${literal}");
+    assert_int_equal(TD_SETTINGS(src, struct td_conf_redis_source)->batch, 7);
+    assert_string_equal(
+        TD_SETTINGS(td_config_source(cfg, "r"), struct td_conf_rabbitmq_source)->url, "amqp://d");
     td_config_free(cfg);
 
     /* A secret value never appears in a message. */
@@ -1319,6 +1430,7 @@ int main(void)
         cmocka_unit_test(test_interpolate),
         cmocka_unit_test(test_errors_parse),
         cmocka_unit_test(test_errors_daemon),
+        cmocka_unit_test(test_errors_no_kind),
         cmocka_unit_test(test_errors_sources),
         cmocka_unit_test(test_errors_sinks),
         cmocka_unit_test(test_errors_triggers),
@@ -1329,6 +1441,7 @@ int main(void)
         cmocka_unit_test(test_directory_errors),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_table_defaults),
+        cmocka_unit_test(test_same_settings),
         cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_filter_only_legacy),
         cmocka_unit_test(test_filter_legacy_any),

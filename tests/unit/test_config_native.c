@@ -93,7 +93,7 @@ static void test_declare(void **state)
                        "triggers: [{name: t, source: q, sink: fn}]\n";
     struct td_config *cfg = load(text, &errs);
     assert_non_null(cfg);
-    const struct td_conf_rabbitmq_source *r = &cfg->sources[0].rabbitmq;
+    const struct td_conf_rabbitmq_source *r = cfg->sources[0].settings;
     assert_true(r->declare);
     assert_true(r->declare_durable);
     assert_int_equal(r->declare_arguments.n, 2);
@@ -103,7 +103,7 @@ static void test_declare(void **state)
     assert_string_equal(r->declare_exchange_type, "topic");
     assert_int_equal(r->ndeclare_bindings, 2);
     assert_string_equal(r->declare_bindings[0], "a.#");
-    assert_false(cfg->sources[1].rabbitmq.declare);
+    assert_false(TD_SETTINGS(&cfg->sources[1], struct td_conf_rabbitmq_source)->declare);
     td_config_free(cfg);
 }
 
@@ -196,8 +196,11 @@ static void test_source_limits(void **state)
     struct td_errors errs = {0};
     struct td_config *cfg = load_trigger("  - {name: t, source: q, sink: fn}\n", &errs);
     assert_non_null(cfg);
-    assert_int_equal(cfg->sources[0].rabbitmq.max_deliveries, 10);
-    assert_int_equal(cfg->sources[0].rabbitmq.consumer_timeout_ms, 30 * 60 * 1000);
+    assert_int_equal(TD_SETTINGS(&cfg->sources[0], struct td_conf_rabbitmq_source)->max_deliveries,
+                     10);
+    assert_int_equal(
+        TD_SETTINGS(&cfg->sources[0], struct td_conf_rabbitmq_source)->consumer_timeout_ms,
+        30 * 60 * 1000);
     td_config_free(cfg);
 
     const char *text =
@@ -215,9 +218,12 @@ static void test_source_limits(void **state)
     cfg = load(text, &errs);
     assert_non_null(cfg);
     assert_int_equal(errs.n, 0);
-    assert_int_equal(cfg->sources[0].rabbitmq.max_deliveries, 0);
-    assert_int_equal(cfg->sources[0].rabbitmq.consumer_timeout_ms, 120000);
-    assert_int_equal(cfg->sources[1].rabbitmq.consumer_timeout_ms, 0);
+    assert_int_equal(TD_SETTINGS(&cfg->sources[0], struct td_conf_rabbitmq_source)->max_deliveries,
+                     0);
+    assert_int_equal(
+        TD_SETTINGS(&cfg->sources[0], struct td_conf_rabbitmq_source)->consumer_timeout_ms, 120000);
+    assert_int_equal(
+        TD_SETTINGS(&cfg->sources[1], struct td_conf_rabbitmq_source)->consumer_timeout_ms, 0);
     td_check_rabbitmq(cfg, &errs); /* 220 s > 120 s for a; b's broker has no timeout */
     assert_int_equal(errs.n, 1);
     assert_non_null(strstr(errs.msgs[0], "trigger 'a'"));
@@ -243,7 +249,8 @@ static void test_id_from(void **state)
     struct td_errors errs = {0};
     struct td_config *cfg = load_trigger("  - {name: t, source: q, sink: fn}\n", &errs);
     assert_non_null(cfg);
-    assert_int_equal(cfg->sources[0].rabbitmq.id_from, TD_ID_FROM_DELIVERY);
+    assert_int_equal(TD_SETTINGS(&cfg->sources[0], struct td_conf_rabbitmq_source)->id_from,
+                     TD_ID_FROM_DELIVERY);
     td_config_free(cfg);
     cfg = load("version: 1\n"
                "sources: {q: {rabbitmq: {url: \"amqp://h/%2f\", queue: j, id_from: body_hash}}}\n"
@@ -252,7 +259,8 @@ static void test_id_from(void **state)
                &errs);
     assert_non_null(cfg);
     assert_int_equal(errs.n, 0);
-    assert_int_equal(cfg->sources[0].rabbitmq.id_from, TD_ID_FROM_BODY_HASH);
+    assert_int_equal(TD_SETTINGS(&cfg->sources[0], struct td_conf_rabbitmq_source)->id_from,
+                     TD_ID_FROM_BODY_HASH);
     td_config_free(cfg);
     cfg = load("version: 1\n"
                "sources: {q: {rabbitmq: {url: \"amqp://h/%2f\", queue: j, id_from: random}}}\n"

@@ -15,6 +15,7 @@
 
 #include "cloudevent.h"
 #include "config.h"
+#include "http_conf.h"
 #include "http_client.h"
 #include "log.h"
 #include "loop.h"
@@ -34,14 +35,23 @@ static char *dest_of(struct td_conf_sink *conf)
     return dest;
 }
 
+/* An http sink's configuration around SETTINGS, as the loader would make it. */
+static struct td_conf_sink http_conf(const char *name, struct td_conf_http_sink *settings)
+{
+    struct td_conf_sink conf = {.name = (char *)name, .kind = TD_SINK_HTTP, .timeout_ms = 1000};
+    conf.plugin = &td_sink_desc_for(TD_SINK_HTTP)->conf;
+    conf.settings = settings;
+    return conf;
+}
+
 static struct td_conf_sink service(const char *name, const char *ns, int port)
 {
-    struct td_conf_sink conf = {.name = "svc", .kind = TD_SINK_HTTP, .timeout_ms = 1000};
-    conf.http.service_name = (char *)name;
-    conf.http.service_namespace = (char *)ns;
-    conf.http.service_port = port;
-    conf.http.timeout_ms = 1000;
-    return conf;
+    static struct td_conf_http_sink http; /* one sink at a time */
+    memset(&http, 0, sizeof(http));
+    http.service_name = (char *)name;
+    http.service_namespace = (char *)ns;
+    http.service_port = port;
+    return http_conf("svc", &http);
 }
 
 static void test_service_given_namespace(void **state)
@@ -97,8 +107,8 @@ static void test_service_namespace_through_loader(void **state)
 
 static void test_dest_without_credentials(void **state)
 {
-    struct td_conf_sink conf = {.name = "web", .kind = TD_SINK_HTTP, .timeout_ms = 1000};
-    conf.http.url = "https://user:pw@fn.example.com/api/x?code=K3Y";
+    struct td_conf_http_sink http = {.url = "https://user:pw@fn.example.com/api/x?code=K3Y"};
+    struct td_conf_sink conf = http_conf("web", &http);
     char *dest = dest_of(&conf);
     assert_string_equal(dest, "https://fn.example.com/api/x");
     free(dest);
@@ -122,11 +132,9 @@ static void test_bearer_file_unreadable_frees_the_body(void **state)
     assert_non_null(mkdtemp(dir));
     char missing[64];
     snprintf(missing, sizeof(missing), "%s/token", dir); /* never created */
-    struct td_conf_sink conf = {.name = "web", .kind = TD_SINK_HTTP, .timeout_ms = 1000};
-    conf.http.url = "http://127.0.0.1:9/";
-    conf.http.mode = TD_MODE_STRUCTURED;
-    conf.http.timeout_ms = 1000;
-    conf.http.auth.bearer_file = missing;
+    struct td_conf_http_sink settings = {
+        .url = "http://127.0.0.1:9/", .mode = TD_MODE_STRUCTURED, .auth.bearer_file = missing};
+    struct td_conf_sink conf = http_conf("web", &settings);
 
     struct td_event *ev = td_event_new();
     assert_non_null(ev);

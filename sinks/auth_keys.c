@@ -1,0 +1,37 @@
+/* auth_keys.c - the auth: table of the HTTP-speaking sinks (http, openfaas): one table, which
+ * every kind that has auth: nests (http_conf.h). A new way to authenticate goes here, and into
+ * the schema's auth definition.
+ *
+ * Thread: any; the tables are read-only.
+ */
+#include <stddef.h>
+
+#include "conf_table.h"
+#include "http_conf.h"
+
+static const char *const azure_key_in_names[] = {"header", "query", NULL};
+
+#define AUTH(f) offsetof(struct td_conf_auth, f)
+
+static const struct td_conf_key basic_keys[] = {REQ_STR("user", AUTH(basic_user)),
+                                                REQ_STR("password", AUTH(basic_password))};
+static const struct td_conf_table basic_table = {TABLE("auth.basic", basic_keys)};
+static const struct td_conf_key google_keys[] = {REQ_STR("audience", AUTH(google_audience)),
+                                                 STR("metadata_url", AUTH(google_metadata_url))};
+static const struct td_conf_table google_table = {TABLE("auth.google_id_token", google_keys)};
+static const struct td_conf_key auth_keys[] = {
+    {.name = "bearer", .type = TD_K_STR, .off = AUTH(bearer), .group = 1, .cred = true},
+    ONE_STR("bearer_file", AUTH(bearer_file)),
+    {.name = "basic", .type = TD_K_NESTED, .sub = &basic_table, .group = 1},
+    {.name = "google_id_token", .type = TD_K_NESTED, .sub = &google_table, .group = 1},
+    {.name = "azure_function_key",
+     .type = TD_K_STR,
+     .off = AUTH(azure_function_key),
+     .group = 1,
+     .cred = true},
+    {.name = "azure_key_in",
+     .type = TD_K_STR,
+     .off = AUTH(azure_key_in),
+     .names = azure_key_in_names},
+};
+const struct td_conf_table td_sink_auth_table = {TABLE("auth", auth_keys)};

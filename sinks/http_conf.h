@@ -1,0 +1,53 @@
+/* http_conf.h - the settings of the HTTP-speaking sinks (http.c, openfaas.c): the blocks their
+ * key tables fill (td_conf_sink.settings), and the auth: table both share (auth_keys.c).
+ * Read by those plugins and by `check` (credential files). The timeout is every sink's
+ * (td_conf_sink.timeout_ms). Thread: any; read-only once loaded. */
+#ifndef TD_HTTP_CONF_H
+#define TD_HTTP_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+enum td_http_mode { TD_MODE_BINARY, TD_MODE_STRUCTURED };
+
+struct td_conf_auth {
+    char *bearer;      /* secret */
+    char *bearer_file; /* re-read when it changes */
+    char *basic_user;
+    char *basic_password; /* secret */
+    char *google_audience;
+    char *google_metadata_url;
+    char *azure_function_key; /* secret */
+    char *azure_key_in;       /* header (x-functions-key, the default) | query (?code=) */
+};
+
+struct td_conf_http_sink {
+    char *url;
+    char *service_name;      /* service: {name, namespace, port} -> url */
+    char *service_namespace; /* default "default" when service is given */
+    int service_port;        /* default 80 */
+    enum td_http_mode mode;
+    struct td_kv_list headers;
+    char *ca_file;
+    char *client_cert;
+    char *client_key;
+    struct td_conf_auth auth;
+};
+
+struct td_conf_openfaas_sink {
+    char *gateway;
+    char *function;
+    bool async;
+    char *callback_url;
+    struct td_conf_auth auth;
+};
+
+struct td_conf_table;
+/* auth: {bearer | bearer_file | basic | google_id_token | azure_function_key, azure_key_in},
+ * base: a struct td_conf_auth. One table for every kind that has auth: (auth_keys.c). */
+extern const struct td_conf_table td_sink_auth_table;
+
+#endif

@@ -1,0 +1,19 @@
+/* kafka_sink.h - the Kafka sink's settings (td_conf_sink.settings of a kafka sink; its key
+ * table is in kafka.c), read by kafka.c, `check` and `redrive` (the topic is a store). */
+#ifndef TD_KAFKA_SINK_H
+#define TD_KAFKA_SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "kv.h"
+
+struct td_conf_kafka_sink {
+    char *brokers;
+    char *topic;
+    struct td_kv_list properties;
+};
+
+#endif
