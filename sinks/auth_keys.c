@@ -1,13 +1,16 @@
 /* auth_keys.c - the auth: table of the HTTP-speaking sinks (http, openfaas): one table, which
- * every kind that has auth: nests (http_conf.h). A new way to authenticate goes here, and into
- * the schema's auth definition.
+ * every kind that has auth: nests (http_conf.h), and what `check` says of it. A new way to
+ * authenticate goes here, and into the schema's auth definition.
  *
  * Thread: any; the tables are read-only.
  */
 #include <stddef.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "conf_table.h"
 #include "http_conf.h"
+#include "sink.h"
 
 static const char *const azure_key_in_names[] = {"header", "query", NULL};
 
@@ -35,3 +38,16 @@ static const struct td_conf_key auth_keys[] = {
      .names = azure_key_in_names},
 };
 const struct td_conf_table td_sink_auth_table = {TABLE("auth", auth_keys)};
+
+void td_sink_auth_check(const struct td_conf_sink *k, const struct td_conf_auth *auth,
+                        struct td_errors *errs)
+{
+    const struct td_pos *pos = &k->pos;
+    if (auth->bearer_file && access(auth->bearer_file, R_OK) != 0) {
+        fprintf(stderr, "%s:%d:%d: warning: sink '%s': bearer_file %s cannot be read\n", pos->file,
+                pos->line, pos->col, k->name, auth->bearer_file);
+    }
+    if (auth->azure_key_in && !auth->azure_function_key) {
+        td_errors_add(errs, pos, "sink '%s': azure_key_in needs azure_function_key", k->name);
+    }
+}

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ce_http.h"
 #include "ce_json.h"
@@ -622,6 +623,22 @@ static const struct td_conf_table http_sink_table = {
     TABLE("http sink", http_sink_keys), .group_required = true, .check = check_http_sink};
 #undef OFF
 
+/* `check`: the auth: block, and the TLS files (warnings: the daemon may run elsewhere). */
+static void http_check(const struct td_conf_sink *k, struct td_errors *errs)
+{
+    const struct td_conf_http_sink *c = k->settings;
+    const struct td_pos *pos = &k->pos;
+    td_sink_auth_check(k, &c->auth, errs);
+    const char *files[] = {c->ca_file, c->client_cert, c->client_key};
+    const char *keys[] = {"ca_file", "client_cert", "client_key"};
+    for (int i = 0; i < 3; i++) {
+        if (files[i] && access(files[i], R_OK) != 0) {
+            fprintf(stderr, "%s:%d:%d: warning: sink '%s': %s %s cannot be read\n", pos->file,
+                    pos->line, pos->col, k->name, keys[i], files[i]);
+        }
+    }
+}
+
 const struct td_sink_desc td_sink_http = {
     TD_SINK_KIND("http", TD_SINK_HTTP, &http_sink_table, struct td_conf_http_sink),
-    .uses_http = true, .init = http_init};
+    .uses_http = true, .init = http_init, .check = http_check};

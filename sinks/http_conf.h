@@ -49,5 +49,9 @@ struct td_conf_table;
 /* auth: {bearer | bearer_file | basic | google_id_token | azure_function_key, azure_key_in},
  * base: a struct td_conf_auth. One table for every kind that has auth: (auth_keys.c). */
 extern const struct td_conf_table td_sink_auth_table;
+/* `check` of an auth: block of sink k: a bearer_file that cannot be read here is a warning
+ * (stderr; the daemon may run elsewhere), azure_key_in without azure_function_key an error. */
+void td_sink_auth_check(const struct td_conf_sink *k, const struct td_conf_auth *auth,
+                        struct td_errors *errs);
 
 #endif

@@ -29,6 +29,7 @@
 #include "cloudevent.h"
 #include "conf_table.h"
 #include "kafka_log.h"
+#include "kafka_props.h"
 #include "kafka_sink.h"
 #include "log.h"
 #include "loop.h"
@@ -276,6 +277,13 @@ static const struct td_conf_key kafka_sink_keys[] = {
 static const struct td_conf_table kafka_sink_table = {TABLE("kafka sink", kafka_sink_keys)};
 #undef OFF
 
+/* `check`: librdkafka must take every property, as at start. */
+static void kafka_check(const struct td_conf_sink *k, struct td_errors *errs)
+{
+    td_kafka_check_properties(&TD_SETTINGS(k, struct td_conf_kafka_sink)->properties, "sink",
+                              k->name, &k->pos, errs);
+}
+
 const struct td_sink_desc td_sink_kafka = {
     TD_SINK_KIND("kafka", TD_SINK_KAFKA, &kafka_sink_table, struct td_conf_kafka_sink),
-    .init = kafka_init};
+    .check = kafka_check, .init = kafka_init};

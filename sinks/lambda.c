@@ -422,6 +422,33 @@ static const struct td_conf_key lambda_sink_keys[] = {
 static const struct td_conf_table lambda_sink_table = {TABLE("lambda sink", lambda_sink_keys)};
 #undef OFF
 
+/* `check`: the function's name, and the region and credentials as the sink would find them
+ * at start (files and the environment only; a warning when missing here: the daemon may run
+ * where they are). */
+static void lambda_check(const struct td_conf_sink *k, struct td_errors *errs)
+{
+    const struct td_conf_lambda_sink *c = k->settings;
+    const struct td_pos *pos = &k->pos;
+    if (c->function && strchr(c->function, ':')) {
+        td_errors_add(errs, pos,
+                      "sink '%s': lambda function must be a plain name; write the version or "
+                      "alias in qualifier: (and not an ARN)",
+                      k->name);
+    }
+    if (!td_aws_region(c)) {
+        fprintf(stderr, "%s:%d:%d: warning: sink '%s': no region (lambda region:, AWS_REGION)\n",
+                pos->file, pos->line, pos->col, k->name);
+    }
+    struct td_aws_resolved r;
+    char err[400];
+    if (td_aws_resolve(c, &r, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s:%d:%d: warning: sink '%s': %s\n", pos->file, pos->line, pos->col,
+                k->name, err);
+        return;
+    }
+    td_aws_resolved_clear(&r);
+}
+
 const struct td_sink_desc td_sink_lambda = {
     TD_SINK_KIND("lambda", TD_SINK_LAMBDA, &lambda_sink_table, struct td_conf_lambda_sink),
-    .uses_http = true, .init = lambda_init};
+    .uses_http = true, .init = lambda_init, .check = lambda_check};

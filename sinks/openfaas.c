@@ -66,6 +66,12 @@ static const struct td_conf_table openfaas_sink_table = {
     TABLE("openfaas sink", openfaas_sink_keys)};
 #undef OFF
 
+/* `check`: the auth: block. */
+static void openfaas_check(const struct td_conf_sink *k, struct td_errors *errs)
+{
+    td_sink_auth_check(k, &TD_SETTINGS(k, struct td_conf_openfaas_sink)->auth, errs);
+}
+
 const struct td_sink_desc td_sink_openfaas = {
     TD_SINK_KIND("openfaas", TD_SINK_OPENFAAS, &openfaas_sink_table, struct td_conf_openfaas_sink),
-    .uses_http = true, .init = openfaas_init};
+    .uses_http = true, .init = openfaas_init, .check = openfaas_check};

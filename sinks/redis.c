@@ -424,6 +424,15 @@ static const struct td_conf_key redis_sink_keys[] = {
 static const struct td_conf_table redis_sink_table = {TABLE("redis sink", redis_sink_keys)};
 #undef OFF
 
+/* `check`: the URL as the sink will parse it. */
+static void redis_check(const struct td_conf_sink *k, struct td_errors *errs)
+{
+    char err[256];
+    if (td_redis_url_check(TD_SETTINGS(k, struct td_conf_redis_sink)->url, err, sizeof(err)) < 0) {
+        td_errors_add(errs, &k->pos, "%s", err);
+    }
+}
+
 const struct td_sink_desc td_sink_redis = {
     TD_SINK_KIND("redis", TD_SINK_REDIS, &redis_sink_table, struct td_conf_redis_sink),
-    .init = redis_init};
+    .check = redis_check, .init = redis_init};

@@ -105,6 +105,10 @@ struct td_sink_desc {
      * openfaas shares http's), k->impl and k->dest; 0, or -1 with a message in err (then
      * nothing is left to free). No I/O that blocks. Loop thread. */
     int (*init)(struct td_sink *k, char *err, size_t errlen);
+    /* `triggerd check`: what the daemon would refuse or miss at start beyond the loader's
+     * checks, without the network: errors into errs ("sink 'NAME': ..."), warnings (what
+     * another machine may have: a file, the environment) to stderr. NULL: nothing more. */
+    void (*check)(const struct td_conf_sink *k, struct td_errors *errs);
 };
 
 /* The name, tag and settings of a descriptor, said once:

@@ -543,8 +543,40 @@ static const struct td_conf_table http_source_table = {TABLE("http source", http
                                                        .check = check_ingress};
 #undef OFF
 
+/* `check`: an HTTP ingress source is served by daemon.http.listen on a path of its own. */
+static void check(const struct td_config *cfg, const struct td_conf_source *src,
+                  struct td_errors *errs)
+{
+    static const char *const builtin[] = {"/healthz", "/readyz", "/metrics", "/status"};
+    const char *path = TD_SETTINGS(src, struct td_conf_http_source)->path;
+    if (!cfg->daemon.http_listen) {
+        td_errors_add(errs, &src->pos, "source '%s': an http source needs daemon.http.listen",
+                      src->name);
+    }
+    if (!path || path[0] != '/') {
+        td_errors_add(errs, &src->pos, "source '%s': path must start with '/'", src->name);
+        return;
+    }
+    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
+        if (strcmp(path, builtin[i]) == 0) {
+            td_errors_add(errs, &src->pos, "source '%s': path %s is a built-in endpoint", src->name,
+                          path);
+        }
+    }
+    for (const struct td_conf_source *other = cfg->sources; other < src; other++) {
+        const char *used = other->plugin == src->plugin
+                               ? TD_SETTINGS(other, struct td_conf_http_source)->path
+                               : NULL;
+        if (used && strcmp(used, path) == 0) {
+            td_errors_add(errs, &src->pos, "source '%s': path %s is already used by source '%s'",
+                          src->name, path, other->name);
+        }
+    }
+}
+
 const struct td_source_ops td_source_http_ops = {
     TD_SOURCE_KIND("http", TD_SOURCE_HTTP, &http_source_table, struct td_conf_http_source),
+    .check = check,
     .init = init,
     .start = start,
     .quiesce = td_source_quiesce,

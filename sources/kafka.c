@@ -48,6 +48,7 @@
 #include "cloudevent.h"
 #include "conf_table.h"
 #include "kafka_log.h"
+#include "kafka_props.h"
 #include "kafka_source.h"
 #include "log.h"
 #include "loop.h"
@@ -1044,8 +1045,17 @@ static const struct td_conf_key kafka_source_keys[] = {
 static const struct td_conf_table kafka_source_table = {TABLE("kafka source", kafka_source_keys)};
 #undef OFF
 
+/* `check`: librdkafka must take every property, as at start. */
+static void check(const struct td_config *cfg, const struct td_conf_source *src,
+                  struct td_errors *errs)
+{
+    td_kafka_check_properties(&TD_SETTINGS(src, struct td_conf_kafka_source)->properties, "source",
+                              src->name, &src->pos, errs);
+}
+
 const struct td_source_ops td_source_kafka_ops = {
     TD_SOURCE_KIND("kafka", TD_SOURCE_KAFKA, &kafka_source_table, struct td_conf_kafka_source),
+    .check = check,
     .backlog_metric = "triggerd_kafka_consumer_lag",
     .backlog_help =
         "Messages between the committed offsets and the end of the assigned partitions.",

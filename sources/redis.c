@@ -876,8 +876,20 @@ static const struct td_conf_key redis_source_keys[] = {
 static const struct td_conf_table redis_source_table = {TABLE("redis source", redis_source_keys)};
 #undef OFF
 
+/* `check`: the URL as the source will parse it. */
+static void check(const struct td_config *cfg, const struct td_conf_source *src,
+                  struct td_errors *errs)
+{
+    char err[256];
+    if (td_redis_url_check(TD_SETTINGS(src, struct td_conf_redis_source)->url, err, sizeof(err)) <
+        0) {
+        td_errors_add(errs, &src->pos, "%s", err);
+    }
+}
+
 const struct td_source_ops td_source_redis_ops = {
     TD_SOURCE_KIND("redis", TD_SOURCE_REDIS, &redis_source_table, struct td_conf_redis_source),
+    .check = check,
     .backlog_metric = "triggerd_redis_pending_messages",
     .backlog_help = "Entries pending in the consumer group (XPENDING), as the source last saw it.",
     .init = init,

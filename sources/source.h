@@ -94,6 +94,10 @@ struct td_source_ops {
     void (*stop)(struct td_source *src);
     /* Frees the plugin's state (after stop). */
     void (*destroy)(struct td_source *src);
+    /* `triggerd check`, as td_sink_desc.check; cfg is the whole file (for what sources of the
+     * kind must not share). NULL: nothing more. */
+    void (*check)(const struct td_config *cfg, const struct td_conf_source *src,
+                  struct td_errors *errs);
 };
 
 /* The name, tag and settings of a descriptor, said once:

@@ -4,166 +4,19 @@
  * valid; `run` refuses it with the same message). */
 #include "check.h"
 
-#include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "aws.h"
 #include "config.h"
-#include "http_conf.h"
-#include "ingress.h"
 #include "jsonschema.h"
-#include "kafka_log.h"
-#include "kafka_sink.h"
-#include "kafka_source.h"
-#include "lambda_sink.h"
-#include "redis_sink.h"
-#include "redis_source.h"
-#include "redis_util.h"
 #include "sink.h"
 #include "source.h"
-
-static void check_redis_url(const char *url, const struct td_pos *pos, struct td_errors *errs)
-{
-    struct td_redis_addr addr;
-    char err[256];
-    if (!url) {
-        return;
-    }
-    if (td_redis_addr_parse(url, &addr, err, sizeof(err)) < 0) {
-        td_errors_add(errs, pos, "%s", err);
-        return;
-    }
-    if (td_redis_addr_db(&addr) < 0) {
-        td_errors_add(errs, pos, "the Redis URL path must be a database number");
-    }
-    td_redis_addr_free(&addr);
-}
 
 static void warn(const struct td_pos *pos, const char *what, const char *name)
 {
     fprintf(stderr,
             "%s:%d:%d: warning: %s '%s': this kind of %s is not supported by this build yet\n",
             pos->file, pos->line, pos->col, what, name, what);
-}
-
-/* Credentials the daemon would look for at start (files, the environment; never the network):
- * a warning when they cannot be found here, since check often runs where the daemon does not
- * (CI); an error for what no environment can fix. Secrets are never printed. */
-static void check_credentials(const struct td_conf_sink *k, struct td_errors *errs)
-{
-    const struct td_pos *pos = &k->pos;
-    const struct td_conf_auth *auth =
-        k->kind == TD_SINK_HTTP       ? &TD_SETTINGS(k, struct td_conf_http_sink)->auth
-        : k->kind == TD_SINK_OPENFAAS ? &TD_SETTINGS(k, struct td_conf_openfaas_sink)->auth
-                                      : NULL;
-    if (auth && auth->bearer_file && access(auth->bearer_file, R_OK) != 0) {
-        fprintf(stderr, "%s:%d:%d: warning: sink '%s': bearer_file %s cannot be read\n", pos->file,
-                pos->line, pos->col, k->name, auth->bearer_file);
-    }
-    if (k->kind == TD_SINK_HTTP) {
-        const char *files[] = {TD_SETTINGS(k, struct td_conf_http_sink)->ca_file,
-                               TD_SETTINGS(k, struct td_conf_http_sink)->client_cert,
-                               TD_SETTINGS(k, struct td_conf_http_sink)->client_key};
-        const char *keys[] = {"ca_file", "client_cert", "client_key"};
-        for (int i = 0; i < 3; i++) {
-            if (files[i] && access(files[i], R_OK) != 0) {
-                fprintf(stderr, "%s:%d:%d: warning: sink '%s': %s %s cannot be read\n", pos->file,
-                        pos->line, pos->col, k->name, keys[i], files[i]);
-            }
-        }
-    }
-    if (auth && auth->azure_key_in && !auth->azure_function_key) {
-        td_errors_add(errs, pos, "sink '%s': azure_key_in needs azure_function_key", k->name);
-    }
-    if (k->kind != TD_SINK_LAMBDA) {
-        return;
-    }
-    const char *fn = TD_SETTINGS(k, struct td_conf_lambda_sink)->function;
-    if (fn && strchr(fn, ':')) {
-        td_errors_add(errs, pos,
-                      "sink '%s': lambda function must be a plain name; write the version or "
-                      "alias in qualifier: (and not an ARN)",
-                      k->name);
-    }
-    if (!td_aws_region(TD_SETTINGS(k, struct td_conf_lambda_sink))) {
-        fprintf(stderr, "%s:%d:%d: warning: sink '%s': no region (lambda region:, AWS_REGION)\n",
-                pos->file, pos->line, pos->col, k->name);
-    }
-    struct td_aws_resolved r;
-    char err[400];
-    if (td_aws_resolve(TD_SETTINGS(k, struct td_conf_lambda_sink), &r, err, sizeof(err)) < 0) {
-        fprintf(stderr, "%s:%d:%d: warning: sink '%s': %s\n", pos->file, pos->line, pos->col,
-                k->name, err);
-        return;
-    }
-    td_aws_resolved_clear(&r);
-}
-
-/* librdkafka's threads (none start here, but a conf may log while properties are set). */
-static void check_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    td_kafka_log(level, TD_LOG_ERROR, NULL, "triggerd check", fac, buf);
-}
-
-/* Kafka properties go to librdkafka as they are, and `run` refuses the file when librdkafka
- * refuses one: apply them to a throwaway configuration the same way. The value may be a secret:
- * the message names the property, and librdkafka's reason only when it does not quote it. */
-static void check_kafka_properties(const struct td_kv_list *props, const char *what,
-                                   const char *name, const struct td_pos *pos,
-                                   struct td_errors *errs)
-{
-    rd_kafka_conf_t *kc = props->n > 0 ? rd_kafka_conf_new() : NULL;
-    if (kc) {
-        rd_kafka_conf_set_log_cb(kc, check_log);
-    }
-    for (size_t i = 0; kc && i < props->n; i++) {
-        const struct td_kv *kv = &props->items[i];
-        char why[256];
-        if (rd_kafka_conf_set(kc, kv->key, kv->value ? kv->value : "", why, sizeof(why)) ==
-            RD_KAFKA_CONF_OK) {
-            continue;
-        }
-        if (kv->value && kv->value[0] && strstr(why, kv->value)) {
-            snprintf(why, sizeof(why), "invalid value (not shown)");
-        }
-        td_errors_add(errs, pos, "%s '%s': property '%s': %s", what, name, kv->key, why);
-    }
-    if (kc) {
-        rd_kafka_conf_destroy(kc);
-    }
-}
-
-/* An HTTP ingress source is served by daemon.http.listen on a path of its own. */
-static void check_ingress(const struct td_config *cfg, size_t idx, struct td_errors *errs)
-{
-    static const char *const builtin[] = {"/healthz", "/readyz", "/metrics", "/status"};
-    const struct td_conf_source *src = &cfg->sources[idx];
-    const char *path = TD_SETTINGS(src, struct td_conf_http_source)->path;
-    if (!cfg->daemon.http_listen) {
-        td_errors_add(errs, &src->pos, "source '%s': an http source needs daemon.http.listen",
-                      src->name);
-    }
-    if (!path || path[0] != '/') {
-        td_errors_add(errs, &src->pos, "source '%s': path must start with '/'", src->name);
-        return;
-    }
-    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
-        if (strcmp(path, builtin[i]) == 0) {
-            td_errors_add(errs, &src->pos, "source '%s': path %s is a built-in endpoint", src->name,
-                          path);
-        }
-    }
-    for (size_t i = 0; i < idx; i++) {
-        const struct td_conf_source *other = &cfg->sources[i];
-        if (other->kind == TD_SOURCE_HTTP && TD_SETTINGS(other, struct td_conf_http_source)->path &&
-            strcmp(TD_SETTINGS(other, struct td_conf_http_source)->path, path) == 0) {
-            td_errors_add(errs, &src->pos, "source '%s': path %s is already used by source '%s'",
-                          src->name, path, other->name);
-        }
-    }
 }
 
 /* Every trigger's payload schema (schema: FILE) must be valid JSON within the subset the
@@ -189,30 +42,24 @@ static void check_schemas(const struct td_config *cfg, struct td_errors *errs)
 
 static void check_runnable(const struct td_config *cfg, struct td_errors *errs)
 {
+    /* What each kind checks is in its plugin (the descriptor's check hook). */
     for (size_t i = 0; i < cfg->nsources; i++) {
         const struct td_conf_source *src = &cfg->sources[i];
-        if (!td_source_ops_of(src)) {
+        const struct td_source_ops *ops = td_source_ops_of(src);
+        if (!ops) {
             warn(&src->pos, "source", src->name);
-        } else if (src->kind == TD_SOURCE_REDIS) {
-            check_redis_url(TD_SETTINGS(src, struct td_conf_redis_source)->url, &src->pos, errs);
-        } else if (src->kind == TD_SOURCE_HTTP) {
-            check_ingress(cfg, i, errs);
-        } else if (src->kind == TD_SOURCE_KAFKA) {
-            check_kafka_properties(&TD_SETTINGS(src, struct td_conf_kafka_source)->properties,
-                                   "source", src->name, &src->pos, errs);
+        } else if (ops->check) {
+            ops->check(cfg, src, errs);
         }
     }
     for (size_t i = 0; i < cfg->nsinks; i++) {
         const struct td_conf_sink *k = &cfg->sinks[i];
-        if (!td_sink_desc_of(k)) {
+        const struct td_sink_desc *desc = td_sink_desc_of(k);
+        if (!desc) {
             warn(&k->pos, "sink", k->name);
-        } else if (k->kind == TD_SINK_REDIS) {
-            check_redis_url(TD_SETTINGS(k, struct td_conf_redis_sink)->url, &k->pos, errs);
-        } else if (k->kind == TD_SINK_KAFKA) {
-            check_kafka_properties(&TD_SETTINGS(k, struct td_conf_kafka_sink)->properties, "sink",
-                                   k->name, &k->pos, errs);
+        } else if (desc->check) {
+            desc->check(k, errs);
         }
-        check_credentials(k, errs);
     }
     td_check_rabbitmq(cfg, errs);
     struct td_errors warns = {0};

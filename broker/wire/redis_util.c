@@ -145,3 +145,18 @@ fail:
     }
     return NULL;
 }
+
+int td_redis_url_check(const char *url, char *err, size_t errlen)
+{
+    struct td_redis_addr addr;
+    if (td_redis_addr_parse(url, &addr, err, errlen) < 0) {
+        return -1;
+    }
+    int db = td_redis_addr_db(&addr);
+    td_redis_addr_free(&addr);
+    if (db < 0) {
+        snprintf(err, errlen, "the Redis URL path must be a database number");
+        return -1;
+    }
+    return 0;
+}

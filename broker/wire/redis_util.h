@@ -23,6 +23,10 @@ void td_redis_addr_free(struct td_redis_addr *a);
 /* The database number in the path ("" -> 0), or -1 when the path is not a number. */
 int td_redis_addr_db(const struct td_redis_addr *a);
 
+/* What `triggerd check` says of a Redis URL of the trigger file: 0, or -1 with the message
+ * (a URL that does not parse, or a path that is not a database number). */
+int td_redis_url_check(const char *url, char *err, size_t errlen);
+
 /* Connects (blocking, with a timeout), authenticates and selects db. Returns a context the
  * caller frees with redisFree, or NULL with a message. */
 redisContext *td_redis_connect(const struct td_redis_addr *a, int db, int timeout_ms, char *err,
