@@ -576,6 +576,7 @@ static void check(const struct td_config *cfg, const struct td_conf_source *src,
 
 const struct td_source_ops td_source_http_ops = {
     TD_SOURCE_KIND("http", TD_SOURCE_HTTP, &http_source_table, struct td_conf_http_source),
+    .restart_to_change = true,
     .check = check,
     .init = init,
     .start = start,

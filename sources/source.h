@@ -94,6 +94,9 @@ struct td_source_ops {
     void (*stop)(struct td_source *src);
     /* Frees the plugin's state (after stop). */
     void (*destroy)(struct td_source *src);
+    /* Sources of this kind are bound at start (the ingress: routes on the daemon's HTTP server),
+     * so a reload that adds, removes or changes one is refused: it needs a restart. */
+    bool restart_to_change;
     /* `triggerd check`, as td_sink_desc.check; cfg is the whole file (for what sources of the
      * kind must not share). NULL: nothing more. */
     void (*check)(const struct td_config *cfg, const struct td_conf_source *src,

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "source.h"
 
 #define CHECK_MS 50
 
@@ -105,15 +106,16 @@ static int check_fixed(const struct td_config *old, const struct td_config *cfg,
     for (int pass = 0; pass < 2; pass++) {
         const struct td_config *a = pass ? cfg : old, *b = pass ? old : cfg;
         for (size_t i = 0; i < a->nsources; i++) {
-            if (a->sources[i].kind != TD_SOURCE_HTTP) {
+            const struct td_source_ops *ops = td_source_ops_of(&a->sources[i]);
+            if (!ops || !ops->restart_to_change) {
                 continue;
             }
             const struct td_conf_source *other = td_config_source(b, a->sources[i].name);
             if (!other || !same_source(&a->sources[i], other)) {
                 snprintf(err, errlen,
-                         "http source '%s' was added, removed or changed; that "
+                         "%s source '%s' was added, removed or changed; that "
                          "needs a restart",
-                         a->sources[i].name);
+                         ops->name, a->sources[i].name);
                 return -1;
             }
         }

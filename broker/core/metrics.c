@@ -134,7 +134,8 @@ static int take(struct td_core *core, struct snapshot *out)
         if (!ss->name) {
             goto fail;
         }
-        ss->kind = td_source_kind_name(cfg->sources[i].kind);
+        const struct td_source_ops *ops = td_source_ops_of(&cfg->sources[i]);
+        ss->kind = ops ? ops->name : NULL;
         ss->oldest_age_ms = oldest[i] ? now - oldest[i] : -1;
         if (src) {
             ss->connected = atomic_load(&src->connected);

@@ -2,8 +2,8 @@
 (issue 11). With probes_on_listen: false the ingress listener serves only the ingress paths (the
 probes there are 404, so callers of a Service never see /metrics or /status) and the probes
 listener serves only the probes (an ingress path there is 404); `triggerd status` asks the
-probes listener; and a SIGHUP that changes daemon.http is refused (a restart applies it) while
-the daemon keeps serving."""
+probes listener; and a SIGHUP that changes daemon.http, or an http source (its route), is refused
+(a restart applies it) while the daemon keeps serving."""
 
 import json
 import os
@@ -59,6 +59,23 @@ def body(c):
             "the log says daemon.http needs a restart")
     st, _, _ = request(pport, "GET", "/healthz", timeout=5)
     c.eq(st, 200, "still serving after the refused reload")
+
+    # Nor move an ingress route: its descriptor says its sources are bound at start
+    # (restart_to_change), so a changed http source is refused and the old path keeps serving.
+    del cfg["daemon"]["http"]["max_connections_per_ip"]
+    cfg["sources"]["in"]["http"]["path"] = "/moved"
+    with open(td.config_path, "w") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False)
+    td.signal(signal.SIGHUP)
+    c.check(wait_until(lambda: metric(metrics(pport), "triggerd_reloads_total",
+                                      result="failure") == 2, 10),
+            "a SIGHUP that changes an http source is refused")
+    c.check(any("http source 'in' was added, removed or changed" in json.dumps(l)
+                for l in td.logs()), "the log says the http source needs a restart")
+    ev["id"] = "p-2"
+    st, _, _ = request(port, "POST", "/events", body=json.dumps(ev).encode(), headers=hdr,
+                       timeout=10)
+    c.eq(st, 202, "the old ingress path still serves")
     td.terminate()
     c.eq(td.wait(30), 0, "clean exit")
 

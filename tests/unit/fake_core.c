@@ -121,6 +121,7 @@ void fake_source_conf(struct td_conf_source *conf, const char *name)
 {
     conf->name = (char *)name;
     conf->kind = TD_SOURCE_REDIS;
+    conf->plugin = &td_source_ops_for(TD_SOURCE_REDIS)->conf; /* as the loader sets it */
     conf->max_inflight = 100;
 }
 

@@ -82,6 +82,7 @@ static void fake_init(struct fake *f)
     memset(f, 0, sizeof(*f));
     f->src_conf.name = "in\"q";
     f->src_conf.kind = TD_SOURCE_REDIS;
+    f->src_conf.plugin = &td_source_ops_for(TD_SOURCE_REDIS)->conf; /* as the loader sets it */
     f->trg_conf.name = "t1";
     f->trg_conf.source = "in\"q";
     f->trg_conf.sink = "fn";
