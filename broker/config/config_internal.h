@@ -2,9 +2,10 @@
  *
  * The loader is cut by job: conf_units.c (durations, sizes), conf_interpolate.c (${VAR},
  * ${file:}, ${credential:}), conf_scalar.c (messages, positions, one scalar), conf_walk.c (the
- * generic key-table walker), conf_keys_*.c (the tables: which keys exist, their types, limits
- * and defaults), conf_filter.c (filter:/filters: into broker/match structures) and config.c
- * (files, directories, named maps, references between names, the public API).
+ * generic key-table walker), conf_keys_*.c (the loader's own tables: which keys exist, their
+ * types, limits and defaults; a source or sink kind's table is in its plugin, conf_table.h),
+ * conf_filter.c (filter:/filters: into broker/match structures) and config.c (files,
+ * directories, named maps, references between names, the public API).
  *
  * Every mapping the user can write is described by a table of keys (struct td_conf_key); one
  * walker applies a table to a mapping, so unknown keys, duplicate keys, wrong types and missing
