@@ -54,9 +54,10 @@ struct td_conf_daemon {
 };
 
 /* ---- sources ---- */
-/* The kinds the core names in a decision of its own (check, redrive, dead_letter: native); a
- * kind the core has no special case for (every kind added from now on) is TD_SOURCE_OTHER.
- * Everything else about a kind is in its plugin's descriptor (sources/registry.c). */
+/* A kind's tag (its descriptor's id), for the decisions the core makes about a named kind
+ * (dead_letter: native and check_rabbitmq.c for RabbitMQ sources; redrive's stores for sinks).
+ * A kind the core has no special case for (any kind added from now on) is TD_SOURCE_OTHER;
+ * everything else about a kind is in its plugin's descriptor (sources/registry.c). */
 enum td_source_kind {
     TD_SOURCE_REDIS,
     TD_SOURCE_KAFKA,
