@@ -1,6 +1,7 @@
 /* http_client.c - libcurl multi on the loop (see http_client.h). */
 #include "http_client.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdbool.h>
@@ -10,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "loop.h"
 #include "secret.h"
 
@@ -125,7 +127,13 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) {
         events |= EPOLLOUT;
     }
-    return td_loop_fd_set(c->loop, fd, events, on_socket_event, c) == 0 ? 0 : -1;
+    /* Not -1 on failure: that would mark the whole multi handle dead. The transfer that needs
+     * the socket times out instead, and is retried. */
+    if (td_loop_fd_set(c->loop, fd, events, on_socket_event, c) < 0) {
+        td_log_warn(NULL, NULL, NULL, "http client: cannot watch socket %d: %s", (int)fd,
+                    strerror(errno));
+    }
+    return 0;
 }
 
 static curl_socket_t opensocket_cb(void *clientp, curlsocktype purpose,
