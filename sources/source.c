@@ -23,6 +23,16 @@ void td_msg_free(struct td_msg *msg)
     free(msg);
 }
 
+/* The deferred wake-up (td_source_complete_batched): one eventfd write for the iteration. */
+static void wake_source(struct td_loop *loop, void *arg)
+{
+    (void)loop;
+    struct td_source *src = arg;
+    uint64_t one = 1;
+    ssize_t w = write(src->mailbox_fd, &one, sizeof(one));
+    (void)w;
+}
+
 /* The part of a source every kind shares: counters, the done list and its mailbox. NULL with a
  * message in err on failure. The caller frees with td_source_free(). */
 static struct td_source *source_alloc(const char *name, char *err, size_t errlen)
@@ -35,6 +45,7 @@ static struct td_source *source_alloc(const char *name, char *err, size_t errlen
     src->name = name;
     atomic_store(&src->backlog, -1);
     src->stopfd = -1;
+    td_loop_defer_init(&src->wake, wake_source, src);
     pthread_mutex_init(&src->mu, NULL);
     src->mailbox_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (src->mailbox_fd < 0) {
@@ -76,6 +87,9 @@ void td_source_free(struct td_source *src)
 {
     if (!src) {
         return;
+    }
+    if (src->wake_loop) {
+        td_loop_defer_cancel(src->wake_loop, &src->wake); /* it would write a closed eventfd */
     }
     if (src->ops && src->ops->destroy) {
         src->ops->destroy(src);
@@ -147,7 +161,8 @@ int td_source_watch(struct td_source *src, int64_t now_ms)
     return 0;
 }
 
-void td_source_complete(struct td_source *src, struct td_msg *msg, enum td_outcome outcome)
+/* Puts msg in the mailbox; true when the mailbox was empty (the thread needs a wake-up). */
+static bool mailbox_put(struct td_source *src, struct td_msg *msg, enum td_outcome outcome)
 {
     msg->release = outcome == TD_OUTCOME_RELEASE;
     msg->reject = outcome == TD_OUTCOME_REJECT;
@@ -156,10 +171,27 @@ void td_source_complete(struct td_source *src, struct td_msg *msg, enum td_outco
     msg->next = src->done;
     src->done = msg;
     pthread_mutex_unlock(&src->mu);
-    if (was_empty) { /* one wake-up per batch of completions, not one per message */
+    return was_empty;
+}
+
+void td_source_complete(struct td_source *src, struct td_msg *msg, enum td_outcome outcome)
+{
+    if (mailbox_put(src, msg, outcome)) { /* one wake-up per batch of completions */
         uint64_t one = 1;
         ssize_t w = write(src->mailbox_fd, &one, sizeof(one));
         (void)w;
+    }
+}
+
+void td_source_complete_batched(struct td_source *src, struct td_msg *msg, enum td_outcome outcome,
+                                struct td_loop *loop)
+{
+    /* A put into an empty mailbox queues the wake-up; puts after it (the thread has not taken
+     * the mailbox yet) ride on it. If the thread takes the mailbox before the iteration ends,
+     * the next put finds it empty again and the one queued wake-up covers it too. */
+    if (mailbox_put(src, msg, outcome)) {
+        src->wake_loop = loop;
+        td_loop_defer(loop, &src->wake);
     }
 }
 

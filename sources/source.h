@@ -22,6 +22,7 @@
 
 #include "conf_table.h"
 #include "config.h"
+#include "loop.h"
 
 struct td_event;
 struct td_source;
@@ -164,6 +165,10 @@ struct td_source {
     pthread_mutex_t mu;
     struct td_msg *done;
     int mailbox_fd; /* eventfd: readable when the mailbox is not empty */
+    /* td_source_complete_batched (loop thread only): the mailbox_fd write waits until the end of
+     * the loop iteration, wake_loop is the loop it is queued on. */
+    struct td_loop_defer wake;
+    struct td_loop *wake_loop;
     /* The source's thread (td_source_spawn, td_source_stop_thread). quiesce: stop reading new
      * messages, keep acknowledging (set from any thread, read by the plugin's thread); stop:
      * leave the thread; stopfd: an eventfd the thread polls, written by td_source_stop_thread,
@@ -195,6 +200,13 @@ void td_source_cancel(struct td_source *src, uint64_t gen);
 int td_source_credit(struct td_source *src);
 /* Any thread (the loop): the message is finished; the source acks or releases it. */
 void td_source_complete(struct td_source *src, struct td_msg *msg, enum td_outcome outcome);
+/* Loop thread: the same, with the source thread's wake-up deferred to the end of the loop
+ * iteration (td_loop_defer): the message is in the mailbox at once (td_source_take_done sees
+ * it), but the thread is woken once per iteration with every message the iteration finished,
+ * not once per completion (each wake-up was a write, a context switch and an XACK of a few
+ * ids). td_source_free cancels a wake-up still queued. */
+void td_source_complete_batched(struct td_source *src, struct td_msg *msg, enum td_outcome outcome,
+                                struct td_loop *loop);
 /* Source thread: takes the whole mailbox (a list linked by next; release flag = outcome). */
 struct td_msg *td_source_take_done(struct td_source *src);
 

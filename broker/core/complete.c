@@ -13,8 +13,12 @@ void td_core_msg_done(struct td_core *core, struct td_msg *msg, bool release)
         return;
     }
     core->msgs_in_flight--;
-    td_source_complete(msg->src, msg,
-                       msg->release  ? TD_OUTCOME_RELEASE
-                       : msg->reject ? TD_OUTCOME_REJECT
-                                     : TD_OUTCOME_ACK);
+    enum td_outcome outcome = msg->release  ? TD_OUTCOME_RELEASE
+                              : msg->reject ? TD_OUTCOME_REJECT
+                                            : TD_OUTCOME_ACK;
+    if (core->loop) {
+        td_source_complete_batched(msg->src, msg, outcome, core->loop);
+    } else {
+        td_source_complete(msg->src, msg, outcome);
+    }
 }

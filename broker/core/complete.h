@@ -13,8 +13,9 @@ struct td_core;
 struct td_msg;
 
 /* One unit of msg is done (release: it must not be acknowledged). When it was the last, the
- * message leaves the core: td_source_complete with RELEASE if any unit released it, else
- * REJECT if a trigger dead-lettered it natively, else ACK. */
+ * message leaves the core: td_source_complete_batched (the source thread is woken once at the
+ * end of the loop iteration) with RELEASE if any unit released it, else REJECT if a trigger
+ * dead-lettered it natively, else ACK. */
 void td_core_msg_done(struct td_core *core, struct td_msg *msg, bool release);
 
 #endif

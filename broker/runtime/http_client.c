@@ -1,13 +1,17 @@
 /* http_client.c - libcurl multi on the loop (see http_client.h). */
 #include "http_client.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "loop.h"
 #include "secret.h"
 
@@ -38,7 +42,12 @@ struct td_http_client {
     long maxconnects; /* what CURLMOPT_MAXCONNECTS is set to; 0: curl's default */
     CURL *pool[POOL_MAX];
     size_t npool;
+    /* Per fd: FD_OURS when opensocket_cb opened it (so closesocket_cb sees it close). */
+    unsigned char *fds;
+    size_t nfds;
 };
+
+#define FD_OURS 1u
 
 static void check_done(struct td_http_client *c);
 
@@ -60,12 +69,55 @@ static void on_socket_event(struct td_loop *loop, int fd, uint32_t events, void 
     check_done(c);
 }
 
+static unsigned char *fd_state(struct td_http_client *c, int fd)
+{
+    if (fd < 0) {
+        return NULL;
+    }
+    if ((size_t)fd >= c->nfds) {
+        size_t n = (size_t)fd + 64;
+        unsigned char *f = realloc(c->fds, n);
+        if (!f) {
+            return NULL;
+        }
+        memset(f + c->nfds, 0, n - c->nfds);
+        c->fds = f;
+        c->nfds = n;
+    }
+    return &c->fds[fd];
+}
+
+/* An idle keep-alive connection reported something: the server closed it (EOF, RST) or sent
+ * what nobody asked for. Stop watching it, or a level-triggered EOF would wake the loop
+ * forever; curl finds it dead when it next tries to reuse it, and closes it. */
+static void on_parked_event(struct td_loop *loop, int fd, uint32_t events, void *arg)
+{
+    (void)events;
+    (void)arg;
+    td_loop_fd_del(loop, fd);
+}
+
+/* Sockets stay registered with epoll between requests. libcurl says CURL_POLL_REMOVE for a
+ * connection each time its transfer ends and asks for it again when the next request reuses
+ * it: deleting and adding it back cost two or three epoll_ctl per request. A connection we
+ * opened (opensocket_cb) is parked instead: still registered with its last interest, its
+ * events going to on_parked_event, so reusing it with the same interest costs no system call.
+ * Its close goes through closesocket_cb, which forgets it. Other sockets (the resolver's) are
+ * closed by curl itself, so they are deleted from epoll as curl says. */
 static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
+    (void)easy;
+    (void)socketp;
     struct td_http_client *c = userp;
+    unsigned char *st = fd_state(c, fd);
     if (what == CURL_POLL_REMOVE) {
-        td_loop_fd_del(c->loop, fd);
-        curl_multi_assign(c->multi, fd, NULL);
+        uint32_t now = td_loop_fd_events(c->loop, fd);
+        if (st && (*st & FD_OURS) && now != 0) {
+            /* the events it has now go to the parked handler; epoll is not called */
+            td_loop_fd_set(c->loop, fd, now, on_parked_event, c);
+        } else {
+            td_loop_fd_del(c->loop, fd);
+        }
         return 0;
     }
     uint32_t events = 0;
@@ -75,13 +127,44 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) {
         events |= EPOLLOUT;
     }
-    if (socketp) {
-        td_loop_fd_mod(c->loop, fd, events, on_socket_event, c);
-    } else {
-        td_loop_fd_add(c->loop, fd, events, on_socket_event, c);
-        curl_multi_assign(c->multi, fd, c); /* any non-NULL marks "registered" */
+    /* Not -1 on failure: that would mark the whole multi handle dead. The transfer that needs
+     * the socket times out instead, and is retried. */
+    if (td_loop_fd_set(c->loop, fd, events, on_socket_event, c) < 0) {
+        td_log_warn(NULL, NULL, NULL, "http client: cannot watch socket %d: %s", (int)fd,
+                    strerror(errno));
     }
     return 0;
+}
+
+static curl_socket_t opensocket_cb(void *clientp, curlsocktype purpose,
+                                   struct curl_sockaddr *address)
+{
+    (void)purpose;
+    struct td_http_client *c = clientp;
+    int fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    if (fd < 0) {
+        return CURL_SOCKET_BAD;
+    }
+    unsigned char *st = fd_state(c, fd);
+    if (st) {
+        *st = FD_OURS; /* no room to remember it: treated as curl's own, deleted on REMOVE */
+    }
+    if (td_loop_fd_events(c->loop, fd) != 0) {
+        /* a new socket is in no epoll set: whatever the loop remembers for this number is
+         * stale (a socket closed without closesocket_cb) and must not spare the ADD */
+        td_loop_fd_del(c->loop, fd);
+    }
+    return fd;
+}
+
+static int closesocket_cb(void *clientp, curl_socket_t fd)
+{
+    struct td_http_client *c = clientp;
+    if (fd >= 0 && (size_t)fd < c->nfds && c->fds[fd] != 0) {
+        c->fds[fd] = 0;
+        td_loop_fd_del(c->loop, fd); /* a no-op when curl asked for it to be removed */
+    }
+    return close(fd);
 }
 
 static int64_t on_timer(struct td_loop *loop, void *arg)
@@ -188,7 +271,8 @@ void td_http_client_free(struct td_http_client *c)
     for (size_t i = 0; i < c->npool; i++) {
         curl_easy_cleanup(c->pool[i]);
     }
-    curl_multi_cleanup(c->multi);
+    curl_multi_cleanup(c->multi); /* closes the cached connections: closesocket_cb reads c */
+    free(c->fds);
     free(c);
 }
 
@@ -268,6 +352,11 @@ struct td_http_request *td_http_client_send(struct td_http_client *c, CURL *easy
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    /* a connection keeps the callbacks of the handle that opened it, for its whole life */
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, c);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, c);
     req->next = c->running;
     if (c->running) {
         c->running->prev = req;

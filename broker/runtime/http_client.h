@@ -4,7 +4,10 @@
  * sink reuses keep-alive connections. The cache is sized from the most requests ever in flight
  * at once, not from those in flight now, so a dip between a source's bursts closes nothing.
  * Sockets and the timeout curl asks for are registered with the loop
- * (CURLMOPT_SOCKETFUNCTION / TIMERFUNCTION), so no thread ever waits on HTTP.
+ * (CURLMOPT_SOCKETFUNCTION / TIMERFUNCTION), so no thread ever waits on HTTP. A keep-alive
+ * connection the client opened stays registered with epoll while it is idle in the cache
+ * (parked), so reusing it costs no epoll_ctl; the client sees its close
+ * (CURLOPT_OPENSOCKETFUNCTION / CLOSESOCKETFUNCTION, set on every handle it sends).
  * Easy handles are pooled and reset between requests.
  * Threads: loop only.
  */

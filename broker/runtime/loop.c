@@ -14,6 +14,7 @@
 struct fd_watch {
     td_fd_fn fn;
     void *arg;
+    uint32_t events; /* the interest registered with epoll (td_loop_fd_set compares it) */
     bool used;
 };
 
@@ -33,6 +34,7 @@ struct td_loop {
     size_t nheap, capheap;
     pthread_mutex_t mu; /* guards the task list */
     struct task *head, *tail;
+    struct td_loop_defer *defers; /* loop thread only: run at the end of the iteration */
 };
 
 /* The injected clock (tests), or NULL: read on every td_now_ms from any thread. */
@@ -240,8 +242,32 @@ static int fd_ctl(struct td_loop *loop, int op, int fd, uint32_t events, td_fd_f
     if (epoll_ctl(loop->epfd, op, fd, &ee) < 0) {
         return -1;
     }
-    loop->watches[fd] = (struct fd_watch){.fn = fn, .arg = arg, .used = true};
+    loop->watches[fd] = (struct fd_watch){.fn = fn, .arg = arg, .events = events, .used = true};
     return 0;
+}
+
+int td_loop_fd_set(struct td_loop *loop, int fd, uint32_t events, td_fd_fn fn, void *arg)
+{
+    if (fd >= 0 && (size_t)fd < loop->nwatches && loop->watches[fd].used) {
+        struct fd_watch *w = &loop->watches[fd];
+        if (w->events == events) {
+            w->fn = fn; /* the same interest: epoll needs no call */
+            w->arg = arg;
+            return 0;
+        }
+        if (fd_ctl(loop, EPOLL_CTL_MOD, fd, events, fn, arg) == 0) {
+            return 0;
+        }
+        if (errno != ENOENT) {
+            return -1;
+        }
+        /* closed and reopened behind our back (epoll forgot it at the close): start over */
+        loop->watches[fd].used = false;
+    }
+    if (fd_ctl(loop, EPOLL_CTL_ADD, fd, events, fn, arg) == 0) {
+        return 0;
+    }
+    return errno == EEXIST ? fd_ctl(loop, EPOLL_CTL_MOD, fd, events, fn, arg) : -1;
 }
 
 int td_loop_fd_add(struct td_loop *loop, int fd, uint32_t events, td_fd_fn fn, void *arg)
@@ -252,6 +278,14 @@ int td_loop_fd_add(struct td_loop *loop, int fd, uint32_t events, td_fd_fn fn, v
 int td_loop_fd_mod(struct td_loop *loop, int fd, uint32_t events, td_fd_fn fn, void *arg)
 {
     return fd_ctl(loop, EPOLL_CTL_MOD, fd, events, fn, arg);
+}
+
+uint32_t td_loop_fd_events(const struct td_loop *loop, int fd)
+{
+    if (fd < 0 || (size_t)fd >= loop->nwatches || !loop->watches[fd].used) {
+        return 0;
+    }
+    return loop->watches[fd].events;
 }
 
 void td_loop_fd_del(struct td_loop *loop, int fd)
@@ -291,6 +325,51 @@ int td_loop_post(struct td_loop *loop, td_task_fn fn, void *arg)
     return 0;
 }
 
+void td_loop_defer_init(struct td_loop_defer *d, td_task_fn fn, void *arg)
+{
+    d->next = NULL;
+    d->fn = fn;
+    d->arg = arg;
+    d->queued = false;
+}
+
+void td_loop_defer(struct td_loop *loop, struct td_loop_defer *d)
+{
+    if (d->queued) {
+        return;
+    }
+    d->queued = true;
+    d->next = loop->defers;
+    loop->defers = d;
+}
+
+void td_loop_defer_cancel(struct td_loop *loop, struct td_loop_defer *d)
+{
+    if (!d->queued) {
+        return;
+    }
+    for (struct td_loop_defer **pp = &loop->defers; *pp; pp = &(*pp)->next) {
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    }
+    d->queued = false;
+    d->next = NULL;
+}
+
+/* Runs every queued defer once; one queued by a deferred function runs too. */
+static void run_defers(struct td_loop *loop)
+{
+    while (loop->defers) {
+        struct td_loop_defer *d = loop->defers;
+        loop->defers = d->next;
+        d->next = NULL;
+        d->queued = false; /* before fn: it may queue itself again, or free its owner */
+        d->fn(loop, d->arg);
+    }
+}
+
 static void run_tasks(struct td_loop *loop)
 {
     uint64_t n;
@@ -311,6 +390,7 @@ static void run_tasks(struct td_loop *loop)
 void td_loop_run_pending(struct td_loop *loop)
 {
     run_tasks(loop);
+    run_defers(loop);
 }
 
 void td_loop_stop(struct td_loop *loop)
@@ -348,6 +428,7 @@ int td_loop_run_once(struct td_loop *loop, int timeout_ms)
         }
     }
     run_timers(loop);
+    run_defers(loop);
     return n;
 }
 

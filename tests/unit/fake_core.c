@@ -127,15 +127,13 @@ void fake_source_conf(struct td_conf_source *conf, const char *name)
 
 struct td_source *fake_source_new(const struct td_conf_source *conf, struct td_core *core)
 {
-    struct td_source *src = calloc(1, sizeof(*src));
+    /* built as the daemon builds a source's shared part (mailbox, its deferred wake-up) */
+    char err[128];
+    struct td_source *src = td_source_new_local(conf->name, err, sizeof(err));
     assert_non_null(src);
     src->conf = conf;
-    src->name = conf->name;
     src->emit = td_core_emit;
     src->core = core;
-    pthread_mutex_init(&src->mu, NULL);
-    src->mailbox_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    assert_true(src->mailbox_fd >= 0);
     return src;
 }
 

@@ -1,7 +1,8 @@
 /* test_loop.c - unit tests for the event loop (loop.h): timers (deadline order, re-arming by
  * the returned delay, TD_LOOP_NOMORE, td_timer_stop, a heap of 1000 timers with random stops),
  * tasks posted from other threads (run on the loop thread, in order), fd watches on a pipe,
- * td_loop_stop from a callback and from another thread, and td_loop_run_pending.
+ * td_loop_stop from a callback and from another thread, and td_loop_run_pending; td_loop_fd_set
+ * (epoll only when the interest changes) and td_loop_defer (once, at the end of the iteration).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -696,6 +697,142 @@ static void test_fd_hangup_reported(void **state)
     close(fds[0]);
 }
 
+static void test_fd_set(void **state)
+{
+    struct td_loop *loop = *state;
+    struct pipe_ctx p;
+    int fds[2];
+
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(pipe(fds), 0);
+    p.rfd = fds[0];
+    p.wfd = fds[1];
+    assert_int_equal(td_loop_fd_events(loop, p.rfd), 0);
+    /* not watched yet: added */
+    assert_int_equal(td_loop_fd_set(loop, p.rfd, EPOLLIN, on_readable, &p), 0);
+    assert_int_equal(td_loop_fd_events(loop, p.rfd), EPOLLIN);
+    assert_int_equal(write(p.wfd, "a", 1), 1);
+    assert_int_equal(td_loop_run_once(loop, 1000), 1);
+    assert_int_equal(p.calls, 1);
+    /* the same interest, another callback: switched */
+    assert_int_equal(td_loop_fd_set(loop, p.rfd, EPOLLIN, on_readable_other, &p), 0);
+    assert_int_equal(write(p.wfd, "b", 1), 1);
+    assert_int_equal(td_loop_run_once(loop, 1000), 1);
+    assert_int_equal(p.calls, 1);
+    assert_int_equal(p.other_calls, 1);
+    td_loop_run_once(loop, 0); /* the wake-up of on_readable_other's td_loop_stop */
+    /* another interest: modified (a pipe's read end is never writable: nothing is reported) */
+    assert_int_equal(td_loop_fd_set(loop, p.rfd, EPOLLOUT, on_readable, &p), 0);
+    assert_int_equal(td_loop_fd_events(loop, p.rfd), EPOLLOUT);
+    assert_int_equal(write(p.wfd, "c", 1), 1);
+    assert_int_equal(td_loop_run_once(loop, 20), 0);
+    assert_int_equal(td_loop_fd_set(loop, p.rfd, EPOLLIN, on_readable, &p), 0);
+    assert_int_equal(td_loop_run_once(loop, 1000), 1); /* "c" */
+    assert_int_equal(p.calls, 2);
+    /* the same interest calls no epoll_ctl: a new pipe that reuses the numbers of a closed one
+     * (epoll forgot it at the close) is not registered by it ... */
+    close(p.rfd);
+    close(p.wfd);
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(fds[0], p.rfd);
+    p.wfd = fds[1];
+    assert_int_equal(td_loop_fd_set(loop, p.rfd, EPOLLIN, on_readable, &p), 0);
+    assert_int_equal(write(p.wfd, "d", 1), 1);
+    assert_int_equal(td_loop_run_once(loop, 20), 0);
+    /* ... while another interest finds it gone (ENOENT) and adds it */
+    assert_int_equal(td_loop_fd_set(loop, p.rfd, EPOLLIN | EPOLLRDHUP, on_readable, &p), 0);
+    assert_int_equal(td_loop_run_once(loop, 1000), 1);
+    assert_int_equal(p.calls, 3);
+    td_loop_fd_del(loop, p.rfd);
+    assert_int_equal(td_loop_fd_events(loop, p.rfd), 0);
+    close(p.rfd);
+    close(p.wfd);
+}
+
+/* ---- defers ---- */
+
+struct defer_ctx {
+    struct td_loop_defer d, other;
+    int runs, other_runs, timer_runs;
+    int timer_runs_seen; /* timer_runs when the defer ran */
+    bool again;          /* the defer queues itself once more */
+};
+
+static void on_defer(struct td_loop *loop, void *arg)
+{
+    struct defer_ctx *c = arg;
+    c->runs++;
+    c->timer_runs_seen = c->timer_runs;
+    if (c->again) {
+        c->again = false;
+        td_loop_defer(loop, &c->d);
+    }
+}
+
+static void on_other_defer(struct td_loop *loop, void *arg)
+{
+    struct defer_ctx *c = arg;
+    c->other_runs++;
+}
+
+static void queue_defer_task(struct td_loop *loop, void *arg)
+{
+    struct defer_ctx *c = arg;
+    int runs = c->runs;
+    /* queued three times in one iteration: runs once, at its end */
+    td_loop_defer(loop, &c->d);
+    td_loop_defer(loop, &c->d);
+    td_loop_defer(loop, &c->other);
+    td_loop_defer(loop, &c->d);
+    assert_int_equal(c->runs, runs);
+}
+
+static int64_t on_defer_timer(struct td_loop *loop, void *arg)
+{
+    struct defer_ctx *c = arg;
+    c->timer_runs++;
+    return TD_LOOP_NOMORE;
+}
+
+static void test_defer(void **state)
+{
+    struct td_loop *loop = *state;
+    struct defer_ctx c;
+    struct td_timer t;
+
+    memset(&c, 0, sizeof(c));
+    td_loop_defer_init(&c.d, on_defer, &c);
+    td_loop_defer_init(&c.other, on_other_defer, &c);
+    td_timer_init(&t, on_defer_timer, &c);
+    assert_int_equal(td_timer_start(loop, &t, 0), 0);
+    assert_int_equal(td_loop_post(loop, queue_defer_task, &c), 0);
+    assert_int_equal(td_loop_run_once(loop, 1000), 1);
+    assert_int_equal(c.runs, 1);
+    assert_int_equal(c.other_runs, 1);
+    assert_int_equal(c.timer_runs_seen, 1); /* after the iteration's timers */
+    /* nothing queued: nothing runs */
+    assert_int_equal(td_loop_run_once(loop, 0), 0);
+    assert_int_equal(c.runs, 1);
+    /* a defer that queues itself from its function runs again before the iteration ends */
+    c.again = true;
+    td_loop_defer(loop, &c.d);
+    assert_int_equal(td_loop_run_once(loop, 0), 0);
+    assert_int_equal(c.runs, 3);
+    /* cancelled: does not run; cancelling twice is harmless */
+    td_loop_defer(loop, &c.other);
+    td_loop_defer(loop, &c.d);
+    td_loop_defer_cancel(loop, &c.d);
+    td_loop_defer_cancel(loop, &c.d);
+    assert_int_equal(td_loop_run_once(loop, 0), 0);
+    assert_int_equal(c.runs, 3);
+    assert_int_equal(c.other_runs, 2);
+    /* td_loop_run_pending (teardown) runs the defers its tasks queue */
+    assert_int_equal(td_loop_post(loop, queue_defer_task, &c), 0);
+    td_loop_run_pending(loop);
+    assert_int_equal(c.runs, 4);
+    assert_int_equal(c.other_runs, 3);
+}
+
 /* ---- stopping ---- */
 
 static void test_stop_from_callback(void **state)
@@ -785,6 +922,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_post_from_loop_thread, setup_loop, teardown_loop),
         cmocka_unit_test_setup_teardown(test_fd_watch_pipe, setup_loop, teardown_loop),
         cmocka_unit_test_setup_teardown(test_fd_hangup_reported, setup_loop, teardown_loop),
+        cmocka_unit_test_setup_teardown(test_fd_set, setup_loop, teardown_loop),
+        cmocka_unit_test_setup_teardown(test_defer, setup_loop, teardown_loop),
         cmocka_unit_test_setup_teardown(test_stop_from_callback, setup_loop, teardown_loop),
         cmocka_unit_test_setup_teardown(test_stop_from_other_thread, setup_loop, teardown_loop),
         cmocka_unit_test_setup_teardown(test_stop_from_other_thread_with_timer, setup_loop,
