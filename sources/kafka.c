@@ -65,6 +65,7 @@
 #define DRAIN_EVERY_MS 2      /* completions are taken (and offsets stored) at most this often */
 #define PAUSE_AFTER_MS 100    /* out of credit this long: the partitions are paused */
 #define KICK_AFTER_MS  10     /* queue empty this long with a backlog: restart the fetcher */
+#define KICK_FRUITLESS 6      /* wake-ups in a row that brought no record: stop until one comes */
 #define PREFETCH_MIN   1000   /* queued.min.messages at least this, ... */
 #define PREFETCH_MULT  2      /* ... else this many times max_inflight */
 #define PREFETCH_KB    "4096" /* queued.max.messages.kbytes */
@@ -117,6 +118,8 @@ struct kafka_source {
     int64_t next_lag_ms;    /* when report_lag runs next */
     int64_t last_record_ms; /* when the consumer queue last gave a record */
     int64_t last_kick_ms;   /* when kick_fetcher last sought */
+    int64_t kick_wait_ms;   /* KICK_AFTER_MS, doubled by every wake-up that brought nothing */
+    int fruitless;          /* wake-ups since the last record */
     long long kicks;        /* fetcher restarts, for the debug log at exit */
     char *ce_source_prefix; /* "kafka://BROKERS/" */
     char last_error[256];
@@ -852,6 +855,8 @@ static void poll_records(struct kafka_source *ks)
         atomic_store(&ks->src->connected, true);
         ks->last_error[0] = '\0';
         ks->last_record_ms = td_now_ms();
+        ks->kick_wait_ms = KICK_AFTER_MS;
+        ks->fruitless = 0;
         const char *topic = rd_kafka_topic_name(rm->rkt);
         struct part *p = part_find(ks, topic, rm->partition);
         if (!p || !p->assigned || p->redeliver_at != 0 || atomic_load(&ks->src->quiesce)) {
@@ -912,13 +917,16 @@ static void poll_records(struct kafka_source *ks)
  * skipped or read twice (the position is the next record the application has not polled, and
  * the queue is empty, so the seek purges nothing), and the seek is an op that starts the
  * fetcher at once. At worst a fetch that was already on its way is discarded and sent again.
- * Source thread. */
+ * The watermark can be beyond what will ever be delivered (a transaction marker or compacted
+ * records at the end of a partition): a wake-up that brought no record doubles the wait, and
+ * after KICK_FRUITLESS of them in a row (10 ms .. 320 ms) there are none until a record comes,
+ * so an idle partition is never sought in a loop. Source thread. */
 static void kick_fetcher(struct kafka_source *ks)
 {
     int64_t now = td_now_ms();
     if (ks->paused || td_source_credit(ks->src) <= 0 || atomic_load(&ks->src->quiesce) ||
-        now - ks->last_record_ms < KICK_AFTER_MS || now - ks->last_kick_ms < KICK_AFTER_MS ||
-        rd_kafka_queue_length(ks->queue) > 0) {
+        ks->fruitless >= KICK_FRUITLESS || now - ks->last_record_ms < ks->kick_wait_ms ||
+        now - ks->last_kick_ms < ks->kick_wait_ms || rd_kafka_queue_length(ks->queue) > 0) {
         return;
     }
     rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_new(4);
@@ -952,6 +960,8 @@ static void kick_fetcher(struct kafka_source *ks)
             rd_kafka_error_destroy(e);
         }
         ks->kicks++;
+        ks->fruitless++;
+        ks->kick_wait_ms *= 2;
     }
     ks->last_kick_ms = now;
     if (seek) {
@@ -1119,6 +1129,7 @@ static int init(struct td_source *src, char *err, size_t errlen)
     ks->src = src;
     ks->conf = conf;
     ks->qpipe[0] = ks->qpipe[1] = -1;
+    ks->kick_wait_ms = KICK_AFTER_MS;
     if (!conf->brokers || conf->ntopics == 0) {
         snprintf(err, errlen, "source '%s': kafka needs brokers and topics", src->name);
         goto fail;
