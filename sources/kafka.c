@@ -120,6 +120,13 @@ struct kafka_source {
     int64_t last_kick_ms;   /* when kick_fetcher last sought */
     int64_t kick_wait_ms;   /* KICK_AFTER_MS, doubled by every wake-up that brought nothing */
     int fruitless;          /* wake-ups since the last record */
+    /* The prefetch limit in records (queued.min.messages, or queued.max.messages.kbytes over
+     * the mean record size if that is less), and the most records seen in the queue since the
+     * last wake-up: the fetcher stops only once the queue reached the limit. */
+    long prefetch_msgs;
+    long prefetch_kb;
+    long long rec_bytes, rec_count;
+    size_t queue_high;
     long long kicks;        /* fetcher restarts, for the debug log at exit */
     char *ce_source_prefix; /* "kafka://BROKERS/" */
     char last_error[256];
@@ -840,6 +847,10 @@ static void poll_records(struct kafka_source *ks)
     if (budget <= 0) {
         budget = 1;
     }
+    size_t queued = rd_kafka_queue_length(ks->queue);
+    if (queued > ks->queue_high) {
+        ks->queue_high = queued;
+    }
     for (int n = 0; n < budget; n++) {
         rd_kafka_message_t *rm = rd_kafka_consumer_poll(ks->rk, 0);
         if (!rm) {
@@ -857,6 +868,8 @@ static void poll_records(struct kafka_source *ks)
         ks->last_record_ms = td_now_ms();
         ks->kick_wait_ms = KICK_AFTER_MS;
         ks->fruitless = 0;
+        ks->rec_bytes += (long long)(rm->len + rm->key_len);
+        ks->rec_count++;
         const char *topic = rd_kafka_topic_name(rm->rkt);
         struct part *p = part_find(ks, topic, rm->partition);
         if (!p || !p->assigned || p->redeliver_at != 0 || atomic_load(&ks->src->quiesce)) {
@@ -916,17 +929,31 @@ static void poll_records(struct kafka_source *ks)
  * from its last fetch response), the partition is sought to that very position: nothing is
  * skipped or read twice (the position is the next record the application has not polled, and
  * the queue is empty, so the seek purges nothing), and the seek is an op that starts the
- * fetcher at once. At worst a fetch that was already on its way is discarded and sent again.
+ * fetcher at once. Only when the queue did reach 90 % of the limit since the last wake-up: a
+ * queue that ran dry below it means a fetch is on its way (a slow broker, a busy machine), and a
+ * seek would discard it and send it again, over and over.
  * The watermark can be beyond what will ever be delivered (a transaction marker or compacted
  * records at the end of a partition): a wake-up that brought no record doubles the wait, and
  * after KICK_FRUITLESS of them in a row (10 ms .. 320 ms) there are none until a record comes,
  * so an idle partition is never sought in a loop. Source thread. */
+static bool prefetch_was_full(const struct kafka_source *ks)
+{
+    long limit = ks->prefetch_msgs;
+    if (ks->rec_count > 0 && ks->prefetch_kb > 0) {
+        long long mean = ks->rec_bytes / ks->rec_count + 1;
+        long long by_size = ks->prefetch_kb * 1024 / mean;
+        limit = by_size < limit ? (long)by_size : limit;
+    }
+    return limit > 0 && (long long)ks->queue_high * 10 >= (long long)limit * 9;
+}
+
 static void kick_fetcher(struct kafka_source *ks)
 {
     int64_t now = td_now_ms();
     if (ks->paused || td_source_credit(ks->src) <= 0 || atomic_load(&ks->src->quiesce) ||
-        ks->fruitless >= KICK_FRUITLESS || now - ks->last_record_ms < ks->kick_wait_ms ||
-        now - ks->last_kick_ms < ks->kick_wait_ms || rd_kafka_queue_length(ks->queue) > 0) {
+        ks->fruitless >= KICK_FRUITLESS || !prefetch_was_full(ks) ||
+        now - ks->last_record_ms < ks->kick_wait_ms || now - ks->last_kick_ms < ks->kick_wait_ms ||
+        rd_kafka_queue_length(ks->queue) > 0) {
         return;
     }
     rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_new(4);
@@ -961,6 +988,7 @@ static void kick_fetcher(struct kafka_source *ks)
         }
         ks->kicks++;
         ks->fruitless++;
+        ks->queue_high = 0;
         ks->kick_wait_ms *= 2;
     }
     ks->last_kick_ms = now;
@@ -1186,6 +1214,17 @@ static int init(struct td_source *src, char *err, size_t errlen)
         goto fail;
     }
     kc = NULL; /* rd_kafka_new took it */
+    char val[32];
+    size_t vlen = sizeof(val);
+    if (rd_kafka_conf_get(rd_kafka_conf(ks->rk), "queued.min.messages", val, &vlen) ==
+        RD_KAFKA_CONF_OK) {
+        ks->prefetch_msgs = strtol(val, NULL, 10);
+    }
+    vlen = sizeof(val);
+    if (rd_kafka_conf_get(rd_kafka_conf(ks->rk), "queued.max.messages.kbytes", val, &vlen) ==
+        RD_KAFKA_CONF_OK) {
+        ks->prefetch_kb = strtol(val, NULL, 10);
+    }
     rd_kafka_poll_set_consumer(ks->rk);
     ks->queue = rd_kafka_queue_get_consumer(ks->rk);
     if (!ks->queue) {
