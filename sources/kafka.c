@@ -64,10 +64,10 @@
 #define COMMITTED_MS   2000   /* on assignment: how long to wait for the committed offsets */
 #define DRAIN_EVERY_MS 2      /* completions are taken (and offsets stored) at most this often */
 #define PAUSE_AFTER_MS 100    /* out of credit this long: the partitions are paused */
-#define KICK_AFTER_MS  10     /* queue empty this long with a backlog: restart the fetcher */
+#define KICK_AFTER_MS  50     /* queue empty this long after a full prefetch: restart the fetcher */
 #define KICK_FRUITLESS 6      /* wake-ups in a row that brought no record: stop until one comes */
 #define PREFETCH_MIN   1000   /* queued.min.messages at least this, ... */
-#define PREFETCH_MULT  2      /* ... else this many times max_inflight */
+#define PREFETCH_MULT  4      /* ... else this many times max_inflight */
 #define PREFETCH_KB    "4096" /* queued.max.messages.kbytes */
 
 /* One emitted offset: done once its message completed, released when it was not (the
@@ -934,7 +934,7 @@ static void poll_records(struct kafka_source *ks)
  * seek would discard it and send it again, over and over.
  * The watermark can be beyond what will ever be delivered (a transaction marker or compacted
  * records at the end of a partition): a wake-up that brought no record doubles the wait, and
- * after KICK_FRUITLESS of them in a row (10 ms .. 320 ms) there are none until a record comes,
+ * after KICK_FRUITLESS of them in a row (50 ms .. 1.6 s) there are none until a record comes,
  * so an idle partition is never sought in a loop. Source thread. */
 static bool prefetch_was_full(const struct kafka_source *ks)
 {
