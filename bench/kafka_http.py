@@ -81,6 +81,39 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pid):
+    """CPU seconds per thread: {(tid, name): s}; the main thread runs the event loop."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        name = st[st.index("(") + 1:st.rindex(")")]
+        fields = st.rsplit(")", 1)[1].split()
+        if int(tid) == pid:
+            name = "loop"
+        elif not name.startswith("rdk:"):
+            name = "source"  # triggerd's other threads: the Kafka source here
+        out[(int(tid), name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def thread_note(before, after, secs):
+    """'loop 0.95, triggerd 0.40, rdk:broker1 0.20 ...': cores used per thread while draining,
+    librdkafka's threads (rdk:*) summed by name, idle threads left out."""
+    use = {}
+    for k, v in after.items():
+        use[k[1]] = use.get(k[1], 0) + (v - before.get(k, 0)) / secs
+    parts = [f"{n} {u:.2f}" for n, u in sorted(use.items(), key=lambda x: -x[1]) if u >= 0.01]
+    return ", ".join(parts)
+
+
 def scrape(port):
     """{metric name: value} of the source's samples on /metrics, or None when it does not answer."""
     try:
@@ -108,6 +141,9 @@ def nginx_accepts(port):
 
 
 def write_config(path, kafka, topic, group, url, concurrency, http_port):
+    # KAFKA_PROPS="k=v,k=v": librdkafka properties for the source (to try a setting)
+    pairs = [kv.split("=", 1) for kv in os.environ.get("KAFKA_PROPS", "").split(",") if kv]
+    props = ", properties: {" + ", ".join(f'"{k}": "{v}"' for k, v in pairs) + "}" if pairs else ""
     with open(path, "w") as f:
         f.write(f"""version: 1
 daemon:
@@ -115,7 +151,7 @@ daemon:
   log: {{level: warn}}
 sources:
   {SOURCE}:
-    kafka: {{brokers: "{kafka.bootstrap}", topics: [{topic}], group: {group}, start: earliest}}
+    kafka: {{brokers: "{kafka.bootstrap}", topics: [{topic}], group: {group}, start: earliest{props}}}
 sinks:
   nginx:
     http: {{url: "{url}", mode: binary, timeout: 10s}}
@@ -170,6 +206,7 @@ def drain(td, kafka, url, a, tmp, res):
         if m and m.get("triggerd_source_events_received_total", 0) > 0:
             first = time.monotonic()
             cpu0 = proc_cpu_s(p.pid)
+            threads0 = thread_cpu(p.pid)
             received0 = m["triggerd_source_events_received_total"]
             acked0 = m.get("triggerd_source_events_acked_total", 0)
             break
@@ -211,6 +248,7 @@ def drain(td, kafka, url, a, tmp, res):
         time.sleep(0.02)
     secs = time.monotonic() - first
     cpu1 = proc_cpu_s(p.pid)
+    threads = thread_note(threads0, thread_cpu(p.pid), secs)
     st = proc_status(p.pid)
     if tty:
         sys.stderr.write("\r" + " " * 100 + "\r")
@@ -236,7 +274,7 @@ def drain(td, kafka, url, a, tmp, res):
                 print("    " + line.rstrip(), file=sys.stderr)
     res.update(td_seconds=secs, td_rate=a.records / secs, td_cpu_s=cpu1 - cpu0,
                td_peak_rss_kb=max(peak, st["VmRSS"]), td_hwm_kb=st["VmHWM"],
-               td_final_lag="absent" if lag is None else f"{lag:.0f}")
+               td_final_lag="absent" if lag is None else f"{lag:.0f}", td_threads=threads)
 
 
 def main():
@@ -421,6 +459,8 @@ def table(v, a):
         ("triggerd end to end: backlog -> nginx -> offset", rate("td_rate", "ev/s"),
          f"{a.records:,} in {v['td_seconds']:.2f} s from the first read; {v['td_cpu_s']:.2f} CPU s,"
          f" {td_us:.0f} us CPU/event"),
+        ("triggerd cores used per thread while draining", "",
+         v.get("td_threads") or "n/a"),
         ("triggerd peak RSS (sampled VmRSS)", mb("td_peak_rss_kb"),
          f"VmHWM {mb('td_hwm_kb')} (start included); consumer lag at the end: "
          f"{v.get('td_final_lag')}"),

@@ -59,14 +59,19 @@
 #define REVOKE_WAIT_MS 10000
 #define MAX_TRACKED    200000 /* per partition: pause it when this many are unstored */
 #define PROBE_MS       500
-#define CANCEL_EVERY   250   /* revoke: ask the core again to cancel what has not started */
-#define REDELIVER_MIN  1000  /* a released record is redelivered after this, doubling ... */
-#define REDELIVER_MAX  60000 /* ... up to this */
-#define REDELIVER_LOG  10000 /* at most one redelivery log line per partition this often */
-#define LAG_EVERY_MS   1000  /* consumer lag (src->backlog) is recomputed this often */
-#define COMMITTED_MS   2000  /* on assignment: how long to wait for the committed offsets */
-#define DRAIN_EVERY_MS 2     /* completions are taken (and offsets stored) at most this often */
-#define PAUSE_AFTER_MS 100   /* out of credit this long: the partitions are paused */
+#define CANCEL_EVERY   250    /* revoke: ask the core again to cancel what has not started */
+#define REDELIVER_MIN  1000   /* a released record is redelivered after this, doubling ... */
+#define REDELIVER_MAX  60000  /* ... up to this */
+#define REDELIVER_LOG  10000  /* at most one redelivery log line per partition this often */
+#define LAG_EVERY_MS   1000   /* consumer lag (src->backlog) is recomputed this often */
+#define COMMITTED_MS   2000   /* on assignment: how long to wait for the committed offsets */
+#define DRAIN_EVERY_MS 2      /* completions are taken (and offsets stored) at most this often */
+#define PAUSE_AFTER_MS 100    /* out of credit this long: the partitions are paused */
+#define KICK_AFTER_MS  50     /* queue empty this long after a full prefetch: restart the fetcher */
+#define KICK_FRUITLESS 6      /* wake-ups in a row that brought no record: stop until one comes */
+#define PREFETCH_MIN   1000   /* queued.min.messages at least this, ... */
+#define PREFETCH_MULT  4      /* ... else this many times max_inflight */
+#define PREFETCH_KB    "4096" /* queued.max.messages.kbytes */
 
 /* One emitted offset: done once its message completed, released when it was not (the
  * store stops there). */
@@ -114,6 +119,18 @@ struct kafka_source {
     struct part *parts;
     uint64_t next_gen;
     int64_t next_lag_ms;    /* when report_lag runs next */
+    int64_t last_record_ms; /* when the consumer queue last gave a record */
+    int64_t last_kick_ms;   /* when kick_fetcher last sought */
+    int64_t kick_wait_ms;   /* KICK_AFTER_MS, doubled by every wake-up that brought nothing */
+    int fruitless;          /* wake-ups since the last record */
+    /* The prefetch limit in records (queued.min.messages, or queued.max.messages.kbytes over
+     * the mean record size if that is less), and the most records seen in the queue since the
+     * last wake-up: the fetcher stops only once the queue reached the limit. */
+    long prefetch_msgs;
+    long prefetch_kb;
+    long long rec_bytes, rec_count;
+    size_t queue_high;
+    long long kicks;        /* fetcher restarts, for the debug log at exit */
     char *ce_source_prefix; /* "kafka://BROKERS/" */
     char last_error[256];
 };
@@ -833,6 +850,10 @@ static void poll_records(struct kafka_source *ks)
     if (budget <= 0) {
         budget = 1;
     }
+    size_t queued = rd_kafka_queue_length(ks->queue);
+    if (queued > ks->queue_high) {
+        ks->queue_high = queued;
+    }
     for (int n = 0; n < budget; n++) {
         rd_kafka_message_t *rm = rd_kafka_consumer_poll(ks->rk, 0);
         if (!rm) {
@@ -847,6 +868,11 @@ static void poll_records(struct kafka_source *ks)
         }
         atomic_store(&ks->src->connected, true);
         ks->last_error[0] = '\0';
+        ks->last_record_ms = td_now_ms();
+        ks->kick_wait_ms = KICK_AFTER_MS;
+        ks->fruitless = 0;
+        ks->rec_bytes += (long long)(rm->len + rm->key_len);
+        ks->rec_count++;
         const char *topic = rd_kafka_topic_name(rm->rkt);
         struct part *p = part_find(ks, topic, rm->partition);
         if (!p || !p->assigned || p->redeliver_at != 0 || atomic_load(&ks->src->quiesce)) {
@@ -893,6 +919,88 @@ static void poll_records(struct kafka_source *ks)
     }
 }
 
+/* ---- the fetcher's wake-up ---- */
+
+/* librdkafka 2.0.2 stops fetching a partition while the consumer queue holds
+ * queued.min.messages records or queued.max.messages.kbytes, without a backoff or a wake-up:
+ * its broker thread looks again only when something else wakes it (a fetch response, an op)
+ * or after its fixed 1 s block (rd_kafka_max_block_ms). A backlog drained slower than it is
+ * fetched fills the queue, so every time the queue ran dry the source waited up to a second
+ * for the next fetch (measured: 2 MB of queue, 12.8 s of a 16 s drain waiting; 2.2 added
+ * fetch.queue.backoff.ms for this). When the queue has been empty for KICK_AFTER_MS, credit is
+ * left and a readable partition has records beyond this consumer's position (the watermark
+ * from its last fetch response), the partition is sought to that very position: nothing is
+ * skipped or read twice (the position is the next record the application has not polled, and
+ * the queue is empty, so the seek purges nothing), and the seek is an op that starts the
+ * fetcher at once. Only when the queue did reach 90 % of the limit since the last wake-up: a
+ * queue that ran dry below it means a fetch is on its way (a slow broker, a busy machine), and a
+ * seek would discard it and send it again, over and over.
+ * The watermark can be beyond what will ever be delivered (a transaction marker or compacted
+ * records at the end of a partition): a wake-up that brought no record doubles the wait, and
+ * after KICK_FRUITLESS of them in a row (50 ms .. 1.6 s) there are none until a record comes,
+ * so an idle partition is never sought in a loop. Source thread. */
+static bool prefetch_was_full(const struct kafka_source *ks)
+{
+    long limit = ks->prefetch_msgs;
+    if (ks->rec_count > 0 && ks->prefetch_kb > 0) {
+        long long mean = ks->rec_bytes / ks->rec_count + 1;
+        long long by_size = ks->prefetch_kb * 1024 / mean;
+        limit = by_size < limit ? (long)by_size : limit;
+    }
+    return limit > 0 && (long long)ks->queue_high * 10 >= (long long)limit * 9;
+}
+
+static void kick_fetcher(struct kafka_source *ks)
+{
+    int64_t now = td_now_ms();
+    if (ks->paused || td_source_credit(ks->src) <= 0 || atomic_load(&ks->src->quiesce) ||
+        ks->fruitless >= KICK_FRUITLESS || !prefetch_was_full(ks) ||
+        now - ks->last_record_ms < ks->kick_wait_ms || now - ks->last_kick_ms < ks->kick_wait_ms ||
+        rd_kafka_queue_length(ks->queue) > 0) {
+        return;
+    }
+    rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_new(4);
+    if (!pos) {
+        return;
+    }
+    for (struct part *p = ks->parts; p; p = p->next) {
+        if (p->assigned && !p->paused && !p->revoking && !p->stuck && p->redeliver_at == 0) {
+            rd_kafka_topic_partition_list_add(pos, p->topic, p->partition);
+        }
+    }
+    rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(4);
+    if (seek && pos->cnt > 0 && rd_kafka_position(ks->rk, pos) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < pos->cnt; i++) {
+            rd_kafka_topic_partition_t *tp = &pos->elems[i];
+            int64_t lo = -1, hi = -1;
+            if (tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= 0 &&
+                rd_kafka_get_watermark_offsets(ks->rk, tp->topic, tp->partition, &lo, &hi) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR &&
+                hi > tp->offset) {
+                rd_kafka_topic_partition_list_add(seek, tp->topic, tp->partition)->offset =
+                    tp->offset;
+            }
+        }
+    }
+    if (seek && seek->cnt > 0) {
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(ks->rk, seek, 0); /* async */
+        if (e) {
+            td_log_debug(NULL, ks->src->name, NULL, "fetcher wake-up: %s",
+                         rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+        ks->kicks++;
+        ks->fruitless++;
+        ks->queue_high = 0;
+        ks->kick_wait_ms *= 2;
+    }
+    ks->last_kick_ms = now;
+    if (seek) {
+        rd_kafka_topic_partition_list_destroy(seek);
+    }
+    rd_kafka_topic_partition_list_destroy(pos);
+}
+
 /* ---- the thread ---- */
 
 /* Readiness: the source is connected once a broker answered a metadata request (a topic can
@@ -937,11 +1045,15 @@ static void *run(void *arg)
         bool dry = ks->dry_since != 0;
         if (!dry) {
             poll_records(ks);
+            kick_fetcher(ks);
         }
         report_lag(ks);
         now = td_now_ms();
         bool drain_due = now >= next_drain || ks->paused || dry;
         int timeout = drain_due ? 100 : (int)(next_drain - now);
+        if (timeout > KICK_AFTER_MS && now - ks->last_record_ms < 1000) {
+            timeout = KICK_AFTER_MS; /* records were flowing: kick_fetcher may be due */
+        }
         struct pollfd pfd[3] = {{.fd = ks->src->stopfd, .events = POLLIN},
                                 {.fd = ks->qpipe[0], .events = POLLIN},
                                 {.fd = ks->src->mailbox_fd, .events = POLLIN}};
@@ -959,6 +1071,7 @@ static void *run(void *arg)
         }
     }
     ks->stopping = true;
+    td_log_debug(NULL, ks->src->name, NULL, "fetcher wake-ups: %lld", ks->kicks);
     drain_mailbox(ks);
     /* Closing commits the stored offsets and leaves the group (the revoke above runs without
      * waiting). */
@@ -1079,6 +1192,7 @@ static int init(struct td_source *src, char *err, size_t errlen)
     ks->src = src;
     ks->conf = conf;
     ks->qpipe[0] = ks->qpipe[1] = -1;
+    ks->kick_wait_ms = KICK_AFTER_MS;
     if (!conf->brokers || conf->ntopics == 0) {
         snprintf(err, errlen, "source '%s': kafka needs brokers and topics", src->name);
         goto fail;
@@ -1096,12 +1210,20 @@ static int init(struct td_source *src, char *err, size_t errlen)
         goto fail;
     }
     snprintf(ks->ce_source_prefix, plen, "kafka://%s/", conf->brokers);
+    /* The prefetch (records fetched, not yet read) is bounded relative to what the source may
+     * hold anyway (max_inflight) and in bytes: it is most of the source's memory (peak RSS),
+     * and beyond a few batches of credit it buys nothing but a longer refill; kick_fetcher
+     * keeps the refill from waiting once it is used up. */
+    char prefetch[24];
+    long pmin = (long)src->conf->max_inflight * PREFETCH_MULT;
+    snprintf(prefetch, sizeof(prefetch), "%ld", pmin > PREFETCH_MIN ? pmin : PREFETCH_MIN);
     /* Our defaults first, then the user's properties, then what at-least-once needs. */
     if (set(kc, "group.id", conf->group, src->name, err, errlen) < 0 ||
         set(kc, "bootstrap.servers", conf->brokers, src->name, err, errlen) < 0 ||
         set(kc, "auto.offset.reset", start_at, src->name, err, errlen) < 0 ||
         set(kc, "auto.commit.interval.ms", "1000", src->name, err, errlen) < 0 ||
-        set(kc, "queued.max.messages.kbytes", "8192", src->name, err, errlen) < 0 ||
+        set(kc, "queued.max.messages.kbytes", PREFETCH_KB, src->name, err, errlen) < 0 ||
+        set(kc, "queued.min.messages", prefetch, src->name, err, errlen) < 0 ||
         set(kc, "client.id", "triggerd", src->name, err, errlen) < 0) {
         goto fail;
     }
@@ -1127,6 +1249,17 @@ static int init(struct td_source *src, char *err, size_t errlen)
         goto fail;
     }
     kc = NULL; /* rd_kafka_new took it */
+    char val[32];
+    size_t vlen = sizeof(val);
+    if (rd_kafka_conf_get(rd_kafka_conf(ks->rk), "queued.min.messages", val, &vlen) ==
+        RD_KAFKA_CONF_OK) {
+        ks->prefetch_msgs = strtol(val, NULL, 10);
+    }
+    vlen = sizeof(val);
+    if (rd_kafka_conf_get(rd_kafka_conf(ks->rk), "queued.max.messages.kbytes", val, &vlen) ==
+        RD_KAFKA_CONF_OK) {
+        ks->prefetch_kb = strtol(val, NULL, 10);
+    }
     rd_kafka_poll_set_consumer(ks->rk);
     ks->queue = rd_kafka_queue_get_consumer(ks->rk);
     if (!ks->queue) {
