@@ -19,6 +19,7 @@
 #include "dispatch.h"
 #include "deadletter.h"
 #include "loop.h"
+#include "procstat.h"
 #include "source.h"
 
 struct snap_source {
@@ -439,6 +440,40 @@ static void render_triggers(FILE *f, const struct snapshot *s)
     }
 }
 
+/* The process_* families under the client libraries' names, help texts and types; a figure
+ * /proc cannot give is left without a sample (its HELP/TYPE stay, so the family is known). */
+static void render_process(FILE *f)
+{
+    struct td_procstat ps;
+    bool ok = td_procstat_read(&ps) == 0;
+    help(f, "process_cpu_seconds_total", "counter",
+         "Total user and system CPU time spent in seconds.");
+    if (ok) {
+        sample(f, "process_cpu_seconds_total", NULL, NULL, NULL, NULL, ps.cpu_seconds);
+    }
+    help(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    if (ok) {
+        sample(f, "process_resident_memory_bytes", NULL, NULL, NULL, NULL, ps.resident_bytes);
+    }
+    help(f, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    if (ok) {
+        sample(f, "process_virtual_memory_bytes", NULL, NULL, NULL, NULL, ps.virtual_bytes);
+    }
+    help(f, "process_start_time_seconds", "gauge",
+         "Start time of the process since unix epoch in seconds.");
+    if (ok) {
+        sample(f, "process_start_time_seconds", NULL, NULL, NULL, NULL, ps.start_time_seconds);
+    }
+    help(f, "process_open_fds", "gauge", "Number of open file descriptors.");
+    if (ps.open_fds >= 0) {
+        sample(f, "process_open_fds", NULL, NULL, NULL, NULL, (double)ps.open_fds);
+    }
+    help(f, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    if (ps.max_fds >= 0) {
+        sample(f, "process_max_fds", NULL, NULL, NULL, NULL, (double)ps.max_fds);
+    }
+}
+
 char *td_metrics_prometheus(struct td_metrics *m, size_t *len)
 {
     char *text = NULL;
@@ -449,6 +484,7 @@ char *td_metrics_prometheus(struct td_metrics *m, size_t *len)
     }
     help(f, "triggerd_build_info", "gauge", "The version of this triggerd.");
     fprintf(f, "triggerd_build_info{version=\"%s\"} 1\n", TD_VERSION);
+    render_process(f);
     help(f, "triggerd_start_time_seconds", "gauge", "When the daemon started (UNIX time).");
     fprintf(f, "triggerd_start_time_seconds %.3f\n", (double)m->start_wall_ms / 1000.0);
     help(f, "triggerd_reloads_total", "counter", "Configuration reloads (SIGHUP) by result.");
