@@ -52,6 +52,7 @@
 #include "dl_reasons.h"
 #include "log.h"
 #include "loop.h"
+#include "rabbitmq_lag.h"
 #include "rabbitmq_source.h"
 #include "source.h"
 
@@ -108,7 +109,9 @@ struct rmq_source {
     int64_t next_due;
     struct seen *seen; /* SEEN_SLOTS entries */
     char last_error[300];
-    char token[33]; /* this connection's random token: delivery ids (id_from: delivery) */
+    char token[33];      /* this connection's random token: delivery ids (id_from: delivery) */
+    bool lag_chan;       /* TD_RABBITMQ_LAG_CHANNEL is open on conn (report_lag) */
+    int64_t next_lag_ms; /* report_lag */
 };
 
 /* ---- connection ---- */
@@ -234,6 +237,7 @@ static int connect_setup(struct rmq_source *rs)
         return -1;
     }
     rs->gen++;
+    rs->lag_chan = false;
     new_token(rs);
     rs->nout = 0;
     rs->cancelled = false;
@@ -736,6 +740,23 @@ static void cancel_consumer(struct rmq_source *rs)
     rs->cancelled = true;
 }
 
+/* The queue's depth as the broker reports it (rabbitmq_lag.c), every TD_LAG_EVERY_MS; /metrics
+ * serves the last figures. */
+static void report_lag(struct rmq_source *rs)
+{
+    int64_t now = td_now_ms();
+    if (!rs->conn || now < rs->next_lag_ms) {
+        return;
+    }
+    rs->next_lag_ms = now + TD_LAG_EVERY_MS;
+    char err[300];
+    if (td_rabbitmq_lag_report(rs->src, rs->conn, &rs->lag_chan, rs->conf->queue, err,
+                               sizeof(err)) < 0) {
+        report(rs, err);
+        disconnect(rs, false);
+    }
+}
+
 static void *run(void *arg)
 {
     struct rmq_source *rs = arg;
@@ -756,6 +777,7 @@ static void *run(void *arg)
             backoff = 100;
         }
         drain_mailbox(rs);
+        report_lag(rs);
         bool quiescing = atomic_load(&rs->src->quiesce);
         requeue_due(rs, quiescing);
         if (!rs->conn) {
@@ -831,6 +853,7 @@ static int init(struct td_source *src, char *err, size_t errlen);
 
 const struct td_source_ops td_source_rabbitmq_ops = {
     .name = "rabbitmq",
+    .lag_families = td_rabbitmq_lag_families,
     .kind = TD_SOURCE_RABBITMQ,
     .init = init,
     .start = start,
