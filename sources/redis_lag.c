@@ -144,7 +144,7 @@ int td_redis_lag_report(struct td_source *src, redisContext *c, const char *stre
         sample(&s[n++], td_redis_lag_families[1].name, stream, group, npending) < 0) {
         goto oom;
     }
-    td_source_set_lag(src, s, n, lag >= 0 && npending >= 0 ? lag + npending : -1);
+    td_source_set_lag(src, s, n, lag); /* what KEDA's lagCount reads: not yet delivered */
     return 0;
 oom:
     td_lag_samples_free(s, n);

@@ -382,7 +382,7 @@ static void render_lag(FILE *f, const struct snapshot *s)
 {
     help(f, "triggerd_source_lag_messages", "gauge",
          "Messages waiting at the broker for the source, as the broker reports them: Kafka "
-         "committed-offset lag over the topics' partitions, Redis group lag plus pending, RabbitMQ "
+         "committed-offset lag over the topics' partitions, Redis group lag, RabbitMQ "
          "ready messages.");
     for (size_t i = 0; i < s->nsources; i++) {
         if (s->sources[i].lag_total >= 0) {
