@@ -1,6 +1,7 @@
 /* kafka_lag.c - committed-offset lag per partition, from the brokers' point of view (see
  * kafka_lag.h). The thread sleeps on a condition variable between rounds so stop wakes it at
- * once; a round in progress finishes its current request (each bounded by REQUEST_MS). */
+ * once; a round in progress checks between requests and finishes only the current one (each
+ * bounded by REQUEST_MS), so stopping waits at most about REQUEST_MS. */
 #include "kafka_lag.h"
 
 #include <librdkafka/rdkafka.h>
@@ -71,7 +72,7 @@ static rd_kafka_topic_partition_list_t *partitions(struct td_kafka_lag *kl, char
                                                    size_t errlen)
 {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
-    for (size_t i = 0; list && i < kl->conf->ntopics; i++) {
+    for (size_t i = 0; list && i < kl->conf->ntopics && !stopping(kl); i++) {
         rd_kafka_topic_t *t = rd_kafka_topic_new(kl->rk, kl->conf->topics[i], NULL);
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_resp_err_t e =
@@ -127,6 +128,10 @@ static void round_once(struct td_kafka_lag *kl)
     if (!list) {
         report(kl, err);
         td_source_set_lag(kl->src, NULL, 0, -1);
+        return;
+    }
+    if (stopping(kl)) {
+        rd_kafka_topic_partition_list_destroy(list);
         return;
     }
     rd_kafka_resp_err_t e = rd_kafka_committed(kl->rk, list, REQUEST_MS);
