@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "amqp_util.h"
+
+#define RPC_TIMEOUT_MS 2000 /* channel.open and the passive declare: each answer within this */
 
 const struct td_lag_family td_rabbitmq_lag_families[] = {
     {"triggerd_rabbitmq_queue_messages_ready",
@@ -28,8 +31,8 @@ static int sample(struct td_lag_sample *s, const char *family, const char *queue
     return s->val[0] ? 0 : -1;
 }
 
-int td_rabbitmq_lag_report(struct td_source *src, amqp_connection_state_t conn, bool *chan_open,
-                           const char *queue, char *err, size_t errlen)
+static int ask(struct td_source *src, amqp_connection_state_t conn, bool *chan_open,
+               const char *queue, char *err, size_t errlen)
 {
     amqp_channel_t ch = TD_RABBITMQ_LAG_CHANNEL;
     if (!*chan_open) {
@@ -75,4 +78,17 @@ int td_rabbitmq_lag_report(struct td_source *src, amqp_connection_state_t conn, 
     }
     td_source_set_lag(src, s, 2, ready);
     return 0;
+}
+
+int td_rabbitmq_lag_report(struct td_source *src, amqp_connection_state_t conn, bool *chan_open,
+                           const char *queue, char *err, size_t errlen)
+{
+    /* Bounded: a broker that does not answer costs the source thread this long, then a
+     * reconnect (the caller disconnects on -1: a late reply would leave the connection out of
+     * step). Consuming never uses RPCs, so the bound is lifted again at once. */
+    struct timeval bound = {RPC_TIMEOUT_MS / 1000, (RPC_TIMEOUT_MS % 1000) * 1000};
+    amqp_set_rpc_timeout(conn, &bound);
+    int rc = ask(src, conn, chan_open, queue, err, errlen);
+    amqp_set_rpc_timeout(conn, NULL);
+    return rc;
 }

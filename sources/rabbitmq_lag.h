@@ -26,8 +26,9 @@ extern const struct td_lag_family td_rabbitmq_lag_families[];
  * first when *chan_open is false; *chan_open says afterwards whether it still is), publishing
  * triggerd_rabbitmq_queue_messages_ready and triggerd_rabbitmq_queue_consumers, and the ready
  * count as the source's total. A queue the broker does not have clears them. Deliveries on the
- * consuming channel that arrive meanwhile are queued by rabbitmq-c for the next read. 0, or -1
- * when the connection failed (err says why; the caller disconnects). */
+ * consuming channel that arrive meanwhile are queued by rabbitmq-c for the next read. Each
+ * answer is awaited at most 2 s. 0, or -1 when the connection failed or the broker did not
+ * answer (err says why; the caller disconnects). */
 int td_rabbitmq_lag_report(struct td_source *src, amqp_connection_state_t conn, bool *chan_open,
                            const char *queue, char *err, size_t errlen);
 
