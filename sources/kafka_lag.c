@@ -66,38 +66,40 @@ static bool stopping(struct td_kafka_lag *kl)
     return stop;
 }
 
-/* Every partition of the source's topics, from the brokers' metadata. NULL with the reason in
- * err. */
+/* Every partition of the source's topics, from the brokers' metadata. The request names no
+ * topic handle (all_topics, filtered here): a topic handle made and dropped every round is
+ * freed by librdkafka's main thread while a broker thread may still read it (ThreadSanitizer
+ * reports it), and this client must not keep handles that would look like a subscription
+ * either. NULL with the reason in err. */
 static rd_kafka_topic_partition_list_t *partitions(struct td_kafka_lag *kl, char *err,
                                                    size_t errlen)
 {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(kl->rk, 1, NULL, &md, REQUEST_MS);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errlen, "metadata: %s", rd_kafka_err2str(e));
+        return NULL;
+    }
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
-    for (size_t i = 0; list && i < kl->conf->ntopics && !stopping(kl); i++) {
-        rd_kafka_topic_t *t = rd_kafka_topic_new(kl->rk, kl->conf->topics[i], NULL);
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t e =
-            t ? rd_kafka_metadata(kl->rk, 0, t, &md, REQUEST_MS) : RD_KAFKA_RESP_ERR__FAIL;
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].err) {
-            e = md->topics[0].err;
+    for (size_t i = 0; list && i < kl->conf->ntopics; i++) {
+        const struct rd_kafka_metadata_topic *t = NULL;
+        for (int k = 0; k < md->topic_cnt && !t; k++) {
+            if (strcmp(md->topics[k].topic, kl->conf->topics[i]) == 0) {
+                t = &md->topics[k];
+            }
         }
-        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            snprintf(err, errlen, "metadata of '%s': %s", kl->conf->topics[i], rd_kafka_err2str(e));
-            if (md) {
-                rd_kafka_metadata_destroy(md);
-            }
-            if (t) {
-                rd_kafka_topic_destroy(t);
-            }
+        if (!t || t->err) {
+            snprintf(err, errlen, "metadata of '%s': %s", kl->conf->topics[i],
+                     rd_kafka_err2str(t ? t->err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
             rd_kafka_topic_partition_list_destroy(list);
+            rd_kafka_metadata_destroy(md);
             return NULL;
         }
-        for (int k = 0; md->topic_cnt == 1 && k < md->topics[0].partition_cnt; k++) {
-            rd_kafka_topic_partition_list_add(list, kl->conf->topics[i],
-                                              md->topics[0].partitions[k].id);
+        for (int k = 0; k < t->partition_cnt; k++) {
+            rd_kafka_topic_partition_list_add(list, t->topic, t->partitions[k].id);
         }
-        rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(t);
     }
+    rd_kafka_metadata_destroy(md);
     if (!list) {
         snprintf(err, errlen, "out of memory");
     }
