@@ -109,9 +109,10 @@ struct rmq_source {
     int64_t next_due;
     struct seen *seen; /* SEEN_SLOTS entries */
     char last_error[300];
-    char token[33];      /* this connection's random token: delivery ids (id_from: delivery) */
-    bool lag_chan;       /* TD_RABBITMQ_LAG_CHANNEL is open on conn (report_lag) */
-    int64_t next_lag_ms; /* report_lag */
+    char token[33]; /* this connection's random token: delivery ids (id_from: delivery) */
+    /* report_lag: whether TD_RABBITMQ_LAG_CHANNEL is open on conn, and when it runs next */
+    bool lag_chan;
+    int64_t next_lag_ms;
 };
 
 /* ---- connection ---- */
@@ -136,6 +137,7 @@ static void disconnect(struct rmq_source *rs, bool polite)
     rs->nheld = 0;
     rs->cancelled = false;
     atomic_store(&rs->src->connected, false);
+    td_source_set_lag(rs->src, NULL, 0, -1); /* unknown until connected again, never stale */
 }
 
 /* Checks the last RPC; on failure reports `what` and disconnects. */
@@ -853,8 +855,8 @@ static int init(struct td_source *src, char *err, size_t errlen);
 
 const struct td_source_ops td_source_rabbitmq_ops = {
     .name = "rabbitmq",
-    .lag_families = td_rabbitmq_lag_families,
     .kind = TD_SOURCE_RABBITMQ,
+    .lag_families = td_rabbitmq_lag_families,
     .init = init,
     .start = start,
     .quiesce = quiesce,

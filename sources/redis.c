@@ -165,6 +165,7 @@ static void disconnect(struct redis_source *rs)
     }
     rs->outstanding = false;
     atomic_store(&rs->src->connected, false);
+    td_source_set_lag(rs->src, NULL, 0, -1); /* unknown until connected again, never stale */
 }
 
 /* Logs a connection problem once per distinct message, so an outage is one line. */

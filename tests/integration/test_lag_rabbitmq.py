@@ -6,7 +6,8 @@ rabbitmqctl's messages_ready and triggerd_source_lag_messages too, triggerd_rabb
 its consumers, and (AMQP has no unacknowledged count; the daemon knows its own)
 triggerd_source_in_flight its messages_unacknowledged, stable over more than one 5 s lag
 interval. A source whose queue does not exist shows no depth (absent, never 0). Released, every
-message is delivered exactly once and both sides reach 0 ready."""
+message is delivered exactly once and both sides reach 0 ready. With the broker stopped the depth
+samples disappear (unknown), never keep their last value."""
 
 import os
 import sys
@@ -74,6 +75,14 @@ def body(c):
     c.check(wait_until(lambda: len(fn.ok_ids()) >= N, 60 * SLOW), "all delivered once released")
     agree("drained", 0, 0)
     c.eq(len(fn.ok_ids()), N, "each message delivered once")
+
+    # The broker gone: the depth is unknown (absent), not the last figure seen.
+    rmq.stop_app()
+    c.check(wait_until(lambda: metric(metrics(port), READY, source="in", queue="jobs") is None
+                       and metric(metrics(port), "triggerd_source_lag_messages", source="in")
+                       is None, 30 * SLOW, interval=0.25),
+            "broker stopped: no depth sample (absent, never stale)")
+    rmq.start_app()
     d.terminate()
     d.wait(15 * SLOW)
 
