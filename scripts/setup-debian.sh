@@ -19,6 +19,7 @@ else
   clang libclang-rt-dev   # libFuzzer + sanitizer runtimes for tests/fuzz (TD_FUZZ)
   nginx-light wrk
   python3-yaml python3-jsonschema
+  python3-prometheus-client   # the Prometheus text-format parser of test_metrics_exposition.py
   python3-venv   # the venv of kubernetes-validate (tests/integration/test_k8s_manifests.py)
   python3-botocore   # the independent SigV4 verifier of the Lambda tests
   openjdk-17-jdk-headless maven kcat   # the Kafka broker of the tests (jars from Maven Central)

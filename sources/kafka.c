@@ -47,6 +47,7 @@
 #include "ce_kafka.h"
 #include "cloudevent.h"
 #include "conf_table.h"
+#include "kafka_lag.h"
 #include "kafka_log.h"
 #include "kafka_props.h"
 #include "kafka_source.h"
@@ -133,6 +134,7 @@ struct kafka_source {
     long long kicks;        /* fetcher restarts, for the debug log at exit */
     char *ce_source_prefix; /* "kafka://BROKERS/" */
     char last_error[256];
+    struct td_kafka_lag *group_lag; /* the brokers' view of the group's lag (kafka_lag.c) */
 };
 
 /* ---- partitions ---- */
@@ -1087,7 +1089,11 @@ static void *run(void *arg)
 static int start(struct td_source *src)
 {
     struct kafka_source *ks = src->impl;
-    return td_source_spawn(src, run, ks);
+    if (td_source_spawn(src, run, ks) < 0) {
+        return -1;
+    }
+    ks->group_lag = td_kafka_lag_start(src, ks->conf); /* NULL: logged, the source runs on */
+    return 0;
 }
 
 static void destroy(struct td_source *src)
@@ -1097,6 +1103,7 @@ static void destroy(struct td_source *src)
         return;
     }
     td_source_stop_thread(src);
+    td_kafka_lag_stop(ks->group_lag);
     if (ks->queue) {
         rd_kafka_queue_destroy(ks->queue);
     }
@@ -1172,6 +1179,7 @@ const struct td_source_ops td_source_kafka_ops = {
     .backlog_metric = "triggerd_kafka_consumer_lag",
     .backlog_help =
         "Messages between the committed offsets and the end of the assigned partitions.",
+    .lag_families = td_kafka_lag_families,
     .init = init,
     .start = start,
     .quiesce = td_source_quiesce,

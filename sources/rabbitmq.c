@@ -54,6 +54,7 @@
 #include "dl_reasons.h"
 #include "log.h"
 #include "loop.h"
+#include "rabbitmq_lag.h"
 #include "rabbitmq_source.h"
 #include "source.h"
 
@@ -111,6 +112,9 @@ struct rmq_source {
     struct seen *seen; /* SEEN_SLOTS entries */
     char last_error[300];
     char token[33]; /* this connection's random token: delivery ids (id_from: delivery) */
+    /* report_lag: whether TD_RABBITMQ_LAG_CHANNEL is open on conn, and when it runs next */
+    bool lag_chan;
+    int64_t next_lag_ms;
 };
 
 /* ---- connection ---- */
@@ -135,6 +139,7 @@ static void disconnect(struct rmq_source *rs, bool polite)
     rs->nheld = 0;
     rs->cancelled = false;
     atomic_store(&rs->src->connected, false);
+    td_source_set_lag(rs->src, NULL, 0, -1); /* unknown until connected again, never stale */
 }
 
 /* Checks the last RPC; on failure reports `what` and disconnects. */
@@ -236,6 +241,7 @@ static int connect_setup(struct rmq_source *rs)
         return -1;
     }
     rs->gen++;
+    rs->lag_chan = false;
     new_token(rs);
     rs->nout = 0;
     rs->cancelled = false;
@@ -738,6 +744,23 @@ static void cancel_consumer(struct rmq_source *rs)
     rs->cancelled = true;
 }
 
+/* The queue's depth as the broker reports it (rabbitmq_lag.c), every TD_LAG_EVERY_MS; /metrics
+ * serves the last figures. */
+static void report_lag(struct rmq_source *rs)
+{
+    int64_t now = td_now_ms();
+    if (!rs->conn || now < rs->next_lag_ms) {
+        return;
+    }
+    rs->next_lag_ms = now + TD_LAG_EVERY_MS;
+    char err[300];
+    if (td_rabbitmq_lag_report(rs->src, rs->conn, &rs->lag_chan, rs->conf->queue, err,
+                               sizeof(err)) < 0) {
+        report(rs, err);
+        disconnect(rs, false);
+    }
+}
+
 static void *run(void *arg)
 {
     struct rmq_source *rs = arg;
@@ -758,6 +781,7 @@ static void *run(void *arg)
             backoff = 100;
         }
         drain_mailbox(rs);
+        report_lag(rs);
         bool quiescing = atomic_load(&rs->src->quiesce);
         requeue_due(rs, quiescing);
         if (!rs->conn) {
@@ -892,6 +916,7 @@ const struct td_source_ops td_source_rabbitmq_ops = {
     TD_SOURCE_KIND("rabbitmq", TD_SOURCE_RABBITMQ, &rabbitmq_source_table,
                    struct td_conf_rabbitmq_source),
     .conf.same = same_declared,
+    .lag_families = td_rabbitmq_lag_families,
     .init = init,
     .start = start,
     .quiesce = quiesce,

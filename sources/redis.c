@@ -27,6 +27,7 @@
 #include "log.h"
 #include "loop.h"
 #include "redis_source.h"
+#include "redis_lag.h"
 #include "redis_util.h"
 #include "source.h"
 
@@ -63,6 +64,7 @@ struct redis_source {
     size_t nunacked, capunacked;
     int64_t next_reap_ms;
     int64_t next_backlog_ms;
+    int64_t next_lag_ms; /* report_lag */
     char last_error[256];
 };
 
@@ -166,6 +168,7 @@ static void disconnect(struct redis_source *rs)
     }
     rs->outstanding = false;
     atomic_store(&rs->src->connected, false);
+    td_source_set_lag(rs->src, NULL, 0, -1); /* unknown until connected again, never stale */
 }
 
 /* Logs a connection problem once per distinct message, so an outage is one line. */
@@ -721,6 +724,21 @@ static void report_backlog(struct redis_source *rs)
     freeReplyObject(r);
 }
 
+/* The group's lag and pending as Redis reports them (redis_lag.c), every TD_LAG_EVERY_MS on
+ * the command connection; /metrics serves the last figures. */
+static void report_lag(struct redis_source *rs)
+{
+    int64_t now = td_now_ms();
+    if (!rs->ack || now < rs->next_lag_ms) {
+        return;
+    }
+    rs->next_lag_ms = now + TD_LAG_EVERY_MS;
+    if (td_redis_lag_report(rs->src, rs->ack, rs->conf->stream, rs->conf->group) < 0) {
+        report(rs, rs->ack->errstr[0] ? rs->ack->errstr : "connection lost");
+        disconnect(rs);
+    }
+}
+
 static int64_t reap_interval(const struct redis_source *rs)
 {
     int64_t iv = rs->conf->claim_idle_ms / 2;
@@ -762,6 +780,7 @@ static void *run(void *arg)
         }
         drain_mailbox(rs);
         report_backlog(rs);
+        report_lag(rs);
         if (!rs->rd) {
             continue;
         }
@@ -892,6 +911,7 @@ const struct td_source_ops td_source_redis_ops = {
     .check = check,
     .backlog_metric = "triggerd_redis_pending_messages",
     .backlog_help = "Entries pending in the consumer group (XPENDING), as the source last saw it.",
+    .lag_families = td_redis_lag_families,
     .init = init,
     .start = start,
     .quiesce = td_source_quiesce,

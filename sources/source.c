@@ -44,6 +44,8 @@ static struct td_source *source_alloc(const char *name, char *err, size_t errlen
     }
     src->name = name;
     atomic_store(&src->backlog, -1);
+    src->lag_total = -1;
+    pthread_mutex_init(&src->lag_mu, NULL);
     src->stopfd = -1;
     td_loop_defer_init(&src->wake, wake_source, src);
     pthread_mutex_init(&src->mu, NULL);
@@ -102,7 +104,60 @@ void td_source_free(struct td_source *src)
         close(src->mailbox_fd);
     }
     pthread_mutex_destroy(&src->mu);
+    td_lag_samples_free(src->lag, src->nlag);
+    pthread_mutex_destroy(&src->lag_mu);
     free(src);
+}
+
+void td_lag_samples_free(struct td_lag_sample *samples, size_t n)
+{
+    for (size_t i = 0; samples && i < n; i++) {
+        for (int k = 0; k < TD_LAG_LABELS; k++) {
+            free(samples[i].val[k]);
+        }
+    }
+    free(samples);
+}
+
+void td_source_set_lag(struct td_source *src, struct td_lag_sample *samples, size_t n,
+                       long long total)
+{
+    pthread_mutex_lock(&src->lag_mu);
+    struct td_lag_sample *old = src->lag;
+    size_t nold = src->nlag;
+    src->lag = samples;
+    src->nlag = samples ? n : 0;
+    src->lag_total = total;
+    pthread_mutex_unlock(&src->lag_mu);
+    td_lag_samples_free(old, nold);
+}
+
+long long td_source_lag_copy(struct td_source *src, struct td_lag_sample **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&src->lag_mu);
+    long long total = src->lag_total;
+    struct td_lag_sample *copy = src->nlag ? calloc(src->nlag, sizeof(*copy)) : NULL;
+    size_t done = 0;
+    for (; copy && done < src->nlag; done++) {
+        copy[done] = src->lag[done];
+        bool ok = true;
+        for (int k = 0; k < TD_LAG_LABELS; k++) {
+            copy[done].val[k] = src->lag[done].val[k] ? strdup(src->lag[done].val[k]) : NULL;
+            ok = ok && (copy[done].val[k] || !src->lag[done].val[k]);
+        }
+        if (!ok) {
+            td_lag_samples_free(copy, done + 1);
+            copy = NULL;
+        }
+    }
+    pthread_mutex_unlock(&src->lag_mu);
+    if (copy) {
+        *out = copy;
+        *n = done;
+    }
+    return total;
 }
 
 void td_source_emit(struct td_source *src, struct td_msg *batch)

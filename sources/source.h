@@ -71,6 +71,26 @@ struct td_msg {
 /* Frees a message and everything it owns. NULL is a no-op. Thread: any. */
 void td_msg_free(struct td_msg *msg);
 
+/* Lag as the broker sees it (td_source_set_lag): per kind, the gauge families its plugin
+ * exports (struct td_source_ops.lag_families), and one sample of one of them. Every sample
+ * carries the label source="<name>" first, then up to TD_LAG_LABELS of its own. */
+#define TD_LAG_LABELS 3
+/* How often a source asks its broker for the lag (a modest rate: the query is never on the
+ * delivery path, and /metrics serves the last answer). */
+#define TD_LAG_EVERY_MS 5000
+struct td_lag_family {
+    const char *name;
+    const char *help;
+};
+struct td_lag_sample {
+    const char *family;             /* static: the name of one of the kind's lag_families */
+    const char *key[TD_LAG_LABELS]; /* static label names; NULL ends the list */
+    char *val[TD_LAG_LABELS];       /* malloc'd label values, owned by the sample */
+    long long value;
+};
+/* Frees n samples and the array. NULL is a no-op. Thread: any. */
+void td_lag_samples_free(struct td_lag_sample *samples, size_t n);
+
 /* A source kind's descriptor: one static instance in the plugin's own file, listed once in
  * sources/registry.c (the only place that names every source). */
 struct td_source_ops {
@@ -84,6 +104,9 @@ struct td_source_ops {
      * ones, and the gauge's help text; NULL when the kind has none. */
     const char *backlog_metric;
     const char *backlog_help;
+    /* The lag gauges its plugin publishes with td_source_set_lag, ended by {NULL}; NULL when
+     * the kind has none. Rendered (HELP and TYPE) even while no source of the kind has a sample. */
+    const struct td_lag_family *lag_families;
     /* Checks the settings and allocates src->impl; no I/O. 0, or -1 with a message. */
     int (*init)(struct td_source *src, char *err, size_t errlen);
     /* Spawns the source thread. 0 or -1 (with the reason logged). */
@@ -153,6 +176,12 @@ struct td_source {
     atomic_llong acked;
     atomic_llong backlog;   /* what waits at the broker (Redis pending, Kafka lag); -1 unknown */
     atomic_llong unmatched; /* events no trigger wanted (written by the loop) */
+    /* Lag from the broker's point of view (td_source_set_lag), under lag_mu: the kind's
+     * samples and their total in messages (triggerd_source_lag_messages); -1 unknown. */
+    pthread_mutex_t lag_mu;
+    struct td_lag_sample *lag;
+    size_t nlag;
+    long long lag_total;
     atomic_bool unmatched_told; /* the first unmatched event was logged at info */
     /* Progress watch (td_source_watch), loop thread only: the counters last seen, since when
      * they have not moved, and whether the source is reported stalled. */
@@ -209,6 +238,16 @@ void td_source_complete_batched(struct td_source *src, struct td_msg *msg, enum 
                                 struct td_loop *loop);
 /* Source thread: takes the whole mailbox (a list linked by next; release flag = outcome). */
 struct td_msg *td_source_take_done(struct td_source *src);
+
+/* Any thread (the plugin's, at its lag interval): publishes the lag the broker reports for
+ * /metrics. Takes ownership of samples (malloc'd array of n, each value malloc'd; NULL and 0
+ * clears) and frees the previous ones. total: the messages waiting in all, or -1 unknown. */
+void td_source_set_lag(struct td_source *src, struct td_lag_sample *samples, size_t n,
+                       long long total);
+/* Any thread (the loop's snapshot): a deep copy of the lag samples into *out (the caller frees it
+ * with td_lag_samples_free) and *n; returns the total (-1 unknown). *out is NULL on out of
+ * memory or when there is none. */
+long long td_source_lag_copy(struct td_source *src, struct td_lag_sample **out, size_t *n);
 
 /* Loop thread, about once a second: a source is stalled when it is connected, more waits at
  * the broker than it has in flight (backlog > inflight), it has credit to take more, and it has

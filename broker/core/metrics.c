@@ -19,6 +19,7 @@
 #include "dispatch.h"
 #include "deadletter.h"
 #include "loop.h"
+#include "procstat.h"
 #include "source.h"
 
 struct snap_source {
@@ -29,6 +30,9 @@ struct snap_source {
     int inflight;
     int64_t oldest_age_ms; /* -1: nothing in flight */
     int64_t stalled_ms;    /* td_source_watch: how long it has taken nothing; 0 when not stalled */
+    struct td_lag_sample *lag; /* td_source_lag_copy's; owned by the snapshot */
+    size_t nlag;
+    long long lag_total; /* -1 unknown */
 };
 
 struct snap_trigger {
@@ -67,6 +71,7 @@ static void snapshot_clear(struct snapshot *s)
 {
     for (size_t i = 0; i < s->nsources; i++) {
         free(s->sources[i].name);
+        td_lag_samples_free(s->sources[i].lag, s->sources[i].nlag);
     }
     for (size_t i = 0; i < s->ntriggers; i++) {
         free(s->triggers[i].name);
@@ -148,8 +153,10 @@ static int take(struct td_core *core, struct snapshot *out)
                 ss->stalled_ms = 1;
             }
             ss->unmatched = atomic_load(&src->unmatched);
+            ss->lag_total = td_source_lag_copy(src, &ss->lag, &ss->nlag);
         } else {
             ss->backlog = -1;
+            ss->lag_total = -1;
         }
     }
     for (size_t i = 0; i < cfg->ntriggers; i++) {
@@ -357,6 +364,52 @@ static void render_sources(FILE *f, const struct snapshot *s)
     }
 }
 
+/* One lag sample: family{source="..",key="val",...} value. */
+static void lag_sample(FILE *f, const char *source, const struct td_lag_sample *ls)
+{
+    fprintf(f, "%s{source=\"", ls->family);
+    put_label(f, source);
+    fputc('"', f);
+    for (int k = 0; k < TD_LAG_LABELS && ls->key[k]; k++) {
+        fprintf(f, ",%s=\"", ls->key[k]);
+        put_label(f, ls->val[k] ? ls->val[k] : "");
+        fputc('"', f);
+    }
+    fprintf(f, "} %lld\n", ls->value);
+}
+
+/* Lag from the brokers' point of view: the total per source, then each kind's own families. */
+static void render_lag(FILE *f, const struct snapshot *s)
+{
+    help(f, "triggerd_source_lag_messages", "gauge",
+         "Messages waiting at the broker for the source, as the broker reports them: Kafka "
+         "committed-offset lag over the topics' partitions, Redis group lag, RabbitMQ "
+         "ready messages.");
+    for (size_t i = 0; i < s->nsources; i++) {
+        if (s->sources[i].lag_total >= 0) {
+            sample(f, "triggerd_source_lag_messages", "source", s->sources[i].name, NULL, NULL,
+                   (double)s->sources[i].lag_total);
+        }
+    }
+    for (size_t k = 0; td_source_kind_at(k); k++) {
+        const struct td_source_ops *kind = td_source_kind_at(k);
+        for (const struct td_lag_family *fam = kind->lag_families; fam && fam->name; fam++) {
+            help(f, fam->name, "gauge", fam->help);
+            for (size_t i = 0; i < s->nsources; i++) {
+                const struct snap_source *ss = &s->sources[i];
+                if (!ss->kind || strcmp(ss->kind, kind->name) != 0) {
+                    continue;
+                }
+                for (size_t j = 0; j < ss->nlag; j++) {
+                    if (strcmp(ss->lag[j].family, fam->name) == 0) {
+                        lag_sample(f, ss->name, &ss->lag[j]);
+                    }
+                }
+            }
+        }
+    }
+}
+
 static void render_triggers(FILE *f, const struct snapshot *s)
 {
     help(f, "triggerd_trigger_matched_total", "counter", "Events the trigger's filter accepted.");
@@ -440,6 +493,40 @@ static void render_triggers(FILE *f, const struct snapshot *s)
     }
 }
 
+/* The process_* families under the client libraries' names, help texts and types; a figure
+ * /proc cannot give is left without a sample (its HELP/TYPE stay, so the family is known). */
+static void render_process(FILE *f)
+{
+    struct td_procstat ps;
+    bool ok = td_procstat_read(&ps) == 0;
+    help(f, "process_cpu_seconds_total", "counter",
+         "Total user and system CPU time spent in seconds.");
+    if (ok) {
+        sample(f, "process_cpu_seconds_total", NULL, NULL, NULL, NULL, ps.cpu_seconds);
+    }
+    help(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    if (ok) {
+        sample(f, "process_resident_memory_bytes", NULL, NULL, NULL, NULL, ps.resident_bytes);
+    }
+    help(f, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    if (ok) {
+        sample(f, "process_virtual_memory_bytes", NULL, NULL, NULL, NULL, ps.virtual_bytes);
+    }
+    help(f, "process_start_time_seconds", "gauge",
+         "Start time of the process since unix epoch in seconds.");
+    if (ok) {
+        sample(f, "process_start_time_seconds", NULL, NULL, NULL, NULL, ps.start_time_seconds);
+    }
+    help(f, "process_open_fds", "gauge", "Number of open file descriptors.");
+    if (ps.open_fds >= 0) {
+        sample(f, "process_open_fds", NULL, NULL, NULL, NULL, (double)ps.open_fds);
+    }
+    help(f, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    if (ps.max_fds >= 0) {
+        sample(f, "process_max_fds", NULL, NULL, NULL, NULL, (double)ps.max_fds);
+    }
+}
+
 char *td_metrics_prometheus(struct td_metrics *m, size_t *len)
 {
     char *text = NULL;
@@ -450,6 +537,7 @@ char *td_metrics_prometheus(struct td_metrics *m, size_t *len)
     }
     help(f, "triggerd_build_info", "gauge", "The version of this triggerd.");
     fprintf(f, "triggerd_build_info{version=\"%s\"} 1\n", TD_VERSION);
+    render_process(f);
     help(f, "triggerd_start_time_seconds", "gauge", "When the daemon started (UNIX time).");
     fprintf(f, "triggerd_start_time_seconds %.3f\n", (double)m->start_wall_ms / 1000.0);
     help(f, "triggerd_reloads_total", "counter", "Configuration reloads (SIGHUP) by result.");
@@ -469,6 +557,7 @@ char *td_metrics_prometheus(struct td_metrics *m, size_t *len)
     help(f, "triggerd_messages_in_flight", "gauge", "Messages routed and not yet finished.");
     fprintf(f, "triggerd_messages_in_flight %lld\n", s->in_flight);
     render_sources(f, s);
+    render_lag(f, s);
     render_triggers(f, s);
     pthread_mutex_unlock(&m->mu);
     if (fclose(f) != 0) {

@@ -17,6 +17,7 @@
 #include "deadletter.h"
 #include "core.h"
 #include "metrics.h"
+#include "source.h"
 #include "stats.h"
 
 static void test_latency_buckets(void **state)
@@ -96,6 +97,8 @@ static void fake_init(struct fake *f)
     atomic_store(&f->src.received, 12);
     atomic_store(&f->src.acked, 10);
     atomic_store(&f->src.backlog, 2);
+    pthread_mutex_init(&f->src.lag_mu, NULL);
+    f->src.lag_total = -1; /* unknown, as td_source_new leaves it */
     f->srcs[0] = &f->src;
     f->trg.conf = &f->trg_conf;
     f->trg.core = &f->core;
@@ -211,12 +214,80 @@ static void test_batch(void **state)
     assert_int_equal(td_ce_batch_decode("[\"\xff\"]", 5, &evs, &n, err, sizeof(err)), -1);
 }
 
+static struct td_lag_sample lag_sample(const char *family, const char *stream, const char *group,
+                                       long long value)
+{
+    struct td_lag_sample ls = {.family = family, .key = {"stream", "group"}, .value = value};
+    ls.val[0] = strdup(stream);
+    ls.val[1] = strdup(group);
+    return ls;
+}
+
+/* Lag from td_source_set_lag: absent while unknown (HELP/TYPE still there), rendered with the
+ * source label first and the values escaped, only under the source's own kind's families,
+ * replaced by the next set and gone when cleared. */
+static void test_lag(void **state)
+{
+    struct fake f;
+    fake_init(&f);
+    struct td_metrics *m = td_metrics_new();
+    td_metrics_attach(m, &f.core);
+    td_metrics_refresh(m);
+    size_t len = 0;
+    char *text = td_metrics_prometheus(m, &len);
+    assert_non_null(strstr(text, "# TYPE triggerd_source_lag_messages gauge\n"));
+    assert_non_null(strstr(text, "# TYPE triggerd_redis_stream_group_lag gauge\n"));
+    assert_non_null(strstr(text, "# TYPE triggerd_kafka_consumergroup_lag gauge\n"));
+    assert_non_null(strstr(text, "# TYPE triggerd_rabbitmq_queue_messages_ready gauge\n"));
+    assert_null(strstr(text, "triggerd_source_lag_messages{"));
+    assert_null(strstr(text, "triggerd_redis_stream_group_lag{"));
+    free(text);
+
+    struct td_lag_sample *ls = calloc(3, sizeof(*ls));
+    assert_non_null(ls);
+    ls[0] = lag_sample("triggerd_redis_stream_group_lag", "s\"x", "g\n", 40);
+    ls[1] = lag_sample("triggerd_redis_stream_group_messages_pending", "s\"x", "g\n", 10);
+    ls[2] = lag_sample("triggerd_kafka_consumergroup_lag", "t", "g", 99); /* not a redis family */
+    td_source_set_lag(&f.src, ls, 3, 40);
+    td_metrics_refresh(m);
+    text = td_metrics_prometheus(m, &len);
+    assert_non_null(strstr(text, "triggerd_source_lag_messages{source=\"in\\\"q\"} 40\n"));
+    assert_non_null(strstr(text,
+                           "triggerd_redis_stream_group_lag{source=\"in\\\"q\",stream=\"s\\\"x\","
+                           "group=\"g\\n\"} 40\n"));
+    assert_non_null(strstr(text, "triggerd_redis_stream_group_messages_pending{source=\"in\\\"q\","
+                                 "stream=\"s\\\"x\",group=\"g\\n\"} 10\n"));
+    assert_null(strstr(text, "triggerd_kafka_consumergroup_lag{"));
+    free(text);
+
+    ls = calloc(1, sizeof(*ls));
+    assert_non_null(ls);
+    ls[0] = lag_sample("triggerd_redis_stream_group_lag", "s", "g", 0);
+    td_source_set_lag(&f.src, ls, 1, 0); /* replaces (and frees) the previous samples */
+    td_metrics_refresh(m);
+    text = td_metrics_prometheus(m, &len);
+    assert_non_null(strstr(text, "triggerd_redis_stream_group_lag{source=\"in\\\"q\",stream=\"s\","
+                                 "group=\"g\"} 0\n"));
+    assert_null(strstr(text, "triggerd_redis_stream_group_messages_pending{"));
+    free(text);
+
+    td_source_set_lag(&f.src, NULL, 0, -1);
+    td_metrics_refresh(m);
+    text = td_metrics_prometheus(m, &len);
+    assert_null(strstr(text, "triggerd_redis_stream_group_lag{"));
+    assert_null(strstr(text, "triggerd_source_lag_messages{"));
+    free(text);
+    td_metrics_attach(m, NULL);
+    td_metrics_free(m);
+    pthread_mutex_destroy(&f.src.lag_mu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_latency_buckets), cmocka_unit_test(test_dead_letter_reasons),
         cmocka_unit_test(test_prometheus),      cmocka_unit_test(test_status_and_readiness),
-        cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_batch),           cmocka_unit_test(test_lag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

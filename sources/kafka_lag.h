@@ -1,0 +1,32 @@
+/* kafka_lag.h - a Kafka consumer group's lag per partition as the brokers report it, published for
+ * /metrics with td_source_set_lag.
+ *
+ * A thread of its own with a client of its own (the group's group.id, never subscribed, never
+ * committing), so the blocking requests it makes (metadata, the group's committed offsets,
+ * watermarks) never hold up the consumer's poll loop. Every TD_LAG_EVERY_MS it reads, for every
+ * partition of every topic the source reads (whether this member holds it or not), the group's
+ * committed offset and the high watermark: lag = high - committed; a partition the group never
+ * committed counts high - low with `start: earliest` (all of it will be read) and 0 with
+ * `latest`. Thread: start and stop on any one thread (the source's caller); the rest its own.
+ */
+#ifndef TD_KAFKA_LAG_H
+#define TD_KAFKA_LAG_H
+
+#include "source.h"
+#include "kafka_source.h"
+
+struct td_kafka_lag;
+
+/* The families the thread publishes (the Kafka descriptor's lag_families). */
+extern const struct td_lag_family td_kafka_lag_families[];
+
+/* Makes the client (the source's brokers, group and properties) and starts the thread. NULL,
+ * with the reason logged once, when it cannot: the source runs on without broker lag. Stop and
+ * free with td_kafka_lag_stop. src and conf must outlive it. */
+struct td_kafka_lag *td_kafka_lag_start(struct td_source *src,
+                                        const struct td_conf_kafka_source *conf);
+/* Stops and joins the thread (within about one request timeout) and frees everything. NULL is a
+ * no-op. */
+void td_kafka_lag_stop(struct td_kafka_lag *kl);
+
+#endif
