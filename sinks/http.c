@@ -27,6 +27,7 @@
 #include "loop.h"
 #include "secret.h"
 #include "sink.h"
+#include "tls_file.h"
 
 struct http_attempt;
 
@@ -359,7 +360,14 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
         curl_easy_setopt(easy, CURLOPT_CAINFO, t->ca_file);
     }
     if (t->client_cert) {
+        /* libcurl (OpenSSL) reads the certificate and key files at every new connection's
+         * handshake, so a certificate rotated on disk is used without a restart, but it also
+         * resumes TLS sessions it cached under the same file names: a resumed session keeps
+         * the identity of the certificate it was made with, and the server never sees the new
+         * one. Without the session cache every new connection makes a full handshake with
+         * what the files hold now (keep-alive connections are still reused). */
         curl_easy_setopt(easy, CURLOPT_SSLCERT, t->client_cert);
+        curl_easy_setopt(easy, CURLOPT_SSL_SESSIONID_CACHE, 0L);
     }
     if (t->client_key) {
         curl_easy_setopt(easy, CURLOPT_SSLKEY, t->client_key);
@@ -517,6 +525,18 @@ static int http_init(struct td_sink *k, char *err, size_t errlen)
 {
     struct td_http_client *http = k->http;
     const struct td_conf_http_sink *conf = &k->conf->http;
+    /* A wrong path or a file of the wrong kind would fail every handshake, each event as a
+     * retry and then a dead letter: refuse to start instead (check warns about it). */
+    const char *files[] = {conf->ca_file, conf->client_cert, conf->client_key};
+    static const char *const keys[] = {"ca_file", "client_cert", "client_key"};
+    static const enum td_tls_file_kind kinds[] = {TD_TLS_CA, TD_TLS_CERT, TD_TLS_KEY};
+    for (int i = 0; i < 3; i++) {
+        char why[400];
+        if (files[i] && td_tls_file_check(files[i], kinds[i], why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "sink '%s': %s %s", k->name, keys[i], why);
+            return -1;
+        }
+    }
     struct td_http_target t = {
         .mode = conf->mode,
         .timeout_ms = conf->timeout_ms,

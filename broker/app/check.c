@@ -16,6 +16,7 @@
 #include "redis_util.h"
 #include "sink.h"
 #include "source.h"
+#include "tls_file.h"
 
 static void check_redis_url(const char *url, const struct td_pos *pos, struct td_errors *errs)
 {
@@ -41,6 +42,31 @@ static void warn(const struct td_pos *pos, const char *what, const char *name)
             pos->file, pos->line, pos->col, what, name, what);
 }
 
+/* A TLS file of a sink, reported where its key was written: one that cannot be read here is a
+ * warning (it may exist only where the daemon runs; `run` refuses to start without it), one
+ * that is read but is not a PEM certificate or key is an error. */
+static void check_tls_file(const char *owner, const char *path, const char *key,
+                           enum td_tls_file_kind kind, const struct td_pos *at,
+                           const struct td_pos *fallback, struct td_errors *errs)
+{
+    char err[512];
+    if (!path) {
+        return;
+    }
+    const struct td_pos *pos = at->line > 0 ? at : fallback;
+    switch (td_tls_file_check(path, kind, err, sizeof(err))) {
+    case TD_TLS_FILE_OK:
+        return;
+    case TD_TLS_FILE_UNREADABLE:
+        fprintf(stderr, "%s:%d:%d: warning: sink '%s': %s %s\n", pos->file, pos->line, pos->col,
+                owner, key, err);
+        return;
+    case TD_TLS_FILE_INVALID:
+        td_errors_add(errs, pos, "sink '%s': %s %s", owner, key, err);
+        return;
+    }
+}
+
 /* Credentials the daemon would look for at start (files, the environment; never the network):
  * a warning when they cannot be found here, since check often runs where the daemon does not
  * (CI); an error for what no environment can fix. Secrets are never printed. */
@@ -55,14 +81,12 @@ static void check_credentials(const struct td_conf_sink *k, struct td_errors *er
                 pos->line, pos->col, k->name, auth->bearer_file);
     }
     if (k->kind == TD_SINK_HTTP) {
-        const char *files[] = {k->http.ca_file, k->http.client_cert, k->http.client_key};
-        const char *keys[] = {"ca_file", "client_cert", "client_key"};
-        for (int i = 0; i < 3; i++) {
-            if (files[i] && access(files[i], R_OK) != 0) {
-                fprintf(stderr, "%s:%d:%d: warning: sink '%s': %s %s cannot be read\n", pos->file,
-                        pos->line, pos->col, k->name, keys[i], files[i]);
-            }
-        }
+        check_tls_file(k->name, k->http.ca_file, "ca_file", TD_TLS_CA, &k->http.ca_file_pos, pos,
+                       errs);
+        check_tls_file(k->name, k->http.client_cert, "client_cert", TD_TLS_CERT,
+                       &k->http.client_cert_pos, pos, errs);
+        check_tls_file(k->name, k->http.client_key, "client_key", TD_TLS_KEY,
+                       &k->http.client_key_pos, pos, errs);
     }
     if (auth && auth->azure_key_in && !auth->azure_function_key) {
         td_errors_add(errs, pos, "sink '%s': azure_key_in needs azure_function_key", k->name);

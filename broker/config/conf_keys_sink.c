@@ -64,9 +64,9 @@ static const struct td_conf_key http_sink_keys[] = {
     ENUM_D("mode", SNK(http.mode), mode_names, "binary"),
     SINK_TIMEOUT,
     {.name = "headers", .type = TD_K_STRMAP, .off = SNK(http.headers), .hdrs = true},
-    STR("ca_file", SNK(http.ca_file)),
-    STR("client_cert", SNK(http.client_cert)),
-    STR("client_key", SNK(http.client_key)),
+    REF_STR("ca_file", SNK(http.ca_file), SNK(http.ca_file_pos)),
+    REF_STR("client_cert", SNK(http.client_cert), SNK(http.client_cert_pos)),
+    REF_STR("client_key", SNK(http.client_key), SNK(http.client_key_pos)),
     NESTED("auth", SNK(http.auth), &auth_table),
 };
 /* An URL that can never work is a load error, not a dead letter per event at run time. */

@@ -155,6 +155,8 @@ struct td_conf_http_sink {
     char *ca_file;
     char *client_cert;
     char *client_key;
+    /* where the three were written (line 0: not written), for check's messages */
+    struct td_pos ca_file_pos, client_cert_pos, client_key_pos;
     struct td_conf_auth auth;
 };
 
