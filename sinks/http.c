@@ -24,6 +24,7 @@
 #include "http_client.h"
 #include "http_sink.h"
 #include "log.h"
+#include "oauth2.h"
 #include "loop.h"
 #include "secret.h"
 #include "sink.h"
@@ -40,8 +41,10 @@ struct http_sink {
     char token_err[160]; /* why the last read failed (never the content), or "" */
     struct timespec token_mtime;
     int64_t token_checked_ms;
-    struct td_creds *gcp;             /* google_id_token, or NULL */
-    struct td_creds_waitlist waiting; /* attempts waiting for the Google token */
+    struct td_creds *gcp;             /* google_id_token (shared, gcp.c), or NULL */
+    struct td_creds *oauth;           /* oauth2 client credentials (this sink's), or NULL */
+    struct td_creds *tok;             /* whichever of the two is set, or NULL */
+    struct td_creds_waitlist waiting; /* attempts waiting for the token */
 };
 
 struct http_attempt {
@@ -50,6 +53,8 @@ struct http_attempt {
     struct td_attempt *a;
     const struct td_event *ev;
     bool want_headers;
+    bool refused;              /* the function answered 401 to a token once already (oauth2) */
+    uint64_t tok_gen;          /* td_creds_fetches() when the token sent was read */
     struct td_http_hdrbuf hdr; /* the response's headers when the trigger wants replies */
 };
 
@@ -224,6 +229,8 @@ static enum td_result take_reply(struct http_attempt *ha, long status, const uns
     return TD_RESULT_OK;
 }
 
+static void with_token(struct td_sink *k, struct http_attempt *ha);
+
 static void on_done(struct td_http_request *req, CURLcode code, long status, int64_t retry_after_ms,
                     const unsigned char *body, size_t len, void *arg)
 {
@@ -234,6 +241,20 @@ static void on_done(struct td_http_request *req, CURLcode code, long status, int
         snprintf(reason, sizeof(reason), "%s", curl_easy_strerror(code));
         free(ha);
         td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
+        return;
+    }
+    if (status == 401 && ((struct http_sink *)ha->k->impl)->oauth && !ha->refused) {
+        /* The token may have been revoked or rotated before its expiry: one new token and one
+         * more request, within this attempt; a second 401 is the function's answer. */
+        struct td_sink *k = ha->k;
+        struct http_sink *hs = k->impl;
+        ha->refused = true;
+        td_log_info(NULL, NULL, NULL,
+                    "sink '%s': HTTP 401 with the OAuth2 token; retrying once "
+                    "with a new one",
+                    k->name);
+        td_creds_refused(hs->oauth, ha->tok_gen);
+        with_token(k, ha);
         return;
     }
     enum td_result r = td_classify_http((int)status, a->retry_on, a->nretry_on);
@@ -388,25 +409,44 @@ fail:
     return -1;
 }
 
-/* The Google token fetch this attempt waited for ended (a loop callback). */
+/* The token fetch this attempt waited for ended (a loop callback). */
 static void on_token(struct td_creds_waiter *w, const char *err)
 {
     struct http_attempt *ha = (struct http_attempt *)w;
     struct td_sink *k = ha->k;
     struct http_sink *hs = k->impl;
     struct td_attempt *a = ha->a;
-    const char *token = err ? NULL : td_creds_get(hs->gcp, 0);
+    const char *token = err ? NULL : td_creds_get(hs->tok, 0);
     if (!token) {
         char reason[200];
-        snprintf(reason, sizeof(reason), "sink '%s': %s", k->name,
-                 err ? err : "the Google ID token expired");
+        snprintf(reason, sizeof(reason), "sink '%s': %s", k->name, err ? err : "the token expired");
         free(ha);
         td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
         return;
     }
+    ha->tok_gen = td_creds_fetches(hs->tok);
     if (send_request(k, ha, token) < 0) {
         char reason[160];
         snprintf(reason, sizeof(reason), "%s", a->reason);
+        td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
+    }
+}
+
+/* Sends ha with the sink's current token, or queues it until the fetch running ends. Reports
+ * the attempt itself on failure (a loop callback: on_done, after a 401). */
+static void with_token(struct td_sink *k, struct http_attempt *ha)
+{
+    struct http_sink *hs = k->impl;
+    struct td_attempt *a = ha->a;
+    if (td_creds_get(hs->tok, 0)) {
+        on_token(&ha->w, NULL);
+        return;
+    }
+    char why[160], reason[200];
+    ha->w.fn = on_token;
+    if (td_creds_wait(hs->tok, &hs->waiting, &ha->w, why, sizeof(why)) < 0) {
+        snprintf(reason, sizeof(reason), "sink '%s': %s", k->name, why);
+        free(ha);
         td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
     }
 }
@@ -426,12 +466,13 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
     ha->a = a;
     ha->ev = ev;
     const char *token = NULL;
-    if (hs->gcp) {
-        token = td_creds_get(hs->gcp, 0);
+    if (hs->tok) {
+        token = td_creds_get(hs->tok, 0);
+        ha->tok_gen = td_creds_fetches(hs->tok);
         if (!token) {
             ha->w.fn = on_token;
             char why[160];
-            if (td_creds_wait(hs->gcp, &hs->waiting, &ha->w, why, sizeof(why)) < 0) {
+            if (td_creds_wait(hs->tok, &hs->waiting, &ha->w, why, sizeof(why)) < 0) {
                 snprintf(a->reason, sizeof(a->reason), "sink '%s': %s", k->name, why);
                 free(ha);
                 return -1;
@@ -449,12 +490,13 @@ static void destroy(struct td_sink *k)
         return;
     }
     struct td_creds_waiter *w;
-    while ((w = td_creds_waitlist_pop(hs->gcp, &hs->waiting))) {
+    while ((w = td_creds_waitlist_pop(hs->tok, &hs->waiting))) {
         free(w); /* first in struct http_attempt */
     }
     if (hs->gcp) {
         td_gcp_token_put(hs->gcp);
     }
+    td_creds_free(hs->oauth);
     free(hs->t.url);
     td_secret_free(hs->url_code); /* holds the Azure key */
     td_secret_free(hs->token);
@@ -505,6 +547,15 @@ int td_http_sink_setup(struct td_sink *k, struct td_http_client *http, struct td
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
+        hs->tok = hs->gcp;
+    }
+    if (auth && auth->oauth2_token_url) {
+        hs->oauth = td_oauth2_token_new(k->loop, http, auth);
+        if (!hs->oauth) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        hs->tok = hs->oauth;
     }
     k->ops = &http_ops;
     k->impl = hs;
@@ -512,6 +563,10 @@ int td_http_sink_setup(struct td_sink *k, struct td_http_client *http, struct td
     return 0;
 fail:
     if (hs) {
+        if (hs->gcp) {
+            td_gcp_token_put(hs->gcp);
+        }
+        td_creds_free(hs->oauth);
         free(hs->t.url);
         td_secret_free(hs->url_code);
         free(hs);

@@ -142,6 +142,13 @@ struct td_conf_auth {
     char *google_metadata_url;
     char *azure_function_key; /* secret */
     char *azure_key_in;       /* header (x-functions-key, the default) | query (?code=) */
+    /* oauth2: {token_url, client_id, client_secret, scopes, audience}: client credentials */
+    char *oauth2_token_url;
+    char *oauth2_client_id;
+    char *oauth2_client_secret; /* secret */
+    char **oauth2_scopes;
+    size_t oauth2_nscopes;
+    char *oauth2_audience;
 };
 
 struct td_conf_http_sink {
