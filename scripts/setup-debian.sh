@@ -8,7 +8,7 @@ set -euo pipefail
 core=(
   build-essential cmake pkg-config
   libhiredis-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libssl-dev libcmocka-dev
-  librdkafka-dev librabbitmq-dev libmicrohttpd-dev
+  librdkafka-dev librabbitmq-dev libmicrohttpd-dev libgnutls28-dev
   redis-server python3 python3-redis
 )
 if [ "${1:-}" = "--core" ]; then

@@ -45,7 +45,7 @@ static void warn(const struct td_pos *pos, const char *what, const char *name)
 /* A TLS file of a sink, reported where its key was written: one that cannot be read here is a
  * warning (it may exist only where the daemon runs; `run` refuses to start without it), one
  * that is read but is not a PEM certificate or key is an error. */
-static void check_tls_file(const char *owner, const char *path, const char *key,
+static void check_tls_path(const char *who, const char *path, const char *key,
                            enum td_tls_file_kind kind, const struct td_pos *at,
                            const struct td_pos *fallback, struct td_errors *errs)
 {
@@ -58,13 +58,22 @@ static void check_tls_file(const char *owner, const char *path, const char *key,
     case TD_TLS_FILE_OK:
         return;
     case TD_TLS_FILE_UNREADABLE:
-        fprintf(stderr, "%s:%d:%d: warning: sink '%s': %s %s\n", pos->file, pos->line, pos->col,
-                owner, key, err);
+        fprintf(stderr, "%s:%d:%d: warning: %s: %s %s\n", pos->file, pos->line, pos->col, who, key,
+                err);
         return;
     case TD_TLS_FILE_INVALID:
-        td_errors_add(errs, pos, "sink '%s': %s %s", owner, key, err);
+        td_errors_add(errs, pos, "%s: %s %s", who, key, err);
         return;
     }
+}
+
+static void check_tls_file(const char *owner, const char *path, const char *key,
+                           enum td_tls_file_kind kind, const struct td_pos *at,
+                           const struct td_pos *fallback, struct td_errors *errs)
+{
+    char who[300];
+    snprintf(who, sizeof(who), "sink '%s'", owner);
+    check_tls_path(who, path, key, kind, at, fallback, errs);
 }
 
 /* Credentials the daemon would look for at start (files, the environment; never the network):
@@ -226,6 +235,13 @@ static void check_runnable(const struct td_config *cfg, struct td_errors *errs)
         }
         check_credentials(k, errs);
     }
+    const struct td_conf_daemon *dc = &cfg->daemon;
+    check_tls_path("daemon.http.tls", dc->http_tls_cert, "cert_file", TD_TLS_CERT,
+                   &dc->http_tls_cert_pos, &dc->http_tls_cert_pos, errs);
+    check_tls_path("daemon.http.tls", dc->http_tls_key, "key_file", TD_TLS_KEY,
+                   &dc->http_tls_key_pos, &dc->http_tls_key_pos, errs);
+    check_tls_path("daemon.http.tls", dc->http_tls_client_ca, "client_ca_file", TD_TLS_CA,
+                   &dc->http_tls_client_ca_pos, &dc->http_tls_client_ca_pos, errs);
     td_check_rabbitmq(cfg, errs);
     struct td_errors warns = {0};
     td_check_rabbitmq_warnings(cfg, &warns);
