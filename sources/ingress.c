@@ -32,6 +32,7 @@
 #include "ce_http.h"
 #include "cloudevent.h"
 #include "http_server.h"
+#include "jwks.h"
 #include "log.h"
 #include "loop.h"
 #include "source.h"
@@ -68,6 +69,7 @@ struct ingress {
     pthread_mutex_t mu;
     bool stopped;             /* under mu: no more suspensions */
     struct ingress_req *reqs; /* under mu: suspended requests */
+    struct td_jwks *jwt;      /* auth: {jwt}, or NULL */
 };
 
 static void list_del(struct ingress *in, struct ingress_req *r)
@@ -127,9 +129,10 @@ static bool same_secret(const char *a, const char *b)
     return diff == 0;
 }
 
-static bool authorized(struct ingress *in, struct MHD_Connection *conn)
+/* why: what is wrong with a JWT (never the token), for the 401 answer. */
+static bool authorized(struct ingress *in, struct MHD_Connection *conn, char *why, size_t whylen)
 {
-    if (!in->conf->bearer || !in->conf->bearer[0]) {
+    if (!in->jwt && (!in->conf->bearer || !in->conf->bearer[0])) {
         return true;
     }
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
@@ -139,6 +142,15 @@ static bool authorized(struct ingress *in, struct MHD_Connection *conn)
     auth += 7;
     while (*auth == ' ') {
         auth++;
+    }
+    if (in->jwt) {
+        char bad[128];
+        if (td_jwks_verify(in->jwt, auth, bad, sizeof(bad)) < 0) {
+            snprintf(why, whylen, ": %s", bad);
+            td_log_debug(NULL, in->src->name, NULL, "ingress: bearer token refused: %s", bad);
+            return false;
+        }
+        return true;
     }
     return same_secret(auth, in->conf->bearer);
 }
@@ -320,9 +332,11 @@ static enum MHD_Result handle(void *arg, struct MHD_Connection *conn, const char
         if (atomic_load(&in->src->quiesce)) {
             return td_http_reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", 1);
         }
-        if (!authorized(in, conn)) {
-            return td_http_reply_error(conn, MHD_HTTP_UNAUTHORIZED,
-                                       "a valid bearer token is required", 0);
+        char denied[160] = "";
+        if (!authorized(in, conn, denied, sizeof(denied))) {
+            char reason[200];
+            snprintf(reason, sizeof(reason), "a valid bearer token is required%s", denied);
+            return td_http_reply_error(conn, MHD_HTTP_UNAUTHORIZED, reason, 0);
         }
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -483,6 +497,7 @@ static void destroy(struct td_source *src)
     }
     stop(src);
     pthread_mutex_destroy(&in->mu);
+    td_jwks_free(in->jwt);
     free(in);
     src->impl = NULL;
 }
@@ -501,6 +516,16 @@ static int init(struct td_source *src, char *err, size_t errlen)
     }
     in->src = src;
     in->conf = &src->conf->http;
+    if (in->conf->jwt_jwks_file) {
+        char what[300], why[400];
+        snprintf(what, sizeof(what), "source '%s'", src->name);
+        in->jwt = td_jwks_new(what, in->conf->jwt_jwks_file, in->conf->jwt_issuer,
+                              in->conf->jwt_audience, why, sizeof(why));
+        if (!in->jwt) {
+            snprintf(err, errlen, "source '%s': auth.jwt.jwks_file %s", src->name, why);
+            goto fail;
+        }
+    }
     pthread_mutex_init(&in->mu, NULL);
     if (!in->conf->path || in->conf->path[0] != '/' ||
         td_http_server_route(src->httpd, in->conf->path, handle, request_done, in) < 0) {
@@ -512,6 +537,9 @@ static int init(struct td_source *src, char *err, size_t errlen)
     src->impl = in;
     return 0;
 fail:
+    if (in) {
+        td_jwks_free(in->jwt);
+    }
     free(in);
     return -1;
 }

@@ -12,6 +12,7 @@
 #include "aws.h"
 #include "config.h"
 #include "jsonschema.h"
+#include "jwks.h"
 #include "kafka_log.h"
 #include "redis_util.h"
 #include "sink.h"
@@ -168,6 +169,19 @@ static void check_ingress(const struct td_config *cfg, size_t idx, struct td_err
     if (!cfg->daemon.http_listen) {
         td_errors_add(errs, &src->pos, "source '%s': an http source needs daemon.http.listen",
                       src->name);
+    }
+    const char *jwks = src->http.jwt_jwks_file;
+    if (jwks) {
+        /* as the TLS files: unreadable here is a warning, not a JWKS an error */
+        const struct td_pos *at = &src->http.jwt_jwks_file_pos;
+        char err[400];
+        if (access(jwks, R_OK) != 0) {
+            fprintf(stderr,
+                    "%s:%d:%d: warning: source '%s': auth.jwt.jwks_file %s cannot be read\n",
+                    at->file, at->line, at->col, src->name, jwks);
+        } else if (td_jwks_check_file(jwks, err, sizeof(err)) < 0) {
+            td_errors_add(errs, at, "source '%s': auth.jwt.jwks_file %s", src->name, err);
+        }
     }
     if (!path || path[0] != '/') {
         td_errors_add(errs, &src->pos, "source '%s': path must start with '/'", src->name);

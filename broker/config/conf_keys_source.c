@@ -200,7 +200,24 @@ static int check_ingress(struct td_conf_loader *ld, const struct td_ynode *map, 
     return 0;
 }
 
-static const struct td_conf_key ingress_auth_keys[] = {CRED_STR("bearer", SRC(http.bearer))};
+/* JWT bearer tokens checked against a JWKS (sources/jwks.c); all three are required: without an
+ * issuer and an audience, any token the key holder ever signed for any service would pass. */
+static const struct td_conf_key ingress_jwt_keys[] = {
+    {.name = "jwks_file",
+     .type = TD_K_STR,
+     .off = SRC(http.jwt_jwks_file),
+     .off2 = SRC(http.jwt_jwks_file_pos),
+     .pos = true,
+     .required = true},
+    REQ_STR("issuer", SRC(http.jwt_issuer)),
+    REQ_STR("audience", SRC(http.jwt_audience)),
+};
+static const struct td_conf_table ingress_jwt_table = {
+    TABLE("http source auth.jwt", ingress_jwt_keys)};
+static const struct td_conf_key ingress_auth_keys[] = {
+    {.name = "bearer", .type = TD_K_STR, .off = SRC(http.bearer), .group = 1, .cred = true},
+    {.name = "jwt", .type = TD_K_NESTED, .sub = &ingress_jwt_table, .group = 1},
+};
 static const struct td_conf_table ingress_auth_table = {
     TABLE("http source auth", ingress_auth_keys)};
 static const struct td_conf_key http_source_keys[] = {
