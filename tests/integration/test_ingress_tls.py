@@ -31,7 +31,7 @@ def body(c):
     bad_cert, bad_key = other_ca.issue("intruder", 9, client=True)
     fn = FunctionServer()
 
-    def daemon(name, client_ca_file=None):
+    def daemon(name, client_ca_file=None, probes=False):
         tls = {"cert_file": srv_cert, "key_file": srv_key}
         if client_ca_file:
             tls["client_ca_file"] = client_ca_file
@@ -40,6 +40,8 @@ def body(c):
                      triggers=[trigger("t", "in", "fn")])
         port = with_http(cfg)
         cfg["daemon"]["http"]["tls"] = tls
+        if probes:
+            cfg["daemon"]["http"]["probes_listen"] = f"127.0.0.1:{free_port()}"
         td = Triggerd(cfg, name=name).start()
         c.check(td.wait_ready(10), f"{name}: daemon ready")
         return td, port
@@ -59,11 +61,14 @@ def body(c):
     c.check(code == 0 and "certificate" in err.lower(),
             "a client that does not trust our CA fails the handshake (the server presented our "
             "certificate)", (code, err))
+    r = run_cli(["status", "-c", td.config_path])
+    c.check(r.returncode == 2 and "set daemon.http.probes_listen" in r.stderr,
+            "status: with only an HTTPS listener it says to set probes_listen", r.stderr)
     td.terminate()
     c.eq(td.wait(10 * SLOW), 0, "tls: exit 0")
 
     # 2. client certificates required
-    td, port = daemon("mtls", client_ca.cert)
+    td, port = daemon("mtls", client_ca.cert, probes=True)
     url = f"https://127.0.0.1:{port}/events"
     code, err = curl(url, "--cacert", server_ca.cert, *ce_args("m-nocert"))
     c.check(code in (0, 403), "mTLS: a client without a certificate is refused", (code, err))
@@ -79,6 +84,8 @@ def body(c):
     wait_until(lambda: "m-ok" in fn.ok_ids("/mtls"), 10 * SLOW)
     c.eq(sorted(fn.ok_ids("/mtls")), ["m-ok"], "mTLS: only the authenticated event reached the "
          "function")
+    r = run_cli(["status", "-c", td.config_path])
+    c.eq(r.returncode, 0, "status: asks the plain probes_listen next to an mTLS listener")
     td.terminate()
     c.eq(td.wait(10 * SLOW), 0, "mtls: exit 0")
     c.eq(sorted(fn.ok_ids("/tls")), ["e1"], "nothing sent over plain HTTP reached the function")
