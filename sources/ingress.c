@@ -516,13 +516,14 @@ static int init(struct td_source *src, char *err, size_t errlen)
     }
     in->src = src;
     in->conf = &src->conf->http;
-    if (in->conf->jwt_jwks_file) {
+    if (in->conf->jwt_jwks_file || in->conf->jwt_jwks_url) {
         char what[300], why[400];
         snprintf(what, sizeof(what), "source '%s'", src->name);
-        in->jwt = td_jwks_new(what, in->conf->jwt_jwks_file, in->conf->jwt_issuer,
-                              in->conf->jwt_audience, why, sizeof(why));
+        in->jwt = td_jwks_new(what, in->conf->jwt_jwks_file, in->conf->jwt_jwks_url,
+                              in->conf->jwt_issuer, in->conf->jwt_audience, why, sizeof(why));
         if (!in->jwt) {
-            snprintf(err, errlen, "source '%s': auth.jwt.jwks_file %s", src->name, why);
+            snprintf(err, errlen, "source '%s': auth.jwt.%s %s", src->name,
+                     in->conf->jwt_jwks_url ? "jwks_url" : "jwks_file", why);
             goto fail;
         }
     }

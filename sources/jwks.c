@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "http_client.h"
 #include "log.h"
 #include "loop.h"
 
@@ -24,6 +25,10 @@
 #define MAX_JWKS_BYTES  (1 << 20)
 #define MAX_TOKEN_BYTES 16384
 #define RECHECK_MS      1000
+#define URL_REFRESH_MS  300000 /* jwks_url: fetched again every 5 minutes */
+#define URL_RETRY_MS    5000   /* after a failed fetch */
+#define URL_MIN_GAP_MS  5000   /* an unknown kid asks for a fetch at most this often */
+#define URL_TIMEOUT_MS  10000
 
 struct key {
     char *kid; /* may be NULL */
@@ -39,6 +44,15 @@ struct td_jwks {
     struct stat st;     /* of the file the keys came from */
     int64_t checked_ms; /* the last stat */
     bool reload_warned; /* about the current broken version of the file */
+    /* jwks_url instead of a file: a thread of its own fetches it (blocking libcurl, never on
+     * the loop or the HTTP server's thread), under mu: */
+    char *url;
+    pthread_t thread;
+    bool thread_started;
+    pthread_cond_t cv;  /* CLOCK_MONOTONIC */
+    bool stopping;      /* td_jwks_free */
+    bool want_fetch;    /* a token named a kid we do not have */
+    int64_t fetched_ms; /* the last fetch attempt */
 };
 
 /* base64url (no padding) -> malloc'd bytes, or NULL. */
@@ -167,6 +181,9 @@ static void keys_clear(struct key *keys, size_t *n)
     *n = 0;
 }
 
+static int parse(const char *what, const char *buf, size_t len, struct key *keys, char *err,
+                 size_t errlen);
+
 /* Reads path into keys (the signing keys we can use; others are skipped): the count, or -1 with
  * a message. st gets the file's stat. */
 static int load(const char *path, struct key *keys, struct stat *st, char *err, size_t errlen)
@@ -183,13 +200,21 @@ static int load(const char *path, struct key *keys, struct stat *st, char *err, 
         len = buf ? fread(buf, 1, (size_t)st->st_size, f) : 0;
     }
     fclose(f);
-    cJSON *root = buf ? cJSON_ParseWithLength(buf, len) : NULL;
+    int n = parse(path, buf, len, keys, err, errlen);
     free(buf);
+    return n;
+}
+
+/* A JWKS document (from a file or jwks_url, named by what) into keys: the count, or -1. */
+static int parse(const char *what, const char *buf, size_t len, struct key *keys, char *err,
+                 size_t errlen)
+{
+    cJSON *root = buf ? cJSON_ParseWithLength(buf, len) : NULL;
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "keys");
     if (!cJSON_IsArray(arr)) {
         cJSON_Delete(root);
         snprintf(err, errlen,
-                 "%s is not a JWKS (a JSON object with a \"keys\" array, at most 1 MiB)", path);
+                 "%s is not a JWKS (a JSON object with a \"keys\" array, at most 1 MiB)", what);
         return -1;
     }
     size_t n = 0;
@@ -226,10 +251,102 @@ static int load(const char *path, struct key *keys, struct stat *st, char *err, 
         snprintf(err, errlen,
                  "%s has no usable key (RSA of 2048 bits or more for RS256, or P-256 "
                  "for ES256, with use \"sig\" if any)",
-                 path);
+                 what);
         return -1;
     }
     return (int)n;
+}
+
+struct body {
+    char *buf;
+    size_t len;
+};
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    struct body *b = arg;
+    size_t n = size * nmemb;
+    if (b->len + n > MAX_JWKS_BYTES) {
+        return 0; /* too large: the transfer fails */
+    }
+    char *nb = realloc(b->buf, b->len + n);
+    if (!nb) {
+        return 0;
+    }
+    memcpy(nb + b->len, ptr, n);
+    b->buf = nb;
+    b->len += n;
+    return n;
+}
+
+/* The fetch thread: one GET; the keys replace the old ones only when the answer is a usable
+ * JWKS. 0 or -1. */
+static int fetch_url(struct td_jwks *j)
+{
+    struct body b = {0};
+    struct key keys[MAX_KEYS];
+    char err[300] = "";
+    long status = 0;
+    CURL *curl = curl_easy_init();
+    if (!curl) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto fail;
+    }
+    curl_easy_setopt(curl, CURLOPT_URL, j->url);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)URL_TIMEOUT_MS);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, TD_USER_AGENT);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    CURLcode cc = curl_easy_perform(curl);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(curl);
+    if (cc != CURLE_OK) {
+        snprintf(err, sizeof(err), "%s", curl_easy_strerror(cc));
+        goto fail;
+    }
+    if (status != 200) {
+        snprintf(err, sizeof(err), "HTTP %ld", status);
+        goto fail;
+    }
+    int n = parse("the answer", b.buf, b.len, keys, err, sizeof(err));
+    if (n < 0) {
+        goto fail;
+    }
+    free(b.buf);
+    pthread_mutex_lock(&j->mu);
+    keys_clear(j->keys, &j->nkeys);
+    memcpy(j->keys, keys, (size_t)n * sizeof(keys[0]));
+    j->nkeys = (size_t)n;
+    pthread_mutex_unlock(&j->mu);
+    td_log_debug(NULL, NULL, NULL, "%s: jwks_url fetched (%d keys)", j->what, n);
+    return 0;
+fail:
+    free(b.buf);
+    td_log_warn(NULL, NULL, NULL, "%s: cannot fetch jwks_url: %s", j->what, err);
+    return -1;
+}
+
+static void *url_thread(void *arg)
+{
+    struct td_jwks *j = arg;
+    pthread_mutex_lock(&j->mu);
+    while (!j->stopping) {
+        j->want_fetch = false;
+        j->fetched_ms = td_now_ms();
+        pthread_mutex_unlock(&j->mu);
+        int rc = fetch_url(j);
+        pthread_mutex_lock(&j->mu);
+        int64_t until = td_now_ms() + (rc == 0 ? URL_REFRESH_MS : URL_RETRY_MS);
+        while (!j->stopping && !j->want_fetch && td_now_ms() < until) {
+            struct timespec ts = {.tv_sec = (time_t)(until / 1000),
+                                  .tv_nsec = (long)(until % 1000) * 1000000L};
+            pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
 }
 
 int td_jwks_check_file(const char *jwks_file, char *err, size_t errlen)
@@ -244,8 +361,8 @@ int td_jwks_check_file(const char *jwks_file, char *err, size_t errlen)
     return n;
 }
 
-struct td_jwks *td_jwks_new(const char *what, const char *jwks_file, const char *issuer,
-                            const char *audience, char *err, size_t errlen)
+struct td_jwks *td_jwks_new(const char *what, const char *jwks_file, const char *jwks_url,
+                            const char *issuer, const char *audience, char *err, size_t errlen)
 {
     struct td_jwks *j = calloc(1, sizeof(*j));
     if (!j) {
@@ -253,14 +370,34 @@ struct td_jwks *td_jwks_new(const char *what, const char *jwks_file, const char 
         return NULL;
     }
     pthread_mutex_init(&j->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* td_now_ms()'s clock */
+    pthread_cond_init(&j->cv, &ca);
+    pthread_condattr_destroy(&ca);
     j->what = strdup(what);
-    j->path = strdup(jwks_file);
     j->issuer = strdup(issuer);
     j->audience = strdup(audience);
-    if (!j->what || !j->path || !j->issuer || !j->audience) {
+    if (jwks_url) {
+        j->url = strdup(jwks_url);
+    } else {
+        j->path = strdup(jwks_file);
+    }
+    if (!j->what || !(j->path || j->url) || !j->issuer || !j->audience) {
         snprintf(err, errlen, "out of memory");
         td_jwks_free(j);
         return NULL;
+    }
+    if (j->url) {
+        /* No key until the first fetch ends: tokens are refused meanwhile (the daemon does
+         * not wait for the network to start). */
+        if (pthread_create(&j->thread, NULL, url_thread, j) != 0) {
+            snprintf(err, errlen, "cannot start the jwks_url thread");
+            td_jwks_free(j);
+            return NULL;
+        }
+        j->thread_started = true;
+        return j;
     }
     int n = load(jwks_file, j->keys, &j->st, err, errlen);
     if (n < 0) {
@@ -277,9 +414,18 @@ void td_jwks_free(struct td_jwks *j)
     if (!j) {
         return;
     }
+    if (j->thread_started) {
+        pthread_mutex_lock(&j->mu);
+        j->stopping = true;
+        pthread_cond_signal(&j->cv);
+        pthread_mutex_unlock(&j->mu);
+        pthread_join(j->thread, NULL); /* a fetch running ends within URL_TIMEOUT_MS */
+    }
     keys_clear(j->keys, &j->nkeys);
+    pthread_cond_destroy(&j->cv);
     pthread_mutex_destroy(&j->mu);
     free(j->what);
+    free(j->url);
     free(j->path);
     free(j->issuer);
     free(j->audience);
@@ -289,6 +435,9 @@ void td_jwks_free(struct td_jwks *j)
 /* Under mu: reloads the keys when the file changed. */
 static void maybe_reload(struct td_jwks *j)
 {
+    if (j->url) {
+        return; /* the fetch thread keeps the keys */
+    }
     int64_t now = td_now_ms();
     if (now - j->checked_ms < RECHECK_MS) {
         return;
@@ -437,6 +586,11 @@ int td_jwks_verify(struct td_jwks *j, const char *token, char *why, size_t whyle
         }
         candidate = true;
         verified = verify_sig(k->pkey, ec, token, (size_t)(d2 - token), sig, siglen);
+    }
+    if (!candidate && j->url && td_now_ms() - j->fetched_ms >= URL_MIN_GAP_MS) {
+        /* the issuer may have rotated its keys since the last fetch */
+        j->want_fetch = true;
+        pthread_cond_signal(&j->cv);
     }
     pthread_mutex_unlock(&j->mu);
     if (!verified) {

@@ -22,11 +22,15 @@
 
 struct td_jwks;
 
-/* Reads the keys now: NULL with a message when the file cannot be read or holds no usable key.
- * what names the owner in log lines ("source 'in'"). */
-struct td_jwks *td_jwks_new(const char *what, const char *jwks_file, const char *issuer,
-                            const char *audience, char *err, size_t errlen);
-void td_jwks_free(struct td_jwks *j); /* NULL is a no-op */
+/* One of jwks_file and jwks_url (NULL the other). A file is read now: NULL with a message when
+ * it cannot be read or holds no usable key. A URL is fetched by a thread of the verifier's own
+ * (blocking libcurl, 10 s timeout), at once, then every 5 minutes (5 s after a failure), and
+ * sooner when a token names a kid it does not know (at most every 5 s); until the first answer
+ * every token is refused. what names the owner in log lines ("source 'in'"). */
+struct td_jwks *td_jwks_new(const char *what, const char *jwks_file, const char *jwks_url,
+                            const char *issuer, const char *audience, char *err, size_t errlen);
+/* Stops the fetch thread (waiting for a fetch running to end). NULL is a no-op. */
+void td_jwks_free(struct td_jwks *j);
 
 /* 0 when token (the part after "Bearer ") is valid now, else -1 and why (never the token). */
 int td_jwks_verify(struct td_jwks *j, const char *token, char *why, size_t whylen);

@@ -208,12 +208,24 @@ static const struct td_conf_key ingress_jwt_keys[] = {
      .off = SRC(http.jwt_jwks_file),
      .off2 = SRC(http.jwt_jwks_file_pos),
      .pos = true,
-     .required = true},
+     .group = 1},
+    ONE_STR("jwks_url", SRC(http.jwt_jwks_url)),
     REQ_STR("issuer", SRC(http.jwt_issuer)),
     REQ_STR("audience", SRC(http.jwt_audience)),
 };
+static int check_jwks_url(struct td_conf_loader *ld, const struct td_ynode *map, void *base)
+{
+    const char *url = ((const struct td_conf_source *)base)->http.jwt_jwks_url;
+    if (url && strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) {
+        ERR_AT(ld, td_conf_map_get(map, "jwks_url"),
+               "'jwks_url' must be an http:// or https:// URL");
+        return -1;
+    }
+    return 0;
+}
 static const struct td_conf_table ingress_jwt_table = {
-    TABLE("http source auth.jwt", ingress_jwt_keys)};
+    TABLE("http source auth.jwt", ingress_jwt_keys), .group_required = true,
+    .check = check_jwks_url};
 static const struct td_conf_key ingress_auth_keys[] = {
     {.name = "bearer", .type = TD_K_STR, .off = SRC(http.bearer), .group = 1, .cred = true},
     {.name = "jwt", .type = TD_K_NESTED, .sub = &ingress_jwt_table, .group = 1},

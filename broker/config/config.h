@@ -111,7 +111,7 @@ struct td_conf_http_source {
     char *bearer;     /* secret */
     int64_t max_size; /* default 1MiB */
     /* auth: {jwt: {jwks_file, issuer, audience}}: bearer tokens verified against a JWKS */
-    char *jwt_jwks_file, *jwt_issuer, *jwt_audience;
+    char *jwt_jwks_file, *jwt_jwks_url, *jwt_issuer, *jwt_audience;
     struct td_pos jwt_jwks_file_pos;
 };
 

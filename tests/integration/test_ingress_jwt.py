@@ -19,6 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
 from http_util import request, with_http  # noqa: E402
+from fn_peers import _Peer  # noqa: E402
 
 try:
     from cryptography.hazmat.primitives import hashes, serialization
@@ -196,7 +197,66 @@ triggers:
     r = run_cli(["run", "-c", path], timeout=10)
     c.check(r.returncode != 0 and "cannot be read" in r.stderr,
             "run refuses to start without the JWKS", r.stderr[-300:])
+    jwks_url_phase(c, fn, rsa1, rsa2)
     log(f"in={2 + len(bad) + 3} out={len(fn.ok_ids('/fn'))}")
+
+
+class JwksServer(_Peer):
+    """Serves {"keys": [...]} at /jwks and counts the fetches."""
+
+    def __init__(self, keys):
+        self.keys = keys
+        self.fetches = 0
+        super().__init__()
+
+    def handle(self, method, path, headers, body):
+        with self.lock:
+            self.fetches += 1
+            doc = json.dumps({"keys": [k.jwk for k in self.keys]})
+        return 200, {"Content-Type": "application/json"}, doc
+
+    def count(self):
+        with self.lock:
+            return self.fetches
+
+
+def jwks_url_phase(c, fn, rsa1, rsa2):
+    """auth: {jwt: {jwks_url}}: fetched by the daemon, reused, fetched again when a token names a
+    kid it does not know (not more than every 5 s), and the rotated keys replace the old ones."""
+    js = JwksServer([rsa1])
+    cfg = config(sources={"in": {"http": {"path": "/events", "auth": {
+                     "jwt": {"jwks_url": js.url + "/jwks", "issuer": ISS, "audience": AUD}}}}},
+                 sinks={"fn": http_sink(fn.url + "url")},
+                 triggers=[trigger("t", "in", "fn")])
+    port = with_http(cfg)
+    td = Triggerd(cfg, name="triggerd-url").start()
+    c.check(td.wait_ready(10), "jwks_url: daemon ready")
+
+    def post(eid, token):
+        h = {"ce-specversion": "1.0", "ce-id": eid, "ce-source": "/jwt", "ce-type": "t",
+             "Content-Type": "application/json", "Authorization": "Bearer " + token}
+        return request(port, "POST", "/events", body=b"{}", headers=h)[0]
+
+    ok = wait_until(lambda: post(f"u-{time.monotonic()}", rsa1.sign(claims())) == 202, 10 * SLOW,
+                    interval=0.1)
+    c.check(ok, "jwks_url: a token of the served key is accepted once the JWKS was fetched")
+    for i in range(10):
+        post(f"u-again-{i}", rsa1.sign(claims()))
+    c.eq(js.count(), 1, "jwks_url: fetched once, reused for every request")
+    with js.lock:
+        js.keys = [rsa2]  # the issuer rotates its key
+    t0 = time.monotonic()
+    statuses = [post(f"u-new-{i}", rsa2.sign(claims())) for i in range(20)]
+    c.check(js.count() <= 2, "jwks_url: 20 tokens with an unknown kid cause at most one fetch",
+            js.count())
+    ok = wait_until(lambda: post(f"u-rot-{time.monotonic()}", rsa2.sign(claims())) == 202,
+                    15 * SLOW, interval=0.25)
+    c.check(ok, "jwks_url: after the issuer rotated, a token of the new key is accepted "
+            "(an unknown kid made it fetch again)", (time.monotonic() - t0, statuses[:3]))
+    c.eq(post("u-old", rsa1.sign(claims())), 401, "jwks_url: the removed key's tokens are refused")
+    c.check(js.count() <= 4, "jwks_url: fetched only when needed", js.count())
+    td.terminate()
+    c.eq(td.wait(10 * SLOW), 0, "jwks_url: exit 0 (the fetch thread stops)")
 
 
 run_test(body)
