@@ -137,7 +137,11 @@ static bool same_source(const struct td_conf_source *a, const struct td_conf_sou
                same_declare(&a->rabbitmq, &b->rabbitmq);
     case TD_SOURCE_HTTP:
         return streq(a->http.path, b->http.path) && streq(a->http.bearer, b->http.bearer) &&
-               a->http.max_size == b->http.max_size;
+               a->http.max_size == b->http.max_size &&
+               streq(a->http.jwt_jwks_file, b->http.jwt_jwks_file) &&
+               streq(a->http.jwt_jwks_url, b->http.jwt_jwks_url) &&
+               streq(a->http.jwt_issuer, b->http.jwt_issuer) &&
+               streq(a->http.jwt_audience, b->http.jwt_audience);
     }
     return false;
 }
@@ -165,7 +169,10 @@ static int check_fixed(const struct td_config *old, const struct td_config *cfg,
         od->http_probes_on_listen != nd->http_probes_on_listen ||
         od->http_max_connections != nd->http_max_connections ||
         od->http_max_connections_per_ip != nd->http_max_connections_per_ip ||
-        od->http_request_timeout_ms != nd->http_request_timeout_ms) {
+        od->http_request_timeout_ms != nd->http_request_timeout_ms ||
+        !streq(od->http_tls_cert, nd->http_tls_cert) ||
+        !streq(od->http_tls_key, nd->http_tls_key) ||
+        !streq(od->http_tls_client_ca, nd->http_tls_client_ca)) {
         snprintf(err, errlen, "daemon.http changed; that needs a restart");
         return -1;
     }

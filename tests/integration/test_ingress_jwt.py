@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import sys
 import time
 
@@ -162,6 +163,17 @@ def body(c):
     c.check(any("jwks_file changed but cannot be used" in str(l.get("msg")) for l in td.logs()),
             "the broken JWKS file is logged")
     c.check(td.running() and td.runs == 1, "no restart")
+    # a changed jwt block cannot be applied by SIGHUP (the route keeps its verifier): refused
+    with open(td.config_path) as f:
+        changed = yaml.safe_load(f)
+    changed["sources"]["in"]["http"]["auth"]["jwt"]["audience"] = "https://other"
+    with open(td.config_path, "w") as f:
+        yaml.safe_dump(changed, f, sort_keys=False)
+    td.signal(signal.SIGHUP)
+    c.check(wait_until(lambda: any("http source 'in' was added, removed or changed; that needs a "
+                                   "restart" in str(l.get("msg")) for l in td.logs()), 10 * SLOW),
+            "SIGHUP with a changed auth.jwt: refused, it needs a restart")
+    c.eq(post("after-hup", rsa2.sign(claims()))[0], 202, "the old audience still applies")
     td.terminate()
     c.eq(td.wait(10 * SLOW), 0, "exit status after SIGTERM")
 

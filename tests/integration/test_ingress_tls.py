@@ -7,6 +7,7 @@ function; a client with a certificate of the trusted CA is served. `triggerd che
 cert_file at its file:line:column and `run` refuses to start with it."""
 
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -64,6 +65,18 @@ def body(c):
     r = run_cli(["status", "-c", td.config_path])
     c.check(r.returncode == 2 and "set daemon.http.probes_listen" in r.stderr,
             "status: with only an HTTPS listener it says to set probes_listen", r.stderr)
+    # a changed tls block is not applied by SIGHUP (MHD reads the files at start): refused
+    with open(td.config_path) as f:
+        changed = yaml.safe_load(f)
+    changed["daemon"]["http"]["tls"]["client_ca_file"] = client_ca.cert
+    with open(td.config_path, "w") as f:
+        yaml.safe_dump(changed, f, sort_keys=False)
+    td.signal(signal.SIGHUP)
+    c.check(wait_until(lambda: any("daemon.http changed; that needs a restart" in str(l.get("msg"))
+                                   for l in td.logs()), 10 * SLOW),
+            "SIGHUP with a changed daemon.http.tls: refused, it needs a restart")
+    code, err = curl(url, "--cacert", server_ca.cert, *ce_args("e2"))
+    c.eq(code, 202, "the running listener keeps serving as configured at start")
     td.terminate()
     c.eq(td.wait(10 * SLOW), 0, "tls: exit 0")
 
@@ -88,7 +101,8 @@ def body(c):
     c.eq(r.returncode, 0, "status: asks the plain probes_listen next to an mTLS listener")
     td.terminate()
     c.eq(td.wait(10 * SLOW), 0, "mtls: exit 0")
-    c.eq(sorted(fn.ok_ids("/tls")), ["e1"], "nothing sent over plain HTTP reached the function")
+    c.eq(sorted(fn.ok_ids("/tls")), ["e1", "e2"],
+         "nothing sent over plain HTTP reached the function")
 
     # 3. check and run with a missing certificate
     path = os.path.join(tmp, "bad.yaml")
