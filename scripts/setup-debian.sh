@@ -8,7 +8,7 @@ set -euo pipefail
 core=(
   build-essential cmake pkg-config
   libhiredis-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libssl-dev libcmocka-dev
-  librdkafka-dev librabbitmq-dev libmicrohttpd-dev
+  librdkafka-dev librabbitmq-dev libmicrohttpd-dev libgnutls28-dev
   redis-server python3 python3-redis
 )
 if [ "${1:-}" = "--core" ]; then
@@ -22,6 +22,7 @@ else
   python3-prometheus-client   # the Prometheus text-format parser of test_metrics_exposition.py
   python3-venv   # the venv of kubernetes-validate (tests/integration/test_k8s_manifests.py)
   python3-botocore   # the independent SigV4 verifier of the Lambda tests
+  python3-cryptography   # JWTs signed by tests/integration/test_ingress_jwt.py
   openjdk-17-jdk-headless maven kcat   # the Kafka broker of the tests (jars from Maven Central)
   rabbitmq-server amqp-tools python3-pika   # the RabbitMQ node of the tests and independent clients
   groff-base man-db zsh   # test_cli.py: renders the man page, parses the zsh completion

@@ -297,6 +297,19 @@ struct td_creds_waiter *td_creds_waitlist_pop(struct td_creds *c, struct td_cred
     return w;
 }
 
+void td_creds_refused(struct td_creds *c, uint64_t gen)
+{
+    if (gen != c->fetches || c->valid_until_wall_ms == 0) {
+        return; /* a newer value came since, or this one is already dropped */
+    }
+    c->valid_until_wall_ms = 0;
+    td_log_info(NULL, NULL, NULL, "%s refused by the server; fetching a new one", c->p->what);
+    if (!c->req) {
+        c->failures = 0; /* a backoff after an old failure does not delay this one */
+        fetch(c);
+    }
+}
+
 uint64_t td_creds_fetches(const struct td_creds *c)
 {
     return c->fetches;

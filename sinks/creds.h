@@ -83,6 +83,10 @@ void td_creds_cancel(struct td_creds *c, struct td_creds_waiter *w);
 /* Cancels the first waiter of list and returns it (the caller frees what embeds it), or NULL
  * when the list is empty: `while ((w = td_creds_waitlist_pop(c, l))) free(w);` at teardown. */
 struct td_creds_waiter *td_creds_waitlist_pop(struct td_creds *c, struct td_creds_waitlist *list);
+/* The server a value was sent to refused it (HTTP 401): gen is td_creds_fetches() as it was when
+ * the value was read. Unless a newer value arrived since, the current one is no longer used and
+ * a new one is fetched now, so that many deliveries refused at once cause one fetch. */
+void td_creds_refused(struct td_creds *c, uint64_t gen);
 /* Fetches that succeeded / failed so far (for tests and status). */
 uint64_t td_creds_fetches(const struct td_creds *c);
 

@@ -27,9 +27,11 @@
 #include "http_conf.h"
 #include "http_sink.h"
 #include "log.h"
+#include "oauth2.h"
 #include "loop.h"
 #include "secret.h"
 #include "sink.h"
+#include "tls_file.h"
 
 struct http_attempt;
 
@@ -42,8 +44,10 @@ struct http_sink {
     char token_err[160]; /* why the last read failed (never the content), or "" */
     struct timespec token_mtime;
     int64_t token_checked_ms;
-    struct td_creds *gcp;             /* google_id_token, or NULL */
-    struct td_creds_waitlist waiting; /* attempts waiting for the Google token */
+    struct td_creds *gcp;             /* google_id_token (shared, gcp.c), or NULL */
+    struct td_creds *oauth;           /* oauth2 client credentials (this sink's), or NULL */
+    struct td_creds *tok;             /* whichever of the two is set, or NULL */
+    struct td_creds_waitlist waiting; /* attempts waiting for the token */
 };
 
 struct http_attempt {
@@ -52,6 +56,8 @@ struct http_attempt {
     struct td_attempt *a;
     const struct td_event *ev;
     bool want_headers;
+    bool refused;              /* the function answered 401 to a token once already (oauth2) */
+    uint64_t tok_gen;          /* td_creds_fetches() when the token sent was read */
     struct td_http_hdrbuf hdr; /* the response's headers when the trigger wants replies */
 };
 
@@ -226,6 +232,8 @@ static enum td_result take_reply(struct http_attempt *ha, long status, const uns
     return TD_RESULT_OK;
 }
 
+static void with_token(struct td_sink *k, struct http_attempt *ha);
+
 static void on_done(struct td_http_request *req, CURLcode code, long status, int64_t retry_after_ms,
                     const unsigned char *body, size_t len, void *arg)
 {
@@ -236,6 +244,20 @@ static void on_done(struct td_http_request *req, CURLcode code, long status, int
         snprintf(reason, sizeof(reason), "%s", curl_easy_strerror(code));
         free(ha);
         td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
+        return;
+    }
+    if (status == 401 && ((struct http_sink *)ha->k->impl)->oauth && !ha->refused) {
+        /* The token may have been revoked or rotated before its expiry: one new token and one
+         * more request, within this attempt; a second 401 is the function's answer. */
+        struct td_sink *k = ha->k;
+        struct http_sink *hs = k->impl;
+        ha->refused = true;
+        td_log_info(NULL, NULL, NULL,
+                    "sink '%s': HTTP 401 with the OAuth2 token; retrying once "
+                    "with a new one",
+                    k->name);
+        td_creds_refused(hs->oauth, ha->tok_gen);
+        with_token(k, ha);
         return;
     }
     enum td_result r = td_classify_http((int)status, a->retry_on, a->nretry_on);
@@ -362,7 +384,14 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
         curl_easy_setopt(easy, CURLOPT_CAINFO, t->ca_file);
     }
     if (t->client_cert) {
+        /* libcurl (OpenSSL) reads the certificate and key files at every new connection's
+         * handshake, so a certificate rotated on disk is used without a restart, but it also
+         * resumes TLS sessions it cached under the same file names: a resumed session keeps
+         * the identity of the certificate it was made with, and the server never sees the new
+         * one. Without the session cache every new connection makes a full handshake with
+         * what the files hold now (keep-alive connections are still reused). */
         curl_easy_setopt(easy, CURLOPT_SSLCERT, t->client_cert);
+        curl_easy_setopt(easy, CURLOPT_SSL_SESSIONID_CACHE, 0L);
     }
     if (t->client_key) {
         curl_easy_setopt(easy, CURLOPT_SSLKEY, t->client_key);
@@ -383,25 +412,44 @@ fail:
     return -1;
 }
 
-/* The Google token fetch this attempt waited for ended (a loop callback). */
+/* The token fetch this attempt waited for ended (a loop callback). */
 static void on_token(struct td_creds_waiter *w, const char *err)
 {
     struct http_attempt *ha = (struct http_attempt *)w;
     struct td_sink *k = ha->k;
     struct http_sink *hs = k->impl;
     struct td_attempt *a = ha->a;
-    const char *token = err ? NULL : td_creds_get(hs->gcp, 0);
+    const char *token = err ? NULL : td_creds_get(hs->tok, 0);
     if (!token) {
         char reason[200];
-        snprintf(reason, sizeof(reason), "sink '%s': %s", k->name,
-                 err ? err : "the Google ID token expired");
+        snprintf(reason, sizeof(reason), "sink '%s': %s", k->name, err ? err : "the token expired");
         free(ha);
         td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
         return;
     }
+    ha->tok_gen = td_creds_fetches(hs->tok);
     if (send_request(k, ha, token) < 0) {
         char reason[160];
         snprintf(reason, sizeof(reason), "%s", a->reason);
+        td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
+    }
+}
+
+/* Sends ha with the sink's current token, or queues it until the fetch running ends. Reports
+ * the attempt itself on failure (a loop callback: on_done, after a 401). */
+static void with_token(struct td_sink *k, struct http_attempt *ha)
+{
+    struct http_sink *hs = k->impl;
+    struct td_attempt *a = ha->a;
+    if (td_creds_get(hs->tok, 0)) {
+        on_token(&ha->w, NULL);
+        return;
+    }
+    char why[160], reason[200];
+    ha->w.fn = on_token;
+    if (td_creds_wait(hs->tok, &hs->waiting, &ha->w, why, sizeof(why)) < 0) {
+        snprintf(reason, sizeof(reason), "sink '%s': %s", k->name, why);
+        free(ha);
         td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
     }
 }
@@ -421,12 +469,13 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
     ha->a = a;
     ha->ev = ev;
     const char *token = NULL;
-    if (hs->gcp) {
-        token = td_creds_get(hs->gcp, 0);
+    if (hs->tok) {
+        token = td_creds_get(hs->tok, 0);
+        ha->tok_gen = td_creds_fetches(hs->tok);
         if (!token) {
             ha->w.fn = on_token;
             char why[160];
-            if (td_creds_wait(hs->gcp, &hs->waiting, &ha->w, why, sizeof(why)) < 0) {
+            if (td_creds_wait(hs->tok, &hs->waiting, &ha->w, why, sizeof(why)) < 0) {
                 snprintf(a->reason, sizeof(a->reason), "sink '%s': %s", k->name, why);
                 free(ha);
                 return -1;
@@ -444,12 +493,13 @@ static void destroy(struct td_sink *k)
         return;
     }
     struct td_creds_waiter *w;
-    while ((w = td_creds_waitlist_pop(hs->gcp, &hs->waiting))) {
+    while ((w = td_creds_waitlist_pop(hs->tok, &hs->waiting))) {
         free(w); /* first in struct http_attempt */
     }
     if (hs->gcp) {
         td_gcp_token_put(hs->gcp);
     }
+    td_creds_free(hs->oauth);
     free(hs->t.url);
     td_secret_free(hs->url_code); /* holds the Azure key */
     td_secret_free(hs->token);
@@ -500,6 +550,15 @@ int td_http_sink_setup(struct td_sink *k, struct td_http_client *http, struct td
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
+        hs->tok = hs->gcp;
+    }
+    if (auth && auth->oauth2_token_url) {
+        hs->oauth = td_oauth2_token_new(k->loop, http, auth);
+        if (!hs->oauth) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        hs->tok = hs->oauth;
     }
     k->ops = &http_ops;
     k->impl = hs;
@@ -507,6 +566,10 @@ int td_http_sink_setup(struct td_sink *k, struct td_http_client *http, struct td
     return 0;
 fail:
     if (hs) {
+        if (hs->gcp) {
+            td_gcp_token_put(hs->gcp);
+        }
+        td_creds_free(hs->oauth);
         free(hs->t.url);
         td_secret_free(hs->url_code);
         free(hs);
@@ -520,6 +583,18 @@ static int http_init(struct td_sink *k, char *err, size_t errlen)
 {
     struct td_http_client *http = k->http;
     const struct td_conf_http_sink *conf = k->conf->settings;
+    /* A wrong path or a file of the wrong kind would fail every handshake, each event as a
+     * retry and then a dead letter: refuse to start instead (check warns about it). */
+    const char *files[] = {conf->ca_file, conf->client_cert, conf->client_key};
+    static const char *const keys[] = {"ca_file", "client_cert", "client_key"};
+    static const enum td_tls_file_kind kinds[] = {TD_TLS_CA, TD_TLS_CERT, TD_TLS_KEY};
+    for (int i = 0; i < 3; i++) {
+        char why[400];
+        if (files[i] && td_tls_file_check(files[i], kinds[i], why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "sink '%s': %s %s", k->name, keys[i], why);
+            return -1;
+        }
+    }
     struct td_http_target t = {
         .mode = conf->mode,
         .timeout_ms = k->conf->timeout_ms,
@@ -586,56 +661,36 @@ static const struct td_conf_key http_sink_keys[] = {
     ENUM_D("mode", OFF(mode), mode_names, "binary"),
     TD_SINK_TIMEOUT,
     {.name = "headers", .type = TD_K_STRMAP, .off = OFF(headers), .hdrs = true},
-    STR("ca_file", OFF(ca_file)),
-    STR("client_cert", OFF(client_cert)),
-    STR("client_key", OFF(client_key)),
+    REF_STR("ca_file", OFF(ca_file), OFF(ca_file_pos)),
+    REF_STR("client_cert", OFF(client_cert), OFF(client_cert_pos)),
+    REF_STR("client_key", OFF(client_key), OFF(client_key_pos)),
     NESTED("auth", OFF(auth), &td_sink_auth_table),
 };
-/* An URL that can never work is a load error, not a dead letter per event at run time. */
-static int check_http_url(struct td_conf_loader *ld, const struct td_ynode *map, const char *key,
-                          const char *url)
-{
-    if (!url) {
-        return 0;
-    }
-    const char *host = strncmp(url, "http://", 7) == 0    ? url + 7
-                       : strncmp(url, "https://", 8) == 0 ? url + 8
-                                                          : NULL;
-    if (!host) {
-        ERR_AT(ld, td_conf_map_get(map, key), "'%s' must be an http:// or https:// URL", key);
-        return -1;
-    }
-    if (!*host || *host == '/' || strpbrk(url, " \t\r\n")) {
-        ERR_AT(ld, td_conf_map_get(map, key), "'%s' is not a valid URL (no host, or white space)",
-               key);
-        return -1;
-    }
-    return 0;
-}
-
 static int check_http_sink(struct td_conf_loader *ld, const struct td_ynode *map, void *base)
 {
     const struct td_conf_http_sink *c = base;
-    return check_http_url(ld, map, "url", c->url);
+    return td_sink_check_http_url(ld, map, "url", c->url);
 }
 
 static const struct td_conf_table http_sink_table = {
     TABLE("http sink", http_sink_keys), .group_required = true, .check = check_http_sink};
 #undef OFF
 
-/* `check`: the auth: block, and the TLS files (warnings: the daemon may run elsewhere). */
+/* `check`: the auth: block, and the TLS files (tls_file.h: unreadable here is a warning, the
+ * daemon may run elsewhere; read but of the wrong kind is an error). */
 static void http_check(const struct td_conf_sink *k, struct td_errors *errs)
 {
     const struct td_conf_http_sink *c = k->settings;
-    const struct td_pos *pos = &k->pos;
+    char who[300];
+    snprintf(who, sizeof(who), "sink '%s'", k->name);
     td_sink_auth_check(k, &c->auth, errs);
     const char *files[] = {c->ca_file, c->client_cert, c->client_key};
     const char *keys[] = {"ca_file", "client_cert", "client_key"};
+    static const enum td_tls_file_kind kinds[] = {TD_TLS_CA, TD_TLS_CERT, TD_TLS_KEY};
+    const struct td_pos *at[] = {&c->ca_file_pos, &c->client_cert_pos, &c->client_key_pos};
     for (int i = 0; i < 3; i++) {
-        if (files[i] && access(files[i], R_OK) != 0) {
-            fprintf(stderr, "%s:%d:%d: warning: sink '%s': %s %s cannot be read\n", pos->file,
-                    pos->line, pos->col, k->name, keys[i], files[i]);
-        }
+        td_tls_file_report(who, keys[i], files[i], kinds[i], at[i]->line > 0 ? at[i] : &k->pos,
+                           errs);
     }
 }
 

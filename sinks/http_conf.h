@@ -22,6 +22,13 @@ struct td_conf_auth {
     char *google_metadata_url;
     char *azure_function_key; /* secret */
     char *azure_key_in;       /* header (x-functions-key, the default) | query (?code=) */
+    /* oauth2: {token_url, client_id, client_secret, scopes, audience}: client credentials */
+    char *oauth2_token_url;
+    char *oauth2_client_id;
+    char *oauth2_client_secret; /* secret */
+    char **oauth2_scopes;
+    size_t oauth2_nscopes;
+    char *oauth2_audience;
 };
 
 struct td_conf_http_sink {
@@ -34,6 +41,8 @@ struct td_conf_http_sink {
     char *ca_file;
     char *client_cert;
     char *client_key;
+    /* where the three were written (line 0: not written), for check's messages */
+    struct td_pos ca_file_pos, client_cert_pos, client_key_pos;
     struct td_conf_auth auth;
 };
 
@@ -46,12 +55,20 @@ struct td_conf_openfaas_sink {
 };
 
 struct td_conf_table;
-/* auth: {bearer | bearer_file | basic | google_id_token | azure_function_key, azure_key_in},
+/* auth: {bearer | bearer_file | basic | google_id_token | oauth2 | azure_function_key,
+ * azure_key_in},
  * base: a struct td_conf_auth. One table for every kind that has auth: (auth_keys.c). */
 extern const struct td_conf_table td_sink_auth_table;
 /* `check` of an auth: block of sink k: a bearer_file that cannot be read here is a warning
  * (stderr; the daemon may run elsewhere), azure_key_in without azure_function_key an error. */
 void td_sink_auth_check(const struct td_conf_sink *k, const struct td_conf_auth *auth,
                         struct td_errors *errs);
+
+struct td_conf_loader;
+struct td_ynode;
+/* A table's check of the URL under KEY of MAP: NULL passes; anything but an http:// or https://
+ * URL with a host and no white space is a load error at the key. 0 or -1. */
+int td_sink_check_http_url(struct td_conf_loader *ld, const struct td_ynode *map, const char *key,
+                           const char *url);
 
 #endif

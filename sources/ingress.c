@@ -34,6 +34,7 @@
 #include "conf_table.h"
 #include "http_server.h"
 #include "ingress.h"
+#include "jwks.h"
 #include "log.h"
 #include "loop.h"
 #include "source.h"
@@ -70,6 +71,7 @@ struct ingress {
     pthread_mutex_t mu;
     bool stopped;             /* under mu: no more suspensions */
     struct ingress_req *reqs; /* under mu: suspended requests */
+    struct td_jwks *jwt;      /* auth: {jwt}, or NULL */
 };
 
 static void list_del(struct ingress *in, struct ingress_req *r)
@@ -129,9 +131,10 @@ static bool same_secret(const char *a, const char *b)
     return diff == 0;
 }
 
-static bool authorized(struct ingress *in, struct MHD_Connection *conn)
+/* why: what is wrong with a JWT (never the token), for the 401 answer. */
+static bool authorized(struct ingress *in, struct MHD_Connection *conn, char *why, size_t whylen)
 {
-    if (!in->conf->bearer || !in->conf->bearer[0]) {
+    if (!in->jwt && (!in->conf->bearer || !in->conf->bearer[0])) {
         return true;
     }
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
@@ -141,6 +144,15 @@ static bool authorized(struct ingress *in, struct MHD_Connection *conn)
     auth += 7;
     while (*auth == ' ') {
         auth++;
+    }
+    if (in->jwt) {
+        char bad[128];
+        if (td_jwks_verify(in->jwt, auth, bad, sizeof(bad)) < 0) {
+            snprintf(why, whylen, ": %s", bad);
+            td_log_debug(NULL, in->src->name, NULL, "ingress: bearer token refused: %s", bad);
+            return false;
+        }
+        return true;
     }
     return same_secret(auth, in->conf->bearer);
 }
@@ -322,9 +334,11 @@ static enum MHD_Result handle(void *arg, struct MHD_Connection *conn, const char
         if (atomic_load(&in->src->quiesce)) {
             return td_http_reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", 1);
         }
-        if (!authorized(in, conn)) {
-            return td_http_reply_error(conn, MHD_HTTP_UNAUTHORIZED,
-                                       "a valid bearer token is required", 0);
+        char denied[160] = "";
+        if (!authorized(in, conn, denied, sizeof(denied))) {
+            char reason[200];
+            snprintf(reason, sizeof(reason), "a valid bearer token is required%s", denied);
+            return td_http_reply_error(conn, MHD_HTTP_UNAUTHORIZED, reason, 0);
         }
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -485,6 +499,7 @@ static void destroy(struct td_source *src)
     }
     stop(src);
     pthread_mutex_destroy(&in->mu);
+    td_jwks_free(in->jwt);
     free(in);
     src->impl = NULL;
 }
@@ -503,6 +518,17 @@ static int init(struct td_source *src, char *err, size_t errlen)
     }
     in->src = src;
     in->conf = src->conf->settings;
+    if (in->conf->jwt_jwks_file || in->conf->jwt_jwks_url) {
+        char what[300], why[400];
+        snprintf(what, sizeof(what), "source '%s'", src->name);
+        in->jwt = td_jwks_new(what, in->conf->jwt_jwks_file, in->conf->jwt_jwks_url,
+                              in->conf->jwt_issuer, in->conf->jwt_audience, why, sizeof(why));
+        if (!in->jwt) {
+            snprintf(err, errlen, "source '%s': auth.jwt.%s %s", src->name,
+                     in->conf->jwt_jwks_url ? "jwks_url" : "jwks_file", why);
+            goto fail;
+        }
+    }
     pthread_mutex_init(&in->mu, NULL);
     if (!in->conf->path || in->conf->path[0] != '/' ||
         td_http_server_route(src->httpd, in->conf->path, handle, request_done, in) < 0) {
@@ -514,6 +540,9 @@ static int init(struct td_source *src, char *err, size_t errlen)
     src->impl = in;
     return 0;
 fail:
+    if (in) {
+        td_jwks_free(in->jwt);
+    }
     free(in);
     return -1;
 }
@@ -531,7 +560,36 @@ static int check_ingress(struct td_conf_loader *ld, const struct td_ynode *map, 
     return 0;
 }
 
-static const struct td_conf_key ingress_auth_keys[] = {CRED_STR("bearer", OFF(bearer))};
+/* JWT bearer tokens checked against a JWKS (jwks.c); issuer and audience are required: without
+ * them, any token the key holder ever signed for any service would pass. */
+static const struct td_conf_key ingress_jwt_keys[] = {
+    {.name = "jwks_file",
+     .type = TD_K_STR,
+     .off = OFF(jwt_jwks_file),
+     .off2 = OFF(jwt_jwks_file_pos),
+     .pos = true,
+     .group = 1},
+    ONE_STR("jwks_url", OFF(jwt_jwks_url)),
+    REQ_STR("issuer", OFF(jwt_issuer)),
+    REQ_STR("audience", OFF(jwt_audience)),
+};
+static int check_jwks_url(struct td_conf_loader *ld, const struct td_ynode *map, void *base)
+{
+    const char *url = FIELD(base, OFF(jwt_jwks_url), char *)[0];
+    if (url && strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) {
+        ERR_AT(ld, td_conf_map_get(map, "jwks_url"),
+               "'jwks_url' must be an http:// or https:// URL");
+        return -1;
+    }
+    return 0;
+}
+static const struct td_conf_table ingress_jwt_table = {
+    TABLE("http source auth.jwt", ingress_jwt_keys), .group_required = true,
+    .check = check_jwks_url};
+static const struct td_conf_key ingress_auth_keys[] = {
+    {.name = "bearer", .type = TD_K_STR, .off = OFF(bearer), .group = 1, .cred = true},
+    {.name = "jwt", .type = TD_K_NESTED, .sub = &ingress_jwt_table, .group = 1},
+};
 static const struct td_conf_table ingress_auth_table = {
     TABLE("http source auth", ingress_auth_keys)};
 static const struct td_conf_key http_source_keys[] = {
@@ -548,10 +606,23 @@ static void check(const struct td_config *cfg, const struct td_conf_source *src,
                   struct td_errors *errs)
 {
     static const char *const builtin[] = {"/healthz", "/readyz", "/metrics", "/status"};
-    const char *path = TD_SETTINGS(src, struct td_conf_http_source)->path;
+    const struct td_conf_http_source *conf = TD_SETTINGS(src, struct td_conf_http_source);
+    const char *path = conf->path;
     if (!cfg->daemon.http_listen) {
         td_errors_add(errs, &src->pos, "source '%s': an http source needs daemon.http.listen",
                       src->name);
+    }
+    if (conf->jwt_jwks_file) {
+        /* as the TLS files: unreadable here is a warning, not a JWKS an error */
+        const struct td_pos *at = &conf->jwt_jwks_file_pos;
+        char err[400];
+        if (access(conf->jwt_jwks_file, R_OK) != 0) {
+            fprintf(stderr,
+                    "%s:%d:%d: warning: source '%s': auth.jwt.jwks_file %s cannot be read\n",
+                    at->file, at->line, at->col, src->name, conf->jwt_jwks_file);
+        } else if (td_jwks_check_file(conf->jwt_jwks_file, err, sizeof(err)) < 0) {
+            td_errors_add(errs, at, "source '%s': auth.jwt.jwks_file %s", src->name, err);
+        }
     }
     if (!path || path[0] != '/') {
         td_errors_add(errs, &src->pos, "source '%s': path must start with '/'", src->name);

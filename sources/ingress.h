@@ -13,6 +13,10 @@ struct td_conf_http_source {
     char *path;
     char *bearer;     /* secret */
     int64_t max_size; /* default 1MiB */
+    /* auth: {jwt: {jwks_file | jwks_url, issuer, audience}}: bearer tokens verified against a
+     * JWKS (jwks.c) */
+    char *jwt_jwks_file, *jwt_jwks_url, *jwt_issuer, *jwt_audience;
+    struct td_pos jwt_jwks_file_pos;
 };
 
 #endif

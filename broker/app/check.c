@@ -11,6 +11,7 @@
 #include "jsonschema.h"
 #include "sink.h"
 #include "source.h"
+#include "tls_file.h"
 
 static void warn(const struct td_pos *pos, const char *what, const char *name)
 {
@@ -61,6 +62,13 @@ static void check_runnable(const struct td_config *cfg, struct td_errors *errs)
             desc->check(k, errs);
         }
     }
+    const struct td_conf_daemon *dc = &cfg->daemon;
+    td_tls_file_report("daemon.http.tls", "cert_file", dc->http_tls_cert, TD_TLS_CERT,
+                       &dc->http_tls_cert_pos, errs);
+    td_tls_file_report("daemon.http.tls", "key_file", dc->http_tls_key, TD_TLS_KEY,
+                       &dc->http_tls_key_pos, errs);
+    td_tls_file_report("daemon.http.tls", "client_ca_file", dc->http_tls_client_ca, TD_TLS_CA,
+                       &dc->http_tls_client_ca_pos, errs);
     td_check_rabbitmq(cfg, errs);
     struct td_errors warns = {0};
     td_check_rabbitmq_warnings(cfg, &warns);

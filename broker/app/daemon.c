@@ -226,6 +226,10 @@ static int build_http(struct daemon *d, char *err, size_t errlen)
     if (!d->core.httpd) {
         return -1;
     }
+    if (dc->http_tls_cert && td_http_server_tls(d->core.httpd, dc->http_tls_cert, dc->http_tls_key,
+                                                dc->http_tls_client_ca, err, errlen) < 0) {
+        return -1;
+    }
     if (dc->http_probes_listen) {
         /* Kubelets and scrapers: a handful of connections, from few addresses. */
         struct td_http_limits plim = {.max_connections = TD_PROBES_MAX_CONNECTIONS,

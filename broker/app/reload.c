@@ -99,7 +99,10 @@ static int check_fixed(const struct td_config *old, const struct td_config *cfg,
         od->http_probes_on_listen != nd->http_probes_on_listen ||
         od->http_max_connections != nd->http_max_connections ||
         od->http_max_connections_per_ip != nd->http_max_connections_per_ip ||
-        od->http_request_timeout_ms != nd->http_request_timeout_ms) {
+        od->http_request_timeout_ms != nd->http_request_timeout_ms ||
+        !streq(od->http_tls_cert, nd->http_tls_cert) ||
+        !streq(od->http_tls_key, nd->http_tls_key) ||
+        !streq(od->http_tls_client_ca, nd->http_tls_client_ca)) {
         snprintf(err, errlen, "daemon.http changed; that needs a restart");
         return -1;
     }

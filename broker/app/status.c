@@ -149,6 +149,14 @@ int td_status_main(int argc, char **argv)
         fprintf(stderr, "status: %s has no daemon.http.listen to ask\n", path);
         goto fail;
     }
+    if (cfg->daemon.http_tls_cert && !cfg->daemon.http_probes_listen) {
+        /* It would have to trust the server certificate for an address it made up, and present
+         * a client certificate when client_ca_file asks for one: the plain listener is for us. */
+        fprintf(stderr,
+                "status: daemon.http.listen serves HTTPS (daemon.http.tls); set "
+                "daemon.http.probes_listen (plain HTTP, e.g. 127.0.0.1:8081) to ask the daemon\n");
+        goto fail;
+    }
     char url[512];
     /* The probes listener always serves /status; the main one only with probes_on_listen. */
     status_url(cfg->daemon.http_probes_listen ? cfg->daemon.http_probes_listen

@@ -60,6 +60,24 @@ static int check_listen(struct td_conf_loader *ld, const struct td_ynode *map, v
     return rc;
 }
 
+/* HTTPS for listen (http_server.c, libmicrohttpd with GnuTLS). */
+static const struct td_conf_key daemon_tls_keys[] = {
+    {.name = "cert_file",
+     .type = TD_K_STR,
+     .off = DMN(http_tls_cert),
+     .off2 = DMN(http_tls_cert_pos),
+     .pos = true,
+     .required = true},
+    {.name = "key_file",
+     .type = TD_K_STR,
+     .off = DMN(http_tls_key),
+     .off2 = DMN(http_tls_key_pos),
+     .pos = true,
+     .required = true},
+    REF_STR("client_ca_file", DMN(http_tls_client_ca), DMN(http_tls_client_ca_pos)),
+};
+static const struct td_conf_table daemon_tls_table = {TABLE("daemon.http.tls", daemon_tls_keys)};
+
 /* The limits are applied in http_server.c. */
 static const struct td_conf_key daemon_http_keys[] = {
     REQ_STR("listen", DMN(http_listen)),
@@ -68,6 +86,7 @@ static const struct td_conf_key daemon_http_keys[] = {
     INT_D("max_connections", DMN(http_max_connections), 0, 1000000, "0"),
     INT_D("max_connections_per_ip", DMN(http_max_connections_per_ip), 0, 1000000, "64"),
     DUR_D("request_timeout", DMN(http_request_timeout_ms), "15s"),
+    NESTED("tls", 0, &daemon_tls_table),
 };
 static const struct td_conf_table daemon_http_table = {TABLE("daemon.http", daemon_http_keys),
                                                        .check = check_listen};

@@ -48,6 +48,10 @@ struct td_conf_daemon {
     int64_t http_request_timeout_ms; /* default 15s: reading one request, and idle keep-alive */
     char *http_probes_listen;        /* "host:port" of the probes-only listener, or NULL */
     bool http_probes_on_listen;      /* default true: probes on http_listen too */
+    /* daemon.http.tls: HTTPS on http_listen (all NULL: plain HTTP); client certificates
+     * required when client_ca is set */
+    char *http_tls_cert, *http_tls_key, *http_tls_client_ca;
+    struct td_pos http_tls_cert_pos, http_tls_key_pos, http_tls_client_ca_pos;
     enum td_log_level log_level;
     enum td_log_format log_format;
     int64_t shutdown_grace_ms; /* default 30s */

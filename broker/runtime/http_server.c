@@ -19,6 +19,7 @@
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <gnutls/gnutls.h>
 #include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,11 +27,14 @@
 #include <string.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "secret.h"
+#include "tls_file.h"
 
 #define MAX_ROUTES       8
 #define HEARTBEAT_MS     250
@@ -73,6 +77,8 @@ struct td_http_server {
     struct td_http_limits lim;
     pthread_mutex_t mu;
     struct track *tracks; /* under mu */
+    /* td_http_server_tls: PEM contents MHD reads while it runs (NULL: plain HTTP) */
+    char *tls_cert, *tls_key, *tls_trust;
 };
 
 static const char *const builtin[] = {"/healthz", "/readyz", "/metrics", "/status"};
@@ -175,12 +181,52 @@ static void read_done(struct td_http_server *srv, struct MHD_Connection *conn)
     }
 }
 
+/* With client_ca_file, MHD asks GnuTLS to request a client certificate (GNUTLS_CERT_REQUEST,
+ * not REQUIRE: 0.9.75 has no option for that), so the handshake succeeds without one and the
+ * check is ours, before anything of the request is served: a certificate must have been sent
+ * and must verify against the trusted CAs (signature, validity dates). Server thread. */
+static bool client_verified(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!ci || !ci->tls_session) {
+        return false;
+    }
+    gnutls_session_t session = (gnutls_session_t)ci->tls_session;
+    unsigned int n = 0, status = 0;
+    if (!gnutls_certificate_get_peers(session, &n) || n == 0) {
+        return false;
+    }
+    return gnutls_certificate_verify_peers2(session, &status) == GNUTLS_E_SUCCESS && status == 0;
+}
+
+static enum MHD_Result refuse_client(struct MHD_Connection *conn)
+{
+    static const char body[] =
+        "{\"error\":\"a client certificate signed by a trusted CA is required\"}";
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_FORBIDDEN, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
 {
     struct td_http_server *srv = cls;
     struct conn *c = *con_cls;
+    if (!c && srv->tls_trust && !client_verified(conn)) {
+        *upload_size = 0; /* nothing of the request is read or served */
+        read_done(srv, conn);
+        return refuse_client(conn);
+    }
     if (!c) {
         c = calloc(1, sizeof(*c));
         if (!c) {
@@ -437,6 +483,17 @@ int td_http_server_start(struct td_http_server *srv, char *err, size_t errlen)
     if (srv->addr.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
+    struct MHD_OptionItem tls[4] = {{MHD_OPTION_END, 0, NULL}};
+    if (srv->tls_cert) {
+        flags |= MHD_USE_TLS;
+        int i = 0;
+        tls[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert};
+        tls[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key};
+        if (srv->tls_trust) {
+            tls[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, srv->tls_trust};
+        }
+        tls[i] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    }
     td_metrics_heartbeat(srv->metrics);
     if (td_timer_start(srv->loop, &srv->heartbeat, HEARTBEAT_MS) < 0) {
         snprintf(err, errlen, "out of memory");
@@ -450,16 +507,20 @@ int td_http_server_start(struct td_http_server *srv, char *err, size_t errlen)
         on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)srv->lim.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned int)srv->lim.max_connections_per_ip, MHD_OPTION_END);
+        (unsigned int)srv->lim.max_connections_per_ip, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     if (!srv->mhd) {
-        snprintf(err, errlen, "cannot listen on %s (address in use or not local?)", srv->listen);
+        snprintf(err, errlen, "cannot listen on %s (address in use or not local%s?)", srv->listen,
+                 srv->tls_cert ? ", or the TLS certificate and key do not match" : "");
         td_timer_stop(srv->loop, &srv->heartbeat);
         return -1;
     }
     td_log_info(NULL, NULL, NULL,
-                "http: listening on %s (%s; at most %d connections, %d per client address, "
+                "http: listening on %s (%s%s; at most %d connections, %d per client address, "
                 "request timeout %lld ms)",
                 srv->listen,
+                !srv->tls_cert   ? ""
+                : srv->tls_trust ? "HTTPS, client certificates required, "
+                                 : "HTTPS, ",
                 srv->what == TD_HTTP_SERVE_PROBES  ? "probes only"
                 : srv->what & TD_HTTP_SERVE_PROBES ? "ingress and probes"
                                                    : "ingress only",
@@ -499,6 +560,54 @@ void td_http_server_free(struct td_http_server *srv)
         free(srv->routes[i].path);
     }
     free(srv->listen);
+    free(srv->tls_cert);
+    td_secret_free(srv->tls_key);
+    free(srv->tls_trust);
     pthread_mutex_destroy(&srv->mu);
     free(srv);
+}
+
+/* A whole PEM file, NUL-terminated (MHD takes strings), after td_tls_file_check said it is
+ * one. malloc'd, or NULL with a message. */
+static char *read_pem(const char *what, const char *path, enum td_tls_file_kind kind, char *err,
+                      size_t errlen)
+{
+    char why[400];
+    if (td_tls_file_check(path, kind, why, sizeof(why)) != TD_TLS_FILE_OK) {
+        snprintf(err, errlen, "daemon.http.tls.%s %s", what, why);
+        return NULL;
+    }
+    FILE *f = fopen(path, "r");
+    struct stat st;
+    char *buf = NULL;
+    size_t n = 0;
+    if (f && fstat(fileno(f), &st) == 0 && st.st_size > 0 && st.st_size < (1 << 20)) {
+        buf = malloc((size_t)st.st_size + 1); /* sized once: a key is never copied around */
+        n = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
+    }
+    if (f) {
+        fclose(f);
+    }
+    if (!buf || n == 0) {
+        free(buf);
+        snprintf(err, errlen, "daemon.http.tls.%s %s cannot be read (or is over 1 MiB)", what,
+                 path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+int td_http_server_tls(struct td_http_server *srv, const char *cert_file, const char *key_file,
+                       const char *client_ca_file, char *err, size_t errlen)
+{
+    if (!(srv->tls_cert = read_pem("cert_file", cert_file, TD_TLS_CERT, err, errlen)) ||
+        !(srv->tls_key = read_pem("key_file", key_file, TD_TLS_KEY, err, errlen))) {
+        return -1;
+    }
+    if (client_ca_file &&
+        !(srv->tls_trust = read_pem("client_ca_file", client_ca_file, TD_TLS_CA, err, errlen))) {
+        return -1;
+    }
+    return 0;
 }

@@ -60,6 +60,12 @@ struct td_http_server *td_http_server_new(const char *listen, unsigned int what,
  * path is taken (or is a built-in endpoint), or the server does not serve routes. */
 int td_http_server_route(struct td_http_server *srv, const char *path, td_http_handler handler,
                          td_http_done done, void *arg);
+/* Serves HTTPS instead of HTTP (before td_http_server_start): the PEM files are read now
+ * (their content stays in memory for MHD; the key is wiped at free). With client_ca_file, every
+ * request must come with a client certificate that verifies against those CAs, or it is
+ * answered 403 and the connection closed. 0, or -1 with a message naming the file. */
+int td_http_server_tls(struct td_http_server *srv, const char *cert_file, const char *key_file,
+                       const char *client_ca_file, char *err, size_t errlen);
 /* Binds and starts serving, and starts the loop's heartbeat. 0, or -1 with a message. */
 int td_http_server_start(struct td_http_server *srv, char *err, size_t errlen);
 /* Stops accepting, gives requests being answered up to a second, and stops the thread. */

@@ -358,3 +358,73 @@ class CallbackServer(_Peer):
 
 __all__ = ["HAVE_BOTOCORE", "SigV4Verifier", "LambdaServer", "StsServer", "MetadataServer",
            "CallbackServer", "log"]
+
+
+class TokenServer(_Peer):
+    """An OAuth 2.0 token endpoint for the client-credentials grant (RFC 6749 4.4): POST /token with
+    grant_type=client_credentials, the client authenticated with HTTP Basic (form-urlencoded id and
+    secret). It issues opaque tokens valid `lifetime` seconds (expires_in) and records each issue
+    (time, scope, audience). check(authorization_header) says whether a request carries a token it
+    issued that has not expired and was not revoked; revoke() invalidates every token issued so far
+    (a rotated signing key), which the function then answers 401."""
+
+    PATH = "/token"
+
+    def __init__(self, client_id, client_secret, lifetime=4):
+        self.client_id, self.client_secret = client_id, client_secret
+        self.lifetime = lifetime
+        self.issued = []  # dicts: token, t, exp, scope, audience
+        self.refused = 0  # requests that were not a valid client-credentials request
+        self.revoked = set()
+        super().__init__()
+        self.token_url = self.url + self.PATH
+
+    def handle(self, method, path, headers, body):
+        auth = headers.get("authorization", "")
+        form = dict(urllib.parse.parse_qsl(body.decode()))
+        ok = method == "POST" and path == self.PATH and auth.startswith("Basic ") and \
+            headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+        if ok:
+            try:
+                user, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
+                ok = (urllib.parse.unquote_plus(user) == self.client_id and
+                      urllib.parse.unquote_plus(pw) == self.client_secret)
+            except Exception:
+                ok = False
+        if not ok or form.get("grant_type") != "client_credentials" or "client_secret" in form:
+            with self.lock:
+                self.refused += 1
+            return 401, {"Content-Type": "application/json"}, '{"error":"invalid_client"}'
+        now = time.time()
+        tok = "at-" + secrets.token_urlsafe(16)
+        with self.lock:
+            self.issued.append({"token": tok, "t": now, "exp": now + self.lifetime,
+                                "scope": form.get("scope"), "audience": form.get("audience")})
+        return 200, {"Content-Type": "application/json", "Cache-Control": "no-store"}, json.dumps(
+            {"access_token": tok, "token_type": "Bearer", "expires_in": self.lifetime})
+
+    def check(self, authorization):
+        if not authorization or not authorization.startswith("Bearer "):
+            return False, "no bearer token"
+        tok = authorization[7:]
+        with self.lock:
+            rec = next((r for r in self.issued if r["token"] == tok), None)
+            if rec is None:
+                return False, "unknown token"
+            if tok in self.revoked:
+                return False, "revoked"
+            if time.time() >= rec["exp"]:
+                return False, "expired"
+        return True, "ok"
+
+    def revoke(self):
+        with self.lock:
+            self.revoked.update(r["token"] for r in self.issued)
+
+    def count(self):
+        with self.lock:
+            return len(self.issued)
+
+    def snapshot(self):
+        with self.lock:
+            return [dict(r) for r in self.issued]

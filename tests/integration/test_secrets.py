@@ -1,5 +1,6 @@
-"""Secrets never appear in output: a canary secret, passed through ${VAR} into an ingress bearer token
-and into Redis passwords (source and dead-letter sink URLs), is grepped for in everything a run prints:
+"""Secrets never appear in output: a canary secret, passed through ${VAR} into an ingress bearer token,
+into Redis passwords (source and dead-letter sink URLs) and into an HTTP sink's OAuth2 client_secret
+(a stand-in token endpoint accepts it), is grepped for in everything a run prints:
 the daemon's stderr and stdout (debug level, JSON and text), `check`, `status`, /metrics, /status,
 /readyz, and the ingress answers."""
 
@@ -12,6 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
 from http_util import get, request, with_http  # noqa: E402
+from fn_peers import TokenServer  # noqa: E402
 
 CANARY = "canary-7f3a9c2e-SECRET"
 
@@ -23,12 +25,16 @@ def body(c):
     cl = rs.client(password=CANARY)
     fn = FunctionServer(lambda req, a: (500, {}, b"boom", 0))
     url = f"redis://:${{TD_CANARY}}@127.0.0.1:{rs.port}/0"
+    ts = TokenServer("td", CANARY)
+    oauth = {"token_url": ts.token_url, "client_id": "td", "client_secret": "${TD_CANARY}"}
     outputs = []
     for fmt in ("json", "text"):
         cfg = config(sources={"in": redis_source(url, "s"),
                               "web": {"http": {"path": "/events", "auth": {"bearer": "${TD_CANARY}"}}}},
-                     sinks={"fn": http_sink(fn.url), "dl": {"redis": {"url": url, "stream": "dl"}}},
+                     sinks={"fn": http_sink(fn.url), "dl": {"redis": {"url": url, "stream": "dl"}},
+                            "oa": {"http": {"url": fn.url + "oa", "auth": {"oauth2": oauth}}}},
                      triggers=[trigger("t1", "in", "fn", dead_letter="dl", retry=1),
+                               trigger("t3", "in", "oa", dead_letter="dl", retry=1),
                                trigger("t2", "web", "fn", dead_letter="dl", retry=1)])
         cfg["daemon"]["log"] = {"format": fmt, "level": "debug"}
         port = with_http(cfg)
@@ -37,6 +43,7 @@ def body(c):
                  wait_until(lambda: any(l.split()[2:3] == ["ready"] for l in td.raw_lines()
                                         if len(l.split()) > 2), 10 * SLOW))
         c.check(ready, f"{fmt}: daemon ready with the secret from the environment")
+        dl0 = cl.xlen("dl")
         cl.xadd("s", {"n": "1"})
         hdr = {"ce-specversion": "1.0", "ce-id": "x1", "ce-source": "/s", "ce-type": "t",
                "Authorization": f"Bearer {CANARY}"}
@@ -47,7 +54,10 @@ def body(c):
                            headers=dict(hdr, Authorization=f"Bearer {CANARY}x"))
         outputs.append(b.decode("utf-8", "replace") + str(h))
         c.eq(st, 401, f"{fmt}: a near miss is refused")
-        wait_until(lambda: cl.xlen("dl") >= 2, 15 * SLOW, desc="dead letters")
+        wait_until(lambda: cl.xlen("dl") >= dl0 + 3, 15 * SLOW, desc="dead letters")
+        outputs.append(repr(cl.xrange("dl")))
+        c.check(ts.count() >= 1 and ts.refused == 0 and fn.count("/oa") >= 1,
+                f"{fmt}: the OAuth2 sink got a token with the secret and used it")
         for p in ("/metrics", "/status", "/readyz", "/healthz"):
             outputs.append(get(port, p)[2].decode("utf-8", "replace"))
         r = run_cli(["status", "-c", td.config_path], timeout=30)

@@ -1023,6 +1023,14 @@ static void check_full_sinks(const struct td_config *cfg)
     assert_string_equal(
         TD_SETTINGS(td_config_sink(cfg, "az"), struct td_conf_http_sink)->auth.azure_function_key,
         "key");
+    const struct td_conf_auth *oa =
+        &TD_SETTINGS(td_config_sink(cfg, "oa"), struct td_conf_http_sink)->auth;
+    assert_string_equal(oa->oauth2_token_url, "https://idp/token");
+    assert_string_equal(oa->oauth2_client_id, "td");
+    assert_string_equal(oa->oauth2_client_secret, "s3");
+    assert_int_equal(oa->oauth2_nscopes, 2);
+    assert_string_equal(oa->oauth2_scopes[1], "b:c");
+    assert_null(oa->oauth2_audience);
 
     snk = td_config_sink(cfg, "faas");
     assert_int_equal(snk->kind, TD_SINK_OPENFAAS);
@@ -1203,7 +1211,7 @@ static void test_full_file(void **state)
     assert_int_equal(cfg->daemon.log_format, TD_LOG_JSON);
     assert_int_equal(cfg->daemon.shutdown_grace_ms, 5000);
     assert_int_equal(cfg->nsources, 4);
-    assert_int_equal(cfg->nsinks, 10);
+    assert_int_equal(cfg->nsinks, 11);
     check_full_sources(cfg);
     check_full_sinks(cfg);
 
@@ -1221,7 +1229,7 @@ static void test_full_file(void **state)
     assert_int_equal(trg->delivery.ordering, TD_ORDER_KEY);
     assert_int_equal(trg->delivery.concurrency, 1);
     assert_string_equal(trg->delivery.dead_letter, "dead");
-    assert_int_equal(trg->delivery.dead_letter_pos.line, 55);
+    assert_int_equal(trg->delivery.dead_letter_pos.line, 58);
     assert_int_equal(trg->delivery.dead_letter_pos.col, 81);
     assert_int_equal(trg->delivery.nretry_on, 2);
     assert_int_equal(trg->delivery.retry_on[1], 503);
@@ -1326,6 +1334,7 @@ static void test_conf_examples(void **state)
     setenv("AWS_SECRET", "s", 1);
     setenv("API_TOKEN", "a", 1);
     setenv("AWS_TOKEN", "w", 1);
+    setenv("PARTNER_CLIENT_SECRET", "c", 1);
     setenv("TD_DEMO_REDIS_PORT", "6379", 1);
     setenv("TD_DEMO_FUNCTION_PORT", "8080", 1);
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
