@@ -9,6 +9,7 @@ core=(
   build-essential cmake pkg-config
   libhiredis-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libssl-dev libcmocka-dev
   librdkafka-dev librabbitmq-dev libmicrohttpd-dev libgnutls28-dev
+  libhttp-parser-dev   # parses the answers of the lean HTTP client (broker/runtime/http_lean.c)
   redis-server python3 python3-redis
 )
 if [ "${1:-}" = "--core" ]; then

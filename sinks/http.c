@@ -25,6 +25,7 @@
 #include "gcp.h"
 #include "http_client.h"
 #include "http_conf.h"
+#include "http_lean.h"
 #include "http_sink.h"
 #include "log.h"
 #include "oauth2.h"
@@ -48,6 +49,7 @@ struct http_sink {
     struct td_creds *oauth;           /* oauth2 client credentials (this sink's), or NULL */
     struct td_creds *tok;             /* whichever of the two is set, or NULL */
     struct td_creds_waitlist waiting; /* attempts waiting for the token */
+    struct td_lean_target *lean;      /* delivers with the lean client (http_lean.h), or NULL */
 };
 
 struct http_attempt {
@@ -270,10 +272,15 @@ static void on_done(struct td_http_request *req, CURLcode code, long status, int
     td_attempt_done(a, r, (int)status, retry_after_ms, reason, body, len);
 }
 
+static int send_lean(struct td_sink *k, struct http_attempt *ha, const char *google_token);
+
 /* Builds and starts the request. 0, or -1 with a->reason set (ha freed). */
 static int send_request(struct td_sink *k, struct http_attempt *ha, const char *google_token)
 {
     struct http_sink *hs = k->impl;
+    if (hs->lean) {
+        return send_lean(k, ha, google_token);
+    }
     const struct td_http_target *t = &hs->t;
     const struct td_conf_auth *auth = t->auth;
     const struct td_event *ev = ha->ev;
@@ -412,6 +419,113 @@ fail:
     return -1;
 }
 
+/* td_ce_http_encode_binary_lines' callback on the lean path. */
+static int add_lean_line(void *arg, const char *line, size_t len, bool content_type)
+{
+    (void)content_type;
+    return td_lean_request_line(arg, line, len);
+}
+
+/* send_request on the lean client: the same headers in the same order, built straight into
+ * the request's bytes (no header list, no copy of a binary-mode body). 0, or -1 with
+ * a->reason set (ha freed). */
+static int send_lean(struct td_sink *k, struct http_attempt *ha, const char *google_token)
+{
+    struct http_sink *hs = k->impl;
+    const struct td_http_target *t = &hs->t;
+    const struct td_conf_auth *auth = t->auth;
+    const struct td_event *ev = ha->ev;
+    struct td_attempt *a = ha->a;
+    struct td_lean_request *r = td_lean_request_new(hs->lean);
+    if (!r) {
+        goto fail;
+    }
+    const char *dct = td_event_get(ev, "datacontenttype");
+    bool structured = t->mode == TD_MODE_STRUCTURED ||
+                      (dct && strncasecmp(dct, "application/cloudevents", 23) == 0);
+    if (structured) {
+        size_t len = 0;
+        char *json = td_ce_to_json(ev, &len);
+        if (!json) {
+            goto fail;
+        }
+        td_lean_request_body(r, json, len, true);
+        if (td_lean_request_header(r, "Content-Type", "application/cloudevents+json") < 0) {
+            goto fail;
+        }
+    } else {
+        if (td_ce_http_encode_binary_lines(ev, add_lean_line, r) < 0) {
+            goto fail;
+        }
+        td_lean_request_body(r, ev->data ? ev->data : (const unsigned char *)"",
+                             ev->data ? ev->data_len : 0, false);
+    }
+    for (size_t i = 0; t->headers && i < t->headers->n; i++) {
+        if (td_lean_request_header(r, t->headers->items[i].key, t->headers->items[i].value) < 0) {
+            goto fail;
+        }
+    }
+    if ((t->prefer_reply && td_lean_request_header(r, "Prefer", "reply") < 0) ||
+        (t->callback_url && td_lean_request_header(r, "X-Callback-Url", t->callback_url) < 0)) {
+        goto fail;
+    }
+    const char *bearer = google_token;
+    if (auth && auth->bearer) {
+        bearer = auth->bearer;
+    }
+    if (auth && auth->bearer_file) {
+        refresh_token(k, hs);
+        bearer = hs->token;
+        if (!bearer) {
+            snprintf(a->reason, sizeof(a->reason), "sink '%s': bearer_file cannot be used: %s",
+                     k->name, hs->token_err[0] ? hs->token_err : "cannot be read");
+            td_lean_request_free(r);
+            free(ha);
+            return -1;
+        }
+    }
+    if (bearer) {
+        size_t n = strlen(bearer) + 8;
+        char *v = malloc(n);
+        if (!v) {
+            goto fail;
+        }
+        snprintf(v, n, "Bearer %s", bearer);
+        int rc = td_lean_request_header(r, "Authorization", v);
+        td_secret_free(v);
+        if (rc < 0) {
+            goto fail;
+        }
+    }
+    if (auth && auth->azure_function_key && !hs->url_code &&
+        td_lean_request_header(r, "x-functions-key", auth->azure_function_key) < 0) {
+        goto fail;
+    }
+    td_lean_header_fn hfn = NULL;
+    if (a->want_reply) {
+        ha->want_headers = true;
+        ha->hdr.len = 0;
+        hfn = td_http_collect_header;
+    }
+    int64_t timeout = a->timeout_ms > 0 ? a->timeout_ms : t->timeout_ms;
+    if (timeout <= 0) {
+        timeout = 10000;
+    }
+    struct td_lean_client *lc = td_http_client_lean(hs->client);
+    if (td_lean_request_send(lc, r, timeout, hfn, &ha->hdr, on_done, ha) < 0) {
+        free(ha);
+        snprintf(a->reason, sizeof(a->reason), "could not start the request");
+        return -1;
+    }
+    a->sink_state = r;
+    return 0;
+fail:
+    td_lean_request_free(r);
+    free(ha);
+    snprintf(a->reason, sizeof(a->reason), "out of memory");
+    return -1;
+}
+
 /* The token fetch this attempt waited for ended (a loop callback). */
 static void on_token(struct td_creds_waiter *w, const char *err)
 {
@@ -500,6 +614,7 @@ static void destroy(struct td_sink *k)
         td_gcp_token_put(hs->gcp);
     }
     td_creds_free(hs->oauth);
+    td_lean_target_free(hs->lean);
     free(hs->t.url);
     td_secret_free(hs->url_code); /* holds the Azure key */
     td_secret_free(hs->token);
@@ -512,6 +627,64 @@ static const struct td_sink_ops http_ops = {
     .deliver = deliver,
     .destroy = destroy,
 };
+
+/* Why the lean client cannot serve this sink (it speaks plain HTTP/1.1 to an address, with
+ * headers only), or NULL when it can. */
+static const char *lean_misfit(const struct td_http_target *t)
+{
+    const struct td_conf_auth *auth = t->auth;
+    if (auth && auth->basic_user) {
+        return "basic auth is libcurl's";
+    }
+    if (t->ca_file || t->client_cert || t->client_key) {
+        return "TLS files are set";
+    }
+    /* libcurl reads these (the upper-case HTTP_PROXY not, by design: CGI) */
+    static const char *const proxies[] = {"http_proxy", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof(proxies) / sizeof(proxies[0]); i++) {
+        const char *v = getenv(proxies[i]);
+        if (v && *v) {
+            return "a proxy is set in the environment";
+        }
+    }
+    return NULL;
+}
+
+/* Picks the client: the lean one where it fits and the sink did not ask for libcurl. The
+ * environment variable TD_HTTP_CLIENT=curl turns auto into curl for every sink (a switch for
+ * operators, and the test matrix's libcurl run). 0, or -1
+ * with a message (client: lean where it cannot serve). */
+static int choose_client(struct td_sink *k, struct http_sink *hs, char *err, size_t errlen)
+{
+    enum td_http_client_kind kind = hs->t.client;
+    const char *env = getenv("TD_HTTP_CLIENT");
+    if (kind == TD_CLIENT_AUTO && env && strcmp(env, "curl") == 0) {
+        kind = TD_CLIENT_CURL;
+    }
+    if (kind == TD_CLIENT_CURL) {
+        td_log_info(NULL, NULL, NULL, "sink '%s': libcurl: %s", k->name,
+                    hs->t.client == TD_CLIENT_CURL ? "client: curl" : "TD_HTTP_CLIENT=curl");
+        return 0;
+    }
+    char why[160] = "";
+    const char *misfit = lean_misfit(&hs->t);
+    struct td_lean_client *lc = misfit ? NULL : td_http_client_lean(hs->client);
+    if (misfit) {
+        snprintf(why, sizeof(why), "%s", misfit);
+    } else if (!lc) {
+        snprintf(why, sizeof(why), "out of memory");
+    } else {
+        hs->lean =
+            td_lean_target_new(lc, hs->url_code ? hs->url_code : hs->t.url, why, sizeof(why));
+    }
+    if (!hs->lean && kind == TD_CLIENT_LEAN) {
+        snprintf(err, errlen, "sink '%s': client: lean cannot serve it: %s", k->name, why);
+        return -1;
+    }
+    td_log_info(NULL, NULL, NULL, "sink '%s': %s%s%s", k->name,
+                hs->lean ? "the lean HTTP client" : "libcurl", hs->lean ? "" : ": ", why);
+    return 0;
+}
 
 int td_http_sink_setup(struct td_sink *k, struct td_http_client *http, struct td_http_target *t,
                        char *err, size_t errlen)
@@ -560,6 +733,9 @@ int td_http_sink_setup(struct td_sink *k, struct td_http_client *http, struct td
         }
         hs->tok = hs->oauth;
     }
+    if (choose_client(k, hs, err, errlen) < 0) {
+        goto fail;
+    }
     k->ops = &http_ops;
     k->impl = hs;
     td_log_redact_url(hs->t.url, k->dest, sizeof(k->dest));
@@ -570,6 +746,7 @@ fail:
             td_gcp_token_put(hs->gcp);
         }
         td_creds_free(hs->oauth);
+        td_lean_target_free(hs->lean);
         free(hs->t.url);
         td_secret_free(hs->url_code);
         free(hs);
@@ -604,6 +781,7 @@ static int http_init(struct td_sink *k, char *err, size_t errlen)
         .client_cert = conf->client_cert,
         .client_key = conf->client_key,
         .prefer_reply = true, /* Knative's dispatcher says so on every request */
+        .client = conf->client,
     };
     if (conf->url) {
         t.url = strdup(conf->url);
@@ -648,6 +826,7 @@ static int http_init(struct td_sink *k, char *err, size_t errlen)
 #define OFF(f) offsetof(struct td_conf_http_sink, f)
 
 static const char *const mode_names[] = {"binary", "structured", NULL};
+static const char *const client_names[] = {"auto", "curl", "lean", NULL};
 
 static const struct td_conf_key service_keys[] = {
     REQ_STR("name", OFF(service_name)),
@@ -659,6 +838,7 @@ static const struct td_conf_key http_sink_keys[] = {
     ONE_STR("url", OFF(url)),
     {.name = "service", .type = TD_K_NESTED, .sub = &service_table, .group = 1},
     ENUM_D("mode", OFF(mode), mode_names, "binary"),
+    ENUM_D("client", OFF(client), client_names, "auto"),
     TD_SINK_TIMEOUT,
     {.name = "headers", .type = TD_K_STRMAP, .off = OFF(headers), .hdrs = true},
     REF_STR("ca_file", OFF(ca_file), OFF(ca_file_pos)),

@@ -12,6 +12,9 @@
 #include "config.h"
 
 enum td_http_mode { TD_MODE_BINARY, TD_MODE_STRUCTURED };
+/* client: which HTTP client delivers: auto (the lean one where the sink needs nothing only
+ * libcurl has), curl, lean (an error where it does not fit). */
+enum td_http_client_kind { TD_CLIENT_AUTO, TD_CLIENT_CURL, TD_CLIENT_LEAN };
 
 struct td_conf_auth {
     char *bearer;      /* secret */
@@ -37,6 +40,7 @@ struct td_conf_http_sink {
     char *service_namespace; /* default "default" when service is given */
     int service_port;        /* default 80 */
     enum td_http_mode mode;
+    enum td_http_client_kind client;
     struct td_kv_list headers;
     char *ca_file;
     char *client_cert;

@@ -30,6 +30,7 @@ struct td_http_target {
     const char *ca_file, *client_cert, *client_key;
     const char *callback_url; /* sent as X-Callback-Url (OpenFaaS async) */
     bool prefer_reply;        /* send "Prefer: reply" (Knative: a reply event is welcome) */
+    enum td_http_client_kind client;
 };
 
 /* Sets k up as an HTTP-speaking sink (k->ops, k->impl, k->dest). Takes t->url in every

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http_lean.h"
 #include "log.h"
 #include "loop.h"
 #include "secret.h"
@@ -45,6 +46,7 @@ struct td_http_client {
     /* Per fd: FD_OURS when opensocket_cb opened it (so closesocket_cb sees it close). */
     unsigned char *fds;
     size_t nfds;
+    struct td_lean_client *lean; /* made on first use (td_http_client_lean) */
 };
 
 #define FD_OURS 1u
@@ -267,6 +269,7 @@ void td_http_client_free(struct td_http_client *c)
         free(c->running->arg); /* the caller's per-request context (see td_http_client_send) */
         request_free(c->running);
     }
+    td_lean_client_free(c->lean);
     td_timer_stop(c->loop, &c->timer);
     for (size_t i = 0; i < c->npool; i++) {
         curl_easy_cleanup(c->pool[i]);
@@ -386,7 +389,15 @@ void td_http_client_cancel(struct td_http_client *c, struct td_http_request *req
 
 size_t td_http_client_running(const struct td_http_client *c)
 {
-    return c->nrunning;
+    return c->nrunning + (c->lean ? td_lean_client_running(c->lean) : 0);
+}
+
+struct td_lean_client *td_http_client_lean(struct td_http_client *c)
+{
+    if (!c->lean) {
+        c->lean = td_lean_client_new(c->loop);
+    }
+    return c->lean;
 }
 
 static void check_done(struct td_http_client *c)

@@ -60,7 +60,12 @@ void td_http_client_cancel(struct td_http_client *c, struct td_http_request *req
  * each keep their connections. Only raises: a smaller n than before changes nothing. */
 void td_http_client_reserve(struct td_http_client *c, size_t n);
 
-/* Requests running now. */
+/* Requests running now (the lean client's included). */
 size_t td_http_client_running(const struct td_http_client *c);
+
+/* The lean HTTP/1.1 client (http_lean.h) on the same loop, made on first use and freed with
+ * c (its requests abandoned as c's own). NULL: out of memory. */
+struct td_lean_client;
+struct td_lean_client *td_http_client_lean(struct td_http_client *c);
 
 #endif

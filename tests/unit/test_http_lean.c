@@ -1,0 +1,466 @@
+/* test_http_lean.c - the lean HTTP/1.1 client (http_lean.c) against a server played by the test
+ * itself on a loopback socket, between iterations of the loop: what it sends, and how it reads
+ * answers that arrive in pieces, chunked, close-delimited, after a 100 Continue, with bytes
+ * nobody asked for behind them, with oversize headers, or cut short; its keep-alive reuse, its
+ * one retry of a request on a stale connection (and no retry on a fresh one), connection
+ * refused, and a timeout (on a fake clock: nothing here waits for time to pass).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http_client.h"
+#include "http_lean.h"
+#include "loop.h"
+
+#define PUMP_MAX 2000 /* loop iterations before a step is declared stuck (not a time limit) */
+
+struct result {
+    int calls;
+    CURLcode code;
+    long status;
+    int64_t retry_after_ms;
+    char body[256];
+    size_t len;
+};
+
+struct fixture {
+    struct td_loop *loop;
+    struct td_lean_client *c;
+    struct td_lean_target *t;
+    int lfd, port;
+    char hdr[8192]; /* the header lines the client passed on */
+    size_t hdrlen;
+};
+
+static void on_done(struct td_http_request *req, CURLcode code, long status, int64_t ra,
+                    const unsigned char *body, size_t len, void *arg)
+{
+    (void)req;
+    struct result *r = arg;
+    r->calls++;
+    r->code = code;
+    r->status = status;
+    r->retry_after_ms = ra;
+    r->len = len < sizeof(r->body) ? len : sizeof(r->body) - 1;
+    if (len > 0) {
+        memcpy(r->body, body, r->len);
+    }
+    r->body[r->len] = '\0';
+}
+
+static size_t on_header(char *line, size_t size, size_t n, void *arg)
+{
+    struct fixture *f = arg;
+    size_t len = size * n;
+    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+        f->hdrlen = 0;
+    } else if (f->hdrlen + len < sizeof(f->hdr)) {
+        memcpy(f->hdr + f->hdrlen, line, len);
+        f->hdrlen += len;
+        f->hdr[f->hdrlen] = '\0';
+    }
+    return len;
+}
+
+static int64_t fake_now;
+static int64_t fake_clock(void)
+{
+    return fake_now;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    fake_now = 1000000;
+    td_clock_set(fake_clock);
+    f->loop = td_loop_new();
+    f->c = td_lean_client_new(f->loop);
+    f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(f->lfd, 16), 0);
+    socklen_t alen = sizeof(a);
+    getsockname(f->lfd, (struct sockaddr *)&a, &alen);
+    f->port = ntohs(a.sin_port);
+    char url[128], err[160];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/fn?x=1", f->port);
+    f->t = td_lean_target_new(f->c, url, err, sizeof(err));
+    assert_non_null(f->t);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    td_lean_target_free(f->t);
+    td_lean_client_free(f->c);
+    td_loop_free(f->loop);
+    close(f->lfd);
+    td_clock_set(NULL);
+    free(f);
+    return 0;
+}
+
+/* Sends a POST of body with one header; the result lands in *r. */
+static void post(struct fixture *f, const char *body, struct result *r)
+{
+    struct td_lean_request *q = td_lean_request_new(f->t);
+    assert_non_null(q);
+    assert_int_equal(td_lean_request_header(q, "ce-id", "42"), 0);
+    assert_int_equal(td_lean_request_line(q, "Content-Type: application/json", 30), 0);
+    assert_int_equal(td_lean_request_line(q, "Expect:", 7), 0); /* adds nothing */
+    td_lean_request_body(q, body, strlen(body), false);
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(td_lean_request_send(f->c, q, 10000, on_header, f, on_done, r), 0);
+    assert_int_equal(r->calls, 0); /* never from inside send */
+}
+
+static void pump_until_done(struct fixture *f, struct result *r)
+{
+    for (int i = 0; i < PUMP_MAX && r->calls == 0; i++) {
+        td_loop_run_once(f->loop, 5);
+    }
+    assert_int_equal(r->calls, 1);
+}
+
+static int srv_accept(struct fixture *f)
+{
+    for (int i = 0; i < PUMP_MAX; i++) {
+        int fd = accept(f->lfd, NULL, NULL);
+        if (fd >= 0) {
+            return fd;
+        }
+        td_loop_run_once(f->loop, 5);
+    }
+    fail_msg("the client never connected");
+    return -1;
+}
+
+/* Reads one whole request (head and Content-Length body) into buf, pumping the loop. */
+static size_t srv_read(struct fixture *f, int fd, char *buf, size_t cap)
+{
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    size_t len = 0;
+    for (int i = 0; i < PUMP_MAX; i++) {
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n > 0) {
+            len += (size_t)n;
+            buf[len] = '\0';
+            char *end = strstr(buf, "\r\n\r\n");
+            char *cl = strstr(buf, "Content-Length: ");
+            if (end && cl && len >= (size_t)(end + 4 - buf) + strtoul(cl + 16, NULL, 10)) {
+                return len;
+            }
+            continue;
+        }
+        td_loop_run_once(f->loop, 5);
+    }
+    fail_msg("no whole request arrived");
+    return 0;
+}
+
+static void srv_write(int fd, const char *s)
+{
+    assert_int_equal(write(fd, s, strlen(s)), (ssize_t)strlen(s));
+}
+
+static void test_request_bytes_and_split_answer(void **state)
+{
+    struct fixture *f = *state;
+    struct result r;
+    post(f, "{\"a\":1}", &r);
+    int fd = srv_accept(f);
+    char buf[4096], want[128];
+    srv_read(f, fd, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "POST /fn?x=1 HTTP/1.1\r\n"));
+    snprintf(want, sizeof(want), "\r\nHost: 127.0.0.1:%d\r\n", f->port);
+    assert_non_null(strstr(buf, want));
+    assert_non_null(strstr(buf, "\r\nce-id: 42\r\n"));
+    assert_non_null(strstr(buf, "\r\nContent-Type: application/json\r\n"));
+    assert_non_null(strstr(buf, "\r\nUser-Agent: triggerd/"));
+    assert_null(strstr(buf, "Expect"));
+    assert_non_null(strstr(buf, "\r\nContent-Length: 7\r\n\r\n{\"a\":1}"));
+    /* the answer in pieces, each read by its own loop iteration, cut inside every part */
+    const char *parts[] = {
+        "HTT",      "P/1.1 20",           "0 OK\r\nConte", "nt-Length: 5\r\nRetry-Af",
+        "ter: 7\r", "\nCe-Type: x\r\n\r", "\nhel",         "lo"};
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        srv_write(fd, parts[i]);
+        for (int k = 0; k < 3; k++) {
+            td_loop_run_once(f->loop, 5);
+        }
+    }
+    pump_until_done(f, &r);
+    assert_int_equal(r.code, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "hello");
+    assert_int_equal(r.retry_after_ms, 7000);
+    assert_non_null(strstr(f->hdr, "Retry-After: 7\r\n"));
+    assert_non_null(strstr(f->hdr, "Ce-Type: x\r\n"));
+    assert_int_equal(td_lean_client_connections(f->c), 1); /* kept for the next request */
+    close(fd);
+}
+
+static void test_chunked_and_reuse(void **state)
+{
+    struct fixture *f = *state;
+    struct result r;
+    post(f, "one", &r);
+    int fd = srv_accept(f);
+    char buf[4096];
+    srv_read(f, fd, buf, sizeof(buf));
+    srv_write(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world"
+                  "\r\n0\r\n\r\n");
+    pump_until_done(f, &r);
+    assert_int_equal(r.code, CURLE_OK);
+    assert_string_equal(r.body, "hello world");
+    assert_int_equal(r.retry_after_ms, -1);
+    /* the second request goes on the same connection: nothing new to accept */
+    post(f, "two", &r);
+    srv_read(f, fd, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "\r\n\r\ntwo"));
+    srv_write(fd, "HTTP/1.1 204 No Content\r\n\r\n");
+    pump_until_done(f, &r);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(accept(f->lfd, NULL, NULL), -1);
+    close(fd);
+}
+
+static void test_garbage_after_answer_closes(void **state)
+{
+    struct fixture *f = *state;
+    struct result r;
+    post(f, "x", &r);
+    int fd = srv_accept(f);
+    char buf[4096];
+    srv_read(f, fd, buf, sizeof(buf));
+    srv_write(fd, "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 500 Unasked\r\n\r\n");
+    pump_until_done(f, &r);
+    assert_int_equal(r.code, CURLE_OK);
+    assert_int_equal(r.status, 204);
+    /* the connection is out of step with the server: closed, not reused */
+    assert_int_equal(td_lean_client_connections(f->c), 0);
+    post(f, "y", &r);
+    int fd2 = srv_accept(f);
+    srv_read(f, fd2, buf, sizeof(buf));
+    srv_write(fd2, "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
+    pump_until_done(f, &r);
+    assert_int_equal(r.status, 202);
+    close(fd);
+    close(fd2);
+}
+
+static void test_oversize_headers(void **state)
+{
+    struct fixture *f = *state;
+    struct result r;
+    post(f, "x", &r);
+    int fd = srv_accept(f);
+    char buf[4096];
+    srv_read(f, fd, buf, sizeof(buf));
+    srv_write(fd, "HTTP/1.1 200 OK\r\nX-Big: ");
+    char chunk[4096];
+    memset(chunk, 'a', sizeof(chunk) - 1);
+    chunk[sizeof(chunk) - 1] = '\0';
+    for (int i = 0; i < 40 && r.calls == 0; i++) { /* 160 KB: beyond http_parser's 80 KB */
+        (void)!write(fd, chunk, strlen(chunk));
+        td_loop_run_once(f->loop, 5);
+    }
+    pump_until_done(f, &r);
+    assert_int_equal(r.code, CURLE_WEIRD_SERVER_REPLY);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(td_lean_client_connections(f->c), 0);
+    close(fd);
+}
+
+static void test_close_mid_answer(void **state)
+{
+    struct fixture *f = *state;
+    struct result r;
+    post(f, "x", &r);
+    int fd = srv_accept(f);
+    char buf[4096];
+    srv_read(f, fd, buf, sizeof(buf));
+    srv_write(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc");
+    td_loop_run_once(f->loop, 5);
+    close(fd);
+    pump_until_done(f, &r);
+    assert_int_equal(r.code, CURLE_PARTIAL_FILE); /* not retried: the answer had begun */
+    assert_int_equal(r.status, 0);
+    assert_int_equal(accept(f->lfd, NULL, NULL), -1);
+}
+
+static void test_close_delimited_and_continue(void **state)
+{
+    struct fixture *f = *state;
+    struct result r;
+    post(f, "x", &r);
+    int fd = srv_accept(f);
+    char buf[4096];
+    srv_read(f, fd, buf, sizeof(buf));
+    srv_write(fd, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                  "Connection: close\r\n\r\nuntil the end");
+    td_loop_run_once(f->loop, 5);
+    close(fd);
+    pump_until_done(f, &r);
+    assert_int_equal(r.code, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "until the end");
+    assert_non_null(strstr(f->hdr, "Content-Type: text/plain\r\n"));
+    assert_int_equal(td_lean_client_connections(f->c), 0);
+}
+
+static void test_connection_close_not_reused(void **state)
+{
+    struct fixture *f = *state;
+    struct result r;
+    post(f, "x", &r);
+    int fd = srv_accept(f);
+    char buf[4096];
+    srv_read(f, fd, buf, sizeof(buf));
+    srv_write(fd, "HTTP/1.1 503 Busy\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    pump_until_done(f, &r);
+    assert_int_equal(r.status, 503);
+    assert_int_equal(td_lean_client_connections(f->c), 0);
+    close(fd);
+}
+
+/* The server closed a keep-alive connection while the client was about to reuse it: the request
+ * fails before any byte of an answer, and goes once more on a new connection. */
+static void test_stale_connection_retried_once(void **state)
+{
+    struct fixture *f = *state;
+    struct result r;
+    post(f, "first", &r);
+    int fd = srv_accept(f);
+    char buf[4096];
+    srv_read(f, fd, buf, sizeof(buf));
+    srv_write(fd, "HTTP/1.1 204 No Content\r\n\r\n");
+    pump_until_done(f, &r);
+    close(fd); /* no loop iteration: the client has not seen it yet */
+    post(f, "second", &r);
+    int fd2 = srv_accept(f);
+    srv_read(f, fd2, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "\r\n\r\nsecond"));
+    srv_write(fd2, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    pump_until_done(f, &r);
+    assert_int_equal(r.code, CURLE_OK);
+    assert_string_equal(r.body, "ok");
+    close(fd2);
+}
+
+/* A new connection that is closed without an answer is not retried: the function took it. */
+static void test_fresh_connection_not_retried(void **state)
+{
+    struct fixture *f = *state;
+    struct result r;
+    post(f, "x", &r);
+    int fd = srv_accept(f);
+    char buf[4096];
+    srv_read(f, fd, buf, sizeof(buf));
+    close(fd);
+    pump_until_done(f, &r);
+    assert_int_equal(r.code, CURLE_GOT_NOTHING);
+    assert_int_equal(accept(f->lfd, NULL, NULL), -1);
+}
+
+static void test_refused(void **state)
+{
+    struct fixture *f = *state;
+    close(f->lfd); /* nobody listens on the port any more */
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct result r;
+    post(f, "x", &r);
+    pump_until_done(f, &r);
+    assert_int_equal(r.code, CURLE_COULDNT_CONNECT);
+    assert_int_equal(r.status, 0);
+}
+
+static void test_timeout_on_fake_clock(void **state)
+{
+    struct fixture *f = *state;
+    struct result r;
+    post(f, "x", &r);
+    int fd = srv_accept(f);
+    char buf[4096];
+    srv_read(f, fd, buf, sizeof(buf));
+    td_loop_run_once(f->loop, 0);
+    assert_int_equal(r.calls, 0);
+    fake_now += 10001; /* the request's 10 s */
+    pump_until_done(f, &r);
+    assert_int_equal(r.code, CURLE_OPERATION_TIMEDOUT);
+    assert_int_equal(td_lean_client_connections(f->c), 0); /* its answer may still come */
+    close(fd);
+}
+
+/* A request still running when the client is freed: its arg is freed there (ASan checks). */
+static void test_free_abandons(void **state)
+{
+    struct fixture *f = *state;
+    struct td_lean_request *q = td_lean_request_new(f->t);
+    char *body = strdup("owned");
+    td_lean_request_body(q, body, strlen(body), true);
+    struct result *r = calloc(1, sizeof(*r));
+    assert_int_equal(td_lean_request_send(f->c, q, 10000, NULL, NULL, on_done, r), 0);
+    int fd = srv_accept(f);
+    assert_int_equal(td_lean_client_running(f->c), 1);
+    close(fd);
+}
+
+static void test_targets(void **state)
+{
+    struct fixture *f = *state;
+    char err[160];
+    const char *bad[] = {"https://127.0.0.1/", "http://fn.default.svc.cluster.local/",
+                         "http://user:pw@127.0.0.1/", "ftp://127.0.0.1/"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_null(td_lean_target_new(f->c, bad[i], err, sizeof(err)));
+        assert_true(err[0] != '\0');
+    }
+    const char *good[] = {"http://localhost:8080", "http://[::1]:9/x", "http://10.0.0.1"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        struct td_lean_target *t = td_lean_target_new(f->c, good[i], err, sizeof(err));
+        assert_non_null(t);
+        td_lean_target_free(t);
+    }
+    struct td_lean_request *q = td_lean_request_new(f->t);
+    assert_int_equal(td_lean_request_header(q, "X-Bad", "a\r\nInjected: 1"), -1);
+    td_lean_request_free(q);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_request_bytes_and_split_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_and_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_after_answer_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oversize_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_mid_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_delimited_and_continue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_close_not_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_connection_retried_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fresh_connection_not_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_on_fake_clock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_abandons, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_targets, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
