@@ -219,17 +219,19 @@ def cmd_table(a):
         x, y = num(cpu_k), num(n_k)
         return "?" if x is None or not y else f"{1e6 * x / y:.0f}"
 
-    def cpu_ratio():
-        tc, tn, cc, cn = num("td_cpu_s"), num("td_entries"), num("curl_cpu_s"), num("curl_entries")
+    def cpu_ratio(p="td", q="curl"):
+        tc, tn, cc, cn = num(f"{p}_cpu_s"), num(f"{p}_entries"), num(f"{q}_cpu_s"), num(f"{q}_entries")
         if not (tc and tn and cc and cn):
             return "n/a"
         return f"{100 * (cc / cn) / (tc / tn):.0f} %"
 
     c, n = v.get("concurrency", "?"), int(num("entries") or 0)
+    client = v.get("td_client", "auto")
+    other = v.get("tdc_client")
     rows = [
         ("triggerd idle RSS (connected, before the load)", mb("td_idle_rss_kb"),
          f"of which anonymous {mb('td_idle_anon_kb')}; the rest is shared libraries"),
-        ("triggerd end to end: backlog -> nginx -> XACK", rate("td_rate") + " ev/s",
+        (f"triggerd end to end (client: {client})", rate("td_rate") + " ev/s",
          f"{n:,} in {num('td_seconds') or 0:.2f} s; {num('td_cpu_s') or 0:.2f} CPU s, "
          f"{us_per('td_cpu_s', 'td_entries')} us CPU/event"),
         ("triggerd peak RSS (VmHWM)", mb("td_hwm_kb"), ""),
@@ -242,12 +244,28 @@ def cmd_table(a):
          f"{int(num('curl_entries') or 0):,} POSTs; {us_per('curl_cpu_s', 'curl_entries')} us CPU/POST"),
         (f"Redis ceiling: XREADGROUP COUNT {v.get('batch', '?')} + XACK (C)",
          rate("raw_rate") + " ev/s", f"{int(num('raw_entries') or 0):,} entries"),
-        ("ratio triggerd / wrk", ratio("td_rate", "wrk_rate"), ""),
+        ("ratio triggerd / wrk", ratio("td_rate", "wrk_rate"),
+         "goal (issue 14) for the lean client: >= 60 %" if client == "lean" else ""),
         ("ratio triggerd / libcurl loop", ratio("td_rate", "curl_rate"), "target (issue 14): >= 70 %"),
         ("ratio triggerd / raw Redis consume", ratio("td_rate", "raw_rate"), ""),
         ("CPU per event: libcurl loop / triggerd", cpu_ratio(),
          "CPU time per event (kernel accounting) compared"),
     ]
+    if other:
+        rows[3:3] = [
+            (f"triggerd end to end (client: {other})", rate("tdc_rate") + " ev/s",
+             f"{int(num('tdc_entries') or 0):,} in {num('tdc_seconds') or 0:.2f} s; "
+             f"{num('tdc_cpu_s') or 0:.2f} CPU s, {us_per('tdc_cpu_s', 'tdc_entries')} us CPU/event; "
+             f"peak RSS {mb('tdc_hwm_kb')}; {conns('tdc_conns')} connections"),
+        ]
+        rows += [
+            (f"ratio client: {client} / client: {other}", ratio("td_rate", "tdc_rate"), "events/s"),
+            (f"CPU per event: client: {other} / client: {client}", cpu_ratio("td", "tdc"),
+             "above 100 %: the first costs less CPU per event"),
+            (f"client: {other}: ratio to wrk / to the libcurl loop",
+             f"{ratio('tdc_rate', 'wrk_rate')} / {ratio('tdc_rate', 'curl_rate')}",
+             f"CPU per event, libcurl loop / triggerd: {cpu_ratio('tdc', 'curl')}"),
+        ]
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     print(f"{'figure':<{w0}}  {'value':>{w1}}  note")
