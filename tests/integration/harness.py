@@ -466,7 +466,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 256
+    # The listen backlog: a test with many triggers can open a thousand connections at once
+    # (test_fanout: 20 x concurrency 64). A SYN beyond the backlog is dropped and resent 1 s, then
+    # 3 s later, which a 2 s sink timeout turns into failed deliveries; the kernel caps it at
+    # net.core.somaxconn (4096 on Debian 12).
+    request_queue_size = 2048
 
     def process_request(self, request, client_address):
         # Every accepted TCP connection, counted before its thread starts: the connection-reuse
