@@ -239,7 +239,8 @@ def cmd_table(a):
          f"for the whole run, concurrency {c}; issue 14: at most 2 x {c} = {bound()}"
          f"{over()}; the libcurl loop opened {conns('curl_conns')}"),
         (f"HTTP ceiling: wrk -t1 -c{c} -d{v.get('wrk_duration', '?')}", rate("wrk_rate") + " req/s",
-         f"p50 {v.get('wrk_p50', '?')}, p99 {v.get('wrk_p99', '?')}"),
+         f"p50 {v.get('wrk_p50', '?')}, p99 {v.get('wrk_p99', '?')}; "
+         f"{us_per('wrk_cpu_s', 'wrk_entries')} us CPU/request"),
         (f"libcurl ceiling: bare multi loop, {c} in flight", rate("curl_rate") + " req/s",
          f"{int(num('curl_entries') or 0):,} POSTs; {us_per('curl_cpu_s', 'curl_entries')} us CPU/POST"),
         (f"Redis ceiling: XREADGROUP COUNT {v.get('batch', '?')} + XACK (C)",
@@ -250,6 +251,8 @@ def cmd_table(a):
         ("ratio triggerd / raw Redis consume", ratio("td_rate", "raw_rate"), ""),
         ("CPU per event: libcurl loop / triggerd", cpu_ratio(),
          "CPU time per event (kernel accounting) compared"),
+        ("CPU per event: wrk / triggerd", cpu_ratio("td", "wrk"),
+         "wrk's CPU per request against triggerd's per event (which also reads and acks Redis)"),
     ]
     if other:
         rows[3:3] = [

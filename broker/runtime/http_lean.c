@@ -32,6 +32,10 @@
 #define IDLE_MAX_MS        (118 * 1000) /* libcurl's CURLOPT_MAXAGE_CONN default */
 #define READ_CHUNK         16384
 #define HEAD_INLINE        1024
+/* Spare request structs kept for reuse: each is ~10 KB (its header line and head buffers), and
+ * a malloc and free of that size per event cost more than the rest of the client (glibc merges
+ * the freed chunk into the top and consolidates). */
+#define SPARE_MAX 256
 
 enum conn_state { CONN_CONNECTING, CONN_BUSY, CONN_IDLE };
 
@@ -60,6 +64,8 @@ struct lean_pool {
 struct td_lean_client {
     struct td_loop *loop;
     struct lean_pool *pools;
+    struct td_lean_request *spare; /* linked through next */
+    size_t nspare;
     struct td_lean_request *running; /* doubly linked */
     size_t nrunning, nconns;
 };
@@ -240,8 +246,12 @@ void td_lean_target_free(struct td_lean_target *t)
 
 struct td_lean_request *td_lean_request_new(const struct td_lean_target *t)
 {
-    struct td_lean_request *r = malloc(sizeof(*r));
-    if (!r) {
+    struct td_lean_client *c = t->pool->client;
+    struct td_lean_request *r = c->spare;
+    if (r) {
+        c->spare = r->next;
+        c->nspare--;
+    } else if (!(r = malloc(sizeof(*r)))) {
         return NULL;
     }
     /* everything before the big buffers is zeroed; line and head_inline are written before
@@ -345,7 +355,14 @@ void td_lean_request_free(struct td_lean_request *r)
     }
     free(r->body_owned);
     td_secret_free_n(r->rbody, r->rcap);
-    free(r);
+    struct td_lean_client *c = r->pool->client;
+    if (c->nspare < SPARE_MAX) {
+        r->next = c->spare;
+        c->spare = r;
+        c->nspare++;
+    } else {
+        free(r);
+    }
 }
 
 /* ---- the answer ------------------------------------------------------------------------------ */
@@ -886,6 +903,11 @@ void td_lean_client_free(struct td_lean_client *c)
             conn_close(p->busy);
         }
         free(p);
+    }
+    while (c->spare) {
+        struct td_lean_request *r = c->spare;
+        c->spare = r->next;
+        free(r);
     }
     free(c);
 }
