@@ -385,7 +385,8 @@ int td_daemon_run(const char *config_path)
     sigaddset(&mask, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
 
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* libcurl initializes when the HTTP client first needs it (http_client.c), so a daemon that
+     * never uses it does not carry its libraries resident. */
     char err[512];
     struct daemon *d = calloc(1, sizeof(*d));
     int rc = 1;

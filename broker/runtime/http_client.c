@@ -47,6 +47,7 @@ struct td_http_client {
     unsigned char *fds;
     size_t nfds;
     struct td_lean_client *lean; /* made on first use (td_http_client_lean) */
+    bool global;                 /* this client called curl_global_init (ensure_multi) */
 };
 
 #define FD_OURS 1u
@@ -197,16 +198,36 @@ struct td_http_client *td_http_client_new(struct td_loop *loop)
     }
     c->loop = loop;
     td_timer_init(&c->timer, on_timer, c);
+    return c;
+}
+
+static void set_cache(struct td_http_client *c);
+
+/* libcurl is initialized when the first request needs it, not at start: its global init (OpenSSL,
+ * GSS-API, libssh2 ...) makes about 2.3 MB of libraries resident, which a daemon whose sinks all
+ * use the lean client (http_lean.c) never needs. This libcurl is built thread-safe
+ * (curl_version_info: CURL_VERSION_THREADSAFE, 7.84+), so a first init here while other threads
+ * run is safe. 0 or -1. */
+static int ensure_multi(struct td_http_client *c)
+{
+    if (c->multi) {
+        return 0;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        return -1;
+    }
+    c->global = true;
     c->multi = curl_multi_init();
     if (!c->multi) {
-        free(c);
-        return NULL;
+        return -1;
     }
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-    return c;
+    c->maxconnects = 0;
+    set_cache(c);
+    return 0;
 }
 
 /* The size of the connection cache, from the most requests ever in flight at once.
@@ -227,7 +248,7 @@ static void set_cache(struct td_http_client *c)
         want = c->reserve;
     }
     long max = want > LONG_MAX ? LONG_MAX : (long)want;
-    if (max > c->maxconnects &&
+    if (c->multi && max > c->maxconnects &&
         curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, max) == CURLM_OK) {
         c->maxconnects = max;
     }
@@ -274,13 +295,21 @@ void td_http_client_free(struct td_http_client *c)
     for (size_t i = 0; i < c->npool; i++) {
         curl_easy_cleanup(c->pool[i]);
     }
-    curl_multi_cleanup(c->multi); /* closes the cached connections: closesocket_cb reads c */
+    if (c->multi) {
+        curl_multi_cleanup(c->multi); /* closes the cached connections: closesocket_cb reads c */
+    }
+    if (c->global) {
+        curl_global_cleanup();
+    }
     free(c->fds);
     free(c);
 }
 
 CURL *td_http_client_easy(struct td_http_client *c)
 {
+    if (ensure_multi(c) < 0) {
+        return NULL;
+    }
     if (c->npool > 0) {
         return c->pool[--c->npool];
     }

@@ -76,6 +76,14 @@ def received(logpath):
         return []
 
 
+def rss_file_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("RssFile:"):
+                return int(line.split()[1])
+    return 0
+
+
 def body(c):
     want_client = "libcurl" if os.environ.get("TD_HTTP_CLIENT") == "curl" else "the lean HTTP client"
     rs = RedisServer()
@@ -134,8 +142,28 @@ def body(c):
     td3 = Triggerd(ok, name="curl-forced").start()
     c.check(td3.wait_ready(10 * SLOW), "client: curl starts")
     c.check(any("sink 'fn': libcurl" in l.get("msg", "") for l in td3.logs()), "client: curl is libcurl")
+    # libcurl is initialized on first use (http_client.c): its global init makes about 2.3 MB of
+    # libraries (OpenSSL, GSS-API ...) resident. A daemon whose sink is on the lean client never
+    # pays it; one that sent a request through libcurl has. Compared as the file-backed resident
+    # memory of two daemons of the same binary on the same machine, so no absolute figure is assumed.
+    cl.xadd("s2", {"n": "1"})
+    wait_until(lambda: len(received(logpath)) > len(got), 20 * SLOW, desc="the libcurl request arrived")
+    curl_file_kb = rss_file_kb(td3.proc.pid)
     td3.terminate()
     c.eq(td3.wait(10 * SLOW), 0, "client: curl exit status")
+    lean_cfg = config(sources={"in": redis_source(rs.url, "s3")},
+                      sinks={"fn": {"http": {"url": f"http://127.0.0.1:{port}/", "client": "lean"}}},
+                      triggers=[trigger("t1", "in", "fn")])
+    td4 = Triggerd(lean_cfg, name="lean-idle").start()
+    c.check(td4.wait_ready(10 * SLOW), "client: lean starts")
+    time.sleep(0.5)  # idle
+    lean_file_kb = rss_file_kb(td4.proc.pid)
+    td4.terminate()
+    c.eq(td4.wait(10 * SLOW), 0, "client: lean exit status")
+    log(f"file-backed RSS: lean-only idle {lean_file_kb} kB, after a libcurl request {curl_file_kb} kB")
+    c.check(lean_file_kb + 1024 < curl_file_kb,
+            "a daemon that never used libcurl has not initialized it (>= 1 MB less resident libraries)",
+            f"{lean_file_kb} kB vs {curl_file_kb} kB")
 
 
 run_test(body)
