@@ -409,6 +409,40 @@ static void test_timeout_on_fake_clock(void **state)
     close(fd);
 }
 
+/* A body larger than the socket buffers goes out in pieces as the server reads (EPOLLOUT). */
+static void test_large_body_partial_writes(void **state)
+{
+    struct fixture *f = *state;
+    size_t n = 4u << 20;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, 'b', n);
+    big[n] = '\0';
+    struct result r;
+    post(f, big, &r);
+    int fd = srv_accept(f);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    char buf[65536];
+    size_t got = 0;
+    for (int i = 0; i < 100000 && got < n; i++) {
+        ssize_t k = read(fd, buf, sizeof(buf));
+        if (k > 0) {
+            char *end = got == 0 ? strstr(buf, "\r\n\r\n") : NULL;
+            got += end ? (size_t)k - (size_t)(end + 4 - buf) : (size_t)k;
+        } else {
+            td_loop_run_once(f->loop, 1);
+        }
+    }
+    assert_int_equal(got, n);
+    srv_write(fd, "HTTP/1.1 204 No Content\r\n\r\n");
+    pump_until_done(f, &r);
+    assert_int_equal(r.code, CURLE_OK);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(td_lean_client_connections(f->c), 1);
+    close(fd);
+    free(big);
+}
+
 /* A request still running when the client is freed: its arg is freed there (ASan checks). */
 static void test_free_abandons(void **state)
 {
@@ -459,6 +493,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fresh_connection_not_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_on_fake_clock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_body_partial_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_abandons, setup, teardown),
         cmocka_unit_test_setup_teardown(test_targets, setup, teardown),
     };
