@@ -294,6 +294,14 @@ static int head_append(struct td_lean_request *r, const char *a, size_t alen, co
     return 0;
 }
 
+/* The client frames the body itself: a Content-Length or Transfer-Encoding of the caller's would
+ * be a second, contradicting one (a 400, or worse, a request smuggled to the next hop). */
+static bool framing(const char *name, size_t len)
+{
+    return (len == 14 && strncasecmp(name, "Content-Length", 14) == 0) ||
+           (len == 17 && strncasecmp(name, "Transfer-Encoding", 17) == 0);
+}
+
 static void note_name(struct td_lean_request *r, const char *name, size_t len)
 {
     if (len == 4 && strncasecmp(name, "Host", 4) == 0) {
@@ -319,6 +327,9 @@ int td_lean_request_line(struct td_lean_request *r, const char *line, size_t len
     if (v == line + len) {
         return 0; /* "Name:": libcurl's spelling of "do not send it" */
     }
+    if (framing(line, (size_t)(colon - line))) {
+        return 0;
+    }
     note_name(r, line, (size_t)(colon - line));
     return head_append(r, line, len, "\r\n", 2, "", 0);
 }
@@ -329,6 +340,9 @@ int td_lean_request_header(struct td_lean_request *r, const char *name, const ch
     if (memchr(name, '\r', nlen) || memchr(name, '\n', nlen) || memchr(value, '\r', vlen) ||
         memchr(value, '\n', vlen)) {
         return -1;
+    }
+    if (framing(name, nlen)) {
+        return 0;
     }
     note_name(r, name, nlen);
     if (head_append(r, name, nlen, ": ", 2, value, vlen) < 0) {

@@ -51,7 +51,8 @@ void td_lean_target_free(struct td_lean_target *t); /* NULL is a no-op */
  * NULL: out of memory. */
 struct td_lean_request *td_lean_request_new(const struct td_lean_target *t);
 /* Appends "name: value". A header the caller sets replaces the client's own Host or
- * User-Agent. 0, or -1 (out of memory, or a CR/LF in the line). */
+ * User-Agent; Content-Length and Transfer-Encoding are the client's and are dropped. 0, or -1
+ * (out of memory, or a CR/LF in the line). */
 int td_lean_request_header(struct td_lean_request *r, const char *name, const char *value);
 /* Appends a ready "Name: value" line (len bytes, no CR/LF). "Name:" with no value adds nothing
  * (libcurl's way of removing a header). 0 or -1. */
