@@ -849,7 +849,25 @@ static const struct td_conf_key http_sink_keys[] = {
 static int check_http_sink(struct td_conf_loader *ld, const struct td_ynode *map, void *base)
 {
     const struct td_conf_http_sink *c = base;
-    return td_sink_check_http_url(ld, map, "url", c->url);
+    if (td_sink_check_http_url(ld, map, "url", c->url) < 0) {
+        return -1;
+    }
+    if (c->client != TD_CLIENT_LEAN) {
+        return 0;
+    }
+    /* client: lean where only libcurl can serve: an error at the key, not a failing sink */
+    char why[160] = "";
+    if (c->service_name) {
+        snprintf(why, sizeof(why), "service: is a host name (the lean client resolves none)");
+    } else if (c->auth.basic_user) {
+        snprintf(why, sizeof(why), "basic auth is libcurl's");
+    } else if (c->ca_file || c->client_cert || c->client_key) {
+        snprintf(why, sizeof(why), "TLS files are set");
+    } else if (c->url && td_lean_url_check(c->url, why, sizeof(why)) == 0) {
+        return 0;
+    }
+    ERR_AT(ld, td_conf_map_get(map, "client"), "client: lean cannot serve this sink: %s", why);
+    return -1;
 }
 
 static const struct td_conf_table http_sink_table = {

@@ -232,6 +232,15 @@ out:
     return t;
 }
 
+int td_lean_url_check(const char *url, char *err, size_t errlen)
+{
+    struct td_lean_client c = {0}; /* pools only: no loop, no connection */
+    struct td_lean_target *t = td_lean_target_new(&c, url, err, errlen);
+    td_lean_target_free(t);
+    free(c.pools); /* at most the one target_new made */
+    return t ? 0 : -1;
+}
+
 void td_lean_target_free(struct td_lean_target *t)
 {
     if (!t) {

@@ -46,6 +46,9 @@ void td_lean_client_free(struct td_lean_client *c);
 struct td_lean_target *td_lean_target_new(struct td_lean_client *c, const char *url, char *err,
                                           size_t errlen);
 void td_lean_target_free(struct td_lean_target *t); /* NULL is a no-op */
+/* Whether td_lean_target_new would take url (for `check`): 0, or -1 with the reason in err.
+ * Thread: any. */
+int td_lean_url_check(const char *url, char *err, size_t errlen);
 
 /* A POST to t, built in place: header lines, then the body, then td_lean_request_send.
  * NULL: out of memory. */

@@ -125,8 +125,8 @@ def body(c):
     c.eq(td.wait(10 * SLOW), 0, "exit status after SIGTERM")
     log(f"in={cl.xlen('s')} out={len(set(got))} requests={len(got)}")
 
-    # client: lean where the lean client cannot serve: a start-up error that says why; client: curl
-    # on the same URL starts.
+    # client: lean where the lean client cannot serve: a load error at the key that says why (so
+    # `check` reports it too); client: curl on the same URL starts.
     bad = config(sources={"in": redis_source(rs.url, "s2")},
                  sinks={"fn": {"http": {"url": "http://fn.example.invalid/", "client": "lean"}}},
                  triggers=[trigger("t1", "in", "fn")])
@@ -134,8 +134,19 @@ def body(c):
     rc = td2.wait(20 * SLOW)
     c.check(rc not in (None, 0), "client: lean with a host name does not start", rc)
     text = "\n".join(td2.raw_lines())
-    c.check("client: lean cannot serve it" in text and "host is a name" in text,
+    c.check("client: lean cannot serve this sink" in text and "host is a name" in text,
             "the error says why", text[-400:])
+    chk = run_cli(["check", "-c", td2.config_path])
+    c.check(chk.returncode != 0 and "triggerd.yaml:" in chk.stderr and "client: lean" in chk.stderr,
+            "`triggerd check` points at the key", (chk.returncode, chk.stderr[-300:]))
+    basic = config(sources={"in": redis_source(rs.url, "s2")},
+                   sinks={"fn": {"http": {"url": f"http://127.0.0.1:{port}/", "client": "lean",
+                                          "auth": {"basic": {"user": "u", "password": "p"}}}}},
+                   triggers=[trigger("t1", "in", "fn")])
+    td5 = Triggerd(basic, name="lean-basic")
+    chk = run_cli(["check", "-c", td5.config_path])
+    c.check(chk.returncode != 0 and "basic auth" in chk.stderr, "client: lean with basic auth is refused",
+            (chk.returncode, chk.stderr[-300:]))
     ok = config(sources={"in": redis_source(rs.url, "s2")},
                 sinks={"fn": {"http": {"url": f"http://127.0.0.1:{port}/", "client": "curl"}}},
                 triggers=[trigger("t1", "in", "fn")])
