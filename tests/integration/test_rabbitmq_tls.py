@@ -3,7 +3,8 @@ test's own pika client) and a TLS listener with ssl_options.verify = verify_peer
 fail_if_no_peer_cert = true, offering EXTERNAL (rabbitmq_auth_mechanism_ssl, CN as user name).
 
 One daemon consumes over amqps:// with acks (a PLAIN login whose password is a canary secret, plus a
-client certificate), dead-letters a function's 4xx to a RabbitMQ sink over amqps://, consumes a second
+client certificate), dead-letters a function's 4xx to a RabbitMQ sink over amqps:// (and `triggerd
+redrive` reads them back through that sink's settings), consumes a second
 queue as a user that has no password at all (auth_mechanism: external, tls.cert_file/key_file) and
 publishes it on with publisher confirms through a RabbitMQ sink that logs in with EXTERNAL too, and a
 third source connects with tls.insecure_skip_verify. Every message is counted in and out: nothing
@@ -36,10 +37,28 @@ def key_body(path):
     return lines[len(lines) // 2]
 
 
+accept_poison = set()  # non-empty: the function takes the poison messages too (for the redrive)
+
+
 def behaviour(req, attempt):
-    if b"poison" in req.body:
+    if b"poison" in req.body and not accept_poison:
         return (400, {}, b"bad input", 0)
     return (200, {}, b"", 0)
+
+
+def peek_all(rmq, queue):
+    """Reads every message of queue without taking it: [(properties, body)], then requeued."""
+    ch = rmq.channel()
+    out, last = [], None
+    while True:
+        method, props, body = ch.basic_get(queue=queue, auto_ack=False)
+        if method is None:
+            break
+        last = method.delivery_tag
+        out.append((props, body))
+    if last is not None:
+        ch.basic_nack(delivery_tag=last, multiple=True, requeue=True)
+    return out
 
 
 def q(s):
@@ -118,12 +137,22 @@ def body(c):
     c.check(wait_until(lambda: rmq.queue_counts("dead") == (len(poison), 0), 20 * SLOW),
             f"{len(poison)} dead letters in 'dead' through the amqps:// sink",
             rmq.queue_counts("dead"))
-    dead = read_all(ch, "dead")
-    c.eq({p.headers.get("cloudEvents:id") or p.headers.get("cloudEvents_id") or p.message_id
-          for p, _ in dead}, poison, "the dead letters are exactly the poison messages")
+    dead = peek_all(rmq, "dead")
+    c.eq({p.headers.get("cloudEvents:id") or p.message_id for p, _ in dead}, poison,
+         "the dead letters are exactly the poison messages")
     outputs += [repr((p.headers, b)) for p, b in dead]
     byid = fn.by_id("/")
     c.eq(sum(len(byid.get(i, [])) for i in good), len(good), "no duplicates")
+
+    # redrive reads them back over amqps:// (the sink's tls: block); the function takes them now
+    accept_poison.add(True)
+    r = run_cli(["redrive", "-c", td.config_path, "--from", "dead"])
+    outputs += [r.stdout, r.stderr]
+    c.eq(r.returncode, 0, "redrive from the amqps:// dead-letter queue " + r.stderr[-300:])
+    c.check(poison <= fn.ok_ids("/"), "every dead letter redriven to the function",
+            poison - fn.ok_ids("/"))
+    c.check(wait_until(lambda: rmq.queue_counts("dead") == (0, 0), 10 * SLOW),
+            "the dead-letter queue is empty after the redrive", rmq.queue_counts("dead"))
 
     # EXTERNAL source -> RabbitMQ sink with confirms over amqps://
     ext_ids = publish_many(ch, "in-ext", M)
