@@ -71,7 +71,7 @@ void td_check_rabbitmq(const struct td_config *cfg, struct td_errors *errs)
             const struct td_conf_rabbitmq_source *c = src->settings;
             char who[300];
             snprintf(who, sizeof(who), "source '%s'", src->name);
-            td_amqp_conf_check(who, c->url, &c->tls, c->auth_mechanism, &src->pos, errs);
+            td_amqp_conf_check(who, c->url, &c->tls, c->auth_mechanism, &src->pos, errs, NULL);
         }
     }
     for (size_t i = 0; i < cfg->nsinks; i++) {
@@ -80,7 +80,7 @@ void td_check_rabbitmq(const struct td_config *cfg, struct td_errors *errs)
             const struct td_conf_rabbitmq_sink *c = k->settings;
             char who[300];
             snprintf(who, sizeof(who), "sink '%s'", k->name);
-            td_amqp_conf_check(who, c->url, &c->tls, c->auth_mechanism, &k->pos, errs);
+            td_amqp_conf_check(who, c->url, &c->tls, c->auth_mechanism, &k->pos, errs, NULL);
         }
     }
     for (size_t i = 0; i < cfg->ntriggers; i++) {
@@ -119,6 +119,23 @@ void td_check_rabbitmq(const struct td_config *cfg, struct td_errors *errs)
 
 void td_check_rabbitmq_warnings(const struct td_config *cfg, struct td_errors *warns)
 {
+    char who[300];
+    for (size_t i = 0; i < cfg->nsources; i++) {
+        const struct td_conf_source *src = &cfg->sources[i];
+        if (src->kind == TD_SOURCE_RABBITMQ) {
+            const struct td_conf_rabbitmq_source *c = src->settings;
+            snprintf(who, sizeof(who), "source '%s'", src->name);
+            td_amqp_conf_check(who, c->url, &c->tls, c->auth_mechanism, &src->pos, NULL, warns);
+        }
+    }
+    for (size_t i = 0; i < cfg->nsinks; i++) {
+        const struct td_conf_sink *k = &cfg->sinks[i];
+        if (k->kind == TD_SINK_RABBITMQ) {
+            const struct td_conf_rabbitmq_sink *c = k->settings;
+            snprintf(who, sizeof(who), "sink '%s'", k->name);
+            td_amqp_conf_check(who, c->url, &c->tls, c->auth_mechanism, &k->pos, NULL, warns);
+        }
+    }
     for (size_t i = 0; i < cfg->ntriggers; i++) {
         const struct td_conf_trigger *trg = &cfg->triggers[i];
         const struct td_conf_source *src = td_config_source(cfg, trg->source);

@@ -100,7 +100,7 @@ fail:
 }
 
 void td_amqp_conf_check(const char *who, const char *url, const struct td_amqp_tls *tls, int auth,
-                        const struct td_pos *pos, struct td_errors *errs)
+                        const struct td_pos *pos, struct td_errors *errs, struct td_errors *warns)
 {
     struct td_amqp_addr a;
     char err[512];
@@ -108,14 +108,16 @@ void td_amqp_conf_check(const char *who, const char *url, const struct td_amqp_t
         return;
     }
     if (td_amqp_addr_from_conf(url, tls, auth, false, &a, err, sizeof(err)) < 0) {
-        td_errors_add(errs, pos, "%s: %s", who, err);
+        if (errs) {
+            td_errors_add(errs, pos, "%s: %s", who, err);
+        }
         return;
     }
-    if (a.insecure) {
-        fprintf(stderr,
-                "%s:%d:%d: warning: %s: tls.insecure_skip_verify: true accepts any server "
-                "certificate (anyone on the path can read and change the messages)\n",
-                pos->file, pos->line, pos->col, who);
+    if (a.insecure && warns) {
+        td_errors_add(warns, pos,
+                      "warning: %s: tls.insecure_skip_verify: true accepts any server certificate "
+                      "(anyone on the path can read and change the messages)",
+                      who);
     }
     /* the merged paths: from the block (reported at its key) or from the URL (at POS) */
     const char *files[] = {a.insecure ? NULL : a.cacert, a.cert, a.key};
@@ -126,8 +128,25 @@ void td_amqp_conf_check(const char *who, const char *url, const struct td_amqp_t
     static const char *const url_keys[] = {"url cacertfile", "url certfile", "url keyfile"};
     for (int i = 0; i < 3; i++) {
         bool block = inblock[i] != NULL;
-        td_tls_file_report(who, block ? keys[i] : url_keys[i], files[i], kinds[i],
-                           block && at[i]->line > 0 ? at[i] : pos, errs);
+        const struct td_pos *where = block && at[i]->line > 0 ? at[i] : pos;
+        const char *key = block ? keys[i] : url_keys[i];
+        if (!files[i]) {
+            continue;
+        }
+        switch (td_tls_file_check(files[i], kinds[i], err, sizeof(err))) {
+        case TD_TLS_FILE_OK:
+            break;
+        case TD_TLS_FILE_UNREADABLE: /* it may exist only where the daemon runs */
+            if (warns) {
+                td_errors_add(warns, where, "warning: %s: %s %s", who, key, err);
+            }
+            break;
+        case TD_TLS_FILE_INVALID:
+            if (errs) {
+                td_errors_add(errs, where, "%s: %s %s", who, key, err);
+            }
+            break;
+        }
     }
     td_amqp_addr_free(&a);
 }

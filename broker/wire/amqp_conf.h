@@ -44,10 +44,13 @@ extern const char *const td_amqp_auth_names[];
 int td_amqp_addr_from_conf(const char *url, const struct td_amqp_tls *tls, int auth,
                            bool check_files, struct td_amqp_addr *a, char *err, size_t errlen);
 
-/* `triggerd check` of one RabbitMQ source or sink (WHO: "source 'x'"), written at POS: the URL
- * and settings merge (errors at POS), and the block's files through td_tls_file_report
- * (unreadable: a warning; not of their kind: an error at the key's file:line:column). */
+/* `triggerd check` (and `run`, a reload) of one RabbitMQ source or sink (WHO: "source 'x'"),
+ * written at POS. Into ERRS (NULL: not looked for): the URL and settings do not merge, a TLS file
+ * is read but is not of its kind (at the key's file:line:column; a file named in the URL at POS).
+ * Into WARNS (NULL: not looked for): a TLS file cannot be read here (it may exist only where the
+ * daemon runs; the daemon refuses to start without it), insecure_skip_verify is on. The same
+ * format as td_tls_file_report, but collected, so that `run` logs it instead of printing it. */
 void td_amqp_conf_check(const char *who, const char *url, const struct td_amqp_tls *tls, int auth,
-                        const struct td_pos *pos, struct td_errors *errs);
+                        const struct td_pos *pos, struct td_errors *errs, struct td_errors *warns);
 
 #endif

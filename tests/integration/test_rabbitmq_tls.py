@@ -115,6 +115,12 @@ def body(c):
         td.dump_tail()
         return
 
+    c.check(any("insecure_skip_verify" in l.get("msg", "") and l.get("level") == "warn"
+                for l in td.logs()), "run logs the insecure_skip_verify warning (JSON)",
+            [l for l in td.logs() if "insecure" in str(l)][:2])
+    c.check(not any("raw" in l for l in td.logs()), "every stderr line of run is JSON",
+            [l for l in td.logs() if "raw" in l][:2])
+
     # the broker's view: TLS connections, PLAIN for tduser, EXTERNAL for the certificate's CN
     r = rmq.ctl("list_connections", "user", "auth_mechanism", "ssl", check=False)
     rows = [tuple(l.split("\t")) for l in r.stdout.splitlines() if l.count("\t") == 2]
@@ -196,11 +202,13 @@ def body(c):
     wrong = (f"amqps://127.0.0.1:{rmq.tls_port}/%2f/?routing_key=nowhere&cacertfile={q(rmq.ca)}"
              + ext_q + "&server_name_indication=wrong.example")
     r = run_cli(["publish", wrong, "--data", "x"])
+    outputs += [r.stdout, r.stderr]
     c.check(r.returncode != 0 and "hostname mismatch" in r.stderr,
             "a server name the certificate does not carry is refused", r.stderr[-300:])
     right = wrong.replace("wrong.example", "localhost").replace("nowhere", "in-insecure")
     r = run_cli(["publish", right, "--data", "{}", "--ce-id", "sni-1", "--ce-type", "t",
                  "--ce-source", "/s"])
+    outputs += [r.stdout, r.stderr]
     c.eq(r.returncode, 0, "server_name_indication=localhost verifies a connection to 127.0.0.1 "
          + r.stderr[-200:])
 
@@ -240,6 +248,7 @@ def body(c):
                              f"        key_file: {ext_key}\n", "      auth_mechanism: external\n")
     etd = Triggerd(ext_nocert, name="ext-no-cert")
     r = run_cli(["check", "-c", etd.config_path])
+    outputs += [r.stdout, r.stderr]
     c.check(r.returncode == 2 and "auth_mechanism external needs" in r.stderr,
             "check: auth_mechanism external without a client certificate is an error",
             r.stderr.strip()[-300:])
@@ -252,6 +261,10 @@ def body(c):
     c.eq(td.wait(15 * SLOW), 0, "exit status after SIGTERM")
     outputs += td.raw_lines() + td2.raw_lines()
     text = "\n".join(outputs)
+    c.check(not any(m in text for m in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                        "runtime error:")),
+            "no sanitizer report from check, publish or redrive (a refused connection frees "
+            "everything too)")
     for s in secrets:
         c.check(s not in text, "secret absent from logs, check, status, metrics, dead letters",
                 text[max(0, text.find(s) - 200):text.find(s) + 50] if s in text else s[:6])
