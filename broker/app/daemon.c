@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "reload.h"
+#include "tracer.h"
 
 #define TD_PROBES_MAX_CONNECTIONS 32
 
@@ -258,6 +259,12 @@ static int build(struct daemon *d)
         return -1;
     }
     td_metrics_attach(core->metrics, core);
+    bool trace_err;
+    core->tracer = td_tracer_new(&cfg->daemon, core->loop, core->http, &trace_err);
+    if (trace_err) {
+        td_log_error(NULL, NULL, NULL, "daemon.tracing: out of memory");
+        return -1;
+    }
     if (cfg->daemon.http_listen && build_http(d, err, sizeof(err)) < 0) {
         fprintf(stderr, "daemon.http: %s\n", err);
         return -1;
@@ -341,6 +348,7 @@ static void teardown(struct daemon *d)
     td_http_server_free(d->probesd);
     td_metrics_free(core->metrics);
     td_http_client_free(core->http);
+    td_tracer_free(core->tracer); /* after the client: no export answer can find it gone */
     td_loop_free(core->loop);
     free(core->sinks);
     free(core->sources);
