@@ -1,0 +1,96 @@
+"""Tracing never holds up delivery: with a collector that accepts the connection and never answers,
+the first batch stays in flight (daemon.tracing.timeout is long), the export queue (queue_size 4) fills,
+and every further span is dropped and counted in triggerd_trace_spans_dropped_total{reason="queue_full"}
+while all events are delivered and acknowledged as fast as without tracing. The daemon still stops at
+once on SIGTERM with the export request hanging.
+"""
+
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import *  # noqa: E402,F401,F403
+from http_util import metric, metrics, with_http  # noqa: E402
+
+N = 50
+
+
+class Silent:
+    """Accepts connections, reads what comes, never answers."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.conns = []
+        self.received = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+        at_cleanup(self.stop)
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn):
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self.received += len(data)
+
+    def stop(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def body(c):
+    rs = RedisServer()
+    cl = rs.client()
+    fn = FunctionServer()
+    collector = Silent()
+    cfg = config({"s": redis_source(rs.url, "s")}, {"fn": http_sink(fn.url)},
+                 [trigger("t", "s", "fn")])
+    cfg["daemon"]["tracing"] = {"otlp_endpoint": collector.url, "queue_size": 4,
+                                "interval": "50ms", "timeout": "60s"}
+    port = with_http(cfg)
+    td = Triggerd(cfg).start()
+    c.check(td.wait_ready(10), "daemon ready")
+    # a first event, so that the first batch is in flight (and hangs) before the rest arrive
+    cl.xadd("s", {"n": "first"})
+    c.check(wait_until(lambda: collector.received > 0, 10 * SLOW), "the collector got a request")
+    t0 = time.monotonic()
+    publish_many(cl, "s", N)
+    done = wait_until(lambda: len(fn.ok_ids()) == N + 1 and
+                      cl.xpending("s", "g")["pending"] == 0, 20 * SLOW)
+    took = time.monotonic() - t0
+    c.check(done, "every event delivered and acknowledged while the collector hangs",
+            f"{len(fn.ok_ids())} delivered")
+    c.check(took < 10 * SLOW, f"without waiting for the collector ({took:.1f} s)")
+    ms = metrics(port)
+    dropped = metric(ms, "triggerd_trace_spans_dropped_total", reason="queue_full") or 0
+    # 2 spans per event (process, deliver); at most 4 queued and the first batch in flight
+    c.check(dropped >= 2 * (N + 1) - 4 - 2, "spans beyond the queue dropped and counted",
+            f"dropped {dropped}")
+    c.eq(metric(ms, "triggerd_trace_spans_exported_total"), 0.0, "nothing exported")
+    t1 = time.monotonic()
+    td.terminate()
+    c.eq(td.wait(15 * SLOW), 0, "clean exit")
+    c.check(time.monotonic() - t1 < 5 * SLOW, "SIGTERM does not wait for the hanging export")
+    c.eq(td.sanitizer_reports(), [], "no sanitizer reports")
+
+
+if __name__ == "__main__":
+    run_test(body)
