@@ -10,7 +10,7 @@
 
 #include "cloudevent.h"
 #include "log.h"
-#include "tracer.h"
+#include "trace_msg.h"
 
 void td_msg_free(struct td_msg *msg)
 {

@@ -171,15 +171,6 @@ void td_trace_msg_begin(struct td_tracer *tr, struct td_msg *msg)
     }
 }
 
-void td_trace_msg_free(struct td_trace_msg *t)
-{
-    if (!t) {
-        return;
-    }
-    free(t->tracestate);
-    free(t);
-}
-
 static void emit(struct td_trace_msg *t, const struct td_span_rec *r)
 {
     size_t len = 0;

@@ -31,22 +31,10 @@
 #include "sink.h"
 #include "source.h"
 #include "span_export.h"
+#include "trace_msg.h" /* the message's trace (msg->trace), and td_trace_msg_free */
 
 struct td_tracer;
 struct td_event;
-
-/* A message's trace while it is in the core (msg->trace); owned by the message. */
-struct td_trace_msg {
-    struct td_tracer *tr;
-    uint8_t trace_id[16];
-    uint8_t span_id[8];   /* the message span */
-    uint8_t parent_id[8]; /* valid when has_parent */
-    bool has_parent;
-    bool sampled;
-    char *tracestate; /* malloc'd, or NULL */
-    int64_t start_ns;
-    int dead_letters; /* dead letters written for it */
-};
 
 /* The open stage span of one delivery (embedded in dispatch's struct td_delivery). */
 struct td_trace_stage {
@@ -72,8 +60,6 @@ void td_tracer_render(FILE *f, const struct td_span_counts *c);
 /* The message enters the core: its trace context (parent, ids, sampling) and, when its event
  * has no traceparent, the event gets the message span's. No-op when tr is NULL. */
 void td_trace_msg_begin(struct td_tracer *tr, struct td_msg *msg);
-/* Frees a message's trace (td_msg_free). NULL is a no-op. Any thread. */
-void td_trace_msg_free(struct td_trace_msg *t);
 
 void td_trace_msg_end_(struct td_msg *msg, enum td_outcome outcome);
 void td_trace_attempt_begin_(struct td_msg *msg, struct td_trace_stage *st, struct td_attempt *a);
