@@ -55,19 +55,18 @@ static int64_t on_timer(struct td_loop *loop, void *arg)
     return e->n > 0 && !e->in_flight ? e->interval_ms : TD_LOOP_NOMORE;
 }
 
-static void warn(struct td_span_export *e, const char *fmt, const char *what, size_t n)
+/* n spans were dropped because of why: logged, at most once a minute. */
+static void warn(struct td_span_export *e, const char *why, size_t n)
 {
     int64_t now = td_now_ms();
     if (e->last_warn_ms && now - e->last_warn_ms < WARN_EVERY_MS) {
         return;
     }
     e->last_warn_ms = now;
-    char line[512];
-    snprintf(line, sizeof(line), fmt, what);
     td_log_warn(NULL, NULL, NULL,
                 "tracing: %zu spans not exported: %s (counted in "
                 "triggerd_trace_spans_dropped_total; logged at most once a minute)",
-                n, line);
+                n, why);
 }
 
 static void on_done(struct td_http_request *req, CURLcode code, long status, int64_t retry_after_ms,
@@ -86,11 +85,11 @@ static void on_done(struct td_http_request *req, CURLcode code, long status, int
         atomic_fetch_add(&e->dropped_failed, er->n);
         char why[64];
         if (code != CURLE_OK) {
-            warn(e, "%s", curl_easy_strerror(code), er->n);
+            snprintf(why, sizeof(why), "%s", curl_easy_strerror(code));
         } else {
             snprintf(why, sizeof(why), "the collector answered %ld", status);
-            warn(e, "%s", why, er->n);
         }
+        warn(e, why, er->n);
     }
     free(er);
     /* A full batch may be waiting already. */
@@ -142,7 +141,7 @@ static void send_batch(struct td_span_export *e)
         free(body);
         free(er);
         atomic_fetch_add(&e->dropped_failed, n);
-        warn(e, "%s", "out of memory", n);
+        warn(e, "out of memory", n);
         return;
     }
     curl_easy_setopt(easy, CURLOPT_URL, e->url);
@@ -160,14 +159,14 @@ static void send_batch(struct td_span_export *e)
         td_http_client_release(e->http, easy);
         free(er);
         atomic_fetch_add(&e->dropped_failed, n);
-        warn(e, "%s", "out of memory", n);
+        warn(e, "out of memory", n);
         return;
     }
     if (!td_http_client_send(e->http, easy, hdrs, on_done, er)) {
         /* easy and headers were released; done will not run */
         free(er);
         atomic_fetch_add(&e->dropped_failed, n);
-        warn(e, "%s", "could not start the request", n);
+        warn(e, "could not start the request", n);
         return;
     }
     e->in_flight = true;

@@ -1,4 +1,5 @@
-"""An OTLP/HTTP receiver for the tracing tests: keeps every POST /v1/traces body, answers 200, and
+"""An OTLP/HTTP receiver for the tracing tests: keeps every POST /v1/traces body, answers 200 (or the
+status it is made with), and
 decodes them with the official OpenTelemetry protocol definitions (otlp_decode.py, run by the
 Python of the venv scripts/setup-debian.sh makes: TD_OTEL_VENV, default
 ${XDG_CACHE_HOME:-~/.cache}/triggerd/otel-venv)."""
@@ -35,7 +36,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rcv = self.server.receiver
         with rcv.lock:
             rcv.posts.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(200)
+        self.send_response(rcv.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -48,7 +49,9 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 class OtlpReceiver:
-    def __init__(self):
+    def __init__(self, status=200):
+        """status: what every export is answered (200: accepted)."""
+        self.status = status
         self.lock = threading.Lock()
         self.posts = []
         self.httpd = _Server(("127.0.0.1", 0), _Handler)

@@ -3,6 +3,10 @@ the first batch stays in flight (daemon.tracing.timeout is long), the export que
 and every further span is dropped and counted in triggerd_trace_spans_dropped_total{reason="queue_full"}
 while all events are delivered and acknowledged as fast as without tracing. The daemon still stops at
 once on SIGTERM with the export request hanging.
+
+A collector that answers 503: the refused batches are counted as
+triggerd_trace_spans_dropped_total{reason="export_failed"}, logged once (not once per batch), and
+delivery goes on.
 """
 
 import os
@@ -14,6 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
 from http_util import metric, metrics, with_http  # noqa: E402
+from otlp_receiver import OtlpReceiver  # noqa: E402
 
 N = 50
 
@@ -90,6 +95,31 @@ def body(c):
     c.eq(td.wait(15 * SLOW), 0, "clean exit")
     c.check(time.monotonic() - t1 < 5 * SLOW, "SIGTERM does not wait for the hanging export")
     c.eq(td.sanitizer_reports(), [], "no sanitizer reports")
+
+    # --- a collector that refuses
+    refusing = OtlpReceiver(status=503)
+    cfg["daemon"]["tracing"] = {"otlp_endpoint": refusing.url, "interval": "20ms"}
+    cl.delete("s")
+    td2 = Triggerd(cfg, name="refused").start()
+    c.check(td2.wait_ready(10), "second daemon ready")
+    before = len(fn.ok_ids())
+    for i in range(5):
+        cl.xadd("s", {"n": f"r{i}"})
+        time.sleep(0.1)  # several batches
+    c.check(wait_until(lambda: len(fn.ok_ids()) == before + 5 and
+                       cl.xpending("s", "g")["pending"] == 0, 10 * SLOW), "delivered while refused")
+    c.check(wait_until(lambda: (metric(metrics(port), "triggerd_trace_spans_dropped_total",
+                                       reason="export_failed") or 0) >= 10, 10 * SLOW),
+            "refused spans counted as export_failed")
+    c.check(len(refusing.snapshot()) >= 2, "several batches were sent", len(refusing.snapshot()))
+    warns = [l for l in td2.logs() if "spans not exported" in (l.get("msg") or "")]
+    c.eq(len(warns), 1, "one warning, not one per batch")
+    c.check(warns and "503" in warns[0]["msg"], "it says what the collector answered",
+            warns[0]["msg"] if warns else None)
+    c.eq(metric(metrics(port), "triggerd_trace_spans_exported_total"), 0.0, "nothing exported")
+    td2.terminate()
+    c.eq(td2.wait(15 * SLOW), 0, "clean exit")
+    c.eq(td2.sanitizer_reports(), [], "no sanitizer reports")
 
 
 if __name__ == "__main__":
