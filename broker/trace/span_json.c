@@ -131,6 +131,13 @@ char *td_span_json(const struct td_span_rec *r, size_t *len)
         put_attr(&b, r->attrs[i].key, r->attrs[i].str, r->attrs[i].num);
     }
     put(&b, "]", 1);
+    if (r->link_trace_id && r->link_span_id) {
+        puts_(&b, ",\"links\":[{\"traceId\":");
+        put_hex(&b, r->link_trace_id, 16);
+        puts_(&b, ",\"spanId\":");
+        put_hex(&b, r->link_span_id, 8);
+        puts_(&b, "}]");
+    }
     if (r->status != TD_STATUS_UNSET) {
         char code[16];
         snprintf(code, sizeof(code), "%d", (int)r->status);

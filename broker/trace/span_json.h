@@ -44,6 +44,10 @@ struct td_span_rec {
     const char *status_msg; /* or NULL */
     const struct td_span_attr *attrs;
     size_t nattrs;
+    /* One link (OTLP Span.links), or NULL: the event's own creation context when the parent
+     * is another (the ingress request's). 16 and 8 bytes. */
+    const uint8_t *link_trace_id;
+    const uint8_t *link_span_id;
 };
 
 /* The span as one JSON object (malloc'd, NUL-terminated, *len without the NUL), or NULL on out

@@ -17,7 +17,10 @@ struct td_trace_msg {
     uint8_t span_id[8];   /* the message span */
     uint8_t parent_id[8]; /* valid when has_parent */
     bool has_parent;
+    bool has_link; /* link_*: the event's own traceparent, when the parent is another */
     bool sampled;
+    uint8_t link_trace_id[16];
+    uint8_t link_span_id[8];
     char *tracestate; /* malloc'd, or NULL */
     int64_t start_ns;
     int dead_letters; /* dead letters written for it */

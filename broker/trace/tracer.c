@@ -138,13 +138,24 @@ void td_trace_msg_begin(struct td_tracer *tr, struct td_msg *msg)
     t->start_ns = msg->received_ms > 0 ? msg->received_ms * 1000000 : now_ns();
     /* The parent: the transport's context (the ingress's headers), else the event's. */
     const char *tp = msg->tp_header, *ts = msg->ts_header;
-    struct td_trace_ctx parent;
-    if (!tp || td_traceparent_parse(tp, &parent) < 0) {
-        tp = td_event_get(msg->ev, "traceparent");
-        ts = td_event_get(msg->ev, "tracestate");
-        if (tp && td_traceparent_parse(tp, &parent) < 0) {
-            tp = NULL;
+    const char *etp = td_event_get(msg->ev, "traceparent");
+    struct td_trace_ctx parent, own;
+    bool has_own = etp && td_traceparent_parse(etp, &own) == 0;
+    if (tp && td_traceparent_parse(tp, &parent) == 0) {
+        /* The event's own context (where it was made) is linked, as OpenTelemetry's
+         * CloudEvents conventions link the creation context. */
+        if (has_own && (memcmp(own.trace_id, parent.trace_id, 16) != 0 ||
+                        memcmp(own.span_id, parent.span_id, 8) != 0)) {
+            memcpy(t->link_trace_id, own.trace_id, 16);
+            memcpy(t->link_span_id, own.span_id, 8);
+            t->has_link = true;
         }
+    } else if (has_own) {
+        tp = etp;
+        parent = own;
+        ts = td_event_get(msg->ev, "tracestate");
+    } else {
+        tp = NULL;
     }
     if (tp) {
         memcpy(t->trace_id, parent.trace_id, 16);
@@ -263,6 +274,8 @@ void td_trace_msg_end_(struct td_msg *msg, enum td_outcome outcome)
                                                          : NULL,
             .attrs = at,
             .nattrs = n,
+            .link_trace_id = t->has_link ? t->link_trace_id : NULL,
+            .link_span_id = t->has_link ? t->link_span_id : NULL,
         };
         emit(t, &r);
     }

@@ -76,6 +76,8 @@ def main():
                         "status": trace_pb2.Status.StatusCode.Name(s.status.code),
                         "status_message": s.status.message,
                         "attributes": {a.key: value(a.value) for a in s.attributes},
+                        "links": [{"trace_id": l.trace_id.hex(), "span_id": l.span_id.hex()}
+                                  for l in s.links],
                         "resource": resource,
                         "scope": ss.scope.name,
                     })

@@ -15,7 +15,8 @@ event's trace and checks parents, kinds, statuses and attributes:
   carries the trace in ce_traceparent;
 - replied: the function answers with a CloudEvent: a "reply t-reply" span (PRODUCER) under the process
   span; the reply in Redis carries ce_traceparent naming the reply span;
-- ingress: a request's traceparent header is the parent of its event's process span;
+- ingress: a request's traceparent header is the parent of its event's process span, and the event's
+  own ce-traceparent (where it was made) is a link of that span;
 - the log lines about these events carry trace_id (and span_id) of their trace; /metrics counts the
   exported spans.
 """
@@ -34,6 +35,8 @@ PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
 INGRESS_TRACE = "0af7651916cd43dd8448eb211c80319c"
 INGRESS_SPAN = "b7ad6b7169203331"
+MADE_TRACE = "11111111111111111111111111111111"
+MADE_SPAN = "2222222222222222"
 
 
 def behaviour(req, attempt):
@@ -87,7 +90,8 @@ def body(c):
     cl.xadd("reply", {"n": "1"})
     st, _, _ = request(port, "POST", "/events", body=b"{}", headers={
         "ce-specversion": "1.0", "ce-id": "in-1", "ce-type": "com.example.test", "ce-source": "/in",
-        "Content-Type": "application/json", "traceparent": f"00-{INGRESS_TRACE}-{INGRESS_SPAN}-01"})
+        "Content-Type": "application/json", "traceparent": f"00-{INGRESS_TRACE}-{INGRESS_SPAN}-01",
+        "ce-traceparent": f"00-{MADE_TRACE}-{MADE_SPAN}-01"})
     c.eq(st, 202, "ingress accepted the event")
 
     def want_spans():
@@ -221,6 +225,9 @@ def body(c):
         c.eq(p["trace_id"], INGRESS_TRACE, "ingress: the request's traceparent header sets the trace")
         c.eq(p["parent_span_id"], INGRESS_SPAN, "and the parent")
         c.eq(p["attributes"].get("triggerd.source.kind"), "http", "ingress source kind")
+        c.eq(p["links"], [{"trace_id": MADE_TRACE, "span_id": MADE_SPAN}],
+             "the event's own traceparent (its creation context) is linked")
+        c.eq(process_span("ok")["links"] if process_span("ok") else None, [], "no link without one")
 
     # --- every span's parent is in the trace (or outside the broker for a root)
     for s in spans:

@@ -102,6 +102,28 @@ static void test_span_optional(void **state)
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "kind")->valueint, 5);
     assert_string_equal(str(j, "endTimeUnixNano"), "2000");
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "attributes")), 0);
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "links"));
+    cJSON_Delete(j);
+    free(json);
+}
+
+static void test_span_link(void **state)
+{
+    const struct td_span_rec r = {.trace_id = trace_id,
+                                  .span_id = span_id,
+                                  .name = "process in",
+                                  .kind = TD_SPAN_CONSUMER,
+                                  .link_trace_id = trace_id,
+                                  .link_span_id = parent_id};
+    size_t len = 0;
+    char *json = td_span_json(&r, &len);
+    cJSON *j = cJSON_Parse(json);
+    assert_non_null(j);
+    const cJSON *links = cJSON_GetObjectItemCaseSensitive(j, "links");
+    assert_int_equal(cJSON_GetArraySize(links), 1);
+    const cJSON *l = cJSON_GetArrayItem(links, 0);
+    assert_string_equal(str(l, "traceId"), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_string_equal(str(l, "spanId"), "b7ad6b7169203331");
     cJSON_Delete(j);
     free(json);
 }
@@ -139,6 +161,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_span_fields),
         cmocka_unit_test(test_span_optional),
+        cmocka_unit_test(test_span_link),
         cmocka_unit_test(test_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
