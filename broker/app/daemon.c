@@ -30,6 +30,7 @@ struct daemon {
     int signals;
     bool ready;
     int64_t drain_deadline;
+    int64_t trace_flush_until; /* drained: the last spans are exported until then (0: not yet) */
     struct td_timer ready_timer;
     struct td_timer drain_timer;
     struct td_timer watchdog_timer;
@@ -141,10 +142,22 @@ static int64_t on_watchdog(struct td_loop *loop, void *arg)
     return d->watchdog_ms / 3 > 0 ? d->watchdog_ms / 3 : 1;
 }
 
+/* How long a drained daemon waits for the export of its last spans (tracing). */
+#define TRACE_FLUSH_MS 2000
+
 static int64_t on_drain_check(struct td_loop *loop, void *arg)
 {
     struct daemon *d = arg;
     if (d->core.msgs_in_flight == 0) {
+        /* The spans of the last events go out first, for a bounded time: a collector that does
+         * not answer delays the exit by at most TRACE_FLUSH_MS (within shutdown_grace). */
+        if (!d->trace_flush_until) {
+            d->trace_flush_until = td_now_ms() + TRACE_FLUSH_MS;
+        }
+        if (!td_tracer_flush(d->core.tracer) && td_now_ms() < d->trace_flush_until &&
+            td_now_ms() < d->drain_deadline) {
+            return 20;
+        }
         td_log_info(NULL, NULL, NULL, "drained; stopping");
         td_loop_stop(loop);
         return TD_LOOP_NOMORE;

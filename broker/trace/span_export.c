@@ -256,6 +256,12 @@ void td_span_export_push(struct td_span_export *e, char *json, size_t len)
     }
 }
 
+bool td_span_export_flush(struct td_span_export *e)
+{
+    send_batch(e);
+    return e->n == 0 && !e->in_flight;
+}
+
 size_t td_span_export_queued(const struct td_span_export *e)
 {
     return e->n;

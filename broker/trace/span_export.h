@@ -10,6 +10,7 @@
 #ifndef TD_SPAN_EXPORT_H
 #define TD_SPAN_EXPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,10 @@ void td_span_export_free(struct td_span_export *e);
 
 /* Queues one span's JSON (td_span_json's; taken: freed here whatever happens). Loop. */
 void td_span_export_push(struct td_span_export *e, char *json, size_t len);
+
+/* Shutdown: sends what is queued without waiting for the interval (one request at a time, as
+ * always). True when nothing is queued or in flight any more. Loop. */
+bool td_span_export_flush(struct td_span_export *e);
 
 /* Spans waiting in the queue now. Loop. */
 size_t td_span_export_queued(const struct td_span_export *e);

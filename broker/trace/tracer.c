@@ -81,6 +81,11 @@ void td_tracer_free(struct td_tracer *tr)
     free(tr);
 }
 
+bool td_tracer_flush(struct td_tracer *tr)
+{
+    return !tr || td_span_export_flush(tr->exp);
+}
+
 void td_tracer_counts(const struct td_tracer *tr, struct td_span_counts *out)
 {
     memset(out, 0, sizeof(*out));

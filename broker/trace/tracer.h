@@ -52,6 +52,9 @@ struct td_tracer *td_tracer_new(const struct td_conf_daemon *dc, struct td_loop 
                                 struct td_http_client *http, bool *err);
 /* Frees it; free the HTTP client first (see td_span_export_free). NULL is a no-op. */
 void td_tracer_free(struct td_tracer *tr);
+/* Shutdown, once no message is in flight: exports what is queued now. True when every span
+ * has been sent and answered (or tr is NULL); call again until then or a deadline. Loop. */
+bool td_tracer_flush(struct td_tracer *tr);
 /* The export counters (zeros for NULL). Any thread. */
 void td_tracer_counts(const struct td_tracer *tr, struct td_span_counts *out);
 /* The tracing families of /metrics, from counts. Any thread. */
