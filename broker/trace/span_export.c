@@ -10,6 +10,7 @@
 #include "http_client.h"
 #include "log.h"
 #include "loop.h"
+#include "secret.h"
 #include "span_json.h"
 
 /* A refused batch is logged at most this often: a collector that is down must not flood the
@@ -128,7 +129,7 @@ static void send_batch(struct td_span_export *e)
     for (size_t i = 0; hdrs && i < e->nheaders; i++) {
         struct curl_slist *l = curl_slist_append(hdrs, e->headers[i]);
         if (!l) {
-            curl_slist_free_all(hdrs);
+            td_secret_slist_free(hdrs);
             hdrs = NULL;
         } else {
             hdrs = l;
@@ -155,7 +156,7 @@ static void send_batch(struct td_span_export *e)
     er->e = e;
     er->n = n;
     if (copied != CURLE_OK) {
-        curl_slist_free_all(hdrs);
+        td_secret_slist_free(hdrs);
         td_http_client_release(e->http, easy);
         free(er);
         atomic_fetch_add(&e->dropped_failed, n);
@@ -228,7 +229,7 @@ void td_span_export_free(struct td_span_export *e)
         free(e->ring[(e->head + i) % e->cap].json);
     }
     for (size_t i = 0; i < e->nheaders; i++) {
-        free(e->headers[i]); /* may hold an API key: plain free is what the list is */
+        td_secret_free(e->headers[i]); /* may hold an API key */
     }
     free(e->headers);
     free(e->ring);
