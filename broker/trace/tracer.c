@@ -10,6 +10,7 @@
 
 #include "cloudevent.h"
 #include "config.h"
+#include "loop.h"
 #include "span_json.h"
 #include "traceparent.h"
 
@@ -140,7 +141,10 @@ void td_trace_msg_begin(struct td_tracer *tr, struct td_msg *msg)
         return; /* out of memory: this event goes untraced, not undelivered */
     }
     t->tr = tr;
-    t->start_ns = msg->received_ms > 0 ? msg->received_ms * 1000000 : now_ns();
+    /* received_ms is the loop's monotonic clock: the span starts that long before now, in
+     * UNIX time. */
+    int64_t age_ms = msg->received_ms > 0 ? td_now_ms() - msg->received_ms : 0;
+    t->start_ns = now_ns() - (age_ms > 0 ? age_ms : 0) * 1000000;
     /* The parent: the transport's context (the ingress's headers), else the event's. */
     const char *tp = msg->tp_header, *ts = msg->ts_header;
     const char *etp = td_event_get(msg->ev, "traceparent");

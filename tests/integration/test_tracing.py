@@ -82,6 +82,7 @@ def body(c):
     td = Triggerd(cfg).start()
     c.check(td.wait_ready(10), "daemon ready")
 
+    t_before = time.time_ns()
     cl.xadd("ok", {"n": "1"})
     cl.xadd("retry", {"ce_specversion": "1.0", "ce_id": "r-1", "ce_type": "com.example.test",
                       "ce_source": "/test", "ce_traceparent": f"00-{PARENT_TRACE}-{PARENT_SPAN}-01",
@@ -108,6 +109,10 @@ def body(c):
             "Content-Type application/json")
     c.check(all(h.get("x-api-key") == "k1" for _, h, _ in posts), "the configured headers are sent")
     spans = otlp.spans()  # raises when a body is not valid OTLP
+    t_after = time.time_ns()
+    c.check(all(t_before - 10**9 <= s["start"] <= s["end"] <= t_after for s in spans),
+            "every span's times are UNIX nanoseconds within the test's run",
+            [(s["name"], s["start"], s["end"]) for s in spans if not t_before - 10**9 <= s["start"]][:3])
     c.check(all(s["resource"].get("service.name") == "td-test" for s in spans), "service.name")
     by_id = {s["span_id"]: s for s in spans}
 
