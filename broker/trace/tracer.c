@@ -246,9 +246,11 @@ void td_trace_msg_end_(struct td_msg *msg, enum td_outcome outcome)
             at[n++] =
                 (struct td_span_attr){.key = "triggerd.source.coordinates", .str = msg->coord};
         }
-        int64_t partition, offset;
-        if (strcmp(kind, "kafka") == 0 && (kafka_coords(msg->coord, &partition, &offset), 1) &&
-            partition >= 0) {
+        int64_t partition = -1, offset = -1;
+        if (strcmp(kind, "kafka") == 0) {
+            kafka_coords(msg->coord, &partition, &offset);
+        }
+        if (partition >= 0) {
             at[n++] = (struct td_span_attr){.key = "messaging.destination.partition.id",
                                             .num = partition};
             at[n++] = (struct td_span_attr){.key = "messaging.kafka.offset", .num = offset};
@@ -295,7 +297,7 @@ void td_trace_msg_end_(struct td_msg *msg, enum td_outcome outcome)
 
 /* ---- delivery stages ---- */
 
-static void open_stage(struct td_trace_msg *t, struct td_trace_stage *st)
+static void open_stage(struct td_trace_stage *st)
 {
     random_id(st->span_id, 8);
     st->start_ns = now_ns();
@@ -312,7 +314,7 @@ static void stage_header(const struct td_trace_msg *t, const struct td_trace_sta
 
 void td_trace_attempt_begin_(struct td_msg *msg, struct td_trace_stage *st, struct td_attempt *a)
 {
-    open_stage(msg->trace, st);
+    open_stage(st);
     stage_header(msg->trace, st, a);
 }
 
@@ -383,7 +385,7 @@ void td_trace_attempt_end_(struct td_msg *msg, struct td_trace_stage *st, const 
 void td_trace_stage_begin_(struct td_msg *msg, struct td_trace_stage *st, struct td_event *stamp)
 {
     struct td_trace_msg *t = msg->trace;
-    open_stage(t, st);
+    open_stage(st);
     if (stamp && !td_event_get(stamp, "traceparent")) {
         char buf[TD_TRACEPARENT_SIZE];
         td_traceparent_format(t->trace_id, st->span_id, t->sampled ? TD_TRACE_SAMPLED : 0, buf);
