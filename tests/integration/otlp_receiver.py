@@ -36,7 +36,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rcv = self.server.receiver
         with rcv.lock:
             rcv.posts.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(rcv.status)
+            status = rcv.statuses[min(len(rcv.posts), len(rcv.statuses)) - 1]
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -50,8 +51,9 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 class OtlpReceiver:
     def __init__(self, status=200):
-        """status: what every export is answered (200: accepted)."""
-        self.status = status
+        """status: what every export is answered (200: accepted), or a list: the answers to the
+        first requests in order, the last one repeated."""
+        self.statuses = status if isinstance(status, list) else [status]
         self.lock = threading.Lock()
         self.posts = []
         self.httpd = _Server(("127.0.0.1", 0), _Handler)
@@ -71,9 +73,14 @@ class OtlpReceiver:
         with self.lock:
             return list(self.posts)
 
-    def spans(self):
-        """Every span received so far, decoded (raises with the decoder's reason if invalid)."""
-        bodies = [b.decode("utf-8") for _, _, b in self.snapshot()]
+    def spans(self, accepted_only=False):
+        """Every span received so far, decoded (raises with the decoder's reason if invalid);
+        accepted_only: only those of requests answered 2xx."""
+        posts = self.snapshot()
+        if accepted_only:
+            posts = [p for i, p in enumerate(posts)
+                     if 200 <= self.statuses[min(i + 1, len(self.statuses)) - 1] < 300]
+        bodies = [b.decode("utf-8") for _, _, b in posts]
         r = subprocess.run([PYTHON, os.path.join(HERE, "otlp_decode.py")], input=json.dumps(bodies),
                            capture_output=True, text=True, timeout=60)
         if r.returncode != 0:

@@ -4,9 +4,10 @@ and every further span is dropped and counted in triggerd_trace_spans_dropped_to
 while all events are delivered and acknowledged as fast as without tracing. The daemon still stops on
 SIGTERM with the export request hanging, after at most the 2 s it gives the last spans.
 
-A collector that answers 503: the refused batches are counted as
+A collector that answers 400: the refused batches are counted as
 triggerd_trace_spans_dropped_total{reason="export_failed"}, logged once (not once per batch), and
-delivery goes on.
+delivery goes on. A collector that answers 503 twice, then 200: the same batch is sent again after
+a backoff (OTLP's retryable statuses) and exported, nothing dropped.
 
 Shutdown flushes: with interval 60s nothing is exported while the daemon runs; on SIGTERM the queued
 spans are sent (and answered) before it exits.
@@ -100,7 +101,7 @@ def body(c):
     c.eq(td.sanitizer_reports(), [], "no sanitizer reports")
 
     # --- a collector that refuses
-    refusing = OtlpReceiver(status=503)
+    refusing = OtlpReceiver(status=400)
     cfg["daemon"]["tracing"] = {"otlp_endpoint": refusing.url, "interval": "20ms"}
     cl.delete("s")
     td2 = Triggerd(cfg, name="refused").start()
@@ -117,12 +118,33 @@ def body(c):
     c.check(len(refusing.snapshot()) >= 2, "several batches were sent", len(refusing.snapshot()))
     warns = [l for l in td2.logs() if "spans not exported" in (l.get("msg") or "")]
     c.eq(len(warns), 1, "one warning, not one per batch")
-    c.check(warns and "503" in warns[0]["msg"], "it says what the collector answered",
+    c.check(warns and "400" in warns[0]["msg"], "it says what the collector answered",
             warns[0]["msg"] if warns else None)
     c.eq(metric(metrics(port), "triggerd_trace_spans_exported_total"), 0.0, "nothing exported")
     td2.terminate()
     c.eq(td2.wait(15 * SLOW), 0, "clean exit")
     c.eq(td2.sanitizer_reports(), [], "no sanitizer reports")
+
+    # --- a collector that is busy for a moment: retried, then exported
+    busy = OtlpReceiver(status=[503, 503, 200])
+    cfg["daemon"]["tracing"] = {"otlp_endpoint": busy.url, "interval": "20ms"}
+    td4 = Triggerd(cfg, name="busy").start()
+    c.check(td4.wait_ready(10), "fourth daemon ready")
+    before = len(fn.ok_ids())
+    cl.xadd("s", {"n": "busy"})
+    c.check(wait_until(lambda: len(fn.ok_ids()) == before + 1, 10 * SLOW), "delivered")
+    c.check(wait_until(lambda: (metric(metrics(port), "triggerd_trace_spans_exported_total") or 0) >= 2,
+                       10 * SLOW), "exported after two 503s")
+    posts = busy.snapshot()
+    c.check(len(posts) >= 3 and posts[0][2] == posts[1][2] == posts[2][2],
+            "the same batch sent three times", len(posts))
+    c.eq(metric(metrics(port), "triggerd_trace_spans_dropped_total", reason="export_failed"), 0.0,
+         "nothing dropped")
+    if decoder_available():
+        c.eq(sorted(s["name"] for s in busy.spans(accepted_only=True)), ["deliver t", "process s"],
+             "the accepted batch holds the event's spans")
+    td4.terminate()
+    c.eq(td4.wait(15 * SLOW), 0, "clean exit")
 
     # --- shutdown exports what is queued
     late = OtlpReceiver()
