@@ -192,7 +192,7 @@ static void jwt_claims(const char *token, double *exp, char *sub, size_t sublen)
 static int fetch(rd_kafka_t *rk, const struct oidc *c, char *why, size_t whylen)
 {
     struct body b = {0};
-    char *form = NULL;
+    char *form = NULL, *id = NULL, *secret = NULL;
     int rc = -1;
     CURL *easy = curl_easy_init();
     if (!easy) {
@@ -212,8 +212,16 @@ static int fetch(rd_kafka_t *rk, const struct oidc *c, char *why, size_t whylen)
     curl_easy_setopt(easy, CURLOPT_URL, c->token_url);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, form);
     curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-    curl_easy_setopt(easy, CURLOPT_USERNAME, c->client_id);
-    curl_easy_setopt(easy, CURLOPT_PASSWORD, c->client_secret);
+    /* RFC 6749 2.3.1: the id and secret are form-urlencoded before HTTP Basic */
+    id = curl_easy_escape(easy, c->client_id, 0);
+    secret = curl_easy_escape(easy, c->client_secret, 0);
+    if (!id || !secret) {
+        snprintf(why, whylen, "out of memory");
+        curl_slist_free_all(hdrs);
+        goto out;
+    }
+    curl_easy_setopt(easy, CURLOPT_USERNAME, id);
+    curl_easy_setopt(easy, CURLOPT_PASSWORD, secret);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)TOKEN_TIMEOUT_MS);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
@@ -272,6 +280,13 @@ out:
     td_secret_free_n(b.buf, b.len);
     if (scope) {
         curl_free(scope);
+    }
+    if (id) {
+        curl_free(id);
+    }
+    if (secret) {
+        td_secret_wipe(secret, strlen(secret));
+        curl_free(secret);
     }
     free(form);
     curl_easy_cleanup(easy);
