@@ -1335,6 +1335,8 @@ static void test_conf_examples(void **state)
     setenv("API_TOKEN", "a", 1);
     setenv("AWS_TOKEN", "w", 1);
     setenv("PARTNER_CLIENT_SECRET", "c", 1);
+    setenv("KAFKA_PASSWORD", "k", 1);
+    setenv("KAFKA_CLIENT_SECRET", "o", 1);
     setenv("TD_DEMO_REDIS_PORT", "6379", 1);
     setenv("TD_DEMO_FUNCTION_PORT", "8080", 1);
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
