@@ -13,7 +13,7 @@ _triggerd() {
     case $cmd in
     run | check) opts="-c --config -h --help" ;;
     publish)
-        opts="-d --data -k --key -H --header --ce-type --ce-source --ce-id --content-type -h --help"
+        opts="-d --data -k --key -H --header --ce-type --ce-source --ce-id --content-type -c --config --from -X --property -h --help"
         ;;
     redrive) opts="-c --config --from --queue --trigger --reason --limit --dry-run -h --help" ;;
     status) opts="-c --config --json -h --help" ;;
@@ -30,7 +30,7 @@ _triggerd() {
         return 0
         ;;
     -d | --data | -k | --key | -H | --header | --ce-type | --ce-source | --ce-id | --content-type | \
-        --from | --queue | --trigger | --limit)
+        --from | --queue | --trigger | --limit | -X | --property)
         return 0 # a value of the user's
         ;;
     esac
