@@ -307,15 +307,17 @@ static void refresh_cb(rd_kafka_t *rk, const char *config, void *opaque)
         rd_kafka_oauthbearer_set_token_failure(rk, "triggerd: no OAUTHBEARER settings");
         return;
     }
+    /* the URL as logs may show it: without user-info and query, where credentials travel */
+    char url[512];
+    td_log_redact_url(c.token_url, url, sizeof(url));
     if (fetch(rk, &c, why, sizeof(why)) < 0) {
         char msg[512];
-        /* the URL is not a secret (a credential in it would be: not allowed, see check) */
-        snprintf(msg, sizeof(msg), "OAUTHBEARER token from %s: %s", c.token_url, why);
+        snprintf(msg, sizeof(msg), "OAUTHBEARER token from %s: %s", url, why);
         td_log_warn(NULL, NULL, NULL, "kafka client %s: %s", rd_kafka_name(rk), msg);
         rd_kafka_oauthbearer_set_token_failure(rk, msg);
     } else {
         td_log_debug(NULL, NULL, NULL, "kafka client %s: OAUTHBEARER token from %s",
-                     rd_kafka_name(rk), c.token_url);
+                     rd_kafka_name(rk), url);
     }
     free_copy(&c);
 }

@@ -1,7 +1,7 @@
 """Secrets never appear in output: a canary secret, passed through ${VAR} into an ingress bearer token,
 into Redis passwords (source and dead-letter sink URLs), into an HTTP sink's OAuth2 client_secret
 (a stand-in token endpoint accepts it), into a Kafka sink's sasl.password and a Kafka dead-letter
-sink's OAUTHBEARER client_secret (the same token endpoint; the brokers are a closed port, so
+sink's OAUTHBEARER client_secret and token_url user-info (the same token endpoint; the brokers are a closed port, so
 librdkafka logs its connection failures at debug level) is grepped for in everything a run prints:
 the daemon's stderr and stdout (debug level, JSON and text), `check`, `status`, /metrics, /status,
 /readyz, and the ingress answers."""
@@ -32,7 +32,9 @@ def body(c):
     outputs = []
     closed = f"127.0.0.1:{free_port()}"
     ksasl = {"mechanism": "PLAIN", "username": "u", "password": "${TD_CANARY}"}
-    koauth = {"mechanism": "OAUTHBEARER", "method": "oidc", "token_url": ts.token_url,
+    # user-info in the token URL too: the OAUTHBEARER refresh logs the URL without it
+    koauth = {"mechanism": "OAUTHBEARER", "method": "oidc",
+              "token_url": ts.token_url.replace("http://", "http://x:${TD_CANARY}@"),
               "client_id": "td", "client_secret": "${TD_CANARY}"}
     for fmt in ("json", "text"):
         issued0 = ts.count()
