@@ -302,6 +302,12 @@ static void kafka_check(const struct td_conf_sink *k, struct td_errors *errs)
     td_kafka_security_check(&c->sec, who, &k->pos, errs);
 }
 
+static bool same_security(const void *a, const void *b)
+{
+    return td_kafka_security_same(&((const struct td_conf_kafka_sink *)a)->sec,
+                                  &((const struct td_conf_kafka_sink *)b)->sec);
+}
+
 const struct td_sink_desc td_sink_kafka = {
     TD_SINK_KIND("kafka", TD_SINK_KAFKA, &kafka_sink_table, struct td_conf_kafka_sink),
-    .check = kafka_check, .init = kafka_init};
+    .conf.same = same_security, .check = kafka_check, .init = kafka_init};

@@ -1179,8 +1179,15 @@ static void check(const struct td_config *cfg, const struct td_conf_source *src,
     td_kafka_security_check(&c->sec, who, &src->pos, errs);
 }
 
+static bool same_security(const void *a, const void *b)
+{
+    return td_kafka_security_same(&((const struct td_conf_kafka_source *)a)->sec,
+                                  &((const struct td_conf_kafka_source *)b)->sec);
+}
+
 const struct td_source_ops td_source_kafka_ops = {
     TD_SOURCE_KIND("kafka", TD_SOURCE_KAFKA, &kafka_source_table, struct td_conf_kafka_source),
+    .conf.same = same_security,
     .check = check,
     .backlog_metric = "triggerd_kafka_consumer_lag",
     .backlog_help =

@@ -191,6 +191,11 @@ int td_kafka_security_started(rd_kafka_t *rk, const struct td_kafka_security *se
     return 0;
 }
 
+bool td_kafka_security_same(const struct td_kafka_security *a, const struct td_kafka_security *b)
+{
+    return a->tls.given == b->tls.given;
+}
+
 void td_kafka_security_check(const struct td_kafka_security *sec, const char *who,
                              const struct td_pos *owner_pos, struct td_errors *errs)
 {

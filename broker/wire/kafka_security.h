@@ -63,6 +63,9 @@ int td_kafka_security_apply(rd_kafka_conf_t *kc, const struct td_kafka_security 
 int td_kafka_security_started(rd_kafka_t *rk, const struct td_kafka_security *sec, const char *who,
                               char *err, size_t errlen);
 
+/* What the key tables do not compare (td_config_same_settings): tls: {} against no tls:. */
+bool td_kafka_security_same(const struct td_kafka_security *a, const struct td_kafka_security *b);
+
 /* `triggerd check` of the TLS files (tls_file.h: unreadable here is a warning, the wrong kind an
  * error), with their file:line:column. */
 void td_kafka_security_check(const struct td_kafka_security *sec, const char *who,
