@@ -1201,9 +1201,9 @@ static void test_same_settings(void **state)
                                "version: 1\nsinks:\n  k: {http: {url: 'http://h', auth: {bearer: "
                                "b}}}\n",
                                "k", true));
-    assert_false(same_settings("version: 1\nsinks:\n  k: {kafka: {brokers: b, topic: t}}\n",
-                               "version: 1\nsinks:\n  k: {kafka: {brokers: b, topic: t, tls: {}}}\n",
-                               "k", true));
+    assert_false(same_settings(
+        "version: 1\nsinks:\n  k: {kafka: {brokers: b, topic: t}}\n",
+        "version: 1\nsinks:\n  k: {kafka: {brokers: b, topic: t, tls: {}}}\n", "k", true));
     assert_true(same_settings("version: 1\nsinks:\n  k: {file: {path: p}}\n",
                               "version: 1\nsinks:\n  k: {file: {path: p, timeout: 3s}}\n", "k",
                               true)); /* timeout is every sink's, not the kind's */
