@@ -13,7 +13,8 @@ come from kcat (PLAINTEXT) and from `triggerd publish --config --from` (over the
 listener). Counted: every record in arrives once on the sink's topic and once on the
 dead-letter topic, and the group's committed offsets reach the end (nothing lost). The token
 endpoint was called and never refused. The password and the client secret appear nowhere in
-the daemon's output, `publish`'s, or the records written. `redrive` reads a dead-letter topic
+the daemon's output, `publish`'s, /metrics, /status or the records written. The consumer-group
+lag client (/metrics) reads every source's group over its secure listener. `redrive` reads a dead-letter topic
 over SCRAM. Explicit properties win over the keys. `check` reports a TLS file of the wrong
 kind with its file:line:column."""
 
@@ -34,6 +35,7 @@ from kafka_fixture import (SCRAM_WITH_KAFKA4, KafkaBroker, librdkafka_version,  
                            run_kafka_test)
 from fn_peers import TokenServer  # noqa: E402
 from tls_util import CA  # noqa: E402
+from http_util import get, parse_metrics, with_http  # noqa: E402
 
 PASSWORD = "scram-pw-5d1e8b-CANARY"
 CLIENT_SECRET = "oidc-secret-93c7aa-CANARY"
@@ -144,6 +146,7 @@ def body(c):
                                      "tls": {"ca_file": ca.cert},
                                      "properties": {"security.protocol": "plaintext"}}}
     cfg = config(sources, sinks, triggers)
+    port = with_http(cfg)
     env = {"TD_KAFKA_PW": PASSWORD, "TD_OIDC_SECRET": CLIENT_SECRET}
     os.environ.update(env)  # for `publish` and `redrive`, which read the same file
     td = Triggerd(cfg, env=env).start()
@@ -181,6 +184,16 @@ def body(c):
             kafka.offsets(f"g-{k}", f"in-{k}")), 30 * SLOW, interval=1.0)
         c.check(ok, f"{k}: the committed offset reaches the end ({want})",
                 kafka.offsets(f"g-{k}", f"in-{k}"))
+    # the consumer-group lag client connects with the source's keys too
+    def lags():
+        m = parse_metrics(get(port, "/metrics")[2].decode())
+        return {dict(k[1]).get("source"): v for k, v in m.items()
+                if k[0] == "triggerd_kafka_consumergroup_lag"}
+    c.check(wait_until(lambda: set(lags()) == {f"src-{k}" for k in KINDS} and
+                       not any(lags().values()), 30 * SLOW, interval=1.0),
+            "the lag client reads every source's group over its secure listener (lag 0)", lags())
+    metrics_text = get(port, "/metrics")[2].decode() + get(port, "/status")[2].decode()
+    cli_out.append(metrics_text)
     c.check(len(ts.issued) >= 1 and ts.refused == 0,
             "the token endpoint issued the OAUTHBEARER token with the client secret",
             (len(ts.issued), ts.refused))
