@@ -335,6 +335,21 @@ static int ssl_wait_or_fail(struct td_rconn *c, int r, const char *doing)
     }
 }
 
+/* A write failed (the server reset the connection): a server that refuses this client (TLS 1.3
+ * checks the client certificate after the client's handshake is done) sent an alert first,
+ * which says why better than "connection reset"; take its reason when it is there. */
+static void alert_reason(struct td_rconn *c)
+{
+    char buf[256], why[200];
+    ERR_clear_error();
+    int r = SSL_read(c->ssl, buf, sizeof(buf));
+    if (r <= 0 && SSL_get_error(c->ssl, r) == SSL_ERROR_SSL) {
+        snprintf(c->err, sizeof(c->err), "TLS with %s:%d: %s", c->host, c->port,
+                 ssl_reason(why, sizeof(why), "failed"));
+    }
+    ERR_clear_error();
+}
+
 static int finish_connect(struct td_rconn *c)
 {
     struct pollfd p = {.fd = c->fd, .events = POLLOUT};
@@ -374,8 +389,12 @@ static int do_write(struct td_rconn *c)
         if (c->ssl) {
             ERR_clear_error();
             int n = SSL_write(c->ssl, c->out + c->outpos, len > INT32_MAX ? INT32_MAX : (int)len);
+            if (n <= 0 && ssl_wait_or_fail(c, n, "write") < 0) {
+                alert_reason(c);
+                return -1;
+            }
             if (n <= 0) {
-                return ssl_wait_or_fail(c, n, "write");
+                return 0;
             }
             c->outpos += (size_t)n;
         } else {
