@@ -63,6 +63,7 @@ static uint32_t epoll_events(short want)
 static void fail_conn(struct redis_sink *rs, const char *why)
 {
     if (rs->conn) {
+        td_loop_fd_del(rs->k->loop, td_rconn_stale_fd(rs->conn));
         td_loop_fd_del(rs->k->loop, td_rconn_fd(rs->conn));
         td_rconn_free(rs->conn);
         rs->conn = NULL;
@@ -142,7 +143,10 @@ static void pump(struct redis_sink *rs)
             break;
         }
         short want;
-        if (td_rconn_io(c, &want) < 0) {
+        int rc = td_rconn_io(c, &want);
+        /* Moving on to the host's next address closed the socket the loop watched. */
+        td_loop_fd_del(rs->k->loop, td_rconn_stale_fd(c));
+        if (rc < 0) {
             fail_conn(rs, td_rconn_error(c));
             continue;
         }
@@ -287,6 +291,7 @@ static void destroy(struct td_sink *k)
         free(ra);
     }
     if (rs->conn) {
+        td_loop_fd_del(k->loop, td_rconn_stale_fd(rs->conn));
         td_loop_fd_del(k->loop, td_rconn_fd(rs->conn));
         td_rconn_free(rs->conn);
     }

@@ -30,6 +30,7 @@ struct td_rconn {
     int port;
     struct addrinfo *ai, *cur; /* the addresses, the one being tried */
     int last_errno;            /* of the last address that failed */
+    int stale_fd;              /* a socket closed to try the next address, or -1 */
     SSL_CTX *ctx;              /* NULL: plain */
     SSL *ssl;
     short ssl_want; /* what the last SSL call waits for (POLLIN / POLLOUT), 0: nothing */
@@ -156,6 +157,7 @@ struct td_rconn *td_rconn_new(const char *host, int port, const struct td_redis_
         return NULL;
     }
     c->fd = -1;
+    c->stale_fd = -1;
     snprintf(c->host, sizeof(c->host), "%s", host);
     c->port = port;
     if (tls) {
@@ -226,6 +228,13 @@ void td_rconn_free(struct td_rconn *c)
 int td_rconn_fd(const struct td_rconn *c)
 {
     return c->fd;
+}
+
+int td_rconn_stale_fd(struct td_rconn *c)
+{
+    int fd = c->stale_fd;
+    c->stale_fd = -1;
+    return fd;
 }
 
 const char *td_rconn_error(const struct td_rconn *c)
@@ -364,6 +373,7 @@ static int finish_connect(struct td_rconn *c)
     if (soerr) {
         c->last_errno = soerr;
         close(c->fd);
+        c->stale_fd = c->fd;
         c->fd = -1;
         c->cur = c->cur->ai_next;
         return try_connect(c);

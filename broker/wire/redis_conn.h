@@ -39,7 +39,11 @@ struct td_rconn *td_rconn_new(const char *host, int port, const struct td_redis_
                               size_t errlen);
 void td_rconn_free(struct td_rconn *c); /* NULL is a no-op; closes the socket */
 
+/* The socket (it changes when td_rconn_io moves on to the host's next address), or -1. */
 int td_rconn_fd(const struct td_rconn *c);
+/* The socket td_rconn_io closed to try the next address since the last call, or -1: an event
+ * loop that watched it forgets it (the new socket may get the same number). */
+int td_rconn_stale_fd(struct td_rconn *c);
 
 /* Queues a command (written by the next td_rconn_io). 0, or -1 out of memory. */
 int td_rconn_append(struct td_rconn *c, int argc, const char **argv, const size_t *lens);
