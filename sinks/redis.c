@@ -60,8 +60,10 @@ static uint32_t epoll_events(short want)
 
 /* Closes the connection and fails every attempt on it (retryable, with why). Their callbacks
  * may deliver again: that opens a new connection. */
-static void fail_conn(struct redis_sink *rs, const char *why)
+static void fail_conn(struct redis_sink *rs, const char *why_in)
 {
+    char why[256];
+    snprintf(why, sizeof(why), "%s", why_in); /* it may be the connection's own message */
     if (rs->conn) {
         td_loop_fd_del(rs->k->loop, td_rconn_stale_fd(rs->conn));
         td_loop_fd_del(rs->k->loop, td_rconn_fd(rs->conn));
