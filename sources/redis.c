@@ -195,12 +195,18 @@ static redisReply *ack_command(struct redis_source *rs, int argc, const char **a
 static int connect_both(struct redis_source *rs)
 {
     char err[256];
-    rs->rd = td_redis_open(&rs->addr, rs->tls, rs->db, IO_TIMEOUT_MS, err, sizeof(err));
+    /* Every wait on them gives up when the thread is told to stop: a server that does not
+     * answer (a handshake, a command) never holds up shutdown or a reload. */
+    int stopfd = rs->src->stopfd;
+    rs->rd = td_redis_open(&rs->addr, rs->tls, rs->db, IO_TIMEOUT_MS, stopfd, err, sizeof(err));
     if (rs->rd) {
-        rs->ack = td_redis_open(&rs->addr, rs->tls, rs->db, IO_TIMEOUT_MS, err, sizeof(err));
+        rs->ack =
+            td_redis_open(&rs->addr, rs->tls, rs->db, IO_TIMEOUT_MS, stopfd, err, sizeof(err));
     }
     if (!rs->rd || !rs->ack) {
-        report(rs, err);
+        if (!atomic_load(&rs->src->stop)) {
+            report(rs, err); /* not "stopped while waiting": that is no problem of Redis */
+        }
         disconnect(rs);
         return -1;
     }

@@ -250,7 +250,7 @@ static int publish_redis(const struct pub *p)
         lens[argc++] = p->len;
     }
     signal(SIGPIPE, SIG_IGN); /* a server that hangs up is an error message, not a signal */
-    c = td_redis_open(&addr, addr.tls ? &p->tls : NULL, db, 5000, err, sizeof(err));
+    c = td_redis_open(&addr, addr.tls ? &p->tls : NULL, db, 5000, -1, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "triggerd publish: %s\n", err);
         goto out;

@@ -127,7 +127,7 @@ static int redis_open(struct store *st, char *err, size_t errlen)
         snprintf(err, errlen, "%s", why);
         return -1;
     }
-    st->rc = td_redis_open(&addr, tls, td_redis_addr_db(&addr), 5000, why, sizeof(why));
+    st->rc = td_redis_open(&addr, tls, td_redis_addr_db(&addr), 5000, -1, why, sizeof(why));
     td_redis_addr_free(&addr);
     if (!st->rc) {
         snprintf(err, errlen, "%s", why);

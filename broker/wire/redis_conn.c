@@ -31,6 +31,7 @@ struct td_rconn {
     struct addrinfo *ai, *cur; /* the addresses, the one being tried */
     int last_errno;            /* of the last address that failed */
     int stale_fd;              /* a socket closed to try the next address, or -1 */
+    int cancel_fd;             /* readable: td_rconn_wait gives up; -1: none */
     SSL_CTX *ctx;              /* NULL: plain */
     SSL *ssl;
     short ssl_want; /* what the last SSL call waits for (POLLIN / POLLOUT), 0: nothing */
@@ -158,6 +159,7 @@ struct td_rconn *td_rconn_new(const char *host, int port, const struct td_redis_
     }
     c->fd = -1;
     c->stale_fd = -1;
+    c->cancel_fd = -1;
     snprintf(c->host, sizeof(c->host), "%s", host);
     c->port = port;
     if (tls) {
@@ -505,6 +507,11 @@ int td_rconn_reply(struct td_rconn *c, redisReply **out)
     return r ? 1 : 0;
 }
 
+void td_rconn_set_cancel_fd(struct td_rconn *c, int fd)
+{
+    c->cancel_fd = fd;
+}
+
 int td_rconn_wait(struct td_rconn *c, int64_t deadline_ms, redisReply **reply)
 {
     for (;;) {
@@ -530,9 +537,13 @@ int td_rconn_wait(struct td_rconn *c, int64_t deadline_ms, redisReply **reply)
         if (left <= 0) {
             return fail(c, "no answer from %s:%d in time", c->host, c->port);
         }
-        struct pollfd p = {.fd = c->fd, .events = want};
-        if (poll(&p, 1, (int)(left > 60000 ? 60000 : left)) < 0 && errno != EINTR) {
+        struct pollfd p[2] = {{.fd = c->fd, .events = want},
+                              {.fd = c->cancel_fd, .events = POLLIN}};
+        if (poll(p, 2, (int)(left > 60000 ? 60000 : left)) < 0 && errno != EINTR) {
             return fail(c, "poll: %s", strerror(errno));
+        }
+        if (p[1].revents & POLLIN) {
+            return fail(c, "stopped while waiting for %s:%d", c->host, c->port);
         }
     }
 }
@@ -579,12 +590,13 @@ redisReply *td_rconn_command(struct td_rconn *c, int timeout_ms, const char *fmt
 }
 
 struct td_rconn *td_redis_open(const struct td_redis_addr *a, const struct td_redis_tls *tls,
-                               int db, int timeout_ms, char *err, size_t errlen)
+                               int db, int timeout_ms, int cancel_fd, char *err, size_t errlen)
 {
     struct td_rconn *c = td_rconn_new(a->host, a->port, tls, err, errlen);
     if (!c) {
         return NULL;
     }
+    c->cancel_fd = cancel_fd;
     int n = td_rconn_append_setup(c, a, db);
     bool ping = n == 0;
     if (ping) {

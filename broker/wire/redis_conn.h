@@ -67,6 +67,11 @@ bool td_rconn_ready(const struct td_rconn *c);
 /* Why the connection failed ("" while it has not). */
 const char *td_rconn_error(const struct td_rconn *c);
 
+/* A file descriptor whose readability cancels every wait of td_rconn_wait (and so of the
+ * synchronous commands) on c: a source thread's stop eventfd, so that shutdown does not wait
+ * for a server that does not answer. -1: none (the default). */
+void td_rconn_set_cancel_fd(struct td_rconn *c, int fd);
+
 /* Runs td_rconn_io with poll until the queue is written (reply == NULL) or a reply is there
  * (then *reply holds it), or until deadline_ms (td_now_ms clock). 0, or -1 with the
  * connection failed (a timeout is a failure too: the reply may still come and would be taken
@@ -80,10 +85,10 @@ redisReply *td_rconn_command_argv(struct td_rconn *c, int timeout_ms, int argc, 
 /* The same, formatted as redisCommand does (%s, %d, %b). */
 redisReply *td_rconn_command(struct td_rconn *c, int timeout_ms, const char *fmt, ...);
 
-/* Connects, authenticates and selects db, waiting at most timeout_ms for each step; through
- * TLS when tls is not NULL. The connection, or NULL with a message that names host:port (and
- * never the password). */
+/* Connects, authenticates and selects db, waiting at most timeout_ms in all; through TLS when
+ * tls is not NULL; cancel_fd as td_rconn_set_cancel_fd (it stays set on the connection). The
+ * connection, or NULL with a message that names host:port (and never the password). */
 struct td_rconn *td_redis_open(const struct td_redis_addr *a, const struct td_redis_tls *tls,
-                               int db, int timeout_ms, char *err, size_t errlen);
+                               int db, int timeout_ms, int cancel_fd, char *err, size_t errlen);
 
 #endif

@@ -17,6 +17,7 @@
 
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
@@ -128,6 +129,25 @@ def body(c):
     c.check(saw, "a source without a client certificate logs 'certificate required'")
     td3.terminate()
     td3.wait(20 * SLOW)
+
+    # A server that accepts the TCP connection and never answers the handshake: stopping does
+    # not wait for the connect timeout (5 s per connection), the source's stop interrupts it.
+    import socket
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    at_cleanup(hole.close)
+    hole_url = f"rediss://127.0.0.1:{hole.getsockname()[1]}/0"
+    td4 = Triggerd(config(sources={"in": redis_source(hole_url, "s", tls=block())},
+                          sinks={"fn": http_sink(fn.url)}, triggers=[trigger("t", "in", "fn")]),
+                   name="black-hole").start()
+    time.sleep(1.0)  # the source is in its handshake now (not ready: no connection)
+    c.check(td4.running(), "daemon running beside a server that never answers")
+    t0 = time.monotonic()
+    td4.terminate()
+    c.eq(td4.wait(20 * SLOW), 0, "stopped (exit 0)")
+    took = time.monotonic() - t0
+    c.check(took < 2.0 * SLOW, "stopping did not wait for the handshake's timeout", f"{took:.2f}s")
 
     # check: file:line:column of the key.
     d = make_tempdir("td-redis-tls-check-")

@@ -109,7 +109,7 @@ static void test_refused(void **state)
     struct td_redis_addr a;
     assert_int_equal(td_redis_addr_parse(url, &a, err, sizeof(err)), 0);
     struct td_redis_tls tls = {.insecure_skip_verify = true};
-    struct td_rconn *c = td_redis_open(&a, &tls, 0, 2000, err, sizeof(err));
+    struct td_rconn *c = td_redis_open(&a, &tls, 0, 2000, -1, err, sizeof(err));
     assert_null(c);
     assert_non_null(strstr(err, "127.0.0.1:"));
     assert_non_null(strstr(err, "refused"));
