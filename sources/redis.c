@@ -195,8 +195,8 @@ static redisReply *ack_command(struct redis_source *rs, int argc, const char **a
 static int connect_both(struct redis_source *rs)
 {
     char err[256];
-    /* Every wait on them gives up when the thread is told to stop: a server that does not
-     * answer (a handshake, a command) never holds up shutdown or a reload. */
+    /* Connecting gives up when the thread is told to stop: a server that does not answer
+     * (a TCP connect, a handshake, AUTH) never holds up shutdown or a reload. */
     int stopfd = rs->src->stopfd;
     rs->rd = td_redis_open(&rs->addr, rs->tls, rs->db, IO_TIMEOUT_MS, stopfd, err, sizeof(err));
     if (rs->rd) {
@@ -210,6 +210,9 @@ static int connect_both(struct redis_source *rs)
         disconnect(rs);
         return -1;
     }
+    /* Once connected, no more: the XACKs of the last completions go out after stop is set. */
+    td_rconn_set_cancel_fd(rs->rd, -1);
+    td_rconn_set_cancel_fd(rs->ack, -1);
     const char *start = strcmp(rs->conf->start, "latest") == 0 ? "$" : "0";
     const char *argv[] = {"XGROUP", "CREATE", rs->conf->stream, rs->conf->group, start, "MKSTREAM"};
     size_t lens[6];

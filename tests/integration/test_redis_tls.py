@@ -10,6 +10,8 @@
   daemon's source, which logs it and reads nothing); a client without a certificate is refused
   ("certificate required"); a wrong server_name is refused ("hostname mismatch"), the right one
   works; a plain redis:// URL against the TLS port fails;
+- a server that accepts the TCP connection and never answers the handshake does not hold up the
+  daemon's stop (the source's stop interrupts the connect; before, it waited for the 5 s timeout);
 - `triggerd check` reports a tls file that is not PEM as an error, and a missing one as a
   warning, each at the file:line:column of its key; a tls block beside a redis:// URL is an error;
 - the key file's content and the URL's password never show in the logs.
