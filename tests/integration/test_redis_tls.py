@@ -10,6 +10,9 @@
   daemon's source, which logs it and reads nothing); a client without a certificate is refused
   ("certificate required"); a wrong server_name is refused ("hostname mismatch"), the right one
   works; a plain redis:// URL against the TLS port fails;
+- the client certificate files are read for every new connection: an untrusted pair put in their
+  place (connections cut with CLIENT KILL) is refused by the server, the trusted pair put back is
+  used by the next reconnect, and the entry written meanwhile arrives (nothing lost, no restart);
 - a server that accepts the TCP connection and never answers the handshake does not hold up the
   daemon's stop (the source's stop interrupts the connect; before, it waited for the 5 s timeout);
 - `triggerd check` reports a tls file that is not PEM as an error, and a missing one as a
@@ -131,6 +134,40 @@ def body(c):
     c.check(saw, "a source without a client certificate logs 'certificate required'")
     td3.terminate()
     td3.wait(20 * SLOW)
+
+    # Rotation: the certificate files are read for every new connection (no restart).
+    rot = make_tempdir("td-redis-rot-")
+    cert, key = os.path.join(rot, "client.pem"), os.path.join(rot, "client.key")
+
+    def put_pair(src_cert, src_key):
+        tls_util.replace_file(src_cert, cert)
+        tls_util.replace_file(src_key, key)
+    put_pair(tls.client_cert, tls.client_key)
+    rb = {"ca_file": tls.ca.cert, "cert_file": cert, "key_file": key}
+    td5 = Triggerd(config(sources={"in": redis_source(url, "rot", tls=dict(rb))},
+                          sinks={"out": {"redis": {"url": url, "stream": "rot-out", "tls": dict(rb)}}},
+                          triggers=[trigger("t", "in", "out", retry=1000, backoff_max="200ms")]),
+                   name="rotation").start()
+    c.check(td5.wait_ready(10), "rotation: daemon ready")
+    cl.xadd("rot", {"n": "1"})
+    c.check(wait_until(lambda: cl.xlen("rot-out") == 1, 10 * SLOW), "rotation: first entry through")
+    # An untrusted pair on disk and the connections cut: the daemon cannot get back in...
+    put_pair(other.client_cert, other.client_key)
+    mark = len(td5.logs())
+    cl.client_kill_filter(_type="normal", skipme=True)
+    cl.xadd("rot", {"n": "2"})
+    refused = wait_until(lambda: any("alert" in str(l.get("msg", "")) for l in td5.logs()[mark:]),
+                         10 * SLOW)
+    c.check(refused, "rotation: the new connections present the new (untrusted) certificate")
+    c.eq(cl.xlen("rot-out"), 1, "rotation: nothing gets through meanwhile")
+    # ...until a trusted pair is back: the next reconnect uses it, nothing is lost.
+    put_pair(tls.client_cert, tls.client_key)
+    ok = wait_until(lambda: cl.xlen("rot-out") == 2 and pending_count(cl, "rot", "g") == 0,
+                    20 * SLOW)
+    c.check(ok, "rotation: after the trusted pair is back, the entry arrives, nothing pending",
+            (cl.xlen("rot-out"), pending_count(cl, "rot", "g")))
+    td5.terminate()
+    c.eq(td5.wait(20 * SLOW), 0, "rotation: daemon stopped")
 
     # A server that accepts the TCP connection and never answers the handshake: stopping does
     # not wait for the connect timeout (5 s per connection), the source's stop interrupts it.
