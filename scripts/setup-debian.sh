@@ -68,6 +68,16 @@ sys.exit(m.version('kubernetes-validate') != '$k8s_validate_version')" 2>/dev/nu
   /usr/bin/python3 -m venv "$k8s_venv"
   "$k8s_venv/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==$k8s_validate_version"
 fi
+# tests/integration/test_tracing*.py decode the OTLP export with the official OpenTelemetry protocol
+# definitions (opentelemetry-proto from PyPI, with protobuf), in a venv of their own as above.
+otel_venv="${TD_OTEL_VENV:-$td_cache/otel-venv}"
+otel_proto_version=1.27.0
+if ! "$otel_venv/bin/python" -c "import importlib.metadata as m, sys
+sys.exit(m.version('opentelemetry-proto') != '$otel_proto_version')" 2>/dev/null; then
+  echo "setup: installing opentelemetry-proto $otel_proto_version in $otel_venv"
+  /usr/bin/python3 -m venv "$otel_venv"
+  "$otel_venv/bin/pip" install -q --disable-pip-version-check "opentelemetry-proto==$otel_proto_version"
+fi
 # kustomize (a Go module, built from the Go module proxy) lets the same test render
 # deploy/kubernetes with `kustomize build`; without a Go toolchain that part is skipped.
 kustomize_version=v5.7.1

@@ -319,6 +319,13 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
     for (size_t i = 0; t->headers && i < t->headers->n; i++) {
         headers = add_header(headers, t->headers->items[i].key, t->headers->items[i].value);
     }
+    if (a->traceparent[0]) {
+        /* The attempt's span (tracing): the function's spans become its children. */
+        headers = add_header(headers, "traceparent", a->traceparent);
+        if (a->tracestate) {
+            headers = add_header(headers, "tracestate", a->tracestate);
+        }
+    }
     if (t->prefer_reply) {
         headers = add_header(headers, "Prefer", "reply");
     }

@@ -468,7 +468,8 @@ static int rabbitmq_init(struct td_sink *k, char *err, size_t errlen)
     ks->exchange = conf->exchange ? conf->exchange : "";
     ks->routing_key = conf->routing_key ? conf->routing_key : "";
     ks->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (td_amqp_addr_parse(conf->url, false, &ks->addr, why, sizeof(why)) < 0) {
+    if (td_amqp_addr_from_conf(conf->url, &conf->tls, conf->auth_mechanism, true, &ks->addr, why,
+                               sizeof(why)) < 0) {
         snprintf(err, errlen, "sink '%s': %s", k->name, why);
         goto fail;
     }
@@ -497,13 +498,15 @@ fail:
     return -1;
 }
 
-/* ---- settings: rabbitmq: {url, exchange, routing_key, timeout} ---- */
+/* ---- settings: rabbitmq: {url, exchange, routing_key, tls, auth_mechanism, timeout} ---- */
 #define OFF(f) offsetof(struct td_conf_rabbitmq_sink, f)
 
 static const struct td_conf_key rabbitmq_sink_keys[] = {
     REQ_STR("url", OFF(url)),
     REQ_STR("exchange", OFF(exchange)),
     STR("routing_key", OFF(routing_key)),
+    NESTED("tls", OFF(tls), &td_amqp_tls_table),
+    ENUM_D("auth_mechanism", OFF(auth_mechanism), td_amqp_auth_names, "plain"),
     TD_QUEUE_SINK_TIMEOUT,
 };
 static const struct td_conf_table rabbitmq_sink_table = {

@@ -7,12 +7,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "amqp_conf.h"
 #include "config.h"
 
 struct td_conf_rabbitmq_sink {
     char *url;
     char *exchange;
     char *routing_key;
+    struct td_amqp_tls tls; /* tls: {ca_file, cert_file, key_file, server_name, ...} */
+    int auth_mechanism;     /* enum td_amqp_auth_mechanism, default plain */
 };
 
 #endif

@@ -40,6 +40,8 @@ void td_attempt_reset(struct td_attempt *a)
     a->reason[0] = '\0';
     a->http_status = 0;
     a->retry_after_ms = -1;
+    a->traceparent[0] = '\0';
+    a->tracestate = NULL;
 }
 
 enum td_result td_classify_http(int status, const int *retry_on, size_t nretry_on)

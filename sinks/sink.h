@@ -51,6 +51,11 @@ struct td_attempt {
      * malformed one makes the attempt fail (TD_RESULT_FINAL, the reason says why). */
     bool want_reply;
     struct td_event *reply;
+    /* Tracing (broker/trace/tracer.h): the W3C traceparent of this attempt's span, for the
+     * request's `traceparent` header ("" when tracing is off), and the tracestate to send with
+     * it (borrowed, or NULL). Set by the caller; an HTTP sink sends them. */
+    char traceparent[56];
+    const char *tracestate;
 };
 
 #define TD_ATTEMPT_BODY_MAX 65536

@@ -223,6 +223,14 @@ static enum MHD_Result submit(struct ingress *in, struct ingress_req *r,
         im->msg.ev = evs[i];
         evs[i] = NULL;
         im->msg.received_ms = now;
+        /* The request's trace context (W3C headers) is every event's parent in tracing. */
+        const char *tp = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
+        const char *ts = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "tracestate");
+        if ((tp && !(im->msg.tp_header = strdup(tp))) ||
+            (tp && ts && !(im->msg.ts_header = strdup(ts)))) {
+            td_msg_free(&im->msg);
+            goto oom;
+        }
         *tail = &im->msg;
         tail = &im->msg.next;
     }

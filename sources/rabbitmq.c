@@ -893,6 +893,8 @@ static const struct td_conf_table rabbitmq_declare_table = {TABLE("declare", rab
 static const struct td_conf_key rabbitmq_source_keys[] = {
     REQ_STR("url", OFF(url)),
     REQ_STR("queue", OFF(queue)),
+    NESTED("tls", OFF(tls), &td_amqp_tls_table),
+    ENUM_D("auth_mechanism", OFF(auth_mechanism), td_amqp_auth_names, "plain"),
     INT_D("prefetch", OFF(prefetch), 0, 65535, "100"),
     {.name = "heartbeat", .type = TD_K_DUR_S, .off = OFF(heartbeat), .dflt = "30s"},
     INT_D("max_deliveries", OFF(max_deliveries), 0, INT_MAX, "10"),
@@ -936,7 +938,8 @@ static int init(struct td_source *src, char *err, size_t errlen)
     rs->src = src;
     rs->conf = conf;
     rs->seen = calloc(SEEN_SLOTS, sizeof(*rs->seen)); /* NULL: counts start at 1 or 2 */
-    if (td_amqp_addr_parse(conf->url, false, &rs->addr, why, sizeof(why)) < 0) {
+    if (td_amqp_addr_from_conf(conf->url, &conf->tls, conf->auth_mechanism, true, &rs->addr, why,
+                               sizeof(why)) < 0) {
         snprintf(err, errlen, "source '%s': %s", src->name, why);
         goto fail;
     }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "amqp_conf.h"
 #include "config.h"
 #include "kv.h"
 
@@ -24,6 +25,8 @@ enum td_amqp_id_from {
 struct td_conf_rabbitmq_source {
     char *url;
     char *queue;
+    struct td_amqp_tls tls;       /* tls: {ca_file, cert_file, key_file, server_name, ...} */
+    int auth_mechanism;           /* enum td_amqp_auth_mechanism, default plain */
     int prefetch;                 /* default 100 */
     int heartbeat;                /* seconds (written as a duration, e.g. 30s), default 30 */
     int max_deliveries;           /* default 10; 0 = unlimited */

@@ -10,6 +10,7 @@
 
 #include "cloudevent.h"
 #include "log.h"
+#include "trace_msg.h"
 
 void td_msg_free(struct td_msg *msg)
 {
@@ -20,6 +21,9 @@ void td_msg_free(struct td_msg *msg)
     free(msg->invalid);
     free(msg->coord);
     free(msg->final_why);
+    free(msg->tp_header);
+    free(msg->ts_header);
+    td_trace_msg_free(msg->trace);
     free(msg);
 }
 

@@ -26,6 +26,7 @@
 
 struct td_event;
 struct td_source;
+struct td_trace_msg;
 
 enum td_outcome {
     TD_OUTCOME_ACK,     /* delivered or dead-lettered: acknowledge / commit */
@@ -66,6 +67,11 @@ struct td_msg {
     char *final_why;
     int final_status;
     bool reject; /* a trigger dead-lettered it natively (TD_OUTCOME_REJECT) */
+    /* Tracing: the transport's trace context (the ingress's traceparent and tracestate request
+     * headers; malloc'd, or NULL), and the message's trace while it is in the core (tracer.h;
+     * NULL when tracing is off). td_msg_free frees all three. */
+    char *tp_header, *ts_header;
+    struct td_trace_msg *trace;
 };
 
 /* Frees a message and everything it owns. NULL is a no-op. Thread: any. */

@@ -1,6 +1,7 @@
 /* check_rabbitmq.c - the checks `triggerd check` and `triggerd run` make for RabbitMQ sources
- * and sinks: the AMQP URLs parse, no trigger on a RabbitMQ source asks for an ordering a queue
- * cannot give, and no trigger on a RabbitMQ source can hold a delivery past the broker's
+ * and sinks: the AMQP URLs parse and agree with the tls: block and auth_mechanism, the TLS files
+ * are certificates and keys (amqp_conf.h), no trigger on a RabbitMQ source asks for an ordering a
+ * queue cannot give, and no trigger on a RabbitMQ source can hold a delivery past the broker's
  * consumer_timeout.
  *
  * Why: RabbitMQ closes a channel whose consumer holds a delivery unacknowledged longer than
@@ -23,27 +24,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "amqp_util.h"
+#include "amqp_conf.h"
 #include "check.h"
 #include "config.h"
 #include "rabbitmq_sink.h"
 #include "rabbitmq_source.h"
 #include "retry.h"
-
-static void check_url(const char *url, bool with_exchange, const struct td_pos *pos,
-                      struct td_errors *errs)
-{
-    struct td_amqp_addr addr;
-    char err[256];
-    if (!url) {
-        return;
-    }
-    if (td_amqp_addr_parse(url, with_exchange, &addr, err, sizeof(err)) < 0) {
-        td_errors_add(errs, pos, "%s", err);
-        return;
-    }
-    td_amqp_addr_free(&addr);
-}
 
 /* Far past any consumer_timeout; keeps the sum from overflowing with retry: 1000000. */
 #define HOLD_CAP_MS (400LL * 24 * 3600 * 1000)
@@ -82,14 +68,19 @@ void td_check_rabbitmq(const struct td_config *cfg, struct td_errors *errs)
     for (size_t i = 0; i < cfg->nsources; i++) {
         const struct td_conf_source *src = &cfg->sources[i];
         if (src->kind == TD_SOURCE_RABBITMQ) {
-            check_url(TD_SETTINGS(src, struct td_conf_rabbitmq_source)->url, false, &src->pos,
-                      errs);
+            const struct td_conf_rabbitmq_source *c = src->settings;
+            char who[300];
+            snprintf(who, sizeof(who), "source '%s'", src->name);
+            td_amqp_conf_check(who, c->url, &c->tls, c->auth_mechanism, &src->pos, errs, NULL);
         }
     }
     for (size_t i = 0; i < cfg->nsinks; i++) {
         const struct td_conf_sink *k = &cfg->sinks[i];
         if (k->kind == TD_SINK_RABBITMQ) {
-            check_url(TD_SETTINGS(k, struct td_conf_rabbitmq_sink)->url, false, &k->pos, errs);
+            const struct td_conf_rabbitmq_sink *c = k->settings;
+            char who[300];
+            snprintf(who, sizeof(who), "sink '%s'", k->name);
+            td_amqp_conf_check(who, c->url, &c->tls, c->auth_mechanism, &k->pos, errs, NULL);
         }
     }
     for (size_t i = 0; i < cfg->ntriggers; i++) {
@@ -128,6 +119,23 @@ void td_check_rabbitmq(const struct td_config *cfg, struct td_errors *errs)
 
 void td_check_rabbitmq_warnings(const struct td_config *cfg, struct td_errors *warns)
 {
+    char who[300];
+    for (size_t i = 0; i < cfg->nsources; i++) {
+        const struct td_conf_source *src = &cfg->sources[i];
+        if (src->kind == TD_SOURCE_RABBITMQ) {
+            const struct td_conf_rabbitmq_source *c = src->settings;
+            snprintf(who, sizeof(who), "source '%s'", src->name);
+            td_amqp_conf_check(who, c->url, &c->tls, c->auth_mechanism, &src->pos, NULL, warns);
+        }
+    }
+    for (size_t i = 0; i < cfg->nsinks; i++) {
+        const struct td_conf_sink *k = &cfg->sinks[i];
+        if (k->kind == TD_SINK_RABBITMQ) {
+            const struct td_conf_rabbitmq_sink *c = k->settings;
+            snprintf(who, sizeof(who), "sink '%s'", k->name);
+            td_amqp_conf_check(who, c->url, &c->tls, c->auth_mechanism, &k->pos, NULL, warns);
+        }
+    }
     for (size_t i = 0; i < cfg->ntriggers; i++) {
         const struct td_conf_trigger *trg = &cfg->triggers[i];
         const struct td_conf_source *src = td_config_source(cfg, trg->source);

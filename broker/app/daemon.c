@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "reload.h"
+#include "tracer.h"
 
 #define TD_PROBES_MAX_CONNECTIONS 32
 
@@ -29,6 +30,7 @@ struct daemon {
     int signals;
     bool ready;
     int64_t drain_deadline;
+    int64_t trace_flush_until; /* drained: the last spans are exported until then (0: not yet) */
     struct td_timer ready_timer;
     struct td_timer drain_timer;
     struct td_timer watchdog_timer;
@@ -140,10 +142,22 @@ static int64_t on_watchdog(struct td_loop *loop, void *arg)
     return d->watchdog_ms / 3 > 0 ? d->watchdog_ms / 3 : 1;
 }
 
+/* How long a drained daemon waits for the export of its last spans (tracing). */
+#define TRACE_FLUSH_MS 2000
+
 static int64_t on_drain_check(struct td_loop *loop, void *arg)
 {
     struct daemon *d = arg;
     if (d->core.msgs_in_flight == 0) {
+        /* The spans of the last events go out first, for a bounded time: a collector that does
+         * not answer delays the exit by at most TRACE_FLUSH_MS (within shutdown_grace). */
+        if (!d->trace_flush_until) {
+            d->trace_flush_until = td_now_ms() + TRACE_FLUSH_MS;
+        }
+        if (!td_tracer_flush(d->core.tracer) && td_now_ms() < d->trace_flush_until &&
+            td_now_ms() < d->drain_deadline) {
+            return 20;
+        }
         td_log_info(NULL, NULL, NULL, "drained; stopping");
         td_loop_stop(loop);
         return TD_LOOP_NOMORE;
@@ -258,6 +272,12 @@ static int build(struct daemon *d)
         return -1;
     }
     td_metrics_attach(core->metrics, core);
+    bool trace_err;
+    core->tracer = td_tracer_new(&cfg->daemon, core->loop, core->http, &trace_err);
+    if (trace_err) {
+        td_log_error(NULL, NULL, NULL, "daemon.tracing: out of memory");
+        return -1;
+    }
     if (cfg->daemon.http_listen && build_http(d, err, sizeof(err)) < 0) {
         fprintf(stderr, "daemon.http: %s\n", err);
         return -1;
@@ -341,6 +361,7 @@ static void teardown(struct daemon *d)
     td_http_server_free(d->probesd);
     td_metrics_free(core->metrics);
     td_http_client_free(core->http);
+    td_tracer_free(core->tracer); /* after the client: no export answer can find it gone */
     td_loop_free(core->loop);
     free(core->sinks);
     free(core->sources);

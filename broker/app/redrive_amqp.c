@@ -57,8 +57,9 @@ struct td_redrive_amqp *td_redrive_amqp_open(const struct td_conf_sink *conf, co
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (td_amqp_addr_parse(TD_SETTINGS(conf, struct td_conf_rabbitmq_sink)->url, false, &q->addr,
-                           why, sizeof(why)) < 0) {
+    const struct td_conf_rabbitmq_sink *rc = TD_SETTINGS(conf, struct td_conf_rabbitmq_sink);
+    if (td_amqp_addr_from_conf(rc->url, &rc->tls, rc->auth_mechanism, true, &q->addr, why,
+                               sizeof(why)) < 0) {
         snprintf(err, errlen, "%s", why);
         goto fail;
     }

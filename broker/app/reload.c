@@ -86,6 +86,20 @@ static struct td_source *find_source(struct td_core *core, const char *name)
     return NULL;
 }
 
+static bool same_kv(const struct td_kv_list *a, const struct td_kv_list *b)
+{
+    if (a->n != b->n) {
+        return false;
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        if (!streq(a->items[i].key, b->items[i].key) ||
+            !streq(a->items[i].value, b->items[i].value)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* What needs a restart rather than a reload. 0, or -1 with the reason. */
 static int check_fixed(const struct td_config *old, const struct td_config *cfg, char *err,
                        size_t errlen)
@@ -104,6 +118,16 @@ static int check_fixed(const struct td_config *old, const struct td_config *cfg,
         !streq(od->http_tls_key, nd->http_tls_key) ||
         !streq(od->http_tls_client_ca, nd->http_tls_client_ca)) {
         snprintf(err, errlen, "daemon.http changed; that needs a restart");
+        return -1;
+    }
+    if (!streq(od->tracing_endpoint, nd->tracing_endpoint) ||
+        !same_kv(&od->tracing_headers, &nd->tracing_headers) ||
+        od->tracing_sample_ratio != nd->tracing_sample_ratio ||
+        od->tracing_timeout_ms != nd->tracing_timeout_ms ||
+        od->tracing_interval_ms != nd->tracing_interval_ms ||
+        od->tracing_queue_size != nd->tracing_queue_size ||
+        !streq(od->tracing_service_name, nd->tracing_service_name)) {
+        snprintf(err, errlen, "daemon.tracing changed; that needs a restart");
         return -1;
     }
     for (int pass = 0; pass < 2; pass++) {

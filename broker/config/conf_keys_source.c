@@ -94,9 +94,46 @@ static const struct td_conf_key daemon_log_keys[] = {
     ENUM_D("level", DMN(log_level), level_names, "info"),
     ENUM_D("format", DMN(log_format), format_names, "text")};
 static const struct td_conf_table daemon_log_table = {TABLE("daemon.log", daemon_log_keys)};
+
+/* daemon.tracing: the OTLP/HTTP exporter of broker/trace/. */
+static int check_tracing(struct td_conf_loader *ld, const struct td_ynode *map, void *base)
+{
+    struct td_conf_daemon *dmn = base;
+    int rc = 0;
+    const char *ep = dmn->tracing_endpoint;
+    if (ep && strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0) {
+        ERR_AT(ld, td_conf_map_get(map, "otlp_endpoint"),
+               "'otlp_endpoint' must be an http:// or https:// URL (the collector's OTLP/HTTP "
+               "port, e.g. http://localhost:4318)");
+        rc = -1;
+    }
+    const char *text = dmn->tracing_sample_ratio_text ? dmn->tracing_sample_ratio_text : "1";
+    char *end;
+    double ratio = strtod(text, &end);
+    if (end == text || *end || !(ratio >= 0.0 && ratio <= 1.0)) {
+        ERR_AT(ld, td_conf_map_get(map, "sample_ratio"),
+               "'sample_ratio' must be a number from 0 to 1 (the share of new traces recorded)");
+        rc = -1;
+    }
+    dmn->tracing_sample_ratio = ratio;
+    return rc;
+}
+
+static const struct td_conf_key daemon_tracing_keys[] = {
+    STR("otlp_endpoint", DMN(tracing_endpoint)),
+    {.name = "headers", .type = TD_K_STRMAP, .off = DMN(tracing_headers), .hdrs = true},
+    STR_D("sample_ratio", DMN(tracing_sample_ratio_text), "1"),
+    DUR_D("timeout", DMN(tracing_timeout_ms), "10s"),
+    DUR_D("interval", DMN(tracing_interval_ms), "1s"),
+    INT_D("queue_size", DMN(tracing_queue_size), 1, 1000000, "2048"),
+    STR_D("service_name", DMN(tracing_service_name), "triggerd"),
+};
+static const struct td_conf_table daemon_tracing_table = {
+    TABLE("daemon.tracing", daemon_tracing_keys), .check = check_tracing};
 static const struct td_conf_key daemon_keys[] = {
     NESTED("http", 0, &daemon_http_table), NESTED("log", 0, &daemon_log_table),
-    DUR_D("shutdown_grace", DMN(shutdown_grace_ms), "30s")};
+    DUR_D("shutdown_grace", DMN(shutdown_grace_ms), "30s"),
+    NESTED("tracing", 0, &daemon_tracing_table)};
 const struct td_conf_table td_conf_daemon_table = {TABLE("daemon", daemon_keys)};
 
 /* ---- sources (base: struct td_conf_source; a kind's own keys are in its plugin's file) ---- */

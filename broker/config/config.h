@@ -55,6 +55,16 @@ struct td_conf_daemon {
     enum td_log_level log_level;
     enum td_log_format log_format;
     int64_t shutdown_grace_ms; /* default 30s */
+    /* daemon.tracing (broker/trace/tracer.h): spans exported with OTLP/HTTP; no otlp_endpoint:
+     * tracing off. */
+    char *tracing_endpoint;
+    struct td_kv_list tracing_headers;
+    char *tracing_sample_ratio_text; /* as written (default "1"); the check sets the number */
+    double tracing_sample_ratio;
+    int64_t tracing_timeout_ms;  /* default 10s */
+    int64_t tracing_interval_ms; /* default 1s */
+    int tracing_queue_size;      /* default 2048 */
+    char *tracing_service_name;  /* default "triggerd" */
 };
 
 /* ---- sources ---- */

@@ -3,6 +3,7 @@
 
 #include "core_state.h"
 #include "source.h"
+#include "tracer.h"
 
 void td_core_msg_done(struct td_core *core, struct td_msg *msg, bool release)
 {
@@ -16,6 +17,7 @@ void td_core_msg_done(struct td_core *core, struct td_msg *msg, bool release)
     enum td_outcome outcome = msg->release  ? TD_OUTCOME_RELEASE
                               : msg->reject ? TD_OUTCOME_REJECT
                                             : TD_OUTCOME_ACK;
+    td_trace_msg_end(msg, outcome);
     if (core->loop) {
         td_source_complete_batched(msg->src, msg, outcome, core->loop);
     } else {

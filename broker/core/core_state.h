@@ -22,6 +22,7 @@ struct td_metrics;
 struct td_http_server;
 struct td_jsonschema;
 struct td_lanes;
+struct td_tracer;
 
 /* One trigger of one configuration: built by td_core_build (core.c), freed by
  * td_core_trigger_fini. */
@@ -57,6 +58,7 @@ struct td_core {
     uint64_t unmatched;             /* events no trigger wanted (acked at once) */
     struct td_metrics *metrics;     /* snapshots for /metrics and /status; NULL: none */
     struct td_http_server *httpd;   /* daemon.http.listen (ingress, probes); NULL: none */
+    struct td_tracer *tracer;       /* daemon.tracing (tracer.h); NULL: tracing off */
 };
 
 #endif

@@ -21,6 +21,7 @@
 #include "retry.h"
 #include "source.h"
 #include "stats.h"
+#include "tracer.h"
 
 enum dstate {
     D_WAITING,
@@ -55,6 +56,7 @@ struct td_delivery {
     int reply_attempts;
     struct td_attempt attempt;
     struct td_timer timer;
+    struct td_trace_stage tr; /* the span of the stage in progress (tracer.h) */
 };
 
 /* Ordering (delivery.ordering: partition | key). A lane is what must stay in order: a
@@ -88,6 +90,11 @@ static const char *event_id(const struct td_delivery *d)
 {
     return td_event_get(d->ev, "id");
 }
+
+/* A log line about d's event: its trigger, source, id, trace and current span. */
+#define DLOG(level, d, ...)                                                                        \
+    td_log_t((level), td_trace_log_ids((d)->msg, &(d)->tr), (d)->trg->conf->name,                  \
+             (d)->msg->src->name, event_id(d), __VA_ARGS__)
 
 static struct td_delivery *delivery_new(struct td_trigger_rt *trg, struct td_msg *msg,
                                         struct td_event *ev)
@@ -370,17 +377,16 @@ static void dead_letter(struct td_delivery *d, const char *reason)
         /* dead_letter: native: the source rejects the message (basic.nack requeue=false) and
          * the broker routes it to the queue's own dead-letter exchange. */
         trg->stats.dead_lettered++;
-        td_log_warn(name, d->msg->src->name, event_id(d), "dead-lettered natively (%s%s%s)", reason,
-                    sep, d->attempt.reason);
+        DLOG(TD_LOG_WARN, d, "dead-lettered natively (%s%s%s)", reason, sep, d->attempt.reason);
         d->msg->reject = true;
         finish(d, false);
         return;
     }
     if (!trg->dead_letter) {
-        td_log_error(name, d->msg->src->name, event_id(d),
-                     "delivery failed (%s%s%s) and the trigger has no dead_letter target; "
-                     "left unacknowledged for redelivery",
-                     reason, sep, d->attempt.reason);
+        DLOG(TD_LOG_ERROR, d,
+             "delivery failed (%s%s%s) and the trigger has no dead_letter target; "
+             "left unacknowledged for redelivery",
+             reason, sep, d->attempt.reason);
         if (td_deadletter_permanent(reason) && !d->msg->final_why) {
             char why[400];
             snprintf(why, sizeof(why), "trigger %s: %s%s%s", name, reason,
@@ -410,11 +416,11 @@ static void dead_letter(struct td_delivery *d, const char *reason)
                                 d->attempt.http_status, err_data, err_len, reason, d->attempts);
     }
     if (!d->dl_ev) {
-        td_log_error(name, d->msg->src->name, event_id(d),
-                     "out of memory building the dead letter; left for redelivery");
+        DLOG(TD_LOG_ERROR, d, "out of memory building the dead letter; left for redelivery");
         finish(d, true);
         return;
     }
+    td_trace_stage_begin(d->msg, &d->tr, NULL); /* the dead letter carries the event's trace */
     start_dl_attempt(d);
 }
 
@@ -432,6 +438,7 @@ static void start_attempt(struct td_delivery *d)
     d->attempt.retry_on = pol->retry_on;
     d->attempt.nretry_on = pol->nretry_on;
     d->attempt.want_reply = trg->reply != NULL;
+    td_trace_attempt_begin(d->msg, &d->tr, &d->attempt);
     if (trg->sink->ops->deliver(trg->sink, d->ev, &d->attempt) < 0) {
         /* Could not even start: a retryable failure, handled as if the sink had said so. */
         d->attempt.result = TD_RESULT_RETRY;
@@ -451,6 +458,7 @@ static void start_dl_attempt(struct td_delivery *d)
     d->attempt.timeout_ms = 0; /* the target's own timeout */
     d->attempt.retry_on = NULL;
     d->attempt.nretry_on = 0;
+    td_trace_stage_attempt(d->msg, &d->tr, &d->attempt);
     if (trg->dead_letter->ops->deliver(trg->dead_letter, d->dl_ev, &d->attempt) < 0) {
         d->attempt.result = TD_RESULT_RETRY;
         on_attempt_done(&d->attempt);
@@ -464,20 +472,20 @@ static void sink_attempt_done(struct td_delivery *d)
     const char *name = trg->conf->name;
     struct td_attempt *a = &d->attempt;
     trg->running--;
+    td_trace_attempt_end(d->msg, &d->tr, name, trg->sink, a, d->attempts);
     if (a->result == TD_RESULT_OK) {
         trg->stats.delivered++;
         td_stats_observe_latency(&trg->stats, td_now_ms() - d->msg->received_ms);
-        td_log_debug(name, d->msg->src->name, event_id(d), "delivered (%s, attempt %d)", a->reason,
-                     d->attempts);
+        DLOG(TD_LOG_DEBUG, d, "delivered (%s, attempt %d)", a->reason, d->attempts);
         if (!take_reply(d)) {
             finish(d, false);
         }
     } else if (a->result == TD_RESULT_RETRY && d->attempts <= pol->retry) {
         int64_t wait = td_retry_delay_ms(pol, d->attempts, a->retry_after_ms, td_random());
         trg->stats.retries++;
-        td_log_info(name, d->msg->src->name, event_id(d),
-                    "attempt %d failed (%s); retrying in %lld ms", d->attempts, a->reason,
-                    (long long)wait);
+        td_trace_backoff(&d->tr, wait);
+        DLOG(TD_LOG_INFO, d, "attempt %d failed (%s); retrying in %lld ms", d->attempts, a->reason,
+             (long long)wait);
         d->state = D_BACKOFF;
         if (td_timer_start(trg->core->loop, &d->timer, wait) < 0) {
             finish(d, true);
@@ -485,8 +493,7 @@ static void sink_attempt_done(struct td_delivery *d)
     } else {
         const char *reason =
             a->result == TD_RESULT_FINAL ? TD_DL_FINAL_STATUS : TD_DL_RETRIES_EXHAUSTED;
-        td_log_warn(name, d->msg->src->name, event_id(d), "attempt %d failed (%s): %s", d->attempts,
-                    a->reason, reason);
+        DLOG(TD_LOG_WARN, d, "attempt %d failed (%s): %s", d->attempts, a->reason, reason);
         dead_letter(d, reason);
     }
     pump(trg);
@@ -500,8 +507,9 @@ static void dl_attempt_done(struct td_delivery *d)
     if (a->result == TD_RESULT_OK) {
         trg->stats.dead_lettered++;
         td_stats_count_dead_letter(&trg->stats, d->dl_reason);
-        td_log_warn(name, d->msg->src->name, event_id(d), "dead-lettered to '%s' (%s)",
-                    trg->dead_letter->name, d->dl_reason);
+        td_trace_stage_end(d->msg, &d->tr, TD_TRACE_DEAD_LETTER, name, trg->dead_letter, a,
+                           d->dl_attempts, d->dl_reason, true);
+        DLOG(TD_LOG_WARN, d, "dead-lettered to '%s' (%s)", trg->dead_letter->name, d->dl_reason);
         finish(d, false);
         pump(trg); /* its lane's next one may have joined the wait queue */
         return;
@@ -512,9 +520,8 @@ static void dl_attempt_done(struct td_delivery *d)
     if (wait < 50) {
         wait = 50;
     }
-    td_log_warn(name, d->msg->src->name, event_id(d),
-                "dead-letter target '%s' failed (%s); retrying in %lld ms", trg->dead_letter->name,
-                a->reason, (long long)wait);
+    DLOG(TD_LOG_WARN, d, "dead-letter target '%s' failed (%s); retrying in %lld ms",
+         trg->dead_letter->name, a->reason, (long long)wait);
     d->state = D_DL_BACKOFF;
     if (td_timer_start(trg->core->loop, &d->timer, wait) < 0) {
         finish(d, true);
@@ -534,6 +541,7 @@ static void start_reply_attempt(struct td_delivery *d)
     d->attempt.retry_on = NULL;
     d->attempt.nretry_on = 0;
     d->attempt.want_reply = false;
+    td_trace_stage_attempt(d->msg, &d->tr, &d->attempt);
     if (trg->reply->ops->deliver(trg->reply, d->reply_ev, &d->attempt) < 0) {
         d->attempt.result = TD_RESULT_RETRY;
         on_attempt_done(&d->attempt);
@@ -549,7 +557,6 @@ static bool take_reply(struct td_delivery *d)
     if (!reply || !trg->reply) {
         return false;
     }
-    const char *name = trg->conf->name;
     const char *v = td_event_get(d->ev, REPLY_TTL_ATTR);
     char *end = NULL;
     long ttl = v ? strtol(v, &end, 10) : REPLY_TTL_DEFAULT;
@@ -559,22 +566,21 @@ static bool take_reply(struct td_delivery *d)
     ttl = ttl > REPLY_TTL_DEFAULT * 100 ? REPLY_TTL_DEFAULT * 100 : ttl;
     if (ttl - 1 <= 0) {
         trg->stats.replies_dropped++;
-        td_log_warn(name, d->msg->src->name, event_id(d),
-                    "reply event %s dropped: its %s reached 0 (a reply loop?)",
-                    td_event_get(reply, "id"), REPLY_TTL_ATTR);
+        DLOG(TD_LOG_WARN, d, "reply event %s dropped: its %s reached 0 (a reply loop?)",
+             td_event_get(reply, "id"), REPLY_TTL_ATTR);
         return false;
     }
     char buf[24];
     snprintf(buf, sizeof(buf), "%ld", ttl - 1);
     if (td_event_set_typed(reply, REPLY_TTL_ATTR, buf, TD_CE_INTEGER) < 0) {
-        td_log_error(name, d->msg->src->name, event_id(d),
-                     "out of memory keeping the reply event; left for redelivery");
+        DLOG(TD_LOG_ERROR, d, "out of memory keeping the reply event; left for redelivery");
         finish(d, true);
         return true;
     }
     d->reply_ev = td_event_ref(reply);
-    td_log_debug(name, d->msg->src->name, event_id(d), "reply event %s to '%s' (%s %s)",
-                 td_event_get(reply, "id"), trg->reply->name, REPLY_TTL_ATTR, buf);
+    td_trace_stage_begin(d->msg, &d->tr, d->reply_ev); /* a reply without a trace gets this one */
+    DLOG(TD_LOG_DEBUG, d, "reply event %s to '%s' (%s %s)", td_event_get(reply, "id"),
+         trg->reply->name, REPLY_TTL_ATTR, buf);
     start_reply_attempt(d);
     return true;
 }
@@ -587,22 +593,24 @@ static void reply_attempt_done(struct td_delivery *d)
     struct td_attempt *a = &d->attempt;
     if (a->result == TD_RESULT_OK) {
         trg->stats.replies++;
-        td_log_debug(name, d->msg->src->name, event_id(d), "reply delivered to '%s' (%s)",
-                     trg->reply->name, a->reason);
+        td_trace_stage_end(d->msg, &d->tr, TD_TRACE_REPLY, name, trg->reply, a, d->reply_attempts,
+                           NULL, true);
+        DLOG(TD_LOG_DEBUG, d, "reply delivered to '%s' (%s)", trg->reply->name, a->reason);
         finish(d, false);
         pump(trg);
     } else if (a->result == TD_RESULT_RETRY && d->reply_attempts <= pol->retry) {
         int64_t wait = td_retry_delay_ms(pol, d->reply_attempts, a->retry_after_ms, td_random());
-        td_log_info(name, d->msg->src->name, event_id(d),
-                    "reply to '%s' failed (%s); retrying in %lld ms", trg->reply->name, a->reason,
-                    (long long)wait);
+        DLOG(TD_LOG_INFO, d, "reply to '%s' failed (%s); retrying in %lld ms", trg->reply->name,
+             a->reason, (long long)wait);
         d->state = D_REPLY_BACKOFF;
         if (td_timer_start(trg->core->loop, &d->timer, wait) < 0) {
             finish(d, true);
         }
     } else {
-        td_log_warn(name, d->msg->src->name, event_id(d), "reply to '%s' failed (%s): %s",
-                    trg->reply->name, a->reason, TD_DL_REPLY_FAILED);
+        DLOG(TD_LOG_WARN, d, "reply to '%s' failed (%s): %s", trg->reply->name, a->reason,
+             TD_DL_REPLY_FAILED);
+        td_trace_stage_end(d->msg, &d->tr, TD_TRACE_REPLY, name, trg->reply, a, d->reply_attempts,
+                           NULL, false);
         dead_letter(d, TD_DL_REPLY_FAILED);
         pump(trg);
     }
@@ -630,8 +638,8 @@ void td_dispatch_submit(struct td_trigger_rt *trg, struct td_msg *msg, struct td
 {
     struct td_delivery *d = delivery_new(trg, msg, ev);
     if (!d) {
-        td_log_error(trg->conf->name, msg->src->name, td_event_get(ev, "id"),
-                     "out of memory; left for redelivery");
+        td_log_t(TD_LOG_ERROR, td_trace_log_ids(msg, NULL), trg->conf->name, msg->src->name,
+                 td_event_get(ev, "id"), "out of memory; left for redelivery");
         td_core_msg_done(trg->core, msg, true);
         return;
     }
@@ -659,8 +667,8 @@ void td_dispatch_dead_letter_why(struct td_trigger_rt *trg, struct td_msg *msg, 
     }
     if (trg->dead_letter && !td_dispatch_native_dl(trg)) {
         /* (natively or without a target, dead_letter() says what happened instead) */
-        td_log_warn(trg->conf->name, msg->src->name, td_event_get(ev, "id"), "%s%s%s", reason,
-                    why ? ": " : "", why ? why : "");
+        td_log_t(TD_LOG_WARN, td_trace_log_ids(msg, NULL), trg->conf->name, msg->src->name,
+                 td_event_get(ev, "id"), "%s%s%s", reason, why ? ": " : "", why ? why : "");
     }
     if (why) {
         snprintf(d->attempt.reason, sizeof(d->attempt.reason), "%s", why);

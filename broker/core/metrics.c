@@ -21,6 +21,7 @@
 #include "loop.h"
 #include "procstat.h"
 #include "source.h"
+#include "tracer.h"
 
 struct snap_source {
     char *name;
@@ -50,6 +51,7 @@ struct snapshot {
     size_t nsources;
     struct snap_trigger *triggers;
     size_t ntriggers;
+    struct td_span_counts spans; /* tracing */
 };
 
 struct td_metrics {
@@ -176,6 +178,7 @@ static int take(struct td_core *core, struct snapshot *out)
     out->draining = core->draining;
     out->in_flight = core->msgs_in_flight;
     out->unmatched = (long long)core->unmatched;
+    td_tracer_counts(core->tracer, &out->spans);
     out->taken_wall_ms = td_wall_ms();
     free(oldest);
     free(census);
@@ -559,6 +562,7 @@ char *td_metrics_prometheus(struct td_metrics *m, size_t *len)
     render_sources(f, s);
     render_lag(f, s);
     render_triggers(f, s);
+    td_tracer_render(f, &s->spans);
     pthread_mutex_unlock(&m->mu);
     if (fclose(f) != 0) {
         free(text);

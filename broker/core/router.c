@@ -22,6 +22,7 @@
 #include "filter.h"
 #include "jsonschema.h"
 #include "log.h"
+#include "tracer.h"
 
 /* Returns the event trg's filters see (one reference, the caller unrefs): the message's
  * event, with the trigger's event: {type, source} when the message was wrapped. NULL on out
@@ -110,10 +111,10 @@ static void route_dead_letter(struct td_core *core, struct td_msg *msg, const ch
         sent++;
     }
     if (sent == 0) {
-        td_log_error(NULL, msg->src->name, msg->coord,
-                     "%s%s%s, and no trigger on this source has a dead_letter target; left "
-                     "unacknowledged",
-                     reason, msg->invalid ? ": " : "", msg->invalid ? msg->invalid : "");
+        td_log_t(TD_LOG_ERROR, td_trace_log_ids(msg, NULL), NULL, msg->src->name, msg->coord,
+                 "%s%s%s, and no trigger on this source has a dead_letter target; left "
+                 "unacknowledged",
+                 reason, msg->invalid ? ": " : "", msg->invalid ? msg->invalid : "");
         msg->release = true;
     }
 }
@@ -146,12 +147,12 @@ static void unmatched(struct td_core *core, struct td_msg *msg)
     const char *id = td_event_get(msg->ev, "id");
     const char *type = td_event_get(msg->ev, "type");
     bool first = !atomic_exchange(&msg->src->unmatched_told, true);
-    td_log(first ? TD_LOG_INFO : TD_LOG_DEBUG, NULL, msg->src->name, id,
-           "event %s (type %s) matched no trigger on source '%s' and was acknowledged%s",
-           id ? id : "(none)", type ? type : "(none)", msg->src->name,
-           first ? "; further ones are counted in triggerd_events_unmatched_total and logged "
-                   "at debug level"
-                 : "");
+    td_log_t(first ? TD_LOG_INFO : TD_LOG_DEBUG, td_trace_log_ids(msg, NULL), NULL, msg->src->name,
+             id, "event %s (type %s) matched no trigger on source '%s' and was acknowledged%s",
+             id ? id : "(none)", type ? type : "(none)", msg->src->name,
+             first ? "; further ones are counted in triggerd_events_unmatched_total and logged "
+                     "at debug level"
+                   : "");
 }
 
 void td_router_deliver(struct td_trigger_rt *trg, struct td_msg *msg, struct td_event *ev)
@@ -172,6 +173,7 @@ void td_router_route(struct td_core *core, struct td_msg *msg)
 {
     core->msgs_in_flight++;
     msg->pending = 1; /* the router's own hold, dropped at the end */
+    td_trace_msg_begin(core->tracer, msg);
     if (core->draining) {
         td_core_msg_done(core, msg, true);
         return;

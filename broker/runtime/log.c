@@ -97,18 +97,29 @@ static size_t put_field(char *buf, size_t len, size_t cap, bool json, const char
     return len + n;
 }
 
-void td_log(enum td_log_level level, const char *trigger, const char *source, const char *id,
-            const char *fmt, ...)
+static void hex(const uint8_t *in, size_t n, char *out)
 {
-    if (!td_log_enabled(level)) {
-        return;
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
     }
+    out[2 * n] = '\0';
+}
+
+static void vlog(enum td_log_level level, struct td_log_trace tr, const char *trigger,
+                 const char *source, const char *id, const char *fmt, va_list ap)
+{
     bool json = atomic_load_explicit(&log_format, memory_order_relaxed) == TD_LOG_JSON;
     char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
+    char trace_id[33], span_id[17];
+    if (tr.trace_id) {
+        hex(tr.trace_id, 16, trace_id);
+    }
+    if (tr.span_id) {
+        hex(tr.span_id, 8, span_id);
+    }
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -129,6 +140,8 @@ void td_log(enum td_log_level level, const char *trigger, const char *source, co
         len = put_field(line, len, cap, json, "trigger", trigger);
         len = put_field(line, len, cap, json, "source", source);
         len = put_field(line, len, cap, json, "id", id);
+        len = put_field(line, len, cap, json, "trace_id", tr.trace_id ? trace_id : NULL);
+        len = put_field(line, len, cap, json, "span_id", tr.span_id ? span_id : NULL);
         line[len++] = '}';
     } else {
         len = (size_t)snprintf(line, cap, "%s %-5s ", when, level_names[level]);
@@ -137,10 +150,36 @@ void td_log(enum td_log_level level, const char *trigger, const char *source, co
         len = put_field(line, len, cap, json, "trigger", trigger);
         len = put_field(line, len, cap, json, "source", source);
         len = put_field(line, len, cap, json, "id", id);
+        len = put_field(line, len, cap, json, "trace_id", tr.trace_id ? trace_id : NULL);
+        len = put_field(line, len, cap, json, "span_id", tr.span_id ? span_id : NULL);
     }
     line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
+}
+
+void td_log(enum td_log_level level, const char *trigger, const char *source, const char *id,
+            const char *fmt, ...)
+{
+    if (!td_log_enabled(level)) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, (struct td_log_trace){0}, trigger, source, id, fmt, ap);
+    va_end(ap);
+}
+
+void td_log_t(enum td_log_level level, struct td_log_trace tr, const char *trigger,
+              const char *source, const char *id, const char *fmt, ...)
+{
+    if (!td_log_enabled(level)) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, tr, trigger, source, id, fmt, ap);
+    va_end(ap);
 }
 
 void td_log_redact_url(const char *url, char *out, size_t outlen)

@@ -10,6 +10,7 @@
 #define TD_LOG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum td_log_format { TD_LOG_TEXT, TD_LOG_JSON };
 enum td_log_level { TD_LOG_DEBUG, TD_LOG_INFO, TD_LOG_WARN, TD_LOG_ERROR };
@@ -20,6 +21,17 @@ int td_log_enabled(enum td_log_level level);
 /* trigger, source and id may be NULL. */
 void td_log(enum td_log_level level, const char *trigger, const char *source, const char *id,
             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* The trace a line about an event belongs to (tracing, broker/trace/tracer.h): 16 and 8
+ * bytes, written as the fields trace_id and span_id in lowercase hex; NULL: none. */
+struct td_log_trace {
+    const uint8_t *trace_id;
+    const uint8_t *span_id;
+};
+/* td_log with the event's trace ids (either may be NULL). */
+void td_log_t(enum td_log_level level, struct td_log_trace tr, const char *trigger,
+              const char *source, const char *id, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 #define td_log_debug(...) td_log(TD_LOG_DEBUG, __VA_ARGS__)
 #define td_log_info(...)  td_log(TD_LOG_INFO, __VA_ARGS__)

@@ -11,13 +11,30 @@
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+
+/* The first certificate verification error of this thread's last handshake: rabbitmq-c 0.11
+ * keeps its SSL object to itself, so the callback is the only place that sees why. */
+static __thread char verify_error[160];
+
+/* "name: reason" of OpenSSL's last queued error, or just name; clears the queue. */
+static void ssl_why(char *out, size_t len, const char *what)
+{
+    unsigned long e, last = 0;
+    while ((e = ERR_get_error()) != 0) {
+        last = e;
+    }
+    const char *r = last ? ERR_reason_error_string(last) : NULL;
+    snprintf(out, len, "%s%s%s", what, r ? ": " : "", r ? r : "");
+}
 
 /* Percent-decodes LEN bytes of S into a malloc'd string; NULL when malformed or on %00. */
 static char *pct_decode(const char *s, size_t len)
@@ -67,6 +84,7 @@ void td_amqp_addr_free(struct td_amqp_addr *a)
     free(a->cacert);
     free(a->cert);
     free(a->key);
+    free(a->server_name);
     memset(a, 0, sizeof(*a));
 }
 
@@ -103,7 +121,15 @@ static int set_query(struct td_amqp_addr *a, const char *kv, size_t len, bool wi
         free(value);
         return 0;
     } else if (klen == 22 && strncmp(kv, "server_name_indication", klen) == 0) {
-        free(value); /* the host name is always sent */
+        slot = &a->server_name;
+    } else if (klen == 14 && strncmp(kv, "auth_mechanism", klen) == 0) {
+        if (strcasecmp(value, "external") != 0 && strcasecmp(value, "plain") != 0) {
+            snprintf(err, errlen, "URL parameter auth_mechanism=%s: plain or external", value);
+            free(value);
+            return -1;
+        }
+        a->external = strcasecmp(value, "external") == 0;
+        free(value);
         return 0;
     } else {
         snprintf(err, errlen, "unknown URL parameter '%.*s'", (int)klen, kv);
@@ -112,6 +138,27 @@ static int set_query(struct td_amqp_addr *a, const char *kv, size_t len, bool wi
     }
     free(*slot);
     *slot = value;
+    return 0;
+}
+
+int td_amqp_addr_validate(const struct td_amqp_addr *a, const char *cert_key, const char *key_key,
+                          char *err, size_t errlen)
+{
+    if (!a->tls && (a->cacert || a->cert || a->key || a->server_name || a->insecure)) {
+        snprintf(err, errlen, "TLS settings given for an amqp:// URL (use amqps://)");
+        return -1;
+    }
+    if ((a->cert == NULL) != (a->key == NULL)) {
+        snprintf(err, errlen, "%s and %s go together", cert_key, key_key);
+        return -1;
+    }
+    if (a->external && !a->cert) {
+        snprintf(err, errlen,
+                 "auth_mechanism external needs amqps:// and a client certificate (%s, %s): "
+                 "the certificate is the identity",
+                 cert_key, key_key);
+        return -1;
+    }
     return 0;
 }
 
@@ -147,6 +194,7 @@ int td_amqp_addr_parse(const char *url, bool with_exchange, struct td_amqp_addr 
             goto fail;
         }
         p = at + 1;
+        out->user_given = true;
     } else {
         out->user = strdup("guest");
         out->password = strdup("guest");
@@ -226,12 +274,7 @@ int td_amqp_addr_parse(const char *url, bool with_exchange, struct td_amqp_addr 
             q += len + (q[len] == '&');
         }
     }
-    if (!out->tls && (out->cacert || out->cert || out->key)) {
-        snprintf(err, errlen, "TLS files given for an amqp:// URL (use amqps://)");
-        goto fail;
-    }
-    if ((out->cert == NULL) != (out->key == NULL)) {
-        snprintf(err, errlen, "certfile and keyfile go together");
+    if (td_amqp_addr_validate(out, "certfile", "keyfile", err, errlen) < 0) {
         goto fail;
     }
     return 0;
@@ -357,8 +400,9 @@ static void why_no_open(const struct td_amqp_addr *a, int rc, int timeout_ms, ch
             last = e;
         }
         const char *ssl = last ? ERR_reason_error_string(last) : NULL;
-        snprintf(err, errlen, "TLS handshake with %s:%d failed: %s%s%s", a->host, a->port,
-                 amqp_error_string2(rc), ssl ? ": " : "", ssl ? ssl : "");
+        snprintf(err, errlen, "TLS handshake with %s:%d failed: %s%s%s%s%s%s", a->host, a->port,
+                 amqp_error_string2(rc), ssl ? ": " : "", ssl ? ssl : "",
+                 verify_error[0] ? " (" : "", verify_error, verify_error[0] ? ")" : "");
         return;
     }
     case AMQP_STATUS_HOSTNAME_RESOLUTION_FAILED:
@@ -380,12 +424,40 @@ static void why_no_open(const struct td_amqp_addr *a, int rc, int timeout_ms, ch
 
 /* What failed when amqp_login did not succeed: authentication (403), the vhost (530, or 403
  * naming the vhost), or the connection closing under it. Never the password. */
-static void why_no_login(const struct td_amqp_addr *a, amqp_rpc_reply_t r, char *err, size_t errlen)
+static void why_no_login(const struct td_amqp_addr *a, const char *identity, amqp_rpc_reply_t r,
+                         char *err, size_t errlen)
 {
-    char why[256];
+    char why[256], who[300];
     td_amqp_reply_str(r, why, sizeof(why));
     const char *vhost = a->vhost ? a->vhost : "/";
-    const char *user = a->user ? a->user : "guest";
+    if (a->external) {
+        snprintf(who, sizeof(who), "%s (EXTERNAL: the client certificate)",
+                 identity[0] ? identity : "?");
+    } else {
+        snprintf(who, sizeof(who), "%s", a->user ? a->user : "guest");
+    }
+    const char *user = who;
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_BROKER_UNSUPPORTED_SASL_METHOD) {
+        snprintf(err, errlen, "%s:%d does not offer the %s auth mechanism%s", a->host, a->port,
+                 a->external ? "EXTERNAL" : "PLAIN",
+                 a->external ? " (the broker needs the rabbitmq_auth_mechanism_ssl plugin, "
+                               "EXTERNAL in auth_mechanisms and a verified client certificate)"
+                             : "");
+        return;
+    }
+    if (a->tls && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_SSL_ERROR) {
+        /* TLS 1.3: the server checks the client certificate after the client has finished its
+         * handshake, so a missing or untrusted one shows as an alert on the first read, here. */
+        char ssl[200];
+        ssl_why(ssl, sizeof(ssl), ""); /* often empty: the server reset the connection */
+        snprintf(err, errlen,
+                 "%s:%d ended the TLS session at login%s (a server that requires a client "
+                 "certificate does this when none, or an untrusted one, was presented)",
+                 a->host, a->port, ssl);
+        return;
+    }
     if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
         r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
         const amqp_connection_close_t *m = r.reply.decoded;
@@ -393,10 +465,10 @@ static void why_no_login(const struct td_amqp_addr *a, amqp_rpc_reply_t r, char 
                            (m->reply_text.len > 0 &&
                             memmem(m->reply_text.bytes, m->reply_text.len, "vhost", 5) != NULL);
         if (about_vhost) {
-            snprintf(err, errlen, "%s:%d refused access to vhost '%s' for user '%s': %s", a->host,
+            snprintf(err, errlen, "%s:%d refused access to vhost '%s' for user %s: %s", a->host,
                      a->port, vhost, user, why);
         } else if (m->reply_code == AMQP_ACCESS_REFUSED) {
-            snprintf(err, errlen, "%s:%d refused authentication of user '%s': %s", a->host, a->port,
+            snprintf(err, errlen, "%s:%d refused authentication of user %s: %s", a->host, a->port,
                      user, why);
         } else {
             snprintf(err, errlen, "login to %s:%d vhost '%s' refused: %s", a->host, a->port, vhost,
@@ -405,15 +477,86 @@ static void why_no_login(const struct td_amqp_addr *a, amqp_rpc_reply_t r, char 
         return;
     }
     snprintf(err, errlen,
-             "login to %s:%d vhost '%s' as user '%s' failed: %s (a broker that closes the "
+             "login to %s:%d vhost '%s' as user %s failed: %s (a broker that closes the "
              "connection during login refused the user, the password or the vhost)",
              a->host, a->port, vhost, user, why);
+}
+
+static int remember_verify_error(int ok, X509_STORE_CTX *x)
+{
+    if (!ok && !verify_error[0]) {
+        snprintf(verify_error, sizeof(verify_error), "%s",
+                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)));
+    }
+    return ok;
+}
+
+/* The TLS settings of A on SOCK's context; the client certificate's CN into IDENTITY (for
+ * EXTERNAL and messages). rabbitmq-c 0.11 checks the server's name itself, against HOST and only
+ * its DNS names (an IP address in subjectAltName never matches), after a handshake that does not
+ * fail on a bad chain: both are left to OpenSSL here instead (SSL_VERIFY_PEER with the name,
+ * server_name or HOST, IP or DNS, in the context's verify parameters), so the handshake itself
+ * fails and says why. 0, or -1 with a message. */
+static int setup_tls(amqp_socket_t *sock, const struct td_amqp_addr *a, char *identity,
+                     size_t idlen, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = amqp_ssl_socket_get_context(sock);
+    char why[200];
+    if (!ctx) {
+        snprintf(err, errlen, "no TLS context");
+        return -1;
+    }
+    if (amqp_ssl_socket_set_ssl_versions(sock, AMQP_TLSv1_2, AMQP_TLSvLATEST) != AMQP_STATUS_OK) {
+        snprintf(err, errlen, "cannot require TLS 1.2");
+        return -1;
+    }
+    amqp_ssl_socket_set_verify_hostname(sock, 0);
+    if (a->insecure) {
+        amqp_ssl_socket_set_verify_peer(sock, 0);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    } else {
+        amqp_ssl_socket_set_verify_peer(sock, 1);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, remember_verify_error);
+        X509_VERIFY_PARAM *vp = SSL_CTX_get0_param(ctx);
+        const char *name = a->server_name ? a->server_name : a->host;
+        if (X509_VERIFY_PARAM_set1_ip_asc(vp, name) != 1) { /* not an IP address: a DNS name */
+            ERR_clear_error();
+            X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+            if (X509_VERIFY_PARAM_set1_host(vp, name, 0) != 1) {
+                snprintf(err, errlen, "cannot verify the server name '%s'", name);
+                return -1;
+            }
+        }
+        if (a->cacert && amqp_ssl_socket_set_cacert(sock, a->cacert) != AMQP_STATUS_OK) {
+            ssl_why(why, sizeof(why), "cannot load the CA certificates");
+            snprintf(err, errlen, "%s from %s", why, a->cacert);
+            return -1;
+        }
+        /* rabbitmq-c 0.11 loads no CA by itself: without cacertfile, the system's. */
+        if (!a->cacert && SSL_CTX_set_default_verify_paths(ctx) != 1) {
+            snprintf(err, errlen, "cannot load the system CA certificates");
+            return -1;
+        }
+    }
+    if (a->cert) {
+        if (amqp_ssl_socket_set_key(sock, a->cert, a->key) != AMQP_STATUS_OK) {
+            ssl_why(why, sizeof(why), "cannot load the client certificate");
+            snprintf(err, errlen, "%s %s with its key %s", why, a->cert, a->key);
+            return -1;
+        }
+        X509 *mine = SSL_CTX_get0_certificate(ctx);
+        X509_NAME *subj = mine ? X509_get_subject_name(mine) : NULL;
+        if (!subj || X509_NAME_get_text_by_NID(subj, NID_commonName, identity, (int)idlen) < 0) {
+            identity[0] = '\0';
+        }
+    }
+    return 0;
 }
 
 amqp_connection_state_t td_amqp_connect(const struct td_amqp_addr *a, int heartbeat_s,
                                         int timeout_ms, char *err, size_t errlen)
 {
-    char why[256];
+    char why[256], identity[256] = "";
     amqp_connection_state_t conn = amqp_new_connection();
     amqp_socket_t *sock = NULL;
     if (!conn) {
@@ -422,28 +565,8 @@ amqp_connection_state_t td_amqp_connect(const struct td_amqp_addr *a, int heartb
     }
     if (a->tls) {
         sock = amqp_ssl_socket_new(conn);
-        if (sock) {
-            amqp_ssl_socket_set_verify_peer(sock, 1);
-            amqp_ssl_socket_set_verify_hostname(sock, 1);
-            if (amqp_ssl_socket_set_ssl_versions(sock, AMQP_TLSv1_2, AMQP_TLSvLATEST) !=
-                AMQP_STATUS_OK) {
-                snprintf(err, errlen, "cannot require TLS 1.2");
-                goto fail;
-            }
-            if (a->cacert && amqp_ssl_socket_set_cacert(sock, a->cacert) != AMQP_STATUS_OK) {
-                snprintf(err, errlen, "cannot load the CA certificates %s", a->cacert);
-                goto fail;
-            }
-            /* rabbitmq-c 0.11 loads no CA by itself: without cacertfile, the system's. */
-            SSL_CTX *ctx = amqp_ssl_socket_get_context(sock);
-            if (!a->cacert && (!ctx || SSL_CTX_set_default_verify_paths(ctx) != 1)) {
-                snprintf(err, errlen, "cannot load the system CA certificates");
-                goto fail;
-            }
-            if (a->cert && amqp_ssl_socket_set_key(sock, a->cert, a->key) != AMQP_STATUS_OK) {
-                snprintf(err, errlen, "cannot load the client certificate %s / key", a->cert);
-                goto fail;
-            }
+        if (sock && setup_tls(sock, a, identity, sizeof(identity), err, errlen) < 0) {
+            goto fail;
         }
     } else {
         sock = amqp_tcp_socket_new(conn);
@@ -453,6 +576,7 @@ amqp_connection_state_t td_amqp_connect(const struct td_amqp_addr *a, int heartb
         goto fail;
     }
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    verify_error[0] = '\0';
     int rc = amqp_socket_open_noblock(sock, a->host, a->port, &tv);
     if (rc != AMQP_STATUS_OK) {
         why_no_open(a, rc, timeout_ms, err, errlen);
@@ -462,10 +586,22 @@ amqp_connection_state_t td_amqp_connect(const struct td_amqp_addr *a, int heartb
     int fd = amqp_get_sockfd(conn);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    amqp_rpc_reply_t r = amqp_login(conn, a->vhost, 0, 131072, heartbeat_s, AMQP_SASL_METHOD_PLAIN,
-                                    a->user, a->password);
+    amqp_rpc_reply_t r;
+    if (a->external) {
+        /* RabbitMQ takes the identity from the certificate and ignores this response, but
+         * rabbitmq-c 0.11 fails an empty one as "out of memory": send the URL's user or the
+         * certificate's CN. */
+        if (a->user_given) {
+            snprintf(identity, sizeof(identity), "%s", a->user);
+        }
+        r = amqp_login(conn, a->vhost, 0, 131072, heartbeat_s, AMQP_SASL_METHOD_EXTERNAL,
+                       identity[0] ? identity : "client");
+    } else {
+        r = amqp_login(conn, a->vhost, 0, 131072, heartbeat_s, AMQP_SASL_METHOD_PLAIN, a->user,
+                       a->password);
+    }
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        why_no_login(a, r, err, errlen);
+        why_no_login(a, identity, r, err, errlen);
         goto fail;
     }
     amqp_channel_open(conn, 1);

@@ -4,9 +4,13 @@
  *
  * URL: amqp[s]://[USER[:PASSWORD]@]HOST[:PORT][/VHOST][/EXCHANGE][?K=V&...] with USER, PASSWORD,
  * VHOST and EXCHANGE percent-encoded (the default vhost "/" is written %2f; no vhost means "/").
- * The EXCHANGE segment exists only in publish URLs (with_exchange). Query keys: cacertfile,
- * certfile, keyfile (TLS files, as in RabbitMQ's own URI spec), verify=verify_none (refused:
- * peer verification is always on), routing_key (publish URLs).
+ * The EXCHANGE segment exists only in publish URLs (with_exchange). Query keys, as in RabbitMQ's
+ * own URI spec: cacertfile, certfile, keyfile (TLS files), server_name_indication (the name the
+ * server's certificate must carry, when it is not HOST), auth_mechanism=plain|external (external:
+ * the client certificate is the identity, no password), verify=verify_none (refused in a URL:
+ * only a trigger file's tls.insecure_skip_verify turns verification off), routing_key (publish
+ * URLs). A source's or sink's tls: block and auth_mechanism key are merged in with
+ * td_amqp_addr_apply (amqp_conf.h).
  *
  * Ownership: td_amqp_addr_parse fills a struct the caller frees with td_amqp_addr_free.
  * A connection belongs to the thread that opened it (rabbitmq-c is not thread-safe).
@@ -31,12 +35,21 @@ struct td_amqp_addr {
     char *cacert;
     char *cert;
     char *key;
+    char *server_name; /* the name verified in the server's certificate; NULL: host */
+    bool insecure;     /* no peer or name verification (tls.insecure_skip_verify) */
+    bool external;     /* SASL EXTERNAL: the client certificate is the identity */
+    bool user_given;   /* USER was in the URL (else "guest") */
 };
 
 /* 0, or -1 with a message (that never contains the password). */
 int td_amqp_addr_parse(const char *url, bool with_exchange, struct td_amqp_addr *out, char *err,
                        size_t errlen);
 void td_amqp_addr_free(struct td_amqp_addr *a);
+/* The rules a parsed and merged address keeps: TLS settings only with amqps://, a client
+ * certificate with its key, EXTERNAL only with a client certificate. CERT_KEY / KEY_KEY name the
+ * keys in messages. 0, or -1 with a message. */
+int td_amqp_addr_validate(const struct td_amqp_addr *a, const char *cert_key, const char *key_key,
+                          char *err, size_t errlen);
 /* "amqp://host:port/vhost" without credentials, for logs and knativeerrordest. */
 void td_amqp_addr_describe(const struct td_amqp_addr *a, char *out, size_t len);
 

@@ -261,6 +261,12 @@ static struct td_event *wrap(const struct td_kafka_record *r, const char *dflt_t
         if (val == NULL || td_event_set(ev, name, val) != 0) {
             goto oom;
         }
+        /* The W3C trace context headers (what OpenTelemetry's Kafka instrumentation writes)
+         * are the distributed tracing extension's attributes too: the trace carries through. */
+        if ((strcasecmp(h, "traceparent") == 0 || strcasecmp(h, "tracestate") == 0) &&
+            td_event_set(ev, clean, val) != 0) {
+            goto oom;
+        }
         free(val);
         val = NULL;
         mapped++;

@@ -5,7 +5,14 @@ users), in a world of its own under a temporary directory: its own node name, AM
 distribution port, epmd port (ERL_EPMD_PORT, so parallel nodes never share an epmd), mnesia and log
 directories, HOME (where the Erlang cookie lives), config, enabled-plugins and env files. Nothing depends
 on, or touches, a system service. Startup takes 5-10 s, so a test file shares one node across its
-scenarios (separate queues). stop_app()/start_app() simulate a broker restart; at exit the node is shut
+scenarios (separate queues).
+
+TLS: tls=True adds a TLS listener (tls_port) that asks for no client certificate; tls="mutual" adds
+one that requires a client certificate signed by the test CA (ssl_options.verify = verify_peer,
+fail_if_no_peer_cert = true) and offers the EXTERNAL mechanism (the rabbitmq_auth_mechanism_ssl
+plugin, the user named by the certificate's CN). Either way the plain listener stays, so one node
+serves plain and TLS clients. Certificates come from tls_util.CA (openssl, under the node's
+temporary directory): self.ca, self.server_cert/server_key, and client_cert(cn) makes more. stop_app()/start_app() simulate a broker restart; at exit the node is shut
 down and its epmd killed.
 
 Independent clients: pika (Debian's python3-pika) for declaring, publishing with arbitrary properties
@@ -71,7 +78,26 @@ class RabbitMQServer:
     def __init__(self, config_extra="", tls=False):
         self.dir = make_tempdir("td-rabbit-")
         self.tls_port = None
-        if tls:
+        plugins = []
+        if tls == "mutual":
+            from tls_util import CA
+            self.tls_port = free_port()
+            self._ca = CA(self.dir, "ca")
+            self._serial = 100
+            self.ca = self._ca.cert
+            self.server_cert, self.server_key = self._ca.issue("rabbit-server", 1)
+            config_extra += (f"listeners.ssl.default = 127.0.0.1:{self.tls_port}\n"
+                             f"ssl_options.cacertfile = {self.ca}\n"
+                             f"ssl_options.certfile = {self.server_cert}\n"
+                             f"ssl_options.keyfile = {self.server_key}\n"
+                             "ssl_options.verify = verify_peer\n"
+                             "ssl_options.fail_if_no_peer_cert = true\n"
+                             "auth_mechanisms.1 = PLAIN\n"
+                             "auth_mechanisms.2 = AMQPLAIN\n"
+                             "auth_mechanisms.3 = EXTERNAL\n"
+                             "ssl_cert_login_from = common_name\n")
+            plugins.append("rabbitmq_auth_mechanism_ssl")
+        elif tls:
             self.tls_port = free_port()
             self.ca, cert, key = make_tls_files(self.dir)
             config_extra += (f"listeners.ssl.default = 127.0.0.1:{self.tls_port}\n"
@@ -91,7 +117,7 @@ class RabbitMQServer:
         for sub in ("mnesia", "log"):
             os.makedirs(os.path.join(self.dir, sub))
         with open(os.path.join(self.dir, "enabled_plugins"), "w") as f:
-            f.write("[].\n")
+            f.write("[%s].\n" % ",".join(plugins))
         with open(os.path.join(self.dir, "rabbitmq-env.conf"), "w") as f:
             f.write("# empty: the environment says everything\n")
         with open(os.path.join(self.dir, "rabbitmq.conf"), "w") as f:
@@ -136,6 +162,24 @@ class RabbitMQServer:
                                f"{self.server_output()[-1500:]}")
         log(f"rabbitmq node {self.node} on 127.0.0.1:{self.port} up in "
             f"{time.monotonic() - t0:.1f}s")
+
+    def client_cert(self, cn):
+        """A client certificate with CN=cn signed by the node's CA (tls="mutual"): (cert, key)."""
+        self._serial += 1
+        return self._ca.issue(f"client-{self._serial}", self._serial, client=True, cn=cn)
+
+    def add_cert_user(self, name, tags=""):
+        """A user with no password at all (it can log in only with EXTERNAL, as the CN of a
+        client certificate) and every permission on the default vhost."""
+        self.ctl("add_user", name, "unused")
+        self.ctl("clear_password", name)
+        self.ctl("set_permissions", "-p", "/", name, ".*", ".*", ".*")
+        if tags:
+            self.ctl("set_user_tags", name, tags)
+
+    def add_user(self, name, password):
+        self.ctl("add_user", name, password)
+        self.ctl("set_permissions", "-p", "/", name, ".*", ".*", ".*")
 
     def ctl(self, *args, timeout=60, check=True):
         r = subprocess.run([RABBITMQCTL, "-n", self.node, "-q"] + list(args), env=self.env,

@@ -71,6 +71,14 @@ CASES = [
      replace_line(BASE, 20, "    event: {type: com.example.test, source: /test"), [(21, 9)]),
     ("wrong type (concurrency: lots)", replace_line(BASE, 24, "      concurrency: lots"), [(24, 20), (24, 7)]),
     ("bad duration (claim_idle: soon)", replace_line(BASE, 11, "      claim_idle: soon"), [(11, 19), (11, 7)]),
+    ("tracing: otlp_endpoint not http(s)",
+     insert_line(BASE, 4, '  tracing: {otlp_endpoint: "ftp://collector:4318"}'), [(5, 28), (5, 13)]),
+    ("tracing: sample_ratio above 1",
+     insert_line(BASE, 4, '  tracing: {otlp_endpoint: "http://c:4318", sample_ratio: 2}'), [(5, 59), (5, 45)]),
+    ("tracing: sample_ratio not a number",
+     insert_line(BASE, 4, '  tracing: {otlp_endpoint: "http://c:4318", sample_ratio: lots}'), [(5, 59), (5, 45)]),
+    ("tracing: unknown key",
+     insert_line(BASE, 4, '  tracing: {otlp_endpoint: "http://c:4318", ratio: 1}'), [(5, 45)]),
 ]
 
 

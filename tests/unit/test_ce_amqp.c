@@ -126,15 +126,17 @@ static void test_structured(void **state)
 
 static void test_wrapped(void **state)
 {
-    amqp_table_entry_t e[4] = {str_entry("X-Tenant", "acme"),
-                               str_entry("id", "no-override"),
-                               {.key = amqp_cstring_bytes("flag")},
-                               {.key = amqp_cstring_bytes("when")}};
+    amqp_table_entry_t e[5] = {
+        str_entry("X-Tenant", "acme"),
+        str_entry("id", "no-override"),
+        {.key = amqp_cstring_bytes("flag")},
+        {.key = amqp_cstring_bytes("when")},
+        str_entry("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")};
     e[2].value.kind = AMQP_FIELD_KIND_BOOLEAN;
     e[2].value.value.boolean = 1;
     e[3].value.kind = AMQP_FIELD_KIND_TIMESTAMP;
     e[3].value.value.u64 = 1700000000;
-    amqp_basic_properties_t p = props_with(e, 4);
+    amqp_basic_properties_t p = props_with(e, 5);
     p._flags |= AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
     p.timestamp = 1700000000;
     p.content_type = amqp_cstring_bytes("application/json");
@@ -143,6 +145,9 @@ static void test_wrapped(void **state)
     struct td_event *ev = decode(&p, "{\"a\":1}", &wrapped, err);
     assert_non_null(ev);
     assert_true(wrapped);
+    /* a W3C traceparent header is the distributed tracing extension's attribute (tracing) */
+    assert_string_equal(td_event_get(ev, "traceparent"),
+                        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     /* sha256("q\0{\"a\":1}") */
     const char *id = td_event_get(ev, "id");
     assert_int_equal(strlen(id), 64);

@@ -73,9 +73,22 @@ static void test_wrapped(void **state)
     assert_string_equal(td_event_get(ev, "partitionkey"), "user-7");
     assert_string_equal(td_event_get(ev, "datacontenttype"), "application/json");
     assert_string_equal(td_event_get(ev, "kafkaheaderxtraceid"), "abc");
+    assert_null(td_event_get(ev, "traceparent"));
     assert_int_equal(ev->data_len, 7);
     assert_memory_equal(ev->data, "{\"a\":1}", 7);
     assert_int_equal(td_event_validate(ev, err, sizeof(err)), 0);
+    td_event_unref(ev);
+    /* the W3C trace context headers also become the distributed tracing extension */
+    rec_init(x, NULL, "x");
+    hdrs(x, "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    hdrs(x, "TraceState", "vendor=abc");
+    ev = td_ce_from_kafka(&x->r, "t", "/s", &wrapped, err, sizeof(err));
+    assert_non_null(ev);
+    assert_string_equal(td_event_get(ev, "traceparent"),
+                        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    assert_string_equal(td_event_get(ev, "tracestate"), "vendor=abc");
+    assert_string_equal(td_event_get(ev, "kafkaheadertraceparent"),
+                        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     td_event_unref(ev);
     /* no timestamp, no key, a tombstone */
     rec_init(x, NULL, NULL);

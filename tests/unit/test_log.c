@@ -276,6 +276,42 @@ static void test_json_fields(void **state)
     }
 }
 
+/* Lines about a traced event carry trace_id and span_id (lowercase hex), in both formats. */
+static void test_trace_ids(void **state)
+{
+    static const uint8_t trace_id[16] = {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6,
+                                         0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36};
+    static const uint8_t span_id[8] = {0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7};
+    const struct td_log_trace tr = {trace_id, span_id};
+    td_log_init(TD_LOG_DEBUG, TD_LOG_JSON);
+    capture_begin();
+    td_log_t(TD_LOG_INFO, tr, "t", "s", "e-1", "delivered");
+    char *out = capture_end();
+    cJSON *j = parse_line(out);
+    assert_string_equal(jstr(j, "trace_id"), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_string_equal(jstr(j, "span_id"), "00f067aa0ba902b7");
+    assert_string_equal(jstr(j, "id"), "e-1");
+    cJSON_Delete(j);
+    free(out);
+
+    td_log_init(TD_LOG_DEBUG, TD_LOG_TEXT);
+    capture_begin();
+    td_log_t(TD_LOG_INFO, tr, "t", "s", "e-1", "delivered");
+    out = capture_end();
+    assert_int_equal(count_lines(out), 1);
+    assert_non_null(strstr(out, " trace_id=4bf92f3577b34da6a3ce929d0e0e4736"));
+    assert_non_null(strstr(out, " span_id=00f067aa0ba902b7"));
+    free(out);
+
+    /* without a trace (tracing off) the fields are left out */
+    capture_begin();
+    td_log_t(TD_LOG_INFO, (struct td_log_trace){0}, "t", "s", "e-1", "delivered");
+    out = capture_end();
+    assert_null(strstr(out, "trace_id"));
+    assert_null(strstr(out, "span_id"));
+    free(out);
+}
+
 static void test_json_escaping(void **state)
 {
     const char *nasty = "say \"hi\"\\ then\nnew line\ttab\r\x01 end";
@@ -401,6 +437,7 @@ int main(void)
         cmocka_unit_test_teardown(test_text_escapes_controls, reset_log),
         cmocka_unit_test_teardown(test_json_fields, reset_log),
         cmocka_unit_test_teardown(test_json_escaping, reset_log),
+        cmocka_unit_test_teardown(test_trace_ids, reset_log),
         cmocka_unit_test_teardown(test_json_many_lines, reset_log),
         cmocka_unit_test_teardown(test_json_long_message_stays_valid, reset_log),
         cmocka_unit_test_teardown(test_text_long_message_one_line, reset_log),
