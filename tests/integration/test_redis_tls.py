@@ -9,7 +9,7 @@
 - a client that trusts another CA is refused with "certificate verify failed" (publish, and the
   daemon's source, which logs it and reads nothing); a client without a certificate is refused
   ("certificate required"); a wrong server_name is refused ("hostname mismatch"), the right one
-  works; a plain redis:// URL against the TLS port fails;
+  works; insecure_skip_verify accepts a server it cannot verify; a plain redis:// URL against the TLS port fails;
 - the client certificate files are read for every new connection: an untrusted pair put in their
   place (connections cut with CLIENT KILL) is refused by the server, the trusted pair put back is
   used by the next reconnect, and the entry written meanwhile arrives (nothing lost, no restart);
@@ -110,9 +110,13 @@ def body(c):
     r = run_cli(["publish", rs.url_for("x"), "--data", "x", "--tls-server-name", "localhost"]
                 + tls.cli_flags())
     c.eq(r.returncode, 0, "server_name localhost (in the certificate): accepted")
+    r = run_cli(["publish", rs.url_for("x"), "--data", "x", "--tls-insecure-skip-verify",
+                 "--tls-cert", tls.client_cert, "--tls-key", tls.client_key,
+                 "--tls-ca", other.ca.cert])
+    c.eq(r.returncode, 0, "insecure_skip_verify: the untrusted server accepted (tests only)")
     r = run_cli(["publish", f"redis://127.0.0.1:{rs.port}/x", "--data", "x"])
     c.check(r.returncode != 0, "plain redis:// against the TLS port fails", r.stderr[-300:])
-    c.eq(cl.xlen("x"), 1, "only the accepted publish wrote")
+    c.eq(cl.xlen("x"), 2, "only the two accepted publishes wrote")
 
     # The daemon's source trusting another CA: logs why, reads nothing.
     cl.xadd("in3", {"data": "1"})
