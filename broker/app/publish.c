@@ -3,6 +3,7 @@
 #include "publish.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +24,15 @@
 #include "kafka_sink.h"
 #include "kafka_source.h"
 #include "loop.h"
+#include "redis_conn.h"
 #include "redis_util.h"
 #include "retry.h"
+#include "tls_file.h"
 
 static const char usage[] =
     "usage: triggerd publish URL [--data D] [--key K] [--header K=V]...\n"
     "                        [--ce-type T --ce-source S --ce-id I] [--content-type CT]\n"
-    "  URL                   redis://[:PASSWORD@]HOST:PORT/[DB/]STREAM\n"
+    "  URL                   redis[s]://[[USER]:PASSWORD@]HOST:PORT/[DB/]STREAM\n"
     "                        kafka://HOST:PORT[,HOST:PORT...]/TOPIC\n"
     "                        amqp[s]://USER:PASS@HOST:PORT/VHOST/EXCHANGE?routing_key=K\n"
     "                        (VHOST %2f is \"/\"; an empty EXCHANGE is the default exchange)\n"
@@ -49,11 +52,18 @@ static const char usage[] =
     "  -X, --property K=V    Kafka: a librdkafka property (after --from's; may repeat)\n"
     "Prints the id of the new entry (Kafka: TOPIC/PARTITION/OFFSET). For Kafka, --header K=V\n"
     "is a record header (CloudEvent: ce_K) and --key the record key.\n"
+    "rediss:// (Redis over TLS) takes, as a Redis url's tls: block does:\n"
+    "  --tls-ca FILE         the CA bundle to verify the server with (default: the system's)\n"
+    "  --tls-cert FILE, --tls-key FILE\n"
+    "                        a client certificate and its key (tls-auth-clients)\n"
+    "  --tls-server-name N   the name to send (SNI) and verify (default: HOST)\n"
+    "  --tls-insecure-skip-verify\n"
+    "                        do not verify the server at all (tests only)\n"
     "  -h, --help            print this help\n";
 
 /* The URL schemes td_publish_main dispatches on, in the words of its error message: keep both
  * in step (tests/integration/test_cli.py checks every one is accepted and listed). */
-static const char *const schemes[] = {"redis://", "kafka://", "amqp://", "amqps://"};
+static const char *const schemes[] = {"redis://", "rediss://", "kafka://", "amqp://", "amqps://"};
 #define NSCHEMES (sizeof(schemes) / sizeof(schemes[0]))
 
 static bool known_scheme(const char *url)
@@ -78,6 +88,7 @@ struct pub {
     const char *config, *from; /* Kafka: the trigger file and the source or sink to connect as */
     const char **props;        /* Kafka: "K=V" librdkafka properties (-X) */
     size_t nprops;
+    struct td_redis_tls tls; /* rediss:// (--tls-*); the strings are argv's */
 };
 
 static char *read_stdin(size_t *len)
@@ -157,7 +168,7 @@ static int publish_redis(const struct pub *p)
     struct td_redis_addr addr;
     char err[256];
     int rc = 1;
-    redisContext *c = NULL;
+    struct td_rconn *c = NULL;
     redisReply *r = NULL;
     struct td_redis_fields f = {0};
     const char **argv = NULL;
@@ -165,6 +176,21 @@ static int publish_redis(const struct pub *p)
     if (td_redis_addr_parse(p->url, &addr, err, sizeof(err)) < 0) {
         fprintf(stderr, "triggerd publish: %s\n", err);
         return 2;
+    }
+    const char *files[] = {p->tls.ca_file, p->tls.cert_file, p->tls.key_file};
+    static const char *const flags[] = {"--tls-ca", "--tls-cert", "--tls-key"};
+    static const enum td_tls_file_kind kinds[] = {TD_TLS_CA, TD_TLS_CERT, TD_TLS_KEY};
+    for (int i = 0; i < 3; i++) {
+        if (files[i] && td_tls_file_check(files[i], kinds[i], err, sizeof(err)) != 0) {
+            fprintf(stderr, "triggerd publish: %s %s\n", flags[i], err);
+            rc = 2;
+            goto out;
+        }
+    }
+    if (!p->tls.cert_file != !p->tls.key_file) {
+        fprintf(stderr, "triggerd publish: --tls-cert and --tls-key go together\n");
+        rc = 2;
+        goto out;
     }
     /* The path is STREAM or DB/STREAM. */
     int db = 0;
@@ -234,15 +260,16 @@ static int publish_redis(const struct pub *p)
         argv[argc] = p->data;
         lens[argc++] = p->len;
     }
-    c = td_redis_connect(&addr, db, 5000, err, sizeof(err));
+    signal(SIGPIPE, SIG_IGN); /* a server that hangs up is an error message, not a signal */
+    c = td_redis_open(&addr, addr.tls ? &p->tls : NULL, db, 5000, -1, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "triggerd publish: %s\n", err);
         goto out;
     }
-    r = redisCommandArgv(c, (int)argc, argv, lens);
+    r = td_rconn_command_argv(c, 5000, (int)argc, argv, lens);
     if (!r || r->type != REDIS_REPLY_STRING) {
         fprintf(stderr, "triggerd publish: XADD failed: %s\n",
-                r ? (r->str ? r->str : "unexpected reply") : c->errstr);
+                r ? (r->str ? r->str : "unexpected reply") : td_rconn_error(c));
         goto out;
     }
     printf("%s\n", r->str);
@@ -251,9 +278,7 @@ out:
     if (r) {
         freeReplyObject(r);
     }
-    if (c) {
-        redisFree(c);
-    }
+    td_rconn_free(c);
     free(argv);
     free(lens);
     td_redis_fields_free(&f);
@@ -474,6 +499,11 @@ int td_publish_main(int argc, char **argv)
         {"from", required_argument, NULL, 'F'},
         {"property", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
+        {"tls-ca", required_argument, NULL, 256},
+        {"tls-cert", required_argument, NULL, 257},
+        {"tls-key", required_argument, NULL, 258},
+        {"tls-server-name", required_argument, NULL, 259},
+        {"tls-insecure-skip-verify", no_argument, NULL, 260},
         {NULL, 0, NULL, 0},
     };
     struct pub p = {0};
@@ -528,6 +558,21 @@ int td_publish_main(int argc, char **argv)
         case 'C':
             p.content_type = optarg;
             break;
+        case 256:
+            p.tls.ca_file = optarg;
+            break;
+        case 257:
+            p.tls.cert_file = optarg;
+            break;
+        case 258:
+            p.tls.key_file = optarg;
+            break;
+        case 259:
+            p.tls.server_name = optarg;
+            break;
+        case 260:
+            p.tls.insecure_skip_verify = true;
+            break;
         case 'h':
             fputs(usage, stdout);
             rc = 0;
@@ -569,7 +614,7 @@ int td_publish_main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    if (strncmp(p.url, "redis://", 8) == 0) {
+    if (strncmp(p.url, "redis://", 8) == 0 || strncmp(p.url, "rediss://", 9) == 0) {
         rc = publish_redis(&p);
     } else if (strncmp(p.url, "kafka://", 8) == 0) {
         rc = publish_kafka(&p);

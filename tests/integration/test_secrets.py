@@ -1,5 +1,6 @@
 """Secrets never appear in output: a canary secret, passed through ${VAR} into an ingress bearer token,
-into Redis passwords (source and dead-letter sink URLs), into an HTTP sink's OAuth2 client_secret
+into Redis passwords (source and dead-letter sink URLs; over TLS in the TD_REDIS_TLS mode, where
+no line of the client key file may appear either), into an HTTP sink's OAuth2 client_secret
 (a stand-in token endpoint accepts it), into a Kafka sink's sasl.password and a Kafka dead-letter
 sink's OAUTHBEARER client_secret and token_url user-info (the same token endpoint; the brokers are a closed port, so
 librdkafka logs its connection failures at debug level) is grepped for in everything a run prints:
@@ -26,7 +27,7 @@ def body(c):
     rs.client().config_set("requirepass", CANARY)
     cl = rs.client(password=CANARY)
     fn = FunctionServer(lambda req, a: (500, {}, b"boom", 0))
-    url = f"redis://:${{TD_CANARY}}@127.0.0.1:{rs.port}/0"
+    url = f"{rs.scheme}://:${{TD_CANARY}}@127.0.0.1:{rs.port}/0"
     ts = TokenServer("td", CANARY)
     oauth = {"token_url": ts.token_url, "client_id": "td", "client_secret": "${TD_CANARY}"}
     outputs = []
@@ -99,6 +100,9 @@ def body(c):
     c.check(CANARY not in text, "the canary secret appears nowhere",
             text[max(0, text.find(CANARY) - 300):text.find(CANARY) + 100] if CANARY in text else None)
     c.check(CANARY[:12] not in text, "not even a prefix of it")
+    if rs.tls:  # the TD_REDIS_TLS mode: the client key's content is a secret too
+        key_lines = [l for l in open(rs.tls.client_key).read().splitlines() if "-----" not in l]
+        c.check(not any(l in text for l in key_lines), "no line of the TLS key file appears")
 
 
 run_test(body)
