@@ -14,7 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "kafka_security.h"
 #include "log.h"
 #include "secret.h"
 
@@ -38,7 +37,7 @@ static bool same_str(const char *a, const char *b)
 }
 
 /* The entry for S's settings, added if new; -1 when out of memory. */
-static int entry_id(const struct td_kafka_sasl *s)
+static int entry_id(const struct td_kafka_oidc_client *s)
 {
     int id = -1;
     pthread_mutex_lock(&mu);
@@ -322,7 +321,7 @@ static void refresh_cb(rd_kafka_t *rk, const char *config, void *opaque)
     free_copy(&c);
 }
 
-int td_kafka_oidc_setup(rd_kafka_conf_t *kc, const struct td_kafka_sasl *s, const char *who,
+int td_kafka_oidc_setup(rd_kafka_conf_t *kc, const struct td_kafka_oidc_client *s, const char *who,
                         char *err, size_t errlen)
 {
     int id = entry_id(s);

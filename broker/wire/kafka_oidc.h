@@ -22,10 +22,14 @@
 
 #include <librdkafka/rdkafka.h>
 
-struct td_kafka_sasl;
+/* Where tokens come from (the sasl: block's method oidc keys); the strings are copied. scope
+ * may be NULL. */
+struct td_kafka_oidc_client {
+    const char *token_url, *client_id, *client_secret, *scope;
+};
 
 /* Sets up KC for OAUTHBEARER tokens from S's token endpoint. 0, or -1 with ERR (no secret). */
-int td_kafka_oidc_setup(rd_kafka_conf_t *kc, const struct td_kafka_sasl *s, const char *who,
+int td_kafka_oidc_setup(rd_kafka_conf_t *kc, const struct td_kafka_oidc_client *s, const char *who,
                         char *err, size_t errlen);
 
 #endif

@@ -172,7 +172,13 @@ int td_kafka_security_apply(rd_kafka_conf_t *kc, const struct td_kafka_security 
                    ? -1
                    : 0;
     }
-    return td_kafka_oidc_setup(kc, s, who, err, errlen);
+    const struct td_kafka_oidc_client client = {
+        .token_url = s->token_url,
+        .client_id = s->client_id,
+        .client_secret = s->client_secret,
+        .scope = s->scope,
+    };
+    return td_kafka_oidc_setup(kc, &client, who, err, errlen);
 }
 
 int td_kafka_security_started(rd_kafka_t *rk, const struct td_kafka_security *sec, const char *who,
