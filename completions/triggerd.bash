@@ -13,7 +13,8 @@ _triggerd() {
     case $cmd in
     run | check) opts="-c --config -h --help" ;;
     publish)
-        opts="-d --data -k --key -H --header --ce-type --ce-source --ce-id --content-type -h --help"
+        opts="-d --data -k --key -H --header --ce-type --ce-source --ce-id --content-type -c --config --from -X --property -h --help
+              --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure-skip-verify"
         ;;
     redrive) opts="-c --config --from --queue --trigger --reason --limit --dry-run -h --help" ;;
     status) opts="-c --config --json -h --help" ;;
@@ -21,8 +22,8 @@ _triggerd() {
     *) return 0 ;;
     esac
     case $prev in
-    -c | --config)
-        COMPREPLY=($(compgen -f -- "$cur")) # a trigger file or a directory of them
+    -c | --config | --tls-ca | --tls-cert | --tls-key)
+        COMPREPLY=($(compgen -f -- "$cur")) # a trigger file or a directory of them; a PEM file
         return 0
         ;;
     --reason)
@@ -30,12 +31,12 @@ _triggerd() {
         return 0
         ;;
     -d | --data | -k | --key | -H | --header | --ce-type | --ce-source | --ce-id | --content-type | \
-        --from | --queue | --trigger | --limit)
+        --tls-server-name | --from | --queue | --trigger | --limit | -X | --property)
         return 0 # a value of the user's
         ;;
     esac
     if [ "$cmd" = publish ] && [[ $cur != -* ]]; then
-        COMPREPLY=($(compgen -W "redis:// kafka:// amqp:// amqps://" -- "$cur"))
+        COMPREPLY=($(compgen -W "redis:// rediss:// kafka:// amqp:// amqps://" -- "$cur"))
         compopt -o nospace 2>/dev/null
         return 0
     fi

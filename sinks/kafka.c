@@ -30,6 +30,7 @@
 #include "conf_table.h"
 #include "kafka_log.h"
 #include "kafka_props.h"
+#include "kafka_security.h"
 #include "kafka_sink.h"
 #include "log.h"
 #include "loop.h"
@@ -214,14 +215,23 @@ static int kafka_init(struct td_sink *k, char *err, size_t errlen)
         snprintf(err, errlen, "sink '%s': out of memory or descriptors", k->name);
         goto fail;
     }
+    char who[300];
+    snprintf(who, sizeof(who), "sink '%s'", k->name);
+    /* A wrong TLS file would fail every connection, each event as a retry and then a dead
+     * letter: refuse to start instead (check reports it with its position). */
+    if (td_kafka_security_files_ok(&conf->sec, who, err, errlen) < 0) {
+        goto fail;
+    }
     char timeout[32];
     snprintf(timeout, sizeof(timeout), "%lld", (long long)k->conf->timeout_ms);
     if (set(kc, "bootstrap.servers", conf->brokers, k->name, err, errlen) < 0 ||
         set(kc, "message.timeout.ms", timeout, k->name, err, errlen) < 0 ||
         set(kc, "linger.ms", "5", k->name, err, errlen) < 0 ||
-        set(kc, "client.id", "triggerd", k->name, err, errlen) < 0) {
+        set(kc, "client.id", "triggerd", k->name, err, errlen) < 0 ||
+        td_kafka_security_apply(kc, &conf->sec, who, err, errlen) < 0) {
         goto fail;
     }
+    /* the user's properties after tls: and sasl:, so that an explicit one wins */
     for (size_t i = 0; i < conf->properties.n; i++) {
         if (set(kc, conf->properties.items[i].key, conf->properties.items[i].value, k->name, err,
                 errlen) < 0) {
@@ -243,6 +253,9 @@ static int kafka_init(struct td_sink *k, char *err, size_t errlen)
         goto fail;
     }
     kc = NULL;
+    if (td_kafka_security_started(ks->rk, &conf->sec, who, err, errlen) < 0) {
+        goto fail;
+    }
     ks->mainq = rd_kafka_queue_get_main(ks->rk);
     if (!ks->mainq) {
         snprintf(err, errlen, "sink '%s': no main queue", k->name);
@@ -265,25 +278,36 @@ fail:
     return -1;
 }
 
-/* ---- settings: kafka: {brokers, topic, properties, timeout} ---- */
+/* ---- settings: kafka: {brokers, topic, properties, tls, sasl, timeout} ---- */
 #define OFF(f) offsetof(struct td_conf_kafka_sink, f)
 
 static const struct td_conf_key kafka_sink_keys[] = {
     REQ_STR("brokers", OFF(brokers)),
     REQ_STR("topic", OFF(topic)),
     {.name = "properties", .type = TD_K_STRMAP, .off = OFF(properties)},
+    NESTED("tls", OFF(sec.tls), &td_kafka_tls_table),
+    NESTED("sasl", OFF(sec.sasl), &td_kafka_sasl_table),
     TD_QUEUE_SINK_TIMEOUT,
 };
 static const struct td_conf_table kafka_sink_table = {TABLE("kafka sink", kafka_sink_keys)};
 #undef OFF
 
-/* `check`: librdkafka must take every property, as at start. */
+/* `check`: librdkafka must take every property, as at start; the TLS files must be usable. */
 static void kafka_check(const struct td_conf_sink *k, struct td_errors *errs)
 {
-    td_kafka_check_properties(&TD_SETTINGS(k, struct td_conf_kafka_sink)->properties, "sink",
-                              k->name, &k->pos, errs);
+    const struct td_conf_kafka_sink *c = TD_SETTINGS(k, struct td_conf_kafka_sink);
+    char who[300];
+    snprintf(who, sizeof(who), "sink '%s'", k->name);
+    td_kafka_check_properties(&c->properties, "sink", k->name, &k->pos, errs);
+    td_kafka_security_check(&c->sec, who, &k->pos, errs);
+}
+
+static bool same_security(const void *a, const void *b)
+{
+    return td_kafka_security_same(&((const struct td_conf_kafka_sink *)a)->sec,
+                                  &((const struct td_conf_kafka_sink *)b)->sec);
 }
 
 const struct td_sink_desc td_sink_kafka = {
     TD_SINK_KIND("kafka", TD_SINK_KAFKA, &kafka_sink_table, struct td_conf_kafka_sink),
-    .check = kafka_check, .init = kafka_init};
+    .conf.same = same_security, .check = kafka_check, .init = kafka_init};

@@ -8,12 +8,14 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "kafka_security.h"
 #include "kv.h"
 
 struct td_conf_kafka_sink {
     char *brokers;
     char *topic;
     struct td_kv_list properties;
+    struct td_kafka_security sec; /* tls: and sasl: (kafka_security.h) */
 };
 
 #endif

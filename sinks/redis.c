@@ -1,12 +1,12 @@
 /* redis.c - the Redis stream sink: XADDs the event in binary mode (README "Redis Streams",
- * our Redis binding). Used as a dead-letter and reply target. It speaks hiredis' async API on the
- * loop (an adapter below maps hiredis' read/write interest onto epoll), so a slow Redis never
- * blocks a delivery. hiredis 0.14 has no command timeout: an attempt that outlives its
- * timeout frees the connection, which fails every command on it (all retryable). The host
- * should be an address: hiredis resolves names with a blocking getaddrinfo. */
+ * our Redis binding). Used as a dead-letter and reply target. One connection (redis_conn.h:
+ * plain or TLS, the same code) driven by the loop: commands are pipelined, their replies come
+ * back in order and complete the attempts in order, so a slow Redis never blocks a delivery.
+ * An attempt that outlives its timeout closes the connection, which fails every attempt on it
+ * (all retryable); the next delivery opens a new one. The host should be an address: names are
+ * resolved with a blocking getaddrinfo. */
 #include <limits.h>
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,251 +18,187 @@
 #include "conf_table.h"
 #include "log.h"
 #include "loop.h"
+#include "redis_conn.h"
 #include "redis_sink.h"
 #include "redis_util.h"
 #include "sink.h"
 
 struct redis_sink;
 
+/* An XADD sent and not yet answered. */
 struct redis_attempt {
-    struct redis_attempt *prev, *next;
+    struct redis_attempt *next;
     struct redis_sink *rs;
     struct td_attempt *a;
     struct td_timer timer;
-};
-
-/* One hiredis connection. Its state lives here, not in the sink, because an old connection
- * is still being torn down (its callbacks running) when a completion already made the sink
- * open the next one. Freed by a loop task once hiredis is done with it. */
-struct redis_conn {
-    struct redis_sink *rs;
-    redisAsyncContext *ac;
-    int fd;
-    bool reading, writing;
-    bool setup_failed; /* AUTH or SELECT refused: nothing on it may count as written */
-    bool destroying;   /* the sink frees it itself (teardown or reload) */
 };
 
 struct redis_sink {
     struct td_sink *k;
     struct td_redis_addr addr;
     int db;
-    struct redis_conn *conn;        /* the live connection, or NULL */
-    struct redis_attempt *attempts; /* waiting for a reply */
+    const struct td_redis_tls *tls; /* in the sink's settings; NULL: plain */
+    struct td_rconn *conn;          /* the live connection, or NULL */
+    int setup_left;                 /* AUTH / SELECT replies still to come on conn */
+    /* waiting for a reply, in the order their commands were queued on conn */
+    struct redis_attempt *head, **tail;
+    bool in_pump;
+    char last_error[256]; /* the last failure logged: an outage is one line */
 };
 
-static void update_events(struct redis_conn *c);
+static void pump(struct redis_sink *rs);
 
 static void on_fd(struct td_loop *loop, int fd, uint32_t events, void *arg)
 {
-    struct redis_conn *c = arg;
-    redisAsyncContext *ac = c->ac;
-    if (!ac) {
-        return;
-    }
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-        redisAsyncHandleRead(ac);
-    }
-    /* A read may have freed the context (c->ac is cleared by cleanup). */
-    if (c->ac == ac && (events & EPOLLOUT)) {
-        redisAsyncHandleWrite(ac);
-    }
+    pump(arg);
 }
 
-static void update_events(struct redis_conn *c)
+static uint32_t epoll_events(short want)
 {
-    uint32_t ev = (c->reading ? EPOLLIN : 0) | (c->writing ? EPOLLOUT : 0);
-    td_loop_fd_del(c->rs->k->loop, c->fd);
-    if (ev) {
-        td_loop_fd_add(c->rs->k->loop, c->fd, ev, on_fd, c);
-    }
+    return ((want & POLLIN) ? EPOLLIN : 0) | ((want & POLLOUT) ? EPOLLOUT : 0);
 }
 
-static void add_read(void *p)
+/* Closes the connection and fails every attempt on it (retryable, with why). Their callbacks
+ * may deliver again: that opens a new connection. */
+static void fail_conn(struct redis_sink *rs, const char *why_in)
 {
-    struct redis_conn *c = p;
-    c->reading = true;
-    update_events(c);
-}
-
-static void del_read(void *p)
-{
-    struct redis_conn *c = p;
-    c->reading = false;
-    update_events(c);
-}
-
-static void add_write(void *p)
-{
-    struct redis_conn *c = p;
-    c->writing = true;
-    update_events(c);
-}
-
-static void del_write(void *p)
-{
-    struct redis_conn *c = p;
-    c->writing = false;
-    update_events(c);
-}
-
-static void free_conn(struct td_loop *loop, void *arg)
-{
-    free(arg);
-}
-
-/* hiredis is freeing the context: forget it everywhere, and free our state after this
- * callback chain has unwound. */
-static void cleanup(void *p)
-{
-    struct redis_conn *c = p;
-    c->reading = c->writing = false;
-    td_loop_fd_del(c->rs->k->loop, c->fd);
-    if (c->rs->conn == c) {
-        c->rs->conn = NULL;
-    }
-    c->ac = NULL;
-    if (c->destroying) {
-        return;
-    }
-    if (td_loop_post(c->rs->k->loop, free_conn, c) < 0) {
-        /* Out of memory: leak 40 bytes rather than risk a use after free. */
-        td_log_error(NULL, NULL, NULL, "sink '%s': out of memory", c->rs->k->name);
-    }
-}
-
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-    struct redis_conn *c = ac->ev.data;
-    if (status != REDIS_OK) {
-        td_log_warn(NULL, NULL, NULL, "sink '%s': connect to %s:%d failed: %s", c->rs->k->name,
-                    c->rs->addr.host, c->rs->addr.port, ac->errstr);
-        if (c->rs->conn == c) {
-            c->rs->conn = NULL; /* hiredis frees the context after this callback */
-        }
-    }
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct redis_conn *c = ac->ev.data;
-    if (status != REDIS_OK) {
-        td_log_warn(NULL, NULL, NULL, "sink '%s': connection lost: %s", c->rs->k->name, ac->errstr);
-    }
-    if (c->rs->conn == c) {
-        c->rs->conn = NULL;
-    }
-}
-
-static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    redisReply *reply = r;
-    struct redis_conn *c = ac->ev.data;
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
-        td_log_error(NULL, NULL, NULL, "sink '%s': %s failed: %s", c->rs->k->name,
-                     (const char *)privdata, reply->str);
-        c->setup_failed = true;
-    }
-}
-
-static struct redis_conn *ensure_connected(struct redis_sink *rs)
-{
-    if (rs->conn && rs->conn->setup_failed) {
-        /* Commands queued behind a refused AUTH/SELECT fail on their own (setup_failed);
-         * the next delivery starts over on a new connection. */
+    char why[256];
+    snprintf(why, sizeof(why), "%s", why_in); /* it may be the connection's own message */
+    if (rs->conn) {
+        td_loop_fd_del(rs->k->loop, td_rconn_stale_fd(rs->conn));
+        td_loop_fd_del(rs->k->loop, td_rconn_fd(rs->conn));
+        td_rconn_free(rs->conn);
         rs->conn = NULL;
     }
-    if (rs->conn) {
-        return rs->conn;
+    if (strcmp(rs->last_error, why) != 0) {
+        td_log_warn(NULL, NULL, NULL, "sink '%s': redis %s:%d: %s", rs->k->name, rs->addr.host,
+                    rs->addr.port, why);
+        snprintf(rs->last_error, sizeof(rs->last_error), "%s", why);
     }
-    struct redis_conn *c = calloc(1, sizeof(*c));
-    if (!c) {
-        return NULL;
+    char reason[160];
+    snprintf(reason, sizeof(reason), "redis: %s", why);
+    struct redis_attempt *ra = rs->head;
+    rs->head = NULL;
+    rs->tail = &rs->head;
+    while (ra) {
+        struct redis_attempt *next = ra->next;
+        td_timer_stop(rs->k->loop, &ra->timer);
+        struct td_attempt *a = ra->a;
+        free(ra);
+        td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
+        ra = next;
     }
-    redisAsyncContext *ac = redisAsyncConnect(rs->addr.host, rs->addr.port);
-    if (!ac || ac->err) {
-        if (ac) {
-            redisAsyncFree(ac);
-        }
-        free(c);
-        return NULL;
-    }
-    c->rs = rs;
-    c->ac = ac;
-    c->fd = ac->c.fd;
-    ac->ev.data = c;
-    ac->ev.addRead = add_read;
-    ac->ev.delRead = del_read;
-    ac->ev.addWrite = add_write;
-    ac->ev.delWrite = del_write;
-    ac->ev.cleanup = cleanup;
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    rs->conn = c;
-    if (rs->addr.password) {
-        if (rs->addr.user) {
-            redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s %s", rs->addr.user,
-                              rs->addr.password);
-        } else {
-            redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", rs->addr.password);
-        }
-    }
-    if (rs->db > 0) {
-        redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", rs->db);
-    }
-    return c;
 }
 
-static void attempt_unlink(struct redis_attempt *ra)
+/* One reply of conn: a setup command's, or the oldest attempt's. -1 when it closed conn. */
+static int on_reply(struct redis_sink *rs, redisReply *reply)
 {
-    struct redis_sink *rs = ra->rs;
-    if (ra->prev) {
-        ra->prev->next = ra->next;
-    } else {
-        rs->attempts = ra->next;
+    if (rs->setup_left > 0) {
+        rs->setup_left--;
+        if (reply->type == REDIS_REPLY_ERROR) {
+            char why[200];
+            snprintf(why, sizeof(why), "AUTH or SELECT refused: %s", reply->str);
+            fail_conn(rs, why);
+            return -1;
+        }
+        return 0;
     }
-    if (ra->next) {
-        ra->next->prev = ra->prev;
+    struct redis_attempt *ra = rs->head;
+    if (!ra) {
+        fail_conn(rs, "a reply nothing asked for");
+        return -1;
+    }
+    rs->head = ra->next;
+    if (!rs->head) {
+        rs->tail = &rs->head;
     }
     td_timer_stop(rs->k->loop, &ra->timer);
-}
-
-static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    struct redis_attempt *ra = privdata;
-    redisReply *reply = r;
     struct td_attempt *a = ra->a;
-    struct redis_conn *c = ac->ev.data;
-    bool refused = c && c->setup_failed;
-    attempt_unlink(ra);
     free(ra);
-    if (refused) {
-        td_attempt_done(a, TD_RESULT_RETRY, 0, -1, "redis refused AUTH or SELECT", NULL, 0);
-    } else if (!reply) {
-        td_attempt_done(a, TD_RESULT_RETRY, 0, -1, "redis connection lost", NULL, 0);
-    } else if (reply->type == REDIS_REPLY_ERROR) {
+    if (reply->type == REDIS_REPLY_ERROR) {
         char reason[160];
         snprintf(reason, sizeof(reason), "redis: %s", reply->str);
         td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
     } else {
+        if (rs->last_error[0]) {
+            td_log_info(NULL, NULL, NULL, "sink '%s': redis %s:%d: connected again", rs->k->name,
+                        rs->addr.host, rs->addr.port);
+            rs->last_error[0] = '\0';
+        }
         td_attempt_done(a, TD_RESULT_OK, 0, -1, "XADD", NULL, 0);
     }
+    return 0;
+}
+
+/* Loop thread: moves the connection on (connect, handshake, writes, reads) and completes the
+ * attempts whose replies came. A completion may deliver again (onto this connection, or a new
+ * one): the loop goes round until a pass completes nothing. */
+static void pump(struct redis_sink *rs)
+{
+    if (rs->in_pump) {
+        return;
+    }
+    rs->in_pump = true;
+    for (;;) {
+        struct td_rconn *c = rs->conn;
+        if (!c) {
+            break;
+        }
+        short want;
+        int rc = td_rconn_io(c, &want);
+        /* Moving on to the host's next address closed the socket the loop watched. */
+        td_loop_fd_del(rs->k->loop, td_rconn_stale_fd(c));
+        if (rc < 0) {
+            fail_conn(rs, td_rconn_error(c));
+            continue;
+        }
+        int handled = 0, got;
+        redisReply *reply;
+        while (rs->conn == c && (got = td_rconn_reply(c, &reply)) > 0) {
+            handled++;
+            on_reply(rs, reply);
+            freeReplyObject(reply);
+        }
+        if (rs->conn != c) {
+            continue; /* closed (or replaced) while completing */
+        }
+        if (got < 0) {
+            fail_conn(rs, td_rconn_error(c));
+            continue;
+        }
+        if (!handled) {
+            td_loop_fd_set(rs->k->loop, td_rconn_fd(c), epoll_events(want), on_fd, rs);
+            break;
+        }
+    }
+    rs->in_pump = false;
+}
+
+static struct td_rconn *ensure_connected(struct redis_sink *rs, char *err, size_t errlen)
+{
+    if (rs->conn) {
+        return rs->conn;
+    }
+    struct td_rconn *c = td_rconn_new(rs->addr.host, rs->addr.port, rs->tls, err, errlen);
+    if (!c) {
+        return NULL;
+    }
+    int n = td_rconn_append_setup(c, &rs->addr, rs->db);
+    if (n < 0 || td_loop_fd_set(rs->k->loop, td_rconn_fd(c), EPOLLOUT, on_fd, rs) < 0) {
+        snprintf(err, errlen, "out of memory");
+        td_rconn_free(c);
+        return NULL;
+    }
+    rs->conn = c;
+    rs->setup_left = n;
+    return c;
 }
 
 static int64_t on_timeout(struct td_loop *loop, void *arg)
 {
     struct redis_attempt *ra = arg;
-    struct redis_sink *rs = ra->rs;
-    td_log_warn(NULL, NULL, NULL, "sink '%s': no reply within the timeout, reconnecting",
-                rs->k->name);
-    /* hiredis 0.14's redisAsyncDisconnect waits for every pending reply; freeing the
-     * context fails them all at once (on_reply with NULL: retryable), this one included.
-     * We are on a loop timer, not inside a hiredis callback, so freeing is allowed. */
-    if (rs->conn) {
-        redisAsyncContext *ac = rs->conn->ac;
-        rs->conn = NULL;
-        redisAsyncFree(ac);
-    }
+    /* Its reply may still come: only a new connection keeps replies and attempts in line. */
+    fail_conn(ra->rs, "no reply within the timeout, reconnecting");
     return TD_LOOP_NOMORE;
 }
 
@@ -273,15 +209,20 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
     const char **argv = NULL;
     size_t *lens = NULL;
     struct redis_attempt *ra = NULL;
-    struct redis_conn *c = ensure_connected(rs);
+    char why[256];
+    struct td_rconn *c = ensure_connected(rs, why, sizeof(why));
     if (!c) {
-        snprintf(a->reason, sizeof(a->reason), "cannot connect to redis %s:%d", rs->addr.host,
-                 rs->addr.port);
+        snprintf(a->reason, sizeof(a->reason), "cannot connect to redis: %s", why);
+        if (strcmp(rs->last_error, why) != 0) {
+            td_log_warn(NULL, NULL, NULL, "sink '%s': %s", k->name, why);
+            snprintf(rs->last_error, sizeof(rs->last_error), "%s", why);
+        }
         return -1;
     }
     if (td_ce_to_redis(ev, &f) < 0) {
         goto oom;
     }
+    const struct td_conf_redis_sink *conf = TD_SETTINGS(k->conf, struct td_conf_redis_sink);
     size_t argc = 0, max = f.n + 6;
     argv = malloc(max * sizeof(*argv));
     lens = malloc(max * sizeof(*lens));
@@ -292,11 +233,10 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
     char maxlen[32];
     argv[argc] = "XADD";
     lens[argc++] = 4;
-    argv[argc] = TD_SETTINGS(k->conf, struct td_conf_redis_sink)->stream;
-    lens[argc++] = strlen(TD_SETTINGS(k->conf, struct td_conf_redis_sink)->stream);
-    if (TD_SETTINGS(k->conf, struct td_conf_redis_sink)->maxlen > 0) {
-        snprintf(maxlen, sizeof(maxlen), "%lld",
-                 (long long)TD_SETTINGS(k->conf, struct td_conf_redis_sink)->maxlen);
+    argv[argc] = conf->stream;
+    lens[argc++] = strlen(conf->stream);
+    if (conf->maxlen > 0) {
+        snprintf(maxlen, sizeof(maxlen), "%lld", (long long)conf->maxlen);
         argv[argc] = "MAXLEN";
         lens[argc++] = 6;
         argv[argc] = "~";
@@ -310,20 +250,19 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
         argv[argc] = f.argv[i];
         lens[argc++] = f.lens[i];
     }
+    if (td_rconn_append(c, (int)argc, argv, lens) < 0) {
+        goto oom;
+    }
+    /* Written when the socket is writable (after the handshake: as soon as it is done); the
+     * outcome comes from a later loop callback, never from here. */
+    if (td_rconn_ready(c) && !rs->in_pump) {
+        td_loop_fd_set(k->loop, td_rconn_fd(c), EPOLLIN | EPOLLOUT, on_fd, rs);
+    }
     ra->rs = rs;
     ra->a = a;
     td_timer_init(&ra->timer, on_timeout, ra);
-    if (redisAsyncCommandArgv(c->ac, on_reply, ra, (int)argc, argv, lens) != REDIS_OK) {
-        snprintf(a->reason, sizeof(a->reason), "redis command could not be queued");
-        free(ra);
-        ra = NULL;
-        goto fail;
-    }
-    ra->next = rs->attempts;
-    if (rs->attempts) {
-        rs->attempts->prev = ra;
-    }
-    rs->attempts = ra;
+    *rs->tail = ra;
+    rs->tail = &ra->next;
     int64_t timeout = a->timeout_ms > 0 ? a->timeout_ms : k->conf->timeout_ms;
     td_timer_start(k->loop, &ra->timer, timeout);
     a->sink_state = ra;
@@ -334,7 +273,6 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
 oom:
     snprintf(a->reason, sizeof(a->reason), "out of memory");
     free(ra);
-fail:
     free(argv);
     free(lens);
     td_redis_fields_free(&f);
@@ -347,25 +285,17 @@ static void destroy(struct td_sink *k)
     if (!rs) {
         return;
     }
-    /* Teardown: abandon the attempts (see sink.h), then free the context; its callbacks
-     * must not reach them. */
-    while (rs->attempts) {
-        struct redis_attempt *ra = rs->attempts;
-        attempt_unlink(ra);
+    /* Teardown: abandon the attempts (see sink.h) without callbacks. */
+    while (rs->head) {
+        struct redis_attempt *ra = rs->head;
+        rs->head = ra->next;
+        td_timer_stop(k->loop, &ra->timer);
         free(ra);
     }
     if (rs->conn) {
-        struct redis_conn *c = rs->conn;
-        redisAsyncContext *ac = c->ac;
-        ac->onDisconnect = NULL;
-        /* pending callbacks get NULL replies; point them at nothing */
-        for (redisCallback *cb = ac->replies.head; cb; cb = cb->next) {
-            cb->fn = NULL;
-        }
-        rs->conn = NULL;
-        c->destroying = true;
-        redisAsyncFree(ac);
-        free(c);
+        td_loop_fd_del(k->loop, td_rconn_stale_fd(rs->conn));
+        td_loop_fd_del(k->loop, td_rconn_fd(rs->conn));
+        td_rconn_free(rs->conn);
     }
     td_redis_addr_free(&rs->addr);
     free(rs);
@@ -386,10 +316,17 @@ static int redis_init(struct td_sink *k, char *err, size_t errlen)
         return -1;
     }
     rs->k = k;
-    char why[200];
-    if (td_redis_addr_parse(TD_SETTINGS(k->conf, struct td_conf_redis_sink)->url, &rs->addr, why,
-                            sizeof(why)) < 0) {
+    rs->tail = &rs->head;
+    const struct td_conf_redis_sink *conf = TD_SETTINGS(k->conf, struct td_conf_redis_sink);
+    char why[400];
+    if (td_redis_addr_parse(conf->url, &rs->addr, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "sink '%s': %s", k->name, why);
+        free(rs);
+        return -1;
+    }
+    if (td_redis_conf_tls(rs->addr.tls, &conf->tls, &rs->tls, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "sink '%s': %s", k->name, why);
+        td_redis_addr_free(&rs->addr);
         free(rs);
         return -1;
     }
@@ -402,12 +339,12 @@ static int redis_init(struct td_sink *k, char *err, size_t errlen)
     }
     k->ops = &redis_ops;
     k->impl = rs;
-    snprintf(k->dest, sizeof(k->dest), "redis://%s:%d/%d/%s", rs->addr.host, rs->addr.port, rs->db,
-             TD_SETTINGS(k->conf, struct td_conf_redis_sink)->stream);
+    snprintf(k->dest, sizeof(k->dest), "%s://%s:%d/%d/%s", rs->addr.tls ? "rediss" : "redis",
+             rs->addr.host, rs->addr.port, rs->db, conf->stream);
     return 0;
 }
 
-/* ---- settings: redis: {url, stream, maxlen, timeout} ---- */
+/* ---- settings: redis: {url, stream, maxlen, timeout, tls} ---- */
 #define OFF(f) offsetof(struct td_conf_redis_sink, f)
 
 static const struct td_conf_key redis_sink_keys[] = {
@@ -420,17 +357,18 @@ static const struct td_conf_key redis_sink_keys[] = {
      .max = LLONG_MAX,
      .dflt = "0"},
     TD_QUEUE_SINK_TIMEOUT,
+    NESTED("tls", OFF(tls), &td_redis_tls_table),
 };
 static const struct td_conf_table redis_sink_table = {TABLE("redis sink", redis_sink_keys)};
 #undef OFF
 
-/* `check`: the URL as the sink will parse it. */
+/* `check`: the URL as the sink will parse it, and its tls block. */
 static void redis_check(const struct td_conf_sink *k, struct td_errors *errs)
 {
-    char err[256];
-    if (td_redis_url_check(TD_SETTINGS(k, struct td_conf_redis_sink)->url, err, sizeof(err)) < 0) {
-        td_errors_add(errs, &k->pos, "%s", err);
-    }
+    const struct td_conf_redis_sink *c = TD_SETTINGS(k, struct td_conf_redis_sink);
+    char who[300];
+    snprintf(who, sizeof(who), "sink '%s'", k->name);
+    td_redis_conf_check(who, c->url, &c->tls, &k->pos, errs);
 }
 
 const struct td_sink_desc td_sink_redis = {

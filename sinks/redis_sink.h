@@ -8,11 +8,13 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "redis_conf.h"
 
 struct td_conf_redis_sink {
     char *url;
     char *stream;
-    int64_t maxlen; /* 0: no trimming */
+    int64_t maxlen;               /* 0: no trimming */
+    struct td_conf_redis_tls tls; /* used with a rediss:// url */
 };
 
 #endif

@@ -50,6 +50,7 @@
 #include "kafka_lag.h"
 #include "kafka_log.h"
 #include "kafka_props.h"
+#include "kafka_security.h"
 #include "kafka_source.h"
 #include "log.h"
 #include "loop.h"
@@ -1141,7 +1142,7 @@ static int set(rd_kafka_conf_t *conf, const char *key, const char *value, const 
 
 static int init(struct td_source *src, char *err, size_t errlen);
 
-/* ---- settings: kafka: {brokers, topics, group, start, properties} ---- */
+/* ---- settings: kafka: {brokers, topics, group, start, properties, tls, sasl} ---- */
 #define OFF(f) offsetof(struct td_conf_kafka_source, f)
 
 static const char *const start_names[] = {"earliest", "latest", NULL};
@@ -1161,20 +1162,32 @@ static const struct td_conf_key kafka_source_keys[] = {
      .names = start_names,
      .dflt = "earliest"},
     {.name = "properties", .type = TD_K_STRMAP, .off = OFF(properties)},
+    NESTED("tls", OFF(sec.tls), &td_kafka_tls_table),
+    NESTED("sasl", OFF(sec.sasl), &td_kafka_sasl_table),
 };
 static const struct td_conf_table kafka_source_table = {TABLE("kafka source", kafka_source_keys)};
 #undef OFF
 
-/* `check`: librdkafka must take every property, as at start. */
+/* `check`: librdkafka must take every property, as at start; the TLS files must be usable. */
 static void check(const struct td_config *cfg, const struct td_conf_source *src,
                   struct td_errors *errs)
 {
-    td_kafka_check_properties(&TD_SETTINGS(src, struct td_conf_kafka_source)->properties, "source",
-                              src->name, &src->pos, errs);
+    const struct td_conf_kafka_source *c = TD_SETTINGS(src, struct td_conf_kafka_source);
+    char who[300];
+    snprintf(who, sizeof(who), "source '%s'", src->name);
+    td_kafka_check_properties(&c->properties, "source", src->name, &src->pos, errs);
+    td_kafka_security_check(&c->sec, who, &src->pos, errs);
+}
+
+static bool same_security(const void *a, const void *b)
+{
+    return td_kafka_security_same(&((const struct td_conf_kafka_source *)a)->sec,
+                                  &((const struct td_conf_kafka_source *)b)->sec);
 }
 
 const struct td_source_ops td_source_kafka_ops = {
     TD_SOURCE_KIND("kafka", TD_SOURCE_KAFKA, &kafka_source_table, struct td_conf_kafka_source),
+    .conf.same = same_security,
     .check = check,
     .backlog_metric = "triggerd_kafka_consumer_lag",
     .backlog_help =
@@ -1210,6 +1223,13 @@ static int init(struct td_source *src, char *err, size_t errlen)
         snprintf(err, errlen, "source '%s': start must be earliest or latest", src->name);
         goto fail;
     }
+    char who[300];
+    snprintf(who, sizeof(who), "source '%s'", src->name);
+    /* A wrong TLS file would fail every connection: refuse to start instead (check reports it
+     * with its position). */
+    if (td_kafka_security_files_ok(&conf->sec, who, err, errlen) < 0) {
+        goto fail;
+    }
     size_t plen = strlen(conf->brokers) + 16;
     ks->ce_source_prefix = malloc(plen);
     kc = rd_kafka_conf_new();
@@ -1232,9 +1252,11 @@ static int init(struct td_source *src, char *err, size_t errlen)
         set(kc, "auto.commit.interval.ms", "1000", src->name, err, errlen) < 0 ||
         set(kc, "queued.max.messages.kbytes", PREFETCH_KB, src->name, err, errlen) < 0 ||
         set(kc, "queued.min.messages", prefetch, src->name, err, errlen) < 0 ||
-        set(kc, "client.id", "triggerd", src->name, err, errlen) < 0) {
+        set(kc, "client.id", "triggerd", src->name, err, errlen) < 0 ||
+        td_kafka_security_apply(kc, &conf->sec, who, err, errlen) < 0) {
         goto fail;
     }
+    /* the user's properties after tls: and sasl:, so that an explicit one wins */
     for (size_t i = 0; i < conf->properties.n; i++) {
         if (set(kc, conf->properties.items[i].key, conf->properties.items[i].value, src->name, err,
                 errlen) < 0) {
@@ -1257,6 +1279,9 @@ static int init(struct td_source *src, char *err, size_t errlen)
         goto fail;
     }
     kc = NULL; /* rd_kafka_new took it */
+    if (td_kafka_security_started(ks->rk, &conf->sec, who, err, errlen) < 0) {
+        goto fail;
+    }
     char val[32];
     size_t vlen = sizeof(val);
     if (rd_kafka_conf_get(rd_kafka_conf(ks->rk), "queued.min.messages", val, &vlen) ==

@@ -230,7 +230,8 @@ struct td_kafka_lag *td_kafka_lag_start(struct td_source *src,
      * group: it never subscribes, and it must never commit. */
     if (set(kc, "group.id", conf->group, why, sizeof(why)) < 0 ||
         set(kc, "bootstrap.servers", conf->brokers, why, sizeof(why)) < 0 ||
-        set(kc, "client.id", "triggerd-lag", why, sizeof(why)) < 0) {
+        set(kc, "client.id", "triggerd-lag", why, sizeof(why)) < 0 ||
+        td_kafka_security_apply(kc, &conf->sec, "lag", why, sizeof(why)) < 0) {
         goto fail;
     }
     for (size_t i = 0; i < conf->properties.n; i++) {
@@ -251,6 +252,10 @@ struct td_kafka_lag *td_kafka_lag_start(struct td_source *src,
         goto fail;
     }
     kc = NULL; /* rd_kafka_new took it */
+    if (td_kafka_security_started(kl->rk, &conf->sec, "lag", why, sizeof(why)) < 0) {
+        rd_kafka_destroy_flags(kl->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        goto fail;
+    }
     pthread_mutex_init(&kl->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "kafka_security.h"
 #include "kv.h"
 
 struct td_conf_kafka_source {
@@ -17,6 +18,7 @@ struct td_conf_kafka_source {
     char *group; /* default "triggerd" */
     char *start; /* earliest | latest, default earliest */
     struct td_kv_list properties;
+    struct td_kafka_security sec; /* tls: and sasl: (kafka_security.h) */
 };
 
 #endif

@@ -1,9 +1,10 @@
 /* redis.c - the Redis Streams source.
  *
- * One thread, two connections (a BLOCK read occupies its connection until it returns):
- *  - `rd` carries XREADGROUP ... BLOCK, written with redisAppendCommandArgv and read only
- *    when poll(2) says the socket is readable, so the thread also wakes for completions;
- *  - `ack` carries XGROUP, XACK, XPENDING and XCLAIM synchronously (short, on loopback).
+ * One thread, two connections (redis_conn.h: plain or TLS, the same code; a BLOCK read
+ * occupies its connection until it returns):
+ *  - `rd` carries XREADGROUP ... BLOCK, written and then read only when poll(2) says the
+ *    socket is ready, so the thread also wakes for completions and for stop;
+ *  - `ack` carries XGROUP, XACK, XPENDING and XCLAIM synchronously, each with a deadline.
  * It reads its own pending entries first (id 0, what a previous run left unacked), then new
  * ones (>). Completed messages come back through the mailbox and are XACKed in one command
  * per wake-up; an XACK that fails is kept and sent again after the reconnect. Released
@@ -26,8 +27,9 @@
 #include "dl_reasons.h"
 #include "log.h"
 #include "loop.h"
-#include "redis_source.h"
+#include "redis_conn.h"
 #include "redis_lag.h"
+#include "redis_source.h"
 #include "redis_util.h"
 #include "source.h"
 
@@ -52,9 +54,11 @@ struct redis_source {
     const struct td_conf_redis_source *conf;
     struct td_redis_addr addr;
     int db;
-    char *ce_source; /* the CloudEvents source of wrapped entries */
-    redisContext *rd;
-    redisContext *ack;
+    const struct td_redis_tls *tls; /* in conf; NULL: plain */
+    char *ce_source;                /* the CloudEvents source of wrapped entries */
+    struct td_rconn *rd;
+    struct td_rconn *ack;
+    short rd_want;         /* the poll events rd waits for */
     bool outstanding;      /* an XREADGROUP is in flight on rd */
     int64_t read_deadline; /* give up on it (dead connection) after BLOCK + IO_TIMEOUT_MS */
     bool own_pending;      /* still reading our own pending entries */
@@ -158,14 +162,10 @@ static void id_set_free(struct id_set *set)
 
 static void disconnect(struct redis_source *rs)
 {
-    if (rs->rd) {
-        redisFree(rs->rd);
-        rs->rd = NULL;
-    }
-    if (rs->ack) {
-        redisFree(rs->ack);
-        rs->ack = NULL;
-    }
+    td_rconn_free(rs->rd);
+    rs->rd = NULL;
+    td_rconn_free(rs->ack);
+    rs->ack = NULL;
     rs->outstanding = false;
     atomic_store(&rs->src->connected, false);
     td_source_set_lag(rs->src, NULL, 0, -1); /* unknown until connected again, never stale */
@@ -184,9 +184,9 @@ static void report(struct redis_source *rs, const char *what)
 static redisReply *ack_command(struct redis_source *rs, int argc, const char **argv,
                                const size_t *lens)
 {
-    redisReply *r = redisCommandArgv(rs->ack, argc, argv, lens);
+    redisReply *r = td_rconn_command_argv(rs->ack, IO_TIMEOUT_MS, argc, argv, lens);
     if (!r) {
-        report(rs, rs->ack->errstr[0] ? rs->ack->errstr : "connection lost");
+        report(rs, td_rconn_error(rs->ack)[0] ? td_rconn_error(rs->ack) : "connection lost");
         disconnect(rs);
     }
     return r;
@@ -195,19 +195,24 @@ static redisReply *ack_command(struct redis_source *rs, int argc, const char **a
 static int connect_both(struct redis_source *rs)
 {
     char err[256];
-    rs->rd = td_redis_connect(&rs->addr, rs->db, IO_TIMEOUT_MS, err, sizeof(err));
+    /* Connecting gives up when the thread is told to stop: a server that does not answer
+     * (a TCP connect, a handshake, AUTH) never holds up shutdown or a reload. */
+    int stopfd = rs->src->stopfd;
+    rs->rd = td_redis_open(&rs->addr, rs->tls, rs->db, IO_TIMEOUT_MS, stopfd, err, sizeof(err));
     if (rs->rd) {
-        rs->ack = td_redis_connect(&rs->addr, rs->db, IO_TIMEOUT_MS, err, sizeof(err));
+        rs->ack =
+            td_redis_open(&rs->addr, rs->tls, rs->db, IO_TIMEOUT_MS, stopfd, err, sizeof(err));
     }
     if (!rs->rd || !rs->ack) {
-        report(rs, err);
+        if (!atomic_load(&rs->src->stop)) {
+            report(rs, err); /* not "stopped while waiting": that is no problem of Redis */
+        }
         disconnect(rs);
         return -1;
     }
-    /* The read connection waits in BLOCK for up to block_ms; only poll decides when to read,
-     * so it needs no socket timeout. */
-    struct timeval none = {0, 0};
-    redisSetTimeout(rs->rd, none);
+    /* Once connected, no more: the XACKs of the last completions go out after stop is set. */
+    td_rconn_set_cancel_fd(rs->rd, -1);
+    td_rconn_set_cancel_fd(rs->ack, -1);
     const char *start = strcmp(rs->conf->start, "latest") == 0 ? "$" : "0";
     const char *argv[] = {"XGROUP", "CREATE", rs->conf->stream, rs->conf->group, start, "MKSTREAM"};
     size_t lens[6];
@@ -456,15 +461,12 @@ static int send_read(struct redis_source *rs, int count)
     for (size_t i = 0; i < argc; i++) {
         lens[i] = strlen(argv[i]);
     }
-    if (redisAppendCommandArgv(rs->rd, (int)argc, argv, lens) != REDIS_OK) {
+    /* A few hundred bytes: written at once unless the connection is broken (the deadline). */
+    if (td_rconn_append(rs->rd, (int)argc, argv, lens) < 0 ||
+        td_rconn_wait(rs->rd, td_now_ms() + IO_TIMEOUT_MS, NULL) < 0) {
         return -1;
     }
-    int done = 0;
-    while (!done) {
-        if (redisBufferWrite(rs->rd, &done) != REDIS_OK) {
-            return -1;
-        }
-    }
+    rs->rd_want = POLLIN;
     rs->outstanding = true;
     rs->read_deadline = td_now_ms() + rs->conf->block_ms + IO_TIMEOUT_MS;
     return 0;
@@ -549,24 +551,31 @@ static void handle_read_reply(struct redis_source *rs, redisReply *r)
     }
 }
 
-static void read_ready(struct redis_source *rs)
+/* Handles the XREADGROUP reply when it is complete (it may have arrived with the write). */
+static void take_read_reply(struct redis_source *rs)
 {
-    if (redisBufferRead(rs->rd) != REDIS_OK) {
-        report(rs, rs->rd->errstr[0] ? rs->rd->errstr : "connection lost");
+    redisReply *reply = NULL;
+    int r = td_rconn_reply(rs->rd, &reply);
+    if (r < 0) {
+        report(rs, td_rconn_error(rs->rd));
         disconnect(rs);
         return;
     }
-    void *reply = NULL;
-    if (redisGetReplyFromReader(rs->rd, &reply) != REDIS_OK) {
-        report(rs, "protocol error");
-        disconnect(rs);
-        return;
-    }
-    if (reply) {
+    if (r > 0) {
         rs->outstanding = false;
         handle_read_reply(rs, reply);
         freeReplyObject(reply);
     }
+}
+
+static void read_ready(struct redis_source *rs)
+{
+    if (td_rconn_io(rs->rd, &rs->rd_want) < 0) {
+        report(rs, td_rconn_error(rs->rd)[0] ? td_rconn_error(rs->rd) : "connection lost");
+        disconnect(rs);
+        return;
+    }
+    take_read_reply(rs);
 }
 
 /* ---- the reaper ---- */
@@ -734,7 +743,7 @@ static void report_lag(struct redis_source *rs)
     }
     rs->next_lag_ms = now + TD_LAG_EVERY_MS;
     if (td_redis_lag_report(rs->src, rs->ack, rs->conf->stream, rs->conf->group) < 0) {
-        report(rs, rs->ack->errstr[0] ? rs->ack->errstr : "connection lost");
+        report(rs, td_rconn_error(rs->ack)[0] ? td_rconn_error(rs->ack) : "connection lost");
         disconnect(rs);
     }
 }
@@ -799,14 +808,19 @@ static void *run(void *arg)
         if (!rs->outstanding && credit > 0 && !atomic_load(&rs->src->quiesce)) {
             int batch = rs->conf->batch;
             if (send_read(rs, credit < batch ? credit : batch) < 0) {
-                report(rs, rs->rd->errstr[0] ? rs->rd->errstr : "write failed");
+                report(rs, td_rconn_error(rs->rd)[0] ? td_rconn_error(rs->rd) : "write failed");
                 disconnect(rs);
                 continue;
             }
+            take_read_reply(rs);
+            if (!rs->rd || !rs->outstanding) {
+                continue;
+            }
         }
-        struct pollfd pfd[3] = {{.fd = rs->src->stopfd, .events = POLLIN},
-                                {.fd = rs->src->mailbox_fd, .events = POLLIN},
-                                {.fd = rs->outstanding ? rs->rd->fd : -1, .events = POLLIN}};
+        struct pollfd pfd[3] = {
+            {.fd = rs->src->stopfd, .events = POLLIN},
+            {.fd = rs->src->mailbox_fd, .events = POLLIN},
+            {.fd = rs->outstanding ? td_rconn_fd(rs->rd) : -1, .events = rs->rd_want}};
         int64_t timeout = 1000;
         if (rs->conf->claim_idle_ms > 0) {
             int64_t until_reap = rs->next_reap_ms - td_now_ms();
@@ -863,7 +877,7 @@ static void destroy(struct td_source *src)
 static int init(struct td_source *src, char *err, size_t errlen);
 
 /* ---- settings: redis: {url, stream, group, consumer, start, claim_idle, max_deliveries, batch,
- * block} ---- */
+ * block, tls} ---- */
 #define OFF(f) offsetof(struct td_conf_redis_source, f)
 
 static const char *const start_names[] = {"earliest", "latest", NULL};
@@ -891,19 +905,19 @@ static const struct td_conf_key redis_source_keys[] = {
     INT_D("max_deliveries", OFF(max_deliveries), 0, INT_MAX, "10"),
     INT_D("batch", OFF(batch), 1, 100000, "100"),
     {.name = "block", .type = TD_K_DUR, .off = OFF(block_ms), .min = 1, .dflt = "1s"},
+    NESTED("tls", OFF(tls), &td_redis_tls_table),
 };
 static const struct td_conf_table redis_source_table = {TABLE("redis source", redis_source_keys)};
 #undef OFF
 
-/* `check`: the URL as the source will parse it. */
+/* `check`: the URL as the source will parse it, and its tls block. */
 static void check(const struct td_config *cfg, const struct td_conf_source *src,
                   struct td_errors *errs)
 {
-    char err[256];
-    if (td_redis_url_check(TD_SETTINGS(src, struct td_conf_redis_source)->url, err, sizeof(err)) <
-        0) {
-        td_errors_add(errs, &src->pos, "%s", err);
-    }
+    const struct td_conf_redis_source *c = TD_SETTINGS(src, struct td_conf_redis_source);
+    char who[300];
+    snprintf(who, sizeof(who), "source '%s'", src->name);
+    td_redis_conf_check(who, c->url, &c->tls, &src->pos, errs);
 }
 
 const struct td_source_ops td_source_redis_ops = {
@@ -929,8 +943,9 @@ static int init(struct td_source *src, char *err, size_t errlen)
     }
     rs->src = src;
     rs->conf = conf;
-    char why[200];
-    if (td_redis_addr_parse(conf->url, &rs->addr, why, sizeof(why)) < 0) {
+    char why[400];
+    if (td_redis_addr_parse(conf->url, &rs->addr, why, sizeof(why)) < 0 ||
+        td_redis_conf_tls(rs->addr.tls, &conf->tls, &rs->tls, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "source '%s': %s", src->name, why);
         goto fail;
     }
@@ -941,8 +956,8 @@ static int init(struct td_source *src, char *err, size_t errlen)
         goto fail;
     }
     char ce_source[512];
-    snprintf(ce_source, sizeof(ce_source), "redis://%s:%d/%d/%s", rs->addr.host, rs->addr.port,
-             rs->db, conf->stream);
+    snprintf(ce_source, sizeof(ce_source), "%s://%s:%d/%d/%s", rs->addr.tls ? "rediss" : "redis",
+             rs->addr.host, rs->addr.port, rs->db, conf->stream);
     rs->ce_source = strdup(ce_source);
     if (!rs->ce_source) {
         snprintf(err, errlen, "out of memory");

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define LAG_TIMEOUT_MS 5000 /* each command's; as the source's other commands */
+
 const struct td_lag_family td_redis_lag_families[] = {
     {"triggerd_redis_stream_group_lag",
      "Entries of the stream not yet delivered to the consumer group (XINFO GROUPS lag; "
@@ -37,11 +39,12 @@ static bool is_int(const redisReply *v)
 /* Where Redis says lag nil: 0 when no entry follows last_id (XRANGE (last_id + COUNT 1), else
  * XINFO STREAM's entries-added minus entries_read when that is known (an upper bound: deleted
  * entries count); -1 when unknown, -2 when the connection failed. */
-static long long stream_lag(redisContext *c, const char *stream, long long entries_read,
+static long long stream_lag(struct td_rconn *c, const char *stream, long long entries_read,
                             const char *last_id)
 {
     if (last_id) {
-        redisReply *r = redisCommand(c, "XRANGE %s (%s + COUNT 1", stream, last_id);
+        redisReply *r =
+            td_rconn_command(c, LAG_TIMEOUT_MS, "XRANGE %s (%s + COUNT 1", stream, last_id);
         if (!r) {
             return -2;
         }
@@ -54,7 +57,7 @@ static long long stream_lag(redisContext *c, const char *stream, long long entri
     if (entries_read < 0) {
         return -1;
     }
-    redisReply *r = redisCommand(c, "XINFO STREAM %s", stream);
+    redisReply *r = td_rconn_command(c, LAG_TIMEOUT_MS, "XINFO STREAM %s", stream);
     if (!r) {
         return -2;
     }
@@ -68,9 +71,9 @@ static long long stream_lag(redisContext *c, const char *stream, long long entri
 }
 
 /* XLEN; -2 when the connection failed. */
-static long long stream_len(redisContext *c, const char *stream)
+static long long stream_len(struct td_rconn *c, const char *stream)
 {
-    redisReply *r = redisCommand(c, "XLEN %s", stream);
+    redisReply *r = td_rconn_command(c, LAG_TIMEOUT_MS, "XLEN %s", stream);
     if (!r) {
         return -2;
     }
@@ -91,10 +94,10 @@ static int sample(struct td_lag_sample *s, const char *family, const char *strea
     return s->val[0] && s->val[1] ? 0 : -1;
 }
 
-int td_redis_lag_report(struct td_source *src, redisContext *c, const char *stream,
+int td_redis_lag_report(struct td_source *src, struct td_rconn *c, const char *stream,
                         const char *group)
 {
-    redisReply *r = redisCommand(c, "XINFO GROUPS %s", stream);
+    redisReply *r = td_rconn_command(c, LAG_TIMEOUT_MS, "XINFO GROUPS %s", stream);
     if (!r) {
         return -1;
     }

@@ -4,7 +4,7 @@
 #ifndef TD_REDIS_LAG_H
 #define TD_REDIS_LAG_H
 
-#include <hiredis/hiredis.h>
+#include "redis_conn.h"
 
 #include "source.h"
 
@@ -16,9 +16,9 @@ extern const struct td_lag_family td_redis_lag_families[];
  * the group's last-delivered-id, else XINFO STREAM's entries-added minus the group's
  * entries-read; XLEN while the group has read nothing; else no sample) and
  * triggerd_redis_stream_group_messages_pending (`pending`), and their sum as the source's total. A
- * missing stream or group clears them. 0, or -1 when the connection failed (c->errstr says why; the
- * caller reconnects). */
-int td_redis_lag_report(struct td_source *src, redisContext *c, const char *stream,
+ * missing stream or group clears them. 0, or -1 when the connection failed (td_rconn_error says
+ * why; the caller reconnects). */
+int td_redis_lag_report(struct td_source *src, struct td_rconn *c, const char *stream,
                         const char *group);
 
 #endif

@@ -8,9 +8,10 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "redis_conf.h"
 
 struct td_conf_redis_source {
-    char *url; /* redis://[user:password@]host[:port][/db] */
+    char *url; /* redis[s]://[user:password@]host[:port][/db] */
     char *stream;
     char *group;           /* default "triggerd" */
     char *consumer;        /* default: the host name */
@@ -19,6 +20,7 @@ struct td_conf_redis_source {
     int max_deliveries;    /* default 10; 0 = unlimited */
     int batch;             /* entries per XREADGROUP, default 100 */
     int64_t block_ms;      /* XREADGROUP BLOCK, default 1000 */
+    struct td_conf_redis_tls tls; /* used with a rediss:// url */
 };
 
 #endif

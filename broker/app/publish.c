@@ -3,6 +3,7 @@
 #include "publish.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,15 +18,21 @@
 #include "ce_kafka.h"
 #include "ce_redis.h"
 #include "cloudevent.h"
+#include "config.h"
 #include "kafka_log.h"
+#include "kafka_security.h"
+#include "kafka_sink.h"
+#include "kafka_source.h"
 #include "loop.h"
+#include "redis_conn.h"
 #include "redis_util.h"
 #include "retry.h"
+#include "tls_file.h"
 
 static const char usage[] =
     "usage: triggerd publish URL [--data D] [--key K] [--header K=V]...\n"
     "                        [--ce-type T --ce-source S --ce-id I] [--content-type CT]\n"
-    "  URL                   redis://[:PASSWORD@]HOST:PORT/[DB/]STREAM\n"
+    "  URL                   redis[s]://[[USER]:PASSWORD@]HOST:PORT/[DB/]STREAM\n"
     "                        kafka://HOST:PORT[,HOST:PORT...]/TOPIC\n"
     "                        amqp[s]://USER:PASS@HOST:PORT/VHOST/EXCHANGE?routing_key=K\n"
     "                        (VHOST %2f is \"/\"; an empty EXCHANGE is the default exchange)\n"
@@ -39,13 +46,24 @@ static const char usage[] =
     "  --content-type CT     the data's media type (datacontenttype; by default\n"
     "                        application/json, text/plain or application/octet-stream\n"
     "                        from what the data is)\n"
+    "  -c, --config FILE --from NAME\n"
+    "                        Kafka: connect as the Kafka source or sink NAME of the trigger\n"
+    "                        file FILE does (its tls:, sasl: and properties:)\n"
+    "  -X, --property K=V    Kafka: a librdkafka property (after --from's; may repeat)\n"
     "Prints the id of the new entry (Kafka: TOPIC/PARTITION/OFFSET). For Kafka, --header K=V\n"
     "is a record header (CloudEvent: ce_K) and --key the record key.\n"
+    "rediss:// (Redis over TLS) takes, as a Redis url's tls: block does:\n"
+    "  --tls-ca FILE         the CA bundle to verify the server with (default: the system's)\n"
+    "  --tls-cert FILE, --tls-key FILE\n"
+    "                        a client certificate and its key (tls-auth-clients)\n"
+    "  --tls-server-name N   the name to send (SNI) and verify (default: HOST)\n"
+    "  --tls-insecure-skip-verify\n"
+    "                        do not verify the server at all (tests only)\n"
     "  -h, --help            print this help\n";
 
 /* The URL schemes td_publish_main dispatches on, in the words of its error message: keep both
  * in step (tests/integration/test_cli.py checks every one is accepted and listed). */
-static const char *const schemes[] = {"redis://", "kafka://", "amqp://", "amqps://"};
+static const char *const schemes[] = {"redis://", "rediss://", "kafka://", "amqp://", "amqps://"};
 #define NSCHEMES (sizeof(schemes) / sizeof(schemes[0]))
 
 static bool known_scheme(const char *url)
@@ -67,6 +85,10 @@ struct pub {
     const char *content_type;
     const char **headers; /* "K=V" */
     size_t nheaders;
+    const char *config, *from; /* Kafka: the trigger file and the source or sink to connect as */
+    const char **props;        /* Kafka: "K=V" librdkafka properties (-X) */
+    size_t nprops;
+    struct td_redis_tls tls; /* rediss:// (--tls-*); the strings are argv's */
 };
 
 static char *read_stdin(size_t *len)
@@ -146,7 +168,7 @@ static int publish_redis(const struct pub *p)
     struct td_redis_addr addr;
     char err[256];
     int rc = 1;
-    redisContext *c = NULL;
+    struct td_rconn *c = NULL;
     redisReply *r = NULL;
     struct td_redis_fields f = {0};
     const char **argv = NULL;
@@ -154,6 +176,21 @@ static int publish_redis(const struct pub *p)
     if (td_redis_addr_parse(p->url, &addr, err, sizeof(err)) < 0) {
         fprintf(stderr, "triggerd publish: %s\n", err);
         return 2;
+    }
+    const char *files[] = {p->tls.ca_file, p->tls.cert_file, p->tls.key_file};
+    static const char *const flags[] = {"--tls-ca", "--tls-cert", "--tls-key"};
+    static const enum td_tls_file_kind kinds[] = {TD_TLS_CA, TD_TLS_CERT, TD_TLS_KEY};
+    for (int i = 0; i < 3; i++) {
+        if (files[i] && td_tls_file_check(files[i], kinds[i], err, sizeof(err)) != 0) {
+            fprintf(stderr, "triggerd publish: %s %s\n", flags[i], err);
+            rc = 2;
+            goto out;
+        }
+    }
+    if (!p->tls.cert_file != !p->tls.key_file) {
+        fprintf(stderr, "triggerd publish: --tls-cert and --tls-key go together\n");
+        rc = 2;
+        goto out;
     }
     /* The path is STREAM or DB/STREAM. */
     int db = 0;
@@ -223,15 +260,16 @@ static int publish_redis(const struct pub *p)
         argv[argc] = p->data;
         lens[argc++] = p->len;
     }
-    c = td_redis_connect(&addr, db, 5000, err, sizeof(err));
+    signal(SIGPIPE, SIG_IGN); /* a server that hangs up is an error message, not a signal */
+    c = td_redis_open(&addr, addr.tls ? &p->tls : NULL, db, 5000, -1, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "triggerd publish: %s\n", err);
         goto out;
     }
-    r = redisCommandArgv(c, (int)argc, argv, lens);
+    r = td_rconn_command_argv(c, 5000, (int)argc, argv, lens);
     if (!r || r->type != REDIS_REPLY_STRING) {
         fprintf(stderr, "triggerd publish: XADD failed: %s\n",
-                r ? (r->str ? r->str : "unexpected reply") : c->errstr);
+                r ? (r->str ? r->str : "unexpected reply") : td_rconn_error(c));
         goto out;
     }
     printf("%s\n", r->str);
@@ -240,9 +278,7 @@ out:
     if (r) {
         freeReplyObject(r);
     }
-    if (c) {
-        redisFree(c);
-    }
+    td_rconn_free(c);
     free(argv);
     free(lens);
     td_redis_fields_free(&f);
@@ -275,6 +311,58 @@ static void publish_log(const rd_kafka_t *rk, int level, const char *fac, const 
     td_kafka_log(level, TD_LOG_ERROR, NULL, "triggerd publish", fac, buf);
 }
 
+/* The Kafka settings (security, properties) of source or sink NAME in the trigger file PATH,
+ * applied to KC as that source or sink applies them. Returns the loaded file (the caller frees
+ * it after rd_kafka_new) with *SECP in it, or NULL after saying why. */
+static struct td_config *kafka_settings_from(rd_kafka_conf_t *kc, const char *path,
+                                             const char *name,
+                                             const struct td_kafka_security **secp)
+{
+    struct td_errors errs = {0};
+    char err[512];
+    struct td_config *cfg = td_config_load(path, &errs);
+    if (!cfg) {
+        for (size_t i = 0; i < errs.n; i++) {
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+        }
+        td_errors_clear(&errs);
+        return NULL;
+    }
+    const struct td_conf_source *src = td_config_source(cfg, name);
+    const struct td_conf_sink *snk = td_config_sink(cfg, name);
+    const struct td_kafka_security *sec = NULL;
+    const struct td_kv_list *props = NULL;
+    if (snk && snk->kind == TD_SINK_KAFKA) {
+        sec = &TD_SETTINGS(snk, struct td_conf_kafka_sink)->sec;
+        props = &TD_SETTINGS(snk, struct td_conf_kafka_sink)->properties;
+    } else if (src && src->kind == TD_SOURCE_KAFKA) {
+        sec = &TD_SETTINGS(src, struct td_conf_kafka_source)->sec;
+        props = &TD_SETTINGS(src, struct td_conf_kafka_source)->properties;
+    } else {
+        fprintf(stderr, "triggerd publish: no Kafka source or sink named '%s' in %s\n", name, path);
+        goto out;
+    }
+    if (td_kafka_security_files_ok(sec, name, err, sizeof(err)) < 0 ||
+        td_kafka_security_apply(kc, sec, name, err, sizeof(err)) < 0) {
+        fprintf(stderr, "triggerd publish: %s\n", err);
+        goto out;
+    }
+    for (size_t i = 0; i < props->n; i++) {
+        if (rd_kafka_conf_set(kc, props->items[i].key, props->items[i].value, err, sizeof(err)) !=
+            RD_KAFKA_CONF_OK) {
+            /* the value may be a secret: name the property only */
+            fprintf(stderr, "triggerd publish: %s: property '%s' refused\n", name,
+                    props->items[i].key);
+            goto out;
+        }
+    }
+    *secp = sec;
+    return cfg;
+out:
+    td_config_free(cfg);
+    return NULL;
+}
+
 static int publish_kafka(const struct pub *p)
 {
     char err[512];
@@ -286,6 +374,8 @@ static int publish_kafka(const struct pub *p)
     struct td_kafka_headers h = {0};
     struct td_event *ev = NULL;
     struct kafka_result res = {0};
+    struct td_config *cfg = NULL;               /* --config, while the producer is made */
+    const struct td_kafka_security *sec = NULL; /* in cfg */
     char *slash = brokers ? strchr(brokers, '/') : NULL;
     if (!slash || slash == brokers || !slash[1]) {
         fprintf(stderr, "triggerd publish: want kafka://HOST:PORT/TOPIC, got '%s'\n", p->url);
@@ -302,6 +392,24 @@ static int publish_kafka(const struct pub *p)
         fprintf(stderr, "triggerd publish: %s\n", kc ? err : "out of memory");
         goto out;
     }
+    if (p->from && !(cfg = kafka_settings_from(kc, p->config, p->from, &sec))) {
+        goto out;
+    }
+    for (size_t i = 0; i < p->nprops; i++) {
+        const char *eq = strchr(p->props[i], '=');
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - p->props[i]), p->props[i]);
+        if (rd_kafka_conf_set(kc, name, eq + 1, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+            fprintf(stderr, "triggerd publish: property '%s' refused\n", name);
+            goto out;
+        }
+    }
+    /* What "written" means here; not overridable. */
+    if (rd_kafka_conf_set(kc, "enable.idempotence", "true", err, sizeof(err)) ||
+        rd_kafka_conf_set(kc, "acks", "all", err, sizeof(err))) {
+        fprintf(stderr, "triggerd publish: %s\n", err);
+        goto out;
+    }
     rd_kafka_conf_set_dr_msg_cb(kc, publish_dr);
     rd_kafka_conf_set_log_cb(kc, publish_log);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
@@ -310,6 +418,10 @@ static int publish_kafka(const struct pub *p)
         goto out;
     }
     kc = NULL;
+    if (sec && td_kafka_security_started(rk, sec, p->from, err, sizeof(err)) < 0) {
+        fprintf(stderr, "triggerd publish: %s\n", err);
+        goto out;
+    }
     bool ce = p->ce_type || p->ce_source || p->ce_id;
     const char *key = p->key;
     const void *value = p->data;
@@ -368,6 +480,7 @@ out:
     }
     td_kafka_headers_free(&h);
     td_event_unref(ev);
+    td_config_free(cfg);
     free(brokers);
     return rc;
 }
@@ -382,20 +495,44 @@ int td_publish_main(int argc, char **argv)
         {"ce-source", required_argument, NULL, 's'},
         {"ce-id", required_argument, NULL, 'i'},
         {"content-type", required_argument, NULL, 'C'},
+        {"config", required_argument, NULL, 'c'},
+        {"from", required_argument, NULL, 'F'},
+        {"property", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
+        {"tls-ca", required_argument, NULL, 256},
+        {"tls-cert", required_argument, NULL, 257},
+        {"tls-key", required_argument, NULL, 258},
+        {"tls-server-name", required_argument, NULL, 259},
+        {"tls-insecure-skip-verify", no_argument, NULL, 260},
         {NULL, 0, NULL, 0},
     };
     struct pub p = {0};
     const char *data = NULL;
     int rc = 2;
     p.headers = calloc((size_t)argc + 1, sizeof(*p.headers));
-    if (!p.headers) {
+    p.props = calloc((size_t)argc + 1, sizeof(*p.props));
+    if (!p.headers || !p.props) {
+        free(p.headers);
+        free(p.props);
         return 1;
     }
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:k:H:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:k:H:c:X:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'c':
+            p.config = optarg;
+            break;
+        case 'F':
+            p.from = optarg;
+            break;
+        case 'X':
+            if (!strchr(optarg, '=') || optarg[0] == '=') {
+                fprintf(stderr, "triggerd publish: --property wants K=V, got '%s'\n", optarg);
+                goto out;
+            }
+            p.props[p.nprops++] = optarg;
+            break;
         case 'd':
             data = optarg;
             break;
@@ -421,6 +558,21 @@ int td_publish_main(int argc, char **argv)
         case 'C':
             p.content_type = optarg;
             break;
+        case 256:
+            p.tls.ca_file = optarg;
+            break;
+        case 257:
+            p.tls.cert_file = optarg;
+            break;
+        case 258:
+            p.tls.key_file = optarg;
+            break;
+        case 259:
+            p.tls.server_name = optarg;
+            break;
+        case 260:
+            p.tls.insecure_skip_verify = true;
+            break;
         case 'h':
             fputs(usage, stdout);
             rc = 0;
@@ -435,6 +587,14 @@ int td_publish_main(int argc, char **argv)
         goto out;
     }
     p.url = argv[optind];
+    if (!p.config != !p.from) {
+        fprintf(stderr, "triggerd publish: --config and --from go together\n");
+        goto out;
+    }
+    if ((p.from || p.nprops) && strncmp(p.url, "kafka://", 8) != 0) {
+        fprintf(stderr, "triggerd publish: --from and --property are for kafka:// URLs\n");
+        goto out;
+    }
     /* Before reading stdin: a wrong URL must not leave the user waiting for input. */
     if (!known_scheme(p.url)) {
         fprintf(stderr, "triggerd publish: unsupported URL scheme in '%s' (this build:", p.url);
@@ -454,7 +614,7 @@ int td_publish_main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    if (strncmp(p.url, "redis://", 8) == 0) {
+    if (strncmp(p.url, "redis://", 8) == 0 || strncmp(p.url, "rediss://", 9) == 0) {
         rc = publish_redis(&p);
     } else if (strncmp(p.url, "kafka://", 8) == 0) {
         rc = publish_kafka(&p);
@@ -471,5 +631,6 @@ int td_publish_main(int argc, char **argv)
 out:
     free(p.data);
     free(p.headers);
+    free(p.props);
     return rc;
 }

@@ -46,6 +46,7 @@
 #include "core.h"
 #include "deadletter.h"
 #include "log.h"
+#include "redis_conn.h"
 #include "redis_util.h"
 #include "redrive_store.h"
 
@@ -96,7 +97,7 @@ struct store {
     const struct store_ops *ops;
     const struct td_conf_sink *conf;
     /* redis */
-    redisContext *rc;
+    struct td_rconn *rc;
     char cursor[64]; /* last id read */
     char last[64];   /* the stream's last id when we started: later entries are new ones */
     /* file */
@@ -119,16 +120,22 @@ static int redis_open(struct store *st, char *err, size_t errlen)
         snprintf(err, errlen, "%s", why);
         return -1;
     }
-    st->rc = td_redis_connect(&addr, td_redis_addr_db(&addr), 5000, why, sizeof(why));
+    const struct td_conf_redis_sink *rconf = TD_SETTINGS(st->conf, struct td_conf_redis_sink);
+    const struct td_redis_tls *tls = NULL;
+    if (td_redis_conf_tls(addr.tls, &rconf->tls, &tls, why, sizeof(why)) < 0) {
+        td_redis_addr_free(&addr);
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    st->rc = td_redis_open(&addr, tls, td_redis_addr_db(&addr), 5000, -1, why, sizeof(why));
     td_redis_addr_free(&addr);
     if (!st->rc) {
         snprintf(err, errlen, "%s", why);
         return -1;
     }
-    redisReply *r = redisCommand(st->rc, "XREVRANGE %s + - COUNT 1",
-                                 TD_SETTINGS(st->conf, struct td_conf_redis_sink)->stream);
+    redisReply *r = td_rconn_command(st->rc, 5000, "XREVRANGE %s + - COUNT 1", rconf->stream);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
-        snprintf(err, errlen, "XREVRANGE: %s", r && r->str ? r->str : "no reply");
+        snprintf(err, errlen, "XREVRANGE: %s", r && r->str ? r->str : td_rconn_error(st->rc));
         if (r) {
             freeReplyObject(r);
         }
@@ -182,11 +189,11 @@ static int redis_read(struct store *st, struct td_redrive_entry *out, int max, c
     }
     char from[70];
     snprintf(from, sizeof(from), "%s%s", strcmp(st->cursor, "-") == 0 ? "" : "(", st->cursor);
-    redisReply *r =
-        redisCommand(st->rc, "XRANGE %s %s %s COUNT %d",
-                     TD_SETTINGS(st->conf, struct td_conf_redis_sink)->stream, from, st->last, max);
+    redisReply *r = td_rconn_command(st->rc, 5000, "XRANGE %s %s %s COUNT %d",
+                                     TD_SETTINGS(st->conf, struct td_conf_redis_sink)->stream, from,
+                                     st->last, max);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
-        snprintf(err, errlen, "XRANGE: %s", r && r->str ? r->str : "connection lost");
+        snprintf(err, errlen, "XRANGE: %s", r && r->str ? r->str : td_rconn_error(st->rc));
         if (r) {
             freeReplyObject(r);
         }
@@ -231,11 +238,11 @@ static int redis_remove(struct store *st, char **handles, size_t n, char *err, s
         for (size_t j = 0; j < m + 2; j++) {
             lens[j] = strlen(argv[j]);
         }
-        redisReply *r = redisCommandArgv(st->rc, (int)(m + 2), argv, lens);
+        redisReply *r = td_rconn_command_argv(st->rc, 5000, (int)(m + 2), argv, lens);
         free(argv);
         free(lens);
         if (!r || r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "XDEL: %s", r && r->str ? r->str : "connection lost");
+            snprintf(err, errlen, "XDEL: %s", r && r->str ? r->str : td_rconn_error(st->rc));
             if (r) {
                 freeReplyObject(r);
             }
@@ -248,9 +255,7 @@ static int redis_remove(struct store *st, char **handles, size_t n, char *err, s
 
 static void redis_close(struct store *st)
 {
-    if (st->rc) {
-        redisFree(st->rc);
-    }
+    td_rconn_free(st->rc);
 }
 
 static char *slurp(const char *path, size_t *len)

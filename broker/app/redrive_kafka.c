@@ -254,7 +254,8 @@ struct td_redrive_kafka *td_redrive_kafka_open(const struct td_conf_sink *conf, 
     }
     snprintf(k->ce_source, len, "kafka://%s/%s", c->brokers, c->topic);
     if (set(kc, "bootstrap.servers", c->brokers, err, errlen) < 0 ||
-        set(kc, "client.id", "triggerd-redrive", err, errlen) < 0) {
+        set(kc, "client.id", "triggerd-redrive", err, errlen) < 0 ||
+        td_kafka_security_apply(kc, &c->sec, "redrive", err, errlen) < 0) {
         goto fail;
     }
     /* The sink's properties (security, timeouts) apply to this consumer too; producer-only
@@ -278,6 +279,9 @@ struct td_redrive_kafka *td_redrive_kafka_open(const struct td_conf_sink *conf, 
         goto fail;
     }
     kc = NULL;
+    if (td_kafka_security_started(k->rk, &c->sec, "redrive", err, errlen) < 0) {
+        goto fail;
+    }
     rd_kafka_poll_set_consumer(k->rk);
     if (setup(k, err, errlen) < 0) {
         goto fail;

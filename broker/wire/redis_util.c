@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 /* Decodes %XX in [s, s+n) into a new string. */
 static char *pct_dup(const char *s, size_t n)
@@ -34,11 +33,16 @@ int td_redis_addr_parse(const char *url, struct td_redis_addr *out, char *err, s
 {
     memset(out, 0, sizeof(*out));
     out->port = 6379;
-    if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errlen, "a Redis URL starts with redis:// (rediss:// needs hiredis 1.0)");
+    const char *p;
+    if (strncmp(url, "redis://", 8) == 0) {
+        p = url + 8;
+    } else if (strncmp(url, "rediss://", 9) == 0) {
+        p = url + 9;
+        out->tls = true;
+    } else {
+        snprintf(err, errlen, "a Redis URL starts with redis:// or rediss:// (TLS)");
         return -1;
     }
-    const char *p = url + 8;
     const char *end = p + strcspn(p, "/?#");
     const char *at = NULL;
     for (const char *q = p; q < end; q++) {
@@ -102,48 +106,6 @@ int td_redis_addr_db(const struct td_redis_addr *a)
     char *e;
     long db = strtol(a->path, &e, 10);
     return (*e || db < 0) ? -1 : (int)db;
-}
-
-redisContext *td_redis_connect(const struct td_redis_addr *a, int db, int timeout_ms, char *err,
-                               size_t errlen)
-{
-    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(a->host, a->port, tv);
-    redisReply *r = NULL;
-    if (!c || c->err) {
-        snprintf(err, errlen, "connect to %s:%d: %s", a->host, a->port,
-                 c ? c->errstr : "out of memory");
-        goto fail;
-    }
-    redisSetTimeout(c, tv);
-    if (a->password) {
-        r = a->user ? redisCommand(c, "AUTH %s %s", a->user, a->password)
-                    : redisCommand(c, "AUTH %s", a->password);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "AUTH at %s:%d failed%s%s", a->host, a->port, r ? ": " : "",
-                     r ? r->str : "");
-            goto fail;
-        }
-        freeReplyObject(r);
-        r = NULL;
-    }
-    if (db > 0) {
-        r = redisCommand(c, "SELECT %d", db);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "SELECT %d at %s:%d failed", db, a->host, a->port);
-            goto fail;
-        }
-        freeReplyObject(r);
-    }
-    return c;
-fail:
-    if (r) {
-        freeReplyObject(r);
-    }
-    if (c) {
-        redisFree(c);
-    }
-    return NULL;
 }
 
 int td_redis_url_check(const char *url, char *err, size_t errlen)

@@ -1,11 +1,11 @@
-/* redis_util.h - what the Redis source, sink and publisher share: URL parsing and a
- * synchronous connect with AUTH and SELECT (hiredis 0.14 has no connect options for them).
- * Threads: any (each context stays on the thread that made it).
+/* redis_util.h - what the Redis source, sink and publisher share: URL parsing and what
+ * `check` says of a URL (connecting is redis_conn.h's).
+ * Threads: any.
  */
 #ifndef TD_REDIS_UTIL_H
 #define TD_REDIS_UTIL_H
 
-#include <hiredis/hiredis.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct td_redis_addr {
@@ -14,10 +14,11 @@ struct td_redis_addr {
     char *user;     /* malloc'd or NULL */
     char *password; /* malloc'd or NULL; a secret */
     char *path;     /* malloc'd path after the first '/', without it; "" when none */
+    bool tls;       /* rediss:// */
 };
 
-/* Parses redis://[[user]:password@]host[:port][/path]. 0, or -1 with a message (which never
- * contains the password). Free with td_redis_addr_free. */
+/* Parses redis[s]://[[user]:password@]host[:port][/path] (rediss: TLS). 0, or -1 with a message
+ * (which never contains the password). Free with td_redis_addr_free. */
 int td_redis_addr_parse(const char *url, struct td_redis_addr *out, char *err, size_t errlen);
 void td_redis_addr_free(struct td_redis_addr *a);
 /* The database number in the path ("" -> 0), or -1 when the path is not a number. */
@@ -26,10 +27,5 @@ int td_redis_addr_db(const struct td_redis_addr *a);
 /* What `triggerd check` says of a Redis URL of the trigger file: 0, or -1 with the message
  * (a URL that does not parse, or a path that is not a database number). */
 int td_redis_url_check(const char *url, char *err, size_t errlen);
-
-/* Connects (blocking, with a timeout), authenticates and selects db. Returns a context the
- * caller frees with redisFree, or NULL with a message. */
-redisContext *td_redis_connect(const struct td_redis_addr *a, int db, int timeout_ms, char *err,
-                               size_t errlen);
 
 #endif

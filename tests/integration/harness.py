@@ -5,6 +5,9 @@ python3-yaml). It starts what it needs itself, on loopback ports of its own, and
 even on failure:
 
 - RedisServer: a real redis-server in its own temp dir (AOF, fsync always, so a restart keeps the data);
+  with TD_REDIS_TLS=1 in the environment (the "-tls" CTest entries), every RedisServer listens on a
+  TLS port only and requires client certificates, its url is rediss://, and Triggerd / run_cli add
+  the matching `tls:` block / --tls-* flags, so the same test runs over TLS (RedisTLS below);
 - FunctionServer: an HTTP "function" in a background thread that records every request and answers
   according to a pluggable behaviour (status, headers, body, delay), per CloudEvent id and attempt number;
 - Triggerd: the real binary ($TRIGGERD), one config file, stderr captured to a file and parsed as JSON.
@@ -203,15 +206,69 @@ def run_test(body, needs_triggerd=True):
 # Redis
 
 
+REDIS_TLS = os.environ.get("TD_REDIS_TLS", "").upper() in ("ON", "1", "TRUE", "YES")
+
+
+class RedisTLS:
+    """Certificates for a TLS redis-server and its clients, made with openssl (tls_util.CA) under a
+    temp dir: a CA, a server certificate (127.0.0.1, localhost) and a client certificate."""
+
+    def __init__(self, name="redis"):
+        import tls_util  # it imports this module: not at the top
+        self.dir = make_tempdir("td-redis-tls-")
+        self.ca = tls_util.CA(self.dir, name + "-ca")
+        self.server_cert, self.server_key = self.ca.issue(name + "-server", 1)
+        self.client_cert, self.client_key = self.ca.issue(name + "-client", 2, client=True)
+
+    def tls_block(self):
+        """The `tls:` block of a Redis url in a trigger file."""
+        return {"ca_file": self.ca.cert, "cert_file": self.client_cert,
+                "key_file": self.client_key}
+
+    def cli_flags(self):
+        """The same for `triggerd publish`."""
+        return ["--tls-ca", self.ca.cert, "--tls-cert", self.client_cert,
+                "--tls-key", self.client_key]
+
+    def client_kw(self):
+        """redis-py's keywords for a client of such a server."""
+        return {"ssl": True, "ssl_ca_certs": self.ca.cert, "ssl_certfile": self.client_cert,
+                "ssl_keyfile": self.client_key}
+
+
+_redis_tls = None  # the RedisTLS of the TD_REDIS_TLS mode, made on first use
+
+
+def redis_tls_default():
+    global _redis_tls
+    if _redis_tls is None:
+        _redis_tls = RedisTLS()
+    return _redis_tls
+
+
 class RedisServer:
-    def __init__(self, port=None):
+    def __init__(self, port=None, tls=None, auth_clients=True, extra_args=()):
+        """tls: a RedisTLS to listen with TLS only (default: the TD_REDIS_TLS mode's, else plain);
+        auth_clients: with TLS, require a client certificate; extra_args: more redis-server
+        arguments (an ACL user, requirepass)."""
         self.port = port or free_port()
         self.dir = make_tempdir("td-redis-")
         self.proc = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.tls = tls or (redis_tls_default() if REDIS_TLS else None)
+        self.auth_clients = auth_clients
+        self.extra_args = list(extra_args)
+        self.scheme = "rediss" if self.tls else "redis"
+        self.url = f"{self.scheme}://127.0.0.1:{self.port}/0"
         self._log = os.path.join(self.dir, "redis.log")
         at_cleanup(self.stop)
         self.start()
+
+    def url_for(self, path):
+        """scheme://127.0.0.1:PORT/PATH (`publish` takes /[DB/]STREAM)."""
+        return f"{self.scheme}://127.0.0.1:{self.port}/{path}"
+
+    def _client_kw(self):
+        return self.tls.client_kw() if self.tls else {}
 
     def start(self):
         args = [
@@ -220,6 +277,12 @@ class RedisServer:
             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
             "--protected-mode", "no", "--logfile", self._log, "--daemonize", "no",
         ]
+        if self.tls:
+            args[2] = "0"
+            args += ["--tls-port", str(self.port), "--tls-cert-file", self.tls.server_cert,
+                     "--tls-key-file", self.tls.server_key, "--tls-ca-cert-file", self.tls.ca.cert,
+                     "--tls-auth-clients", "yes" if self.auth_clients else "no"]
+        args += self.extra_args
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ok = wait_until(self._ping, 10 * SLOW)
         if not ok:
@@ -229,15 +292,32 @@ class RedisServer:
         if self.proc.poll() is not None:
             raise RuntimeError("redis-server exited: " + open(self._log).read()[-2000:])
         try:
-            return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1).ping()
+            return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1,
+                               **self._client_kw()).ping()
         except redis.exceptions.ConnectionError:
             return False
+        except redis.exceptions.AuthenticationError:
+            return True  # up, and wants a password (requirepass, ACL)
+        except redis.exceptions.ResponseError as e:
+            if "NOAUTH" in str(e):
+                return True
+            raise
         except redis.exceptions.BusyLoadingError:
             return False
 
     def client(self, **kw):
         kw.setdefault("socket_timeout", 10)
+        for k, v in self._client_kw().items():
+            kw.setdefault(k, v)
         return redis.Redis(host="127.0.0.1", port=self.port, **kw)
+
+    def cli_args(self):
+        """redis-cli's arguments to reach this server (-p PORT, and the TLS ones)."""
+        args = ["-p", str(self.port)]
+        if self.tls:
+            args += ["--tls", "--cacert", self.tls.ca.cert, "--cert", self.tls.client_cert,
+                     "--key", self.tls.client_key]
+        return args
 
     def stop(self):
         """Stops the server gracefully (SIGTERM); the AOF keeps the data for restart()."""
@@ -553,6 +633,8 @@ def redis_source(redis_url, stream, group="g", consumer="c1", claim_idle="2s", m
     d = {"url": redis_url, "stream": stream, "group": group, "consumer": consumer,
          "claim_idle": claim_idle, "max_deliveries": max_deliveries, "block": block}
     d.update(extra)
+    if REDIS_TLS and redis_url.startswith("rediss://") and "tls" not in d:
+        d["tls"] = redis_tls_default().tls_block()  # the TD_REDIS_TLS mode
     return {"redis": d}
 
 
@@ -581,6 +663,8 @@ class Triggerd:
         self.dir = make_tempdir("td-daemon-")
         self.name = name
         self.config_path = os.path.join(self.dir, "triggerd.yaml")
+        if REDIS_TLS:
+            cfg = _with_redis_tls(cfg)
         with open(self.config_path, "w") as f:
             f.write(cfg if isinstance(cfg, str) else yaml.safe_dump(cfg, sort_keys=False))
         self.wrapper = wrapper or []
@@ -692,8 +776,31 @@ class Triggerd:
         log("----")
 
 
+def _with_redis_tls(cfg):
+    """The TD_REDIS_TLS mode: cfg with the default RedisTLS's `tls:` block beside every rediss://
+    url that has none (a YAML string is parsed and dumped again)."""
+    tree = yaml.safe_load(cfg) if isinstance(cfg, str) else cfg
+
+    def walk(node):
+        if isinstance(node, dict):
+            url = node.get("url")
+            if isinstance(url, str) and url.startswith("rediss://") and "tls" not in node:
+                node["tls"] = redis_tls_default().tls_block()
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(tree)
+    return tree if not isinstance(cfg, str) else yaml.safe_dump(tree, sort_keys=False)
+
+
 def run_cli(args, timeout=30, input=None):
-    """Runs `triggerd ARGS` to completion: CompletedProcess (stdout/stderr as str)."""
+    """Runs `triggerd ARGS` to completion: CompletedProcess (stdout/stderr as str). In the
+    TD_REDIS_TLS mode, `publish rediss://...` gets the default RedisTLS's --tls-* flags."""
+    if (REDIS_TLS and args and args[0] == "publish" and len(args) > 1
+            and args[1].startswith("rediss://") and "--tls-ca" not in args):
+        args = list(args) + redis_tls_default().cli_flags()
     return subprocess.run([triggerd_binary()] + args, input=input, capture_output=True,
                           timeout=timeout * SLOW, text=isinstance(input, str) or input is None)
 

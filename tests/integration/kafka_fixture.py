@@ -70,9 +70,18 @@ def ensure_kafka():
 
 
 class KafkaBroker:
-    """One KRaft node on 127.0.0.1:port. stop()/start() keep the data (a broker restart)."""
+    """One KRaft node on 127.0.0.1:port. stop()/start() keep the data (a broker restart).
 
-    def __init__(self):
+    Secure listeners, besides the PLAINTEXT one the test's own clients use:
+    tls=(ca_pem, cert_pem, key_pem) adds SSL on ssl_port, which requires a client certificate
+    signed by that CA (ssl.client.auth=required); with scram={user: password} (SCRAM-SHA-512
+    users created at format time, `--add-scram`), plain={user: password} (SASL PLAIN, the users
+    in the listener's JAAS configuration) and/or oauth=True (OAUTHBEARER with Kafka's
+    default validator, which accepts unsecured JWTs: alg none, sub and exp claims), SASL_SSL on
+    sasl_port (no client certificate there, the SASL credentials are the identity). The
+    keystore and truststore are the PEM files as they are (ssl.keystore.type=PEM)."""
+
+    def __init__(self, tls=None, scram=None, oauth=False, plain=None):
         self.cache = ensure_kafka()
         self.cp = os.path.join(self.cache, "libs", "*")
         self.tool_cp = os.path.join(self.cache, "classes") + ":" + self.cp
@@ -85,16 +94,58 @@ class KafkaBroker:
         self.proc = None
         self.runs = 0
         self.props = os.path.join(self.dir, "server.properties")
+        taken = {self.port, self.cport}
+        listeners = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        secure = ""
+        if tls:
+            ca, cert, key = tls
+            keystore = os.path.join(self.dir, "broker-keystore.pem")
+            with open(keystore, "w") as out:  # Kafka's PEM keystore: the key, then the chain
+                for part in (key, cert):
+                    with open(part) as f:
+                        out.write(f.read())
+            secure += f"""ssl.keystore.type=PEM
+ssl.keystore.location={keystore}
+ssl.truststore.type=PEM
+ssl.truststore.location={ca}
+ssl.endpoint.identification.algorithm=
+listener.name.ssl.ssl.client.auth=required
+listener.name.sasl_ssl.ssl.client.auth=none
+"""
+            self.ssl_port = self._another_port(taken)
+            self.ssl_bootstrap = f"127.0.0.1:{self.ssl_port}"
+            listeners.append(f"SSL://127.0.0.1:{self.ssl_port}")
+            if scram or oauth or plain:
+                self.sasl_port = self._another_port(taken)
+                self.sasl_bootstrap = f"127.0.0.1:{self.sasl_port}"
+                listeners.append(f"SASL_SSL://127.0.0.1:{self.sasl_port}")
+                mechs = ((["SCRAM-SHA-512"] if scram else []) + (["OAUTHBEARER"] if oauth else []) +
+                         (["PLAIN"] if plain else []))
+                secure += "sasl.enabled.mechanisms=" + ",".join(mechs) + "\n"
+                if scram:
+                    secure += ("listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+                               "org.apache.kafka.common.security.scram.ScramLoginModule "
+                               "required;\n")
+                if plain:
+                    secure += ("listener.name.sasl_ssl.plain.sasl.jaas.config="
+                               "org.apache.kafka.common.security.plain.PlainLoginModule required " +
+                               " ".join(f'user_{u}="{p}"' for u, p in plain.items()) + ";\n")
+                if oauth:
+                    secure += ("listener.name.sasl_ssl.oauthbearer.sasl.jaas.config="
+                               "org.apache.kafka.common.security.oauthbearer."
+                               "OAuthBearerLoginModule required "
+                               "unsecuredLoginStringClaim_sub=\"broker\";\n")
+        names = ",".join(l.split(":")[0] for l in listeners)
         with open(self.props, "w") as f:
             f.write(f"""process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:{self.cport}
-listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.cport}
-advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}
+listeners={",".join(listeners)},CONTROLLER://127.0.0.1:{self.cport}
+advertised.listeners={",".join(listeners)}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs={self.dir}/data
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,{",".join(n + ":" + n for n in names.split(","))}
+{secure}log.dirs={self.dir}/data
 num.partitions=1
 auto.create.topics.enable=true
 offsets.topic.replication.factor=1
@@ -110,10 +161,22 @@ message.max.bytes=4194304
         cluster = subprocess.run(["java", "-cp", self.cp, "kafka.tools.StorageTool", "random-uuid"],
                                  capture_output=True, text=True, check=True, timeout=120)
         cid = cluster.stdout.strip().splitlines()[-1]
+        users = []
+        for user, password in (scram or {}).items():
+            users += ["--add-scram", f"SCRAM-SHA-512=[name=\"{user}\",password=\"{password}\"]"]
         subprocess.run(["java", "-cp", self.cp, "kafka.tools.StorageTool", "format", "--standalone",
-                        "-t", cid, "-c", self.props], capture_output=True, check=True, timeout=120)
+                        "-t", cid, "-c", self.props] + users, capture_output=True, check=True,
+                       timeout=120)
         at_cleanup(self.stop)
         self.start()
+
+    @staticmethod
+    def _another_port(taken):
+        p = free_port()
+        while p in taken:
+            p = free_port()
+        taken.add(p)
+        return p
 
     def start(self):
         self.runs += 1
@@ -208,6 +271,18 @@ message.max.bytes=4194304
                 except ValueError:
                     pass
         return out
+
+
+def librdkafka_version():
+    """The version of the librdkafka triggerd and kcat link (rd_kafka_version(): 0xMMmmrrxx)."""
+    import ctypes
+    return ctypes.CDLL("librdkafka.so.1").rd_kafka_version()
+
+
+# SCRAM against Kafka 4.x needs librdkafka 2.6.1 or later: earlier versions append the client
+# nonce twice in the client-final-message, which Kafka 4's strict RFC 5802 check refuses
+# ("invalid credentials"; confluentinc/librdkafka#4895). Debian 12 has 2.0.2.
+SCRAM_WITH_KAFKA4 = 0x020601ff
 
 
 def kafka_source(broker, topics, group="g", start="earliest", **properties):

@@ -104,6 +104,14 @@ def body(c):
     # SIGKILL and restart at once: the group keeps the dead member's partitions until its
     # session times out (6 s), so the new member holds nothing for a while. A lag it does not
     # know is absent from /metrics, never 0 (an autoscaler would read "caught up").
+    # Killed only once its commits reached the broker (auto-commit runs every second): records
+    # read but not yet committed are redelivered to the next member (at-least-once), and would
+    # count in its lag besides the K2 new ones.
+    def committed_all():
+        committed, end = kafka.offsets("lag", "lagged")
+        return committed == end and sum(end.values()) == N + M + K
+
+    c.check(wait_until(committed_all, 30 * SLOW, interval=0.5), "second daemon's commits are in")
     gate.clear()
     d2.kill()
     d2.wait(10)

@@ -25,15 +25,15 @@ LAG, PENDING = "triggerd_redis_stream_group_lag", "triggerd_redis_stream_group_m
 TOTAL = "triggerd_source_lag_messages"
 
 
-def redis_cli(port, *args):
+def redis_cli(rs, *args):
     """redis-cli's raw output as a flat {key: value} (one reply of key/value lines); nil is ''."""
-    out = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
+    out = subprocess.run(["redis-cli", *rs.cli_args(), *args], capture_output=True, text=True,
                          timeout=10, check=True).stdout.split("\n")
     return out
 
 
-def xinfo_group(port, stream, group):
-    lines = redis_cli(port, "XINFO", "GROUPS", stream)
+def xinfo_group(rs, stream, group):
+    lines = redis_cli(rs, "XINFO", "GROUPS", stream)
     # Non-tty redis-cli prints each group's fields as alternating key and value lines.
     groups, cur = [], {}
     keys = ("name", "consumers", "pending", "last-delivered-id", "entries-read", "lag")
@@ -52,8 +52,8 @@ def xinfo_group(port, stream, group):
     return next((g for g in groups if g.get("name") == group), None)
 
 
-def entries_added(port, stream):
-    lines = redis_cli(port, "XINFO", "STREAM", stream)
+def entries_added(rs, stream):
+    lines = redis_cli(rs, "XINFO", "STREAM", stream)
     return int(lines[lines.index("entries-added") + 1])
 
 
@@ -91,7 +91,7 @@ def body(c):
             return seen == [want_lag, want_pending, want_lag]
 
         wait_until(ok, 20 * SLOW, interval=0.25)
-        g = xinfo_group(rs.port, "st", "g")
+        g = xinfo_group(rs, "st", "g")
         c.eq(g and (g.get("lag"), g.get("pending")), (tool_lag, str(want_pending)),
              f"{what}: redis-cli XINFO GROUPS lag and pending")
         c.eq(seen, [want_lag, want_pending, want_lag],
@@ -104,8 +104,8 @@ def body(c):
     # Delete an entry the group has not read: Redis 7 cannot say the lag any more (nil).
     last = client.xrevrange("st", count=1)[0][0]
     client.xdel("st", last)
-    g = xinfo_group(rs.port, "st", "g")
-    added = entries_added(rs.port, "st")
+    g = xinfo_group(rs, "st", "g")
+    added = entries_added(rs, "st")
     c.eq(g.get("lag"), "", "after XDEL past the group's position redis-cli shows lag nil")
     arithmetic = added - int(g["entries-read"])
     c.eq(arithmetic, N - INFLIGHT, "entries-added minus entries-read (the deleted one included)")
@@ -116,8 +116,8 @@ def body(c):
     # Redis still cannot count past the deleted entry (lag nil), but no entry follows the
     # group's last-delivered-id: nothing is left.
     agree("drained", 0, 0, "")
-    after = redis_cli(rs.port, "XRANGE", "st",
-                      "(" + xinfo_group(rs.port, "st", "g")["last-delivered-id"], "+")
+    after = redis_cli(rs, "XRANGE", "st",
+                      "(" + xinfo_group(rs, "st", "g")["last-delivered-id"], "+")
     c.eq([x for x in after if x], [], "drained: redis-cli XRANGE shows no entry after the group's "
          "last-delivered-id (lag 0)")
     d.terminate()

@@ -77,7 +77,7 @@ def body(c):
 
     # A binary-mode CloudEvent written by `triggerd publish`.
     data = '{"hello":"world","n":1}'
-    p = run_cli(["publish", f"redis://127.0.0.1:{rs.port}/s", "--data", data,
+    p = run_cli(["publish", rs.url_for("s"), "--data", data,
                  "--ce-type", "com.example.published", "--ce-source", "/cli", "--ce-id", "ev-42"])
     c.eq(p.returncode, 0, "triggerd publish --ce-* exit status")
     pid = p.stdout.strip()
@@ -106,7 +106,7 @@ def body(c):
     plain = [(["--data", '{"plain": 1}'], None, b'{"plain": 1}', "application/json"),
              ([], "from-stdin\n", b"from-stdin\n", "text/plain; charset=utf-8")]
     for args, stdin, want_body, want_ct in plain:
-        p = run_cli(["publish", f"redis://127.0.0.1:{rs.port}/s"] + args, input=stdin)
+        p = run_cli(["publish", rs.url_for("s")] + args, input=stdin)
         c.eq(p.returncode, 0, f"triggerd publish {args or 'stdin'} exit status")
         pid2 = p.stdout.strip()
         ent2 = dict(read_stream(cl, "s")).get(pid2)

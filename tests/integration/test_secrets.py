@@ -1,6 +1,9 @@
 """Secrets never appear in output: a canary secret, passed through ${VAR} into an ingress bearer token,
-into Redis passwords (source and dead-letter sink URLs) and into an HTTP sink's OAuth2 client_secret
-(a stand-in token endpoint accepts it), is grepped for in everything a run prints:
+into Redis passwords (source and dead-letter sink URLs; over TLS in the TD_REDIS_TLS mode, where
+no line of the client key file may appear either), into an HTTP sink's OAuth2 client_secret
+(a stand-in token endpoint accepts it), into a Kafka sink's sasl.password and a Kafka dead-letter
+sink's OAUTHBEARER client_secret and token_url user-info (the same token endpoint; the brokers are a closed port, so
+librdkafka logs its connection failures at debug level) is grepped for in everything a run prints:
 the daemon's stderr and stdout (debug level, JSON and text), `check`, `status`, /metrics, /status,
 /readyz, and the ingress answers."""
 
@@ -24,18 +27,31 @@ def body(c):
     rs.client().config_set("requirepass", CANARY)
     cl = rs.client(password=CANARY)
     fn = FunctionServer(lambda req, a: (500, {}, b"boom", 0))
-    url = f"redis://:${{TD_CANARY}}@127.0.0.1:{rs.port}/0"
+    url = f"{rs.scheme}://:${{TD_CANARY}}@127.0.0.1:{rs.port}/0"
     ts = TokenServer("td", CANARY)
     oauth = {"token_url": ts.token_url, "client_id": "td", "client_secret": "${TD_CANARY}"}
     outputs = []
+    closed = f"127.0.0.1:{free_port()}"
+    ksasl = {"mechanism": "PLAIN", "username": "u", "password": "${TD_CANARY}"}
+    # user-info in the token URL too: the OAUTHBEARER refresh logs the URL without it
+    koauth = {"mechanism": "OAUTHBEARER", "method": "oidc",
+              "token_url": ts.token_url.replace("http://", "http://x:${TD_CANARY}@"),
+              "client_id": "td", "client_secret": "${TD_CANARY}"}
     for fmt in ("json", "text"):
+        issued0 = ts.count()
         cfg = config(sources={"in": redis_source(url, "s"),
                               "web": {"http": {"path": "/events", "auth": {"bearer": "${TD_CANARY}"}}}},
                      sinks={"fn": http_sink(fn.url), "dl": {"redis": {"url": url, "stream": "dl"}},
-                            "oa": {"http": {"url": fn.url + "oa", "auth": {"oauth2": oauth}}}},
+                            "oa": {"http": {"url": fn.url + "oa", "auth": {"oauth2": oauth}}},
+                            "kdl": {"kafka": {"brokers": closed, "topic": "kdl",
+                                              "sasl": dict(koauth)}},
+                            "kpw": {"kafka": {"brokers": closed, "topic": "kpw",
+                                              "sasl": dict(ksasl)}}},
                      triggers=[trigger("t1", "in", "fn", dead_letter="dl", retry=1),
                                trigger("t3", "in", "oa", dead_letter="dl", retry=1),
-                               trigger("t2", "web", "fn", dead_letter="dl", retry=1)])
+                               trigger("t2", "web", "fn", dead_letter="dl", retry=1),
+                               dict(trigger("t4", "web", "kpw", dead_letter="kdl"),
+                                    filters=[{"exact": {"type": "no.event.matches"}}])])
         cfg["daemon"]["log"] = {"format": fmt, "level": "debug"}
         port = with_http(cfg)
         td = Triggerd(cfg, name=f"triggerd-{fmt}", env={"TD_CANARY": CANARY}).start()
@@ -58,6 +74,8 @@ def body(c):
         outputs.append(repr(cl.xrange("dl")))
         c.check(ts.count() >= 1 and ts.refused == 0 and fn.count("/oa") >= 1,
                 f"{fmt}: the OAuth2 sink got a token with the secret and used it")
+        c.check(wait_until(lambda: ts.count() > issued0 + 1, 10 * SLOW),
+                f"{fmt}: the Kafka sink's OAUTHBEARER refresh got a token with the secret")
         for p in ("/metrics", "/status", "/readyz", "/healthz"):
             outputs.append(get(port, p)[2].decode("utf-8", "replace"))
         r = run_cli(["status", "-c", td.config_path], timeout=30)
@@ -82,6 +100,9 @@ def body(c):
     c.check(CANARY not in text, "the canary secret appears nowhere",
             text[max(0, text.find(CANARY) - 300):text.find(CANARY) + 100] if CANARY in text else None)
     c.check(CANARY[:12] not in text, "not even a prefix of it")
+    if rs.tls:  # the TD_REDIS_TLS mode: the client key's content is a secret too
+        key_lines = [l for l in open(rs.tls.client_key).read().splitlines() if "-----" not in l]
+        c.check(not any(l in text for l in key_lines), "no line of the TLS key file appears")
 
 
 run_test(body)

@@ -1171,6 +1171,13 @@ static void test_same_settings(void **state)
         {"kafka: {brokers: b, topics: [t]}", "kafka: {brokers: b, topics: [t, u]}", false},
         {"kafka: {brokers: b, topics: [t], properties: {a: '1'}}",
          "kafka: {brokers: b, topics: [t], properties: {a: '2'}}", false},
+        /* tls: {} (TLS with the system's CAs) and no tls: differ only in tls.given */
+        {"kafka: {brokers: b, topics: [t]}", "kafka: {brokers: b, topics: [t], tls: {}}", false},
+        {"kafka: {brokers: b, topics: [t], tls: {}}", "kafka: {brokers: b, topics: [t], tls: {}}",
+         true},
+        {"kafka: {brokers: b, topics: [t], sasl: {mechanism: PLAIN, username: u, password: p}}",
+         "kafka: {brokers: b, topics: [t], sasl: {mechanism: PLAIN, username: u, password: q}}",
+         false},
         {"rabbitmq: {url: u, queue: q}", "rabbitmq: {url: u, queue: q}", true},
         {"rabbitmq: {url: u, queue: q}", "rabbitmq: {url: u, queue: q, declare: {}}", false},
         {"rabbitmq: {url: u, queue: q, declare: {exchange: x, bindings: [a]}}",
@@ -1194,6 +1201,9 @@ static void test_same_settings(void **state)
                                "version: 1\nsinks:\n  k: {http: {url: 'http://h', auth: {bearer: "
                                "b}}}\n",
                                "k", true));
+    assert_false(same_settings(
+        "version: 1\nsinks:\n  k: {kafka: {brokers: b, topic: t}}\n",
+        "version: 1\nsinks:\n  k: {kafka: {brokers: b, topic: t, tls: {}}}\n", "k", true));
     assert_true(same_settings("version: 1\nsinks:\n  k: {file: {path: p}}\n",
                               "version: 1\nsinks:\n  k: {file: {path: p, timeout: 3s}}\n", "k",
                               true)); /* timeout is every sink's, not the kind's */
@@ -1335,6 +1345,8 @@ static void test_conf_examples(void **state)
     setenv("API_TOKEN", "a", 1);
     setenv("AWS_TOKEN", "w", 1);
     setenv("PARTNER_CLIENT_SECRET", "c", 1);
+    setenv("KAFKA_PASSWORD", "k", 1);
+    setenv("KAFKA_CLIENT_SECRET", "o", 1);
     setenv("TD_DEMO_REDIS_PORT", "6379", 1);
     setenv("TD_DEMO_FUNCTION_PORT", "8080", 1);
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {

@@ -189,9 +189,27 @@ static void test_host_too_long(void **state)
     parse_fails(url, NULL, "TopSecret99");
 }
 
+static void test_rediss(void **state)
+{
+    struct td_redis_addr a;
+
+    parse_ok("rediss://alice:s3cret@cache.example.com:6380/2", &a);
+    assert_true(a.tls);
+    assert_string_equal(a.host, "cache.example.com");
+    assert_int_equal(a.port, 6380);
+    assert_string_equal(a.user, "alice");
+    assert_string_equal(a.password, "s3cret");
+    assert_int_equal(td_redis_addr_db(&a), 2);
+    td_redis_addr_free(&a);
+
+    parse_ok("redis://h", &a);
+    assert_false(a.tls);
+    td_redis_addr_free(&a);
+}
+
 static void test_wrong_scheme(void **state)
 {
-    parse_fails("rediss://:TopSecret99@h:6380/0", NULL, "TopSecret99");
+    parse_fails("redisss://:TopSecret99@h:6380/0", "rediss://", "TopSecret99");
     parse_fails("http://h:6379", NULL, NULL);
     parse_fails("localhost:6379", NULL, NULL);
     parse_fails("", NULL, NULL);
@@ -200,9 +218,9 @@ static void test_wrong_scheme(void **state)
 static void test_error_never_contains_password(void **state)
 {
     const char *const urls[] = {
-        "rediss://u:Pw-0123456789@h/0",  "redis://u:Pw-0123456789@h:bad/0",
-        "redis://u:Pw-0123456789@/0",    "redis://:Pw-0123456789@:1/0",
-        "redis://u:Pw-0123456789@h:0/0", "unix://u:Pw-0123456789@h",
+        "rediss://u:Pw-0123456789@h:x/0", "redis://u:Pw-0123456789@h:bad/0",
+        "redis://u:Pw-0123456789@/0",     "redis://:Pw-0123456789@:1/0",
+        "redis://u:Pw-0123456789@h:0/0",  "unix://u:Pw-0123456789@h",
     };
 
     for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
@@ -236,6 +254,7 @@ int main(void)
         cmocka_unit_test(test_bad_port),
         cmocka_unit_test(test_missing_host),
         cmocka_unit_test(test_host_too_long),
+        cmocka_unit_test(test_rediss),
         cmocka_unit_test(test_wrong_scheme),
         cmocka_unit_test(test_error_never_contains_password),
         cmocka_unit_test(test_reparse_into_same_struct),
