@@ -36,6 +36,7 @@
  * a malloc and free of that size per event cost more than the rest of the client (glibc merges
  * the freed chunk into the top and consolidates). */
 #define SPARE_MAX 256
+#define SWEEP_MS  30000
 
 enum conn_state { CONN_CONNECTING, CONN_BUSY, CONN_IDLE };
 
@@ -66,6 +67,7 @@ struct td_lean_client {
     struct lean_pool *pools;
     struct td_lean_request *spare; /* linked through next */
     size_t nspare;
+    struct td_timer sweep;           /* closes connections idle longer than IDLE_MAX_MS */
     struct td_lean_request *running; /* doubly linked */
     size_t nrunning, nconns;
 };
@@ -791,6 +793,30 @@ static void conn_fail(struct lean_conn *k, CURLcode code)
     finish(r, code);
 }
 
+/* Every SWEEP_MS while connections are idle: those idle longer than libcurl's maximum age are
+ * closed, so a burst's connections do not stay open for good against a server that never
+ * closes idle ones. */
+static int64_t on_sweep(struct td_loop *loop, void *arg)
+{
+    (void)loop;
+    struct td_lean_client *c = arg;
+    int64_t now = td_now_ms();
+    bool left = false;
+    for (struct lean_pool *p = c->pools; p; p = p->next) {
+        struct lean_conn *k = p->idle;
+        while (k) {
+            struct lean_conn *next = k->next;
+            if (now - k->idle_since > IDLE_MAX_MS) {
+                conn_close(k);
+            } else {
+                left = true;
+            }
+            k = next;
+        }
+    }
+    return left ? SWEEP_MS : TD_LOOP_NOMORE;
+}
+
 /* The answer is complete: the connection goes back to the pool unless it must close. */
 static void answered(struct lean_conn *k, bool extra)
 {
@@ -806,6 +832,10 @@ static void answered(struct lean_conn *k, bool extra)
         k->state = CONN_IDLE;
         k->idle_since = td_now_ms();
         list_push(&p->idle, k); /* still watched for EPOLLIN: a close is seen at once */
+        struct td_lean_client *c = p->client;
+        if (!td_timer_armed(&c->sweep)) {
+            td_timer_start(c->loop, &c->sweep, SWEEP_MS);
+        }
     }
     finish(r, CURLE_OK);
 }
@@ -897,6 +927,7 @@ struct td_lean_client *td_lean_client_new(struct td_loop *loop)
     struct td_lean_client *c = calloc(1, sizeof(*c));
     if (c) {
         c->loop = loop;
+        td_timer_init(&c->sweep, on_sweep, c);
     }
     return c;
 }
@@ -906,6 +937,7 @@ void td_lean_client_free(struct td_lean_client *c)
     if (!c) {
         return;
     }
+    td_timer_stop(c->loop, &c->sweep);
     while (c->running) {
         struct td_lean_request *r = c->running;
         td_timer_stop(c->loop, &r->timer);

@@ -447,6 +447,30 @@ static void test_large_body_partial_writes(void **state)
     free(big);
 }
 
+/* An idle connection the server never closes is closed by the client after libcurl's 118 s. */
+static void test_idle_connection_aged_out(void **state)
+{
+    struct fixture *f = *state;
+    struct result r;
+    post(f, "x", &r);
+    int fd = srv_accept(f);
+    char buf[4096];
+    srv_read(f, fd, buf, sizeof(buf));
+    srv_write(fd, "HTTP/1.1 204 No Content\r\n\r\n");
+    pump_until_done(f, &r);
+    assert_int_equal(td_lean_client_connections(f->c), 1);
+    fake_now += 60000;
+    td_loop_run_once(f->loop, 0);
+    td_loop_run_once(f->loop, 0);
+    assert_int_equal(td_lean_client_connections(f->c), 1); /* not yet */
+    fake_now += 90000;
+    for (int i = 0; i < 4; i++) {
+        td_loop_run_once(f->loop, 0);
+    }
+    assert_int_equal(td_lean_client_connections(f->c), 0);
+    close(fd);
+}
+
 /* A request still running when the client is freed: its arg is freed there (ASan checks). */
 static void test_free_abandons(void **state)
 {
@@ -498,6 +522,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_on_fake_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_body_partial_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_connection_aged_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_abandons, setup, teardown),
         cmocka_unit_test_setup_teardown(test_targets, setup, teardown),
     };
