@@ -255,6 +255,9 @@ void td_lean_target_free(struct td_lean_target *t)
 
 /* ---- building a request ---------------------------------------------------------------------- */
 
+static int head_append(struct td_lean_request *r, const char *a, size_t alen, const char *b,
+                       size_t blen, const char *c, size_t clen);
+
 struct td_lean_request *td_lean_request_new(const struct td_lean_target *t)
 {
     struct td_lean_client *c = t->pool->client;
@@ -273,8 +276,14 @@ struct td_lean_request *td_lean_request_new(const struct td_lean_target *t)
     r->head = r->head_inline;
     r->head_cap = sizeof(r->head_inline);
     r->retry_after_ms = -1;
-    memcpy(r->head, t->line, t->line_len);
-    r->head_len = t->line_len;
+    /* The request line may be longer than head_inline (a long path or query): append grows the
+     * buffer as it does for headers. It fails only without memory, and then head is still
+     * head_inline, so r goes back as it came. */
+    r->head_len = 0;
+    if (head_append(r, t->line, t->line_len, "", 0, "", 0) < 0) {
+        free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -673,7 +682,7 @@ static void fail_later(struct td_lean_request *r, CURLcode code)
 {
     r->pending = code;
     if (td_timer_start(r->client->loop, &r->timer, 0) < 0) {
-        /* the heap could not grow: it is armed already, with the request's own deadline */
+        /* cannot happen: send armed the timer, so it has its slot in the heap */
         td_log_warn(NULL, NULL, NULL, "lean http: out of memory reporting a failure");
     }
 }
@@ -987,6 +996,13 @@ int td_lean_request_send(struct td_lean_client *c, struct td_lean_request *r, in
     r->arg = arg;
     td_timer_init(&r->timer, on_timer, r);
     r->deadline = td_now_ms() + (timeout_ms > 0 ? timeout_ms : 10000);
+    /* Armed here, where a failure can still be returned: every later start of this timer (the
+     * connect timeout, fail_later) stops it first and so reuses its heap slot, and cannot fail
+     * and leave the request with no callback. */
+    if (td_timer_start(c->loop, &r->timer, r->deadline - td_now_ms()) < 0) {
+        td_lean_request_free(r);
+        return -1;
+    }
     r->next = c->running;
     if (c->running) {
         c->running->prev = r;

@@ -485,6 +485,45 @@ static void test_free_abandons(void **state)
     close(fd);
 }
 
+/* A request line longer than the request's inline head buffer (a long path or query, as a
+ * signed URL has) is sent whole; it was copied into the 1 KiB buffer unchecked (heap overrun,
+ * seen by ASan). */
+static void test_long_request_line(void **state)
+{
+    struct fixture *f = *state;
+    enum { QLEN = 3000 };
+    char *url = malloc(QLEN + 64), err[160];
+    assert_non_null(url);
+    int n = snprintf(url, QLEN + 64, "http://127.0.0.1:%d/fn?q=", f->port);
+    memset(url + n, 'a', QLEN);
+    url[n + QLEN] = '\0';
+    struct td_lean_target *t = td_lean_target_new(f->c, url, err, sizeof(err));
+    assert_non_null(t);
+    struct td_lean_request *q = td_lean_request_new(t);
+    assert_non_null(q);
+    assert_int_equal(td_lean_request_header(q, "ce-id", "7"), 0);
+    td_lean_request_body(q, "x", 1, false);
+    struct result r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(td_lean_request_send(f->c, q, 10000, on_header, f, on_done, &r), 0);
+    int fd = srv_accept(f);
+    char *buf = malloc(QLEN + 4096);
+    assert_non_null(buf);
+    srv_read(f, fd, buf, QLEN + 4096);
+    assert_memory_equal(buf, "POST /fn?q=aaaa", 15);
+    char *sp = strstr(buf, " HTTP/1.1\r\n");
+    assert_non_null(sp);
+    assert_int_equal(sp - buf, (long)strlen("POST /fn?q=") + QLEN);
+    assert_non_null(strstr(buf, "\r\nce-id: 7\r\n"));
+    srv_write(fd, "HTTP/1.1 204 No Content\r\n\r\n");
+    pump_until_done(f, &r);
+    assert_int_equal(r.status, 204);
+    close(fd);
+    free(buf);
+    td_lean_target_free(t);
+    free(url);
+}
+
 static void test_targets(void **state)
 {
     struct fixture *f = *state;
@@ -524,6 +563,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_body_partial_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_connection_aged_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_abandons, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_request_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_targets, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
