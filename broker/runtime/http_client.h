@@ -18,20 +18,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* What every outbound request says it is (sinks, token fetches, Lambda, OpenFaaS): a
- * User-Agent header in the request's own headers (a sink's headers:) replaces it. */
-#define TD_USER_AGENT "triggerd/" TD_VERSION
+#include "http_done.h" /* td_http_done_fn, TD_USER_AGENT */
 
 struct td_loop;
 struct td_http_client;
 struct td_http_request;
-
-/* Called once per request when it finished: code is curl's result; status is 0 without a
- * response; retry_after_ms is -1 when there was no Retry-After. The body (up to the cap) is
- * valid only during the call. */
-typedef void (*td_http_done_fn)(struct td_http_request *req, CURLcode code, long status,
-                                int64_t retry_after_ms, const unsigned char *body, size_t len,
-                                void *arg);
 
 /* libcurl itself (curl_global_init, the multi handle) is set up by the first
  * td_http_client_easy, so a daemon that never sends through libcurl does not load its

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http_client.h"
+#include "http_done.h"
 
 struct td_loop;
 struct td_lean_client;
