@@ -102,8 +102,17 @@ def body(c):
             "the first records delivered")
     agree("delivered", 0)
 
-    # Who holds what: the assigned-partitions gauge is absent on a member holding none.
-    assigned = [metric(metrics(p), "triggerd_kafka_consumer_lag", source="in") for _, p in daemons]
+    # Who holds what: the assigned-partitions gauge is absent on a member holding none. Read
+    # until the group is settled: during a rebalance (a member's session renewed late on a
+    # loaded machine) every member holds nothing for a moment, and all three read None.
+    assigned = []
+
+    def settled():
+        assigned[:] = [metric(metrics(p), "triggerd_kafka_consumer_lag", source="in")
+                       for _, p in daemons]
+        return sum(v is None for v in assigned) == 1
+
+    wait_until(settled, 30 * SLOW, interval=0.25)
     idle = [d.name for (d, _), v in zip(daemons, assigned) if v is None]
     c.eq(len(idle), 1, f"exactly one member holds no partition ({assigned})")
 
