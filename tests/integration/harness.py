@@ -84,11 +84,23 @@ def log(msg):
     print(msg, flush=True)
 
 
+_ports_given = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago, and that this process has not handed
+    out before: the kernel may give the same ephemeral port to two binds in a row once the first
+    socket is closed, and a fixture that asks for two ports (a RabbitMQ node's TLS listener and
+    its distribution port) then got one twice, and the node's second listener failed with
+    eaddrinuse."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no TCP port that was not handed out already")
 
 
 def make_tempdir(prefix="td-it-"):
