@@ -3,9 +3,8 @@
 # builds three times (plain; AddressSanitizer + UndefinedBehaviorSanitizer; ThreadSanitizer),
 # runs the unit and integration tests of the first two with CTest, and under ThreadSanitizer
 # the unit tests plus the integration tests that run more than one thread of the daemon
-# (CTest label tsan, listed in tests/CMakeLists.txt: test_ingress, test_ingress_batches,
-# test_reload, test_reload_chain, test_redis_healthy, test_kafka_healthy,
-# test_rabbitmq_healthy, test_lag_kafka), and checks the formatting.
+# (CTest label tsan: the list TD_TSAN_INTEGRATION in tests/CMakeLists.txt), and checks the
+# formatting.
 # Every server a test needs (redis-server, the test function) is started by that test on
 # loopback ports of its own and stopped afterwards.
 set -euo pipefail
