@@ -871,14 +871,13 @@ static int check_http_sink(struct td_conf_loader *ld, const struct td_ynode *map
     }
     /* client: lean where only libcurl can serve: an error at the key, not a failing sink */
     char why[160] = "";
-    if (c->service_name) {
-        snprintf(why, sizeof(why), "service: is a host name (the lean client resolves none)");
-    } else if (c->auth.basic_user) {
+    if (c->auth.basic_user) {
         snprintf(why, sizeof(why), "basic auth is libcurl's");
     } else if (c->ca_file || c->client_cert || c->client_key) {
         snprintf(why, sizeof(why), "TLS files are set");
-    } else if (c->url && td_lean_url_check(c->url, why, sizeof(why)) == 0) {
-        return 0;
+    } else if (!c->url || td_lean_url_check(c->url, why, sizeof(why)) == 0) {
+        return 0; /* service: builds a plain http:// URL with a host name, which the lean client
+                   * resolves */
     }
     ERR_AT(ld, td_conf_map_get(map, "client"), "client: lean cannot serve this sink: %s", why);
     return -1;

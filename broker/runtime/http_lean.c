@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <http_parser.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "resolver.h"
 #include "secret.h"
 
 #define BODY_CAP           65536 /* the most of an answer's body kept (as the libcurl client) */
@@ -37,6 +39,10 @@
  * the freed chunk into the top and consolidates). */
 #define SPARE_MAX 256
 #define SWEEP_MS  30000
+/* How long a host name's addresses are used before they are looked up again: libcurl's
+ * CURLOPT_DNS_CACHE_TIMEOUT default, so a Service or pod that moves is found as soon as with
+ * libcurl. */
+#define DNS_TTL_MS 60000
 
 enum conn_state { CONN_CONNECTING, CONN_BUSY, CONN_IDLE };
 
@@ -55,11 +61,26 @@ struct lean_conn {
 struct lean_pool {
     struct lean_pool *next;
     struct td_lean_client *client;
-    struct sockaddr_storage addr;
+    struct sockaddr_storage addr; /* where new connections go */
     socklen_t addrlen;
-    char key[64];           /* "ip:port" */
+    char key[272];          /* "ip:port" or "name:port" */
     struct lean_conn *idle; /* newest first */
     struct lean_conn *busy;
+    /* A host name (named): its addresses come from the client's resolver, off the loop, and
+     * are used for DNS_TTL_MS; addr is addrs[cur]. A failed connect moves cur on to the next
+     * address and has the name looked up again before the next new connection. While a new
+     * answer is on its way, the old addresses are still used (as long as there are some);
+     * requests that need a connection before the first answer wait in the pool. */
+    bool named;
+    char host[256];
+    char port[8];
+    struct sockaddr_storage addrs[TD_RESOLVE_MAX_ADDRS];
+    socklen_t lens[TD_RESOLVE_MAX_ADDRS];
+    size_t naddrs, cur;
+    int64_t resolved_at;
+    bool stale;
+    struct td_resolve *lookup; /* in flight, or NULL */
+    struct td_lean_request *wait_head, *wait_tail;
 };
 
 struct td_lean_client {
@@ -68,6 +89,7 @@ struct td_lean_client {
     struct td_lean_request *spare; /* linked through next */
     size_t nspare;
     struct td_timer sweep;           /* closes connections idle longer than IDLE_MAX_MS */
+    struct td_resolver *resolver;    /* host names; made at the first one */
     struct td_lean_request *running; /* doubly linked */
     size_t nrunning, nconns;
 };
@@ -92,6 +114,9 @@ struct td_lean_request {
     struct td_timer timer;
     int64_t deadline;
     CURLcode pending; /* reported by the timer when it fires at once (a failure in send) */
+    struct td_lean_request *wnext; /* waiting for its pool's first answer from the resolver */
+    bool waiting;
+    size_t addr_tries; /* addresses of a named pool this request failed to connect to */
     bool retried, got_bytes, has_host, has_ua, close_after, complete, in_value;
     bool in_send; /* inside td_lean_request_send: a failure is reported from the timer */
     /* the request's bytes: head (line, headers, Content-Length, blank line), then body */
@@ -122,8 +147,10 @@ static int start_on_conn(struct td_lean_request *r);
 
 /* ---- targets and pools ---------------------------------------------------------------------- */
 
+/* The pool for key: an address (sa, len), or a host name to resolve (host, port; sa NULL). */
 static struct lean_pool *pool_get(struct td_lean_client *c, const struct sockaddr_storage *sa,
-                                  socklen_t len, const char *key)
+                                  socklen_t len, const char *key, const char *host,
+                                  const char *port)
 {
     for (struct lean_pool *p = c->pools; p; p = p->next) {
         if (strcmp(p->key, key) == 0) {
@@ -135,8 +162,14 @@ static struct lean_pool *pool_get(struct td_lean_client *c, const struct sockadd
         return NULL;
     }
     p->client = c;
-    memcpy(&p->addr, sa, len);
-    p->addrlen = len;
+    if (sa) {
+        memcpy(&p->addr, sa, len);
+        p->addrlen = len;
+    } else {
+        p->named = true;
+        snprintf(p->host, sizeof(p->host), "%s", host);
+        snprintf(p->port, sizeof(p->port), "%s", port);
+    }
     snprintf(p->key, sizeof(p->key), "%s", key);
     p->next = c->pools;
     c->pools = p;
@@ -176,9 +209,10 @@ struct td_lean_target *td_lean_target_new(struct td_lean_client *c, const char *
     struct sockaddr_storage sa;
     memset(&sa, 0, sizeof(sa));
     socklen_t salen = 0;
+    bool named = false;
     long portn = strtol(port, NULL, 10);
     char ip[INET6_ADDRSTRLEN + 2];
-    const char *h = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
+    const char *h = host;
     size_t hl = strlen(h);
     struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&sa;
@@ -193,18 +227,24 @@ struct td_lean_target *td_lean_target_new(struct td_lean_client *c, const char *
         s6->sin6_family = AF_INET6;
         s6->sin6_port = htons((uint16_t)portn);
         salen = sizeof(*s6);
-    } else {
-        snprintf(err, errlen, "the host is a name (the lean client resolves none)");
+    } else if (h[0] == '[' || strlen(h) >= sizeof(((struct lean_pool *)0)->host) || portn <= 0 ||
+               portn > 65535) {
+        snprintf(err, errlen, "an IPv6 address with a zone, or a host name too long");
         goto out;
+    } else {
+        named = true; /* a name: looked up by the client's resolver, off the loop */
     }
-    char key[64];
-    snprintf(key, sizeof(key), "%s:%ld", ip, portn);
+    char key[300];
+    snprintf(key, sizeof(key), "%s:%ld", named ? h : ip, portn);
     t = calloc(1, sizeof(*t));
     if (!t) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    t->pool = pool_get(c, &sa, salen, key);
+    char ports[8];
+    snprintf(ports, sizeof(ports), "%ld", portn);
+    t->pool =
+        named ? pool_get(c, NULL, 0, key, h, ports) : pool_get(c, &sa, salen, key, NULL, NULL);
     /* curl_url_get gives the path and query as they were written (normalized dot segments,
      * no fragment), which is what libcurl sends too */
     size_t n = strlen(path) + (query ? strlen(query) + 1 : 0) + 32;
@@ -580,9 +620,31 @@ static void list_push(struct lean_conn **head, struct lean_conn *k)
     *head = k;
 }
 
+/* Takes r out of its pool's wait for the resolver's answer. */
+static void wait_remove(struct td_lean_request *r)
+{
+    struct lean_pool *p = r->pool;
+    struct td_lean_request **pp = &p->wait_head, *prev = NULL;
+    while (*pp && *pp != r) {
+        prev = *pp;
+        pp = &(*pp)->wnext;
+    }
+    if (*pp) {
+        *pp = r->wnext;
+        if (p->wait_tail == r) {
+            p->wait_tail = prev;
+        }
+    }
+    r->wnext = NULL;
+    r->waiting = false;
+}
+
 static void running_remove(struct td_lean_request *r)
 {
     struct td_lean_client *c = r->client;
+    if (r->waiting) {
+        wait_remove(r); /* timed out or cancelled before the name was resolved */
+    }
     if (r->prev) {
         r->prev->next = r->next;
     } else {
@@ -736,6 +798,97 @@ static int conn_open(struct td_lean_request *r)
     return 0;
 }
 
+/* Uses address i of a named pool for new connections. */
+static void pool_use(struct lean_pool *p, size_t i)
+{
+    p->cur = i;
+    memcpy(&p->addr, &p->addrs[i], p->lens[i]);
+    p->addrlen = p->lens[i];
+}
+
+static void on_resolved(const struct td_resolve_result *res, void *arg);
+
+/* Has p's name looked up, unless a lookup is on its way. 0, or -1 (no thread, no memory). */
+static int pool_lookup(struct lean_pool *p)
+{
+    struct td_lean_client *c = p->client;
+    if (p->lookup) {
+        return 0;
+    }
+    if (!c->resolver && !(c->resolver = td_resolver_new(c->loop))) {
+        return -1;
+    }
+    p->lookup = td_resolve_start(c->resolver, p->host, p->port, on_resolved, p);
+    return p->lookup ? 0 : -1;
+}
+
+/* A new connection for r: at once for an address, or once its pool's name has addresses. 0, or
+ * -1 with errno (r is untouched). */
+static int pool_connect(struct td_lean_request *r)
+{
+    struct lean_pool *p = r->pool;
+    if (!p->named) {
+        return conn_open(r);
+    }
+    bool fresh = p->naddrs > 0 && !p->stale && td_now_ms() - p->resolved_at < DNS_TTL_MS;
+    if (!fresh && pool_lookup(p) < 0 && p->naddrs == 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (p->naddrs > 0) {
+        return conn_open(r); /* the addresses we have, while new ones are on their way */
+    }
+    r->waiting = true;
+    r->wnext = NULL;
+    if (p->wait_tail) {
+        p->wait_tail->wnext = r;
+    } else {
+        p->wait_head = r;
+    }
+    p->wait_tail = r;
+    return 0;
+}
+
+/* The resolver's answer for p: the requests waiting for it connect, or fail as libcurl's do
+ * when a name does not resolve. A failed lookup keeps the addresses p had (a DNS server down
+ * for a moment does not take a working function away) and is tried again at the next new
+ * connection. */
+static void on_resolved(const struct td_resolve_result *res, void *arg)
+{
+    struct lean_pool *p = arg;
+    p->lookup = NULL;
+    if (res->err == 0) {
+        /* The address in use stays in use when the answer still has it: a refresh must not
+         * send new connections back to one that refused them. */
+        size_t keep = 0;
+        for (size_t i = 0; i < res->n; i++) {
+            memcpy(&p->addrs[i], &res->addrs[i], res->lens[i]);
+            p->lens[i] = res->lens[i];
+            if (p->naddrs > 0 && res->lens[i] == p->addrlen &&
+                memcmp(&res->addrs[i], &p->addr, res->lens[i]) == 0) {
+                keep = i;
+            }
+        }
+        p->naddrs = res->n;
+        p->resolved_at = td_now_ms();
+        p->stale = false;
+        pool_use(p, keep);
+    } else {
+        td_log_warn(NULL, NULL, NULL, "lean http: resolving %s: %s%s", p->host,
+                    gai_strerror(res->err), p->naddrs ? " (the addresses it had are kept)" : "");
+        p->stale = true;
+    }
+    while (p->wait_head) {
+        struct td_lean_request *r = p->wait_head;
+        wait_remove(r);
+        if (p->naddrs == 0) {
+            finish(r, CURLE_COULDNT_RESOLVE_HOST);
+        } else if (conn_open(r) < 0) {
+            finish(r, CURLE_COULDNT_CONNECT);
+        }
+    }
+}
+
 /* The answer starts over: for a new attempt on another connection. */
 static void answer_reset(struct td_lean_request *r)
 {
@@ -775,7 +928,7 @@ static int start_on_conn(struct td_lean_request *r)
         }
         return 0;
     }
-    return conn_open(r);
+    return pool_connect(r);
 }
 
 /* k failed while serving a request: a stale keep-alive connection (used before, nothing of
@@ -783,7 +936,18 @@ static int start_on_conn(struct td_lean_request *r)
 static void conn_fail(struct lean_conn *k, CURLcode code)
 {
     struct td_lean_request *r = k->req;
+    struct lean_pool *p = k->pool;
     bool stale = k->used && r && !r->got_bytes && !r->retried;
+    bool next_addr = false;
+    if (k->state == CONN_CONNECTING && p->named && p->naddrs > 0) {
+        /* Refused or unreachable: new connections go to the next address from now on, and
+         * this request tries it at once unless it has tried them all (::1 comes first for
+         * "localhost", with the function listening on 127.0.0.1 only); when all failed, the
+         * name is looked up again before the next new connection. */
+        pool_use(p, (p->cur + 1) % p->naddrs);
+        next_addr = r && ++r->addr_tries < p->naddrs;
+        p->stale = p->stale || !next_addr;
+    }
     if (r) {
         r->conn = NULL;
         k->req = NULL;
@@ -792,7 +956,12 @@ static void conn_fail(struct lean_conn *k, CURLcode code)
     if (!r) {
         return;
     }
-    if (stale) {
+    if (next_addr) {
+        answer_reset(r);
+        if (conn_open(r) == 0) {
+            return;
+        }
+    } else if (stale) {
         r->retried = true;
         if (start_on_conn(r) == 0) {
             return;
@@ -947,6 +1116,7 @@ void td_lean_client_free(struct td_lean_client *c)
         return;
     }
     td_timer_stop(c->loop, &c->sweep);
+    td_resolver_free(c->resolver); /* answers not handed over yet are dropped */
     while (c->running) {
         struct td_lean_request *r = c->running;
         td_timer_stop(c->loop, &r->timer);

@@ -13,8 +13,10 @@
  * them, sends anything unasked, or they idled longer than libcurl's 118 s. A request on a
  * reused connection that fails before any byte of the answer arrived (the server closed it
  * meanwhile) is retried once on a new connection, as libcurl does; a timeout is not retried.
- * Hosts are IP literals or "localhost" (no resolver on the loop): td_lean_target_new says
- * why another URL does not fit, and the sink stays on libcurl for it.
+ * Hosts are IP literals or names; a name (a Kubernetes Service's cluster DNS name, "localhost")
+ * is looked up off the loop by the client's resolver (resolver.h), its addresses kept for 60 s
+ * as libcurl's DNS cache does, and tried in getaddrinfo's order when a connect fails.
+ * td_lean_target_new says why a URL does not fit, and the sink stays on libcurl for it.
  * Threads: loop only.
  */
 #ifndef TD_HTTP_LEAN_H
@@ -40,8 +42,8 @@ struct td_lean_client *td_lean_client_new(struct td_loop *loop);
  * td_http_client_free), closes every connection, frees the targets' pools. NULL is a no-op. */
 void td_lean_client_free(struct td_lean_client *c);
 
-/* Where requests go: url must be http://HOST[:PORT][/PATH][?QUERY] with an IP literal or
- * localhost as HOST and no user info. NULL with the reason in err when it does not fit (or
+/* Where requests go: url must be http://HOST[:PORT][/PATH][?QUERY] with an IP literal or a
+ * host name as HOST and no user info. NULL with the reason in err when it does not fit (or
  * out of memory). The target borrows c's pool for HOST:PORT; free it before c. */
 struct td_lean_target *td_lean_target_new(struct td_lean_client *c, const char *url, char *err,
                                           size_t errlen);
