@@ -2,10 +2,12 @@
 """rabbitmq_http.py - the Python half of bench/rabbitmq-http (Debian's /usr/bin/python3, standard
 library only).
 
-  drain --metrics URL --source NAME --count N --pid PID [--stall-timeout S]
+  drain --metrics URL --source NAME --count N --pid PID [--also NAME=PID ...] [--stall-timeout S]
         polls triggerd's /metrics every 20 ms until triggerd_source_events_acked_total of the source
         reaches N (every message read, POSTed, answered 204 and acked); shows progress; prints
-        key=value results (seconds from the start of the poll, rate, RSS, CPU)
+        key=value results (seconds from the start of the poll, rate, RSS, CPU; and the CPU seconds
+        each --also process tree, the broker and nginx, spent meanwhile: on a small machine they
+        share the CPUs with triggerd, which bounds what any consumer could reach there)
   table --results FILE
         prints the figures collected in FILE (key=value lines) as a table with the ratios
 """
@@ -40,6 +42,27 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(root):
+    """CPU seconds of root and every process below it (the broker's beam.smp runs under the
+    rabbitmq-server script; nginx's worker under its master)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    total, todo = 0.0, [root]
+    while todo:
+        p = todo.pop()
+        total += proc_cpu_s(p) or 0.0
+        todo.extend(kids.get(p, []))
+    return total
+
+
 def acked(url, source):
     try:
         text = urllib.request.urlopen(url, timeout=2).read().decode()
@@ -54,6 +77,8 @@ def cmd_drain(a):
     tty = sys.stderr.isatty()
     st0 = proc_status(a.pid)
     cpu0 = proc_cpu_s(a.pid)
+    also = [x.split("=", 1) for x in a.also]
+    also0 = {name: tree_cpu_s(int(pid)) for name, pid in also}
     if st0 is None:
         print("triggerd is not running", file=sys.stderr)
         return 1
@@ -92,6 +117,9 @@ def cmd_drain(a):
     print(f"td_rate={a.count / secs:.1f}")
     print(f"td_hwm_kb={st['VmHWM']}")
     print(f"td_cpu_s={cpu1 - cpu0:.3f}")
+    for name, pid in also:
+        print(f"{name}_cpu_s={tree_cpu_s(int(pid)) - also0[name]:.3f}")
+    print(f"ncpu={os.cpu_count()}")
     return 0
 
 
@@ -132,6 +160,11 @@ def cmd_table(a):
         x, y = num(a_), num(b_)
         return "n/a" if not x or not y else f"{100 * x / y:.0f} %"
 
+    def cpu_ratio():
+        x, y = num("curl_cpu_s"), num("td_cpu_s")
+        cn, tn = num("curl_entries"), num("td_entries")
+        return "n/a" if not (x and y and cn and tn) else f"{100 * (x / cn) / (y / tn):.0f} %"
+
     def us_per(cpu_k, n_k):
         x, y = num(cpu_k), num(n_k)
         return "?" if x is None or not y else f"{1e6 * x / y:.0f}"
@@ -156,7 +189,26 @@ def cmd_table(a):
         ("ratio triggerd / wrk", ratio("td_rate", "wrk_rate"), ""),
         ("ratio triggerd / libcurl loop", ratio("td_rate", "curl_rate"), "target (issue 14): >= 70 %"),
         ("ratio triggerd / raw RabbitMQ consume", ratio("td_rate", "raw_rate"), ""),
+        ("CPU per event: libcurl loop / triggerd", cpu_ratio(),
+         f"{us_per('curl_cpu_s', 'curl_entries')} vs {us_per('td_cpu_s', 'td_entries')} us "
+         "(issue 14 goal 1: >= 83 %)"),
     ]
+    # The broker and nginx run on the same CPUs as triggerd here: what they spent per event while
+    # triggerd drained bounds the rate any consumer could reach on this machine.
+    if num("rabbitmq_cpu_s") is not None and num("nginx_cpu_s") is not None:
+        per = sum(num(k) for k in ("rabbitmq_cpu_s", "nginx_cpu_s", "td_cpu_s")) / max(n, 1)
+        ncpu = int(num("ncpu") or 1)
+        bound_rate = ncpu / per if per > 0 else 0
+        rows += [
+            ("RabbitMQ broker CPU while triggerd drained", f"{us_per('rabbitmq_cpu_s', 'td_entries')} us",
+             "per message (beam.smp and its children)"),
+            ("nginx CPU while triggerd drained", f"{us_per('nginx_cpu_s', 'td_entries')} us",
+             "per request"),
+            ("machine bound: CPUs / (broker + nginx + triggerd)", f"{bound_rate:,.0f} ev/s",
+             f"{ncpu} CPUs / {1e6 * per:.0f} us of CPU per event, all three together"),
+            ("ratio triggerd / machine bound", f"{100 * (num('td_rate') or 0) / bound_rate:.0f} %"
+             if bound_rate else "n/a", "how much of what this machine allows triggerd reaches"),
+        ]
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     print(f"{'figure':<{w0}}  {'value':>{w1}}  note")
@@ -174,6 +226,7 @@ def main():
     p.add_argument("--source", required=True)
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--also", action="append", default=[], help="NAME=PID: a process tree to time")
     p.add_argument("--stall-timeout", type=float, default=30)
     p = sub.add_parser("table")
     p.add_argument("--results", required=True)
