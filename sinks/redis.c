@@ -3,9 +3,13 @@
  * plain or TLS, the same code) driven by the loop: commands are pipelined, their replies come
  * back in order and complete the attempts in order, so a slow Redis never blocks a delivery.
  * An attempt that outlives its timeout closes the connection, which fails every attempt on it
- * (all retryable); the next delivery opens a new one. The host should be an address: names are
- * resolved with a blocking getaddrinfo. */
+ * (all retryable); the next delivery opens a new one. A host name is looked up off the loop
+ * (resolver.h) and its addresses kept for DNS_TTL_MS: attempts that need a connection before
+ * the first answer wait for it (with their timeout running); a connection that fails has the
+ * name looked up again for the next one, while the old addresses serve meanwhile. */
+#include <arpa/inet.h>
 #include <limits.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,16 +25,22 @@
 #include "redis_conn.h"
 #include "redis_sink.h"
 #include "redis_util.h"
+#include "resolver.h"
 #include "sink.h"
+
+/* As the lean HTTP client (and libcurl's DNS cache): a moved Redis is found within a minute. */
+#define DNS_TTL_MS 60000
 
 struct redis_sink;
 
-/* An XADD sent and not yet answered. */
+/* An XADD sent and not yet answered, or (waiting) an attempt waiting for the host's first
+ * addresses. */
 struct redis_attempt {
     struct redis_attempt *next;
     struct redis_sink *rs;
     struct td_attempt *a;
     struct td_timer timer;
+    bool waiting;
 };
 
 struct redis_sink {
@@ -44,7 +54,17 @@ struct redis_sink {
     struct redis_attempt *head, **tail;
     bool in_pump;
     char last_error[256]; /* the last failure logged: an outage is one line */
+    /* A host name (named): its addresses, looked up by resolver off the loop. */
+    bool named;
+    struct td_resolver *resolver; /* made at the first lookup */
+    struct td_resolve *lookup;    /* in flight, or NULL */
+    struct td_resolve_result addrs;
+    int64_t resolved_at;
+    bool stale; /* a connection failed: look the name up again */
+    struct redis_attempt *wait_head, **wait_tail;
 };
+
+static int deliver_now(struct td_sink *k, struct td_attempt *a);
 
 static void pump(struct redis_sink *rs);
 
@@ -70,6 +90,7 @@ static void fail_conn(struct redis_sink *rs, const char *why_in)
         td_rconn_free(rs->conn);
         rs->conn = NULL;
     }
+    rs->stale = true; /* a name is looked up again before the next connection */
     if (strcmp(rs->last_error, why) != 0) {
         td_log_warn(NULL, NULL, NULL, "sink '%s': redis %s:%d: %s", rs->k->name, rs->addr.host,
                     rs->addr.port, why);
@@ -179,8 +200,12 @@ static struct td_rconn *ensure_connected(struct redis_sink *rs, char *err, size_
     if (rs->conn) {
         return rs->conn;
     }
-    struct td_rconn *c = td_rconn_new(rs->addr.host, rs->addr.port, rs->tls, err, errlen);
+    struct td_rconn *c =
+        rs->named ? td_rconn_new_at(rs->addr.host, rs->addr.port, rs->tls, rs->addrs.addrs,
+                                    rs->addrs.lens, rs->addrs.n, err, errlen)
+                  : td_rconn_new(rs->addr.host, rs->addr.port, rs->tls, err, errlen);
     if (!c) {
+        rs->stale = true;
         return NULL;
     }
     int n = td_rconn_append_setup(c, &rs->addr, rs->db);
@@ -194,16 +219,124 @@ static struct td_rconn *ensure_connected(struct redis_sink *rs, char *err, size_
     return c;
 }
 
+static void wait_remove(struct redis_sink *rs, struct redis_attempt *ra)
+{
+    struct redis_attempt **pp = &rs->wait_head;
+    while (*pp && *pp != ra) {
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = ra->next;
+        if (!*pp) {
+            rs->wait_tail = pp;
+        }
+    }
+    ra->next = NULL;
+}
+
 static int64_t on_timeout(struct td_loop *loop, void *arg)
 {
     struct redis_attempt *ra = arg;
+    if (ra->waiting) {
+        struct redis_sink *rs = ra->rs;
+        struct td_attempt *a = ra->a;
+        wait_remove(rs, ra);
+        free(ra);
+        char reason[160];
+        snprintf(reason, sizeof(reason), "redis: no address for %s within the timeout",
+                 rs->addr.host);
+        td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
+        return TD_LOOP_NOMORE;
+    }
     /* Its reply may still come: only a new connection keeps replies and attempts in line. */
     fail_conn(ra->rs, "no reply within the timeout, reconnecting");
     return TD_LOOP_NOMORE;
 }
 
+/* The resolver's answer: the waiting attempts go out on a new connection, or fail retryable
+ * when the name has no address (a failed lookup keeps the addresses there were). */
+static void on_resolved(const struct td_resolve_result *res, void *arg)
+{
+    struct redis_sink *rs = arg;
+    rs->lookup = NULL;
+    char why[200] = "";
+    if (res->err == 0) {
+        rs->addrs = *res;
+        rs->resolved_at = td_now_ms();
+        rs->stale = false;
+    } else {
+        snprintf(why, sizeof(why), "resolving %s: %s%s", rs->addr.host, gai_strerror(res->err),
+                 rs->addrs.n ? " (the addresses it had are kept)" : "");
+        if (strcmp(rs->last_error, why) != 0) {
+            td_log_warn(NULL, NULL, NULL, "sink '%s': redis %s:%d: %s", rs->k->name, rs->addr.host,
+                        rs->addr.port, why);
+            snprintf(rs->last_error, sizeof(rs->last_error), "%s", why);
+        }
+    }
+    struct redis_attempt *ra = rs->wait_head;
+    rs->wait_head = NULL;
+    rs->wait_tail = &rs->wait_head;
+    while (ra) {
+        struct redis_attempt *next = ra->next;
+        td_timer_stop(rs->k->loop, &ra->timer);
+        struct td_attempt *a = ra->a;
+        free(ra);
+        if (rs->addrs.n == 0) {
+            char reason[240];
+            snprintf(reason, sizeof(reason), "redis: %s", why);
+            td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
+        } else if (deliver_now(rs->k, a) < 0) {
+            td_attempt_done(a, TD_RESULT_RETRY, 0, -1, a->reason, NULL, 0);
+        }
+        ra = next;
+    }
+}
+
 static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attempt *a)
 {
+    (void)ev; /* a->ev: the same event */
+    struct redis_sink *rs = k->impl;
+    if (!rs->named || rs->conn ||
+        (rs->addrs.n > 0 && !rs->stale && td_now_ms() - rs->resolved_at < DNS_TTL_MS)) {
+        return deliver_now(k, a);
+    }
+    /* A new connection to a name whose addresses are missing or old: looked up off the loop.
+     * While the answer is on its way, the old addresses (if any) serve. */
+    if (!rs->lookup) {
+        if (!rs->resolver) {
+            rs->resolver = td_resolver_new(k->loop);
+        }
+        char port[16];
+        snprintf(port, sizeof(port), "%d", rs->addr.port);
+        rs->lookup = rs->resolver
+                         ? td_resolve_start(rs->resolver, rs->addr.host, port, on_resolved, rs)
+                         : NULL;
+    }
+    if (rs->addrs.n > 0) {
+        return deliver_now(k, a);
+    }
+    struct redis_attempt *ra = rs->lookup ? calloc(1, sizeof(*ra)) : NULL;
+    if (!ra) {
+        snprintf(a->reason, sizeof(a->reason), "redis: cannot look up %s: out of memory",
+                 rs->addr.host);
+        return -1;
+    }
+    ra->rs = rs;
+    ra->a = a;
+    ra->waiting = true;
+    td_timer_init(&ra->timer, on_timeout, ra);
+    *rs->wait_tail = ra;
+    rs->wait_tail = &ra->next;
+    int64_t timeout = a->timeout_ms > 0 ? a->timeout_ms : k->conf->timeout_ms;
+    td_timer_start(k->loop, &ra->timer, timeout);
+    a->sink_state = ra;
+    return 0;
+}
+
+/* deliver() with the addresses at hand (an address literal, or the name's). */
+static int deliver_now(struct td_sink *k, struct td_attempt *a)
+{
+    const struct td_event *ev = a->ev;
     struct redis_sink *rs = k->impl;
     struct td_redis_fields f = {0};
     const char **argv = NULL;
@@ -286,6 +419,13 @@ static void destroy(struct td_sink *k)
         return;
     }
     /* Teardown: abandon the attempts (see sink.h) without callbacks. */
+    td_resolver_free(rs->resolver); /* no answer comes after this */
+    while (rs->wait_head) {
+        struct redis_attempt *ra = rs->wait_head;
+        rs->wait_head = ra->next;
+        td_timer_stop(k->loop, &ra->timer);
+        free(ra);
+    }
     while (rs->head) {
         struct redis_attempt *ra = rs->head;
         rs->head = ra->next;
@@ -317,6 +457,7 @@ static int redis_init(struct td_sink *k, char *err, size_t errlen)
     }
     rs->k = k;
     rs->tail = &rs->head;
+    rs->wait_tail = &rs->wait_head;
     const struct td_conf_redis_sink *conf = TD_SETTINGS(k->conf, struct td_conf_redis_sink);
     char why[400];
     if (td_redis_addr_parse(conf->url, &rs->addr, why, sizeof(why)) < 0) {
@@ -337,6 +478,9 @@ static int redis_init(struct td_sink *k, char *err, size_t errlen)
         free(rs);
         return -1;
     }
+    unsigned char bin[sizeof(struct in6_addr)];
+    rs->named =
+        inet_pton(AF_INET, rs->addr.host, bin) != 1 && inet_pton(AF_INET6, rs->addr.host, bin) != 1;
     k->ops = &redis_ops;
     k->impl = rs;
     snprintf(k->dest, sizeof(k->dest), "%s://%s:%d/%d/%s", rs->addr.tls ? "rediss" : "redis",

@@ -23,12 +23,20 @@
 
 enum state { ST_CONNECTING, ST_HANDSHAKE, ST_READY, ST_FAILED };
 
+/* An address handed to td_rconn_new_at, laid out as getaddrinfo's answer so that one
+ * try_connect walks both. */
+struct given_addr {
+    struct addrinfo ai;
+    struct sockaddr_storage ss;
+};
+
 struct td_rconn {
     int fd;
     enum state state;
     char host[256];
     int port;
     struct addrinfo *ai, *cur; /* the addresses, the one being tried */
+    struct given_addr *given;  /* ai is this array (td_rconn_new_at), not getaddrinfo's */
     int last_errno;            /* of the last address that failed */
     int stale_fd;              /* a socket closed to try the next address, or -1 */
     int cancel_fd;             /* readable: td_rconn_wait gives up; -1: none */
@@ -148,8 +156,9 @@ static int try_connect(struct td_rconn *c)
     return fail(c, "connect to %s:%d: %s", c->host, c->port, strerror(c->last_errno));
 }
 
-struct td_rconn *td_rconn_new(const char *host, int port, const struct td_redis_tls *tls, char *err,
-                              size_t errlen)
+/* A connection with its TLS set up and no address yet; NULL with a message. */
+static struct td_rconn *rconn_make(const char *host, int port, const struct td_redis_tls *tls,
+                                   char *err, size_t errlen)
 {
     struct td_rconn *c = calloc(1, sizeof(*c));
     if (!c || !(c->reader = redisReaderCreate())) {
@@ -186,23 +195,71 @@ struct td_rconn *td_rconn_new(const char *host, int port, const struct td_redis_
             }
         }
     }
+    return c;
+fail:
+    td_rconn_free(c);
+    return NULL;
+}
+
+struct td_rconn *td_rconn_new(const char *host, int port, const struct td_redis_tls *tls, char *err,
+                              size_t errlen)
+{
+    struct td_rconn *c = rconn_make(host, port, tls, err, errlen);
+    if (!c) {
+        return NULL;
+    }
     char portstr[16];
     snprintf(portstr, sizeof(portstr), "%d", port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     int rc = getaddrinfo(host, portstr, &hints, &c->ai);
     if (rc != 0) {
         snprintf(err, errlen, "connect to %s:%d: %s", host, port, gai_strerror(rc));
-        goto fail;
+        td_rconn_free(c);
+        return NULL;
     }
     c->cur = c->ai;
     if (try_connect(c) < 0) {
         snprintf(err, errlen, "%s", c->err);
-        goto fail;
+        td_rconn_free(c);
+        return NULL;
     }
     return c;
-fail:
-    td_rconn_free(c);
-    return NULL;
+}
+
+struct td_rconn *td_rconn_new_at(const char *host, int port, const struct td_redis_tls *tls,
+                                 const struct sockaddr_storage *addrs, const socklen_t *lens,
+                                 size_t n, char *err, size_t errlen)
+{
+    if (n == 0) {
+        snprintf(err, errlen, "connect to %s:%d: no address", host, port);
+        return NULL;
+    }
+    struct td_rconn *c = rconn_make(host, port, tls, err, errlen);
+    if (!c) {
+        return NULL;
+    }
+    c->given = calloc(n, sizeof(*c->given));
+    if (!c->given) {
+        snprintf(err, errlen, "out of memory");
+        td_rconn_free(c);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct given_addr *g = &c->given[i];
+        memcpy(&g->ss, &addrs[i], lens[i]);
+        g->ai.ai_family = g->ss.ss_family;
+        g->ai.ai_socktype = SOCK_STREAM;
+        g->ai.ai_addr = (struct sockaddr *)&g->ss;
+        g->ai.ai_addrlen = lens[i];
+        g->ai.ai_next = i + 1 < n ? &c->given[i + 1].ai : NULL;
+    }
+    c->ai = c->cur = &c->given[0].ai;
+    if (try_connect(c) < 0) {
+        snprintf(err, errlen, "%s", c->err);
+        td_rconn_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 void td_rconn_free(struct td_rconn *c)
@@ -217,7 +274,9 @@ void td_rconn_free(struct td_rconn *c)
     if (c->fd >= 0) {
         close(c->fd);
     }
-    if (c->ai) {
+    if (c->given) {
+        free(c->given);
+    } else if (c->ai) {
         freeaddrinfo(c->ai);
     }
     if (c->reader) {

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct td_redis_addr;
 
@@ -37,6 +38,12 @@ struct td_rconn;
  * failure. Free with td_rconn_free. */
 struct td_rconn *td_rconn_new(const char *host, int port, const struct td_redis_tls *tls, char *err,
                               size_t errlen);
+/* The same with the addresses given (n of them, tried in order; looked up already, e.g. off the
+ * loop by a resolver: resolver.h) instead of a getaddrinfo here, so that nothing in it blocks;
+ * host is still what TLS verifies and messages name. */
+struct td_rconn *td_rconn_new_at(const char *host, int port, const struct td_redis_tls *tls,
+                                 const struct sockaddr_storage *addrs, const socklen_t *lens,
+                                 size_t n, char *err, size_t errlen);
 void td_rconn_free(struct td_rconn *c); /* NULL is a no-op; closes the socket */
 
 /* The socket (it changes when td_rconn_io moves on to the host's next address), or -1. */

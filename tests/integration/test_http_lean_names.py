@@ -1,8 +1,11 @@
-"""Host names on the lean HTTP client: a sink whose URL names its host (as a Kubernetes Service's
+"""Host names on the loop's clients: an HTTP sink whose URL names its host (as a Kubernetes Service's
 cluster DNS name does) is served by the lean client, which looks the name up on its resolver thread
 (never on the loop), connects, and keeps the connections; a name that does not resolve fails each
 attempt as libcurl does ("Couldn't resolve host name"), is retried, and ends in the dead-letter
-stream, while the other sink's deliveries go on. Counts in and out: nothing is lost."""
+stream, while the other sink's deliveries go on. The Redis sink (here the dead-letter target, named
+by "localhost") looks its host up the same way; one whose name does not resolve keeps its dead
+letters' messages unacknowledged (retried, never lost) while everything else flows. Counts in and
+out: nothing is lost."""
 
 import base64
 import os
@@ -13,6 +16,7 @@ from harness import *  # noqa: E402,F401,F403
 
 N = 300
 N_GONE = 5
+N_NODL = 4
 
 
 def body(c):
@@ -21,13 +25,19 @@ def body(c):
     fn = FunctionServer()
     # localhost is a name like any other to the lean client (RFC 6761 reserves .invalid: no
     # resolver may answer it).
-    cfg = config(sources={"in": redis_source(rs.url, "s"), "in2": redis_source(rs.url, "s2")},
+    local = rs.url.replace("127.0.0.1", "localhost")
+    cfg = config(sources={"in": redis_source(rs.url, "s"), "in2": redis_source(rs.url, "s2"),
+                          "in3": redis_source(rs.url, "s3")},
                  sinks={"fn": http_sink(f"http://localhost:{fn.port}/"),
                         "gone": http_sink(f"http://no-such-function.invalid:{fn.port}/"),
-                        "dead": {"redis": {"url": rs.url, "stream": "dead"}}},
+                        "dead": {"redis": {"url": local, "stream": "dead"}},
+                        "nodl": {"redis": {"url": "redis://no-such-redis.invalid:6379/0",
+                                           "stream": "dead", "timeout": "1s"}}},
                  triggers=[trigger("t1", "in", "fn"),
                            trigger("t2", "in2", "gone", etype="com.example.gone", retry=2,
-                                   backoff_delay="50ms", backoff_max="100ms", dead_letter="dead")])
+                                   backoff_delay="50ms", backoff_max="100ms", dead_letter="dead"),
+                           trigger("t3", "in3", "gone", etype="com.example.nodl", retry=0,
+                                   backoff_delay="50ms", backoff_max="100ms", dead_letter="nodl")])
     td = Triggerd(cfg, env={"TD_HTTP_CLIENT": ""}).start()
     c.check(td.wait_ready(10 * SLOW), "daemon ready")
     msgs = [l.get("msg", "") for l in td.logs()]
@@ -35,6 +45,7 @@ def body(c):
             [m for m in msgs if m.startswith("sink '")])
     c.check("sink 'gone': the lean HTTP client" in msgs, "so is one that does not resolve")
 
+    nodl = publish_many(cl, "s3", N_NODL, lambda i: {"x": str(i)})
     gone = publish_many(cl, "s2", N_GONE, lambda i: {"g": str(i)})
     ids = publish_many(cl, "s", N, lambda i: {"n": str(i)})
 
@@ -45,6 +56,8 @@ def body(c):
                desc="delivered through the name, and the unresolvable one dead-lettered")
     wait_until(lambda: pending_count(cl, "s", "g") == 0 and pending_count(cl, "s2", "g") == 0,
                30 * SLOW, desc="pending 0")
+    wait_until(lambda: any("resolving no-such-redis.invalid" in l.get("msg", "") for l in td.logs()),
+               30 * SLOW, desc="the Redis sink's lookup failed")
 
     c.eq(len(set(ids) - fn.ok_ids()), 0, "ids never delivered through localhost (lost)")
     dl = read_dead_letters(cl, "dead")
@@ -61,9 +74,16 @@ def body(c):
     warn = [l for l in td.logs() if "resolving no-such-function.invalid" in l.get("msg", "")]
     c.check(warn, "the failed lookup is logged with the resolver's reason")
     c.eq(pending_count(cl, "s", "g") + pending_count(cl, "s2", "g"), 0, "XPENDING at the end")
+    # The dead letters for a Redis whose name does not resolve are retried for as long as the
+    # daemon runs: their messages stay unacknowledged, to be read again after a restart.
+    c.eq(pending_count(cl, "s3", "g"), N_NODL,
+         "messages whose dead letter cannot be written stay pending (not acked, not lost)")
+    c.check(not any(f.get("ce_id") in set(nodl) for _, f in read_dead_letters(cl, "dead")),
+            "and reached no other stream")
     td.terminate()
     c.eq(td.wait(10 * SLOW), 0, "exit status after SIGTERM")
-    log(f"in={N}+{N_GONE} delivered={len(fn.ok_ids())} dead={len(dl)} connections={fn.accepted()}")
+    log(f"in={N}+{N_GONE}+{N_NODL} delivered={len(fn.ok_ids())} dead={len(dl)} "
+        f"pending s3={pending_count(cl, 's3', 'g')} connections={fn.accepted()}")
 
 
 if __name__ == "__main__":
