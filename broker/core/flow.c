@@ -1,0 +1,111 @@
+/* flow.c - the token bucket and the AIMD concurrency limit (see flow.h). Pure arithmetic, so
+ * the unit tests drive it with a made-up clock.
+ */
+#include "flow.h"
+
+void td_bucket_init(struct td_bucket *b, int events, int64_t per_ms, int burst, int64_t now_ms)
+{
+    b->events = events > 0 ? events : 0;
+    b->per_ms = per_ms > 0 ? per_ms : 1000;
+    b->burst = burst > 0 ? burst : 1;
+    b->credit = b->burst * b->per_ms;
+    b->last_ms = now_ms;
+}
+
+/* Brings the credit up to now_ms. */
+static void refill(struct td_bucket *b, int64_t now_ms)
+{
+    int64_t cap = b->burst * b->per_ms;
+    if (now_ms <= b->last_ms) {
+        return; /* the clock never goes back; equal: nothing to add */
+    }
+    int64_t dt = now_ms - b->last_ms;
+    b->last_ms = now_ms;
+    /* dt may be days: compare before multiplying, so events * dt cannot overflow */
+    if (dt >= (cap - b->credit) / b->events + 1) {
+        b->credit = cap;
+    } else {
+        b->credit += b->events * dt;
+        if (b->credit > cap) {
+            b->credit = cap;
+        }
+    }
+}
+
+int64_t td_bucket_wait_ms(struct td_bucket *b, int64_t now_ms)
+{
+    if (!td_bucket_limited(b)) {
+        return 0;
+    }
+    refill(b, now_ms);
+    if (b->credit >= b->per_ms) {
+        return 0;
+    }
+    int64_t missing = b->per_ms - b->credit;
+    return (missing + b->events - 1) / b->events; /* rounded up: the token is whole by then */
+}
+
+void td_bucket_take(struct td_bucket *b)
+{
+    if (td_bucket_limited(b) && b->credit >= b->per_ms) {
+        b->credit -= b->per_ms;
+    }
+}
+
+int64_t td_bucket_tokens(struct td_bucket *b, int64_t now_ms)
+{
+    if (!td_bucket_limited(b)) {
+        return INT64_MAX;
+    }
+    refill(b, now_ms);
+    return b->credit / b->per_ms;
+}
+
+void td_aimd_init(struct td_aimd *a, int max, bool adaptive)
+{
+    a->max = max > 0 ? max : 1;
+    a->adaptive = adaptive;
+    a->limit = a->max; /* as the fixed limit would: the first overload finds the level */
+    a->epoch = 0;
+    a->grow = 0;
+    a->ceiling = 0;
+}
+
+bool td_aimd_is_overload(int http_status, int retry_after_ms)
+{
+    return http_status == 429 || http_status == 503 || retry_after_ms >= 0;
+}
+
+bool td_aimd_overload(struct td_aimd *a, uint32_t epoch, int inflight)
+{
+    if (!a->adaptive || epoch != a->epoch) {
+        return false; /* sent before the last cut: that cut already answered this window */
+    }
+    /* Half of what was really in flight (TCP halves its flight size, not an unused window). */
+    int base = inflight < a->limit ? inflight : a->limit;
+    a->ceiling = inflight > 1 ? inflight : 1;
+    a->limit = base / 2 > 1 ? base / 2 : 1;
+    a->epoch++;
+    a->grow = 0;
+    return true;
+}
+
+bool td_aimd_success(struct td_aimd *a, bool limited)
+{
+    if (!a->adaptive || !limited || a->limit >= a->max) {
+        return false;
+    }
+    int need = a->limit;
+    if (a->ceiling && a->limit + 1 >= a->ceiling) {
+        need = a->limit * TD_AIMD_PROBE; /* the next step reaches the level that overloaded */
+    }
+    if (++a->grow < need) {
+        return false;
+    }
+    a->grow = 0;
+    a->limit++;
+    if (a->ceiling && a->limit > a->ceiling) {
+        a->ceiling = 0; /* past it without overload: the function has grown, probe normally */
+    }
+    return true;
+}
