@@ -12,7 +12,10 @@ void td_bucket_init(struct td_bucket *b, int events, int64_t per_ms, int burst, 
     b->last_ms = now_ms;
 }
 
-/* Brings the credit up to now_ms. */
+/* Brings the credit up to now_ms. Whole tokens stop at burst, but the part of a token gained
+ * past that is kept: the clock ticks in ms, so a token is usually found a little after it
+ * became whole, and dropping what accrued since would slow every rate that is not a whole
+ * number of ms apart (300/s would come out as 250/s with burst 1). */
 static void refill(struct td_bucket *b, int64_t now_ms)
 {
     int64_t cap = b->burst * b->per_ms;
@@ -22,13 +25,13 @@ static void refill(struct td_bucket *b, int64_t now_ms)
     int64_t dt = now_ms - b->last_ms;
     b->last_ms = now_ms;
     /* dt may be days: compare before multiplying, so events * dt cannot overflow */
-    if (dt >= (cap - b->credit) / b->events + 1) {
-        b->credit = cap;
-    } else {
-        b->credit += b->events * dt;
-        if (b->credit > cap) {
-            b->credit = cap;
-        }
+    if (dt > (cap + b->per_ms) / b->events + 1) {
+        b->credit = cap; /* a long quiet spell: full */
+        return;
+    }
+    b->credit += b->events * dt;
+    if (b->credit >= cap + b->per_ms) {
+        b->credit = cap + b->credit % b->per_ms;
     }
 }
 

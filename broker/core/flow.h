@@ -19,7 +19,7 @@
  * events == 0: no limit. */
 struct td_bucket {
     int64_t events, per_ms, burst;
-    int64_t credit;  /* 0 .. burst * per_ms */
+    int64_t credit;  /* below (burst + 1) * per_ms: at most burst whole tokens and a part */
     int64_t last_ms; /* when credit was last brought up to date */
 };
 
