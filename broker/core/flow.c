@@ -10,12 +10,16 @@ void td_bucket_init(struct td_bucket *b, int events, int64_t per_ms, int burst, 
     b->burst = burst > 0 ? burst : 1;
     b->credit = b->burst * b->per_ms;
     b->last_ms = now_ms;
+    b->waiting = false;
 }
 
-/* Brings the credit up to now_ms. Whole tokens stop at burst, but the part of a token gained
- * past that is kept: the clock ticks in ms, so a token is usually found a little after it
- * became whole, and dropping what accrued since would slow every rate that is not a whole
- * number of ms apart (300/s would come out as 250/s with burst 1). */
+/* Brings the credit up to now_ms. A bucket nobody waits on stops at burst whole tokens, as a
+ * token bucket does. While someone waits (b->waiting: the last td_bucket_wait_ms said "not yet"
+ * and nothing took a token since), the waiter would have taken each token the moment it became
+ * whole; the clock ticks in ms, so it finds it a little later, and what accrued meanwhile is
+ * kept rather than dropped at the cap (a part of a token, never a whole one more): else every
+ * rate whose tokens are not a whole number of ms apart would come out slower (300/s with
+ * burst 1 would give 250/s), and more so on a loaded machine. */
 static void refill(struct td_bucket *b, int64_t now_ms)
 {
     int64_t cap = b->burst * b->per_ms;
@@ -30,7 +34,9 @@ static void refill(struct td_bucket *b, int64_t now_ms)
         return;
     }
     b->credit += b->events * dt;
-    if (b->credit >= cap + b->per_ms) {
+    if (!b->waiting && b->credit > cap) {
+        b->credit = cap;
+    } else if (b->credit >= cap + b->per_ms) {
         b->credit = cap + b->credit % b->per_ms;
     }
 }
@@ -44,6 +50,7 @@ int64_t td_bucket_wait_ms(struct td_bucket *b, int64_t now_ms)
     if (b->credit >= b->per_ms) {
         return 0;
     }
+    b->waiting = true;
     int64_t missing = b->per_ms - b->credit;
     return (missing + b->events - 1) / b->events; /* rounded up: the token is whole by then */
 }
@@ -52,6 +59,7 @@ void td_bucket_take(struct td_bucket *b)
 {
     if (td_bucket_limited(b) && b->credit >= b->per_ms) {
         b->credit -= b->per_ms;
+        b->waiting = false; /* served; the next "not yet" says again that someone waits */
     }
 }
 

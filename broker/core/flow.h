@@ -21,6 +21,7 @@ struct td_bucket {
     int64_t events, per_ms, burst;
     int64_t credit;  /* below (burst + 1) * per_ms: at most burst whole tokens and a part */
     int64_t last_ms; /* when credit was last brought up to date */
+    bool waiting;    /* someone was told "not yet" and has not taken a token since (flow.c) */
 };
 
 /* Sets b to a full bucket at now_ms; events == 0 makes an unlimited bucket. */

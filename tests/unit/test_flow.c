@@ -47,6 +47,20 @@ static void test_bucket_burst_then_rate(void **state)
     assert_int_equal(n, 200);
 }
 
+/* A full bucket nobody waits on gains nothing more, not even a part of a token: the burst
+ * is exactly burst even when the first request comes a little after the bucket was made, and
+ * the next token is a whole interval later. */
+static void test_bucket_idle_full_gains_nothing(void **state)
+{
+    (void)state;
+    struct td_bucket b;
+    td_bucket_init(&b, 20, 1000, 5, 0);
+    assert_int_equal(drain(&b, 40), 5);
+    assert_int_equal(td_bucket_wait_ms(&b, 40), 50);
+    assert_int_equal(drain(&b, 89), 0);
+    assert_int_equal(drain(&b, 90), 1);
+}
+
 /* A quiet spell refills to burst, never beyond. */
 static void test_bucket_capped_at_burst(void **state)
 {
@@ -61,7 +75,7 @@ static void test_bucket_capped_at_burst(void **state)
 }
 
 /* Rates that do not divide a second keep their remainder, even with burst 1 (the part of a
- * token gained in the ms a whole one was found is kept): 3 per second over 10 s, checked every
+ * token gained in the ms a waiter found a whole one is kept): 3 per second over 10 s, checked every
  * ms, is 30 (plus the first), not 29.9; 300 per second is 300, not 250 (a token every 4 ms). */
 static void test_bucket_no_drift(void **state)
 {
@@ -390,6 +404,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bucket_burst_then_rate),
+        cmocka_unit_test(test_bucket_idle_full_gains_nothing),
         cmocka_unit_test(test_bucket_capped_at_burst),
         cmocka_unit_test(test_bucket_no_drift),
         cmocka_unit_test(test_bucket_late_wakeups),
