@@ -3,7 +3,7 @@
 1. A trigger with rate {events: 20, per: 1s, burst: 5} and a Redis backlog of 300 entries (concurrency
    64, a function that answers at once: only the bucket holds deliveries back):
    (a) the bucket starts full: exactly `burst` (5) requests arrive at once, the 6th a token's interval
-       (50 ms) after them;
+       (50 ms) after them (measured at the function, with half an interval for connection set-up);
    (b) over the 10 s after the burst the function sees 20/s: within 5 % of 200 (the issue's
        tolerance), and never more than the bucket allows in any 10 s (burst + 200 + 1: the bucket may
        refill to burst while the loop is late, so that is its honest upper bound);
@@ -35,14 +35,20 @@ def in_window(times, start, length=WINDOW):
 def rate_checks(c, times, what):
     """(a)-style and (b)-style checks on sorted arrival times; returns the window count."""
     t0 = times[0]
-    at_once = in_window(times, t0, 0.9 * INTERVAL)
-    c.eq(at_once, BURST, f"{what}: requests in the first {0.9 * INTERVAL * 1000:.0f} ms (the burst)")
+    log(f"{what}: first arrivals at +ms {[round((t - t0) * 1000, 1) for t in times[:BURST + 3]]}")
+    # Arrival times, not the moments tokens were taken: the burst's requests open new connections
+    # (several ms on a loaded machine) while the next one reuses a warm one, so the window and the
+    # gap allow half an interval for that.
+    at_once = in_window(times, t0, 0.5 * INTERVAL)
+    c.eq(at_once, BURST, f"{what}: requests in the first {0.5 * INTERVAL * 1000:.0f} ms (the burst)")
     if len(times) > BURST:
         gap = times[BURST] - t0
-        # The 6th needs a token that is due 50 ms after the bucket was first emptied; the first
-        # request may itself have arrived a little after that moment, hence the 10 ms.
-        c.check(gap >= INTERVAL - 0.010, f"{what}: request {BURST + 1} waits for the next token",
+        c.check(gap >= 0.5 * INTERVAL, f"{what}: request {BURST + 1} waits for the next token",
                 f"{gap * 1000:.1f} ms after the first")
+        # and the ones after it come one per interval, not in a second burst
+        nxt = in_window(times, times[BURST], 0.5 * INTERVAL)
+        c.eq(nxt, 1, f"{what}: one request in the {0.5 * INTERVAL * 1000:.0f} ms after request "
+             f"{BURST + 1}")
     n = in_window(times, t0 + 1.0)
     want = RATE * WINDOW
     log(f"{what}: {n} requests in the {WINDOW:.0f} s from 1 s after the first ({n / WINDOW:.2f}/s)")
