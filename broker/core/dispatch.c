@@ -250,11 +250,15 @@ static bool flow_admit(struct td_trigger_rt *trg)
         flow_init(trg);
     }
     int64_t now = td_now_ms();
-    int64_t wt = td_bucket_wait_ms(&trg->rate, now), ws = td_bucket_wait_ms(sb, now);
-    int64_t wait = wt > ws ? wt : ws;
+    /* The sink's bucket is shared: a trigger queues there (for its turn) only once its own
+     * bucket has a token, so it never holds up the others while it could not take one. */
+    int64_t wait = td_bucket_wait_ms(&trg->rate, now);
+    if (wait == 0) {
+        wait = td_bucket_wait_for(sb, trg, now);
+    }
     if (wait == 0) {
         td_bucket_take(&trg->rate);
-        td_bucket_take(sb);
+        td_bucket_take_for(sb, trg);
         return true;
     }
     if (!td_timer_armed(&trg->rate_timer) || trg->rate_timer.deadline > now + wait) {

@@ -11,6 +11,7 @@ void td_bucket_init(struct td_bucket *b, int events, int64_t per_ms, int burst, 
     b->credit = b->burst * b->per_ms;
     b->last_ms = now_ms;
     b->waiting = false;
+    b->nline = 0;
 }
 
 /* Brings the credit up to now_ms. A bucket nobody waits on stops at burst whole tokens, as a
@@ -60,6 +61,78 @@ void td_bucket_take(struct td_bucket *b)
     if (td_bucket_limited(b) && b->credit >= b->per_ms) {
         b->credit -= b->per_ms;
         b->waiting = false; /* served; the next "not yet" says again that someone waits */
+    }
+}
+
+/* Ms between two tokens, rounded up. */
+static int64_t interval_ms(const struct td_bucket *b)
+{
+    return (b->per_ms + b->events - 1) / b->events;
+}
+
+static int line_find(const struct td_bucket *b, const void *who)
+{
+    for (int i = 0; i < b->nline; i++) {
+        if (b->line[i] == who) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void line_remove(struct td_bucket *b, int i)
+{
+    for (; i + 1 < b->nline; i++) {
+        b->line[i] = b->line[i + 1];
+        b->asked_ms[i] = b->asked_ms[i + 1];
+    }
+    b->nline--;
+}
+
+/* WHO asked at now_ms: its place is kept (or it joins at the end, if there is room). */
+static void line_ask(struct td_bucket *b, const void *who, int64_t now_ms)
+{
+    int i = line_find(b, who);
+    if (i < 0 && b->nline < TD_BUCKET_LINE) {
+        i = b->nline++;
+        b->line[i] = who;
+    }
+    if (i >= 0) {
+        b->asked_ms[i] = now_ms;
+    }
+}
+
+int64_t td_bucket_wait_for(struct td_bucket *b, const void *who, int64_t now_ms)
+{
+    if (!td_bucket_limited(b)) {
+        return 0;
+    }
+    int64_t stale = 4 * interval_ms(b) + 50;
+    for (int i = 0; i < b->nline;) {
+        if (now_ms - b->asked_ms[i] > stale) {
+            line_remove(b, i);
+        } else {
+            i++;
+        }
+    }
+    int64_t wait = td_bucket_wait_ms(b, now_ms);
+    /* WHO's turn: first in line, or nobody in line (or a full line WHO is not in: no order is
+     * kept beyond TD_BUCKET_LINE sharers) */
+    bool turn =
+        b->nline == 0 || b->line[0] == who || (b->nline == TD_BUCKET_LINE && line_find(b, who) < 0);
+    if (wait == 0 && turn) {
+        return 0;
+    }
+    line_ask(b, who, now_ms);
+    return wait > 0 ? wait : interval_ms(b); /* not its turn: the first in line takes this one */
+}
+
+void td_bucket_take_for(struct td_bucket *b, const void *who)
+{
+    td_bucket_take(b);
+    int i = line_find(b, who);
+    if (i >= 0) {
+        line_remove(b, i);
     }
 }
 

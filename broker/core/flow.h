@@ -17,11 +17,18 @@
  * then one every per / events. Kept exactly in integers: every ms adds `events` units of
  * credit and a token costs `per_ms` units, so no rounding drifts however long it runs.
  * events == 0: no limit. */
+#define TD_BUCKET_LINE 16 /* sharers queued in turn; beyond that, first to ask takes */
 struct td_bucket {
     int64_t events, per_ms, burst;
     int64_t credit;  /* below (burst + 1) * per_ms: at most burst whole tokens and a part */
     int64_t last_ms; /* when credit was last brought up to date */
     bool waiting;    /* someone was told "not yet" and has not taken a token since (flow.c) */
+    /* Who waits for a token, first come first served, when several share the bucket (a sink's,
+     * td_bucket_wait_for). Identities only, never dereferenced, so one that went away (a
+     * reload) just falls out when it stops asking. */
+    const void *line[TD_BUCKET_LINE];
+    int64_t asked_ms[TD_BUCKET_LINE]; /* when each last asked */
+    int nline;
 };
 
 /* Sets b to a full bucket at now_ms; events == 0 makes an unlimited bucket. */
@@ -34,6 +41,14 @@ static inline bool td_bucket_limited(const struct td_bucket *b)
 int64_t td_bucket_wait_ms(struct td_bucket *b, int64_t now_ms);
 /* Takes one token; the caller saw td_bucket_wait_ms() == 0 at the same now_ms. */
 void td_bucket_take(struct td_bucket *b);
+/* The same for a bucket several share (a sink's, by its triggers): WHO gets a token only in
+ * its turn, so a sharer whose timer happens to fire first cannot take every token while the
+ * others wait. A sharer told "not yet" joins the line; when a token is there, the first in line
+ * takes it and the others are told to ask again in one token's interval. One that stops asking
+ * for 4 intervals + 50 ms (its work went away, or it waits on its own bucket now) leaves the
+ * line. td_bucket_take_for takes the token and WHO's place in line. */
+int64_t td_bucket_wait_for(struct td_bucket *b, const void *who, int64_t now_ms);
+void td_bucket_take_for(struct td_bucket *b, const void *who);
 /* Whole tokens held at now_ms (for tests and logs). */
 int64_t td_bucket_tokens(struct td_bucket *b, int64_t now_ms);
 

@@ -143,6 +143,64 @@ static void test_bucket_wait_and_unlimited(void **state)
     assert_int_equal(drain(&b, 51), 1);
 }
 
+/* Sharers of one bucket (a sink's) take turns: A always asks first, as a timer that happens to
+ * sort first would, yet A and B get the same share; a third that joins later gets its third. */
+static void test_bucket_shared_turns(void **state)
+{
+    (void)state;
+    struct td_bucket b;
+    int a_id, b_id, c_id, got[3] = {0, 0, 0};
+    const void *who[3] = {&a_id, &b_id, &c_id};
+    td_bucket_init(&b, 20, 1000, 5, 0);
+    for (int64_t t = 0; t < 10000; t++) {
+        int n = t < 5000 ? 2 : 3;
+        for (int i = 0; i < n; i++) {
+            while (td_bucket_wait_for(&b, who[i], t) == 0) {
+                td_bucket_take_for(&b, who[i]);
+                got[i]++;
+            }
+        }
+    }
+    /* 5 at once (the first asker takes the burst: nobody was in line yet), then 20/s */
+    assert_int_equal(got[0] + got[1] + got[2], 5 + 200 - 1);
+    assert_in_range(got[1], 45 + 33 - 2, 50 + 34 + 2);
+    assert_in_range(got[2], 33 - 2, 34 + 2);
+    assert_in_range(got[0] - 5, 45 + 33 - 2, 50 + 34 + 2);
+}
+
+/* One that stops asking leaves the line: the other is not held up for longer than 4 token
+ * intervals + 50 ms, and a lone sharer is never held up at all. */
+static void test_bucket_shared_stale(void **state)
+{
+    (void)state;
+    struct td_bucket b;
+    int a_id, b_id;
+    td_bucket_init(&b, 20, 1000, 1, 0);
+    assert_int_equal(td_bucket_wait_for(&b, &a_id, 0), 0);
+    td_bucket_take_for(&b, &a_id);
+    /* B asks, is told to wait, then goes away; A keeps asking */
+    assert_int_equal(td_bucket_wait_for(&b, &b_id, 1), 49);
+    int64_t t = 2, taken_at = -1;
+    for (; t < 1000 && taken_at < 0; t++) {
+        if (td_bucket_wait_for(&b, &a_id, t) == 0) {
+            td_bucket_take_for(&b, &a_id);
+            taken_at = t;
+        }
+    }
+    /* B asked last at 1: stale after 1 + 4 * 50 + 50 */
+    assert_int_equal(taken_at, 1 + 4 * 50 + 50 + 1);
+    /* alone: every token as it comes */
+    td_bucket_init(&b, 20, 1000, 1, 0);
+    int n = 0;
+    for (t = 0; t < 1000; t++) {
+        while (td_bucket_wait_for(&b, &a_id, t) == 0) {
+            td_bucket_take_for(&b, &a_id);
+            n++;
+        }
+    }
+    assert_int_equal(n, 1 + 19);
+}
+
 /* ---- AIMD ---- */
 
 static void test_aimd_fixed(void **state)
@@ -409,6 +467,8 @@ int main(void)
         cmocka_unit_test(test_bucket_no_drift),
         cmocka_unit_test(test_bucket_late_wakeups),
         cmocka_unit_test(test_bucket_wait_and_unlimited),
+        cmocka_unit_test(test_bucket_shared_turns),
+        cmocka_unit_test(test_bucket_shared_stale),
         cmocka_unit_test(test_aimd_fixed),
         cmocka_unit_test(test_aimd_cut_once_per_round_trip),
         cmocka_unit_test(test_aimd_growth),
