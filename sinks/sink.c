@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cloudevent.h"
+#include "loop.h"
 
 void td_attempt_done(struct td_attempt *a, enum td_result r, int http_status,
                      int64_t retry_after_ms, const char *reason, const void *body, size_t len)
@@ -82,6 +83,7 @@ struct td_sink *td_sink_new(const struct td_conf_sink *conf, struct td_loop *loo
     k->name = conf->name;
     k->loop = loop;
     k->http = http;
+    td_bucket_init(&k->rate, conf->rate.events, conf->rate.per_ms, conf->rate.burst, td_now_ms());
     if (desc->init(k, err, errlen) < 0) {
         free(k);
         return NULL;

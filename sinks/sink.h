@@ -18,6 +18,7 @@
 
 #include "conf_table.h"
 #include "config.h"
+#include "flow.h"
 
 struct td_event;
 struct td_loop;
@@ -92,6 +93,9 @@ struct td_sink {
     struct td_loop *loop;
     struct td_http_client *http; /* the loop's shared libcurl client, for HTTP-speaking sinks */
     void *impl;
+    /* sinks.NAME.rate: one bucket for every trigger that delivers here (dispatch.c takes its
+     * tokens; flow.h). Unlimited when the key was not written. */
+    struct td_bucket rate;
 };
 
 /* A sink kind: one static descriptor in the plugin's own file, listed once in

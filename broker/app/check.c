@@ -82,12 +82,17 @@ static void check_runnable(const struct td_config *cfg, struct td_errors *errs)
 static void describe(const struct td_conf_trigger *t)
 {
     const struct td_conf_delivery *d = &t->delivery;
-    printf("trigger %s: %s -> %s%s%s, retry %d %s %lldms..%lldms, concurrency %d, %s%s\n", t->name,
-           t->source, t->sink, d->dead_letter ? ", dead_letter " : "",
+    char rate[96] = "";
+    if (d->rate.events > 0) {
+        snprintf(rate, sizeof(rate), ", rate %d per %lldms burst %d", d->rate.events,
+                 (long long)d->rate.per_ms, d->rate.burst);
+    }
+    printf("trigger %s: %s -> %s%s%s, retry %d %s %lldms..%lldms, concurrency %d%s%s, %s%s\n",
+           t->name, t->source, t->sink, d->dead_letter ? ", dead_letter " : "",
            d->dead_letter ? d->dead_letter : "", d->retry,
            d->backoff == TD_BACKOFF_LINEAR ? "linear" : "exponential",
            (long long)d->backoff_delay_ms, (long long)d->backoff_max_ms, d->concurrency,
-           t->filter ? "filtered" : "all events",
+           d->concurrency_adaptive ? " adaptive" : "", rate, t->filter ? "filtered" : "all events",
            d->ordering == TD_ORDER_PARTITION ? ", ordered by partition"
            : d->ordering == TD_ORDER_KEY     ? ", ordered by key"
                                              : "");

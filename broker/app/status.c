@@ -83,14 +83,16 @@ static void print_table(const cJSON *root)
             printf("  not ready: %s\n", why->valuestring);
         }
     }
-    printf("\n%-24s %9s %8s %9s %8s %10s %10s %8s\n", "TRIGGER", "IN-FLIGHT", "RUNNING", "RETRYING",
-           "DL-NOW", "DELIVERED", "DEAD-LTRD", "RETRIES");
+    printf("\n%-24s %9s %8s %6s %9s %8s %10s %10s %8s\n", "TRIGGER", "IN-FLIGHT", "RUNNING",
+           "LIMIT", "RETRYING", "DL-NOW", "DELIVERED", "DEAD-LTRD", "RETRIES");
     const cJSON *t;
     cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(root, "triggers"))
     {
-        printf("%-24s %9.0f %8.0f %9.0f %8.0f %10.0f %10.0f %8.0f\n", str(t, "name"),
-               num(t, "in_flight"), num(t, "running"), num(t, "retrying"), num(t, "dead_lettering"),
-               num(t, "delivered"), num(t, "dead_lettered"), num(t, "retries"));
+        /* LIMIT: the concurrency limit now (below delivery.concurrency while adaptive backs off) */
+        printf("%-24s %9.0f %8.0f %6.0f %9.0f %8.0f %10.0f %10.0f %8.0f\n", str(t, "name"),
+               num(t, "in_flight"), num(t, "running"), num(t, "concurrency_limit"),
+               num(t, "retrying"), num(t, "dead_lettering"), num(t, "delivered"),
+               num(t, "dead_lettered"), num(t, "retries"));
     }
     printf("\n%-24s %-9s %-9s %10s %10s %9s %10s\n", "SOURCE", "KIND", "CONNECTED", "RECEIVED",
            "ACKED", "IN-FLIGHT", "OLDEST-MS");

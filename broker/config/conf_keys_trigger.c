@@ -46,7 +46,9 @@ static const struct td_conf_key delivery_keys[] = {
     DUR("timeout", DLV(timeout_ms)), /* no default: 0 is the sink's timeout */
     DUR_D("retry_after_max", DLV(retry_after_max_ms), "60s"),
     ENUM_D("ordering", DLV(ordering), ordering_names, "unordered"),
-    INT_D("concurrency", DLV(concurrency), 1, 1000000, "64"),
+    /* 64 or {max: 64, adaptive: false}, and rate: {events, per, burst} (conf_keys_flow.c) */
+    {.name = "concurrency", .type = TD_K_CUSTOM, .fn = td_conf_concurrency_key, .dflt = "64"},
+    NESTED("rate", DLV(rate), &td_conf_rate_table),
     REF_STR("dead_letter", DLV(dead_letter), DLV(dead_letter_pos)),
     {.name = "retry_on",
      .type = TD_K_INTLIST,

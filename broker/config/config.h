@@ -111,11 +111,20 @@ enum td_sink_kind {
     TD_SINK_OTHER
 };
 
+/* delivery.rate and sinks.NAME.rate (conf_keys_flow.c): a token bucket, broker/core/flow.h.
+ * events == 0: no limit (the key was not written). */
+struct td_conf_rate {
+    int events;     /* tokens gained every per_ms, at least 1 when written */
+    int64_t per_ms; /* default 1s */
+    int burst; /* tokens held at most; default one second's worth (at least 1, at most events) */
+};
+
 struct td_conf_sink {
     char *name;
     enum td_sink_kind kind;
     struct td_pos pos;
-    int64_t timeout_ms; /* every kind's "timeout" key (TD_SINK_TIMEOUT); default 10s */
+    int64_t timeout_ms;       /* every kind's "timeout" key (TD_SINK_TIMEOUT); default 10s */
+    struct td_conf_rate rate; /* shared by every trigger that delivers to this sink */
     /* As td_conf_source: e.g. a struct td_conf_http_sink (sinks/http_sink.h). Owned. */
     const struct td_conf_kind *plugin;
     void *settings;
@@ -134,8 +143,10 @@ struct td_conf_delivery {
     int64_t retry_after_max_ms; /* cap on a Retry-After, default 60s */
     enum td_ordering ordering;
     struct td_pos ordering_pos; /* where ordering: was written (line 0: not written) */
-    int concurrency;            /* in-flight attempts, default 64 */
-    char *dead_letter;          /* sink name, or NULL */
+    int concurrency; /* in-flight attempts at most (concurrency: N or {max: N}), default 64 */
+    bool concurrency_adaptive; /* {adaptive: true}: AIMD below that (broker/core/flow.h) */
+    struct td_conf_rate rate;  /* per trigger */
+    char *dead_letter;         /* sink name, or NULL */
     struct td_pos dead_letter_pos;
     int *retry_on; /* if set: exactly these HTTP statuses are retryable */
     size_t nretry_on;

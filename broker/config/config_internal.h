@@ -97,6 +97,11 @@ extern const struct td_conf_table td_conf_source_table;  /* base: struct td_conf
 extern const struct td_conf_table td_conf_sink_table;    /* base: struct td_conf_sink */
 extern const struct td_conf_table td_conf_trigger_table; /* base: struct td_conf_trigger */
 
+/* rate: {events, per, burst}, base: struct td_conf_rate; and the delivery key concurrency (an
+ * integer or {max, adaptive}, base: struct td_conf_delivery). conf_keys_flow.c. */
+extern const struct td_conf_table td_conf_rate_table;
+int td_conf_concurrency_key(struct td_conf_loader *ld, const struct td_ynode *val, void *base);
+
 /* ---- interpolation (conf_interpolate.c) ---- */
 
 /* A growing string whose old buffers are wiped: it may hold a secret. */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "flow.h"
 #include "http_client.h"
 #include "loop.h"
 #include "sink.h"
@@ -40,6 +41,12 @@ struct td_trigger_rt {
     struct td_delivery *wait_head, *wait_tail; /* waiting for a slot */
     struct td_lanes *lanes;       /* ordering: the lanes with a delivery in progress (dispatch.c) */
     struct td_jsonschema *schema; /* schema: the payload schema, owned, or NULL */
+    /* Flow control (flow.h), set up by dispatch on first use (flow_ready): delivery.rate's
+     * bucket, the concurrency limit now, and the timer that waits for the next token. */
+    bool flow_ready;
+    struct td_bucket rate;
+    struct td_aimd conc;
+    struct td_timer rate_timer;
     struct td_trigger_stats stats;
 };
 

@@ -51,6 +51,7 @@ struct td_delivery {
     const char *dl_reason;
     enum dstate state;
     int attempts;              /* on the sink */
+    uint32_t epoch;            /* the trigger's AIMD cut count when the attempt started (flow.h) */
     int dl_attempts;           /* on the dead-letter target */
     struct td_event *reply_ev; /* the sink's reply event, on its way to trg->reply */
     int reply_attempts;
@@ -85,6 +86,9 @@ static void start_reply_attempt(struct td_delivery *d);
 static bool take_reply(struct td_delivery *d);
 static int64_t on_retry_timer(struct td_loop *loop, void *arg);
 static void on_attempt_done(struct td_attempt *a);
+static int flow_limit(struct td_trigger_rt *trg);
+static bool flow_admit(struct td_trigger_rt *trg);
+static void flow_answer(struct td_trigger_rt *trg, struct td_delivery *d);
 
 static const char *event_id(const struct td_delivery *d)
 {
@@ -167,8 +171,8 @@ static void pump(struct td_trigger_rt *trg)
         return;
     }
     trg->pumping = true;
-    int limit = trg->conf->delivery.concurrency; /* the loader guarantees >= 1 (default 64) */
-    while (trg->running < limit && trg->wait_head) {
+    /* A slot first, then the rate's tokens, taken as the attempt starts (flow_admit). */
+    while (trg->running < flow_limit(trg) && trg->wait_head && flow_admit(trg)) {
         struct td_delivery *d = trg->wait_head;
         trg->wait_head = d->next;
         if (!trg->wait_head) {
@@ -197,6 +201,91 @@ static void enqueue(struct td_trigger_rt *trg, struct td_delivery *d, bool front
             trg->wait_head = d;
         }
         trg->wait_tail = d;
+    }
+}
+
+/* ---- flow control: rate limits and the adaptive concurrency limit (flow.h) ---- */
+
+static int64_t on_rate_timer(struct td_loop *loop, void *arg)
+{
+    (void)loop;
+    pump(arg); /* a token is due: pump takes it, or arms this timer again */
+    return TD_LOOP_NOMORE;
+}
+
+/* Set up on first use rather than when the trigger is built, so every path that makes a
+ * trigger (core.c, the unit tests' fakes) gets it from trg->conf alone. */
+static void flow_init(struct td_trigger_rt *trg)
+{
+    const struct td_conf_delivery *pol = &trg->conf->delivery;
+    td_aimd_init(&trg->conc, pol->concurrency, pol->concurrency_adaptive);
+    td_bucket_init(&trg->rate, pol->rate.events, pol->rate.per_ms, pol->rate.burst, td_now_ms());
+    td_timer_init(&trg->rate_timer, on_rate_timer, trg);
+    trg->flow_ready = true;
+}
+
+/* The in-flight limit now: delivery.concurrency, or below it when adaptive. */
+static int flow_limit(struct td_trigger_rt *trg)
+{
+    if (!trg->conf->delivery.concurrency_adaptive) {
+        return trg->conf->delivery.concurrency; /* the loader guarantees >= 1 (default 64) */
+    }
+    if (!trg->flow_ready) {
+        flow_init(trg);
+    }
+    return trg->conc.limit;
+}
+
+/* Whether the next delivery may start now: it takes a token from the trigger's bucket and the
+ * sink's (both, or neither). Else the rate timer is armed for when both will have one; the
+ * delivery stays in the wait queue, holding no slot, and the source's credit keeps that
+ * queue bounded. A retry comes through here too: it is a request against the same quota. */
+static bool flow_admit(struct td_trigger_rt *trg)
+{
+    struct td_bucket *sb = &trg->sink->rate;
+    if (trg->conf->delivery.rate.events == 0 && !td_bucket_limited(sb)) {
+        return true; /* no rate anywhere: the common case costs no clock read */
+    }
+    if (!trg->flow_ready) {
+        flow_init(trg);
+    }
+    int64_t now = td_now_ms();
+    /* The sink's bucket is shared: a trigger queues there (for its turn) only once its own
+     * bucket has a token, so it never holds up the others while it could not take one. */
+    int64_t wait = td_bucket_wait_ms(&trg->rate, now);
+    if (wait == 0) {
+        wait = td_bucket_wait_for(sb, trg, now);
+    }
+    if (wait == 0) {
+        td_bucket_take(&trg->rate);
+        td_bucket_take_for(sb, trg);
+        return true;
+    }
+    if (!td_timer_armed(&trg->rate_timer) || trg->rate_timer.deadline > now + wait) {
+        if (td_timer_start(trg->core->loop, &trg->rate_timer, wait) < 0) {
+            /* out of memory: the next completion or submit pumps again */
+            td_log(TD_LOG_ERROR, trg->conf->name, NULL, NULL, "cannot arm the rate timer");
+        }
+    }
+    return false;
+}
+
+/* The sink answered d's attempt: the adaptive limit learns from it (trg->running still counts
+ * d). Overload: 429, 503 or a Retry-After, whatever the trigger's retry_on makes of it. */
+static void flow_answer(struct td_trigger_rt *trg, struct td_delivery *d)
+{
+    const struct td_attempt *a = &d->attempt;
+    if (!trg->conf->delivery.concurrency_adaptive) {
+        return;
+    }
+    int before = flow_limit(trg);
+    if (td_aimd_is_overload(a->http_status, a->retry_after_ms)) {
+        if (td_aimd_overload(&trg->conc, d->epoch, trg->running)) {
+            DLOG(TD_LOG_INFO, d, "overloaded (%s): concurrency limit %d -> %d", a->reason, before,
+                 trg->conc.limit);
+        }
+    } else if (a->result == TD_RESULT_OK) {
+        td_aimd_success(&trg->conc, trg->running >= before);
     }
 }
 
@@ -430,6 +519,7 @@ static void start_attempt(struct td_delivery *d)
     const struct td_conf_delivery *pol = &trg->conf->delivery;
     d->state = D_RUNNING;
     d->attempts++;
+    d->epoch = trg->conc.epoch;
     trg->running++;
     trg->stats.attempts++;
     td_attempt_reset(&d->attempt);
@@ -471,6 +561,7 @@ static void sink_attempt_done(struct td_delivery *d)
     const struct td_conf_delivery *pol = &trg->conf->delivery;
     const char *name = trg->conf->name;
     struct td_attempt *a = &d->attempt;
+    flow_answer(trg, d); /* before the slot is given back: it counts what was in flight */
     trg->running--;
     td_trace_attempt_end(d->msg, &d->tr, name, trg->sink, a, d->attempts);
     if (a->result == TD_RESULT_OK) {
@@ -777,6 +868,9 @@ void td_dispatch_census(struct td_core *core, struct td_trigger_census *out, int
     size_t ntrg = core->cfg->ntriggers, nsrc = core->cfg->nsources;
     if (out) {
         memset(out, 0, ntrg * sizeof(*out));
+        for (size_t t = 0; core->triggers && t < ntrg; t++) {
+            out[t].concurrency_limit = flow_limit(&core->triggers[t]);
+        }
     }
     if (oldest) {
         memset(oldest, 0, nsrc * sizeof(*oldest));
@@ -813,6 +907,9 @@ size_t td_dispatch_busy(struct td_core *core, uint64_t gen)
 
 void td_dispatch_trigger_free(struct td_trigger_rt *trg)
 {
+    if (trg->flow_ready) {
+        td_timer_stop(trg->core->loop, &trg->rate_timer); /* no-op once abandon_all stopped it */
+    }
     lanes_free(trg);
 }
 
@@ -828,5 +925,9 @@ void td_dispatch_abandon_all(struct td_core *core)
     }
     for (size_t i = 0; core->triggers && i < core->cfg->ntriggers; i++) {
         lanes_free(&core->triggers[i]);
+        if (core->triggers[i].flow_ready) {
+            /* now, while the loop exists: the triggers are freed after it */
+            td_timer_stop(core->loop, &core->triggers[i].rate_timer);
+        }
     }
 }

@@ -19,10 +19,11 @@ struct td_event;
 
 /* What a trigger is doing right now (td_dispatch_census). */
 struct td_trigger_census {
-    int waiting;        /* matched, waiting for a concurrency slot */
-    int running;        /* an attempt on the sink now */
-    int retrying;       /* waiting for a retry timer */
-    int dead_lettering; /* on its way to the dead-letter target */
+    int waiting;           /* matched, waiting for a concurrency slot */
+    int running;           /* an attempt on the sink now */
+    int retrying;          /* waiting for a retry timer */
+    int dead_lettering;    /* on its way to the dead-letter target */
+    int concurrency_limit; /* the in-flight limit now (delivery.concurrency; lower when adaptive) */
 };
 
 /* `dead_letter: native` (RabbitMQ): the broker's own dead-lettering, no sink. */

@@ -473,6 +473,13 @@ static void render_triggers(FILE *f, const struct snapshot *s)
         sample(f, "triggerd_trigger_retrying", "trigger", s->triggers[i].name, NULL, NULL,
                s->triggers[i].census.retrying);
     }
+    help(f, "triggerd_trigger_concurrency_limit", "gauge",
+         "Attempts the trigger may have in flight now: delivery.concurrency, or less while "
+         "adaptive concurrency backs off after 429/503/Retry-After answers.");
+    for (size_t i = 0; i < s->ntriggers; i++) {
+        sample(f, "triggerd_trigger_concurrency_limit", "trigger", s->triggers[i].name, NULL, NULL,
+               s->triggers[i].census.concurrency_limit);
+    }
     help(f, "triggerd_trigger_delivery_latency_seconds", "histogram",
          "From reading the message at the source to the sink's 2xx.");
     for (size_t i = 0; i < s->ntriggers; i++) {
@@ -678,6 +685,7 @@ char *td_metrics_status_json(struct td_metrics *m, size_t *len)
         cJSON_AddNumberToObject(o, "running", c->running);
         cJSON_AddNumberToObject(o, "retrying", c->retrying);
         cJSON_AddNumberToObject(o, "dead_lettering", c->dead_lettering);
+        cJSON_AddNumberToObject(o, "concurrency_limit", c->concurrency_limit);
         cJSON_AddNumberToObject(o, "matched", (double)t->stats.matched);
         cJSON_AddNumberToObject(o, "delivered", (double)t->stats.delivered);
         cJSON_AddNumberToObject(o, "retries", (double)t->stats.retries);
