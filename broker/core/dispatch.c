@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "cloudevent.h"
 #include "complete.h"
 #include "core_state.h"
@@ -26,6 +27,7 @@
 enum dstate {
     D_WAITING,
     D_RUNNING,
+    D_BATCH_RUNNING, /* in a batch on the sink (batch.c): the batch holds the slot */
     D_BACKOFF,
     D_DL_RUNNING,
     D_DL_BACKOFF,
@@ -167,6 +169,10 @@ static void pump(struct td_trigger_rt *trg)
         return;
     }
     trg->pumping = true;
+    if (td_batch_pump(trg)) { /* delivery.batch: batch.c fills and sends batches instead */
+        trg->pumping = false;
+        return;
+    }
     int limit = trg->conf->delivery.concurrency; /* the loader guarantees >= 1 (default 64) */
     while (trg->running < limit && trg->wait_head) {
         struct td_delivery *d = trg->wait_head;
@@ -465,13 +471,14 @@ static void start_dl_attempt(struct td_delivery *d)
     }
 }
 
-static void sink_attempt_done(struct td_delivery *d)
+/* What the sink's answer means for d: delivered, a retry on a timer, or a dead letter. The
+ * caller gives back the concurrency slot (one per attempt, or one per batch) and pumps. */
+static void sink_outcome(struct td_delivery *d)
 {
     struct td_trigger_rt *trg = d->trg;
     const struct td_conf_delivery *pol = &trg->conf->delivery;
     const char *name = trg->conf->name;
     struct td_attempt *a = &d->attempt;
-    trg->running--;
     td_trace_attempt_end(d->msg, &d->tr, name, trg->sink, a, d->attempts);
     if (a->result == TD_RESULT_OK) {
         trg->stats.delivered++;
@@ -496,6 +503,13 @@ static void sink_attempt_done(struct td_delivery *d)
         DLOG(TD_LOG_WARN, d, "attempt %d failed (%s): %s", d->attempts, a->reason, reason);
         dead_letter(d, reason);
     }
+}
+
+static void sink_attempt_done(struct td_delivery *d)
+{
+    struct td_trigger_rt *trg = d->trg;
+    trg->running--;
+    sink_outcome(d);
     pump(trg);
 }
 
@@ -621,6 +635,8 @@ static void on_attempt_done(struct td_attempt *a)
     struct td_delivery *d = a->owner;
     if (d->state == D_RUNNING) {
         sink_attempt_done(d);
+    } else if (d->state == D_BATCH_RUNNING) {
+        sink_outcome(d); /* batch.c gives the slot back and pumps once for the batch */
     } else if (d->state == D_DL_RUNNING) {
         dl_attempt_done(d);
     } else if (d->state == D_REPLY_RUNNING) {
@@ -685,6 +701,7 @@ void td_dispatch_dead_letter_why(struct td_trigger_rt *trg, struct td_msg *msg, 
 
 void td_dispatch_release_waiting(struct td_trigger_rt *trg)
 {
+    td_batch_dissolve(trg); /* a batch not sent yet: its events are waiting */
     /* Deliveries queued behind a lane first: their lanes' heads are still in progress. */
     for (size_t i = 0; trg->lanes && i < trg->lanes->nbuckets; i++) {
         for (struct td_lane *l = trg->lanes->buckets[i]; l; l = l->hnext) {
@@ -716,6 +733,7 @@ size_t td_dispatch_cancel(struct td_core *core, const struct td_source *src, uin
     size_t n = 0;
     for (size_t t = 0; t < core->cfg->ntriggers; t++) {
         struct td_trigger_rt *trg = &core->triggers[t];
+        td_batch_dissolve(trg); /* a batch not sent yet: its events are waiting */
         /* Queued behind a lane (never the head: that one is waiting, running or retrying). */
         for (size_t i = 0; trg->lanes && i < trg->lanes->nbuckets; i++) {
             for (struct td_lane *l = trg->lanes->buckets[i]; l; l = l->hnext) {
@@ -787,7 +805,7 @@ void td_dispatch_census(struct td_core *core, struct td_trigger_census *out, int
         if (out && t < ntrg) {
             struct td_trigger_census *c = &out[t];
             c->waiting += d->state == D_WAITING;
-            c->running += d->state == D_RUNNING;
+            c->running += d->state == D_RUNNING || d->state == D_BATCH_RUNNING;
             c->retrying += d->state == D_BACKOFF;
             c->dead_lettering += d->state == D_DL_RUNNING || d->state == D_DL_BACKOFF;
         }
@@ -814,6 +832,7 @@ size_t td_dispatch_busy(struct td_core *core, uint64_t gen)
 void td_dispatch_trigger_free(struct td_trigger_rt *trg)
 {
     lanes_free(trg);
+    td_batch_trigger_free(trg);
 }
 
 void td_dispatch_abandon_all(struct td_core *core)
@@ -828,5 +847,57 @@ void td_dispatch_abandon_all(struct td_core *core)
     }
     for (size_t i = 0; core->triggers && i < core->cfg->ntriggers; i++) {
         lanes_free(&core->triggers[i]);
+        td_batch_trigger_free(&core->triggers[i]);
     }
+}
+
+/* ---- delivery.batch: what batch.c calls (batch.h) ---- */
+
+struct td_delivery *td_dispatch_wait_pop(struct td_trigger_rt *trg)
+{
+    struct td_delivery *d = trg->wait_head;
+    if (d) {
+        trg->wait_head = d->next;
+        if (!trg->wait_head) {
+            trg->wait_tail = NULL;
+        }
+        d->next = NULL;
+    }
+    return d;
+}
+
+void td_dispatch_wait_push_front(struct td_trigger_rt *trg, struct td_delivery *d)
+{
+    enqueue(trg, d, true);
+}
+
+const struct td_event *td_delivery_event(const struct td_delivery *d)
+{
+    return d->ev;
+}
+
+const char *td_delivery_batch_begin(struct td_delivery *d)
+{
+    struct td_trigger_rt *trg = d->trg;
+    d->state = D_BATCH_RUNNING;
+    d->attempts++;
+    trg->stats.attempts++;
+    td_attempt_reset(&d->attempt);
+    d->attempt.ev = d->ev;
+    td_trace_attempt_begin(d->msg, &d->tr, &d->attempt);
+    return d->attempt.traceparent;
+}
+
+void td_delivery_batch_done(struct td_delivery *d, enum td_result r, int http_status,
+                            int64_t retry_after_ms, const char *reason, const void *body,
+                            size_t len)
+{
+    /* d->attempt takes the batch's outcome, and on_attempt_done (D_BATCH_RUNNING) decides as
+     * for a single attempt: the same retries, backoff and dead letters. */
+    td_attempt_done(&d->attempt, r, http_status, retry_after_ms, reason, body, len);
+}
+
+void td_dispatch_pump(struct td_trigger_rt *trg)
+{
+    pump(trg);
 }
