@@ -140,6 +140,22 @@ static int batch_add(struct td_batch *b, struct td_delivery *d)
     return 0;
 }
 
+/* Ordered triggers: d (just added) heads its lane; the events queued behind it in the lane join
+ * right after it, in order, while they fit. */
+static void add_followers(struct td_batch *b, struct td_delivery *d)
+{
+    const struct td_conf_batch *cb = &b->trg->conf->delivery.batch;
+    struct td_delivery *f;
+    while (!b->due && (int)b->n < cb->max_events && (f = td_delivery_lane_pull(d))) {
+        if (batch_add(b, f) != 0) {
+            td_delivery_lane_unpull(d); /* back to the front of its lane */
+            b->due = true;
+            break;
+        }
+        d = f;
+    }
+}
+
 static void inflight_unlink(struct td_batcher *bt, struct td_batch *b)
 {
     if (b->prev) {
@@ -244,8 +260,11 @@ bool td_batch_pump(struct td_trigger_rt *trg)
                 break;
             }
             b->due = true;
-        } else if ((int)b->n >= cb->max_events) {
-            b->due = true;
+        } else {
+            add_followers(b, d);
+            if ((int)b->n >= cb->max_events) {
+                b->due = true;
+            }
         }
     }
     return true;
@@ -366,7 +385,12 @@ void td_batch_dissolve(struct td_trigger_rt *trg)
     bt->open = NULL;
     td_timer_stop(trg->core->loop, &bt->timer);
     for (size_t i = b->n; i > 0; i--) {
-        td_dispatch_wait_push_front(trg, b->members[i - 1]);
+        struct td_delivery *d = b->members[i - 1];
+        if (td_delivery_follows(d)) {
+            continue; /* back in its lane with its head's followers, just below */
+        }
+        td_delivery_lane_unpull(d);
+        td_dispatch_wait_push_front(trg, d);
     }
     batch_free(b);
 }

@@ -4,8 +4,10 @@
  * into a batch, encodes them as one JSON array, runs one attempt on the sink (deliver_batch,
  * sink.h) and fans the answer out to every member, whose own retries, backoff and dead letter
  * then go on as for a single attempt. A batch holds ONE slot of the trigger's concurrency
- * limit. Ordering needs nothing here: an ordered lane puts only its head in the wait queue, so
- * a batch holds at most one event of a lane and the next one waits until it finished.
+ * limit. Ordering: an ordered lane puts only its head in the wait queue; when the head joins a
+ * batch, the events queued behind it in its lane join right after it, in order (followers), and
+ * nothing later of that lane goes out until they finished: a follower counts as delivered only
+ * once every event before it in the lane was, else it goes back to its lane and is sent again.
  * Threads: loop only.
  */
 #ifndef TD_BATCH_H
@@ -57,6 +59,14 @@ const char *td_delivery_batch_begin(struct td_delivery *d);
 void td_delivery_batch_done(struct td_delivery *d, enum td_result r, int http_status,
                             int64_t retry_after_ms, const char *reason, const void *body,
                             size_t len);
+/* Ordered triggers: the next delivery queued in the lane d heads (or follows in this batch),
+ * unlinked and chained as d's follower, so that a batch can carry several events of a lane in
+ * order; NULL when there is none (or d is unordered). */
+struct td_delivery *td_delivery_lane_pull(struct td_delivery *d);
+/* The followers chained after d (not sent) go back to the front of their lane, in order. */
+void td_delivery_lane_unpull(struct td_delivery *d);
+/* True when d travels as a follower of its lane's head (td_delivery_lane_pull). */
+bool td_delivery_follows(const struct td_delivery *d);
 /* pump() of dispatch.c (re-entrant calls return at once). */
 void td_dispatch_pump(struct td_trigger_rt *trg);
 

@@ -45,6 +45,10 @@ enum dstate {
 struct td_delivery {
     struct td_delivery *next; /* wait queue, or the queue of its lane */
     struct td_lane *lane;     /* ordering: the lane it heads, NULL when unordered */
+    /* delivery.batch with ordering: the events of one lane that travel in one batch after its
+     * head, in lane order: follows is their lane (they do not own it), follower the next one. */
+    struct td_lane *follows;
+    struct td_delivery *follower;
     struct td_delivery *all_prev, *all_next;
     struct td_trigger_rt *trg;
     struct td_msg *msg;
@@ -471,6 +475,49 @@ static void start_dl_attempt(struct td_delivery *d)
     }
 }
 
+/* d headed its lane in a batch that also carried followers (the lane's next events). Delivered:
+ * the lane goes to the first follower (d finishes without advancing it; that follower's own
+ * answer comes next). Failed: nothing behind d may count as done before it, so the followers go
+ * back to the front of the lane, in order, and are sent again once d finished; their attempt
+ * does not count against their own retries. */
+static void lane_pass_on(struct td_delivery *d, bool delivered)
+{
+    struct td_delivery *f = d->follower;
+    d->follower = NULL;
+    if (delivered) {
+        f->lane = d->lane;
+        f->follows = NULL;
+        d->lane = NULL;
+        return;
+    }
+    struct td_lane *lane = f->follows;
+    struct td_delivery *last = f;
+    for (struct td_delivery *x = f, *nx; x; x = nx) {
+        nx = x->follower;
+        if (x->state == D_BATCH_RUNNING) {
+            /* its part of the answer is ignored (on_attempt_done: no longer running) */
+            td_attempt_reset(&x->attempt);
+            x->attempt.result = TD_RESULT_RETRY;
+            snprintf(x->attempt.reason, sizeof(x->attempt.reason),
+                     "sent again after the event before it");
+            td_trace_attempt_end(x->msg, &x->tr, x->trg->conf->name, x->trg->sink, &x->attempt,
+                                 x->attempts);
+            x->attempts--;
+            x->trg->stats.attempts--;
+        }
+        x->state = D_WAITING;
+        x->follower = NULL;
+        x->follows = NULL;
+        x->next = nx;
+        last = x;
+    }
+    last->next = lane->head;
+    lane->head = f;
+    if (!lane->tail) {
+        lane->tail = last;
+    }
+}
+
 /* What the sink's answer means for d: delivered, a retry on a timer, or a dead letter. The
  * caller gives back the concurrency slot (one per attempt, or one per batch) and pumps. */
 static void sink_outcome(struct td_delivery *d)
@@ -480,6 +527,9 @@ static void sink_outcome(struct td_delivery *d)
     const char *name = trg->conf->name;
     struct td_attempt *a = &d->attempt;
     td_trace_attempt_end(d->msg, &d->tr, name, trg->sink, a, d->attempts);
+    if (d->follower) {
+        lane_pass_on(d, a->result == TD_RESULT_OK);
+    }
     if (a->result == TD_RESULT_OK) {
         trg->stats.delivered++;
         td_stats_observe_latency(&trg->stats, td_now_ms() - d->msg->received_ms);
@@ -900,4 +950,33 @@ void td_delivery_batch_done(struct td_delivery *d, enum td_result r, int http_st
 void td_dispatch_pump(struct td_trigger_rt *trg)
 {
     pump(trg);
+}
+
+struct td_delivery *td_delivery_lane_pull(struct td_delivery *d)
+{
+    struct td_lane *lane = d->lane ? d->lane : d->follows;
+    if (!lane || !lane->head || d->follower) {
+        return NULL;
+    }
+    struct td_delivery *f = lane->head;
+    lane->head = f->next;
+    if (!lane->head) {
+        lane->tail = NULL;
+    }
+    f->next = NULL;
+    f->follows = lane;
+    d->follower = f;
+    return f;
+}
+
+void td_delivery_lane_unpull(struct td_delivery *d)
+{
+    if (d->follower) {
+        lane_pass_on(d, false); /* not sent: the followers' states are WAITING */
+    }
+}
+
+bool td_delivery_follows(const struct td_delivery *d)
+{
+    return d->follows != NULL;
 }
