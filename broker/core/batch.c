@@ -364,7 +364,25 @@ static void on_batch_done(struct td_attempt *a)
     char item_reason[sizeof(a->reason)];
     snprintf(item_reason, sizeof(item_reason), "HTTP %d, named in batchItemFailures",
              a->http_status);
+    /* Ordered lanes first: the events that followed a failed one of their lane in this batch go
+     * back to the lane (sent again after it) and take no part of the answer. Done before any
+     * member is finished, as finishing one may free what is queued in its lane. */
     for (size_t i = 0; i < b->n; i++) {
+        bool item_failed = whole == TD_RESULT_OK && failed && failed[i];
+        if (b->members[i] && (whole != TD_RESULT_OK || item_failed)) {
+            size_t j = i + 1;
+            for (; j < b->n && b->members[j] && td_delivery_follows(b->members[j]); j++) {
+                b->members[j] = NULL; /* back in its lane: no longer this batch's */
+            }
+            if (j > i + 1) {
+                td_delivery_lane_unpull(b->members[i]);
+            }
+        }
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        if (!b->members[i]) {
+            continue;
+        }
         bool item_failed = whole == TD_RESULT_OK && failed && failed[i];
         enum td_result r = item_failed ? TD_RESULT_RETRY : whole;
         td_delivery_batch_done(b->members[i], r, a->http_status, a->retry_after_ms,

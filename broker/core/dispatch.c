@@ -502,8 +502,7 @@ static void lane_pass_on(struct td_delivery *d, bool delivered)
                      "sent again after the event before it");
             td_trace_attempt_end(x->msg, &x->tr, x->trg->conf->name, x->trg->sink, &x->attempt,
                                  x->attempts);
-            x->attempts--;
-            x->trg->stats.attempts--;
+            x->attempts--; /* not its own failure: its retries stay (the counter keeps it) */
         }
         x->state = D_WAITING;
         x->follower = NULL;
