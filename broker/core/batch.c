@@ -179,8 +179,10 @@ static void batch_send(struct td_trigger_rt *trg, struct td_batch *b)
         snprintf(b->attempt.reason, sizeof(b->attempt.reason), "out of memory");
         b->attempt.result = TD_RESULT_RETRY;
     }
-    /* One request against delivery.concurrency, whatever its size. A rate limit on events
-     * (delivery.rate) must count b->n events for it here. */
+    /* One request against delivery.concurrency, whatever its size (the caller checked the free
+     * slot). HOOK for delivery.rate (the flow branch): a batch is b->n events against an events
+     * per second limit, so the tokens are taken for b->n here, before the send (or the due
+     * batch stays open until they are there, like a batch waiting for a slot). */
     trg->running++;
     trg->stats.batches++;
     trg->stats.batch_events += b->n;
