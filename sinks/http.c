@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ce_batch.h"
 #include "ce_http.h"
 #include "ce_json.h"
 #include "cloudevent.h"
@@ -56,7 +57,9 @@ struct http_attempt {
     struct td_creds_waiter w; /* first: the waiter callback casts back */
     struct td_sink *k;
     struct td_attempt *a;
-    const struct td_event *ev;
+    const struct td_event *ev; /* NULL for a batch */
+    const char *batch;         /* deliver_batch: the encoded batch (borrowed), or NULL */
+    size_t batch_len;
     bool want_headers;
     bool refused;              /* the function answered 401 to a token once already (oauth2) */
     uint64_t tok_gen;          /* td_creds_fetches() when the token sent was read */
@@ -294,10 +297,15 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
     /* Binary mode sends datacontenttype as Content-Type; when that says "a structured
      * CloudEvent" the receiver would read the data as the event (its attributes, not ours):
      * such an event can only travel in structured mode. */
-    const char *dct = td_event_get(ev, "datacontenttype");
+    const char *dct = ev ? td_event_get(ev, "datacontenttype") : NULL;
     bool structured = t->mode == TD_MODE_STRUCTURED ||
                       (dct && strncasecmp(dct, "application/cloudevents", 23) == 0);
-    if (structured) {
+    if (ha->batch) {
+        /* borrowed: the batch keeps its body until the attempt reports */
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ha->batch_len);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, ha->batch);
+        headers = add_header(headers, "Content-Type", TD_CE_BATCH_CONTENT_TYPE);
+    } else if (structured) {
         size_t len = 0;
         char *json = td_ce_to_json(ev, &len);
         if (!json) {
@@ -447,10 +455,15 @@ static int send_lean(struct td_sink *k, struct http_attempt *ha, const char *goo
     if (!r) {
         goto fail;
     }
-    const char *dct = td_event_get(ev, "datacontenttype");
+    const char *dct = ev ? td_event_get(ev, "datacontenttype") : NULL;
     bool structured = t->mode == TD_MODE_STRUCTURED ||
                       (dct && strncasecmp(dct, "application/cloudevents", 23) == 0);
-    if (structured) {
+    if (ha->batch) {
+        td_lean_request_body(r, ha->batch, ha->batch_len, false); /* the batch keeps it */
+        if (td_lean_request_header(r, "Content-Type", TD_CE_BATCH_CONTENT_TYPE) < 0) {
+            goto fail;
+        }
+    } else if (structured) {
         size_t len = 0;
         char *json = td_ce_to_json(ev, &len);
         if (!json) {
@@ -582,7 +595,9 @@ static void with_token(struct td_sink *k, struct http_attempt *ha)
     }
 }
 
-static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attempt *a)
+/* deliver and deliver_batch: one event (ev), or a batch (body, ev NULL). */
+static int deliver_any(struct td_sink *k, const struct td_event *ev, const char *body, size_t len,
+                       struct td_attempt *a)
 {
     struct http_sink *hs = k->impl;
     size_t size = a->want_reply ? sizeof(struct http_attempt)
@@ -596,6 +611,8 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
     ha->k = k;
     ha->a = a;
     ha->ev = ev;
+    ha->batch = body;
+    ha->batch_len = len;
     const char *token = NULL;
     if (hs->tok) {
         token = td_creds_get(hs->tok, 0);
@@ -612,6 +629,16 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
         }
     }
     return send_request(k, ha, token);
+}
+
+static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attempt *a)
+{
+    return deliver_any(k, ev, NULL, 0, a);
+}
+
+static int deliver_batch(struct td_sink *k, const char *body, size_t len, struct td_attempt *a)
+{
+    return deliver_any(k, NULL, body, len, a);
 }
 
 static void destroy(struct td_sink *k)
@@ -639,6 +666,7 @@ static void destroy(struct td_sink *k)
 static const struct td_sink_ops http_ops = {
     .name = "http",
     .deliver = deliver,
+    .deliver_batch = deliver_batch,
     .destroy = destroy,
 };
 

@@ -58,7 +58,9 @@ struct lambda_attempt {
     struct td_creds_waiter w; /* first: the waiter callback casts back */
     struct td_sink *k;
     struct td_attempt *a;
-    const struct td_event *ev;
+    const struct td_event *ev; /* NULL for a batch */
+    const char *batch;         /* deliver_batch: the events as a JSON array (borrowed), or NULL */
+    size_t batch_len;
     struct td_http_hdrbuf hdr;
 };
 
@@ -146,7 +148,12 @@ static int send_request(struct td_sink *k, struct lambda_attempt *la, const char
         goto fail;
     }
     /* libcurl hashes the payload from CURLOPT_POSTFIELDS (not a read callback). */
-    if (ls->data_only) {
+    if (la->batch) {
+        /* a batch is always the events themselves (payload: data would lose their ids, which
+         * batchItemFailures names); borrowed: the batch keeps it until the attempt reports */
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)la->batch_len);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, la->batch);
+    } else if (ls->data_only) {
         if (ev->data && ev->data_len > 0) {
             curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ev->data_len);
             curl_easy_setopt(easy, CURLOPT_POSTFIELDS, (const char *)ev->data);
@@ -217,7 +224,9 @@ static void on_creds(struct td_creds_waiter *w, const char *err)
     }
 }
 
-static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attempt *a)
+/* deliver and deliver_batch: one event (ev), or a batch (body, ev NULL). */
+static int deliver_any(struct td_sink *k, const struct td_event *ev, const char *body, size_t len,
+                       struct td_attempt *a)
 {
     struct lambda_sink *ls = k->impl;
     struct lambda_attempt *la = malloc(sizeof(*la));
@@ -230,6 +239,8 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
     la->k = k;
     la->a = a;
     la->ev = ev;
+    la->batch = body;
+    la->batch_len = len;
     if (!ls->wi) {
         return send_request(k, la, ls->creds.access_key_id, ls->creds.secret_access_key,
                             ls->creds.session_token);
@@ -244,6 +255,17 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
         return -1;
     }
     return 0;
+}
+
+static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attempt *a)
+{
+    return deliver_any(k, ev, NULL, 0, a);
+}
+
+/* The function's result is read by dispatch for batchItemFailures (batch.c). */
+static int deliver_batch(struct td_sink *k, const char *body, size_t len, struct td_attempt *a)
+{
+    return deliver_any(k, NULL, body, len, a);
 }
 
 static void destroy(struct td_sink *k)
@@ -266,6 +288,7 @@ static void destroy(struct td_sink *k)
 static const struct td_sink_ops lambda_ops = {
     .name = "lambda",
     .deliver = deliver,
+    .deliver_batch = deliver_batch,
     .destroy = destroy,
 };
 

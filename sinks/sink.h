@@ -76,6 +76,12 @@ struct td_sink_ops {
     /* Starts an attempt: 0, or -1 when it could not even start (then td_attempt_done was NOT
      * called and the attempt counts as a retryable failure with the reason in a->reason). */
     int (*deliver)(struct td_sink *k, const struct td_event *ev, struct td_attempt *a);
+    /* Optional (NULL: the kind takes one event at a time; the loader refuses delivery.batch on
+     * it, conf_batch.c): starts one attempt carrying a batch. body is a JSON array of events in
+     * structured mode (application/cloudevents-batch+json), len bytes, borrowed until
+     * td_attempt_done; a->ev is NULL. Same contract as deliver. The answer's body (a->body) is
+     * what dispatch reads batchItemFailures from (broker/core/batch.c). */
+    int (*deliver_batch)(struct td_sink *k, const char *body, size_t len, struct td_attempt *a);
     /* Frees the sink. Attempts still in flight are abandoned without a callback: this only
      * happens at teardown, after the loop stopped, when their messages stay unacknowledged
      * and are redelivered. */

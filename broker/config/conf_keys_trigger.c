@@ -38,6 +38,28 @@ static int check_delivery(struct td_conf_loader *ld, const struct td_ynode *map,
     return 0;
 }
 
+/* delivery.batch: the keys here; what may batch (the sink's kind, reply:) is checked once every
+ * sink is known (td_conf_check_batch, conf_batch.c). */
+#define BAT(f) offsetof(struct td_conf_batch, f)
+static const struct td_conf_key batch_keys[] = {
+    INT_D("max_events", BAT(max_events), 1, 10000, "100"),
+    {.name = "max_bytes", .type = TD_K_SIZE, .off = BAT(max_bytes), .dflt = "1MiB"},
+    {.name = "max_wait", .type = TD_K_DUR, .off = BAT(max_wait_ms), .min = 1, .dflt = "50ms"},
+};
+static int check_batch(struct td_conf_loader *ld, const struct td_ynode *map, void *base)
+{
+    struct td_conf_batch *b = base;
+    b->enabled = true; /* only a written batch: map is checked */
+    b->pos = td_conf_pos(ld, map);
+    if (b->max_bytes < 1024 || b->max_bytes > 64 * 1024 * 1024) {
+        const struct td_ynode *at = td_conf_map_get(map, "max_bytes");
+        ERR_AT(ld, at ? at : map, "'max_bytes' must be between 1KiB and 64MiB");
+        return -1;
+    }
+    return 0;
+}
+static const struct td_conf_table batch_table = {TABLE("batch", batch_keys), .check = check_batch};
+
 static const struct td_conf_key delivery_keys[] = {
     INT_D("retry", DLV(retry), 0, 1000000, "3"),
     ENUM_D("backoff", DLV(backoff), backoff_names, "exponential"),
@@ -56,6 +78,7 @@ static const struct td_conf_key delivery_keys[] = {
      .off2 = DLV(nretry_on),
      .min = 100,
      .max = 599},
+    NESTED("batch", DLV(batch), &batch_table),
 };
 static const struct td_conf_table delivery_table = {TABLE("delivery", delivery_keys),
                                                     .check = check_delivery};

@@ -473,6 +473,7 @@ struct td_config *td_config_load(const char *path, struct td_errors *errs)
         load_file(ld, path);
     }
     resolve_references(ld);
+    td_conf_check_batch(ld);
     if (ld->nerrors > 0) {
         goto fail;
     }

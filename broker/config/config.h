@@ -134,6 +134,15 @@ struct td_conf_sink {
 enum td_backoff { TD_BACKOFF_EXPONENTIAL, TD_BACKOFF_LINEAR };
 enum td_ordering { TD_ORDER_UNORDERED, TD_ORDER_PARTITION, TD_ORDER_KEY };
 
+/* delivery.batch (broker/core/batch.c): several events in one request. */
+struct td_conf_batch {
+    bool enabled;        /* batch: was written (the table's check sets it) */
+    struct td_pos pos;   /* where batch: was written */
+    int max_events;      /* default 100 */
+    int64_t max_bytes;   /* of the encoded batch, default 1MiB */
+    int64_t max_wait_ms; /* after the first event joined, default 50ms */
+};
+
 struct td_conf_delivery {
     int retry;                  /* retries after the first attempt, default 3 */
     enum td_backoff backoff;    /* default exponential */
@@ -150,6 +159,7 @@ struct td_conf_delivery {
     struct td_pos dead_letter_pos;
     int *retry_on; /* if set: exactly these HTTP statuses are retryable */
     size_t nretry_on;
+    struct td_conf_batch batch;
 };
 
 struct td_conf_trigger {

@@ -121,4 +121,8 @@ char *td_conf_interpolate(const char *s, bool *secret, char *from, size_t fromle
 int td_conf_filter_key(struct td_conf_loader *ld, const struct td_ynode *val, void *base);
 int td_conf_filters_key(struct td_conf_loader *ld, const struct td_ynode *val, void *base);
 
+/* ---- delivery.batch (conf_batch.c): the sink must be able to take a batch ---- */
+
+void td_conf_check_batch(struct td_conf_loader *ld);
+
 #endif

@@ -23,6 +23,7 @@ struct td_metrics;
 struct td_http_server;
 struct td_jsonschema;
 struct td_lanes;
+struct td_batcher;
 struct td_tracer;
 
 /* One trigger of one configuration: built by td_core_build (core.c), freed by
@@ -40,6 +41,7 @@ struct td_trigger_rt {
     bool pumping;                              /* inside pump(): see dispatch.c */
     struct td_delivery *wait_head, *wait_tail; /* waiting for a slot */
     struct td_lanes *lanes;       /* ordering: the lanes with a delivery in progress (dispatch.c) */
+    struct td_batcher *batch;     /* delivery.batch: its open and sent batches (batch.c), or NULL */
     struct td_jsonschema *schema; /* schema: the payload schema, owned, or NULL */
     /* Flow control (flow.h), set up by dispatch on first use (flow_ready): delivery.rate's
      * bucket, the concurrency limit now, and the timer that waits for the next token. */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "cloudevent.h"
 #include "complete.h"
 #include "core_state.h"
@@ -26,6 +27,7 @@
 enum dstate {
     D_WAITING,
     D_RUNNING,
+    D_BATCH_RUNNING, /* in a batch on the sink (batch.c): the batch holds the slot */
     D_BACKOFF,
     D_DL_RUNNING,
     D_DL_BACKOFF,
@@ -43,6 +45,10 @@ enum dstate {
 struct td_delivery {
     struct td_delivery *next; /* wait queue, or the queue of its lane */
     struct td_lane *lane;     /* ordering: the lane it heads, NULL when unordered */
+    /* delivery.batch with ordering: the events of one lane that travel in one batch after its
+     * head, in lane order: follows is their lane (they do not own it), follower the next one. */
+    struct td_lane *follows;
+    struct td_delivery *follower;
     struct td_delivery *all_prev, *all_next;
     struct td_trigger_rt *trg;
     struct td_msg *msg;
@@ -87,8 +93,9 @@ static bool take_reply(struct td_delivery *d);
 static int64_t on_retry_timer(struct td_loop *loop, void *arg);
 static void on_attempt_done(struct td_attempt *a);
 static int flow_limit(struct td_trigger_rt *trg);
-static bool flow_admit(struct td_trigger_rt *trg);
-static void flow_answer(struct td_trigger_rt *trg, struct td_delivery *d);
+static bool flow_admit(struct td_trigger_rt *trg, int n);
+static void flow_answer(struct td_trigger_rt *trg, const struct td_attempt *a, uint32_t epoch,
+                        struct td_delivery *d);
 
 static const char *event_id(const struct td_delivery *d)
 {
@@ -171,8 +178,12 @@ static void pump(struct td_trigger_rt *trg)
         return;
     }
     trg->pumping = true;
+    if (td_batch_pump(trg)) { /* delivery.batch: batch.c fills and sends batches instead */
+        trg->pumping = false;
+        return;
+    }
     /* A slot first, then the rate's tokens, taken as the attempt starts (flow_admit). */
-    while (trg->running < flow_limit(trg) && trg->wait_head && flow_admit(trg)) {
+    while (trg->running < flow_limit(trg) && trg->wait_head && flow_admit(trg, 1)) {
         struct td_delivery *d = trg->wait_head;
         trg->wait_head = d->next;
         if (!trg->wait_head) {
@@ -236,11 +247,13 @@ static int flow_limit(struct td_trigger_rt *trg)
     return trg->conc.limit;
 }
 
-/* Whether the next delivery may start now: it takes a token from the trigger's bucket and the
- * sink's (both, or neither). Else the rate timer is armed for when both will have one; the
- * delivery stays in the wait queue, holding no slot, and the source's credit keeps that
- * queue bounded. A retry comes through here too: it is a request against the same quota. */
-static bool flow_admit(struct td_trigger_rt *trg)
+/* Whether the next request, of n events, may start now: it takes n tokens from the trigger's
+ * bucket and the sink's (both, or neither) once each holds one; a batch of more than the bucket
+ * holds leaves a debt, paid before the next request goes, so a batch counts as n events against
+ * the rate however large it is. Else the rate timer is armed for when both will have one; the
+ * deliveries stay in the wait queue (or the open batch), holding no slot, and the source's credit
+ * keeps that bounded. A retry comes through here too: it is a request against the same quota. */
+static bool flow_admit(struct td_trigger_rt *trg, int n)
 {
     struct td_bucket *sb = &trg->sink->rate;
     if (trg->conf->delivery.rate.events == 0 && !td_bucket_limited(sb)) {
@@ -257,8 +270,8 @@ static bool flow_admit(struct td_trigger_rt *trg)
         wait = td_bucket_wait_for(sb, trg, now);
     }
     if (wait == 0) {
-        td_bucket_take(&trg->rate);
-        td_bucket_take_for(sb, trg);
+        td_bucket_take_n(&trg->rate, n);
+        td_bucket_take_for_n(sb, trg, n);
         return true;
     }
     if (!td_timer_armed(&trg->rate_timer) || trg->rate_timer.deadline > now + wait) {
@@ -270,19 +283,26 @@ static bool flow_admit(struct td_trigger_rt *trg)
     return false;
 }
 
-/* The sink answered d's attempt: the adaptive limit learns from it (trg->running still counts
- * d). Overload: 429, 503 or a Retry-After, whatever the trigger's retry_on makes of it. */
-static void flow_answer(struct td_trigger_rt *trg, struct td_delivery *d)
+/* The sink answered an attempt (a single delivery d, or a batch: d NULL) started at epoch: the
+ * adaptive limit learns from it (trg->running still counts it). Overload: 429, 503 or a
+ * Retry-After, whatever the trigger's retry_on makes of it. */
+static void flow_answer(struct td_trigger_rt *trg, const struct td_attempt *a, uint32_t epoch,
+                        struct td_delivery *d)
 {
-    const struct td_attempt *a = &d->attempt;
     if (!trg->conf->delivery.concurrency_adaptive) {
         return;
     }
     int before = flow_limit(trg);
     if (td_aimd_is_overload(a->http_status, a->retry_after_ms)) {
-        if (td_aimd_overload(&trg->conc, d->epoch, trg->running)) {
-            DLOG(TD_LOG_INFO, d, "overloaded (%s): concurrency limit %d -> %d", a->reason, before,
-                 trg->conc.limit);
+        if (td_aimd_overload(&trg->conc, epoch, trg->running)) {
+            if (d) {
+                DLOG(TD_LOG_INFO, d, "overloaded (%s): concurrency limit %d -> %d", a->reason,
+                     before, trg->conc.limit);
+            } else {
+                td_log(TD_LOG_INFO, trg->conf->name, NULL, NULL,
+                       "overloaded (%s, a batch): concurrency limit %d -> %d", a->reason, before,
+                       trg->conc.limit);
+            }
         }
     } else if (a->result == TD_RESULT_OK) {
         td_aimd_success(&trg->conc, trg->running >= before);
@@ -555,15 +575,60 @@ static void start_dl_attempt(struct td_delivery *d)
     }
 }
 
-static void sink_attempt_done(struct td_delivery *d)
+/* d headed its lane in a batch that also carried followers (the lane's next events). Delivered:
+ * the lane goes to the first follower (d finishes without advancing it; that follower's own
+ * answer comes next). Failed: nothing behind d may count as done before it, so the followers go
+ * back to the front of the lane, in order, and are sent again once d finished; their attempt
+ * does not count against their own retries. */
+static void lane_pass_on(struct td_delivery *d, bool delivered)
+{
+    struct td_delivery *f = d->follower;
+    d->follower = NULL;
+    if (delivered) {
+        f->lane = d->lane;
+        f->follows = NULL;
+        d->lane = NULL;
+        return;
+    }
+    struct td_lane *lane = f->follows;
+    struct td_delivery *last = f;
+    for (struct td_delivery *x = f, *nx; x; x = nx) {
+        nx = x->follower;
+        if (x->state == D_BATCH_RUNNING) {
+            /* its part of the answer is ignored (on_attempt_done: no longer running) */
+            td_attempt_reset(&x->attempt);
+            x->attempt.result = TD_RESULT_RETRY;
+            snprintf(x->attempt.reason, sizeof(x->attempt.reason),
+                     "sent again after the event before it");
+            td_trace_attempt_end(x->msg, &x->tr, x->trg->conf->name, x->trg->sink, &x->attempt,
+                                 x->attempts);
+            x->attempts--; /* not its own failure: its retries stay (the counter keeps it) */
+        }
+        x->state = D_WAITING;
+        x->follower = NULL;
+        x->follows = NULL;
+        x->next = nx;
+        last = x;
+    }
+    last->next = lane->head;
+    lane->head = f;
+    if (!lane->tail) {
+        lane->tail = last;
+    }
+}
+
+/* What the sink's answer means for d: delivered, a retry on a timer, or a dead letter. The
+ * caller gives back the concurrency slot (one per attempt, or one per batch) and pumps. */
+static void sink_outcome(struct td_delivery *d)
 {
     struct td_trigger_rt *trg = d->trg;
     const struct td_conf_delivery *pol = &trg->conf->delivery;
     const char *name = trg->conf->name;
     struct td_attempt *a = &d->attempt;
-    flow_answer(trg, d); /* before the slot is given back: it counts what was in flight */
-    trg->running--;
     td_trace_attempt_end(d->msg, &d->tr, name, trg->sink, a, d->attempts);
+    if (d->follower) {
+        lane_pass_on(d, a->result == TD_RESULT_OK);
+    }
     if (a->result == TD_RESULT_OK) {
         trg->stats.delivered++;
         td_stats_observe_latency(&trg->stats, td_now_ms() - d->msg->received_ms);
@@ -587,6 +652,15 @@ static void sink_attempt_done(struct td_delivery *d)
         DLOG(TD_LOG_WARN, d, "attempt %d failed (%s): %s", d->attempts, a->reason, reason);
         dead_letter(d, reason);
     }
+}
+
+static void sink_attempt_done(struct td_delivery *d)
+{
+    struct td_trigger_rt *trg = d->trg;
+    /* before the slot is given back: it counts what was in flight */
+    flow_answer(trg, &d->attempt, d->epoch, d);
+    trg->running--;
+    sink_outcome(d);
     pump(trg);
 }
 
@@ -712,6 +786,8 @@ static void on_attempt_done(struct td_attempt *a)
     struct td_delivery *d = a->owner;
     if (d->state == D_RUNNING) {
         sink_attempt_done(d);
+    } else if (d->state == D_BATCH_RUNNING) {
+        sink_outcome(d); /* batch.c gives the slot back and pumps once for the batch */
     } else if (d->state == D_DL_RUNNING) {
         dl_attempt_done(d);
     } else if (d->state == D_REPLY_RUNNING) {
@@ -776,6 +852,7 @@ void td_dispatch_dead_letter_why(struct td_trigger_rt *trg, struct td_msg *msg, 
 
 void td_dispatch_release_waiting(struct td_trigger_rt *trg)
 {
+    td_batch_dissolve(trg); /* a batch not sent yet: its events are waiting */
     /* Deliveries queued behind a lane first: their lanes' heads are still in progress. */
     for (size_t i = 0; trg->lanes && i < trg->lanes->nbuckets; i++) {
         for (struct td_lane *l = trg->lanes->buckets[i]; l; l = l->hnext) {
@@ -807,6 +884,7 @@ size_t td_dispatch_cancel(struct td_core *core, const struct td_source *src, uin
     size_t n = 0;
     for (size_t t = 0; t < core->cfg->ntriggers; t++) {
         struct td_trigger_rt *trg = &core->triggers[t];
+        td_batch_dissolve(trg); /* a batch not sent yet: its events are waiting */
         /* Queued behind a lane (never the head: that one is waiting, running or retrying). */
         for (size_t i = 0; trg->lanes && i < trg->lanes->nbuckets; i++) {
             for (struct td_lane *l = trg->lanes->buckets[i]; l; l = l->hnext) {
@@ -881,7 +959,7 @@ void td_dispatch_census(struct td_core *core, struct td_trigger_census *out, int
         if (out && t < ntrg) {
             struct td_trigger_census *c = &out[t];
             c->waiting += d->state == D_WAITING;
-            c->running += d->state == D_RUNNING;
+            c->running += d->state == D_RUNNING || d->state == D_BATCH_RUNNING;
             c->retrying += d->state == D_BACKOFF;
             c->dead_lettering += d->state == D_DL_RUNNING || d->state == D_DL_BACKOFF;
         }
@@ -911,6 +989,7 @@ void td_dispatch_trigger_free(struct td_trigger_rt *trg)
         td_timer_stop(trg->core->loop, &trg->rate_timer); /* no-op once abandon_all stopped it */
     }
     lanes_free(trg);
+    td_batch_trigger_free(trg);
 }
 
 void td_dispatch_abandon_all(struct td_core *core)
@@ -929,5 +1008,106 @@ void td_dispatch_abandon_all(struct td_core *core)
             /* now, while the loop exists: the triggers are freed after it */
             td_timer_stop(core->loop, &core->triggers[i].rate_timer);
         }
+        td_batch_trigger_free(&core->triggers[i]);
     }
+}
+
+/* ---- delivery.batch: what batch.c calls (batch.h) ---- */
+
+struct td_delivery *td_dispatch_wait_pop(struct td_trigger_rt *trg)
+{
+    struct td_delivery *d = trg->wait_head;
+    if (d) {
+        trg->wait_head = d->next;
+        if (!trg->wait_head) {
+            trg->wait_tail = NULL;
+        }
+        d->next = NULL;
+    }
+    return d;
+}
+
+void td_dispatch_wait_push_front(struct td_trigger_rt *trg, struct td_delivery *d)
+{
+    enqueue(trg, d, true);
+}
+
+const struct td_event *td_delivery_event(const struct td_delivery *d)
+{
+    return d->ev;
+}
+
+const char *td_delivery_batch_begin(struct td_delivery *d)
+{
+    struct td_trigger_rt *trg = d->trg;
+    d->state = D_BATCH_RUNNING;
+    d->attempts++;
+    trg->stats.attempts++;
+    td_attempt_reset(&d->attempt);
+    d->attempt.ev = d->ev;
+    td_trace_attempt_begin(d->msg, &d->tr, &d->attempt);
+    return d->attempt.traceparent;
+}
+
+void td_delivery_batch_done(struct td_delivery *d, enum td_result r, int http_status,
+                            int64_t retry_after_ms, const char *reason, const void *body,
+                            size_t len)
+{
+    /* d->attempt takes the batch's outcome, and on_attempt_done (D_BATCH_RUNNING) decides as
+     * for a single attempt: the same retries, backoff and dead letters. */
+    td_attempt_done(&d->attempt, r, http_status, retry_after_ms, reason, body, len);
+}
+
+void td_dispatch_pump(struct td_trigger_rt *trg)
+{
+    pump(trg);
+}
+
+int td_dispatch_flow_limit(struct td_trigger_rt *trg)
+{
+    return flow_limit(trg);
+}
+
+bool td_dispatch_flow_admit(struct td_trigger_rt *trg, int n)
+{
+    return flow_admit(trg, n);
+}
+
+uint32_t td_dispatch_flow_epoch(const struct td_trigger_rt *trg)
+{
+    return trg->conc.epoch; /* 0 until flow_init: no cut can have happened */
+}
+
+void td_dispatch_flow_answer(struct td_trigger_rt *trg, const struct td_attempt *a, uint32_t epoch)
+{
+    flow_answer(trg, a, epoch, NULL);
+}
+
+struct td_delivery *td_delivery_lane_pull(struct td_delivery *d)
+{
+    struct td_lane *lane = d->lane ? d->lane : d->follows;
+    if (!lane || !lane->head || d->follower) {
+        return NULL;
+    }
+    struct td_delivery *f = lane->head;
+    lane->head = f->next;
+    if (!lane->head) {
+        lane->tail = NULL;
+    }
+    f->next = NULL;
+    f->follows = lane;
+    d->follower = f;
+    return f;
+}
+
+void td_delivery_lane_unpull(struct td_delivery *d)
+{
+    if (d->follower) {
+        lane_pass_on(d, false); /* not sent: the followers' states are WAITING */
+    }
+}
+
+bool td_delivery_follows(const struct td_delivery *d)
+{
+    return d->follows != NULL;
 }

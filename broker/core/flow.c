@@ -29,8 +29,9 @@ static void refill(struct td_bucket *b, int64_t now_ms)
     }
     int64_t dt = now_ms - b->last_ms;
     b->last_ms = now_ms;
-    /* dt may be days: compare before multiplying, so events * dt cannot overflow */
-    if (dt > (cap + b->per_ms) / b->events + 1) {
+    /* dt may be days: compare before multiplying, so events * dt cannot overflow (credit below
+     * zero is a batch's debt: it is paid before the bucket fills) */
+    if (dt > (cap + b->per_ms - (b->credit < 0 ? b->credit : 0)) / b->events + 1) {
         b->credit = cap; /* a long quiet spell: full */
         return;
     }
@@ -61,6 +62,14 @@ void td_bucket_take(struct td_bucket *b)
     if (td_bucket_limited(b) && b->credit >= b->per_ms) {
         b->credit -= b->per_ms;
         b->waiting = false; /* served; the next "not yet" says again that someone waits */
+    }
+}
+
+void td_bucket_take_n(struct td_bucket *b, int n)
+{
+    if (td_bucket_limited(b) && b->credit >= b->per_ms && n > 0) {
+        b->credit -= (int64_t)n * b->per_ms; /* below zero: a debt the refill pays first */
+        b->waiting = false;
     }
 }
 
@@ -129,7 +138,12 @@ int64_t td_bucket_wait_for(struct td_bucket *b, const void *who, int64_t now_ms)
 
 void td_bucket_take_for(struct td_bucket *b, const void *who)
 {
-    td_bucket_take(b);
+    td_bucket_take_for_n(b, who, 1);
+}
+
+void td_bucket_take_for_n(struct td_bucket *b, const void *who, int n)
+{
+    td_bucket_take_n(b, n);
     int i = line_find(b, who);
     if (i >= 0) {
         line_remove(b, i);

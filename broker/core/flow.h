@@ -20,7 +20,8 @@
 #define TD_BUCKET_LINE 16 /* sharers queued in turn; beyond that, first to ask takes */
 struct td_bucket {
     int64_t events, per_ms, burst;
-    int64_t credit;  /* below (burst + 1) * per_ms: at most burst whole tokens and a part */
+    int64_t credit;  /* below (burst + 1) * per_ms: at most burst whole tokens and a part;
+                      * below 0 after a batch took more than there was (td_bucket_take_n) */
     int64_t last_ms; /* when credit was last brought up to date */
     bool waiting;    /* someone was told "not yet" and has not taken a token since (flow.c) */
     /* Who waits for a token, first come first served, when several share the bucket (a sink's,
@@ -41,6 +42,10 @@ static inline bool td_bucket_limited(const struct td_bucket *b)
 int64_t td_bucket_wait_ms(struct td_bucket *b, int64_t now_ms);
 /* Takes one token; the caller saw td_bucket_wait_ms() == 0 at the same now_ms. */
 void td_bucket_take(struct td_bucket *b);
+/* Takes n tokens (a batch of n events) once b holds one: past what it holds, the credit goes
+ * below zero, a debt paid before the next token is whole, so the rate holds for batches larger
+ * than burst too. */
+void td_bucket_take_n(struct td_bucket *b, int n);
 /* The same for a bucket several share (a sink's, by its triggers): WHO gets a token only in
  * its turn, so a sharer whose timer happens to fire first cannot take every token while the
  * others wait. A sharer told "not yet" joins the line; when a token is there, the first in line
@@ -49,6 +54,7 @@ void td_bucket_take(struct td_bucket *b);
  * line. td_bucket_take_for takes the token and WHO's place in line. */
 int64_t td_bucket_wait_for(struct td_bucket *b, const void *who, int64_t now_ms);
 void td_bucket_take_for(struct td_bucket *b, const void *who);
+void td_bucket_take_for_n(struct td_bucket *b, const void *who, int n);
 /* Whole tokens held at now_ms (for tests and logs). */
 int64_t td_bucket_tokens(struct td_bucket *b, int64_t now_ms);
 

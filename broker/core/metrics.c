@@ -442,6 +442,19 @@ static void render_triggers(FILE *f, const struct snapshot *s)
         sample(f, "triggerd_trigger_retries_total", "trigger", s->triggers[i].name, NULL, NULL,
                (double)s->triggers[i].stats.retries);
     }
+    /* delivery.batch: the mean batch size is batch_events_total / batches_total */
+    help(f, "triggerd_trigger_batches_total", "counter",
+         "Batches sent to the trigger's sink (delivery.batch), retries included.");
+    for (size_t i = 0; i < s->ntriggers; i++) {
+        sample(f, "triggerd_trigger_batches_total", "trigger", s->triggers[i].name, NULL, NULL,
+               (double)s->triggers[i].stats.batches);
+    }
+    help(f, "triggerd_trigger_batch_events_total", "counter",
+         "Events sent in those batches (each attempt of an event counts).");
+    for (size_t i = 0; i < s->ntriggers; i++) {
+        sample(f, "triggerd_trigger_batch_events_total", "trigger", s->triggers[i].name, NULL, NULL,
+               (double)s->triggers[i].stats.batch_events);
+    }
     help(f, "triggerd_trigger_dead_letters_total", "counter",
          "Dead letters written to the trigger's dead-letter target, by deadletterreason.");
     for (size_t i = 0; i < s->ntriggers; i++) {

@@ -29,6 +29,8 @@ struct td_trigger_stats {
     uint64_t latency_count;   /* deliveries timed: from read at the source to the sink's 2xx */
     uint64_t latency_sum_ms;
     uint64_t latency_buckets[TD_LATENCY_BUCKETS + 1]; /* the last one is +Inf */
+    uint64_t batches;      /* delivery.batch: batches sent (attempts of a batch on the sink) */
+    uint64_t batch_events; /* events in those batches (the mean size: batch_events / batches) */
 };
 
 /* The latency bucket upper bounds in milliseconds (TD_LATENCY_BUCKETS of them; +Inf after). */

@@ -9,6 +9,9 @@
 
 struct td_event;
 
+/* The media type of a batch (the CloudEvents HTTP binding's batched mode). */
+#define TD_CE_BATCH_CONTENT_TYPE "application/cloudevents-batch+json"
+
 /* Decodes a batch. Returns 0 and sets *out to a malloc'd array of *n events (one reference
  * each; free with td_ce_batch_free), or -1 with a message naming the first bad element. An
  * empty array is a valid batch of 0 events (*out may then be NULL). */
