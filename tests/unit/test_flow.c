@@ -203,6 +203,42 @@ static void test_bucket_shared_stale(void **state)
 
 /* ---- AIMD ---- */
 
+/* A batch takes n tokens once the bucket holds one: past what it holds it leaves a debt, paid
+ * before the next token is whole, so batches larger than burst keep the rate; and a long quiet
+ * spell after a debt first pays it (the bucket is not simply full again). */
+static void test_bucket_take_n_debt(void **state)
+{
+    (void)state;
+    struct td_bucket b;
+    td_bucket_init(&b, 100, 1000, 10, 0); /* 100/s: a token every 10 ms, 10 at once */
+    assert_int_equal(td_bucket_wait_ms(&b, 0), 0);
+    td_bucket_take_n(&b, 20); /* a batch of 20 on a bucket of 10: 10 tokens in debt */
+    assert_int_equal(td_bucket_tokens(&b, 0), -10);
+    assert_int_equal(td_bucket_wait_ms(&b, 0), 110); /* the debt, then one whole token */
+    assert_int_equal(td_bucket_wait_ms(&b, 109), 1);
+    assert_int_equal(td_bucket_wait_ms(&b, 110), 0);
+    /* batches of 20 from then on: one every 200 ms, so 100 events a second over 10 s */
+    int64_t events = 0;
+    for (int64_t t = 110; t < 10110; t++) {
+        if (td_bucket_wait_ms(&b, t) == 0) {
+            td_bucket_take_n(&b, 20);
+            events += 20;
+        }
+    }
+    assert_int_equal(events, 1000);
+    /* a debt survives a quiet spell long enough to fill a debt-free bucket */
+    td_bucket_init(&b, 100, 1000, 10, 0);
+    td_bucket_take_n(&b, 1000); /* 990 tokens in debt: 9.9 s to pay */
+    assert_int_equal(td_bucket_wait_ms(&b, 200), 9710);
+    assert_int_equal(td_bucket_tokens(&b, 5000), -490); /* 4.8 s later: still owed */
+    assert_int_equal(td_bucket_tokens(&b, 100000), 10); /* then full, and no more */
+    /* n tokens only once one is there; a bucket with none gives none */
+    td_bucket_init(&b, 100, 1000, 1, 0);
+    td_bucket_take_n(&b, 1);
+    td_bucket_take_n(&b, 50); /* not taken: the caller must see wait_ms == 0 first */
+    assert_int_equal(td_bucket_tokens(&b, 0), 0);
+}
+
 static void test_aimd_fixed(void **state)
 {
     (void)state;
@@ -469,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_bucket_wait_and_unlimited),
         cmocka_unit_test(test_bucket_shared_turns),
         cmocka_unit_test(test_bucket_shared_stale),
+        cmocka_unit_test(test_bucket_take_n_debt),
         cmocka_unit_test(test_aimd_fixed),
         cmocka_unit_test(test_aimd_cut_once_per_round_trip),
         cmocka_unit_test(test_aimd_growth),
