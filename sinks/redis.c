@@ -286,7 +286,9 @@ static void on_resolved(const struct td_resolve_result *res, void *arg)
             snprintf(reason, sizeof(reason), "redis: %s", why);
             td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
         } else if (deliver_now(rs->k, a) < 0) {
-            td_attempt_done(a, TD_RESULT_RETRY, 0, -1, a->reason, NULL, 0);
+            char reason[sizeof(a->reason)]; /* td_attempt_done writes a->reason */
+            snprintf(reason, sizeof(reason), "%s", a->reason);
+            td_attempt_done(a, TD_RESULT_RETRY, 0, -1, reason, NULL, 0);
         }
         ra = next;
     }

@@ -17,11 +17,14 @@
  * absorb a loop that wakes a little late (a bucket of 1 token would lose every late
  * millisecond, so 100/s would come out as 90/s on a busy machine), and never more than the
  * events of one period, so `{events: 600, per: 1m}` does not start with 600 at once. */
+#define RATE_PER_MAX_MS (24LL * 3600 * 1000) /* a day: the bucket's arithmetic stays in range */
 static int check_rate(struct td_conf_loader *ld, const struct td_ynode *map, void *base)
 {
     struct td_conf_rate *r = base;
-    (void)map;
-    (void)ld;
+    if (r->per_ms > RATE_PER_MAX_MS) {
+        ERR_AT(ld, td_conf_map_get(map, "per"), "'per' must be at most 24h");
+        return -1;
+    }
     if (r->burst == 0 && r->events > 0 && r->per_ms > 0) {
         int64_t per_second = (int64_t)r->events * 1000 / r->per_ms;
         r->burst = (int)(per_second < 1 ? 1 : per_second > r->events ? r->events : per_second);

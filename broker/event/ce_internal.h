@@ -26,6 +26,12 @@ size_t td_ce_utf8_next(const unsigned char *s, size_t len);
 /* True when the content type is textual: text/..., application/xml or anything +xml. */
 bool td_ce_is_text_type(const char *ct);
 
+/* True for the attributes whose CloudEvents type is String, URI-reference or Timestamp
+ * (specversion, id, source, type, datacontenttype, dataschema, subject, time): a binding that
+ * carries typed values (JSON, AMQP) must refuse a boolean or an integer there, as every encoder
+ * writes them as strings and the JSON format refuses anything else. */
+bool td_ce_string_only(const char *name);
+
 /* Sets an attribute read from the wire (copies name and value), refusing a new attribute once
  * the event holds TD_CE_MAX_ATTRS: 0, or -1 with a message ("more than 256 attributes ..." or
  * "out of memory"). Replacing an existing attribute is always allowed. */

@@ -196,8 +196,7 @@ fail:
     return NULL;
 }
 
-/* The attributes whose CloudEvents type is String (or URI, Timestamp...): never numbers. */
-static bool string_only(const char *name)
+bool td_ce_string_only(const char *name)
 {
     static const char *const names[] = {"specversion",     "id",         "source",  "type",
                                         "datacontenttype", "dataschema", "subject", "time"};
@@ -227,7 +226,7 @@ static int set_member(struct td_event *ev, const cJSON *m, char *err, size_t err
     if (cJSON_IsString(m)) {
         return td_ce_decode_set(ev, name, m->valuestring, TD_CE_STRING, err, errlen);
     }
-    if (string_only(name)) {
+    if (td_ce_string_only(name)) {
         td_ce_errf(err, errlen, "attribute '%s' must be a string", name);
         return -1;
     }

@@ -13,6 +13,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,7 @@ struct lean_conn {
     int fd;
     enum conn_state state;
     bool used;          /* answered at least one request: a failure may mean it went stale */
+    size_t addr_idx;    /* named pools: the address it was opened to (the pool's cur then) */
     int64_t idle_since; /* td_now_ms() when it went idle */
     struct td_lean_request *req;
 };
@@ -79,6 +81,8 @@ struct lean_pool {
     size_t naddrs, cur;
     int64_t resolved_at;
     bool stale;
+    struct sockaddr_storage bad; /* the last address a connect failed to (badlen 0: none) */
+    socklen_t badlen;
     struct td_resolve *lookup; /* in flight, or NULL */
     struct td_lean_request *wait_head, *wait_tail;
 };
@@ -144,6 +148,9 @@ static void conn_close(struct lean_conn *k);
 static void conn_event(struct td_loop *loop, int fd, uint32_t events, void *arg);
 static void conn_fail(struct lean_conn *k, CURLcode code);
 static int start_on_conn(struct td_lean_request *r);
+static int conn_open(struct td_lean_request *r);
+static bool addr_failed(struct lean_pool *p, size_t idx);
+static void answer_reset(struct td_lean_request *r);
 
 /* ---- targets and pools ---------------------------------------------------------------------- */
 
@@ -731,9 +738,23 @@ static int64_t on_timer(struct td_loop *loop, void *arg)
     }
     if (r->conn) {
         struct lean_conn *k = r->conn;
+        bool connecting = k->state == CONN_CONNECTING;
+        size_t idx = k->addr_idx;
+        struct lean_pool *p = k->pool;
         k->req = NULL;
         r->conn = NULL;
         conn_close(k); /* its answer may still come: the connection cannot be reused */
+        /* The connect timeout (not the request's): an address that drops what is sent to it.
+         * A name's next address gets the time that is left, as libcurl moves on. */
+        if (connecting && addr_failed(p, idx) && td_now_ms() < r->deadline &&
+            ++r->addr_tries < p->naddrs) {
+            answer_reset(r);
+            if (conn_open(r) == 0) {
+                return TD_LOOP_NOMORE;
+            }
+            finish(r, CURLE_COULDNT_CONNECT);
+            return TD_LOOP_NOMORE;
+        }
     }
     finish(r, CURLE_OPERATION_TIMEDOUT);
     return TD_LOOP_NOMORE;
@@ -760,6 +781,32 @@ static void conn_close(struct lean_conn *k)
     free(k);
 }
 
+/* Uses address i of a named pool for new connections. */
+static void pool_use(struct lean_pool *p, size_t i)
+{
+    p->cur = i;
+    memcpy(&p->addr, &p->addrs[i], p->lens[i]);
+    p->addrlen = p->lens[i];
+}
+
+/* A connect to address idx of a named pool failed (refused, unreachable, timed out): new
+ * connections go to the next address from now on (unless another failure moved the pool on
+ * already), it is remembered as bad, and the name is looked up again before the next new
+ * connection. True for a named pool with more than one address (the caller may try the next). */
+static bool addr_failed(struct lean_pool *p, size_t idx)
+{
+    if (!p->named || p->naddrs == 0 || idx >= p->naddrs) {
+        return false;
+    }
+    memcpy(&p->bad, &p->addrs[idx], p->lens[idx]);
+    p->badlen = p->lens[idx];
+    p->stale = true;
+    if (p->cur == idx) {
+        pool_use(p, (idx + 1) % p->naddrs);
+    }
+    return p->naddrs > 1;
+}
+
 /* Opens a new connection for r. 0, or -1 (r is untouched). */
 static int conn_open(struct td_lean_request *r)
 {
@@ -778,11 +825,17 @@ static int conn_open(struct td_lean_request *r)
     setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* as libcurl */
     k->pool = p;
     k->state = CONN_CONNECTING;
+    k->addr_idx = p->cur;
     list_push(&p->busy, k);
     c->nconns++;
     if (connect(k->fd, (const struct sockaddr *)&p->addr, p->addrlen) < 0 && errno != EINPROGRESS) {
         int e = errno;
+        size_t idx = k->addr_idx;
         conn_close(k);
+        /* refused at once (unreachable, no route): a name's next address, as on a late refusal */
+        if (addr_failed(p, idx) && ++r->addr_tries < p->naddrs) {
+            return conn_open(r);
+        }
         errno = e;
         return -1;
     }
@@ -796,14 +849,6 @@ static int conn_open(struct td_lean_request *r)
     int64_t when = r->deadline < now + CONNECT_TIMEOUT_MS ? r->deadline : now + CONNECT_TIMEOUT_MS;
     td_timer_start(c->loop, &r->timer, when > now ? when - now : 0);
     return 0;
-}
-
-/* Uses address i of a named pool for new connections. */
-static void pool_use(struct lean_pool *p, size_t i)
-{
-    p->cur = i;
-    memcpy(&p->addr, &p->addrs[i], p->lens[i]);
-    p->addrlen = p->lens[i];
 }
 
 static void on_resolved(const struct td_resolve_result *res, void *arg);
@@ -860,7 +905,7 @@ static void on_resolved(const struct td_resolve_result *res, void *arg)
     if (res->err == 0) {
         /* The address in use stays in use when the answer still has it: a refresh must not
          * send new connections back to one that refused them. */
-        size_t keep = 0;
+        size_t keep = 0, notbad = SIZE_MAX;
         for (size_t i = 0; i < res->n; i++) {
             memcpy(&p->addrs[i], &res->addrs[i], res->lens[i]);
             p->lens[i] = res->lens[i];
@@ -868,6 +913,14 @@ static void on_resolved(const struct td_resolve_result *res, void *arg)
                 memcmp(&res->addrs[i], &p->addr, res->lens[i]) == 0) {
                 keep = i;
             }
+            if (notbad == SIZE_MAX &&
+                !(res->lens[i] == p->badlen && memcmp(&res->addrs[i], &p->bad, p->badlen) == 0)) {
+                notbad = i;
+            }
+        }
+        if (p->stale) {
+            /* looked up again because connects failed: not back to the one that failed last */
+            keep = notbad == SIZE_MAX ? 0 : notbad;
         }
         p->naddrs = res->n;
         p->resolved_at = td_now_ms();
@@ -878,14 +931,20 @@ static void on_resolved(const struct td_resolve_result *res, void *arg)
                     gai_strerror(res->err), p->naddrs ? " (the addresses it had are kept)" : "");
         p->stale = true;
     }
-    while (p->wait_head) {
-        struct td_lean_request *r = p->wait_head;
-        wait_remove(r);
+    /* Only the requests that waited for this answer: one that a callback below starts (the
+     * sink's next delivery) waits for the lookup it starts itself, not for this old answer. */
+    struct td_lean_request *r = p->wait_head;
+    p->wait_head = p->wait_tail = NULL;
+    while (r) {
+        struct td_lean_request *next = r->wnext;
+        r->wnext = NULL;
+        r->waiting = false;
         if (p->naddrs == 0) {
             finish(r, CURLE_COULDNT_RESOLVE_HOST);
         } else if (conn_open(r) < 0) {
             finish(r, CURLE_COULDNT_CONNECT);
         }
+        r = next;
     }
 }
 
@@ -939,14 +998,11 @@ static void conn_fail(struct lean_conn *k, CURLcode code)
     struct lean_pool *p = k->pool;
     bool stale = k->used && r && !r->got_bytes && !r->retried;
     bool next_addr = false;
-    if (k->state == CONN_CONNECTING && p->named && p->naddrs > 0) {
-        /* Refused or unreachable: new connections go to the next address from now on, and
-         * this request tries it at once unless it has tried them all (::1 comes first for
-         * "localhost", with the function listening on 127.0.0.1 only); when all failed, the
-         * name is looked up again before the next new connection. */
-        pool_use(p, (p->cur + 1) % p->naddrs);
+    if (k->state == CONN_CONNECTING && addr_failed(p, k->addr_idx)) {
+        /* Refused or unreachable: this request tries the pool's next address at once unless it
+         * has tried them all (::1 comes first for "localhost", with the function listening on
+         * 127.0.0.1 only). */
         next_addr = r && ++r->addr_tries < p->naddrs;
-        p->stale = p->stale || !next_addr;
     }
     if (r) {
         r->conn = NULL;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -84,8 +85,21 @@ static void shared_put(struct rs_shared *s)
     }
 }
 
+static _Atomic(td_resolve_lookup_fn) lookup_override; /* tests: td_resolver_set_lookup */
+
+void td_resolver_set_lookup(td_resolve_lookup_fn fn)
+{
+    atomic_store(&lookup_override, fn);
+}
+
 static void lookup(struct td_resolve *q)
 {
+    td_resolve_lookup_fn fn = atomic_load(&lookup_override);
+    if (fn) {
+        memset(&q->res, 0, sizeof(q->res));
+        fn(q->host, q->port, &q->res);
+        return;
+    }
     struct addrinfo hints;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
@@ -218,7 +232,9 @@ static int start_worker(struct td_resolver *r)
     s->refs++; /* the worker's */
     /* The worker inherits the loop thread's signal mask (the daemon blocks its signals before
      * it starts any thread), so no signal lands on it. */
-    if (pthread_create(&r->thread, NULL, worker, s) != 0) {
+    int rc = pthread_create(&r->thread, NULL, worker, s);
+    if (rc != 0) {
+        errno = rc; /* for the caller's message */
         s->refs--;
         td_loop_fd_del(r->loop, s->efd);
         close(s->efd);

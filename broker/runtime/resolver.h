@@ -28,7 +28,8 @@ struct td_resolve_result {
     socklen_t lens[TD_RESOLVE_MAX_ADDRS];
 };
 
-/* Called on the loop with the answer (borrowed for the call). */
+/* Called on the loop with the answer (borrowed for the call). It may start or cancel lookups,
+ * but must not free the resolver (the other answers of the same wake-up are still to come). */
 typedef void (*td_resolve_fn)(const struct td_resolve_result *res, void *arg);
 
 /* A resolver for loop; NULL on out of memory. No thread runs until the first lookup. */
@@ -49,5 +50,12 @@ void td_resolve_cancel(struct td_resolver *r, struct td_resolve *q);
 
 /* Lookups started and not answered (for tests and status). */
 size_t td_resolver_pending(const struct td_resolver *r);
+
+/* Tests only: answers every lookup of every resolver with fn instead of getaddrinfo (NULL: back
+ * to getaddrinfo), so that a test can hand a name several addresses or a failure. fn runs on the
+ * worker thread and fills out (err, or n addresses). */
+typedef void (*td_resolve_lookup_fn)(const char *host, const char *port,
+                                     struct td_resolve_result *out);
+void td_resolver_set_lookup(td_resolve_lookup_fn fn);
 
 #endif

@@ -232,6 +232,12 @@ static struct td_event *from_binary(const amqp_basic_properties_t *p, const void
         }
         if (strcmp(name, "specversion") == 0 || strcmp(name, "datacontenttype") == 0) {
             type = TD_CE_STRING;
+        } else if (type != TD_CE_STRING && td_ce_string_only(name)) {
+            /* a boolean `type` would become "type":true in the JSON format, which no reader
+             * (ours included) accepts: refused here, as the JSON format refuses it */
+            td_ce_errf(err, errlen, "attribute '%s' must be a string", name);
+            free(value);
+            goto fail;
         }
         int rc = td_event_set_typed(ev, name, value, type);
         free(value);

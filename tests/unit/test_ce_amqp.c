@@ -101,6 +101,24 @@ static void test_binary_invalid(void **state)
     e3[3] = str_entry("cloudEvents:source", "/ok");
     assert_null(decode(&p, "", &wrapped, err));
     assert_non_null(strstr(err, "invalid attribute name"));
+    /* a boolean or an integer where CloudEvents wants a string (fuzz_ce_amqp found a boolean
+     * `type` that then became "type":true in the JSON format) */
+    amqp_table_entry_t e4[4] = {str_entry("cloudEvents:specversion", "1.0"),
+                                str_entry("cloudEvents:id", "x"),
+                                str_entry("cloudEvents:source", "/s"),
+                                {.key = amqp_cstring_bytes("cloudEvents:type")}};
+    e4[3].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    e4[3].value.value.boolean = 1;
+    p = props_with(e4, 4);
+    err[0] = '\0';
+    assert_null(decode(&p, "", &wrapped, err));
+    assert_non_null(strstr(err, "'type' must be a string"));
+    e4[3] = str_entry("cloudEvents:type", "t");
+    e4[1].value.kind = AMQP_FIELD_KIND_I64;
+    e4[1].value.value.i64 = 42;
+    err[0] = '\0';
+    assert_null(decode(&p, "", &wrapped, err));
+    assert_non_null(strstr(err, "'id' must be a string"));
     /* the wrapper used for its dead letter always works */
     struct td_event *ev = td_ce_wrap_amqp(&p, "b", 1, "q", "t", "/s");
     assert_non_null(ev);

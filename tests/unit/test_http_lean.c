@@ -14,6 +14,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@
 #include "http_client.h"
 #include "http_lean.h"
 #include "loop.h"
+#include "resolver.h"
 
 #define PUMP_MAX 2000 /* loop iterations before a step is declared stuck (not a time limit) */
 
@@ -620,6 +623,140 @@ static void test_free_during_lookup(void **state)
     td_loop_run_once(f->loop, 20);
 }
 
+/* ---- names with several addresses, through a made-up resolver (td_resolver_set_lookup) ---- */
+
+static int fake_port;          /* the fixture's listening port */
+static int fake_lookups;       /* lookups answered (the worker thread writes, the test reads after
+                                  the answer came through the loop's eventfd: ordered) */
+static const char *fake_first; /* the address answered first ("127.0.0.2": nobody listens) */
+static bool fake_fail;
+
+static void add_v4(struct td_resolve_result *out, const char *ip)
+{
+    struct sockaddr_in *a = (struct sockaddr_in *)&out->addrs[out->n];
+    memset(a, 0, sizeof(*a));
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)fake_port);
+    inet_pton(AF_INET, ip, &a->sin_addr);
+    out->lens[out->n++] = sizeof(*a);
+}
+
+static void fake_lookup(const char *host, const char *port, struct td_resolve_result *out)
+{
+    (void)host;
+    (void)port;
+    fake_lookups++;
+    if (fake_fail) {
+        out->err = EAI_NONAME;
+        return;
+    }
+    add_v4(out, fake_first);
+    add_v4(out, "127.0.0.1");
+}
+
+/* A name whose first address refuses (127.0.0.2, nobody listens there) and whose second one is
+ * the server: a burst of requests that all need new connections at once reaches the server every
+ * time (each failed connect moves the pool on from the address it used, never back and forth),
+ * the pool then stays on the good address, and the refusals had the name looked up again. The
+ * same with a first address that fails at once (255.255.255.255: connect() says EACCES without
+ * SO_BROADCAST). */
+static void burst_through_bad_first(struct fixture *f, const char *bad)
+{
+    fake_port = f->port;
+    fake_first = bad;
+    fake_fail = false;
+    fake_lookups = 0;
+    td_resolver_set_lookup(fake_lookup);
+    char err[160];
+    struct td_lean_target *t = td_lean_target_new(f->c, "http://fn.test:1/", err, sizeof(err));
+    assert_non_null(t);
+    enum { B = 8 };
+    struct result r[B];
+    for (int i = 0; i < B; i++) {
+        struct td_lean_request *q = td_lean_request_new(t);
+        assert_non_null(q);
+        memset(&r[i], 0, sizeof(r[i]));
+        assert_int_equal(td_lean_request_send(f->c, q, 10000, NULL, NULL, on_done, &r[i]), 0);
+    }
+    int fds[B], nfd = 0;
+    for (int i = 0; i < PUMP_MAX && nfd < B; i++) {
+        int fd = accept(f->lfd, NULL, NULL);
+        if (fd >= 0) {
+            fds[nfd++] = fd;
+        } else {
+            td_loop_run_once(f->loop, 5);
+        }
+    }
+    assert_int_equal(nfd, B); /* every request reached the server */
+    char buf[4096];
+    for (int i = 0; i < B; i++) {
+        srv_read(f, fds[i], buf, sizeof(buf));
+        srv_write(fds[i], "HTTP/1.1 204 No Content\r\n\r\n");
+    }
+    for (int i = 0; i < B; i++) {
+        pump_until_done(f, &r[i]);
+        assert_int_equal(r[i].code, CURLE_OK);
+        assert_int_equal(r[i].status, 204);
+    }
+    for (int i = 0; i < B; i++) {
+        close(fds[i]);
+    }
+    td_lean_target_free(t);
+    td_resolver_set_lookup(NULL);
+}
+
+static void test_name_next_address_refused(void **state)
+{
+    burst_through_bad_first(*state, "127.0.0.2");
+}
+
+static void test_name_next_address_at_once(void **state)
+{
+    burst_through_bad_first(*state, "255.255.255.255");
+}
+
+/* A failed lookup fails the requests that waited for it, and only those: the next request,
+ * started from the first one's callback (as the sink does with its next delivery), waits for a
+ * lookup of its own. */
+struct chain {
+    struct fixture *f;
+    struct td_lean_target *t;
+    struct result first, second;
+};
+
+static void on_first_done(struct td_http_request *req, CURLcode code, long status, int64_t ra,
+                          const unsigned char *body, size_t len, void *arg)
+{
+    struct chain *ch = arg;
+    on_done(req, code, status, ra, body, len, &ch->first);
+    struct td_lean_request *q = td_lean_request_new(ch->t);
+    assert_non_null(q);
+    assert_int_equal(td_lean_request_send(ch->f->c, q, 10000, NULL, NULL, on_done, &ch->second), 0);
+}
+
+static void test_failed_lookup_fails_only_its_waiters(void **state)
+{
+    struct fixture *f = *state;
+    fake_port = f->port;
+    fake_fail = true;
+    fake_lookups = 0;
+    td_resolver_set_lookup(fake_lookup);
+    char err[160];
+    struct chain ch = {.f = f};
+    ch.t = td_lean_target_new(f->c, "http://fn.test:1/", err, sizeof(err));
+    assert_non_null(ch.t);
+    struct td_lean_request *q = td_lean_request_new(ch.t);
+    assert_int_equal(td_lean_request_send(f->c, q, 10000, NULL, NULL, on_first_done, &ch), 0);
+    pump_until_done(f, &ch.first);
+    assert_int_equal(ch.first.code, CURLE_COULDNT_RESOLVE_HOST);
+    assert_int_equal(ch.second.calls, 0); /* not failed by the answer it did not wait for */
+    pump_until_done(f, &ch.second);
+    assert_int_equal(ch.second.code, CURLE_COULDNT_RESOLVE_HOST);
+    assert_int_equal(fake_lookups, 2); /* it had a lookup of its own */
+    td_lean_target_free(ch.t);
+    td_resolver_set_lookup(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -642,6 +779,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_host_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_name_unresolvable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_during_lookup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_name_next_address_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_name_next_address_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_lookup_fails_only_its_waiters, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
