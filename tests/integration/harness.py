@@ -283,6 +283,12 @@ class RedisServer:
         return self.tls.client_kw() if self.tls else {}
 
     def start(self):
+        # A second start while the first server runs would spawn one that cannot bind, take its
+        # place in self.proc, and leave the first running after the test (stop() stops only
+        # self.proc): two tests did that and leaked a redis-server each run.
+        if self.running():
+            raise RuntimeError(f"redis-server on port {self.port} is running already (the "
+                               "constructor starts it)")
         args = [
             "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else "redis-server",
             "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,

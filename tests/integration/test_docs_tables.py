@@ -83,7 +83,6 @@ def readme_keys():
 def scrape_metrics(c):
     """{name: (type, set of label names or None when no samples)} from a running daemon."""
     srv = RedisServer()
-    srv.start()
     fn = FunctionServer()
     port = free_port()
     cfg = config({"s": redis_source(srv.url, "st"),

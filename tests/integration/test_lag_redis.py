@@ -59,7 +59,6 @@ def entries_added(rs, stream):
 
 def body(c):
     rs = RedisServer()
-    rs.start()
     gate = threading.Event()
 
     def behaviour(req, attempt):

@@ -101,7 +101,6 @@ def body(c):
         c.check(False, "prometheus_client is importable (apt install python3-prometheus-client)")
         return
     rs = RedisServer()
-    rs.start()
     fn = FunctionServer()
     cfg = config({"in": redis_source(rs.url, "st")}, {"fn": http_sink(fn.url)},
                  [trigger("t", "in", "fn")])
