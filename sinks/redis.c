@@ -4,7 +4,8 @@
  * back in order and complete the attempts in order, so a slow Redis never blocks a delivery.
  * An attempt that outlives its timeout closes the connection, which fails every attempt on it
  * (all retryable); the next delivery opens a new one. A host name is looked up off the loop
- * (resolver.h) and its addresses kept for DNS_TTL_MS: attempts that need a connection before
+ * (resolver.h: the loop's resolver, td_http_client_resolver) and its addresses kept for
+ * TD_RESOLVE_TTL_MS: attempts that need a connection before
  * the first answer wait for it (with their timeout running); a connection that fails has the
  * name looked up again for the next one, while the old addresses serve meanwhile. */
 #include <arpa/inet.h>
@@ -18,6 +19,7 @@
 #include <sys/epoll.h>
 
 #include "ce_redis.h"
+#include "http_client.h"
 #include "cloudevent.h"
 #include "conf_table.h"
 #include "log.h"
@@ -27,9 +29,6 @@
 #include "redis_util.h"
 #include "resolver.h"
 #include "sink.h"
-
-/* As the lean HTTP client (and libcurl's DNS cache): a moved Redis is found within a minute. */
-#define DNS_TTL_MS 60000
 
 struct redis_sink;
 
@@ -56,7 +55,7 @@ struct redis_sink {
     char last_error[256]; /* the last failure logged: an outage is one line */
     /* A host name (named): its addresses, looked up by resolver off the loop. */
     bool named;
-    struct td_resolver *resolver; /* made at the first lookup */
+    struct td_resolver *resolver; /* the loop's (borrowed; it outlives the sinks), or NULL */
     struct td_resolve *lookup;    /* in flight, or NULL */
     struct td_resolve_result addrs;
     int64_t resolved_at;
@@ -65,6 +64,16 @@ struct redis_sink {
 };
 
 static int deliver_now(struct td_sink *k, struct td_attempt *a);
+
+/* Logs why once: an outage (the same reason over and over) is one line. */
+static void log_once(struct redis_sink *rs, const char *why)
+{
+    if (strcmp(rs->last_error, why) != 0) {
+        td_log_warn(NULL, NULL, NULL, "sink '%s': redis %s:%d: %s", rs->k->name, rs->addr.host,
+                    rs->addr.port, why);
+        snprintf(rs->last_error, sizeof(rs->last_error), "%s", why);
+    }
+}
 
 static void pump(struct redis_sink *rs);
 
@@ -91,11 +100,7 @@ static void fail_conn(struct redis_sink *rs, const char *why_in)
         rs->conn = NULL;
     }
     rs->stale = true; /* a name is looked up again before the next connection */
-    if (strcmp(rs->last_error, why) != 0) {
-        td_log_warn(NULL, NULL, NULL, "sink '%s': redis %s:%d: %s", rs->k->name, rs->addr.host,
-                    rs->addr.port, why);
-        snprintf(rs->last_error, sizeof(rs->last_error), "%s", why);
-    }
+    log_once(rs, why);
     char reason[160];
     snprintf(reason, sizeof(reason), "redis: %s", why);
     struct redis_attempt *ra = rs->head;
@@ -267,11 +272,7 @@ static void on_resolved(const struct td_resolve_result *res, void *arg)
     } else {
         snprintf(why, sizeof(why), "resolving %s: %s%s", rs->addr.host, gai_strerror(res->err),
                  rs->addrs.n ? " (the addresses it had are kept)" : "");
-        if (strcmp(rs->last_error, why) != 0) {
-            td_log_warn(NULL, NULL, NULL, "sink '%s': redis %s:%d: %s", rs->k->name, rs->addr.host,
-                        rs->addr.port, why);
-            snprintf(rs->last_error, sizeof(rs->last_error), "%s", why);
-        }
+        log_once(rs, why);
     }
     struct redis_attempt *ra = rs->wait_head;
     rs->wait_head = NULL;
@@ -299,14 +300,14 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
     (void)ev; /* a->ev: the same event */
     struct redis_sink *rs = k->impl;
     if (!rs->named || rs->conn ||
-        (rs->addrs.n > 0 && !rs->stale && td_now_ms() - rs->resolved_at < DNS_TTL_MS)) {
+        (rs->addrs.n > 0 && !rs->stale && td_now_ms() - rs->resolved_at < TD_RESOLVE_TTL_MS)) {
         return deliver_now(k, a);
     }
     /* A new connection to a name whose addresses are missing or old: looked up off the loop.
      * While the answer is on its way, the old addresses (if any) serve. */
     if (!rs->lookup) {
-        if (!rs->resolver) {
-            rs->resolver = td_resolver_new(k->loop);
+        if (!rs->resolver && k->http) {
+            rs->resolver = td_http_client_resolver(k->http);
         }
         char port[16];
         snprintf(port, sizeof(port), "%d", rs->addr.port);
@@ -348,10 +349,7 @@ static int deliver_now(struct td_sink *k, struct td_attempt *a)
     struct td_rconn *c = ensure_connected(rs, why, sizeof(why));
     if (!c) {
         snprintf(a->reason, sizeof(a->reason), "cannot connect to redis: %s", why);
-        if (strcmp(rs->last_error, why) != 0) {
-            td_log_warn(NULL, NULL, NULL, "sink '%s': %s", k->name, why);
-            snprintf(rs->last_error, sizeof(rs->last_error), "%s", why);
-        }
+        log_once(rs, why);
         return -1;
     }
     if (td_ce_to_redis(ev, &f) < 0) {
@@ -421,7 +419,9 @@ static void destroy(struct td_sink *k)
         return;
     }
     /* Teardown: abandon the attempts (see sink.h) without callbacks. */
-    td_resolver_free(rs->resolver); /* no answer comes after this */
+    if (rs->lookup) {
+        td_resolve_cancel(rs->resolver, rs->lookup); /* no answer comes after this */
+    }
     while (rs->wait_head) {
         struct redis_attempt *ra = rs->wait_head;
         rs->wait_head = ra->next;

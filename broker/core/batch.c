@@ -390,8 +390,12 @@ static void on_batch_done(struct td_attempt *a)
         }
         bool item_failed = whole == TD_RESULT_OK && failed && failed[i];
         enum td_result r = item_failed ? TD_RESULT_RETRY : whole;
+        /* The answer's body only where it may end in a dead letter (knativeerrordata): copied
+         * into each member's attempt, it would cost up to 64 KiB per event on success. */
+        bool ok = r == TD_RESULT_OK;
         td_delivery_batch_done(b->members[i], r, a->http_status, a->retry_after_ms,
-                               item_failed ? item_reason : reason, a->body, a->body_len);
+                               item_failed ? item_reason : reason, ok ? NULL : a->body,
+                               ok ? 0 : a->body_len);
     }
     free(failed);
     batch_free(b);

@@ -184,13 +184,7 @@ static void pump(struct td_trigger_rt *trg)
     }
     /* A slot first, then the rate's tokens, taken as the attempt starts (flow_admit). */
     while (trg->running < flow_limit(trg) && trg->wait_head && flow_admit(trg, 1)) {
-        struct td_delivery *d = trg->wait_head;
-        trg->wait_head = d->next;
-        if (!trg->wait_head) {
-            trg->wait_tail = NULL;
-        }
-        d->next = NULL;
-        start_attempt(d);
+        start_attempt(td_dispatch_wait_pop(trg));
     }
     trg->pumping = false;
 }

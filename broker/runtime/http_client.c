@@ -14,6 +14,7 @@
 #include "http_lean.h"
 #include "log.h"
 #include "loop.h"
+#include "resolver.h"
 #include "secret.h"
 
 #define BODY_CAP 65536
@@ -46,8 +47,9 @@ struct td_http_client {
     /* Per fd: FD_OURS when opensocket_cb opened it (so closesocket_cb sees it close). */
     unsigned char *fds;
     size_t nfds;
-    struct td_lean_client *lean; /* made on first use (td_http_client_lean) */
-    bool global;                 /* this client called curl_global_init (ensure_multi) */
+    struct td_lean_client *lean;  /* made on first use (td_http_client_lean) */
+    struct td_resolver *resolver; /* made on first use (td_http_client_resolver) */
+    bool global;                  /* this client called curl_global_init (ensure_multi) */
 };
 
 #define FD_OURS 1u
@@ -291,6 +293,7 @@ void td_http_client_free(struct td_http_client *c)
         request_free(c->running);
     }
     td_lean_client_free(c->lean);
+    td_resolver_free(c->resolver); /* after its users: the lean client, and the sinks */
     td_timer_stop(c->loop, &c->timer);
     for (size_t i = 0; i < c->npool; i++) {
         curl_easy_cleanup(c->pool[i]);
@@ -424,9 +427,17 @@ size_t td_http_client_running(const struct td_http_client *c)
 struct td_lean_client *td_http_client_lean(struct td_http_client *c)
 {
     if (!c->lean) {
-        c->lean = td_lean_client_new(c->loop);
+        c->lean = td_lean_client_new(c->loop, td_http_client_resolver(c));
     }
     return c->lean;
+}
+
+struct td_resolver *td_http_client_resolver(struct td_http_client *c)
+{
+    if (!c->resolver) {
+        c->resolver = td_resolver_new(c->loop);
+    }
+    return c->resolver;
 }
 
 static void check_done(struct td_http_client *c)

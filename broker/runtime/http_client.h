@@ -62,4 +62,10 @@ size_t td_http_client_running(const struct td_http_client *c);
 struct td_lean_client;
 struct td_lean_client *td_http_client_lean(struct td_http_client *c);
 
+/* The loop's resolver (resolver.h: host names looked up off the loop), made on first use and
+ * freed with c, after the lean client; shared by the lean client and the Redis sinks, which
+ * cancel their own lookups when they are freed (sinks go before c). NULL: out of memory. */
+struct td_resolver;
+struct td_resolver *td_http_client_resolver(struct td_http_client *c);
+
 #endif

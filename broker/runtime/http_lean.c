@@ -40,10 +40,6 @@
  * the freed chunk into the top and consolidates). */
 #define SPARE_MAX 256
 #define SWEEP_MS  30000
-/* How long a host name's addresses are used before they are looked up again: libcurl's
- * CURLOPT_DNS_CACHE_TIMEOUT default, so a Service or pod that moves is found as soon as with
- * libcurl. */
-#define DNS_TTL_MS 60000
 
 enum conn_state { CONN_CONNECTING, CONN_BUSY, CONN_IDLE };
 
@@ -69,7 +65,7 @@ struct lean_pool {
     struct lean_conn *idle; /* newest first */
     struct lean_conn *busy;
     /* A host name (named): its addresses come from the client's resolver, off the loop, and
-     * are used for DNS_TTL_MS; addr is addrs[cur]. A failed connect moves cur on to the next
+     * are used for TD_RESOLVE_TTL_MS; addr is addrs[cur]. A failed connect moves cur on to the next
      * address and has the name looked up again before the next new connection. While a new
      * answer is on its way, the old addresses are still used (as long as there are some);
      * requests that need a connection before the first answer wait in the pool. */
@@ -93,7 +89,7 @@ struct td_lean_client {
     struct td_lean_request *spare; /* linked through next */
     size_t nspare;
     struct td_timer sweep;           /* closes connections idle longer than IDLE_MAX_MS */
-    struct td_resolver *resolver;    /* host names; made at the first one */
+    struct td_resolver *resolver;    /* host names (borrowed: the loop's); NULL: none */
     struct td_lean_request *running; /* doubly linked */
     size_t nrunning, nconns;
 };
@@ -860,7 +856,7 @@ static int pool_lookup(struct lean_pool *p)
     if (p->lookup) {
         return 0;
     }
-    if (!c->resolver && !(c->resolver = td_resolver_new(c->loop))) {
+    if (!c->resolver) {
         return -1;
     }
     p->lookup = td_resolve_start(c->resolver, p->host, p->port, on_resolved, p);
@@ -875,7 +871,7 @@ static int pool_connect(struct td_lean_request *r)
     if (!p->named) {
         return conn_open(r);
     }
-    bool fresh = p->naddrs > 0 && !p->stale && td_now_ms() - p->resolved_at < DNS_TTL_MS;
+    bool fresh = p->naddrs > 0 && !p->stale && td_now_ms() - p->resolved_at < TD_RESOLVE_TTL_MS;
     if (!fresh && pool_lookup(p) < 0 && p->naddrs == 0) {
         errno = ENOMEM;
         return -1;
@@ -1156,11 +1152,12 @@ static void conn_event(struct td_loop *loop, int fd, uint32_t events, void *arg)
 /* ---- the client -------------------------------------------------------------------------------
  */
 
-struct td_lean_client *td_lean_client_new(struct td_loop *loop)
+struct td_lean_client *td_lean_client_new(struct td_loop *loop, struct td_resolver *resolver)
 {
     struct td_lean_client *c = calloc(1, sizeof(*c));
     if (c) {
         c->loop = loop;
+        c->resolver = resolver;
         td_timer_init(&c->sweep, on_sweep, c);
     }
     return c;
@@ -1172,7 +1169,6 @@ void td_lean_client_free(struct td_lean_client *c)
         return;
     }
     td_timer_stop(c->loop, &c->sweep);
-    td_resolver_free(c->resolver); /* answers not handed over yet are dropped */
     while (c->running) {
         struct td_lean_request *r = c->running;
         td_timer_stop(c->loop, &r->timer);
@@ -1186,6 +1182,9 @@ void td_lean_client_free(struct td_lean_client *c)
     while (c->pools) {
         struct lean_pool *p = c->pools;
         c->pools = p->next;
+        if (p->lookup) {
+            td_resolve_cancel(c->resolver, p->lookup); /* the resolver is the loop's: it stays */
+        }
         while (p->idle) {
             conn_close(p->idle);
         }

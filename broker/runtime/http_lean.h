@@ -14,9 +14,9 @@
  * reused connection that fails before any byte of the answer arrived (the server closed it
  * meanwhile) is retried once on a new connection, as libcurl does; a timeout is not retried.
  * Hosts are IP literals or names; a name (a Kubernetes Service's cluster DNS name, "localhost")
- * is looked up off the loop by the client's resolver (resolver.h), its addresses kept for 60 s
- * as libcurl's DNS cache does, and tried in getaddrinfo's order when a connect fails.
- * td_lean_target_new says why a URL does not fit, and the sink stays on libcurl for it.
+ * is looked up off the loop by the loop's resolver (resolver.h), its addresses kept for
+ * TD_RESOLVE_TTL_MS as libcurl's DNS cache does, and tried in getaddrinfo's order when a connect
+ * fails. td_lean_target_new says why a URL does not fit, and the sink stays on libcurl for it.
  * Threads: loop only.
  */
 #ifndef TD_HTTP_LEAN_H
@@ -37,7 +37,10 @@ struct td_lean_request;
  * response starts): the signature of CURLOPT_HEADERFUNCTION, so td_http_collect_header fits. */
 typedef size_t (*td_lean_header_fn)(char *line, size_t size, size_t n, void *arg);
 
-struct td_lean_client *td_lean_client_new(struct td_loop *loop);
+/* resolver (borrowed, outliving the client; NULL: host names fail to resolve) looks up the
+ * targets' host names. */
+struct td_resolver;
+struct td_lean_client *td_lean_client_new(struct td_loop *loop, struct td_resolver *resolver);
 /* Abandons every request still running (no callback runs; each one's arg is freed, as in
  * td_http_client_free), closes every connection, frees the targets' pools. NULL is a no-op. */
 void td_lean_client_free(struct td_lean_client *c);

@@ -4,7 +4,9 @@
  * on the loop: a resolver has one worker thread, started at its first lookup, that runs the
  * lookups in order and hands each answer back to the loop through an eventfd the loop watches.
  * One thread is enough: lookups are rare (a cache in the caller keeps each answer for a while)
- * and a second one would only queue behind the same DNS server.
+ * and a second one would only queue behind the same DNS server. The daemon has one resolver per
+ * loop, owned by its HTTP client (td_http_client_resolver) and shared by the lean HTTP client
+ * and the Redis sinks.
  * Threads: the calls below are loop only; the worker is the resolver's own.
  */
 #ifndef TD_RESOLVER_H
@@ -18,6 +20,10 @@ struct td_resolver;
 struct td_resolve;
 
 #define TD_RESOLVE_MAX_ADDRS 8
+/* How long a caller uses a name's addresses before it looks the name up again: libcurl's
+ * CURLOPT_DNS_CACHE_TIMEOUT default, so a Service or pod that moves is found as soon as with
+ * libcurl. */
+#define TD_RESOLVE_TTL_MS 60000
 
 /* An answer: up to TD_RESOLVE_MAX_ADDRS stream addresses in getaddrinfo's order (RFC 6724:
  * the one to try first is first), or err (getaddrinfo's EAI_* code; gai_strerror says it). */
