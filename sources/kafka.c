@@ -1093,8 +1093,19 @@ static int start(struct td_source *src)
     if (td_source_spawn(src, run, ks) < 0) {
         return -1;
     }
-    ks->group_lag = td_kafka_lag_start(src, ks->conf); /* NULL: logged, the source runs on */
+    ks->group_lag = td_kafka_lag_start(src, ks->conf, ks->rk); /* NULL: logged, runs on */
     return 0;
+}
+
+/* The lag thread asks through the consumer: it stops before the source thread closes it. */
+static void stop(struct td_source *src)
+{
+    struct kafka_source *ks = src->impl;
+    if (ks) {
+        td_kafka_lag_stop(ks->group_lag);
+        ks->group_lag = NULL;
+    }
+    td_source_stop_thread(src);
 }
 
 static void destroy(struct td_source *src)
@@ -1103,8 +1114,7 @@ static void destroy(struct td_source *src)
     if (!ks) {
         return;
     }
-    td_source_stop_thread(src);
-    td_kafka_lag_stop(ks->group_lag);
+    stop(src);
     if (ks->queue) {
         rd_kafka_queue_destroy(ks->queue);
     }
@@ -1196,7 +1206,7 @@ const struct td_source_ops td_source_kafka_ops = {
     .init = init,
     .start = start,
     .quiesce = td_source_quiesce,
-    .stop = td_source_stop_thread,
+    .stop = stop,
     .destroy = destroy,
 };
 

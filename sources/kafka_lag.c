@@ -1,7 +1,7 @@
 /* kafka_lag.c - committed-offset lag per partition, from the brokers' point of view (see
- * kafka_lag.h). The thread sleeps on a condition variable between rounds so stop wakes it at
- * once; a round in progress checks between requests and finishes only the current one (each
- * bounded by REQUEST_MS), so stopping waits at most about REQUEST_MS. */
+ * kafka_lag.h), asked through the consumer's own handle. The thread sleeps on a condition variable
+ * between rounds so stop wakes it at once; a round in progress checks between requests and finishes
+ * only the current one (each bounded by REQUEST_MS), so stopping waits at most about REQUEST_MS. */
 #include "kafka_lag.h"
 
 #include <librdkafka/rdkafka.h>
@@ -11,7 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "kafka_log.h"
 #include "log.h"
 
 #define REQUEST_MS 3000 /* metadata, committed offsets, watermarks: each waits at most this */
@@ -26,28 +25,13 @@ const struct td_lag_family td_kafka_lag_families[] = {
 struct td_kafka_lag {
     struct td_source *src;
     const struct td_conf_kafka_source *conf;
-    rd_kafka_t *rk;
+    rd_kafka_t *rk; /* the consumer's, borrowed */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cond;
     bool stop; /* under mu */
     char last_error[256];
 };
-
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    struct td_kafka_lag *kl = rd_kafka_opaque(rk);
-    /* The consumer logs the connection's troubles; this client's are only a missing figure. */
-    td_kafka_log(level, TD_LOG_DEBUG, kl->src->name, "group lag client", fac, buf);
-}
-
-static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-    (void)rk;
-    (void)err;
-    (void)reason;
-    (void)opaque; /* the round that needs the broker says so (report) */
-}
 
 /* Logs a failed round once per distinct reason (at info: the consumer warns about the broker). */
 static void report(struct td_kafka_lag *kl, const char *what)
@@ -210,52 +194,18 @@ static void *run(void *arg)
     }
 }
 
-static int set(rd_kafka_conf_t *kc, const char *key, const char *value, char *why, size_t len)
-{
-    return rd_kafka_conf_set(kc, key, value, why, len) == RD_KAFKA_CONF_OK ? 0 : -1;
-}
-
 struct td_kafka_lag *td_kafka_lag_start(struct td_source *src,
-                                        const struct td_conf_kafka_source *conf)
+                                        const struct td_conf_kafka_source *conf, rd_kafka_t *rk)
 {
-    char why[512] = "out of memory";
     struct td_kafka_lag *kl = calloc(1, sizeof(*kl));
-    rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    if (!kl || !kc) {
-        goto fail;
+    if (!kl) {
+        td_log_warn(NULL, src->name, NULL, "consumer group lag will not be reported: %s",
+                    "out of memory");
+        return NULL;
     }
     kl->src = src;
     kl->conf = conf;
-    /* The consumer's settings (security included), then what keeps this client out of the
-     * group: it never subscribes, and it must never commit. */
-    if (set(kc, "group.id", conf->group, why, sizeof(why)) < 0 ||
-        set(kc, "bootstrap.servers", conf->brokers, why, sizeof(why)) < 0 ||
-        set(kc, "client.id", "triggerd-lag", why, sizeof(why)) < 0 ||
-        td_kafka_security_apply(kc, &conf->sec, "lag", why, sizeof(why)) < 0) {
-        goto fail;
-    }
-    for (size_t i = 0; i < conf->properties.n; i++) {
-        if (set(kc, conf->properties.items[i].key, conf->properties.items[i].value, why,
-                sizeof(why)) < 0) {
-            goto fail;
-        }
-    }
-    if (set(kc, "enable.auto.commit", "false", why, sizeof(why)) < 0 ||
-        set(kc, "enable.auto.offset.store", "false", why, sizeof(why)) < 0) {
-        goto fail;
-    }
-    rd_kafka_conf_set_opaque(kc, kl);
-    rd_kafka_conf_set_log_cb(kc, log_cb);
-    rd_kafka_conf_set_error_cb(kc, error_cb);
-    kl->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
-    if (!kl->rk) {
-        goto fail;
-    }
-    kc = NULL; /* rd_kafka_new took it */
-    if (td_kafka_security_started(kl->rk, &conf->sec, "lag", why, sizeof(why)) < 0) {
-        rd_kafka_destroy_flags(kl->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-        goto fail;
-    }
+    kl->rk = rk;
     pthread_mutex_init(&kl->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -263,21 +213,14 @@ struct td_kafka_lag *td_kafka_lag_start(struct td_source *src,
     pthread_cond_init(&kl->cond, &ca);
     pthread_condattr_destroy(&ca);
     if (pthread_create(&kl->thread, NULL, run, kl) != 0) {
-        snprintf(why, sizeof(why), "cannot start its thread");
+        td_log_warn(NULL, src->name, NULL, "consumer group lag will not be reported: %s",
+                    "cannot start its thread");
         pthread_cond_destroy(&kl->cond);
         pthread_mutex_destroy(&kl->mu);
-        rd_kafka_destroy_flags(kl->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-        goto fail;
+        free(kl);
+        return NULL;
     }
     return kl;
-fail:
-    /* A property's value may be a secret: librdkafka's message names the key, not the value. */
-    td_log_warn(NULL, src->name, NULL, "consumer group lag will not be reported: %s", why);
-    if (kc) {
-        rd_kafka_conf_destroy(kc);
-    }
-    free(kl);
-    return NULL;
 }
 
 void td_kafka_lag_stop(struct td_kafka_lag *kl)
@@ -290,8 +233,6 @@ void td_kafka_lag_stop(struct td_kafka_lag *kl)
     pthread_cond_signal(&kl->cond);
     pthread_mutex_unlock(&kl->mu);
     pthread_join(kl->thread, NULL);
-    /* Never subscribed: nothing to leave or commit. */
-    rd_kafka_destroy_flags(kl->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     pthread_cond_destroy(&kl->cond);
     pthread_mutex_destroy(&kl->mu);
     free(kl);

@@ -1,9 +1,11 @@
 /* kafka_lag.h - a Kafka consumer group's lag per partition as the brokers report it, published for
  * /metrics with td_source_set_lag.
  *
- * A thread of its own with a client of its own (the group's group.id, never subscribed, never
- * committing), so the blocking requests it makes (metadata, the group's committed offsets,
- * watermarks) never hold up the consumer's poll loop. Every TD_LAG_EVERY_MS it reads, for every
+ * A thread of its own, so the blocking requests it makes (metadata, the group's committed offsets,
+ * watermarks) never hold up the consumer's poll loop; the requests go through the consumer's own
+ * rd_kafka_t (librdkafka's calls are thread-safe), so the lag costs no second client: no threads,
+ * broker connections, buffers or OAUTHBEARER token fetches of its own (a client per source used to
+ * add four threads and a connection to every broker). Every TD_LAG_EVERY_MS it reads, for every
  * partition of every topic the source reads (whether this member holds it or not), the group's
  * committed offset and the high watermark: lag = high - committed; a partition the group never
  * committed counts high - low with `start: earliest` (all of it will be read) and 0 with
@@ -11,6 +13,8 @@
  */
 #ifndef TD_KAFKA_LAG_H
 #define TD_KAFKA_LAG_H
+
+#include <librdkafka/rdkafka.h>
 
 #include "source.h"
 #include "kafka_source.h"
@@ -20,11 +24,11 @@ struct td_kafka_lag;
 /* The families the thread publishes (the Kafka descriptor's lag_families). */
 extern const struct td_lag_family td_kafka_lag_families[];
 
-/* Makes the client (the source's brokers, group and properties) and starts the thread. NULL,
- * with the reason logged once, when it cannot: the source runs on without broker lag. Stop and
- * free with td_kafka_lag_stop. src and conf must outlive it. */
+/* Starts the thread asking through rk, the source's consumer. NULL, with the reason logged once,
+ * when it cannot: the source runs on without broker lag. Stop and free with td_kafka_lag_stop
+ * before the consumer is closed. src, conf and rk must outlive it. */
 struct td_kafka_lag *td_kafka_lag_start(struct td_source *src,
-                                        const struct td_conf_kafka_source *conf);
+                                        const struct td_conf_kafka_source *conf, rd_kafka_t *rk);
 /* Stops and joins the thread (within about one request timeout) and frees everything. NULL is a
  * no-op. */
 void td_kafka_lag_stop(struct td_kafka_lag *kl);
