@@ -328,10 +328,17 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
     ra->a = a;
     ra->waiting = true;
     td_timer_init(&ra->timer, on_timeout, ra);
+    int64_t timeout = a->timeout_ms > 0 ? a->timeout_ms : k->conf->timeout_ms;
+    if (td_timer_start(k->loop, &ra->timer, timeout) < 0) {
+        /* Without its timeout an attempt could wait forever for a lookup that never answers:
+         * it fails now (retryable), as out of memory does anywhere else. */
+        free(ra);
+        snprintf(a->reason, sizeof(a->reason),
+                 "redis: cannot wait for the address of %s: out of memory", rs->addr.host);
+        return -1;
+    }
     *rs->wait_tail = ra;
     rs->wait_tail = &ra->next;
-    int64_t timeout = a->timeout_ms > 0 ? a->timeout_ms : k->conf->timeout_ms;
-    td_timer_start(k->loop, &ra->timer, timeout);
     a->sink_state = ra;
     return 0;
 }
@@ -383,7 +390,17 @@ static int deliver_now(struct td_sink *k, struct td_attempt *a)
         argv[argc] = f.argv[i];
         lens[argc++] = f.lens[i];
     }
+    /* The timeout is armed before the XADD is queued: once queued, its reply belongs to this
+     * attempt, which can then no longer fail without putting the replies out of line. */
+    ra->rs = rs;
+    ra->a = a;
+    td_timer_init(&ra->timer, on_timeout, ra);
+    int64_t timeout = a->timeout_ms > 0 ? a->timeout_ms : k->conf->timeout_ms;
+    if (td_timer_start(k->loop, &ra->timer, timeout) < 0) {
+        goto oom;
+    }
     if (td_rconn_append(c, (int)argc, argv, lens) < 0) {
+        td_timer_stop(k->loop, &ra->timer);
         goto oom;
     }
     /* Written when the socket is writable (after the handshake: as soon as it is done); the
@@ -391,13 +408,8 @@ static int deliver_now(struct td_sink *k, struct td_attempt *a)
     if (td_rconn_ready(c) && !rs->in_pump) {
         td_loop_fd_set(k->loop, td_rconn_fd(c), EPOLLIN | EPOLLOUT, on_fd, rs);
     }
-    ra->rs = rs;
-    ra->a = a;
-    td_timer_init(&ra->timer, on_timeout, ra);
     *rs->tail = ra;
     rs->tail = &ra->next;
-    int64_t timeout = a->timeout_ms > 0 ? a->timeout_ms : k->conf->timeout_ms;
-    td_timer_start(k->loop, &ra->timer, timeout);
     a->sink_state = ra;
     free(argv);
     free(lens);

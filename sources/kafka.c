@@ -1155,8 +1155,6 @@ static int init(struct td_source *src, char *err, size_t errlen);
 /* ---- settings: kafka: {brokers, topics, group, start, properties, tls, sasl} ---- */
 #define OFF(f) offsetof(struct td_conf_kafka_source, f)
 
-static const char *const start_names[] = {"earliest", "latest", NULL};
-
 static const struct td_conf_key kafka_source_keys[] = {
     REQ_STR("brokers", OFF(brokers)),
     {.name = "topics",
@@ -1169,7 +1167,7 @@ static const struct td_conf_key kafka_source_keys[] = {
     {.name = "start",
      .type = TD_K_STR,
      .off = OFF(start),
-     .names = start_names,
+     .names = td_source_start_names,
      .dflt = "earliest"},
     {.name = "properties", .type = TD_K_STRMAP, .off = OFF(properties)},
     NESTED("tls", OFF(sec.tls), &td_kafka_tls_table),

@@ -880,8 +880,6 @@ static int init(struct td_source *src, char *err, size_t errlen);
  * block, tls} ---- */
 #define OFF(f) offsetof(struct td_conf_redis_source, f)
 
-static const char *const start_names[] = {"earliest", "latest", NULL};
-
 /* The default consumer name of a Redis source: the host name. */
 static void host_name(char *buf, size_t len)
 {
@@ -899,7 +897,7 @@ static const struct td_conf_key redis_source_keys[] = {
     {.name = "start",
      .type = TD_K_STR,
      .off = OFF(start),
-     .names = start_names,
+     .names = td_source_start_names,
      .dflt = "earliest"},
     DUR_D("claim_idle", OFF(claim_idle_ms), "60s"),
     INT_D("max_deliveries", OFF(max_deliveries), 0, INT_MAX, "10"),

@@ -12,6 +12,8 @@
 #include "log.h"
 #include "trace_msg.h"
 
+const char *const td_source_start_names[] = {"earliest", "latest", NULL};
+
 void td_msg_free(struct td_msg *msg)
 {
     if (!msg) {

@@ -139,6 +139,10 @@ struct td_source_ops {
     .name = (name_), .kind = (kind_),                                                              \
     .conf = {.name = (name_), .id = (kind_), .table = (table_), .size = sizeof(type_)}
 
+/* The values of a source's `start:` key (Kafka, Redis), for its key table's `names`:
+ * "earliest", "latest", NULL. */
+extern const char *const td_source_start_names[];
+
 /* The registry (registry.c). The descriptor of a kind, or NULL when this build has none
  * (TD_SOURCE_OTHER names no one kind: use td_source_ops_of). */
 const struct td_source_ops *td_source_ops_for(enum td_source_kind kind);

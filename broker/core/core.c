@@ -25,11 +25,6 @@ static struct td_sink *sink_named(struct td_sink *const *sinks, size_t nsinks, c
     return NULL;
 }
 
-struct td_sink *td_core_sink(struct td_core *core, const char *name)
-{
-    return sink_named(core->sinks, core->cfg->nsinks, name);
-}
-
 /* Fills trg for conf: its sinks looked up by name in sinks[0..nsinks), its payload schema
  * loaded (owned by trg). 0, or -1 with "file:line:col: trigger 'x': ..." in err. */
 static int trigger_init(struct td_trigger_rt *trg, struct td_core *core,

@@ -25,9 +25,6 @@ void td_core_emit(void *core, struct td_msg *batch);
  * source that gave the partition up discards the late completions. */
 void td_core_cancel(void *core, struct td_source *src, uint64_t gen);
 
-/* The current sink named name, or NULL. */
-struct td_sink *td_core_sink(struct td_core *core, const char *name);
-
 /* The sinks and triggers of one configuration: one generation. Owned by whoever holds it:
  * td_core_parts_free before td_core_install, the core (and then a reload's retired
  * generation) after. */

@@ -66,6 +66,7 @@ struct td_metrics {
     atomic_llong reloads_ok, reloads_failed;
     atomic_llong last_reload_wall_ms;
     atomic_bool last_reload_ok;
+    atomic_llong refused_per_ip; /* ingress connections closed at accept: max_connections_per_ip */
     int64_t start_wall_ms;
 };
 
@@ -264,6 +265,11 @@ void td_metrics_count_reload(struct td_metrics *m, bool ok)
     atomic_fetch_add(ok ? &m->reloads_ok : &m->reloads_failed, 1);
     atomic_store(&m->last_reload_ok, ok);
     atomic_store(&m->last_reload_wall_ms, td_wall_ms());
+}
+
+void td_metrics_count_refused_per_ip(struct td_metrics *m)
+{
+    atomic_fetch_add(&m->refused_per_ip, 1);
 }
 
 /* ---- Prometheus ---- */
@@ -575,6 +581,11 @@ char *td_metrics_prometheus(struct td_metrics *m, size_t *len)
                     atomic_load(&m->last_reload_ok)
                 ? 1
                 : 0);
+    help(f, "triggerd_ingress_connections_refused_total", "counter",
+         "Connections to daemon.http.listen closed at accept, by reason: per_ip (the client "
+         "address had max_connections_per_ip open).");
+    fprintf(f, "triggerd_ingress_connections_refused_total{reason=\"per_ip\"} %lld\n",
+            (long long)atomic_load(&m->refused_per_ip));
     pthread_mutex_lock(&m->mu);
     const struct snapshot *s = &m->snap;
     help(f, "triggerd_messages_in_flight", "gauge", "Messages routed and not yet finished.");

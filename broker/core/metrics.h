@@ -43,6 +43,9 @@ int64_t td_metrics_heartbeat_age_ms(struct td_metrics *m);
 void td_metrics_set_loaded(struct td_metrics *m, bool loaded);
 /* Any: one reload happened, successfully or not. */
 void td_metrics_count_reload(struct td_metrics *m, bool ok);
+/* Any (the HTTP server's thread): a connection to daemon.http.listen was closed at accept
+ * because its address had max_connections_per_ip open. */
+void td_metrics_count_refused_per_ip(struct td_metrics *m);
 
 /* Any (usually the HTTP thread), from the last snapshot: */
 /* Prometheus text exposition format 0.0.4. NULL on out of memory. */

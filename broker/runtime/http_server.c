@@ -14,6 +14,14 @@
  * the ones reading for longer than the timeout, and MHD then closes them. The tracks are on a
  * list under a mutex that MHD's close notification also takes, so a descriptor is never shut
  * down after MHD closed it (and possibly reused it).
+ *
+ * The per-IP connection limit is ours, not MHD's (MHD_OPTION_PER_IP_CONNECTION_LIMIT refuses
+ * without telling anyone but its log, in the same words as its total limit), so that every
+ * refusal is counted (triggerd_ingress_connections_refused_total{reason="per_ip"}): the
+ * connections of each client address are counted from MHD's "started" to its "closed"
+ * notification, and the accept policy refuses an address that has max_connections_per_ip.
+ * MHD's one polling thread calls the policy and then, for a connection it keeps, "started",
+ * one connection after the other, so the count an accept sees is exact.
  */
 #include "http_server.h"
 
@@ -41,6 +49,7 @@
 #define ALIVE_MS         5000 /* /healthz fails when the loop has not turned for this long */
 #define SNAPSHOT_WAIT_MS 1000
 #define STOP_GRACE_MS    1000
+#define IP_BUCKETS       256 /* per-IP connection counts: chains stay short at 4 096 addresses */
 
 struct route {
     char *path;
@@ -54,12 +63,21 @@ struct conn {
     void *req;                 /* the route's state */
 };
 
+/* The open connections of one client address (the per-IP limit); freed at 0. */
+struct ip_count {
+    struct ip_count *next; /* under td_http_server.mu */
+    int count;
+    sa_family_t family;
+    unsigned char addr[16]; /* the IPv4 (4 bytes) or IPv6 address */
+};
+
 /* One per TCP connection, from MHD's "started" to its "closed" notification. */
 struct track {
     struct track *prev, *next; /* under td_http_server.mu */
     MHD_socket fd;
-    int64_t since_ms; /* when it began reading its current request */
-    bool reading;     /* false while a request is being answered */
+    int64_t since_ms;    /* when it began reading its current request */
+    bool reading;        /* false while a request is being answered */
+    struct ip_count *ip; /* its address's count, or NULL: not counted */
 };
 
 struct td_http_server {
@@ -76,7 +94,8 @@ struct td_http_server {
     unsigned int what; /* TD_HTTP_SERVE_* */
     struct td_http_limits lim;
     pthread_mutex_t mu;
-    struct track *tracks; /* under mu */
+    struct track *tracks;             /* under mu */
+    struct ip_count *ips[IP_BUCKETS]; /* under mu; only with lim.max_connections_per_ip > 0 */
     /* td_http_server_tls: PEM contents MHD reads while it runs (NULL: plain HTTP) */
     char *tls_cert, *tls_key, *tls_trust;
 };
@@ -288,6 +307,120 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
+/* The address of sa in *family and addr (the port aside); false for anything but IPv4/IPv6. */
+static bool ip_key(const struct sockaddr *sa, sa_family_t *family, unsigned char addr[16])
+{
+    memset(addr, 0, 16);
+    if (!sa) {
+        return false;
+    }
+    *family = sa->sa_family;
+    if (sa->sa_family == AF_INET) {
+        memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        return true;
+    }
+    if (sa->sa_family == AF_INET6) {
+        memcpy(addr, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        return true;
+    }
+    return false;
+}
+
+/* Where the count of an address is, or would go, in its chain (under mu). */
+static struct ip_count **ip_slot(struct td_http_server *srv, sa_family_t family,
+                                 const unsigned char addr[16])
+{
+    uint32_t h = 2166136261u ^ (uint32_t)family;
+    for (int i = 0; i < 16; i++) {
+        h = (h ^ addr[i]) * 16777619u;
+    }
+    struct ip_count **pp = &srv->ips[h % IP_BUCKETS];
+    while (*pp && ((*pp)->family != family || memcmp((*pp)->addr, addr, 16) != 0)) {
+        pp = &(*pp)->next;
+    }
+    return pp;
+}
+
+/* The count of an address (under mu), or NULL; with create, a new one at 0 when there is none
+ * (NULL out of memory). */
+static struct ip_count *ip_find(struct td_http_server *srv, sa_family_t family,
+                                const unsigned char addr[16], bool create)
+{
+    struct ip_count **pp = ip_slot(srv, family, addr);
+    if (!*pp && create && (*pp = calloc(1, sizeof(**pp)))) {
+        (*pp)->family = family;
+        memcpy((*pp)->addr, addr, 16);
+    }
+    return *pp;
+}
+
+/* MHD's accept policy, on its thread: refuses (and counts) a connection from an address that
+ * has max_connections_per_ip open already. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addrlen;
+    struct td_http_server *srv = cls;
+    sa_family_t family;
+    unsigned char key[16];
+    if (srv->lim.max_connections_per_ip <= 0 || !ip_key(addr, &family, key)) {
+        return MHD_YES;
+    }
+    pthread_mutex_lock(&srv->mu);
+    struct ip_count *ic = ip_find(srv, family, key, false);
+    bool full = ic && ic->count >= srv->lim.max_connections_per_ip;
+    pthread_mutex_unlock(&srv->mu);
+    if (!full) {
+        return MHD_YES;
+    }
+    td_metrics_count_refused_per_ip(srv->metrics);
+    /* Worth an operator's attention, rate-limited as MHD's own limit messages are. */
+    static _Atomic int64_t last_warn;
+    int64_t now = td_now_ms(), prev = atomic_load(&last_warn);
+    if (now - prev >= 10000 && atomic_compare_exchange_strong(&last_warn, &prev, now)) {
+        char who[INET6_ADDRSTRLEN] = "?";
+        inet_ntop(family, key, who, sizeof(who));
+        td_log_warn(NULL, NULL, NULL,
+                    "http %s: refused a connection from %s: it has max_connections_per_ip (%d) "
+                    "open (logged once per 10 s)",
+                    srv->listen, who, srv->lim.max_connections_per_ip);
+    }
+    return MHD_NO;
+}
+
+/* Counts a new connection against its address (under mu). NULL: not counted (no limit, not an
+ * IP address, or out of memory). */
+static struct ip_count *ip_count_add(struct td_http_server *srv, struct MHD_Connection *conn)
+{
+    if (srv->lim.max_connections_per_ip <= 0) {
+        return NULL;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    sa_family_t family;
+    unsigned char key[16];
+    if (!ci || !ip_key(ci->client_addr, &family, key)) {
+        return NULL;
+    }
+    struct ip_count *ic = ip_find(srv, family, key, true);
+    if (ic) {
+        ic->count++;
+    }
+    return ic;
+}
+
+/* The connection counted in ic closed (under mu). */
+static void ip_count_del(struct td_http_server *srv, struct ip_count *ic)
+{
+    if (!ic || --ic->count > 0) {
+        return;
+    }
+    struct ip_count **pp = ip_slot(srv, ic->family, ic->addr);
+    if (*pp == ic) {
+        *pp = ic->next;
+    }
+    free(ic);
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
@@ -305,6 +438,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         t->since_ms = td_now_ms();
         t->reading = true;
         pthread_mutex_lock(&srv->mu);
+        t->ip = ip_count_add(srv, conn);
         t->next = srv->tracks;
         if (srv->tracks) {
             srv->tracks->prev = t;
@@ -327,6 +461,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (t->next) {
         t->next->prev = t->prev;
     }
+    ip_count_del(srv, t->ip);
     pthread_mutex_unlock(&srv->mu);
     free(t);
     *socket_context = NULL;
@@ -502,12 +637,11 @@ int td_http_server_start(struct td_http_server *srv, char *err, size_t errlen)
     /* MHD's inactivity timeout is in whole seconds; the reaper enforces the exact one. */
     unsigned int idle_s = (unsigned int)((srv->lim.request_timeout_ms + 999) / 1000);
     srv->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+        flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&srv->addr, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)srv->lim.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned int)srv->lim.max_connections_per_ip, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+        (unsigned int)srv->lim.max_connections, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not local%s?)", srv->listen,
                  srv->tls_cert ? ", or the TLS certificate and key do not match" : "");
@@ -563,6 +697,12 @@ void td_http_server_free(struct td_http_server *srv)
     free(srv->tls_cert);
     td_secret_free(srv->tls_key);
     free(srv->tls_trust);
+    for (size_t i = 0; i < IP_BUCKETS; i++) { /* none left once MHD closed every connection */
+        for (struct ip_count *ic = srv->ips[i], *next; ic; ic = next) {
+            next = ic->next;
+            free(ic);
+        }
+    }
     pthread_mutex_destroy(&srv->mu);
     free(srv);
 }

@@ -6,8 +6,9 @@
  *
  * Limits (struct td_http_limits), because every connection costs a file descriptor and the
  * process shares its descriptors with outbound deliveries and broker sockets: a total connection
- * limit, a per-IP one, and a request timeout that bounds both the time to read one whole
- * request (headers and body: slowloris) and the idle time of a keep-alive connection. A
+ * limit, a per-IP one (refusals counted in triggerd_ingress_connections_refused_total), and a
+ * request timeout that bounds both the time to read one whole request (headers and body:
+ * slowloris) and the idle time of a keep-alive connection. A
  * connection that has not sent its whole request in time is shut down; one whose request is
  * being answered (an ingress request waiting for its deliveries) is never cut.
  *

@@ -6,8 +6,10 @@ starts like the batch media type, and a batch larger than max_inflight. Througho
 /readyz answer 200 within a second on both the ingress listener and daemon.http.probes_listen;
 valid events posted meanwhile are all delivered (each posted id reaches the function, nothing of a
 refused request does), which also proves outbound deliveries are not starved; the slow and idle
-connections are closed after request_timeout; and the daemon never comes near its descriptor
-limit (no "Too many open files").
+connections are closed after request_timeout; every idle connection past max_connections_per_ip
+(default 64) is refused at accept and counted, exactly, in
+triggerd_ingress_connections_refused_total{reason="per_ip"}; and the daemon never comes near its
+descriptor limit (no "Too many open files").
 
 TD_HOSTILE_OLD_CONFIG=1 writes only daemon.http.listen (no probes_listen, request_timeout at its
 default of 15 s), so the same attack can be run against a build that predates those keys: it
@@ -24,12 +26,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
-from http_util import request  # noqa: E402
+from http_util import metric, metrics, request  # noqa: E402
 
 IDLE_CONNECTIONS = 2000
 SLOWLORIS_CONNECTIONS = 20
 MAX_INFLIGHT = 50
 MAX_SIZE = 64 * 1024
+PER_IP = 64  # daemon.http.max_connections_per_ip's default
 
 
 def raise_own_nofile():
@@ -272,6 +275,19 @@ def body(c):
         nfd = None
     c.check(nfd is not None and nfd < 900, "the daemon's open descriptors stay well under 1024",
             nfd)
+
+    # The idle address kept PER_IP connections; each one past them was refused, and counted.
+    def refused():
+        try:
+            return metric(metrics(probe_ports[-1]), "triggerd_ingress_connections_refused_total",
+                          reason="per_ip")
+        except OSError:
+            return None
+
+    want = len(idle) - PER_IP
+    wait_until(lambda: refused() == want, 10, desc="per-IP refusals counted")
+    c.eq(refused(), want, f"triggerd_ingress_connections_refused_total{{reason=\"per_ip\"}}: the "
+         f"{len(idle)} idle connections from one address minus the {PER_IP} it may have")
 
     # 5. After request_timeout, the slowloris connections and the idle ones the daemon accepted
     #    are closed by the daemon (MHD's own timeout counts inactivity only, and slowloris is

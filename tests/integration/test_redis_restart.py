@@ -1,5 +1,7 @@
 """Redis stops and restarts (data kept) while 2 000 entries are being published and consumed: the daemon
-survives, reconnects, delivers every entry and leaves nothing pending."""
+survives, reconnects, delivers every entry and leaves nothing pending; the source's
+triggerd_source_connected gauge (/metrics and /status) goes to 0 within seconds of the stop and back to 1
+after the restart."""
 
 import os
 import sys
@@ -10,6 +12,7 @@ import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
+from http_util import get_json, metric, metrics, with_http  # noqa: E402
 
 N = 2000
 BATCH = 20
@@ -21,8 +24,18 @@ def body(c):
     cfg = config(sources={"in": redis_source(rs.url, "s")},
                  sinks={"fn": http_sink(fn.url)},
                  triggers=[trigger("t1", "in", "fn", concurrency=8)])
+    port = with_http(cfg)
     td = Triggerd(cfg).start()
     c.check(td.wait_ready(10), "daemon ready")
+
+    def connected():
+        """(the /metrics gauge, /status's `connected`) of the source."""
+        st = get_json(port, "/status")[1]
+        src = [s for s in st.get("sources", []) if s.get("name") == "in"]
+        return (metric(metrics(port), "triggerd_source_connected", source="in"),
+                src[0].get("connected") if src else None)
+
+    c.eq(connected(), (1, True), "source connected before the stop")
 
     # Publisher: N entries, seq numbers 0..N-1, in batches; a batch that fails (Redis down) is retried.
     state = {"sent": 0, "retries": 0, "done": False}
@@ -50,15 +63,26 @@ def body(c):
             fn.count())
     rs.stop()
     t_stop = time.monotonic()
-    at_stop = fn.count()
-    log(f"redis stopped after {at_stop} requests, {state['sent']} published")
+    at_stop, sent_at_stop = fn.count(), state["sent"]
+    log(f"redis stopped after {at_stop} requests, {sent_at_stop} published")
+    down = wait_until(lambda: connected() == (0, False), 5 * SLOW, interval=0.1,
+                      desc="connected gauge 0")
+    c.check(down, "the connected gauge and /status say 0 within seconds of the stop", connected())
+    log(f"connected 0 after {time.monotonic() - t_stop:.1f}s")
     # Redis stays down for a while (this is the scenario, not a wait for a condition).
-    time.sleep(1.5)
+    time.sleep(max(0.0, 1.5 - (time.monotonic() - t_stop)))
+    c.eq(connected(), (0, False), "still 0 while Redis is down")
     c.check(td.running(), "daemon still running while Redis is down")
     rs.start()
-    log(f"redis restarted after {time.monotonic() - t_stop:.1f}s")
+    at_restart = state["sent"]
+    log(f"redis restarted after {time.monotonic() - t_stop:.1f}s, {at_restart} published")
+    up = wait_until(lambda: connected() == (1, True), 15 * SLOW, interval=0.1,
+                    desc="connected gauge 1")
+    c.check(up, "the connected gauge and /status say 1 again after the restart", connected())
     th.join(60 * SLOW)
     c.check(state["done"], "publisher finished", state)
+    c.check(0 < sent_at_stop and at_restart < N, "entries published before the stop and after the restart",
+            (sent_at_stop, at_restart))
     cl = rs.client()
 
     entries = read_stream(cl, "s")
