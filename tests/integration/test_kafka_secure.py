@@ -1,22 +1,26 @@
 """Kafka over TLS and SASL, against one real broker that requires them: an SSL listener that
-demands a client certificate (ssl.client.auth=required) and a SASL_SSL listener that accepts
-SCRAM-SHA-512 (a user created at format time) and OAUTHBEARER (Kafka's default validator, which
-takes unsecured JWTs). The CA and the certificates are made by the test (openssl); a stand-in
-OAuth2 token endpoint issues the JWTs for the client credentials grant.
+demands a client certificate (ssl.client.auth=required), a SASL_SSL listener that accepts
+SCRAM-SHA-512 (a user created at format time), PLAIN and OAUTHBEARER (Kafka's default validator,
+which takes unsecured JWTs), and a SASL_PLAINTEXT listener (PLAIN over plain TCP). The CA and the
+certificates are made by the test (openssl); a stand-in OAuth2 token endpoint issues the JWTs for
+the client credentials grant.
 
 Independent clients (kcat) first prove the listeners refuse a client without a certificate,
-with a wrong password, and without any credentials. Then one daemon consumes from three
-sources (SSL with a client certificate, SCRAM, OAUTHBEARER) written with the tls: and sasl:
+with a wrong password, and without any credentials. Then one daemon consumes from four
+sources (SSL with a client certificate, PLAIN over SASL_SSL, PLAIN over SASL_PLAINTEXT with
+`plaintext: true`, OAUTHBEARER; SCRAM too where librdkafka can) written with the tls: and sasl:
 keys, forwards every record to a Kafka sink and dead-letters every record (a function that
 answers 400) to a Kafka dead-letter topic, each over the same kind of connection; the records
 come from kcat (PLAINTEXT) and from `triggerd publish --config --from` (over the secure
 listener). Counted: every record in arrives once on the sink's topic and once on the
 dead-letter topic, and the group's committed offsets reach the end (nothing lost). The token
-endpoint was called and never refused. The password and the client secret appear nowhere in
+endpoint was called and never refused. `sasl:` without `tls:` or `plaintext: true` speaks
+SASL_SSL (publish to the SASL_PLAINTEXT listener fails with a sasl_ssl:// error): the password
+never goes over plain TCP unless asked. The password and the client secret appear nowhere in
 the daemon's output, `publish`'s, /metrics, /status or the records written. The consumer-group
-lag client (/metrics) reads every source's group over its secure listener. `redrive` reads a dead-letter topic
-over SCRAM. Explicit properties win over the keys. `check` reports a TLS file of the wrong
-kind with its file:line:column."""
+lag client (/metrics) reads every source's group over its secure listener. `redrive` reads a
+dead-letter topic over SASL_SSL. Explicit properties win over the keys. `check` reports a TLS
+file of the wrong kind with its file:line:column."""
 
 import base64
 import copy
@@ -43,7 +47,7 @@ N = 30  # records per topic from kcat, plus PUBLISHED from `triggerd publish`
 PUBLISHED = 2
 # SCRAM joins when the librdkafka here can do it against Kafka 4 (kafka_fixture.py says why)
 SCRAM_OK = librdkafka_version() >= SCRAM_WITH_KAFKA4
-KINDS = ("ssl", "plain", "oauth") + (("scram",) if SCRAM_OK else ())
+KINDS = ("ssl", "plain", "sasltcp", "oauth") + (("scram",) if SCRAM_OK else ())
 
 
 def b64url(obj):
@@ -83,7 +87,7 @@ def body(c):
     bcert, bkey = ca.issue("broker", 1)
     ccert, ckey = ca.issue("client", 2, client=True)
     kafka = KafkaBroker(tls=(ca.cert, bcert, bkey), scram={"triggerd": PASSWORD},
-                        plain={"triggerd": PASSWORD}, oauth=True)
+                        plain={"triggerd": PASSWORD}, oauth=True, sasl_plaintext=True)
     ts = JwtTokenServer("td-client", CLIENT_SECRET, lifetime=3600)
 
     # ---- the listeners refuse who has no credentials
@@ -103,11 +107,18 @@ def body(c):
         if mech == "PLAIN" or SCRAM_OK:
             c.check(kcat_meta(kafka.sasl_bootstrap, *sasl, f"sasl.password={PASSWORD}"),
                     f"SASL_SSL listener: the {mech} user is taken")
+    tcp = ["security.protocol=sasl_plaintext", "sasl.mechanisms=PLAIN", "sasl.username=triggerd"]
+    c.check(not kcat_meta(kafka.sasl_plaintext_bootstrap, "security.protocol=plaintext"),
+            "SASL_PLAINTEXT listener: a client without SASL credentials is refused")
+    c.check(not kcat_meta(kafka.sasl_plaintext_bootstrap, *tcp, "sasl.password=wrong"),
+            "SASL_PLAINTEXT listener: a wrong PLAIN password is refused")
+    c.check(kcat_meta(kafka.sasl_plaintext_bootstrap, *tcp, f"sasl.password={PASSWORD}"),
+            "SASL_PLAINTEXT listener: the PLAIN user is taken")
     if not SCRAM_OK:
         log("NOTE: librdkafka %x here cannot do SCRAM with Kafka 4 (needs 2.6.1, "
             "confluentinc/librdkafka#4895): the SCRAM flow is not run" % librdkafka_version())
 
-    # ---- one daemon, three secure connections
+    # ---- one daemon, four secure connections
     sec = {
         "ssl": (kafka.ssl_bootstrap, {"tls": {"ca_file": ca.cert, "cert_file": ccert,
                                               "key_file": ckey}}),
@@ -119,6 +130,11 @@ def body(c):
                                          "sasl": {"mechanism": "PLAIN",
                                                   "username": "triggerd",
                                                   "password": "${TD_KAFKA_PW}"}}),
+        # SASL over plain TCP: no tls:, and plaintext: true (without it, sasl: means SASL_SSL)
+        "sasltcp": (kafka.sasl_plaintext_bootstrap, {"sasl": {"mechanism": "PLAIN",
+                                                              "username": "triggerd",
+                                                              "password": "${TD_KAFKA_PW}",
+                                                              "plaintext": True}}),
         "oauth": (kafka.sasl_bootstrap, {"tls": {"ca_file": ca.cert},
                                          "sasl": {"mechanism": "OAUTHBEARER", "method": "oidc",
                                                   "token_url": ts.token_url,
@@ -150,7 +166,7 @@ def body(c):
     env = {"TD_KAFKA_PW": PASSWORD, "TD_OIDC_SECRET": CLIENT_SECRET}
     os.environ.update(env)  # for `publish` and `redrive`, which read the same file
     td = Triggerd(cfg, env=env).start()
-    c.check(td.wait_ready(60), "daemon ready with three secure Kafka sources")
+    c.check(td.wait_ready(60), f"daemon ready with {len(KINDS)} secure Kafka sources")
 
     cli_out = []
     for k in KINDS:
@@ -168,6 +184,20 @@ def body(c):
     r = run_cli(["publish", "--config", td.config_path, "--from", "plain-wins", "-d", "p",
                  f"kafka://{kafka.bootstrap}/plain"], timeout=60)
     c.eq(r.returncode, 0, f"properties win over tls: (plaintext to PLAINTEXT) {r.stderr.strip()}")
+    # sasl: without plaintext: true means SASL_SSL: it never sends the password over plain TCP
+    alone = os.path.join(d, "sasl-alone.yaml")
+    with open(alone, "w") as f:
+        yaml.safe_dump(config({}, {"s": {"kafka": {
+            "brokers": kafka.sasl_plaintext_bootstrap, "topic": "never",
+            "sasl": {"mechanism": "PLAIN", "username": "triggerd",
+                     "password": "${TD_KAFKA_PW}"}}}}, []), f)
+    r = run_cli(["publish", "--config", alone, "--from", "s", "-d", "x", "-X",
+                 "message.timeout.ms=3000", f"kafka://{kafka.sasl_plaintext_bootstrap}/never"],
+                timeout=60)
+    cli_out.append(r.stdout + r.stderr)
+    c.check(r.returncode != 0 and "not written" in r.stderr and "sasl_ssl://" in r.stderr,
+            "sasl: without tls: or plaintext: true speaks SASL_SSL: it cannot write to the "
+            "SASL_PLAINTEXT listener", r.stderr[-300:])
 
     want = N + PUBLISHED
     for k in KINDS:
@@ -197,7 +227,7 @@ def body(c):
     c.check(len(ts.issued) >= 1 and ts.refused == 0,
             "the token endpoint issued the OAUTHBEARER token with the client secret",
             (len(ts.issued), ts.refused))
-    c.check(fn.count() >= 3 * want, "the function saw every record", fn.count())
+    c.check(fn.count() >= len(KINDS) * want, "the function saw every record", fn.count())
 
     # ---- redrive reads a dead-letter topic over SASL_SSL (the sink's keys)
     r = run_cli(["redrive", "-c", td.config_path, "--from", "dl-plain", "--dry-run"], timeout=90)
@@ -214,8 +244,8 @@ def body(c):
     for k in KINDS:
         seen += json.dumps(kafka.consume(f"dl-{k}")) + json.dumps(kafka.consume(f"out-{k}"))
     c.check(PASSWORD not in seen and CLIENT_SECRET not in seen,
-            "neither the SCRAM password nor the client secret appears in logs, CLI output or "
-            "records")
+            "neither the SASL password nor the client secret appears in logs, CLI output, "
+            "/metrics, /status or records")
     c.check(any("librdkafka" in line for line in td.raw_lines()),
             "(the debug log did include librdkafka's lines)")
 
