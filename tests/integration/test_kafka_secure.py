@@ -17,9 +17,15 @@ dead-letter topic, and the group's committed offsets reach the end (nothing lost
 endpoint was called and never refused. `sasl:` without `tls:` or `plaintext: true` speaks
 SASL_SSL (publish to the SASL_PLAINTEXT listener fails with a sasl_ssl:// error): the password
 never goes over plain TCP unless asked. The password and the client secret appear nowhere in
-the daemon's output, `publish`'s, /metrics, /status or the records written. The consumer-group
-lag client (/metrics) reads every source's group over its secure listener. `redrive` reads a
-dead-letter topic over SASL_SSL. Explicit properties win over the keys. `check` reports a TLS
+the daemon's output, `publish`'s or `redrive`'s, /metrics, /status, the records written or
+the requests to the function. The consumer-group
+lag client (/metrics) reads every source's group over its secure listener. Once the daemon has
+stopped, `redrive --dry-run` lists the SASL_SSL dead-letter topic and commits nothing; then, the
+function healthy, `triggerd redrive` empties three dead-letter topics, over SSL with a client
+certificate, SASL_SSL and SASL_PLAINTEXT: each run delivers all 32, none dead-lettered again;
+the function got each dead letter's event exactly once; the group triggerd-redrive's committed
+offset on each topic reaches its end, and the end has not moved. Explicit properties win over
+the keys. `check` reports a TLS
 file of the wrong kind with its file:line:column."""
 
 import base64
@@ -48,6 +54,11 @@ PUBLISHED = 2
 # SCRAM joins when the librdkafka here can do it against Kafka 4 (kafka_fixture.py says why)
 SCRAM_OK = librdkafka_version() >= SCRAM_WITH_KAFKA4
 KINDS = ("ssl", "plain", "sasltcp", "oauth") + (("scram",) if SCRAM_OK else ())
+# the dead-letter topics `triggerd redrive` empties, and how it connects to each
+REDRIVE_KINDS = ("ssl", "plain", "sasltcp")
+LISTENER = {"ssl": "SSL with a client certificate", "plain": "SASL_SSL (PLAIN)",
+            "sasltcp": "SASL_PLAINTEXT (PLAIN)"}
+REDRIVE_GROUP = "triggerd-redrive"
 
 
 def b64url(obj):
@@ -142,7 +153,9 @@ def body(c):
                                                   "client_secret": "${TD_OIDC_SECRET}",
                                                   "scope": "kafka"}}),
     }
-    fn = FunctionServer(lambda req, a: (400, {}, b"refused", 0))
+    state = {"healthy": False}  # refuses everything while the daemon runs, takes all in redrive
+    fn = FunctionServer(lambda req, a: (200, {}, b"", 0) if state["healthy"]
+                        else (400, {}, b"refused", 0))
     sources, sinks, triggers = {}, {"fn": http_sink(fn.url)}, []
     for k in KINDS:
         boot, keys = sec[k][0], copy.deepcopy(sec[k][1])
@@ -229,20 +242,39 @@ def body(c):
             (len(ts.issued), ts.refused))
     c.check(fn.count() >= len(KINDS) * want, "the function saw every record", fn.count())
 
-    # ---- redrive reads a dead-letter topic over SASL_SSL (the sink's keys)
-    r = run_cli(["redrive", "-c", td.config_path, "--from", "dl-plain", "--dry-run"], timeout=90)
-    cli_out.append(r.stdout + r.stderr)
-    c.eq(r.returncode, 0, f"redrive --dry-run over SASL_SSL ({r.stderr.strip()[-300:]})")
-    c.check(str(want) in r.stdout + r.stderr, "redrive saw every dead letter",
-            (r.stdout + r.stderr)[-500:])
-
     td.terminate()
     c.eq(td.wait(30), 0, "daemon exits 0")
+
+    # ---- redrive over the secure listeners: the dead letters back to their trigger's function
+    r = run_cli(["redrive", "-c", td.config_path, "--from", "dl-plain", "--dry-run"], timeout=90)
+    cli_out.append(r.stdout + r.stderr)
+    c.check(r.returncode == 0 and r.stdout.count("would redrive") == want,
+            "redrive --dry-run over SASL_SSL lists every dead letter",
+            (r.returncode, r.stdout[-300:], r.stderr[-300:]))
+    c.eq(kafka.offsets(REDRIVE_GROUP, "dl-plain")[0], {}, "the dry run committed nothing")
+    state["healthy"] = True
+    for k in REDRIVE_KINDS:
+        mark = fn.count()
+        r = run_cli(["redrive", "-c", td.config_path, "--from", f"dl-{k}"], timeout=90)
+        cli_out.append(r.stdout + r.stderr)
+        c.check(r.returncode == 0 and f"redriven {want} entries" in r.stdout and
+                f"{want} delivered, 0 dead-lettered again" in r.stdout,
+                f"{k}: redrive moved every dead letter over {LISTENER[k]}",
+                (r.returncode, r.stdout[-300:], r.stderr[-500:]))
+        got = fn.snapshot()[mark:]
+        c.eq(sorted((q.ce_id for q in got), key=lambda i: int(i.split("/")[-1])),
+             [f"kafka:in-{k}/0/{i}" for i in range(want)],
+             f"{k}: each dead letter arrived at the function once, and nothing else")
+        committed, end = kafka.offsets(REDRIVE_GROUP, f"dl-{k}")
+        c.check(committed == end == {0: want},
+                f"{k}: the redrive group's offset on the dead-letter topic reaches its end "
+                "(every dead letter consumed, none written again)", (committed, end))
 
     # ---- secrets
     seen = "\n".join(td.raw_lines()) + "\n".join(cli_out)
     for k in KINDS:
         seen += json.dumps(kafka.consume(f"dl-{k}")) + json.dumps(kafka.consume(f"out-{k}"))
+    seen += json.dumps([(q.headers, q.body.decode("utf-8", "replace")) for q in fn.snapshot()])
     c.check(PASSWORD not in seen and CLIENT_SECRET not in seen,
             "neither the SASL password nor the client secret appears in logs, CLI output, "
             "/metrics, /status or records")
