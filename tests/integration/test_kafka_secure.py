@@ -27,7 +27,8 @@ commits nothing; then, the function healthy, `triggerd redrive` empties three de
 topics, over SSL with a client certificate, SASL_SSL and SASL_PLAINTEXT: each run delivers all
 32, none dead-lettered again; the function gets each dead letter's event exactly once; the
 group triggerd-redrive's committed offset on each topic reaches its end, and the end has not
-moved.
+moved; redrive logs no "SASL authentication error ... Broker handle destroyed" for the file's
+other Kafka sinks it closes while they still authenticate.
 
 The password and the client secret appear nowhere in the daemon's output, `publish`'s or
 `redrive`'s, /metrics, /status, the records written or the requests to the function. `check`
@@ -288,6 +289,11 @@ def body(c):
                 f"{want} delivered, 0 dead-lettered again" in r.stdout,
                 f"{k}: redrive moved every dead letter over {LISTENER[k]}",
                 (r.returncode, r.stdout[-300:], r.stderr[-500:]))
+        # closing the file's other Kafka sinks mid-handshake is no error (kafka_log.c)
+        noise = [line for line in r.stderr.splitlines()
+                 if "handle destroyed" in line and '"level":"debug"' not in line]
+        c.check(not noise, f"{k}: redrive logs no error for the sinks it closes at its end",
+                noise[:2])
         got = fn.snapshot()[mark:]
         c.eq(sorted((q.ce_id for q in got), key=lambda i: int(i.split("/")[-1])),
              [f"kafka:in-{k}/0/{i}" for i in range(want)],
