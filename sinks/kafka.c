@@ -289,7 +289,13 @@ static const struct td_conf_key kafka_sink_keys[] = {
     NESTED("sasl", OFF(sec.sasl), &td_kafka_sasl_table),
     TD_QUEUE_SINK_TIMEOUT,
 };
-static const struct td_conf_table kafka_sink_table = {TABLE("kafka sink", kafka_sink_keys)};
+static int check_keys(struct td_conf_loader *ld, const struct td_ynode *map, void *base)
+{
+    return td_kafka_security_check_keys(ld, map, &((struct td_conf_kafka_sink *)base)->sec);
+}
+
+static const struct td_conf_table kafka_sink_table = {TABLE("kafka sink", kafka_sink_keys),
+                                                      .check = check_keys};
 #undef OFF
 
 /* `check`: librdkafka must take every property, as at start; the TLS files must be usable. */

@@ -1173,7 +1173,13 @@ static const struct td_conf_key kafka_source_keys[] = {
     NESTED("tls", OFF(sec.tls), &td_kafka_tls_table),
     NESTED("sasl", OFF(sec.sasl), &td_kafka_sasl_table),
 };
-static const struct td_conf_table kafka_source_table = {TABLE("kafka source", kafka_source_keys)};
+static int check_keys(struct td_conf_loader *ld, const struct td_ynode *map, void *base)
+{
+    return td_kafka_security_check_keys(ld, map, &((struct td_conf_kafka_source *)base)->sec);
+}
+
+static const struct td_conf_table kafka_source_table = {TABLE("kafka source", kafka_source_keys),
+                                                        .check = check_keys};
 #undef OFF
 
 /* `check`: librdkafka must take every property, as at start; the TLS files must be usable. */

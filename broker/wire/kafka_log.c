@@ -1,6 +1,9 @@
 /* kafka_log.c - librdkafka's log lines in our format (see kafka_log.h). */
 #include "kafka_log.h"
 
+#include <librdkafka/rdkafka.h>
+#include <string.h>
+
 #include "log.h"
 
 enum td_log_level td_kafka_log_level(int level)
@@ -18,6 +21,13 @@ void td_kafka_log(int level, enum td_log_level at_most, const char *source, cons
                   const char *fac, const char *buf)
 {
     enum td_log_level ours = td_kafka_log_level(level);
+    /* A request cut short because we destroy the handle (a sink closed at the end of redrive
+     * or publish, or at shutdown, while a broker connection was still authenticating) is not
+     * a fault: "SASL authentication error: ... Local: Broker handle destroyed" after a clean
+     * run only misleads. */
+    if (buf && strstr(buf, rd_kafka_err2str(RD_KAFKA_RESP_ERR__DESTROY))) {
+        ours = TD_LOG_DEBUG;
+    }
     if (ours > at_most) {
         ours = at_most;
     }

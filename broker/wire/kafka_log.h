@@ -19,7 +19,8 @@ enum td_log_level td_kafka_log_level(int level);
 /* Logs one librdkafka line: "librdkafka FAC: BUF", with what (e.g. "sink 'dead'", "publish";
  * may be NULL) before it and source as the line's source field (may be NULL). At most
  * at_most: a daemon logs connection failures as warnings (it reconnects on its own), a
- * command as errors. */
+ * command as errors. A line about a request our own rd_kafka_destroy cut short ("Local:
+ * Broker handle destroyed") is debug. */
 void td_kafka_log(int level, enum td_log_level at_most, const char *source, const char *what,
                   const char *fac, const char *buf);
 

@@ -120,6 +120,22 @@ static const struct td_conf_key sasl_keys[] = {
 const struct td_conf_table td_kafka_sasl_table = {TABLE("sasl", sasl_keys), .check = check_sasl};
 #undef SASL
 
+/* ---- tls: and sasl: together ---- */
+
+int td_kafka_security_check_keys(struct td_conf_loader *ld, const struct td_ynode *map,
+                                 const struct td_kafka_security *sec)
+{
+    const struct td_kafka_tls *t = &sec->tls;
+    if (sec->sasl.plaintext && (t->given || t->ca_file || t->cert_file || t->key_file)) {
+        /* Which one would win is a guess either way: SASL_SSL silently ignores plaintext,
+         * SASL_PLAINTEXT silently ignores the TLS files. */
+        ERR_AT(ld, td_conf_map_get(td_conf_map_get(map, "sasl"), "plaintext"),
+               "sasl: plaintext: true (SASL without TLS) cannot go with tls: (leave out one)");
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- librdkafka ---- */
 
 static int set(rd_kafka_conf_t *kc, const char *key, const char *value, const char *who, char *err,
@@ -145,7 +161,8 @@ int td_kafka_security_apply(rd_kafka_conf_t *kc, const struct td_kafka_security 
     bool tls = t->given || t->ca_file || t->cert_file || t->key_file;
     const char *protocol = NULL;
     if (s->mechanism) {
-        /* SASL without TLS sends a password (PLAIN) or a token in the clear: only when asked. */
+        /* SASL without TLS sends a password (PLAIN) or a token in the clear: only when asked
+         * (the loader refuses plaintext: true beside tls:; TLS wins here all the same). */
         protocol = s->plaintext && !tls ? "SASL_PLAINTEXT" : "SASL_SSL";
     } else if (tls) {
         protocol = "SSL";

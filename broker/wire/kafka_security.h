@@ -27,6 +27,9 @@
 
 #include "config.h"
 
+struct td_conf_loader;
+struct td_ynode;
+
 struct td_kafka_tls {
     char *ca_file;   /* ssl.ca.location (default: the system's CAs) */
     char *cert_file; /* ssl.certificate.location: a client certificate (PEM) */
@@ -40,7 +43,7 @@ struct td_kafka_sasl {
     char *username, *password;
     char *method; /* OAUTHBEARER: oidc (the only one) */
     char *token_url, *client_id, *client_secret, *scope;
-    bool plaintext; /* SASL without TLS (SASL_PLAINTEXT): only when asked for */
+    bool plaintext; /* SASL without TLS (SASL_PLAINTEXT): only when asked for, never with tls: */
 };
 
 struct td_kafka_security {
@@ -51,6 +54,11 @@ struct td_kafka_security {
 /* The nested tables: NESTED("tls", OFF(sec.tls), &td_kafka_tls_table), and sasl the same. */
 extern const struct td_conf_table td_kafka_tls_table;
 extern const struct td_conf_table td_kafka_sasl_table;
+
+/* The check of the table that nests tls: and sasl: (a Kafka source's or sink's): what the two
+ * say together (sasl.plaintext beside tls: is an error at plaintext). Returns 0 or -1. */
+int td_kafka_security_check_keys(struct td_conf_loader *ld, const struct td_ynode *map,
+                                 const struct td_kafka_security *sec);
 
 /* Sets the properties the keys stand for on KC (call before applying the user's properties).
  * WHO names the owner in errors ("source 'in'"). Returns 0, or -1 with ERR (no secret in it). */

@@ -79,9 +79,11 @@ class KafkaBroker:
     in the listener's JAAS configuration) and/or oauth=True (OAUTHBEARER with Kafka's
     default validator, which accepts unsecured JWTs: alg none, sub and exp claims), SASL_SSL on
     sasl_port (no client certificate there, the SASL credentials are the identity). The
-    keystore and truststore are the PEM files as they are (ssl.keystore.type=PEM)."""
+    keystore and truststore are the PEM files as they are (ssl.keystore.type=PEM).
+    sasl_plaintext=True (with plain=..., tls or not) adds SASL_PLAINTEXT on sasl_plaintext_port:
+    SASL PLAIN over plain TCP, the same users, only PLAIN enabled there."""
 
-    def __init__(self, tls=None, scram=None, oauth=False, plain=None):
+    def __init__(self, tls=None, scram=None, oauth=False, plain=None, sasl_plaintext=False):
         self.cache = ensure_kafka()
         self.cp = os.path.join(self.cache, "libs", "*")
         self.tool_cp = os.path.join(self.cache, "classes") + ":" + self.cp
@@ -97,6 +99,8 @@ class KafkaBroker:
         taken = {self.port, self.cport}
         listeners = [f"PLAINTEXT://127.0.0.1:{self.port}"]
         secure = ""
+        plain_jaas = ("org.apache.kafka.common.security.plain.PlainLoginModule required " +
+                      " ".join(f'user_{u}="{p}"' for u, p in (plain or {}).items()) + ";")
         if tls:
             ca, cert, key = tls
             keystore = os.path.join(self.dir, "broker-keystore.pem")
@@ -127,14 +131,22 @@ listener.name.sasl_ssl.ssl.client.auth=none
                                "org.apache.kafka.common.security.scram.ScramLoginModule "
                                "required;\n")
                 if plain:
-                    secure += ("listener.name.sasl_ssl.plain.sasl.jaas.config="
-                               "org.apache.kafka.common.security.plain.PlainLoginModule required " +
-                               " ".join(f'user_{u}="{p}"' for u, p in plain.items()) + ";\n")
+                    secure += ("listener.name.sasl_ssl.plain.sasl.jaas.config=" +
+                               plain_jaas + "\n")
                 if oauth:
                     secure += ("listener.name.sasl_ssl.oauthbearer.sasl.jaas.config="
                                "org.apache.kafka.common.security.oauthbearer."
                                "OAuthBearerLoginModule required "
                                "unsecuredLoginStringClaim_sub=\"broker\";\n")
+        if sasl_plaintext:
+            if not plain:
+                raise ValueError("sasl_plaintext needs plain={user: password}")
+            self.sasl_plaintext_port = self._another_port(taken)
+            self.sasl_plaintext_bootstrap = f"127.0.0.1:{self.sasl_plaintext_port}"
+            listeners.append(f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_plaintext_port}")
+            # its own mechanism list: the SASL_SSL one may name mechanisms configured only there
+            secure += ("listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN\n"
+                       "listener.name.sasl_plaintext.plain.sasl.jaas.config=" + plain_jaas + "\n")
         names = ",".join(l.split(":")[0] for l in listeners)
         with open(self.props, "w") as f:
             f.write(f"""process.roles=broker,controller

@@ -5,9 +5,9 @@ is needed: nothing connects.
 
 The tls: and sasl: keys the same way: what a mechanism needs (username and password; token_url,
 client_id and client_secret for OAUTHBEARER), keys of the other mechanism, an unknown mechanism,
-a client certificate without its key, and TLS files (tls_file.c: a file of the wrong kind is an
-error, one that cannot be read here a warning), each at its FILE:LINE:COL, never printing the
-password or client secret."""
+a client certificate without its key, `plaintext: true` (SASL_PLAINTEXT) beside `tls:`, and TLS
+files (tls_file.c: a file of the wrong kind is an error, one that cannot be read here a
+warning), each at its FILE:LINE:COL, never printing the password or client secret."""
 
 import os
 import re
@@ -101,6 +101,10 @@ SECURE_CASES = [
      "cert_file and key_file go together"),
     ("a certificate as key_file", lambda t: t.replace("key_file: KEY", "key_file: CERT"), (18, 61),
      "tls.key_file"),
+    ("plaintext: true beside tls:",
+     lambda t: t.replace("        password: pw-hunter4secret\n",
+                         "        password: pw-hunter4secret\n        plaintext: true\n"),
+     (12, 20), "plaintext: true (SASL without TLS) cannot go with tls:"),
 ]
 
 
