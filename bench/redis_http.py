@@ -101,6 +101,26 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(root):
+    """CPU seconds of root and every process below it (nginx's worker runs under its master)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    total, todo = 0.0, [root]
+    while todo:
+        p = todo.pop()
+        total += proc_cpu_s(p) or 0.0
+        todo.extend(kids.get(p, []))
+    return total
+
+
 def group_info(r, stream, group):
     for g in r.xinfo_groups(stream):
         if g["name"].decode() == group:
@@ -122,6 +142,8 @@ def cmd_drain(a):
         return 1
     idle_rss, idle_anon = st["VmRSS"], st["RssAnon"]
     cpu0 = proc_cpu_s(a.pid)
+    also = [x.split("=", 1) for x in a.also]
+    also0 = {name: tree_cpu_s(int(pid)) for name, pid in also}
     r.execute_command("XGROUP", "SETID", a.stream, a.group, "0", "ENTRIESREAD", "0")
     t0 = time.monotonic()
     last_id = r.xadd(a.stream, entry_fields(a.format, body, a.count - 1))
@@ -175,6 +197,8 @@ def cmd_drain(a):
     print(f"td_hwm_kb={st['VmHWM']}")
     print(f"td_end_anon_kb={st['RssAnon']}")
     print(f"td_cpu_s={cpu1 - cpu0:.3f}")
+    for name, pid in also:
+        print(f"td_also_{name}_cpu_s={tree_cpu_s(int(pid)) - also0[name]:.3f}")
     return 0
 
 
@@ -254,6 +278,24 @@ def cmd_table(a):
         ("CPU per event: wrk / triggerd", cpu_ratio("td", "wrk"),
          "wrk's CPU per request against triggerd's per event (which also reads and acks Redis)"),
     ]
+    # redis-server and nginx run on the same CPUs as triggerd here: what they spent per event while
+    # triggerd drained bounds the rate any consumer could reach on this machine (wrk has the CPUs
+    # to itself and nginx; triggerd shares them with redis-server too).
+    also = [num(f"td_also_{k}_cpu_s") for k in ("redis", "nginx")]
+    if None not in also and num("td_cpu_s") is not None and n:
+        per = (sum(also) + num("td_cpu_s")) / n
+        ncpu = int(num("ncpu") or os.cpu_count() or 1)
+        bound_rate = ncpu / per if per > 0 else 0
+        rows += [
+            ("redis-server CPU while triggerd drained", f"{1e6 * also[0] / n:.0f} us",
+             "per entry (XREADGROUP and XACK)"),
+            ("nginx CPU while triggerd drained", f"{1e6 * also[1] / n:.0f} us", "per request"),
+            ("machine bound: CPUs / (redis + nginx + triggerd)", f"{bound_rate:,.0f} ev/s",
+             f"{ncpu} CPUs / {1e6 * per:.0f} us of CPU per event, all three together"),
+            ("ratio triggerd / machine bound",
+             f"{100 * (num('td_rate') or 0) / bound_rate:.0f} %" if bound_rate else "n/a",
+             "how much of what this machine allows triggerd reaches"),
+        ]
     if other:
         rows[3:3] = [
             (f"triggerd end to end (client: {other})", rate("tdc_rate") + " ev/s",
@@ -299,6 +341,7 @@ def main():
     p.add_argument("--body-file", required=True)
     p.add_argument("--format", choices=("ce", "plain"), default="ce")
     p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--also", action="append", default=[], help="NAME=PID: a process tree to time")
     p.add_argument("--stall-timeout", type=float, default=30)
     p = sub.add_parser("table")
     p.add_argument("--results", required=True)
