@@ -162,7 +162,8 @@ static void round_once(struct td_kafka_lag *kl)
     }
     rd_kafka_topic_partition_list_destroy(list);
     if (!s || stopping(kl)) {
-        return; /* out of memory or stopping: the previous figures stay */
+        td_lag_samples_free(s, n); /* out of memory or stopping: the previous figures stay */
+        return;
     }
     if (total >= 0) {
         kl->last_error[0] = '\0';
