@@ -728,6 +728,29 @@ static int choose_client(struct td_sink *k, struct http_sink *hs, char *err, siz
     return 0;
 }
 
+/* s percent-encoded as curl_easy_escape does (RFC 3986 unreserved characters kept, every other
+ * byte %XX), without libcurl: a lean sink must not load it for its key (curl_api.h). */
+static char *query_escape(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = malloc(strlen(s) * 3 + 1), *o = out;
+    if (!out) {
+        return NULL;
+    }
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 int td_http_sink_setup(struct td_sink *k, struct td_http_client *http, struct td_http_target *t,
                        char *err, size_t errlen)
 {
@@ -743,21 +766,21 @@ int td_http_sink_setup(struct td_sink *k, struct td_http_client *http, struct td
     if (auth && auth->azure_function_key && auth->azure_key_in &&
         strcmp(auth->azure_key_in, "query") == 0) {
         /* Azure Functions also take the key as ?code= (function URLs copied from the portal). */
-        char *code = curl_easy_escape(NULL, auth->azure_function_key, 0);
+        char *code = query_escape(auth->azure_function_key);
         size_t n = strlen(hs->t.url) + (code ? strlen(code) : 0) + 8;
         hs->url_code = code ? malloc(n) : NULL;
         if (!hs->url_code) {
             if (code) {
                 td_secret_wipe(code, strlen(code));
             }
-            curl_free(code);
+            free(code);
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
         snprintf(hs->url_code, n, "%s%scode=%s", hs->t.url, strchr(hs->t.url, '?') ? "&" : "?",
                  code);
         td_secret_wipe(code, strlen(code)); /* the escaped key */
-        curl_free(code);
+        free(code);
     }
     if (auth && auth->google_audience) {
         hs->gcp = td_gcp_token_get(k->loop, http, auth->google_metadata_url, auth->google_audience);
