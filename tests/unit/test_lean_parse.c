@@ -1,7 +1,7 @@
 /* test_lean_parse.c - the lean client's own URL and HTTP-date parsing (lean_parse.c), which
  * replaced libcurl's curl_url and curl_getdate on that path: the parts it gives are those
  * libcurl gave for the same URLs (the expectations below are what curl_url of libcurl 7.88
- * returned), what it refuses goes to libcurl, and parsing never maps libcurl.
+ * returned), what it refuses goes to libcurl, and parsing never loads libcurl.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "curl_api.h"
 #include "lean_parse.h"
 
 static bool libcurl_mapped(void)
@@ -185,5 +186,11 @@ int main(void)
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_http_dates),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    /* nothing above touched libcurl */
+    if (td_curl_loaded()) {
+        fprintf(stderr, "libcurl was loaded\n");
+        return 1;
+    }
+    return rc;
 }
