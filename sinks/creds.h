@@ -20,10 +20,11 @@
 #ifndef TD_CREDS_H
 #define TD_CREDS_H
 
-#include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "curl_api.h"
 
 struct td_loop;
 struct td_http_client;

@@ -728,6 +728,29 @@ static int choose_client(struct td_sink *k, struct http_sink *hs, char *err, siz
     return 0;
 }
 
+/* s percent-encoded as curl_easy_escape does (RFC 3986 unreserved characters kept, every other
+ * byte %XX), without libcurl: a lean sink must not load it for its key (curl_api.h). */
+static char *query_escape(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = malloc(strlen(s) * 3 + 1), *o = out;
+    if (!out) {
+        return NULL;
+    }
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 int td_http_sink_setup(struct td_sink *k, struct td_http_client *http, struct td_http_target *t,
                        char *err, size_t errlen)
 {
@@ -743,21 +766,21 @@ int td_http_sink_setup(struct td_sink *k, struct td_http_client *http, struct td
     if (auth && auth->azure_function_key && auth->azure_key_in &&
         strcmp(auth->azure_key_in, "query") == 0) {
         /* Azure Functions also take the key as ?code= (function URLs copied from the portal). */
-        char *code = curl_easy_escape(NULL, auth->azure_function_key, 0);
+        char *code = query_escape(auth->azure_function_key);
         size_t n = strlen(hs->t.url) + (code ? strlen(code) : 0) + 8;
         hs->url_code = code ? malloc(n) : NULL;
         if (!hs->url_code) {
             if (code) {
                 td_secret_wipe(code, strlen(code));
             }
-            curl_free(code);
+            free(code);
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
         snprintf(hs->url_code, n, "%s%scode=%s", hs->t.url, strchr(hs->t.url, '?') ? "&" : "?",
                  code);
         td_secret_wipe(code, strlen(code)); /* the escaped key */
-        curl_free(code);
+        free(code);
     }
     if (auth && auth->google_audience) {
         hs->gcp = td_gcp_token_get(k->loop, http, auth->google_metadata_url, auth->google_audience);
@@ -917,12 +940,57 @@ static const struct td_conf_table http_sink_table = {
 
 /* `check`: the auth: block, and the TLS files (tls_file.h: unreadable here is a warning, the
  * daemon may run elsewhere; read but of the wrong kind is an error). */
+const char *td_sink_needs_curl(enum td_http_client_kind client, const struct td_conf_auth *auth,
+                               bool tls_files, const char *url, char *buf, size_t buflen)
+{
+    const char *env = getenv("TD_HTTP_CLIENT");
+    if (client == TD_CLIENT_CURL) {
+        return "client: curl";
+    }
+    if (auth && auth->google_audience) {
+        return "google_id_token's token is fetched with libcurl";
+    }
+    if (auth && auth->oauth2_token_url) {
+        return "oauth2's token is fetched with libcurl";
+    }
+    if (client == TD_CLIENT_AUTO && env && strcmp(env, "curl") == 0) {
+        return "TD_HTTP_CLIENT=curl";
+    }
+    struct td_http_target t = {.auth = auth};
+    if (tls_files) {
+        return "TLS files are set";
+    }
+    const char *misfit = lean_misfit(&t);
+    if (misfit) {
+        return misfit;
+    }
+    if (url && td_lean_url_check(url, buf, buflen) < 0) {
+        return buf;
+    }
+    return NULL;
+}
+
+void td_sink_curl_check(const struct td_conf_sink *k, const char *why, struct td_errors *errs)
+{
+    char err[600];
+    if (why && !td_curl_available(err, sizeof(err))) {
+        td_errors_add(errs, &k->pos, "sink '%s' needs libcurl (%s), which cannot be loaded: %s",
+                      k->name, why, err);
+    }
+}
+
 static void http_check(const struct td_conf_sink *k, struct td_errors *errs)
 {
     const struct td_conf_http_sink *c = k->settings;
     char who[300];
     snprintf(who, sizeof(who), "sink '%s'", k->name);
     td_sink_auth_check(k, &c->auth, errs);
+    char buf[160];
+    td_sink_curl_check(k,
+                       td_sink_needs_curl(c->client, &c->auth,
+                                          c->ca_file || c->client_cert || c->client_key, c->url,
+                                          buf, sizeof(buf)),
+                       errs);
     const char *files[] = {c->ca_file, c->client_cert, c->client_key};
     const char *keys[] = {"ca_file", "client_cert", "client_key"};
     static const enum td_tls_file_kind kinds[] = {TD_TLS_CA, TD_TLS_CERT, TD_TLS_KEY};

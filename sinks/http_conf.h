@@ -68,6 +68,15 @@ extern const struct td_conf_table td_sink_auth_table;
 void td_sink_auth_check(const struct td_conf_sink *k, const struct td_conf_auth *auth,
                         struct td_errors *errs);
 
+/* What makes a sink need libcurl (the lean client cannot serve it, or a token is fetched
+ * with libcurl), or NULL: the sink's client: (TD_HTTP_CLIENT=curl for auto), its auth: block,
+ * TLS files, a proxy in the environment, a URL the lean client does not take. */
+const char *td_sink_needs_curl(enum td_http_client_kind client, const struct td_conf_auth *auth,
+                               bool tls_files, const char *url, char *buf, size_t buflen);
+/* `check` of sink k that needs libcurl for WHY: an error when libcurl.so.4 cannot be loaded
+ * here (triggerd does not link it: curl_api.h), naming the loader's reason. */
+void td_sink_curl_check(const struct td_conf_sink *k, const char *why, struct td_errors *errs);
+
 struct td_conf_loader;
 struct td_ynode;
 /* A table's check of the URL under KEY of MAP: NULL passes; anything but an http:// or https://

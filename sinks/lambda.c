@@ -34,6 +34,7 @@
 #include "conf_table.h"
 #include "creds.h"
 #include "http_client.h"
+#include "http_conf.h"
 #include "http_sink.h"
 #include "lambda_sink.h"
 #include "log.h"
@@ -462,6 +463,7 @@ static void lambda_check(const struct td_conf_sink *k, struct td_errors *errs)
         fprintf(stderr, "%s:%d:%d: warning: sink '%s': no region (lambda region:, AWS_REGION)\n",
                 pos->file, pos->line, pos->col, k->name);
     }
+    td_sink_curl_check(k, "Lambda is invoked with libcurl (SigV4)", errs);
     struct td_aws_resolved r;
     char err[400];
     if (td_aws_resolve(c, &r, err, sizeof(err)) < 0) {

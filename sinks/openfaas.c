@@ -69,7 +69,11 @@ static const struct td_conf_table openfaas_sink_table = {
 /* `check`: the auth: block. */
 static void openfaas_check(const struct td_conf_sink *k, struct td_errors *errs)
 {
-    td_sink_auth_check(k, &TD_SETTINGS(k, struct td_conf_openfaas_sink)->auth, errs);
+    const struct td_conf_openfaas_sink *c = TD_SETTINGS(k, struct td_conf_openfaas_sink);
+    td_sink_auth_check(k, &c->auth, errs);
+    char buf[160];
+    td_sink_curl_check(
+        k, td_sink_needs_curl(TD_CLIENT_AUTO, &c->auth, false, c->gateway, buf, sizeof(buf)), errs);
 }
 
 const struct td_sink_desc td_sink_openfaas = {

@@ -1,7 +1,6 @@
 /* daemon.c - the lifecycle of `triggerd run` (see daemon.h). */
 #include "daemon.h"
 
-#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include "check.h"
 #include "conn_budget.h"
 #include "core.h"
+#include "curl_api.h"
 #include "fdlimit.h"
 #include "http_client.h"
 #include "http_server.h"
@@ -406,8 +406,8 @@ int td_daemon_run(const char *config_path)
     sigaddset(&mask, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
 
-    /* libcurl initializes when the HTTP client first needs it (http_client.c), so a daemon that
-     * never uses it does not carry its libraries resident. */
+    /* libcurl is loaded (curl_api.h) and initialized when the HTTP client first needs it
+     * (http_client.c), so a daemon that never uses it does not map it or its libraries. */
     char err[512];
     struct daemon *d = calloc(1, sizeof(*d));
     int rc = 1;

@@ -28,7 +28,6 @@
 #include "redrive.h"
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,6 +43,7 @@
 #include "cloudevent.h"
 #include "conn_budget.h"
 #include "core.h"
+#include "curl_api.h"
 #include "deadletter.h"
 #include "log.h"
 #include "redis_conn.h"

@@ -4,13 +4,13 @@
 #include "status.h"
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "curl_api.h"
 #include "http_client.h"
 
 static const char usage[] = "usage: triggerd status -c PATH [--json]\n"

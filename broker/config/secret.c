@@ -1,9 +1,10 @@
 /* secret.c - wiping secrets before free, and the header-safety check (see secret.h). */
 #include "secret.h"
 
-#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "curl_api.h"
 
 void td_secret_wipe(void *p, size_t n)
 {

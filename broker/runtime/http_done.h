@@ -6,9 +6,10 @@
 #ifndef TD_HTTP_DONE_H
 #define TD_HTTP_DONE_H
 
-#include <curl/curl.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "curl_api.h"
 
 /* What every outbound request says it is (sinks, token fetches, Lambda, OpenFaaS): a
  * User-Agent header in the request's own headers (a sink's headers:) replaces it. */

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lean_parse.h"
 #include "log.h"
 #include "loop.h"
 #include "resolver.h"
@@ -183,32 +184,13 @@ struct td_lean_target *td_lean_target_new(struct td_lean_client *c, const char *
                                           size_t errlen)
 {
     struct td_lean_target *t = NULL;
-    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL, *user = NULL;
-    CURLU *u = curl_url();
-    if (!u) {
-        snprintf(err, errlen, "out of memory");
+    struct td_lean_url u;
+    if (td_lean_url_parse(url, &u, err, errlen) < 0) {
         return NULL;
     }
-    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
-        snprintf(err, errlen, "not a URL");
-        goto out;
-    }
-    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-    if (!scheme || strcmp(scheme, "http") != 0) {
-        snprintf(err, errlen, "not a plain http:// URL");
-        goto out;
-    }
-    if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user) {
-        snprintf(err, errlen, "user info in the URL");
-        goto out;
-    }
-    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    const char *host = u.host, *path = u.path, *query = u.query;
+    char port[8];
+    snprintf(port, sizeof(port), "%ld", u.port);
     struct sockaddr_storage sa;
     memset(&sa, 0, sizeof(sa));
     socklen_t salen = 0;
@@ -248,8 +230,8 @@ struct td_lean_target *td_lean_target_new(struct td_lean_client *c, const char *
     snprintf(ports, sizeof(ports), "%ld", portn);
     t->pool =
         named ? pool_get(c, NULL, 0, key, h, ports) : pool_get(c, &sa, salen, key, NULL, NULL);
-    /* curl_url_get gives the path and query as they were written (normalized dot segments,
-     * no fragment), which is what libcurl sends too */
+    /* the path and query as they were written (dot segments removed, no fragment), which is
+     * what libcurl sends too (lean_parse.h) */
     size_t n = strlen(path) + (query ? strlen(query) + 1 : 0) + 32;
     t->line = malloc(n);
     size_t hn = strlen(host) + strlen(port) + 16;
@@ -267,13 +249,7 @@ struct td_lean_target *td_lean_target_new(struct td_lean_client *c, const char *
     t->host_len =
         (size_t)snprintf(t->host, hn, "Host: %s%s%s\r\n", host, dflt ? "" : ":", dflt ? "" : port);
 out:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_free(path);
-    curl_free(query);
-    curl_free(user);
-    curl_url_cleanup(u);
+    td_lean_url_clear(&u);
     return t;
 }
 
@@ -458,7 +434,7 @@ static int64_t retry_after(const char *v)
             }
         }
     } else {
-        time_t when = curl_getdate(v, NULL);
+        time_t when = td_http_date_parse(v); /* -1 when unreadable: 0 below */
         time_t now = time(NULL);
         s = when > now ? (int64_t)(when - now) : 0;
     }

@@ -6,7 +6,6 @@
 #include "kafka_oidc.h"
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "curl_api.h"
 #include "log.h"
 #include "secret.h"
 

@@ -19,7 +19,7 @@
 #include "cloudevent.h"
 #include "config.h"
 #include "creds.h"
-#include <curl/curl.h>
+#include "curl_api.h"
 #include "secret.h"
 
 #define INJECT "tok\r\nX-Injected: yes"
