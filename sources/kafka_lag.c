@@ -1,7 +1,19 @@
 /* kafka_lag.c - committed-offset lag per partition, from the brokers' point of view (see
  * kafka_lag.h), asked through the consumer's own handle. The thread sleeps on a condition variable
  * between rounds so stop wakes it at once; a round in progress checks between requests and finishes
- * only the current one (each bounded by REQUEST_MS), so stopping waits at most about REQUEST_MS. */
+ * only the current one, so stopping waits at most about REQUEST_MS.
+ *
+ * Which librdkafka 2.0.2 calls, and why (they share the consumer's handle):
+ * - metadata with all_topics=0, for the topics this thread holds handles of (taken once at start,
+ *   dropped after the join). An all-topics request on a consumer updates the group's view of its
+ *   subscription: a topic-level error in the answer (a restarting broker's UNKNOWN_TOPIC_OR_PART)
+ *   would make the consumer revoke everything and rejoin. Handles made and dropped every round are
+ *   freed by librdkafka's main thread while a broker thread may still read them (ThreadSanitizer
+ *   reported it), hence held for the thread's life.
+ * - watermarks by rd_kafka_offsets_for_times with OFFSET_BEGINNING / OFFSET_END (ListOffsets, one
+ *   request per leader): rd_kafka_query_watermark_offsets ignores its timeout in 2.0.2 (it waits
+ *   out socket.timeout.ms, 60 s by default), which would hold up a stop, and a stop runs on the
+ *   loop thread. */
 #include "kafka_lag.h"
 
 #include <librdkafka/rdkafka.h>
@@ -25,7 +37,8 @@ const struct td_lag_family td_kafka_lag_families[] = {
 struct td_kafka_lag {
     struct td_source *src;
     const struct td_conf_kafka_source *conf;
-    rd_kafka_t *rk; /* the consumer's, borrowed */
+    rd_kafka_t *rk;         /* the consumer's, borrowed */
+    rd_kafka_topic_t **rkt; /* one per conf->topics, held from start to stop */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -50,16 +63,13 @@ static bool stopping(struct td_kafka_lag *kl)
     return stop;
 }
 
-/* Every partition of the source's topics, from the brokers' metadata. The request names no
- * topic handle (all_topics, filtered here): a topic handle made and dropped every round is
- * freed by librdkafka's main thread while a broker thread may still read it (ThreadSanitizer
- * reports it), and this client must not keep handles that would look like a subscription
- * either. NULL with the reason in err. */
+/* Every partition of the source's topics, from the brokers' metadata (the locally known topics,
+ * which the held handles make sure of; see the top of the file). NULL with the reason in err. */
 static rd_kafka_topic_partition_list_t *partitions(struct td_kafka_lag *kl, char *err,
                                                    size_t errlen)
 {
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(kl->rk, 1, NULL, &md, REQUEST_MS);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(kl->rk, 0, NULL, &md, REQUEST_MS);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(err, errlen, "metadata: %s", rd_kafka_err2str(e));
         return NULL;
@@ -106,6 +116,32 @@ static int sample(struct td_lag_sample *s, const char *group, const char *topic,
     return s->val[0] && s->val[1] && s->val[2] ? 0 : -1;
 }
 
+/* A copy of list with each partition's offset at `which` (RD_KAFKA_OFFSET_END: the high
+ * watermark; RD_KAFKA_OFFSET_BEGINNING: the low), asked within REQUEST_MS; a partition's own
+ * error is in its err. NULL with the reason in err when the request failed. */
+static rd_kafka_topic_partition_list_t *watermarks(struct td_kafka_lag *kl,
+                                                   const rd_kafka_topic_partition_list_t *list,
+                                                   int64_t which, char *err, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *w = rd_kafka_topic_partition_list_copy(list);
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < w->cnt; i++) {
+        w->elems[i].offset = which;
+        w->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(kl->rk, w, REQUEST_MS);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errlen, "%s watermarks: %s", which == RD_KAFKA_OFFSET_END ? "high" : "low",
+                 rd_kafka_err2str(e));
+        rd_kafka_topic_partition_list_destroy(w);
+        return NULL;
+    }
+    return w;
+}
+
 /* One round: partitions, the group's committed offsets, each partition's watermarks. */
 static void round_once(struct td_kafka_lag *kl)
 {
@@ -128,16 +164,31 @@ static void round_once(struct td_kafka_lag *kl)
         rd_kafka_topic_partition_list_destroy(list);
         return;
     }
+    bool earliest = strcmp(kl->conf->start, "earliest") == 0;
+    rd_kafka_topic_partition_list_t *lows = NULL;
+    rd_kafka_topic_partition_list_t *highs =
+        watermarks(kl, list, RD_KAFKA_OFFSET_END, err, sizeof(err));
+    if (highs && earliest) {
+        lows = watermarks(kl, list, RD_KAFKA_OFFSET_BEGINNING, err, sizeof(err));
+    }
+    if (!highs || (earliest && !lows)) {
+        report(kl, err);
+        td_source_set_lag(kl->src, NULL, 0, -1);
+        if (highs) {
+            rd_kafka_topic_partition_list_destroy(highs);
+        }
+        rd_kafka_topic_partition_list_destroy(list);
+        return;
+    }
     struct td_lag_sample *s = calloc((size_t)list->cnt + 1, sizeof(*s));
     size_t n = 0;
     long long total = 0;
-    bool earliest = strcmp(kl->conf->start, "earliest") == 0;
     for (int i = 0; s && i < list->cnt && !stopping(kl); i++) {
         const rd_kafka_topic_partition_t *tp = &list->elems[i];
-        int64_t lo = 0, hi = 0;
-        e = tp->err ? tp->err
-                    : rd_kafka_query_watermark_offsets(kl->rk, tp->topic, tp->partition, &lo, &hi,
-                                                       REQUEST_MS);
+        const rd_kafka_topic_partition_t *h = &highs->elems[i];
+        const rd_kafka_topic_partition_t *l = lows ? &lows->elems[i] : NULL;
+        int64_t lo = l ? l->offset : 0, hi = h->offset;
+        e = tp->err ? tp->err : h->err ? h->err : l && l->err ? l->err : RD_KAFKA_RESP_ERR_NO_ERROR;
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
             snprintf(err, sizeof(err), "%s [%d]: %s", tp->topic, (int)tp->partition,
                      rd_kafka_err2str(e));
@@ -161,6 +212,10 @@ static void round_once(struct td_kafka_lag *kl)
         }
     }
     rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_topic_partition_list_destroy(highs);
+    if (lows) {
+        rd_kafka_topic_partition_list_destroy(lows);
+    }
     if (!s || stopping(kl)) {
         td_lag_samples_free(s, n); /* out of memory or stopping: the previous figures stay */
         return;
@@ -195,6 +250,18 @@ static void *run(void *arg)
     }
 }
 
+/* Releases the held topic handles and their array (either may be partly made). */
+static void drop_topics(struct td_kafka_lag *kl)
+{
+    for (size_t i = 0; kl->rkt && i < kl->conf->ntopics; i++) {
+        if (kl->rkt[i]) {
+            rd_kafka_topic_destroy(kl->rkt[i]);
+        }
+    }
+    free(kl->rkt);
+    kl->rkt = NULL;
+}
+
 struct td_kafka_lag *td_kafka_lag_start(struct td_source *src,
                                         const struct td_conf_kafka_source *conf, rd_kafka_t *rk)
 {
@@ -207,6 +274,22 @@ struct td_kafka_lag *td_kafka_lag_start(struct td_source *src,
     kl->src = src;
     kl->conf = conf;
     kl->rk = rk;
+    kl->rkt = calloc(conf->ntopics ? conf->ntopics : 1, sizeof(*kl->rkt));
+    for (size_t i = 0; kl->rkt && i < conf->ntopics; i++) {
+        if (!(kl->rkt[i] = rd_kafka_topic_new(rk, conf->topics[i], NULL))) {
+            td_log_warn(NULL, src->name, NULL, "consumer group lag will not be reported: %s: %s",
+                        conf->topics[i], rd_kafka_err2str(rd_kafka_last_error()));
+            drop_topics(kl);
+            free(kl);
+            return NULL;
+        }
+    }
+    if (!kl->rkt) {
+        td_log_warn(NULL, src->name, NULL, "consumer group lag will not be reported: %s",
+                    "out of memory");
+        free(kl);
+        return NULL;
+    }
     pthread_mutex_init(&kl->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -218,6 +301,7 @@ struct td_kafka_lag *td_kafka_lag_start(struct td_source *src,
                     "cannot start its thread");
         pthread_cond_destroy(&kl->cond);
         pthread_mutex_destroy(&kl->mu);
+        drop_topics(kl);
         free(kl);
         return NULL;
     }
@@ -234,6 +318,7 @@ void td_kafka_lag_stop(struct td_kafka_lag *kl)
     pthread_cond_signal(&kl->cond);
     pthread_mutex_unlock(&kl->mu);
     pthread_join(kl->thread, NULL);
+    drop_topics(kl);
     pthread_cond_destroy(&kl->cond);
     pthread_mutex_destroy(&kl->mu);
     free(kl);
