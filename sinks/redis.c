@@ -416,7 +416,7 @@ static int deliver_now(struct td_sink *k, struct td_attempt *a)
     td_redis_fields_free(&f);
     return 0;
 oom:
-    snprintf(a->reason, sizeof(a->reason), "out of memory");
+    snprintf(a->reason, sizeof(a->reason), "redis: out of memory");
     free(ra);
     free(argv);
     free(lens);
