@@ -692,34 +692,38 @@ static const char *lean_misfit(const struct td_http_target *t)
     return NULL;
 }
 
-/* Picks the client: the lean one where it fits and the sink did not ask for libcurl. The
- * environment variable TD_HTTP_CLIENT=curl turns auto into curl for every sink (a switch for
- * operators, and the test matrix's libcurl run). 0, or -1
+/* Why libcurl must serve a sink with this client: and target, or NULL when the lean client may
+ * (if it takes the URL). The environment variable TD_HTTP_CLIENT=curl turns auto into curl for
+ * every sink (a switch for operators, and the test matrix's libcurl run). choose_client and
+ * `check` (td_sink_needs_curl) decide with it alike. */
+static const char *curl_needed(enum td_http_client_kind kind, const struct td_http_target *t)
+{
+    const char *env = getenv("TD_HTTP_CLIENT");
+    if (kind == TD_CLIENT_CURL) {
+        return "client: curl";
+    }
+    if (kind == TD_CLIENT_AUTO && env && strcmp(env, "curl") == 0) {
+        return "TD_HTTP_CLIENT=curl";
+    }
+    return lean_misfit(t);
+}
+
+/* Picks the client: the lean one where it fits and the sink did not ask for libcurl. 0, or -1
  * with a message (client: lean where it cannot serve). */
 static int choose_client(struct td_sink *k, struct http_sink *hs, char *err, size_t errlen)
 {
-    enum td_http_client_kind kind = hs->t.client;
-    const char *env = getenv("TD_HTTP_CLIENT");
-    if (kind == TD_CLIENT_AUTO && env && strcmp(env, "curl") == 0) {
-        kind = TD_CLIENT_CURL;
-    }
-    if (kind == TD_CLIENT_CURL) {
-        td_log_info(NULL, NULL, NULL, "sink '%s': libcurl: %s", k->name,
-                    hs->t.client == TD_CLIENT_CURL ? "client: curl" : "TD_HTTP_CLIENT=curl");
-        return 0;
-    }
     char why[160] = "";
-    const char *misfit = lean_misfit(&hs->t);
-    struct td_lean_client *lc = misfit ? NULL : td_http_client_lean(hs->client);
-    if (misfit) {
-        snprintf(why, sizeof(why), "%s", misfit);
+    const char *need = curl_needed(hs->t.client, &hs->t);
+    struct td_lean_client *lc = need ? NULL : td_http_client_lean(hs->client);
+    if (need) {
+        snprintf(why, sizeof(why), "%s", need);
     } else if (!lc) {
         snprintf(why, sizeof(why), "out of memory");
     } else {
         hs->lean =
             td_lean_target_new(lc, hs->url_code ? hs->url_code : hs->t.url, why, sizeof(why));
     }
-    if (!hs->lean && kind == TD_CLIENT_LEAN) {
+    if (!hs->lean && hs->t.client == TD_CLIENT_LEAN) {
         snprintf(err, errlen, "sink '%s': client: lean cannot serve it: %s", k->name, why);
         return -1;
     }
@@ -938,31 +942,22 @@ static const struct td_conf_table http_sink_table = {
     TABLE("http sink", http_sink_keys), .group_required = true, .check = check_http_sink};
 #undef OFF
 
-/* `check`: the auth: block, and the TLS files (tls_file.h: unreadable here is a warning, the
- * daemon may run elsewhere; read but of the wrong kind is an error). */
 const char *td_sink_needs_curl(enum td_http_client_kind client, const struct td_conf_auth *auth,
                                bool tls_files, const char *url, char *buf, size_t buflen)
 {
-    const char *env = getenv("TD_HTTP_CLIENT");
-    if (client == TD_CLIENT_CURL) {
-        return "client: curl";
+    struct td_http_target t = {.client = client, .auth = auth};
+    const char *need = curl_needed(client, &t);
+    if (need) {
+        return need;
+    }
+    if (tls_files) {
+        return "TLS files are set";
     }
     if (auth && auth->google_audience) {
         return "google_id_token's token is fetched with libcurl";
     }
     if (auth && auth->oauth2_token_url) {
         return "oauth2's token is fetched with libcurl";
-    }
-    if (client == TD_CLIENT_AUTO && env && strcmp(env, "curl") == 0) {
-        return "TD_HTTP_CLIENT=curl";
-    }
-    struct td_http_target t = {.auth = auth};
-    if (tls_files) {
-        return "TLS files are set";
-    }
-    const char *misfit = lean_misfit(&t);
-    if (misfit) {
-        return misfit;
     }
     if (url && td_lean_url_check(url, buf, buflen) < 0) {
         return buf;
@@ -979,6 +974,9 @@ void td_sink_curl_check(const struct td_conf_sink *k, const char *why, struct td
     }
 }
 
+/* `check`: the auth: block, libcurl where the sink needs it, and the TLS files (tls_file.h:
+ * unreadable here is a warning, the daemon may run elsewhere; read but of the wrong kind is an
+ * error). */
 static void http_check(const struct td_conf_sink *k, struct td_errors *errs)
 {
     const struct td_conf_http_sink *c = k->settings;
