@@ -188,37 +188,34 @@ struct td_lean_target *td_lean_target_new(struct td_lean_client *c, const char *
     if (td_lean_url_parse(url, &u, err, errlen) < 0) {
         return NULL;
     }
+    /* td_lean_url_parse checked the host (an address, or a name that fits a pool) and the port */
     const char *host = u.host, *path = u.path, *query = u.query;
+    long portn = u.port;
     char port[8];
-    snprintf(port, sizeof(port), "%ld", u.port);
+    snprintf(port, sizeof(port), "%ld", portn);
     struct sockaddr_storage sa;
     memset(&sa, 0, sizeof(sa));
     socklen_t salen = 0;
-    bool named = false;
-    long portn = strtol(port, NULL, 10);
-    char ip[INET6_ADDRSTRLEN + 2];
-    const char *h = host;
-    size_t hl = strlen(h);
+    bool named = !u.ip4 && !u.ip6; /* a name: looked up by the client's resolver, off the loop */
+    char ip[INET6_ADDRSTRLEN + 2] = "";
     struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&sa;
-    if (inet_pton(AF_INET, h, &s4->sin_addr) == 1) {
+    if (u.ip4) {
+        inet_pton(AF_INET, host, &s4->sin_addr);
         s4->sin_family = AF_INET;
         s4->sin_port = htons((uint16_t)portn);
         salen = sizeof(*s4);
-        snprintf(ip, sizeof(ip), "%s", h);
-    } else if (hl > 2 && h[0] == '[' && h[hl - 1] == ']' && hl - 2 < sizeof(ip) &&
-               (memcpy(ip, h + 1, hl - 2), ip[hl - 2] = '\0',
-                strchr(ip, '%') == NULL && inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1)) {
+        snprintf(ip, sizeof(ip), "%s", host);
+    } else if (u.ip6) {
+        size_t hl = strlen(host); /* "[...]" */
+        memcpy(ip, host + 1, hl - 2);
+        ip[hl - 2] = '\0';
+        inet_pton(AF_INET6, ip, &s6->sin6_addr);
         s6->sin6_family = AF_INET6;
         s6->sin6_port = htons((uint16_t)portn);
         salen = sizeof(*s6);
-    } else if (h[0] == '[' || strlen(h) >= sizeof(((struct lean_pool *)0)->host) || portn <= 0 ||
-               portn > 65535) {
-        snprintf(err, errlen, "an IPv6 address with a zone, or a host name too long");
-        goto out;
-    } else {
-        named = true; /* a name: looked up by the client's resolver, off the loop */
     }
+    const char *h = host;
     char key[300];
     snprintf(key, sizeof(key), "%s:%ld", named ? h : ip, portn);
     t = calloc(1, sizeof(*t));
@@ -226,10 +223,7 @@ struct td_lean_target *td_lean_target_new(struct td_lean_client *c, const char *
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    char ports[8];
-    snprintf(ports, sizeof(ports), "%ld", portn);
-    t->pool =
-        named ? pool_get(c, NULL, 0, key, h, ports) : pool_get(c, &sa, salen, key, NULL, NULL);
+    t->pool = named ? pool_get(c, NULL, 0, key, h, port) : pool_get(c, &sa, salen, key, NULL, NULL);
     /* the path and query as they were written (dot segments removed, no fragment), which is
      * what libcurl sends too (lean_parse.h) */
     size_t n = strlen(path) + (query ? strlen(query) + 1 : 0) + 32;

@@ -77,7 +77,7 @@ int td_lean_url_parse(const char *url, struct td_lean_url *u, char *err, size_t 
         char ip[INET6_ADDRSTRLEN + 1];
         struct in6_addr a6;
         if (hl >= sizeof(ip) || memchr(h, '%', hl)) {
-            snprintf(err, errlen, "an IPv6 address with a zone, or a host name too long");
+            snprintf(err, errlen, "an IPv6 address with a zone, or not an IPv6 address");
             return -1;
         }
         memcpy(ip, h, hl);
@@ -96,7 +96,7 @@ int td_lean_url_parse(const char *url, struct td_lean_url *u, char *err, size_t 
     } else {
         struct in_addr a4;
         if (hl >= sizeof(u->host) - 4) {
-            snprintf(err, errlen, "an IPv6 address with a zone, or a host name too long");
+            snprintf(err, errlen, "a host name too long");
             return -1;
         }
         memcpy(u->host, h, hl);
@@ -120,7 +120,7 @@ int td_lean_url_parse(const char *url, struct td_lean_url *u, char *err, size_t 
         u->port = pu.port;
     }
     if (!u->ip4 && !u->ip6 && (u->port <= 0 || u->port > 65535)) {
-        snprintf(err, errlen, "an IPv6 address with a zone, or a host name too long");
+        snprintf(err, errlen, "a port out of range");
         return -1;
     }
     if (pu.field_set & (1 << UF_PATH)) {
