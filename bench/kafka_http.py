@@ -12,6 +12,8 @@ import shutil
 import subprocess
 import sys
 import time
+
+from proc_cpu import proc_cpu_s  # bench/proc_cpu.py
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,15 +88,6 @@ def rss_by_file(pid, n=4):
     except OSError:
         return []
     return sorted(agg.items(), key=lambda kv: -kv[1])[:n]
-
-
-def proc_cpu_s(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def thread_cpu(pid):

@@ -19,6 +19,8 @@ import os
 import sys
 import time
 
+from proc_cpu import proc_cpu_s, tree_cpu_s  # bench/proc_cpu.py
+
 import redis
 
 BENCH_TYPE = "com.example.bench"
@@ -90,35 +92,6 @@ def proc_status(pid):
     except OSError:
         return None
     return out
-
-
-def proc_cpu_s(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_s(root):
-    """CPU seconds of root and every process below it (nginx's worker runs under its master)."""
-    kids = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        kids.setdefault(ppid, []).append(int(d))
-    total, todo = 0.0, [root]
-    while todo:
-        p = todo.pop()
-        total += proc_cpu_s(p) or 0.0
-        todo.extend(kids.get(p, []))
-    return total
 
 
 def group_info(r, stream, group):

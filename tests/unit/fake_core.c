@@ -200,3 +200,17 @@ void fake_trigger_init(struct td_trigger_rt *trg, struct td_conf_trigger *conf,
     trg->sink = sink;
     trg->dead_letter = dead_letter;
 }
+
+bool fake_lib_mapped(const char *name)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    bool found = false;
+    while (f && fgets(line, sizeof(line), f)) {
+        found = found || strstr(line, name) != NULL;
+    }
+    if (f) {
+        fclose(f);
+    }
+    return found;
+}

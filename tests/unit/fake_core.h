@@ -100,4 +100,8 @@ void fake_core_init(struct td_core *core, struct td_config *cfg, struct td_loop 
 void fake_trigger_init(struct td_trigger_rt *trg, struct td_conf_trigger *conf,
                        struct td_core *core, struct td_sink *sink, struct td_sink *dead_letter);
 
+/* Whether this process maps a file whose path contains name (/proc/self/maps): what a test
+ * reads to prove a library was or was not loaded. */
+bool fake_lib_mapped(const char *name);
+
 #endif

@@ -18,20 +18,7 @@
 #include <unistd.h>
 
 #include "curl_api.h"
-
-static bool libcurl_mapped(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    char line[512];
-    bool found = false;
-    while (f && fgets(line, sizeof(line), f)) {
-        found = found || strstr(line, "libcurl") != NULL;
-    }
-    if (f) {
-        fclose(f);
-    }
-    return found;
-}
+#include "fake_core.h"
 
 struct sink {
     char buf[64];
@@ -60,12 +47,12 @@ static void test_lazy(void **state)
     curl_easy_cleanup(NULL);
     curl_global_cleanup();
     assert_false(td_curl_loaded());
-    assert_false(libcurl_mapped());
+    assert_false(fake_lib_mapped("libcurl"));
 
     char err[256] = "";
     assert_true(td_curl_available(err, sizeof(err)));
     assert_true(td_curl_loaded());
-    assert_true(libcurl_mapped());
+    assert_true(fake_lib_mapped("libcurl"));
     assert_int_equal(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
     assert_string_equal(curl_easy_strerror(CURLE_OK), "No error");
 }
