@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "loop.h"
+#include "redis_arena.h"
 #include "redis_util.h"
 
 enum state { ST_CONNECTING, ST_HANDSHAKE, ST_READY, ST_FAILED };
@@ -46,6 +47,8 @@ struct td_rconn {
     char *out;      /* formatted commands not yet written: [outpos, outlen) */
     size_t outlen, outpos, outcap;
     redisReader *reader;
+    struct td_redis_arena
+        *arena; /* its replies are built here (td_rconn_use_arena); NULL: malloc */
     char err[256];
 };
 
@@ -280,8 +283,9 @@ void td_rconn_free(struct td_rconn *c)
         freeaddrinfo(c->ai);
     }
     if (c->reader) {
-        redisReaderFree(c->reader);
+        redisReaderFree(c->reader); /* first: it frees a reply half parsed into the arena */
     }
+    td_redis_arena_free(c->arena);
     free(c->out);
     free(c);
 }
@@ -564,6 +568,26 @@ int td_rconn_reply(struct td_rconn *c, redisReply **out)
     }
     *out = r;
     return r ? 1 : 0;
+}
+
+int td_rconn_use_arena(struct td_rconn *c)
+{
+    if (!c->arena && !(c->arena = td_redis_arena_new())) {
+        return -1;
+    }
+    td_redis_arena_attach(c->arena, c->reader);
+    /* The same goes for the read buffer: hiredis frees it whenever it is empty with more than
+     * 16 KiB to spare, i.e. after every big reply, and grows it again (realloc and copy) for
+     * the next. Kept up to half a MiB, the size a read of a hundred 1 KiB entries needs. */
+    c->reader->maxbuf = 512 * 1024;
+    return 0;
+}
+
+void td_rconn_reply_free(struct td_rconn *c, redisReply *r)
+{
+    if (r) {
+        c->reader->fn->freeObject(r);
+    }
 }
 
 void td_rconn_set_cancel_fd(struct td_rconn *c, int fd)

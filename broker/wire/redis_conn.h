@@ -63,9 +63,17 @@ int td_rconn_append_setup(struct td_rconn *c, const struct td_redis_addr *a, int
  * (POLLIN / POLLOUT) to wait for before calling it again. 0, or -1 when the connection failed
  * (td_rconn_error says why; the connection is of no further use). */
 int td_rconn_io(struct td_rconn *c, short *want);
-/* The next complete reply: 1 with *out (the caller frees it with freeReplyObject), 0 when none
+/* The next complete reply: 1 with *out (the caller frees it: td_rconn_reply_free), 0 when none
  * is complete yet, -1 on a protocol error. */
 int td_rconn_reply(struct td_rconn *c, redisReply **out);
+/* Builds c's replies in an arena (redis_arena.h) from now on: a reply of thousands of parts
+ * then costs a few pointer bumps instead of thousands of malloc/free pairs. Call it between
+ * replies (none half read); those from then on must be freed with td_rconn_reply_free. 0, or
+ * -1 out of memory (the replies stay malloc'd). */
+int td_rconn_use_arena(struct td_rconn *c);
+/* Frees a reply of c however it was built (freeReplyObject unless c uses an arena); NULL is a
+ * no-op. */
+void td_rconn_reply_free(struct td_rconn *c, redisReply *r);
 /* True once the connection (and TLS handshake) is up and nothing queued is left unwritten. */
 bool td_rconn_flushed(const struct td_rconn *c);
 /* True once the connection (and TLS handshake) is up: what is queued now is written by the next
@@ -85,8 +93,9 @@ void td_rconn_set_cancel_fd(struct td_rconn *c, int fd);
  * for the next command's). */
 int td_rconn_wait(struct td_rconn *c, int64_t deadline_ms, redisReply **reply);
 
-/* A command and its reply, waiting at most timeout_ms. The reply (free with freeReplyObject;
- * an error reply is a reply), or NULL with the connection failed (td_rconn_error). */
+/* A command and its reply, waiting at most timeout_ms. The reply (free with
+ * td_rconn_reply_free, or freeReplyObject when c has no arena; an error reply is a reply), or
+ * NULL with the connection failed (td_rconn_error). */
 redisReply *td_rconn_command_argv(struct td_rconn *c, int timeout_ms, int argc, const char **argv,
                                   const size_t *lens);
 /* The same, formatted as redisCommand does (%s, %d, %b). */
