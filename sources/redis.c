@@ -6,8 +6,9 @@
  *    socket is ready, so the thread also wakes for completions and for stop;
  *  - `ack` carries XGROUP, XACK, XPENDING and XCLAIM synchronously, each with a deadline.
  * It reads its own pending entries first (id 0, what a previous run left unacked), then new
- * ones (>). Completed messages come back through the mailbox and are XACKed in one command
- * per wake-up; an XACK that fails is kept and sent again after the reconnect. Released
+ * ones (>). Completed messages come back through the mailbox and are XACKed together, a
+ * read batch at a time or after ACK_DELAY_MS (acks_due); an XACK that fails is kept and sent
+ * again after the reconnect. Reads wait for credit worth one the same way (read_worth_it). Released
  * messages are not acked: they stay in the pending list and the reaper claims them again.
  * The reaper claims entries idle longer than claim_idle (from consumers that died, or replies
  * lost with a connection), skipping what this process still has in flight, and dead-letters
@@ -33,9 +34,16 @@
 #include "redis_util.h"
 #include "source.h"
 
-#define DEFAULT_TYPE  "dev.triggerd.redis.entry"
-#define IO_TIMEOUT_MS 5000
-#define REAP_BATCH    100
+#define DEFAULT_TYPE    "dev.triggerd.redis.entry"
+#define IO_TIMEOUT_MS   5000
+#define REAP_BATCH      100
+#define FIELDS_ON_STACK 32
+/* Completed ids wait at most this long for more to share their XACK. One XACK per handful of
+ * completions cost Redis and this thread a round trip each; the wait only delays the ack (the
+ * function already has the event), and an entry whose ack is lost is redelivered, never lost. */
+#define ACK_DELAY_MS 5
+/* Credit below a read's worth is read anyway after this long (read_worth_it). */
+#define TOPUP_MS 5
 
 /* A set of entry ids: what this process has in flight. Chained hash, grows with load. */
 struct id_node {
@@ -66,6 +74,8 @@ struct redis_source {
     struct id_set inflight;
     char **unacked; /* completed ids whose XACK has not gone through */
     size_t nunacked, capunacked;
+    int64_t ack_due_ms;  /* when the oldest of them must be sent at the latest (ACK_DELAY_MS) */
+    int64_t short_since; /* since when the credit has been too little for a read, 0: it is not */
     int64_t next_reap_ms;
     int64_t next_backlog_ms;
     int64_t next_lag_ms; /* report_lag */
@@ -212,6 +222,9 @@ static int connect_both(struct redis_source *rs)
     }
     /* Once connected, no more: the XACKs of the last completions go out after stop is set. */
     td_rconn_set_cancel_fd(rs->rd, -1);
+    /* XREADGROUP replies are a few thousand parts each: built in an arena. Without one (out
+     * of memory) they are malloc'd as before. */
+    (void)td_rconn_use_arena(rs->rd);
     td_rconn_set_cancel_fd(rs->ack, -1);
     const char *start = strcmp(rs->conf->start, "latest") == 0 ? "$" : "0";
     const char *argv[] = {"XGROUP", "CREATE", rs->conf->stream, rs->conf->group, start, "MKSTREAM"};
@@ -259,7 +272,21 @@ static void remember_ack(struct redis_source *rs, char *id)
         rs->unacked = a;
         rs->capunacked = cap;
     }
+    if (rs->nunacked == 0) {
+        rs->ack_due_ms = td_now_ms() + ACK_DELAY_MS;
+    }
     rs->unacked[rs->nunacked++] = id;
+}
+
+/* Whether the completed ids should go now: a read batch of them, nothing left in flight that
+ * could join them, or the oldest has waited ACK_DELAY_MS. */
+static bool acks_due(struct redis_source *rs)
+{
+    if (rs->nunacked == 0) {
+        return false;
+    }
+    return rs->nunacked >= (size_t)rs->conf->batch || atomic_load(&rs->src->inflight) == 0 ||
+           td_now_ms() >= rs->ack_due_ms;
 }
 
 static void flush_acks(struct redis_source *rs)
@@ -317,7 +344,9 @@ static void drain_mailbox(struct redis_source *rs)
         td_msg_free(done);
         done = next;
     }
-    flush_acks(rs);
+    if (acks_due(rs)) {
+        flush_acks(rs);
+    }
 }
 
 /* ---- reading ---- */
@@ -333,10 +362,15 @@ static struct td_msg *entry_to_msg(struct redis_source *rs, const redisReply *en
     }
     const redisReply *kv = entry->element[1];
     size_t n = kv->elements / 2;
-    const char **fields = calloc(n + 1, sizeof(*fields));
-    const char **values = calloc(n + 1, sizeof(*values));
-    size_t *flens = calloc(n + 1, sizeof(*flens));
-    size_t *vlens = calloc(n + 1, sizeof(*vlens));
+    /* The field lists on the stack for the usual entry (a CloudEvent has ~10 fields); the
+     * heap only for a big one. */
+    const char *fbuf[FIELDS_ON_STACK], *vbuf[FIELDS_ON_STACK];
+    size_t flbuf[FIELDS_ON_STACK], vlbuf[FIELDS_ON_STACK];
+    bool heap = n + 1 > FIELDS_ON_STACK;
+    const char **fields = heap ? calloc(n + 1, sizeof(*fields)) : fbuf;
+    const char **values = heap ? calloc(n + 1, sizeof(*values)) : vbuf;
+    size_t *flens = heap ? calloc(n + 1, sizeof(*flens)) : flbuf;
+    size_t *vlens = heap ? calloc(n + 1, sizeof(*vlens)) : vlbuf;
     struct td_msg *msg = calloc(1, sizeof(*msg));
     if (!fields || !values || !flens || !vlens || !msg) {
         goto fail;
@@ -373,16 +407,20 @@ static struct td_msg *entry_to_msg(struct redis_source *rs, const redisReply *en
         goto fail;
     }
     msg->received_ms = td_now_ms();
-    free(fields);
-    free(values);
-    free(flens);
-    free(vlens);
+    if (heap) {
+        free(fields);
+        free(values);
+        free(flens);
+        free(vlens);
+    }
     return msg;
 fail:
-    free(fields);
-    free(values);
-    free(flens);
-    free(vlens);
+    if (heap) {
+        free(fields);
+        free(values);
+        free(flens);
+        free(vlens);
+    }
     td_msg_free(msg);
     return NULL;
 }
@@ -564,7 +602,7 @@ static void take_read_reply(struct redis_source *rs)
     if (r > 0) {
         rs->outstanding = false;
         handle_read_reply(rs, reply);
-        freeReplyObject(reply);
+        td_rconn_reply_free(rs->rd, reply);
     }
 }
 
@@ -773,6 +811,36 @@ static void wait_backoff(struct redis_source *rs, int64_t ms)
     }
 }
 
+/* Whether the credit there is is worth an XREADGROUP now: a quarter of max_inflight (at most a
+ * batch), or any once it has waited TOPUP_MS for more. Reading as soon as one completion freed
+ * one slot made XREADGROUPs of a few entries each under load, a round trip (and Redis's work
+ * per command) per handful of events; under load the credit for a full read comes back within
+ * a few ms, and a slow function still gets max_inflight in flight after TOPUP_MS. At low rates
+ * credit is full and reads are as prompt as before. */
+static bool read_worth_it(struct redis_source *rs, int credit, int64_t now)
+{
+    int low = rs->src->conf->max_inflight / 4;
+    if (low > rs->conf->batch) {
+        low = rs->conf->batch;
+    }
+    if (credit <= 0) {
+        rs->short_since = 0;
+        return false;
+    }
+    if (credit >= low) {
+        rs->short_since = 0;
+        return true;
+    }
+    if (rs->short_since == 0) {
+        rs->short_since = now;
+    }
+    if (now - rs->short_since < TOPUP_MS) {
+        return false;
+    }
+    rs->short_since = 0;
+    return true;
+}
+
 static void *run(void *arg)
 {
     struct redis_source *rs = arg;
@@ -805,7 +873,7 @@ static void *run(void *arg)
             }
         }
         int credit = td_source_credit(rs->src);
-        if (!rs->outstanding && credit > 0 && !atomic_load(&rs->src->quiesce)) {
+        if (!rs->outstanding && !atomic_load(&rs->src->quiesce) && read_worth_it(rs, credit, now)) {
             int batch = rs->conf->batch;
             if (send_read(rs, credit < batch ? credit : batch) < 0) {
                 report(rs, td_rconn_error(rs->rd)[0] ? td_rconn_error(rs->rd) : "write failed");
@@ -826,6 +894,14 @@ static void *run(void *arg)
             int64_t until_reap = rs->next_reap_ms - td_now_ms();
             timeout = until_reap < timeout ? (until_reap > 0 ? until_reap : 0) : timeout;
         }
+        if (rs->nunacked > 0) {
+            int64_t until_ack = rs->ack_due_ms - td_now_ms();
+            timeout = until_ack < timeout ? (until_ack > 0 ? until_ack : 0) : timeout;
+        }
+        if (!rs->outstanding && rs->short_since != 0) {
+            int64_t until_topup = rs->short_since + TOPUP_MS - td_now_ms();
+            timeout = until_topup < timeout ? (until_topup > 0 ? until_topup : 0) : timeout;
+        }
         if (poll(pfd, 3, (int)timeout) < 0 && errno != EINTR) {
             break;
         }
@@ -839,6 +915,7 @@ static void *run(void *arg)
     }
     /* Stopping: acknowledge what completed, leave the rest pending. */
     drain_mailbox(rs);
+    flush_acks(rs);
     if (rs->nunacked > 0) {
         td_log_warn(NULL, rs->src->name, NULL,
                     "%zu completed entries could not be acknowledged; they will be redelivered",
