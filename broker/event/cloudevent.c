@@ -40,10 +40,45 @@ struct td_event *td_event_new(void)
     return ev;
 }
 
+/* The context attributes of the spec and of the extensions every source sets: an event names
+ * them with these instead of a copy of its own, one malloc and one free less per attribute of
+ * every event. Nothing writes to an attribute's name, so sharing one is safe. */
+static const char known_names[][16] = {
+    "specversion",     "id",          "source",     "type",        "subject", "time", "dataschema",
+    "datacontenttype", "traceparent", "tracestate", "partitionkey"};
+#define NKNOWN (sizeof(known_names) / sizeof(known_names[0]))
+
+static bool is_known_name(const char *name)
+{
+    uintptr_t p = (uintptr_t)name, first = (uintptr_t)known_names[0];
+    return p >= first && p < first + sizeof(known_names);
+}
+
+/* The event's copy of name: the shared one for a known name, else a malloc'd one. */
+static char *name_copy(const char *name)
+{
+    size_t len = strlen(name);
+    if (len < sizeof(known_names[0])) {
+        for (size_t i = 0; i < NKNOWN; i++) {
+            if (known_names[i][0] == name[0] && memcmp(known_names[i], name, len + 1) == 0) {
+                return (char *)known_names[i];
+            }
+        }
+    }
+    return strdup(name);
+}
+
+static void name_free(char *name)
+{
+    if (!is_known_name(name)) {
+        free(name);
+    }
+}
+
 static void event_free(struct td_event *ev)
 {
     for (size_t i = 0; i < ev->nattrs; i++) {
-        free(ev->attrs[i].name);
+        name_free(ev->attrs[i].name);
         free(ev->attrs[i].value);
     }
     free(ev->attrs);
@@ -173,8 +208,10 @@ static struct td_ce_attr *find_attr(const struct td_event *ev, const char *name)
         }
         return NULL;
     }
+    /* The first letters differ for most pairs: a byte compare spares a strcmp call, and a
+     * lookup of an attribute the event lacks (most lookups of extensions) compares them all. */
     for (size_t i = 0; i < ev->nattrs; i++) {
-        if (strcmp(ev->attrs[i].name, name) == 0) {
+        if (ev->attrs[i].name[0] == name[0] && strcmp(ev->attrs[i].name, name) == 0) {
             return &ev->attrs[i];
         }
     }
@@ -219,7 +256,7 @@ int td_event_set_typed(struct td_event *ev, const char *name, const char *value,
         a->type = type;
         return 0;
     }
-    ncopy = strdup(name);
+    ncopy = name_copy(name);
     if (ncopy == NULL) {
         goto fail;
     }
@@ -249,7 +286,9 @@ int td_event_set_typed(struct td_event *ev, const char *name, const char *value,
     return 0;
 fail:
     free(vcopy);
-    free(ncopy);
+    if (ncopy != NULL) {
+        name_free(ncopy);
+    }
     return -1;
 }
 
@@ -266,7 +305,7 @@ void td_event_unset(struct td_event *ev, const char *name)
         return;
     }
     i = (size_t)(a - ev->attrs);
-    free(a->name);
+    name_free(a->name);
     free(a->value);
     memmove(&ev->attrs[i], &ev->attrs[i + 1], (ev->nattrs - i - 1) * sizeof(*a));
     ev->nattrs--;
