@@ -15,7 +15,10 @@ void td_attempt_done(struct td_attempt *a, enum td_result r, int http_status,
     a->result = r;
     a->http_status = http_status;
     a->retry_after_ms = retry_after_ms;
-    snprintf(a->reason, sizeof(a->reason), "%s", reason ? reason : "");
+    /* A bounded copy, not snprintf: this runs for every attempt. */
+    size_t rlen = reason ? strnlen(reason, sizeof(a->reason) - 1) : 0;
+    memcpy(a->reason, reason ? reason : "", rlen);
+    a->reason[rlen] = '\0';
     free(a->body);
     a->body = NULL;
     a->body_len = 0;

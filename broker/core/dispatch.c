@@ -103,9 +103,15 @@ static const char *event_id(const struct td_delivery *d)
 }
 
 /* A log line about d's event: its trigger, source, id, trace and current span. */
+/* The level is checked first: "delivered" is logged at debug for every event, and its
+ * arguments (the id lookup, the trace ids) would be worked out for nothing. */
 #define DLOG(level, d, ...)                                                                        \
-    td_log_t((level), td_trace_log_ids((d)->msg, &(d)->tr), (d)->trg->conf->name,                  \
-             (d)->msg->src->name, event_id(d), __VA_ARGS__)
+    do {                                                                                           \
+        if (td_log_enabled(level)) {                                                               \
+            td_log_t((level), td_trace_log_ids((d)->msg, &(d)->tr), (d)->trg->conf->name,          \
+                     (d)->msg->src->name, event_id(d), __VA_ARGS__);                               \
+        }                                                                                          \
+    } while (0)
 
 static struct td_delivery *delivery_new(struct td_trigger_rt *trg, struct td_msg *msg,
                                         struct td_event *ev)

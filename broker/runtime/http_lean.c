@@ -1171,16 +1171,35 @@ void td_lean_client_free(struct td_lean_client *c)
     free(c);
 }
 
+/* "Content-Length: N" and the blank line ending the head, into buf (48 bytes are enough for
+ * any size_t); returns its length. By hand: snprintf was a visible share of a request's CPU. */
+static size_t content_length_lines(char buf[48], size_t len)
+{
+    static const char name[] = "Content-Length: ";
+    char digits[24];
+    size_t nd = 0, o = sizeof(name) - 1;
+    do {
+        digits[nd++] = (char)('0' + len % 10);
+        len /= 10;
+    } while (len > 0);
+    memcpy(buf, name, o);
+    while (nd > 0) {
+        buf[o++] = digits[--nd];
+    }
+    memcpy(buf + o, "\r\n\r\n", 4);
+    return o + 4;
+}
+
 int td_lean_request_send(struct td_lean_client *c, struct td_lean_request *r, int64_t timeout_ms,
                          td_lean_header_fn hfn, void *harg, td_http_done_fn done, void *arg)
 {
     char cl[48];
-    int n = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n\r\n", r->body_len);
+    size_t n = content_length_lines(cl, r->body_len);
     if ((!r->has_host && head_append(r, r->target->host, r->target->host_len, "", 0, "", 0) < 0) ||
         (!r->has_ua &&
          head_append(r, "User-Agent: " TD_USER_AGENT "\r\n",
                      sizeof("User-Agent: " TD_USER_AGENT "\r\n") - 1, "", 0, "", 0) < 0) ||
-        head_append(r, cl, (size_t)n, "", 0, "", 0) < 0) {
+        head_append(r, cl, n, "", 0, "", 0) < 0) {
         td_lean_request_free(r);
         return -1;
     }
