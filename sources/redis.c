@@ -48,6 +48,7 @@
 /* A set of entry ids: what this process has in flight. Chained hash, grows with load. */
 struct id_node {
     struct id_node *next;
+    size_t hash; /* id_hash(id): compared before the string, and kept for a regrow */
     char id[];
 };
 
@@ -98,8 +99,9 @@ static bool id_set_has(const struct id_set *set, const char *id)
     if (!set->nbuckets) {
         return false;
     }
-    for (struct id_node *n = set->buckets[id_hash(id) % set->nbuckets]; n; n = n->next) {
-        if (strcmp(n->id, id) == 0) {
+    size_t h = id_hash(id);
+    for (struct id_node *n = set->buckets[h % set->nbuckets]; n; n = n->next) {
+        if (n->hash == h && strcmp(n->id, id) == 0) {
             return true;
         }
     }
@@ -117,9 +119,8 @@ static int id_set_add(struct id_set *set, const char *id)
         for (size_t i = 0; i < set->nbuckets; i++) {
             for (struct id_node *n = set->buckets[i], *next; n; n = next) {
                 next = n->next;
-                size_t h = id_hash(n->id) % nb;
-                n->next = b[h];
-                b[h] = n;
+                n->next = b[n->hash % nb];
+                b[n->hash % nb] = n;
             }
         }
         free(set->buckets);
@@ -132,9 +133,9 @@ static int id_set_add(struct id_set *set, const char *id)
         return -1;
     }
     memcpy(n->id, id, len + 1);
-    size_t h = id_hash(id) % set->nbuckets;
-    n->next = set->buckets[h];
-    set->buckets[h] = n;
+    n->hash = id_hash(id);
+    n->next = set->buckets[n->hash % set->nbuckets];
+    set->buckets[n->hash % set->nbuckets] = n;
     set->n++;
     return 0;
 }
@@ -144,9 +145,10 @@ static void id_set_del(struct id_set *set, const char *id)
     if (!set->nbuckets) {
         return;
     }
-    struct id_node **pp = &set->buckets[id_hash(id) % set->nbuckets];
+    size_t h = id_hash(id);
+    struct id_node **pp = &set->buckets[h % set->nbuckets];
     for (; *pp; pp = &(*pp)->next) {
-        if (strcmp((*pp)->id, id) == 0) {
+        if ((*pp)->hash == h && strcmp((*pp)->id, id) == 0) {
             struct id_node *n = *pp;
             *pp = n->next;
             free(n);

@@ -75,13 +75,38 @@ static void name_free(char *name)
     }
 }
 
+/* The event's copy of a value: in its pool while there is room, else malloc'd. */
+static char *value_copy(struct td_event *ev, const char *value)
+{
+    size_t len = strlen(value);
+    if (len < sizeof(ev->pool) - ev->pool_used) {
+        char *p = ev->pool + ev->pool_used;
+        memcpy(p, value, len + 1);
+        ev->pool_used += len + 1;
+        return p;
+    }
+    return strdup(value);
+}
+
+/* Frees a value unless it is in the pool (whose room is not reused: an event's values are
+ * seldom replaced, and never many times). */
+static void value_free(struct td_event *ev, char *value)
+{
+    uintptr_t v = (uintptr_t)value, pool = (uintptr_t)ev->pool;
+    if (v < pool || v >= pool + sizeof(ev->pool)) {
+        free(value);
+    }
+}
+
 static void event_free(struct td_event *ev)
 {
     for (size_t i = 0; i < ev->nattrs; i++) {
         name_free(ev->attrs[i].name);
-        free(ev->attrs[i].value);
+        value_free(ev, ev->attrs[i].value);
     }
-    free(ev->attrs);
+    if (ev->attrs != ev->inline_attrs) {
+        free(ev->attrs);
+    }
     free(ev->slots);
     free(ev->data);
     free(ev);
@@ -245,13 +270,13 @@ int td_event_set_typed(struct td_event *ev, const char *name, const char *value,
     if (ev == NULL || name == NULL || value == NULL) {
         goto fail;
     }
-    vcopy = strdup(value);
+    vcopy = value_copy(ev, value);
     if (vcopy == NULL) {
         goto fail;
     }
     a = find_attr(ev, name);
     if (a != NULL) {
-        free(a->value);
+        value_free(ev, a->value);
         a->value = vcopy;
         a->type = type;
         return 0;
@@ -260,9 +285,21 @@ int td_event_set_typed(struct td_event *ev, const char *name, const char *value,
     if (ncopy == NULL) {
         goto fail;
     }
+    if (ev->attrs == NULL) {
+        ev->attrs = ev->inline_attrs;
+        ev->cap = TD_CE_INLINE_ATTRS;
+    }
     if (ev->nattrs == ev->cap) {
-        size_t cap = ev->cap != 0 ? ev->cap * 2 : 8;
-        struct td_ce_attr *grown = realloc(ev->attrs, cap * sizeof(*grown));
+        size_t cap = ev->cap * 2;
+        struct td_ce_attr *grown;
+        if (ev->attrs == ev->inline_attrs) {
+            grown = malloc(cap * sizeof(*grown));
+            if (grown != NULL) {
+                memcpy(grown, ev->attrs, ev->nattrs * sizeof(*grown));
+            }
+        } else {
+            grown = realloc(ev->attrs, cap * sizeof(*grown));
+        }
         if (grown == NULL) {
             goto fail;
         }
@@ -285,7 +322,9 @@ int td_event_set_typed(struct td_event *ev, const char *name, const char *value,
     }
     return 0;
 fail:
-    free(vcopy);
+    if (vcopy != NULL) {
+        value_free(ev, vcopy);
+    }
     if (ncopy != NULL) {
         name_free(ncopy);
     }
@@ -306,7 +345,7 @@ void td_event_unset(struct td_event *ev, const char *name)
     }
     i = (size_t)(a - ev->attrs);
     name_free(a->name);
-    free(a->value);
+    value_free(ev, a->value);
     memmove(&ev->attrs[i], &ev->attrs[i + 1], (ev->nattrs - i - 1) * sizeof(*a));
     ev->nattrs--;
     /* Positions moved: rebuild in place (same size, so it cannot fail), or drop the index. */

@@ -38,6 +38,9 @@ struct td_ce_attr {
     enum td_ce_vtype type;
 };
 
+#define TD_CE_INLINE_ATTRS 8
+#define TD_CE_POOL         256
+
 struct td_event {
     atomic_int refs;
     struct td_ce_attr *attrs;
@@ -50,6 +53,12 @@ struct td_event {
     size_t nslots;       /* a power of two, at least twice nattrs */
     unsigned char *data; /* NULL when the event has no data */
     size_t data_len;
+    /* The first attributes and their short values live in the event's own allocation: a
+     * decoded event needs no malloc per attribute. attrs points at inline_attrs until an event
+     * has more; a value is copied into pool while it has room (pool_used), else malloc'd. */
+    struct td_ce_attr inline_attrs[TD_CE_INLINE_ATTRS];
+    size_t pool_used;
+    char pool[TD_CE_POOL];
 };
 
 struct td_event *td_event_new(void);
