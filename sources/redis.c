@@ -75,8 +75,10 @@ struct redis_source {
     struct id_set inflight;
     char **unacked; /* completed ids whose XACK has not gone through */
     size_t nunacked, capunacked;
-    int64_t ack_due_ms;  /* when the oldest of them must be sent at the latest (ACK_DELAY_MS) */
-    int64_t short_since; /* since when the credit has been too little for a read, 0: it is not */
+    int64_t ack_due_ms;    /* when the oldest of them must be sent at the latest (ACK_DELAY_MS) */
+    int64_t short_since;   /* since when the credit has been too little for a read, 0: it is not */
+    bool reading;          /* an XREADGROUP reply (in rd's arena) is being handled */
+    bool disconnect_later; /* a failure while reading: disconnect once the reply is freed */
     int64_t next_reap_ms;
     int64_t next_backlog_ms;
     int64_t next_lag_ms; /* report_lag */
@@ -174,6 +176,12 @@ static void id_set_free(struct id_set *set)
 
 static void disconnect(struct redis_source *rs)
 {
+    if (rs->reading) {
+        /* The XREADGROUP reply being handled lives in rd's arena: the connections go once it
+         * has been freed (take_read_reply). */
+        rs->disconnect_later = true;
+        return;
+    }
     td_rconn_free(rs->rd);
     rs->rd = NULL;
     td_rconn_free(rs->ack);
@@ -603,8 +611,14 @@ static void take_read_reply(struct redis_source *rs)
     }
     if (r > 0) {
         rs->outstanding = false;
+        rs->reading = true;
         handle_read_reply(rs, reply);
+        rs->reading = false;
         td_rconn_reply_free(rs->rd, reply);
+        if (rs->disconnect_later) {
+            rs->disconnect_later = false;
+            disconnect(rs);
+        }
     }
 }
 
@@ -858,6 +872,11 @@ static void *run(void *arg)
             backoff = 100;
         }
         drain_mailbox(rs);
+        if (rs->own_pending) {
+            /* Reading our own pending list (after a start or a reconnect) would hand out again
+             * what completed and waits for its XACK (it is in no in-flight set): ack it first. */
+            flush_acks(rs);
+        }
         report_backlog(rs);
         report_lag(rs);
         if (!rs->rd) {
@@ -865,6 +884,12 @@ static void *run(void *arg)
         }
         int64_t now = td_now_ms();
         if (rs->conf->claim_idle_ms > 0 && now >= rs->next_reap_ms) {
+            /* Completed entries waiting for their XACK are in no in-flight set: acknowledged
+             * first, the reaper cannot take them for entries nobody holds. */
+            flush_acks(rs);
+            if (!rs->rd) {
+                continue;
+            }
             touch_inflight(rs);
             if (rs->ack) {
                 reap(rs);
@@ -900,7 +925,7 @@ static void *run(void *arg)
             int64_t until_ack = rs->ack_due_ms - td_now_ms();
             timeout = until_ack < timeout ? (until_ack > 0 ? until_ack : 0) : timeout;
         }
-        if (!rs->outstanding && rs->short_since != 0) {
+        if (!rs->outstanding && rs->short_since != 0 && !atomic_load(&rs->src->quiesce)) {
             int64_t until_topup = rs->short_since + TOPUP_MS - td_now_ms();
             timeout = until_topup < timeout ? (until_topup > 0 ? until_topup : 0) : timeout;
         }
