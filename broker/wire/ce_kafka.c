@@ -148,8 +148,11 @@ static struct td_event *from_binary(const struct td_kafka_record *r, char *err, 
         if (val == NULL && !bad) {
             goto oom;
         }
-        if (val != NULL && td_event_set(ev, "partitionkey", val) != 0) {
-            goto oom;
+        /* Under the same cap as the headers: 256 ce_ headers and a key are one too many,
+         * an event no codec (the JSON one first) would take back. */
+        if (val != NULL &&
+            td_ce_decode_set(ev, "partitionkey", val, TD_CE_STRING, err, errlen) != 0) {
+            goto fail;
         }
         free(val);
         val = NULL;
