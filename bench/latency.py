@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 
+from proc_cpu import proc_cpu_s  # bench/proc_cpu.py
+
 BODY_PAD = 900  # about 1 KiB of JSON with the timestamp
 
 
@@ -45,15 +47,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def proc_cpu_s(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ---- the receiver ----------------------------------------------------------------------------
