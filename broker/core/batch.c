@@ -335,8 +335,6 @@ static void on_batch_done(struct td_attempt *a)
     struct td_batch *b = a->owner;
     struct td_trigger_rt *trg = b->trg;
     inflight_unlink(trg->batch, b);
-    td_dispatch_flow_answer(trg, a, b->epoch); /* before the slot is given back */
-    trg->running--;
     bool *failed = NULL;
     enum td_result whole = a->result;
     char reason[sizeof(a->reason)];
@@ -366,6 +364,11 @@ static void on_batch_done(struct td_attempt *a)
             failed = NULL;
         }
     }
+    /* The adaptive limit hears the batch's verdict: a 2xx whose batchItemFailures is malformed
+     * failed as a whole and is no success. Before the slot is given back. */
+    a->result = whole;
+    td_dispatch_flow_answer(trg, a, b->epoch);
+    trg->running--;
     char item_reason[sizeof(a->reason)];
     snprintf(item_reason, sizeof(item_reason), "HTTP %d, named in batchItemFailures",
              a->http_status);

@@ -44,16 +44,16 @@ static int64_t on_complete(struct td_loop *loop, void *arg)
     return TD_LOOP_NOMORE;
 }
 
-static int fake_deliver(struct td_sink *k, const struct td_event *ev, struct td_attempt *a)
+/* One request, of a single event (ev) or of a batch (ev NULL): answered from the script. */
+static int fake_start(struct fake_sink *fs, const struct td_event *ev, struct td_attempt *a)
 {
-    struct fake_sink *fs = (struct fake_sink *)k;
+    struct td_sink *k = &fs->base;
     int call = fs->calls++;
 
-    assert_ptr_equal(a->ev, ev);
     assert_non_null(a->done);
     if (call < FAKE_MAXCALLS) {
         fs->started_at[call] = td_now_ms();
-        fs->seen[call] = td_event_clone(ev);
+        fs->seen[call] = ev ? td_event_clone(ev) : NULL;
     }
     if (fs->watch) {
         fs->completed_early |= fake_mailbox_nonempty(fs->watch);
@@ -88,7 +88,24 @@ static int fake_deliver(struct td_sink *k, const struct td_event *ev, struct td_
     return 0;
 }
 
-static const struct td_sink_ops fake_ops = {.name = "fake", .deliver = fake_deliver};
+static int fake_deliver(struct td_sink *k, const struct td_event *ev, struct td_attempt *a)
+{
+    assert_ptr_equal(a->ev, ev);
+    return fake_start((struct fake_sink *)k, ev, a);
+}
+
+/* A batch (batch.c) is one call: its body is not looked at, only counted as one request. */
+static int fake_deliver_batch(struct td_sink *k, const char *body, size_t len, struct td_attempt *a)
+{
+    assert_non_null(body);
+    assert_true(len > 0);
+    assert_null(a->ev);
+    return fake_start((struct fake_sink *)k, NULL, a);
+}
+
+/* deliver_batch is only used by triggers that set delivery.batch. */
+static const struct td_sink_ops fake_ops = {
+    .name = "fake", .deliver = fake_deliver, .deliver_batch = fake_deliver_batch};
 
 void fake_sink_init(struct fake_sink *fs, const char *name, struct td_loop *loop, int64_t delay_ms)
 {

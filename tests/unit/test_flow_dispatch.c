@@ -233,6 +233,50 @@ static void test_adaptive_one_cut_per_window(void **state)
     assert_int_equal(H.sink.max_running, 4); /* the retries ran 4 at a time */
 }
 
+/* Batches of 2 under an adaptive limit of 4: the first four answers are 429 (one cut, to 2),
+ * then every batch is answered 200 with `body`. Returns the limit after 20 events went through
+ * (or ran out of retries). */
+static int adaptive_limit_after_batches(const char *body)
+{
+    struct fake_script script[] = {{TD_RESULT_RETRY, 429, -1, NULL},
+                                   {TD_RESULT_RETRY, 429, -1, NULL},
+                                   {TD_RESULT_RETRY, 429, -1, NULL},
+                                   {TD_RESULT_RETRY, 429, -1, NULL},
+                                   {TD_RESULT_OK, 200, -1, body}};
+    H.sink.script = script;
+    H.sink.nscript = 5;
+    H.ctrg.delivery.concurrency = 4;
+    H.ctrg.delivery.concurrency_adaptive = true;
+    H.ctrg.delivery.retry = 2;
+    H.ctrg.delivery.batch = (struct td_conf_batch){
+        .enabled = true, .max_events = 2, .max_bytes = 1 << 20, .max_wait_ms = 1};
+    route(20);
+    step_to(T_START + 2000);
+    assert_int_equal(H.sink.inflight, 0);
+    assert_true(H.sink.calls > 10); /* it went in batches of 2, retries included */
+    struct td_trigger_census c;
+    td_dispatch_census(&H.core, &c, NULL);
+    assert_int_equal(c.concurrency_limit, H.trg.conc.limit);
+    return H.trg.conc.limit;
+}
+
+/* A batch answered 200 with batchItemFailures that name nothing of the batch (or are not a
+ * list) failed as a whole (AWS: "an invalid response is a complete failure"): it is no success
+ * for the adaptive limit, which stays where the 429s put it. */
+static void test_adaptive_malformed_batch_answer_is_no_success(void **state)
+{
+    (void)state;
+    assert_int_equal(adaptive_limit_after_batches("{\"batchItemFailures\": 5}"), 2);
+}
+
+/* The same batches answered 200 with a valid (empty) answer: successes, and the limit grows
+ * back, so the test above can tell the two apart. */
+static void test_adaptive_batch_success_grows(void **state)
+{
+    (void)state;
+    assert_true(adaptive_limit_after_batches("{\"batchItemFailures\": []}") > 2);
+}
+
 /* The integer spelling is a fixed limit: 429s change nothing. */
 static void test_fixed_never_moves(void **state)
 {
@@ -259,6 +303,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_takes_a_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adaptive_one_cut_per_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fixed_never_moves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_adaptive_malformed_batch_answer_is_no_success, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_adaptive_batch_success_grows, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
