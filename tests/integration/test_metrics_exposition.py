@@ -14,7 +14,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (SLOW, FunctionServer, RedisServer, Triggerd, config, http_sink,  # noqa: E402
                      redis_source, run_test, trigger, wait_until)
-from http_util import get, with_http  # noqa: E402
+from http_util import get, metric, metrics, with_http  # noqa: E402
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -112,7 +112,10 @@ def body(c):
     for i in range(5):
         client.xadd("st", {"i": str(i)})
     c.check(wait_until(lambda: fn.count() >= 5, 20 * SLOW), "5 delivered")
-    time.sleep(0.3)
+    # Waited for, not a fixed 0.3 s pause: fn.count() counts a request when it arrives, before the
+    # daemon has the answer and records the delivery in the histogram checked below.
+    wait_until(lambda: (metric(metrics(port), "triggerd_trigger_delivery_latency_seconds_count",
+                               trigger="t") or 0) >= 5, 10 * SLOW, desc="5 deliveries counted")
 
     text = scrape(port)
     types = check_help_type(c, text)
