@@ -11,7 +11,13 @@
  * inside its calls, and this thread never blocks on anything but poll. Completions from the
  * mailbox are settled on this thread: acks in one basic.ack multiple=1 for the contiguous
  * completed prefix of the outstanding delivery tags and single acks past a gap; natively
- * dead-lettered ones basic.nack requeue=0 (the queue's dead-letter exchange takes them).
+ * dead-lettered ones basic.nack requeue=0 (the queue's dead-letter exchange takes them). Acks
+ * wait until a quarter of the prefetch window completed (with the oldest delivery), nothing else
+ * is in flight, the oldest waited ACK_DELAY_MS, or the source stops (acks_due); one past a gap
+ * waits for a multiple ack to cover it, ACK_DELAY_MS at most. An ack per wake-up, and one of its
+ * own for each completion that overtook an earlier one, made the broker handle a frame for every
+ * few messages, and its CPU is what bounds this path. A crash in those few ms redelivers the
+ * messages, as a lost ack always did.
  *
  * Released messages (a trigger without dead_letter that failed, a dead letter that could not
  * be built) go back with basic.nack requeue=1, but not at once: the broker would hand a poison
@@ -64,13 +70,14 @@
 #define REQUEUE_DELAY_MS   1000 /* the first requeue delay of a released message */
 #define SEEN_SLOTS         4096 /* the local delivery counter (a power of two) */
 #define SEEN_WAYS          8    /* probed slots per key; the oldest is evicted */
+#define ACK_DELAY_MS       5    /* the longest a completed delivery waits for its ack */
 
 enum slot_state { S_INFLIGHT, S_ACK, S_HELD, S_SETTLED };
 
 struct slot {
     uint64_t tag;
     uint64_t key;       /* the local counter's key (0: none) */
-    int64_t due_ms;     /* S_HELD: when to requeue it */
+    int64_t due_ms;     /* S_HELD: when to requeue it; S_ACK: when it completed */
     uint32_t delivered; /* deliveries of the message, this one included */
     enum slot_state state;
 };
@@ -109,7 +116,9 @@ struct rmq_source {
     uint64_t stale; /* completions dropped because their channel was gone */
     size_t nheld;   /* slots in S_HELD */
     int64_t next_due;
-    struct seen *seen; /* SEEN_SLOTS entries */
+    size_t nacks;       /* slots in S_ACK: completed, their ack not sent yet */
+    int64_t ack_due_ms; /* when the oldest of them must be acked at the latest */
+    struct seen *seen;  /* SEEN_SLOTS entries */
     char last_error[300];
     char token[33]; /* this connection's random token: delivery ids (id_from: delivery) */
     /* report_lag: whether TD_RABBITMQ_LAG_CHANNEL is open on conn, and when it runs next */
@@ -137,6 +146,7 @@ static void disconnect(struct rmq_source *rs, bool polite)
     rs->consumer = NULL;
     rs->nout = 0; /* the broker requeues whatever was unacknowledged on that channel */
     rs->nheld = 0;
+    rs->nacks = 0;
     rs->cancelled = false;
     atomic_store(&rs->src->connected, false);
     td_source_set_lag(rs->src, NULL, 0, -1); /* unknown until connected again, never stale */
@@ -453,9 +463,11 @@ static void nack(struct rmq_source *rs, uint64_t tag, bool requeue)
     }
 }
 
-/* Acks the contiguous completed prefix with one multiple ack, the rest one by one, and drops
- * every settled slot (in flight and held ones stay). */
-static void flush_acks(struct rmq_source *rs)
+/* Acks the contiguous completed prefix with one multiple ack and drops every settled slot (in
+ * flight and held ones stay). A completed delivery past a gap (an earlier one still in flight or
+ * held) needs an ack of its own: sent when `all`, or once it has waited ACK_DELAY_MS; until then
+ * the gap usually closes and a later multiple ack covers it. */
+static void flush_acks(struct rmq_source *rs, bool all)
 {
     size_t i = 0;
     uint64_t last = 0;
@@ -470,18 +482,27 @@ static void flush_acks(struct rmq_source *rs)
     if (last && amqp_basic_ack(rs->conn, 1, last, 1) != AMQP_STATUS_OK) {
         goto lost;
     }
-    size_t w = 0;
+    int64_t now = td_now_ms();
+    int64_t oldest = INT64_MAX;
+    size_t w = 0, waiting = 0;
     for (size_t j = i; j < rs->nout; j++) {
-        if (rs->out[j].state == S_ACK) {
-            if (amqp_basic_ack(rs->conn, 1, rs->out[j].tag, 0) != AMQP_STATUS_OK) {
+        struct slot *s = &rs->out[j];
+        if (s->state == S_ACK && (all || s->due_ms + ACK_DELAY_MS <= now)) {
+            if (amqp_basic_ack(rs->conn, 1, s->tag, 0) != AMQP_STATUS_OK) {
                 goto lost;
             }
             n++;
-        } else if (rs->out[j].state == S_INFLIGHT || rs->out[j].state == S_HELD) {
-            rs->out[w++] = rs->out[j];
+        } else if (s->state != S_SETTLED) {
+            if (s->state == S_ACK) {
+                waiting++;
+                oldest = s->due_ms < oldest ? s->due_ms : oldest;
+            }
+            rs->out[w++] = *s;
         }
     }
     rs->nout = w;
+    rs->nacks = waiting;
+    rs->ack_due_ms = waiting ? oldest + ACK_DELAY_MS : 0;
     atomic_fetch_add(&rs->src->acked, n);
     return;
 lost:
@@ -489,10 +510,31 @@ lost:
     disconnect(rs, false);
 }
 
+/* Whether the completed deliveries should be acked now (see the top of the file). */
+static bool acks_due(const struct rmq_source *rs)
+{
+    if (rs->nacks == 0) {
+        return false;
+    }
+    if (atomic_load(&rs->src->inflight) == 0 || atomic_load(&rs->src->quiesce) ||
+        td_now_ms() >= rs->ack_due_ms) {
+        return true;
+    }
+    /* a quarter of the window done, and the oldest delivery among them: a multiple ack */
+    int quarter = td_rabbitmq_window(rs->src->conf) / 4;
+    return rs->nacks >= (size_t)(quarter > 0 ? quarter : 1) && rs->nout > 0 &&
+           rs->out[0].state == S_ACK;
+}
+
+/* All of them now, gaps or not: nothing else will complete soon, or the source stops. */
+static bool acks_all(const struct rmq_source *rs)
+{
+    return atomic_load(&rs->src->inflight) == 0 || atomic_load(&rs->src->quiesce);
+}
+
 static void drain_mailbox(struct rmq_source *rs)
 {
     struct td_msg *done = td_source_take_done(rs->src);
-    bool any = false;
     while (done) {
         struct td_msg *next = done->next;
         struct slot *s = rs->conn && done->gen == rs->gen ? find_slot(rs, msg_tag(done)) : NULL;
@@ -515,14 +557,17 @@ static void drain_mailbox(struct rmq_source *rs)
             atomic_fetch_add(&rs->src->acked, 1);
         } else {
             s->state = S_ACK;
+            s->due_ms = td_now_ms(); /* completed: its ack is due ACK_DELAY_MS later */
+            if (rs->nacks++ == 0) {
+                rs->ack_due_ms = s->due_ms + ACK_DELAY_MS;
+            }
             seen_forget(rs, s->key);
         }
-        any = true;
         td_msg_free(done);
         done = next;
     }
-    if (any && rs->conn) {
-        flush_acks(rs);
+    if (rs->conn && acks_due(rs)) {
+        flush_acks(rs, acks_all(rs));
     }
 }
 
@@ -552,7 +597,7 @@ static void requeue_due(struct rmq_source *rs, bool all)
     }
     rs->next_due = next;
     if (rs->conn) {
-        flush_acks(rs); /* drops the settled slots */
+        flush_acks(rs, false); /* drops the settled slots */
     }
 }
 
@@ -799,6 +844,10 @@ static void *run(void *arg)
             int64_t left = rs->next_due - td_now_ms();
             wait = left <= 0 ? 0 : left < wait ? (int)left : wait;
         }
+        if (rs->nacks > 0) {
+            int64_t left = rs->ack_due_ms - td_now_ms();
+            wait = left <= 0 ? 0 : left < wait ? (int)left : wait;
+        }
         struct pollfd pfd[3] = {{.fd = rs->src->stopfd, .events = POLLIN},
                                 {.fd = rs->src->mailbox_fd, .events = POLLIN},
                                 {.fd = amqp_get_sockfd(rs->conn), .events = POLLIN}};
@@ -812,6 +861,9 @@ static void *run(void *arg)
         read_ready(rs);
     }
     drain_mailbox(rs);
+    if (rs->conn) {
+        flush_acks(rs, true); /* what completed is acked before the rest goes back to the queue */
+    }
     if (rs->stale > 0) {
         td_log_info(NULL, rs->src->name, NULL,
                     "%llu completions belonged to a lost channel; the broker redelivered them",
