@@ -520,10 +520,15 @@ static bool acks_due(const struct rmq_source *rs)
         td_now_ms() >= rs->ack_due_ms) {
         return true;
     }
-    /* a quarter of the window done, and the oldest delivery among them: a multiple ack */
+    /* a quarter of the window done, and the oldest unsettled delivery among them: a multiple
+     * ack (settled slots at the head were nacked already; flush_acks drops them) */
     int quarter = td_rabbitmq_window(rs->src->conf) / 4;
-    return rs->nacks >= (size_t)(quarter > 0 ? quarter : 1) && rs->nout > 0 &&
-           rs->out[0].state == S_ACK;
+    size_t h = 0;
+    while (h < rs->nout && rs->out[h].state == S_SETTLED) {
+        h++;
+    }
+    return rs->nacks >= (size_t)(quarter > 0 ? quarter : 1) && h < rs->nout &&
+           rs->out[h].state == S_ACK;
 }
 
 /* All of them now, gaps or not: nothing else will complete soon, or the source stops. */
@@ -535,6 +540,7 @@ static bool acks_all(const struct rmq_source *rs)
 static void drain_mailbox(struct rmq_source *rs)
 {
     struct td_msg *done = td_source_take_done(rs->src);
+    bool settled = false; /* a slot became S_SETTLED: flush_acks drops it */
     while (done) {
         struct td_msg *next = done->next;
         struct slot *s = rs->conn && done->gen == rs->gen ? find_slot(rs, msg_tag(done)) : NULL;
@@ -543,6 +549,7 @@ static void drain_mailbox(struct rmq_source *rs)
         } else if (done->release && atomic_load(&rs->src->quiesce)) {
             nack(rs, msg_tag(done), true); /* stopping: back to the queue at once */
             s->state = S_SETTLED;
+            settled = true;
         } else if (done->release) {
             /* held, then requeued by requeue_due: not straight back to a failing function */
             s->state = S_HELD;
@@ -553,6 +560,7 @@ static void drain_mailbox(struct rmq_source *rs)
         } else if (done->reject) {
             nack(rs, msg_tag(done), false);
             s->state = S_SETTLED;
+            settled = true;
             seen_forget(rs, s->key);
             atomic_fetch_add(&rs->src->acked, 1);
         } else {
@@ -566,7 +574,10 @@ static void drain_mailbox(struct rmq_source *rs)
         td_msg_free(done);
         done = next;
     }
-    if (rs->conn && acks_due(rs)) {
+    /* Settled slots go at once when no ack waits (flush_acks then sends nothing); else a stream
+     * that is all natively dead-lettered grows `out` by a slot a message, for good. While acks
+     * wait, their flush (ACK_DELAY_MS at most) drops them. */
+    if (rs->conn && (acks_due(rs) || (settled && rs->nacks == 0))) {
         flush_acks(rs, acks_all(rs));
     }
 }
