@@ -73,7 +73,8 @@ struct redis_source {
     bool own_pending;      /* still reading our own pending entries */
     char cursor[64];       /* the last own-pending id read */
     struct id_set inflight;
-    char **unacked; /* completed ids whose XACK has not gone through */
+    struct td_msg *parked; /* completions held while an own-pending read is out (drain_mailbox) */
+    char **unacked;        /* completed ids whose XACK has not gone through */
     size_t nunacked, capunacked;
     int64_t ack_due_ms;    /* when the oldest of them must be sent at the latest (ACK_DELAY_MS) */
     int64_t short_since;   /* since when the credit has been too little for a read, 0: it is not */
@@ -341,17 +342,38 @@ static void flush_acks(struct redis_source *rs)
     rs->nunacked = 0;
 }
 
-static void drain_mailbox(struct redis_source *rs)
+/* One completed message: out of the in-flight set, its id kept for the XACK (unless released). */
+static void complete(struct redis_source *rs, struct td_msg *done)
 {
+    id_set_del(&rs->inflight, done->coord);
+    if (!done->release) {
+        remember_ack(rs, done->coord);
+        done->coord = NULL;
+    }
+    td_msg_free(done);
+}
+
+/* Takes the completions. While an own-pending read (an id, not ">") is on its way they are held
+ * in `parked`, still in the in-flight set: Redis may have run that read before their XACK, and
+ * its reply then lists them again; emit_entries skips what is in the set, and they complete once
+ * the reply was handled (or the connection lost). `final` (stopping) completes everything. */
+static void drain_mailbox(struct redis_source *rs, bool final)
+{
+    bool hold = !final && rs->outstanding && rs->own_pending;
+    while (!hold && rs->parked) {
+        struct td_msg *next = rs->parked->next;
+        complete(rs, rs->parked);
+        rs->parked = next;
+    }
     struct td_msg *done = td_source_take_done(rs->src);
     while (done) {
         struct td_msg *next = done->next;
-        id_set_del(&rs->inflight, done->coord);
-        if (!done->release) {
-            remember_ack(rs, done->coord);
-            done->coord = NULL;
+        if (hold) {
+            done->next = rs->parked;
+            rs->parked = done;
+        } else {
+            complete(rs, done);
         }
-        td_msg_free(done);
         done = next;
     }
     if (acks_due(rs)) {
@@ -822,7 +844,7 @@ static void wait_backoff(struct redis_source *rs, int64_t ms)
         }
         if (poll(pfd, 2, (int)left) > 0 && (pfd[1].revents & POLLIN)) {
             /* Completions while disconnected: remember them for after the reconnect. */
-            drain_mailbox(rs);
+            drain_mailbox(rs, false);
         }
     }
 }
@@ -871,7 +893,7 @@ static void *run(void *arg)
             }
             backoff = 100;
         }
-        drain_mailbox(rs);
+        drain_mailbox(rs, false);
         if (rs->own_pending) {
             /* Reading our own pending list (after a start or a reconnect) would hand out again
              * what completed and waits for its XACK (it is in no in-flight set): ack it first. */
@@ -941,7 +963,7 @@ static void *run(void *arg)
         }
     }
     /* Stopping: acknowledge what completed, leave the rest pending. */
-    drain_mailbox(rs);
+    drain_mailbox(rs, true);
     flush_acks(rs);
     if (rs->nunacked > 0) {
         td_log_warn(NULL, rs->src->name, NULL,
