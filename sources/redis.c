@@ -360,10 +360,16 @@ static void complete(struct redis_source *rs, struct td_msg *done)
 static void drain_mailbox(struct redis_source *rs, bool final)
 {
     bool hold = !final && rs->outstanding && rs->own_pending;
+    size_t held = 0;
     while (!hold && rs->parked) {
         struct td_msg *next = rs->parked->next;
         complete(rs, rs->parked);
         rs->parked = next;
+        held++;
+    }
+    if (held > 0) {
+        td_log_debug(NULL, rs->src->name, NULL, "%zu completions were held for an own-pending read",
+                     held);
     }
     struct td_msg *done = td_source_take_done(rs->src);
     while (done) {
@@ -538,7 +544,8 @@ static int send_read(struct redis_source *rs, int count)
     }
     rs->rd_want = POLLIN;
     rs->outstanding = true;
-    rs->read_deadline = td_now_ms() + rs->conf->block_ms + IO_TIMEOUT_MS;
+    /* A read of our own pending entries (an id, not ">") never blocks: Redis ignores BLOCK. */
+    rs->read_deadline = td_now_ms() + (rs->own_pending ? 0 : rs->conf->block_ms) + IO_TIMEOUT_MS;
     return 0;
 }
 
@@ -989,6 +996,11 @@ static void destroy(struct td_source *src)
         return;
     }
     td_source_stop_thread(src);
+    while (rs->parked) { /* run() completes them when it stops; this only guards */
+        struct td_msg *next = rs->parked->next;
+        td_msg_free(rs->parked);
+        rs->parked = next;
+    }
     for (size_t i = 0; i < rs->nunacked; i++) {
         free(rs->unacked[i]);
     }
