@@ -13,6 +13,7 @@
 #include "ce_internal.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,22 @@ static cJSON *parse_json_data(const unsigned char *data, size_t len)
     return item;
 }
 
+/* Whether every number in the tree is finite. cJSON reads a literal beyond a double's range
+ * (7e777) as infinity and prints it as null, so data holding one would change when embedded
+ * (found by fuzz_ce_http). The nesting is bounded by cJSON's own limit. */
+static bool json_all_finite(const cJSON *item)
+{
+    if (cJSON_IsNumber(item)) {
+        return isfinite(item->valuedouble);
+    }
+    for (const cJSON *c = item->child; c; c = c->next) {
+        if (!json_all_finite(c)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* A JSON integer literal: -?(0|[1-9][0-9]*), safe to emit as a raw number. */
 static bool json_integer_literal(const char *s)
 {
@@ -113,8 +130,9 @@ static cJSON *data_value(const struct td_event *ev, const char **member)
     if (td_ce_is_json_type(dct)) {
         item = parse_json_data(ev->data, ev->data_len);
         /* "data": null reads back as no data at all: bytes that are the JSON null go as
-         * data_base64 instead, so they survive (found by fuzz_ce_amqp). */
-        if (item != NULL && !cJSON_IsNull(item)) {
+         * data_base64 instead, so they survive (found by fuzz_ce_amqp); so do numbers cJSON
+         * cannot hold. */
+        if (item != NULL && !cJSON_IsNull(item) && json_all_finite(item)) {
             *member = "data";
             return item;
         }
