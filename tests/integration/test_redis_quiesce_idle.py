@@ -17,21 +17,13 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
 from harness import *  # noqa: E402,F401,F403
+from proc_cpu import proc_cpu_s as cpu_s  # noqa: E402  (the benches' reader of /proc/PID/stat)
 
 N = 3000
 HOLD = 3.0
 WINDOW = 2.0
-
-
-def cpu_s(pid):
-    """User + system CPU seconds of pid, or None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def body(c):
