@@ -5,12 +5,16 @@
  * string when the type is textual and the bytes are UTF-8, and as data_base64 otherwise.
  * Decoding is the reverse. cJSON trees never leave this file.
  *
- * Known limit: JSON data is carried through a cJSON tree, so numbers beyond 2^53 in the data
- * lose precision and whitespace is normalized (binary mode carries data bytes untouched).
- * Everything here is pure and may run on any thread.
+ * JSON data is carried as the producer wrote it, both ways: strict JSON data bytes are embedded
+ * verbatim (cJSON_CreateRaw), and reading takes the data member's exact text (json_text.h), so
+ * 12345678901234567890 or 0.1000000000000000055511151231257827 stay what they are. Only data
+ * that cJSON accepts but RFC 8259 does not (01, control characters in strings) is re-printed
+ * through a cJSON tree, which makes it strict JSON. Everything here is pure and may run on any
+ * thread.
  */
 #include "ce_json.h"
 #include "ce_internal.h"
+#include "json_text.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -128,10 +132,25 @@ static cJSON *data_value(const struct td_event *ev, const char **member)
     char *text;
 
     if (td_ce_is_json_type(dct)) {
+        size_t a;
+        size_t b;
         item = parse_json_data(ev->data, ev->data_len);
         /* "data": null reads back as no data at all: bytes that are the JSON null go as
-         * data_base64 instead, so they survive (found by fuzz_ce_amqp); so do numbers cJSON
-         * cannot hold. */
+         * data_base64 instead, so they survive (found by fuzz_ce_amqp). */
+        if (item != NULL && !cJSON_IsNull(item) &&
+            td_json_strict((const char *)ev->data, ev->data_len, &a, &b)) {
+            cJSON_Delete(item);
+            text = strndup((const char *)ev->data + a, b - a);
+            if (text == NULL) {
+                return NULL;
+            }
+            item = cJSON_CreateRaw(text);
+            free(text);
+            *member = "data";
+            return item;
+        }
+        /* Only cJSON-valid: re-printed, unless it holds a number cJSON cannot (7e777 would
+         * print as null; found by fuzz_ce_http). */
         if (item != NULL && !cJSON_IsNull(item) && json_all_finite(item)) {
             *member = "data";
             return item;
@@ -266,10 +285,14 @@ static int set_member(struct td_event *ev, const cJSON *m, char *err, size_t err
     return -1;
 }
 
-/* Sets the data from "data" (a JSON value) or "data_base64"; 0 or -1 with a message. */
-static int set_data(struct td_event *ev, const cJSON *data, const cJSON *b64, char *err,
-                    size_t errlen)
+/* Sets the data from "data" (a JSON value, the INDEX-th member of the document JSON) or
+ * "data_base64"; 0 or -1 with a message. */
+static int set_data(struct td_event *ev, const char *json, size_t len, const cJSON *data,
+                    size_t index, const cJSON *b64, char *err, size_t errlen)
 {
+    size_t a;
+    size_t b;
+
     unsigned char *bytes = NULL;
     char *text = NULL;
     size_t n = 0;
@@ -294,11 +317,18 @@ static int set_data(struct td_event *ev, const cJSON *data, const cJSON *b64, ch
                 goto oom;
             }
         } else {
-            /* A JSON value, kept as compact JSON text (also for a non-JSON type given a
-             * non-string value: the bytes are then what the producer wrote). */
-            text = cJSON_PrintUnformatted(data);
-            if (text == NULL || td_event_set_data(ev, text, strlen(text)) != 0) {
-                goto oom;
+            /* A JSON value, kept as the producer wrote it when that is strict JSON (also for
+             * a non-JSON type given a non-string value), else re-printed by cJSON. */
+            if (td_json_member_span(json, len, index, &a, &b) &&
+                td_json_strict(json + a, b - a, NULL, NULL)) {
+                if (td_event_set_data(ev, json + a, b - a) != 0) {
+                    goto oom;
+                }
+            } else {
+                text = cJSON_PrintUnformatted(data);
+                if (text == NULL || td_event_set_data(ev, text, strlen(text)) != 0) {
+                    goto oom;
+                }
             }
         }
     }
@@ -321,6 +351,8 @@ struct td_event *td_ce_from_json(const char *json, size_t len, char *err, size_t
     const cJSON *b64 = NULL;
     const cJSON *m;
     size_t nmembers = 0;
+    size_t index = 0;
+    size_t data_index = 0;
 
     if (json == NULL || len == 0) {
         td_ce_errf(err, errlen, "empty event");
@@ -357,13 +389,13 @@ struct td_event *td_ce_from_json(const char *json, size_t len, char *err, size_t
         td_ce_errf(err, errlen, "out of memory");
         goto fail;
     }
-    cJSON_ArrayForEach(m, root)
-    {
+    for (m = root->child; m != NULL; m = m->next, index++) {
         if (m->string == NULL) {
             continue;
         }
         if (strcmp(m->string, "data") == 0) {
             data = cJSON_IsNull(m) ? NULL : m;
+            data_index = index;
         } else if (strcmp(m->string, "data_base64") == 0) {
             b64 = cJSON_IsNull(m) ? NULL : m;
         } else if (set_member(ev, m, err, errlen) != 0) {
@@ -374,7 +406,7 @@ struct td_event *td_ce_from_json(const char *json, size_t len, char *err, size_t
         td_ce_errf(err, errlen, "event has both data and data_base64");
         goto fail;
     }
-    if (set_data(ev, data, b64, err, errlen) != 0) {
+    if (set_data(ev, json, len, data, data_index, b64, err, errlen) != 0) {
         goto fail;
     }
     if (td_event_validate(ev, err, errlen) != 0) {

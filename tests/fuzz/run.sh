@@ -16,14 +16,14 @@ build=${TD_FUZZ_BUILD:-$root/build-fuzz}
 work=$build/fuzz-work
 
 all=(config yaml_tree ce_json ce_http ce_redis percent base64 time units interpolate redis_url cesql
-     creds jsonschema ce_kafka ce_amqp)
+     creds jsonschema ce_kafka ce_amqp json_text)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
 max_len() {
     case $1 in
     config) echo 16384 ;;
-    yaml_tree | ce_json | ce_http | ce_redis | ce_kafka | ce_amqp | jsonschema) echo 4096 ;;
+    yaml_tree | ce_json | ce_http | ce_redis | ce_kafka | ce_amqp | jsonschema | json_text) echo 4096 ;;
     creds) echo 1024 ;;
     cesql) echo 2048 ;;
     interpolate | redis_url | base64) echo 512 ;;

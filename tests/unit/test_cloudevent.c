@@ -572,11 +572,12 @@ static void test_from_json_data(void **state)
     assert_data(ev, "\"hi\"");
     td_event_unref(ev);
 
-    /* With datacontenttype absent the data is JSON, re-serialized compactly. */
+    /* With datacontenttype absent the data is JSON, kept as written (the whitespace around
+     * the value aside), as the Go SDK's json.RawMessage keeps it. */
     json = "{\"data\" : { \"a\" : [ 1 , 2 ] }, " BASE ",\"n\":12,\"b\":true,\"z\":null}";
     ev = td_ce_from_json(json, strlen(json), err, sizeof(err));
     assert_non_null(ev);
-    assert_data(ev, "{\"a\":[1,2]}");
+    assert_data(ev, "{ \"a\" : [ 1 , 2 ] }");
     assert_string_equal(td_event_get(ev, "n"), "12");
     assert_int_equal(ev->attrs[4].type, TD_CE_INTEGER);
     assert_string_equal(td_event_get(ev, "b"), "true");
@@ -719,7 +720,7 @@ static void test_http_decode_structured(void **state)
     assert_string_equal(td_event_get(ev, "id"), "1234-1234-1234");
     assert_string_equal(td_event_get(ev, "specversion"), "1.0");
     assert_string_equal(td_event_get(ev, "datacontenttype"), "application/json");
-    assert_data(ev, "{\"message\":\"Hello World!\"}");
+    assert_data(ev, "{\n \"message\": \"Hello World!\"\n }");
     td_event_unref(ev);
     td_http_headers_free(&h);
 }

@@ -1,0 +1,363 @@
+/* json_text.c - JSON as text: a strict RFC 8259 check, and the spans of values in a document
+ * cJSON has accepted (json_text.h).
+ *
+ * The span scanners trust that cJSON accepted the text, so they only find boundaries (strings,
+ * brackets, delimiters); they never read past LEN whatever the bytes are, and they use cJSON's
+ * own notion of whitespace (any byte up to 0x20, and a UTF-8 BOM at the very start) so that
+ * they see the same members cJSON saw.
+ */
+#include "json_text.h"
+
+#include <string.h>
+
+/* cJSON's CJSON_NESTING_LIMIT: deeper text never reaches us, since cJSON refused it first. */
+#define JSON_MAX_DEPTH 1000
+
+struct cursor {
+    const unsigned char *s;
+    size_t len;
+    size_t i;
+};
+
+static bool at(const struct cursor *c, unsigned char ch)
+{
+    return c->i < c->len && c->s[c->i] == ch;
+}
+
+static void skip_strict_ws(struct cursor *c)
+{
+    while (c->i < c->len &&
+           (c->s[c->i] == ' ' || c->s[c->i] == '\t' || c->s[c->i] == '\n' || c->s[c->i] == '\r')) {
+        c->i++;
+    }
+}
+
+static bool hex_digit(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+static bool strict_string(struct cursor *c)
+{
+    c->i++; /* the opening quote */
+    while (c->i < c->len) {
+        unsigned char ch = c->s[c->i];
+        if (ch == '"') {
+            c->i++;
+            return true;
+        }
+        if (ch < 0x20) {
+            return false;
+        }
+        if (ch == '\\') {
+            if (++c->i >= c->len) {
+                return false;
+            }
+            ch = c->s[c->i];
+            if (ch == 'u') {
+                for (size_t k = 1; k <= 4; k++) {
+                    if (c->i + k >= c->len || !hex_digit(c->s[c->i + k])) {
+                        return false;
+                    }
+                }
+                c->i += 4;
+            } else if (ch == '\0' || strchr("\"\\/bfnrt", ch) == NULL) {
+                return false;
+            }
+        }
+        c->i++;
+    }
+    return false;
+}
+
+static size_t digits(struct cursor *c)
+{
+    size_t n = 0;
+    while (c->i < c->len && c->s[c->i] >= '0' && c->s[c->i] <= '9') {
+        c->i++;
+        n++;
+    }
+    return n;
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool strict_number(struct cursor *c)
+{
+    if (at(c, '-')) {
+        c->i++;
+    }
+    if (at(c, '0')) {
+        c->i++;
+    } else if (c->i >= c->len || c->s[c->i] < '1' || c->s[c->i] > '9' || digits(c) == 0) {
+        return false;
+    }
+    if (at(c, '.')) {
+        c->i++;
+        if (digits(c) == 0) {
+            return false;
+        }
+    }
+    if (at(c, 'e') || at(c, 'E')) {
+        c->i++;
+        if (at(c, '+') || at(c, '-')) {
+            c->i++;
+        }
+        if (digits(c) == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool strict_literal(struct cursor *c, const char *word)
+{
+    size_t n = strlen(word);
+    if (c->len - c->i < n || memcmp(c->s + c->i, word, n) != 0) {
+        return false;
+    }
+    c->i += n;
+    return true;
+}
+
+static bool strict_value(struct cursor *c, int depth);
+
+/* An object or an array; CLOSE is '}' or ']'. */
+static bool strict_container(struct cursor *c, unsigned char close, int depth)
+{
+    if (depth >= JSON_MAX_DEPTH) {
+        return false;
+    }
+    c->i++;
+    skip_strict_ws(c);
+    if (at(c, close)) {
+        c->i++;
+        return true;
+    }
+    for (;;) {
+        skip_strict_ws(c);
+        if (close == '}') {
+            if (!at(c, '"') || !strict_string(c)) {
+                return false;
+            }
+            skip_strict_ws(c);
+            if (!at(c, ':')) {
+                return false;
+            }
+            c->i++;
+            skip_strict_ws(c);
+        }
+        if (!strict_value(c, depth + 1)) {
+            return false;
+        }
+        skip_strict_ws(c);
+        if (at(c, ',')) {
+            c->i++;
+            continue;
+        }
+        if (at(c, close)) {
+            c->i++;
+            return true;
+        }
+        return false;
+    }
+}
+
+static bool strict_value(struct cursor *c, int depth)
+{
+    if (c->i >= c->len) {
+        return false;
+    }
+    switch (c->s[c->i]) {
+    case '{':
+        return strict_container(c, '}', depth);
+    case '[':
+        return strict_container(c, ']', depth);
+    case '"':
+        return strict_string(c);
+    case 't':
+        return strict_literal(c, "true");
+    case 'f':
+        return strict_literal(c, "false");
+    case 'n':
+        return strict_literal(c, "null");
+    default:
+        return strict_number(c);
+    }
+}
+
+bool td_json_strict(const char *s, size_t len, size_t *start, size_t *end)
+{
+    struct cursor c = {(const unsigned char *)s, len, 0};
+    size_t a;
+    size_t b;
+
+    if (s == NULL) {
+        return false;
+    }
+    skip_strict_ws(&c);
+    a = c.i;
+    if (!strict_value(&c, 0)) {
+        return false;
+    }
+    b = c.i;
+    skip_strict_ws(&c);
+    if (c.i != len) {
+        return false;
+    }
+    if (start != NULL) {
+        *start = a;
+    }
+    if (end != NULL) {
+        *end = b;
+    }
+    return true;
+}
+
+/* ---- spans in text cJSON accepted --------------------------------------------------------- */
+
+static void skip_cjson_ws(struct cursor *c)
+{
+    while (c->i < c->len && c->s[c->i] <= 0x20) {
+        c->i++;
+    }
+}
+
+/* cJSON skips a UTF-8 byte order mark before the first value. */
+static void skip_bom(struct cursor *c)
+{
+    if (c->len >= 3 && memcmp(c->s, "\xEF\xBB\xBF", 3) == 0) {
+        c->i = 3;
+    }
+}
+
+/* Moves past the string at the cursor (at its opening quote); false if it does not end. */
+static bool skip_string(struct cursor *c)
+{
+    for (c->i++; c->i < c->len; c->i++) {
+        if (c->s[c->i] == '\\') {
+            c->i++;
+        } else if (c->s[c->i] == '"') {
+            c->i++;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Moves past the value at the cursor; false if the text ends first. A scalar ends at what cJSON
+ * accepts after one: whitespace, ',', ']' or '}'. */
+static bool skip_value(struct cursor *c)
+{
+    size_t depth = 0;
+
+    if (c->i >= c->len) {
+        return false;
+    }
+    if (c->s[c->i] == '"') {
+        return skip_string(c);
+    }
+    if (c->s[c->i] != '{' && c->s[c->i] != '[') {
+        size_t from = c->i;
+        while (c->i < c->len && c->s[c->i] > 0x20 && c->s[c->i] != ',' && c->s[c->i] != ']' &&
+               c->s[c->i] != '}') {
+            c->i++;
+        }
+        return c->i > from;
+    }
+    while (c->i < c->len) {
+        unsigned char ch = c->s[c->i];
+        if (ch == '"') {
+            if (!skip_string(c)) {
+                return false;
+            }
+            continue;
+        }
+        if (ch == '{' || ch == '[') {
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            if (--depth == 0) {
+                c->i++;
+                return true;
+            }
+        }
+        c->i++;
+    }
+    return false;
+}
+
+bool td_json_member_span(const char *s, size_t len, size_t index, size_t *start, size_t *end)
+{
+    struct cursor c = {(const unsigned char *)s, len, 0};
+
+    if (s == NULL) {
+        return false;
+    }
+    skip_bom(&c);
+    skip_cjson_ws(&c);
+    if (!at(&c, '{')) {
+        return false;
+    }
+    c.i++;
+    for (size_t k = 0;; k++) {
+        skip_cjson_ws(&c);
+        if (!at(&c, '"') || !skip_string(&c)) {
+            return false;
+        }
+        skip_cjson_ws(&c);
+        if (!at(&c, ':')) {
+            return false;
+        }
+        c.i++;
+        skip_cjson_ws(&c);
+        size_t a = c.i;
+        if (!skip_value(&c)) {
+            return false;
+        }
+        if (k == index) {
+            *start = a;
+            *end = c.i;
+            return true;
+        }
+        skip_cjson_ws(&c);
+        if (!at(&c, ',')) {
+            return false;
+        }
+        c.i++;
+    }
+}
+
+bool td_json_element_next(const char *s, size_t len, size_t *pos, size_t *start, size_t *end)
+{
+    struct cursor c = {(const unsigned char *)s, len, *pos};
+
+    if (s == NULL) {
+        return false;
+    }
+    if (*pos == 0) {
+        skip_bom(&c);
+        skip_cjson_ws(&c);
+        if (!at(&c, '[')) {
+            return false;
+        }
+        c.i++;
+        skip_cjson_ws(&c);
+        if (at(&c, ']')) {
+            return false;
+        }
+    } else {
+        skip_cjson_ws(&c);
+        if (!at(&c, ',')) {
+            return false;
+        }
+        c.i++;
+        skip_cjson_ws(&c);
+    }
+    size_t a = c.i;
+    if (!skip_value(&c)) {
+        return false;
+    }
+    *start = a;
+    *end = c.i;
+    *pos = c.i;
+    return true;
+}

@@ -1,0 +1,83 @@
+/* fuzz_json_text.c - json_text.h against cJSON on any bytes: the span that td_json_member_span
+ * or td_json_element_next gives for each member or element of a document cJSON accepted parses
+ * (by cJSON) to the same value cJSON put at that place; text td_json_strict accepts is strict
+ * JSON that cJSON reads too, unless it holds what cJSON refuses on purpose (a \u escape of a
+ * lone surrogate).
+ */
+#include <cjson/cJSON.h>
+
+#include "fuzz_common.h"
+#include "json_text.h"
+
+/* Same value, members in the same order. Not cJSON_Compare: it finds 1e550 (infinity) unequal
+ * to itself. */
+static bool same_value(const cJSON *x, const cJSON *y)
+{
+    if ((x->type & 0xFF) != (y->type & 0xFF)) {
+        return false;
+    }
+    if (cJSON_IsNumber(x)) {
+        return x->valuedouble == y->valuedouble;
+    }
+    if (cJSON_IsString(x)) {
+        return strcmp(x->valuestring, y->valuestring) == 0;
+    }
+    for (x = x->child, y = y->child; x != NULL && y != NULL; x = x->next, y = y->next) {
+        if ((x->string == NULL) != (y->string == NULL) ||
+            (x->string != NULL && strcmp(x->string, y->string) != 0) || !same_value(x, y)) {
+            return false;
+        }
+    }
+    return x == NULL && y == NULL;
+}
+
+/* The span [A, B) of S holds exactly the value WANT. */
+static void check_span(const char *s, size_t a, size_t b, const cJSON *want, size_t index)
+{
+    const char *end = NULL;
+    cJSON *got;
+
+    FUZZ_CHECK(a < b, "span %zu is empty", index);
+    got = cJSON_ParseWithLengthOpts(s + a, b - a, &end, 0);
+    FUZZ_CHECK(got != NULL, "span %zu (%.*s) does not parse", index, (int)(b - a), s + a);
+    FUZZ_CHECK(end == s + b, "span %zu (%.*s) holds more than one value", index, (int)(b - a),
+               s + a);
+    FUZZ_CHECK(same_value(got, want), "span %zu (%.*s) is not the value cJSON saw", index,
+               (int)(b - a), s + a);
+    cJSON_Delete(got);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *s = (const char *)data;
+    cJSON *root = cJSON_ParseWithLength(s, size);
+    size_t a = 0;
+    size_t b = 0;
+    size_t index = 0;
+    size_t pos = 0;
+
+    if (root != NULL && cJSON_IsObject(root)) {
+        for (const cJSON *m = root->child; m != NULL; m = m->next, index++) {
+            FUZZ_CHECK(td_json_member_span(s, size, index, &a, &b), "member %zu not found", index);
+            check_span(s, a, b, m, index);
+        }
+        FUZZ_CHECK(!td_json_member_span(s, size, index, &a, &b), "a member past the last");
+    } else if (root != NULL && cJSON_IsArray(root)) {
+        for (const cJSON *e = root->child; e != NULL; e = e->next, index++) {
+            FUZZ_CHECK(td_json_element_next(s, size, &pos, &a, &b), "element %zu not found", index);
+            check_span(s, a, b, e, index);
+        }
+        FUZZ_CHECK(!td_json_element_next(s, size, &pos, &a, &b), "an element past the last");
+    }
+    cJSON_Delete(root);
+
+    if (td_json_strict(s, size, &a, &b) && memchr(s, '\0', size) == NULL &&
+        memmem(s, size, "\\u", 2) == NULL) {
+        const char *end = NULL;
+        cJSON *item = cJSON_ParseWithLengthOpts(s + a, b - a, &end, 0);
+        FUZZ_CHECK(item != NULL && end == s + b, "strict JSON that cJSON refuses: %.*s", (int)size,
+                   s);
+        cJSON_Delete(item);
+    }
+    return 0;
+}
