@@ -400,6 +400,15 @@ def group_info(client, stream, group):
     return None
 
 
+def read_and_acked(client, stream, group, last_id):
+    """True when the group has read the stream up to last_id (its last-delivered-id) and has
+    nothing pending. XPENDING 0 alone is also true before the daemon has read the entries; with
+    last_id the last entry added, this holds only once every entry was read and acknowledged."""
+    g = group_info(client, stream, group)
+    return g is not None and g["last-delivered-id"] == last_id and \
+        pending_count(client, stream, group) == 0
+
+
 def id_key(entry_id):
     ms, seq = entry_id.split("-")
     return (int(ms), int(seq))

@@ -87,9 +87,14 @@ def body(c):
 
     ids = {s: publish_many(cl, s, 5, lambda i: {"n": str(i), "s": s}) for s in streams}
     n_dead = len(ids["bad"]) + len(ids["err"])
-    wait_until(lambda: cl.exists("dead") and cl.xlen("dead") >= n_dead and
-               all(pending_count(cl, s, "g") == 0 for s in streams), 30 * SLOW,
-               desc="everything acked")
+    # Each stream read up to its last entry and nothing pending, not XPENDING 0 alone: that is
+    # also true right after the XADDs, before the daemon has read a stream (the dead letters
+    # only prove "bad" and "err" were handled).
+    c.check(wait_until(lambda: cl.exists("dead") and cl.xlen("dead") >= n_dead and
+                       all(read_and_acked(cl, s, "g", ids[s][-1]) for s in streams), 30 * SLOW,
+                       desc="everything read and acked"),
+            "every stream read to its last entry and acked, dead letters written",
+            {s: group_info(cl, s, "g") for s in streams})
     reqs = ls.snapshot()
 
     def of(fn, akid=None):
@@ -175,8 +180,10 @@ def body(c):
     td2.start()
     c.check(td2.wait_ready(10), "daemon with the shared credentials file ready")
     pids = publish_many(cl, "prof", 3)
-    wait_until(lambda: pending_count(cl, "prof", "g") == 0 and len(of_all(ls, "fn-prof")) >= 3,
-               15 * SLOW)
+    # Read to the last entry and acked (XPENDING 0 alone is true before the daemon read them).
+    c.check(wait_until(lambda: read_and_acked(cl, "prof", "g", pids[-1]) and
+                       len(of_all(ls, "fn-prof")) >= 3, 15 * SLOW, desc="profile entries acked"),
+            "profile: the 3 entries read and acked", group_info(cl, "prof", "g"))
     pr = of_all(ls, "fn-prof")
     c.check(len(pr) == 3 and all(r.verified and PROFILE[0] in r.headers["authorization"] for r in pr),
             "shared credentials file, AWS_PROFILE=prof: verified with that profile's key",
