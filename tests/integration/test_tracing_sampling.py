@@ -7,6 +7,8 @@ propagated; an incoming sampled traceparent is recorded whatever the ratio (pare
 - an entry with ce_traceparent flag 01: its process and deliver spans are exported under that parent;
 - an entry with flag 00: nothing exported, and the function's header keeps the trace with flag 00;
 - a malformed ce_traceparent (uppercase hex) is ignored: a new (unsampled) trace;
+- "nothing else exported" is judged once a later sampled entry's spans arrived (the export queue goes
+  out in order) with no span dropped, never after a fixed pause;
 - a reload that changes daemon.tracing is refused (tracing is set up at start) and says so.
 """
 
@@ -18,10 +20,12 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
+from http_util import metric, metrics, with_http  # noqa: E402
 from otlp_receiver import OtlpReceiver, decoder_available  # noqa: E402
 
 T1 = "4bf92f3577b34da6a3ce929d0e0e4736"
 T0 = "0af7651916cd43dd8448eb211c80319c"
+TB = "5b8efff798038103d269b633813fc60c"  # the barrier entry's trace
 P = "00f067aa0ba902b7"
 BAD = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01"
 
@@ -42,6 +46,7 @@ def body(c):
     cfg = config({"s": redis_source(rs.url, "s")}, {"fn": http_sink(fn.url)}, [trigger("t", "s", "fn")])
     cfg["daemon"]["tracing"] = {"otlp_endpoint": otlp.url + "/v1/traces", "sample_ratio": 0,
                                 "interval": "50ms"}
+    port = with_http(cfg)
     td = Triggerd(cfg).start()
     c.check(td.wait_ready(10), "daemon ready")
     cl.xadd("s", {"n": "plain"})
@@ -51,8 +56,21 @@ def body(c):
     c.check(wait_until(lambda: len(fn.ok_ids()) == 4 and cl.xpending("s", "g")["pending"] == 0,
                        10 * SLOW), "all four delivered and acknowledged")
     c.check(wait_until(lambda: len(otlp.spans()) >= 2, 10 * SLOW), "spans of the sampled trace exported")
-    time.sleep(0.5)  # anything else would have been exported by now (interval 50ms)
-    spans = otlp.spans()
+    # A barrier instead of a fixed pause after which nothing more is expected: a sampled entry in a
+    # trace of its own, added now that the four are acknowledged (so every span of theirs is
+    # already in the export queue). The queue goes out in order, one batch at a time, so once the
+    # barrier's spans arrived, whatever the four recorded has arrived too (or was dropped, which
+    # the counters below would show).
+    cl.xadd("s", ce("barrier", f"00-{TB}-{P}-01"))
+    c.check(wait_until(lambda: len([s for s in otlp.spans() if s["trace_id"] == TB]) >= 2,
+                       10 * SLOW, interval=0.1, desc="the barrier's spans"),
+            "the barrier entry's spans exported after the four's",
+            sorted((s["name"], s["trace_id"]) for s in otlp.spans()))
+    ms = metrics(port)
+    c.eq((metric(ms, "triggerd_trace_spans_dropped_total", reason="queue_full"),
+          metric(ms, "triggerd_trace_spans_dropped_total", reason="export_failed")), (0.0, 0.0),
+         "no span dropped (a dropped one could hide an unsampled one)")
+    spans = [s for s in otlp.spans() if s["trace_id"] != TB]
     c.eq(sorted(s["name"] for s in spans), ["deliver t", "process s"], "only the sampled event's spans")
     c.check(all(s["trace_id"] == T1 for s in spans), "in the incoming trace")
     c.eq(otlp.snapshot()[0][0], "/v1/traces", "an endpoint ending in /v1/traces is used as it is")
@@ -61,7 +79,7 @@ def body(c):
         c.eq(proc[0]["parent_span_id"], P, "under the incoming parent")
 
     reqs = {r.ce_id: r for r in fn.snapshot()}
-    plain = [r for cid, r in reqs.items() if cid not in ("sampled", "unsampled", "bad")]
+    plain = [r for cid, r in reqs.items() if cid not in ("sampled", "unsampled", "bad", "barrier")]
     c.eq(len(plain), 1, "the plain entry reached the function")
     if plain:
         h = plain[0].header("traceparent") or ""
