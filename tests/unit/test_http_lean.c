@@ -203,7 +203,8 @@ static void test_request_bytes_and_split_answer(void **state)
     assert_non_null(strstr(buf, "\r\nContent-Type: application/json\r\n"));
     assert_non_null(strstr(buf, "\r\nUser-Agent: triggerd/"));
     assert_null(strstr(buf, "Expect"));
-    assert_null(strstr(buf, "999"));
+    /* Not strstr(buf, "999"): the Host line's port may hold it (1 run in ~60 failed so). */
+    assert_null(strcasestr(buf, "content-length: 999"));
     assert_null(strstr(buf, "chunked"));
     assert_non_null(strstr(buf, "\r\nContent-Length: 7\r\n\r\n{\"a\":1}"));
     /* the answer in pieces, each read by its own loop iteration, cut inside every part */
