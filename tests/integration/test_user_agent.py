@@ -39,13 +39,10 @@ def body(c):
     c.check(td.wait_ready(10), "daemon ready")
     ids = {name: cl.xadd(name, {"n": "1"}).decode() for name in sinks}
 
-    def read_and_acked(s):
-        g = group_info(cl, s, "g")
-        return g is not None and g["last-delivered-id"] == ids[s] and pending_count(cl, s, "g") == 0
-
     # Read (last-delivered-id) and acked, not XPENDING alone: that is 0 too right after the XADD,
     # before the just-started daemon has read the entries.
-    wait_until(lambda: all(read_and_acked(s) for s in sinks), 20 * SLOW, desc="every entry acked")
+    wait_until(lambda: all(read_and_acked(cl, s, "g", ids[s]) for s in sinks), 20 * SLOW,
+               desc="every entry acked")
 
     def agents(path):
         return sorted({r.header("user-agent") for r in fn.snapshot(path)})
