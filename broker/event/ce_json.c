@@ -90,6 +90,26 @@ static bool json_all_finite(const cJSON *item)
     return true;
 }
 
+/* Whether the tree, one level down in the event object, stays within cJSON's nesting limit
+ * (1000, CJSON_NESTING_LIMIT): data 1000 deep makes an event 1001 deep that no cJSON reader
+ * (our own decoder included) accepts, so it goes as data_base64. DEPTH is the containers
+ * around ITEM, the event object included. */
+static bool json_fits_nesting(const cJSON *item, int depth)
+{
+    if (!cJSON_IsArray(item) && !cJSON_IsObject(item)) {
+        return true;
+    }
+    if (depth + 1 > 1000) {
+        return false;
+    }
+    for (const cJSON *c = item->child; c; c = c->next) {
+        if (!json_fits_nesting(c, depth + 1)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* A JSON integer literal: -?(0|[1-9][0-9]*), safe to emit as a raw number. */
 static bool json_integer_literal(const char *s)
 {
@@ -135,6 +155,10 @@ static cJSON *data_value(const struct td_event *ev, const char **member)
         size_t a;
         size_t b;
         item = parse_json_data(ev->data, ev->data_len);
+        if (item != NULL && !json_fits_nesting(item, 1)) {
+            cJSON_Delete(item);
+            item = NULL;
+        }
         /* "data": null reads back as no data at all: bytes that are the JSON null go as
          * data_base64 instead, so they survive (found by fuzz_ce_amqp). */
         if (item != NULL && !cJSON_IsNull(item) &&
@@ -157,7 +181,12 @@ static cJSON *data_value(const struct td_event *ev, const char **member)
         }
         cJSON_Delete(item);
     }
-    if (td_ce_is_text_type(dct) && memchr(ev->data, '\0', ev->data_len) == NULL &&
+    /* Not for a JSON type that is also textual (text/json, text/x+json): the decoder reads a
+     * string "data" under a JSON type as the JSON string itself, so "hello" would come back
+     * as "\"hello\"" (found by fuzz_ce_json's strict-data check); such data goes as
+     * data_base64. */
+    if (!td_ce_is_json_type(dct) && td_ce_is_text_type(dct) &&
+        memchr(ev->data, '\0', ev->data_len) == NULL &&
         td_ce_utf8_valid(ev->data, ev->data_len)) {
         text = strndup((const char *)ev->data, ev->data_len);
         if (text == NULL) {

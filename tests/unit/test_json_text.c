@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -220,6 +221,56 @@ static void test_to_json_keeps_numbers(void **state)
     td_event_unref(ev);
 }
 
+/* Data that does not go as "data" JSON comes back as the same bytes: under a JSON type that is
+ * also textual (text/json) it is not sent as a JSON string, which the decoder would read as
+ * JSON text (quotes and all); data as deep as cJSON's limit would make an event one deeper. */
+static void test_to_json_data_base64_when_needed(void **state)
+{
+    static const char *const dcts[] = {"text/json", "text/x+json", "application/json"};
+    static const char *const datas[] = {"hello", "\"\\ud800\"", "{\"a\":1"};
+    char err[256] = "";
+    enum { DEEP = 1000 };
+    char *deep = malloc(2 * DEEP);
+
+    (void)state;
+    assert_non_null(deep);
+    memset(deep, '[', DEEP);
+    memset(deep + DEEP, ']', DEEP);
+    for (size_t d = 0; d < sizeof(dcts) / sizeof(dcts[0]); d++) {
+        for (size_t k = 0; k <= sizeof(datas) / sizeof(datas[0]); k++) {
+            const char *data = k < 3 ? datas[k] : deep;
+            size_t n = k < 3 ? strlen(datas[k]) : 2 * DEEP;
+            char head[256];
+            snprintf(head, sizeof(head), "{" BASE ",\"datacontenttype\":\"%s\"}", dcts[d]);
+            struct td_event *ev = decode(head);
+            assert_int_equal(td_event_set_data(ev, data, n), 0);
+            size_t len = 0;
+            char *json = td_ce_to_json(ev, &len);
+            assert_non_null(json);
+            struct td_event *back = td_ce_from_json(json, len, err, sizeof(err));
+            if (back == NULL) {
+                fail_msg("%s: own output refused: %s", dcts[d], err);
+            }
+            if (back->data_len != n || memcmp(back->data, data, n) != 0) {
+                fail_msg("%s: data '%.40s' came back as '%.40s'", dcts[d], data,
+                         (const char *)back->data);
+            }
+            td_event_unref(back);
+            free(json);
+            td_event_unref(ev);
+        }
+    }
+    /* One level less still goes as "data", verbatim. */
+    struct td_event *ev = decode("{" BASE ",\"datacontenttype\":\"application/json\"}");
+    assert_int_equal(td_event_set_data(ev, deep + 1, 2 * (DEEP - 1)), 0);
+    char *json = td_ce_to_json(ev, NULL);
+    assert_non_null(json);
+    assert_non_null(strstr(json, "\"data\":[[["));
+    free(json);
+    td_event_unref(ev);
+    free(deep);
+}
+
 /* A batch hands each element's own text to the decoder, so the same holds in batched mode. */
 static void test_batch_keeps_numbers(void **state)
 {
@@ -247,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_element_next),
         cmocka_unit_test(test_from_json_keeps_numbers),
         cmocka_unit_test(test_to_json_keeps_numbers),
+        cmocka_unit_test(test_to_json_data_base64_when_needed),
         cmocka_unit_test(test_batch_keeps_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
