@@ -38,12 +38,22 @@ int td_ce_batch_decode(const char *json, size_t len, struct td_event ***out, siz
         td_ce_errf(err, errlen, "batch is not valid UTF-8");
         goto fail;
     }
-    /* Checked on the raw text: re-serialising an element would already have cut the string. */
+    /* Checked on the raw text: cJSON would cut the string at it. */
     if (td_ce_json_has_nul(json, len)) {
         td_ce_errf(err, errlen, "batch holds \\u0000 (a NUL) in a string, which cannot be kept");
         goto fail;
     }
-    root = cJSON_ParseWithLength(json, len);
+    const char *end = NULL;
+    root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    /* Only blanks after the array, as for a single event (ce_json.c). */
+    while (root && end && end < json + len &&
+           (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) {
+        end++;
+    }
+    if (root && end != json + len) {
+        td_ce_errf(err, errlen, "batch has bytes after its JSON array");
+        goto fail;
+    }
     if (!root || !cJSON_IsArray(root)) {
         td_ce_errf(err, errlen, root ? "batch is not a JSON array" : "batch is not valid JSON");
         goto fail;

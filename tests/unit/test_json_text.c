@@ -286,6 +286,13 @@ static void test_batch_keeps_numbers(void **state)
     assert_data(evs[0], "{\"n\":12345678901234567890}");
     assert_data(evs[1], "[0.1000000000000000055511151231257827]");
     td_ce_batch_free(evs, n);
+
+    /* Blanks may follow the array, nothing else (as after a single event). */
+    assert_int_equal(td_ce_batch_decode("[] \r\n", 5, &evs, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, 0);
+    td_ce_batch_free(evs, n);
+    assert_int_equal(td_ce_batch_decode("[]x", 3, &evs, &n, err, sizeof(err)), -1);
+    assert_string_equal(err, "batch has bytes after its JSON array");
 }
 
 int main(void)
