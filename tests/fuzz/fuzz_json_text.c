@@ -2,7 +2,8 @@
  * or td_json_element_next gives for each member or element of a document cJSON accepted parses
  * (by cJSON) to the same value cJSON put at that place; text td_json_strict accepts is strict
  * JSON that cJSON reads too, unless it holds what cJSON refuses on purpose (a \u escape of a
- * lone surrogate).
+ * lone surrogate). That last check leans on Debian 12's cJSON (1.7.15-1+deb12u4), which reads
+ * numbers of any length; upstream 1.7.15 refuses those over 63 characters.
  */
 #include <cjson/cJSON.h>
 
