@@ -181,6 +181,19 @@ def cmd_table(a):
             ("ratio triggerd / machine bound", f"{100 * (num('td_rate') or 0) / bound_rate:.0f} %"
              if bound_rate else "n/a", "how much of what this machine allows triggerd reaches"),
         ]
+    # The broker's two modes (bench/README.md): a queue whose old generation references more
+    # binaries than its limit gets a full sweep of its whole heap every other GC while it drains.
+    def gc_mode(q):
+        b, lim = num(f"rmq_{q}_bin_words"), num(f"rmq_{q}_limit_words")
+        if b is None or lim is None:
+            return "n/a", ""
+        mode = "steady" if lim > b else "full sweeps"
+        return mode, f"'{q}' references {b * 8 / 2**20:.0f} MB of binaries, limit {lim * 8 / 2**20:.0f} MB"
+
+    (bm, bnote), (rm, rnote) = gc_mode("bench"), gc_mode("raw")
+    if bm != "n/a":
+        rows.append((f"RabbitMQ GC before the drains (BROKER_GC={v.get('broker_gc', '?')})",
+                     bm if rm in (bm, "n/a") else f"{bm} / {rm}", f"{bnote}; {rnote}"))
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     print(f"{'figure':<{w0}}  {'value':>{w1}}  note")
