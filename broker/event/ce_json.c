@@ -186,8 +186,7 @@ static cJSON *data_value(const struct td_event *ev, const char **member)
      * as "\"hello\"" (found by fuzz_ce_json's strict-data check); such data goes as
      * data_base64. */
     if (!td_ce_is_json_type(dct) && td_ce_is_text_type(dct) &&
-        memchr(ev->data, '\0', ev->data_len) == NULL &&
-        td_ce_utf8_valid(ev->data, ev->data_len)) {
+        memchr(ev->data, '\0', ev->data_len) == NULL && td_ce_utf8_valid(ev->data, ev->data_len)) {
         text = strndup((const char *)ev->data, ev->data_len);
         if (text == NULL) {
             return NULL;
