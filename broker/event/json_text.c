@@ -285,6 +285,30 @@ static bool skip_value(struct cursor *c)
     return false;
 }
 
+/* Skips blanks, then CH; false when CH is not next. */
+static bool expect(struct cursor *c, unsigned char ch)
+{
+    skip_cjson_ws(c);
+    if (!at(c, ch)) {
+        return false;
+    }
+    c->i++;
+    return true;
+}
+
+/* Skips blanks, then the value, whose span lands in [*start, *end). */
+static bool value_span(struct cursor *c, size_t *start, size_t *end)
+{
+    skip_cjson_ws(c);
+    size_t a = c->i;
+    if (!skip_value(c)) {
+        return false;
+    }
+    *start = a;
+    *end = c->i;
+    return true;
+}
+
 bool td_json_member_span(const char *s, size_t len, size_t index, size_t *start, size_t *end)
 {
     struct cursor c = {(const unsigned char *)s, len, 0};
@@ -293,36 +317,24 @@ bool td_json_member_span(const char *s, size_t len, size_t index, size_t *start,
         return false;
     }
     skip_bom(&c);
-    skip_cjson_ws(&c);
-    if (!at(&c, '{')) {
+    if (!expect(&c, '{')) {
         return false;
     }
-    c.i++;
     for (size_t k = 0;; k++) {
+        size_t a;
+        size_t b;
         skip_cjson_ws(&c);
-        if (!at(&c, '"') || !skip_string(&c)) {
-            return false;
-        }
-        skip_cjson_ws(&c);
-        if (!at(&c, ':')) {
-            return false;
-        }
-        c.i++;
-        skip_cjson_ws(&c);
-        size_t a = c.i;
-        if (!skip_value(&c)) {
+        if (!at(&c, '"') || !skip_string(&c) || !expect(&c, ':') || !value_span(&c, &a, &b)) {
             return false;
         }
         if (k == index) {
             *start = a;
-            *end = c.i;
+            *end = b;
             return true;
         }
-        skip_cjson_ws(&c);
-        if (!at(&c, ',')) {
+        if (!expect(&c, ',')) {
             return false;
         }
-        c.i++;
     }
 }
 
@@ -335,29 +347,19 @@ bool td_json_element_next(const char *s, size_t len, size_t *pos, size_t *start,
     }
     if (*pos == 0) {
         skip_bom(&c);
-        skip_cjson_ws(&c);
-        if (!at(&c, '[')) {
+        if (!expect(&c, '[')) {
             return false;
         }
-        c.i++;
         skip_cjson_ws(&c);
         if (at(&c, ']')) {
             return false;
         }
-    } else {
-        skip_cjson_ws(&c);
-        if (!at(&c, ',')) {
-            return false;
-        }
-        c.i++;
-        skip_cjson_ws(&c);
-    }
-    size_t a = c.i;
-    if (!skip_value(&c)) {
+    } else if (!expect(&c, ',')) {
         return false;
     }
-    *start = a;
-    *end = c.i;
+    if (!value_span(&c, start, end)) {
+        return false;
+    }
     *pos = c.i;
     return true;
 }

@@ -174,21 +174,19 @@ static void test_from_json_keeps_numbers(void **state)
                     "\"big\":7e777, \"s\":\"\\u00e9\"}");
     td_event_unref(ev);
 
-    /* A scalar, the last of two data members (cJSON's pick too), a key spelt with an escape. */
-    ev = decode("{" BASE ",\"data\":1,\"data\":9007199254740993}");
-    assert_data(ev, "9007199254740993");
-    td_event_unref(ev);
-    ev = decode("{" BASE ",\"d\\u0061ta\":[1.10]}");
-    assert_data(ev, "[1.10]");
-    td_event_unref(ev);
-
-    /* Data that only cJSON accepts is re-printed as strict JSON, not copied. */
-    ev = decode("{" BASE ",\"data\":{\"a\":01}}");
-    assert_data(ev, "{\"a\":1}");
-    td_event_unref(ev);
-    ev = decode("{" BASE ",\"data\":\"a\tb\"}");
-    assert_data(ev, "\"a\\tb\"");
-    td_event_unref(ev);
+    /* A scalar, the last of two data members (cJSON's pick too), a key spelt with an escape;
+     * then data that only cJSON accepts, re-printed as strict JSON rather than copied. */
+    static const char *const cases[][2] = {
+        {"{" BASE ",\"data\":1,\"data\":9007199254740993}", "9007199254740993"},
+        {"{" BASE ",\"d\\u0061ta\":[1.10]}", "[1.10]"},
+        {"{" BASE ",\"data\":{\"a\":01}}", "{\"a\":1}"},
+        {"{" BASE ",\"data\":\"a\tb\"}", "\"a\\tb\""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ev = decode(cases[i][0]);
+        assert_data(ev, cases[i][1]);
+        td_event_unref(ev);
+    }
 }
 
 /* Writing one embeds strict JSON data verbatim (the whitespace around it aside). */
