@@ -5,12 +5,13 @@
  * string when the type is textual and the bytes are UTF-8, and as data_base64 otherwise.
  * Decoding is the reverse. cJSON trees never leave this file.
  *
- * JSON data is carried as the producer wrote it, both ways: strict JSON data bytes are embedded
- * verbatim (cJSON_CreateRaw), and reading takes the data member's exact text (json_text.h), so
- * 12345678901234567890 or 0.1000000000000000055511151231257827 stay what they are. Only data
- * that cJSON accepts but RFC 8259 does not (01, control characters in strings) is re-printed
- * through a cJSON tree, which makes it strict JSON. Everything here is pure and may run on any
- * thread.
+ * JSON data keeps its numbers and strings as the producer wrote them, both ways: strict JSON
+ * data is embedded as its own text without the blanks between tokens (cJSON_CreateRaw of
+ * td_json_compact, so an event stays one line), and reading takes the data member's exact text
+ * (json_text.h), so 12345678901234567890 or 0.1000000000000000055511151231257827 stay what they
+ * are. Only data that cJSON accepts but RFC 8259 does not (01, control characters in strings) is
+ * re-printed through a cJSON tree, which makes it strict JSON. Everything here is pure and may
+ * run on any thread.
  */
 #include "ce_json.h"
 #include "ce_internal.h"
@@ -164,10 +165,12 @@ static cJSON *data_value(const struct td_event *ev, const char **member)
         if (item != NULL && !cJSON_IsNull(item) &&
             td_json_strict((const char *)ev->data, ev->data_len, &a, &b)) {
             cJSON_Delete(item);
-            text = strndup((const char *)ev->data + a, b - a);
+            text = malloc(b - a + 1);
             if (text == NULL) {
                 return NULL;
             }
+            /* Compact: the event stays one line (the file sink's JSON lines, redrive). */
+            td_json_compact((const char *)ev->data + a, b - a, text);
             item = cJSON_CreateRaw(text);
             free(text);
             *member = "data";

@@ -213,6 +213,32 @@ bool td_json_strict(const char *s, size_t len, size_t *start, size_t *end)
     return true;
 }
 
+size_t td_json_compact(const char *s, size_t len, char *out)
+{
+    size_t n = 0;
+    bool in_string = false;
+
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (in_string) {
+            out[n++] = ch;
+            if (ch == '\\' && i + 1 < len) {
+                out[n++] = s[++i];
+            } else if (ch == '"') {
+                in_string = false;
+            }
+            continue;
+        }
+        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+            continue;
+        }
+        in_string = ch == '"';
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+    return n;
+}
+
 /* ---- spans in text cJSON accepted --------------------------------------------------------- */
 
 static void skip_cjson_ws(struct cursor *c)

@@ -20,6 +20,12 @@
  * true, [*start, *end) is the value without the whitespace around it (START/END may be NULL). */
 bool td_json_strict(const char *s, size_t len, size_t *start, size_t *end);
 
+/* Copies the LEN bytes at S (strict JSON: td_json_strict said so) to OUT (LEN + 1 bytes) without
+ * the blanks between tokens, NUL-terminated, and returns the length written. Strings and numbers
+ * stay byte for byte; only whitespace outside strings goes, so the text fits on one line (a
+ * JSON-lines file) as Go's encoding/json writes a json.RawMessage. */
+size_t td_json_compact(const char *s, size_t len, char *out);
+
 /* The span [*start, *end) of the value of the INDEX-th member (from 0, in text order) of the
  * object that S holds. S must be text cJSON accepted as an object: with cJSON's member order,
  * the index names the same member. False when S is not laid out as expected. */

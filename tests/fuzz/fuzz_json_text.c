@@ -72,6 +72,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     cJSON_Delete(root);
 
+    /* Compacting strict text keeps it strict and the same value, and leaves no blank outside a
+     * string (so none at all between tokens: a second compaction changes nothing). */
+    if (td_json_strict(s, size, &a, &b)) {
+        char *once = malloc(b - a + 1);
+        char *twice = malloc(b - a + 1);
+        if (!once || !twice) {
+            abort();
+        }
+        size_t n = td_json_compact(s + a, b - a, once);
+        FUZZ_CHECK(td_json_strict(once, n, NULL, NULL), "compacted text is not strict: %s", once);
+        FUZZ_CHECK(td_json_compact(once, n, twice) == n && memcmp(once, twice, n) == 0,
+                   "compacting twice changed %s", once);
+        cJSON *x = cJSON_ParseWithLength(s + a, b - a);
+        cJSON *y = cJSON_ParseWithLength(once, n);
+        FUZZ_CHECK((x == NULL) == (y == NULL) && (x == NULL || same_value(x, y)),
+                   "compacting changed the value: %s", once);
+        cJSON_Delete(x);
+        cJSON_Delete(y);
+        free(once);
+        free(twice);
+    }
     if (td_json_strict(s, size, &a, &b) && memchr(s, '\0', size) == NULL &&
         memmem(s, size, "\\u", 2) == NULL) {
         const char *end = NULL;

@@ -96,6 +96,18 @@ static void test_strict_depth(void **state)
     free(s);
 }
 
+static void test_compact(void **state)
+{
+    static const char s[] = " { \"a b\" : [ 1 ,\n\t2 ] , \"c\" : \"x \\\" y\\\\\" }\r\n";
+    char out[sizeof(s)];
+
+    (void)state;
+    assert_true(strict(s));
+    size_t n = td_json_compact(s, sizeof(s) - 1, out);
+    assert_int_equal(n, strlen(out));
+    assert_string_equal(out, "{\"a b\":[1,2],\"c\":\"x \\\" y\\\\\"}");
+}
+
 static void test_member_span(void **state)
 {
     static const char doc[] = "\xEF\xBB\xBF {\"a\" :\"x\\\"}\" ,\"b\\u0020\":{\"c\":[1,\"]\"]},"
@@ -189,10 +201,12 @@ static void test_from_json_keeps_numbers(void **state)
     }
 }
 
-/* Writing one embeds strict JSON data verbatim (the whitespace around it aside). */
+/* Writing one embeds strict JSON data with its numbers and strings as written, without the blanks
+ * between tokens: a pretty-printed body must not split a JSON-lines file (the file sink). */
 static void test_to_json_keeps_numbers(void **state)
 {
-    static const char data[] = " {\"id\":12345678901234567890,\"x\":[0.10, 7e777]}\n";
+    static const char data[] = " {\"id\":12345678901234567890,\n  \"x\":[0.10, 7e777],"
+                               "\t\"s\":\" a\\\" \\n\"}\n";
     struct td_event *ev = decode("{" BASE ",\"datacontenttype\":\"application/json\"}");
     struct td_event *back;
     char *json;
@@ -201,9 +215,11 @@ static void test_to_json_keeps_numbers(void **state)
     assert_int_equal(td_event_set_data(ev, data, sizeof(data) - 1), 0);
     json = td_ce_to_json(ev, NULL);
     assert_non_null(json);
-    assert_non_null(strstr(json, ",\"data\":{\"id\":12345678901234567890,\"x\":[0.10, 7e777]}}"));
+    assert_null(strchr(json, '\n'));
+    assert_non_null(strstr(
+        json, ",\"data\":{\"id\":12345678901234567890,\"x\":[0.10,7e777],\"s\":\" a\\\" \\n\"}}"));
     back = decode(json);
-    assert_data(back, "{\"id\":12345678901234567890,\"x\":[0.10, 7e777]}");
+    assert_data(back, "{\"id\":12345678901234567890,\"x\":[0.10,7e777],\"s\":\" a\\\" \\n\"}");
     td_event_unref(back);
     free(json);
 
@@ -300,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_strict_refuses),
         cmocka_unit_test(test_strict_depth),
         cmocka_unit_test(test_member_span),
+        cmocka_unit_test(test_compact),
         cmocka_unit_test(test_element_next),
         cmocka_unit_test(test_from_json_keeps_numbers),
         cmocka_unit_test(test_to_json_keeps_numbers),
