@@ -41,8 +41,8 @@ def body(c):
 
     # Read (last-delivered-id) and acked, not XPENDING alone: that is 0 too right after the XADD,
     # before the just-started daemon has read the entries.
-    wait_until(lambda: all(read_and_acked(cl, s, "g", ids[s]) for s in sinks), 20 * SLOW,
-               desc="every entry acked")
+    c.check(wait_until(lambda: all(read_and_acked(cl, s, "g", ids[s]) for s in sinks), 20 * SLOW,
+                       desc="every entry acked"), "every entry read and acked")
 
     def agents(path):
         return sorted({r.header("user-agent") for r in fn.snapshot(path)})

@@ -847,8 +847,10 @@ static void test_stop_from_callback(void **state)
     norder = 0;
     td_timer_init(&stopper, on_stop, &stops);
     fire_init(&later, 5);
+    /* 'later' far enough that a paused process does not find both due in one pass (the loop
+     * runs every due timer before it looks at the stop). */
     assert_int_equal(td_timer_start(loop, &stopper, 10), 0);
-    assert_int_equal(td_timer_start(loop, &later.timer, 100), 0);
+    assert_int_equal(td_timer_start(loop, &later.timer, 1000), 0);
     arm_guard(loop, 3000);
     int64_t t0 = td_now_ms();
     run(loop);
@@ -857,7 +859,7 @@ static void test_stop_from_callback(void **state)
     assert_true(td_now_ms() - t0 < 2000);
     assert_true(td_timer_armed(&later.timer));
     /* the loop can run again and the pending timer fires then */
-    assert_int_equal(td_timer_start(loop, &stopper, 150), 0);
+    assert_int_equal(td_timer_start(loop, &stopper, 1100), 0);
     arm_guard(loop, 3000);
     run(loop);
     assert_int_equal(later.fired, 1);
