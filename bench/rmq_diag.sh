@@ -1,5 +1,5 @@
 # bench/rmq_diag.sh - sourced by bench/rabbitmq-http when RMQ_DIAG=1: what the garbage collector
-# does in the process of queue 'bench', from its preload to the end of triggerd's drain, in
+# does in the process of queue 'bench', from the end of its preload to the end of triggerd's drain, in
 # $TMP/diag/gc.txt (keep it with KEEP=1). A tracer inside the node records every GC of that
 # process (minor or major, its time, the heap, and the binaries its old generation references
 # against the limit that forces a major GC: bin_old_vheap_size / bin_old_vheap_block_size, in
