@@ -3,7 +3,8 @@ them) posted to the ingress carries pretty-printed data with numbers a double ca
 a 64-bit id (12345678901234567890), a long decimal and 7e777. The binary-mode function must get
 the data member's text byte for byte; the structured-mode function must find the same numbers and
 strings in its "data" member, without the blanks between tokens; a file dead-letter target must
-hold each event on one line (JSON lines), and redriving that file must deliver the same text.
+hold each event on one line (JSON lines), and redriving that file must deliver the same text. A
+structured entry of a Redis stream must reach its function with the same bytes as the ingress's.
 Re-printing the data through a cJSON tree gave 1.2345678901234567e+19, 0.1 and null instead
 (json_text.h), and embedding it with its newlines split the file's lines."""
 
@@ -29,19 +30,22 @@ def event(eid):
 
 
 def body(c):
-    rs = RedisServer()  # noqa: F841 (run_test needs redis-server installed; unused here)
+    rs = RedisServer()
+    cl = rs.client()
     state = {"refuse": True}
     fn = FunctionServer(lambda req, a: (400 if req.path == "/f" and state["refuse"] else 200,
                                         {}, b"", 0))
     dlfile = os.path.join(make_tempdir("td-fidelity-"), "dead.jsonl")
-    cfg = config(sources={"in": {"http": {"path": "/events"}}},
+    cfg = config(sources={"in": {"http": {"path": "/events"}}, "rin": redis_source(rs.url, "fid")},
                  sinks={"s": http_sink(fn.url + "s", mode="structured", timeout="10s"),
                         "b": http_sink(fn.url + "b", timeout="10s"),
                         "f": http_sink(fn.url + "f", timeout="10s"),
+                        "r": http_sink(fn.url + "r", timeout="10s"),
                         "dlfile": {"file": {"path": dlfile}}},
                  triggers=[trigger("ts", "in", "s", timeout="10s"),
                            trigger("tb", "in", "b", timeout="10s"),
-                           trigger("tf", "in", "f", timeout="10s", retry=0, dead_letter="dlfile")])
+                           trigger("tf", "in", "f", timeout="10s", retry=0, dead_letter="dlfile"),
+                           trigger("tr", "rin", "r", timeout="10s")])
     port = with_http(cfg)
     td = Triggerd(cfg).start()
     if not c.check(td.wait_ready(10), "daemon ready"):
@@ -55,6 +59,7 @@ def body(c):
                        headers={"Content-Type": "application/cloudevents-batch+json"},
                        timeout=30 * SLOW)
     c.check(st in (200, 202), "batch accepted", st)
+    cl.xadd("fid", {"content-type": "application/cloudevents+json", "data": event("four")})
 
     def file_lines():
         try:
@@ -67,6 +72,10 @@ def body(c):
                        and len(file_lines()) >= 3, 20 * SLOW),
             "three events at both functions and in the dead-letter file",
             (fn.ok_ids("/b"), fn.ok_ids("/s"), len(file_lines())))
+    c.check(wait_until(lambda: fn.ok_ids("/r") == {"four"}, 20 * SLOW), "the Redis entry delivered",
+            fn.ok_ids("/r"))
+    for r in fn.snapshot("/r"):
+        c.eq(r.body.decode(), DATA, "Redis structured entry: the data as written")
     for r in fn.snapshot("/b"):
         c.eq(r.body.decode(), DATA, f"binary mode: {r.ce_id}'s body is the data as written")
     for r in fn.snapshot("/s"):
