@@ -45,12 +45,8 @@ int td_ce_batch_decode(const char *json, size_t len, struct td_event ***out, siz
     }
     const char *end = NULL;
     root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-    /* Only blanks after the array, as for a single event (ce_json.c). */
-    while (root && end && end < json + len &&
-           (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) {
-        end++;
-    }
-    if (root && end != json + len) {
+    /* Only blanks after the array, as after a single event (ce_json.c). */
+    if (root && !td_json_blank_to(end, json + len)) {
         td_ce_errf(err, errlen, "batch has bytes after its JSON array");
         goto fail;
     }

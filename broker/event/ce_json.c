@@ -64,11 +64,7 @@ static cJSON *parse_json_data(const unsigned char *data, size_t len)
     if (item == NULL) {
         return NULL;
     }
-    while (end != NULL && end < stop &&
-           (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) {
-        end++;
-    }
-    if (end != stop) {
+    if (!td_json_blank_to(end, stop)) {
         cJSON_Delete(item);
         return NULL;
     }
@@ -155,21 +151,19 @@ static cJSON *data_value(const struct td_event *ev, const char **member)
     if (td_ce_is_json_type(dct)) {
         size_t a;
         size_t b;
-        item = parse_json_data(ev->data, ev->data_len);
-        if (item != NULL && !json_fits_nesting(item, 1)) {
-            cJSON_Delete(item);
-            item = NULL;
-        }
-        /* "data": null reads back as no data at all: bytes that are the JSON null go as
-         * data_base64 instead, so they survive (found by fuzz_ce_amqp). */
-        if (item != NULL && !cJSON_IsNull(item) &&
-            td_json_strict((const char *)ev->data, ev->data_len, &a, &b)) {
-            cJSON_Delete(item);
+        /* Strict JSON goes as its own text, compacted (the event stays one line: the file
+         * sink's JSON lines, redrive), with no cJSON tree built for it: these checks refuse
+         * all that cJSON would (json_text.h), and 999 levels leave one for the event. */
+        bool strict = td_ce_utf8_valid(ev->data, ev->data_len) &&
+                      !td_ce_json_has_nul((const char *)ev->data, ev->data_len) &&
+                      td_json_strict_depth((const char *)ev->data, ev->data_len, 999, &a, &b);
+        /* "data": null reads back as no data at all: the JSON null goes as data_base64
+         * instead, so it survives (found by fuzz_ce_amqp). */
+        if (strict && !(b - a == 4 && memcmp(ev->data + a, "null", 4) == 0)) {
             text = malloc(b - a + 1);
             if (text == NULL) {
                 return NULL;
             }
-            /* Compact: the event stays one line (the file sink's JSON lines, redrive). */
             td_json_compact((const char *)ev->data + a, b - a, text);
             item = cJSON_CreateRaw(text);
             free(text);
@@ -177,8 +171,10 @@ static cJSON *data_value(const struct td_event *ev, const char **member)
             return item;
         }
         /* Only cJSON-valid: re-printed, unless it holds a number cJSON cannot (7e777 would
-         * print as null; found by fuzz_ce_http). */
-        if (item != NULL && !cJSON_IsNull(item) && json_all_finite(item)) {
+         * print as null; found by fuzz_ce_http) or nests too deep for the event. */
+        item = strict ? NULL : parse_json_data(ev->data, ev->data_len);
+        if (item != NULL && !cJSON_IsNull(item) && json_all_finite(item) &&
+            json_fits_nesting(item, 1)) {
             *member = "data";
             return item;
         }

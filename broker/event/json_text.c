@@ -17,6 +17,7 @@ struct cursor {
     const unsigned char *s;
     size_t len;
     size_t i;
+    int max_depth; /* td_json_strict_depth: how many containers may nest */
 };
 
 static bool at(const struct cursor *c, unsigned char ch)
@@ -32,9 +33,22 @@ static void skip_strict_ws(struct cursor *c)
     }
 }
 
-static bool hex_digit(unsigned char ch)
+/* The four hex digits after the 'u' of an escape at the cursor (at the 'u'), or -1. */
+static long hex4(const struct cursor *c)
 {
-    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+    long v = 0;
+    for (size_t k = 1; k <= 4; k++) {
+        unsigned char ch = c->i + k < c->len ? c->s[c->i + k] : 0;
+        int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                         : -1;
+        if (d < 0) {
+            return -1;
+        }
+        v = v * 16 + d;
+    }
+    return v;
 }
 
 static bool strict_string(struct cursor *c)
@@ -55,12 +69,24 @@ static bool strict_string(struct cursor *c)
             }
             ch = c->s[c->i];
             if (ch == 'u') {
-                for (size_t k = 1; k <= 4; k++) {
-                    if (c->i + k >= c->len || !hex_digit(c->s[c->i + k])) {
-                        return false;
-                    }
+                /* As cJSON reads it: a surrogate only as a high-low pair, or the text is
+                 * refused (RFC 8259 allows a lone one, cJSON and our decoder do not). */
+                long v = hex4(c);
+                if (v < 0 || (v >= 0xDC00 && v <= 0xDFFF)) {
+                    return false;
                 }
                 c->i += 4;
+                if (v >= 0xD800 && v <= 0xDBFF) {
+                    if (c->len - c->i < 3 || c->s[c->i + 1] != '\\' || c->s[c->i + 2] != 'u') {
+                        return false;
+                    }
+                    c->i += 2;
+                    v = hex4(c);
+                    if (v < 0xDC00 || v > 0xDFFF) {
+                        return false;
+                    }
+                    c->i += 4;
+                }
             } else if (ch == '\0' || strchr("\"\\/bfnrt", ch) == NULL) {
                 return false;
             }
@@ -124,7 +150,7 @@ static bool strict_value(struct cursor *c, int depth);
 /* An object or an array; CLOSE is '}' or ']'. */
 static bool strict_container(struct cursor *c, unsigned char close, int depth)
 {
-    if (depth >= JSON_MAX_DEPTH) {
+    if (depth >= c->max_depth) {
         return false;
     }
     c->i++;
@@ -187,7 +213,12 @@ static bool strict_value(struct cursor *c, int depth)
 
 bool td_json_strict(const char *s, size_t len, size_t *start, size_t *end)
 {
-    struct cursor c = {(const unsigned char *)s, len, 0};
+    return td_json_strict_depth(s, len, JSON_MAX_DEPTH, start, end);
+}
+
+bool td_json_strict_depth(const char *s, size_t len, int max_depth, size_t *start, size_t *end)
+{
+    struct cursor c = {(const unsigned char *)s, len, 0, max_depth};
     size_t a;
     size_t b;
 
@@ -211,6 +242,17 @@ bool td_json_strict(const char *s, size_t len, size_t *start, size_t *end)
         *end = b;
     }
     return true;
+}
+
+bool td_json_blank_to(const char *p, const char *stop)
+{
+    if (p == NULL) {
+        return false;
+    }
+    while (p < stop && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+        p++;
+    }
+    return p == stop;
 }
 
 size_t td_json_compact(const char *s, size_t len, char *out)
@@ -337,7 +379,7 @@ static bool value_span(struct cursor *c, size_t *start, size_t *end)
 
 bool td_json_member_span(const char *s, size_t len, size_t index, size_t *start, size_t *end)
 {
-    struct cursor c = {(const unsigned char *)s, len, 0};
+    struct cursor c = {(const unsigned char *)s, len, 0, 0};
 
     if (s == NULL) {
         return false;
@@ -366,7 +408,7 @@ bool td_json_member_span(const char *s, size_t len, size_t index, size_t *start,
 
 bool td_json_element_next(const char *s, size_t len, size_t *pos, size_t *start, size_t *end)
 {
-    struct cursor c = {(const unsigned char *)s, len, *pos};
+    struct cursor c = {(const unsigned char *)s, len, *pos, 0};
 
     if (s == NULL) {
         return false;

@@ -19,6 +19,14 @@
  * allowed), nested at most 1000 deep like cJSON. UTF-8 validity is the caller's check. On
  * true, [*start, *end) is the value without the whitespace around it (START/END may be NULL). */
 bool td_json_strict(const char *s, size_t len, size_t *start, size_t *end);
+/* The same with at most MAX_DEPTH containers nested (td_json_strict: 1000). A \u escape of a
+ * surrogate passes only as a high-low pair, as cJSON reads it; so, with no \u0000 in it, valid
+ * UTF-8 and numbers of any length (Debian's cJSON), what passes is text cJSON accepts. */
+bool td_json_strict_depth(const char *s, size_t len, int max_depth, size_t *start, size_t *end);
+
+/* True when only JSON blanks (space, tab, LF, CR) lie in [P, STOP): what may follow a document
+ * after cJSON_ParseWithLengthOpts stopped at P. A NULL P (cJSON gave no end) is false. */
+bool td_json_blank_to(const char *p, const char *stop);
 
 /* Copies the LEN bytes at S (strict JSON: td_json_strict said so) to OUT (LEN + 1 bytes) without
  * the blanks between tokens, NUL-terminated, and returns the length written. Strings and numbers

@@ -61,12 +61,11 @@ static void test_strict_refuses(void **state)
 {
     /* What cJSON accepts and RFC 8259 does not, then what neither accepts. */
     static const char *const bad[] = {
-        "01",        "1.",          "-.5",      ".5",       "+1",
-        "1e",        "1e+",         "-",        "\"a\tb\"", "\"\\x\"",
-        "\"\\u12\"", "\"\\u12G4\"", "\0131",    "1\x0b",    "\xEF\xBB\xBF{}",
-        "[1,]",      "{\"a\":1,}",  "{\"a\"}",  "{1:2}",    "[1 2]",
-        "tru",       "nul",         "1 2",      "",         " ",
-        "[",         "\"abc",       "{\"a\":[}"};
+        "01", "1.", "-.5", ".5", "+1", "1e", "1e+", "-", "\"a\tb\"", "\"\\x\"", "\"\\u12\"",
+        "\"\\u12G4\"", "\0131", "1\x0b", "\xEF\xBB\xBF{}", "[1,]", "{\"a\":1,}", "{\"a\"}", "{1:2}",
+        "[1 2]", "tru", "nul", "1 2", "", " ", "[", "\"abc", "{\"a\":[}",
+        /* lone or broken surrogate escapes, which cJSON refuses */
+        "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"", "\"\\ud800x\"", "\"\\ud800\\"};
 
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -74,6 +73,8 @@ static void test_strict_refuses(void **state)
             fail_msg("took for strict JSON: '%s'", bad[i]);
         }
     }
+    /* A surrogate pair is fine. */
+    assert_true(strict("\"\\ud83d\\ude00\""));
     /* Only LEN bytes count. */
     assert_false(td_json_strict("12", 0, NULL, NULL));
     assert_true(td_json_strict("12x", 2, NULL, NULL));
