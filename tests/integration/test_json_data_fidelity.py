@@ -6,7 +6,8 @@ strings in its "data" member, without the blanks between tokens; a file dead-let
 hold each event on one line (JSON lines), and redriving that file must deliver the same text. A
 structured entry of a Redis stream must reach its function with the same bytes as the ingress's.
 Re-printing the data through a cJSON tree gave 1.2345678901234567e+19, 0.1 and null instead
-(json_text.h), and embedding it with its newlines split the file's lines."""
+(json_text.h), and embedding it with its newlines split the file's lines. The same data from Kafka
+and RabbitMQ: test_json_data_fidelity_kafka.py and test_json_data_fidelity_rabbitmq.py."""
 
 import json
 import os
@@ -16,17 +17,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
 from http_util import request, with_http  # noqa: E402
+from json_fidelity import COMPACT, DATA, event, file_lines  # noqa: E402
 
-DATA = ('{\n  "id": 12345678901234567890,\n  "x": 0.1000000000000000055511151231257827,\n'
-        '  "big": 7e777, "list": [1.10, -0, "\\u00e9", " two  spaces "]\n}')
-COMPACT = ('{"id":12345678901234567890,"x":0.1000000000000000055511151231257827,'
-           '"big":7e777,"list":[1.10,-0,"\\u00e9"," two  spaces "]}')
 IDS = {"one", "two", "three"}
-
-
-def event(eid):
-    return ('{"specversion":"1.0","id":"%s","source":"/fidelity","type":"com.example.fidelity",'
-            '"datacontenttype":"application/json","data": %s }' % (eid, DATA))
 
 
 def body(c):
@@ -61,17 +54,10 @@ def body(c):
     c.check(st in (200, 202), "batch accepted", st)
     cl.xadd("fid", {"content-type": "application/cloudevents+json", "data": event("four")})
 
-    def file_lines():
-        try:
-            with open(dlfile) as f:
-                return [line for line in f.read().split("\n") if line]
-        except FileNotFoundError:
-            return []
-
     c.check(wait_until(lambda: fn.ok_ids("/b") == IDS and fn.ok_ids("/s") == IDS
-                       and len(file_lines()) >= 3, 20 * SLOW),
+                       and len(file_lines(dlfile)) >= 3, 20 * SLOW),
             "three events at both functions and in the dead-letter file",
-            (fn.ok_ids("/b"), fn.ok_ids("/s"), len(file_lines())))
+            (fn.ok_ids("/b"), fn.ok_ids("/s"), len(file_lines(dlfile))))
     c.check(wait_until(lambda: fn.ok_ids("/r") == {"four"}, 20 * SLOW), "the Redis entry delivered",
             fn.ok_ids("/r"))
     for r in fn.snapshot("/r"):
@@ -82,7 +68,7 @@ def body(c):
         text = r.body.decode()
         c.check(('"data":' + COMPACT) in text, f"structured mode: {r.ce_id}'s data member", text)
         c.eq(json.loads(text).get("id"), r.ce_id, f"structured mode: {r.ce_id} is valid JSON")
-    lines = file_lines()
+    lines = file_lines(dlfile)
     c.eq(len(lines), 3, "the dead-letter file holds one line per event")
     for line in lines:
         c.check(('"data":' + COMPACT) in line, "a dead letter's data member", line)
@@ -100,7 +86,7 @@ def body(c):
     c.eq(sorted(q.ce_id for q in got), sorted(IDS), "each redriven event arrived once")
     for q in got:
         c.eq(q.body.decode(), COMPACT, f"redriven {q.ce_id}: the data text kept")
-    c.eq(file_lines(), [], "the file target is empty afterwards")
+    c.eq(file_lines(dlfile), [], "the file target is empty afterwards")
 
 
 run_test(body)
