@@ -21,7 +21,8 @@
  * connections of each client address are counted from MHD's "started" to its "closed"
  * notification, and the accept policy refuses an address that has max_connections_per_ip.
  * MHD's one polling thread calls the policy and then, for a connection it keeps, "started",
- * one connection after the other, so the count an accept sees is exact.
+ * one connection after the other, so the count an accept sees is exact. The limit fails
+ * closed: a connection that cannot be counted (out of memory) is shut down unserved.
  */
 #include "http_server.h"
 
@@ -354,6 +355,13 @@ static struct ip_count *ip_find(struct td_http_server *srv, sa_family_t family,
     return *pp;
 }
 
+/* True once per 10 s across threads: the rate of the warnings an attacker can provoke. */
+static bool warn_now(_Atomic int64_t *last_warn)
+{
+    int64_t now = td_now_ms(), prev = atomic_load(last_warn);
+    return now - prev >= 10000 && atomic_compare_exchange_strong(last_warn, &prev, now);
+}
+
 /* MHD's accept policy, on its thread: refuses (and counts) a connection from an address that
  * has max_connections_per_ip open already. */
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
@@ -375,8 +383,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     td_metrics_count_refused_per_ip(srv->metrics);
     /* Worth an operator's attention, rate-limited as MHD's own limit messages are. */
     static _Atomic int64_t last_warn;
-    int64_t now = td_now_ms(), prev = atomic_load(&last_warn);
-    if (now - prev >= 10000 && atomic_compare_exchange_strong(&last_warn, &prev, now)) {
+    if (warn_now(&last_warn)) {
         char who[INET6_ADDRSTRLEN] = "?";
         inet_ntop(family, key, who, sizeof(who));
         td_log_warn(NULL, NULL, NULL,
@@ -387,25 +394,17 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     return MHD_NO;
 }
 
-/* Counts a new connection against its address (under mu). NULL: not counted (no limit, not an
- * IP address, or out of memory). */
-static struct ip_count *ip_count_add(struct td_http_server *srv, struct MHD_Connection *conn)
+/* The client address of conn when the per-IP limit applies to it (a limit is set and the
+ * address is IPv4 or IPv6); false otherwise. */
+static bool per_ip_key(struct td_http_server *srv, struct MHD_Connection *conn, sa_family_t *family,
+                       unsigned char key[16])
 {
     if (srv->lim.max_connections_per_ip <= 0) {
-        return NULL;
+        return false;
     }
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    sa_family_t family;
-    unsigned char key[16];
-    if (!ci || !ip_key(ci->client_addr, &family, key)) {
-        return NULL;
-    }
-    struct ip_count *ic = ip_find(srv, family, key, true);
-    if (ic) {
-        ic->count++;
-    }
-    return ic;
+    return ci && ip_key(ci->client_addr, family, key);
 }
 
 /* The connection counted in ic closed (under mu). */
@@ -421,35 +420,77 @@ static void ip_count_del(struct td_http_server *srv, struct ip_count *ic)
     free(ic);
 }
 
+/* MHD's "started" notification, on its thread, before anything of the connection is read:
+ * tracks it (the slow-request reaper) and counts it against its address (the per-IP limit).
+ *
+ * A connection the per-IP limit applies to but that cannot be counted (out of memory for its
+ * track, which holds the count's reference until "closed", or for its address's count) is not
+ * served: serving it uncounted would let one client exceed its limit exactly when the daemon
+ * is short of memory. It is shut down (as reap_slow does: MHD owns the descriptor and closes
+ * it on the EOF it reads next) and logged, not counted as a per_ip refusal (the address was
+ * not over its limit). Without a per-IP limit an untracked connection is served as before:
+ * no limit of ours is exceeded (MHD enforces max_connections itself), MHD's inactivity timeout
+ * still bounds it (only the reaper's whole-request deadline is lost), and a transient
+ * shortage costs no one a request. */
+static void connection_started(struct td_http_server *srv, struct MHD_Connection *conn,
+                               void **socket_context)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    sa_family_t family = AF_UNSPEC;
+    unsigned char key[16];
+    bool limited = per_ip_key(srv, conn, &family, key);
+    struct track *t = ci ? calloc(1, sizeof(*t)) : NULL;
+    if (t) {
+        t->fd = ci->connect_fd;
+        t->since_ms = td_now_ms();
+        t->reading = true;
+        pthread_mutex_lock(&srv->mu);
+        if (limited && (t->ip = ip_find(srv, family, key, true))) {
+            t->ip->count++;
+        }
+        if (!limited || t->ip) {
+            t->next = srv->tracks;
+            if (srv->tracks) {
+                srv->tracks->prev = t;
+            }
+            srv->tracks = t;
+            *socket_context = t;
+        }
+        pthread_mutex_unlock(&srv->mu);
+        if (*socket_context) {
+            return;
+        }
+        free(t);
+    }
+    if (!limited) {
+        return; /* untracked: MHD's inactivity timeout still applies */
+    }
+    if (ci) { /* MHD 0.9.75 always knows the descriptor of a connection it started */
+        shutdown(ci->connect_fd, SHUT_RDWR);
+    }
+    static _Atomic int64_t last_warn;
+    if (warn_now(&last_warn)) {
+        char who[INET6_ADDRSTRLEN] = "?";
+        inet_ntop(family, key, who, sizeof(who));
+        td_log_warn(NULL, NULL, NULL,
+                    "http %s: closed a connection from %s unserved: out of memory to count it "
+                    "against max_connections_per_ip (%d) (logged once per 10 s)",
+                    srv->listen, who, srv->lim.max_connections_per_ip);
+    }
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
     struct td_http_server *srv = cls;
     struct track *t = *socket_context;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        t = calloc(1, sizeof(*t));
-        if (!t || !ci) {
-            free(t); /* untracked: MHD's inactivity timeout still applies */
-            return;
-        }
-        t->fd = ci->connect_fd;
-        t->since_ms = td_now_ms();
-        t->reading = true;
-        pthread_mutex_lock(&srv->mu);
-        t->ip = ip_count_add(srv, conn);
-        t->next = srv->tracks;
-        if (srv->tracks) {
-            srv->tracks->prev = t;
-        }
-        srv->tracks = t;
-        pthread_mutex_unlock(&srv->mu);
-        *socket_context = t;
+        connection_started(srv, conn, socket_context);
         return;
     }
     if (!t) {
-        return;
+        return; /* untracked, or refused in connection_started: nothing counted */
     }
     /* MHD closes the descriptor after this returns; the reaper holds mu while it uses it. */
     pthread_mutex_lock(&srv->mu);

@@ -1,7 +1,7 @@
 /* test_http_server.c - daemon.http's per-IP connection limit (broker/runtime/http_server.c),
  * against a real server on 127.0.0.1 (libmicrohttpd on its own thread) and real client sockets:
- * the limit refuses the connection over it and frees its slot when one closes; without a limit,
- * a connection whose track cannot be allocated is still served.
+ * the limit refuses the connection over it and frees its slot when one closes, and it fails
+ * closed: a connection whose count cannot be allocated is not served.
  *
  * Out of memory is made with the linker: this executable is linked with -Wl,--wrap=calloc
  * (tests/CMakeLists.txt), so every calloc of triggerd_core's static code comes here first
@@ -253,6 +253,44 @@ static void test_per_ip_limit(void **state)
     stop(&fx);
 }
 
+/* With a per-IP limit, a connection whose counting allocation fails is closed unanswered, and
+ * the next ones (memory back) are served and counted. pass 0: the connection's track fails;
+ * pass 1: its address's count. */
+static void fails_closed(int pass, const char *from)
+{
+    struct fixture fx = {0};
+    start(&fx, 2);
+    arm(pass);
+    int fd = client(&fx, from);
+    int status = healthz(&fx, fd);
+    close(fd);
+    assert_int_equal(atomic_load(&g_failed), 1);
+    assert_int_equal(status, 0);
+    /* Nothing was counted for it: two are served, a third beside them is refused. */
+    int a = begun(&fx, from), b = begun(&fx, from);
+    int c = client(&fx, from);
+    assert_int_equal(healthz(&fx, c), 0);
+    close(c);
+    assert_int_equal(refused_per_ip(&fx), 1);
+    assert_int_equal(finish(&fx, a), 200);
+    assert_int_equal(finish(&fx, b), 200);
+    close(a);
+    close(b);
+    stop(&fx);
+}
+
+static void test_track_oom_fails_closed(void **state)
+{
+    (void)state;
+    fails_closed(0, "127.0.0.4");
+}
+
+static void test_ip_count_oom_fails_closed(void **state)
+{
+    (void)state;
+    fails_closed(1, "127.0.0.5");
+}
+
 /* Without a per-IP limit there is nothing to exceed: a connection whose track cannot be
  * allocated is served as before (MHD's inactivity timeout still bounds it). */
 static void test_track_oom_without_limit_served(void **state)
@@ -273,6 +311,8 @@ int main(void)
     g_test_thread = pthread_self();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_per_ip_limit),
+        cmocka_unit_test(test_track_oom_fails_closed),
+        cmocka_unit_test(test_ip_count_oom_fails_closed),
         cmocka_unit_test(test_track_oom_without_limit_served),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
