@@ -283,7 +283,7 @@ static int build(struct daemon *d)
         return -1;
     }
     struct td_core_parts parts = {0};
-    if (td_core_build(core, cfg, &parts, err, sizeof(err)) < 0) {
+    if (td_core_build(core, cfg, NULL, &parts, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         td_core_parts_free(&parts, cfg);
         return -1;

@@ -1,11 +1,20 @@
 /* redrive.c - `triggerd redrive` (see redrive.h).
  *
  * It reuses the daemon's core rather than a delivery path of its own: a td_core with a loop,
- * the sinks and the triggers of the trigger file built by td_core_build as the daemon builds
- * them (no sources run), and the entries handed to their trigger with td_core_submit as
- * messages of a local source (td_source_new_local) whose mailbox the loop watches. So a
- * redriven event gets exactly its trigger's policy: the payload schema, concurrency, timeouts,
- * retries with backoff, Retry-After, and the dead-letter target when it fails again.
+ * the triggers of the trigger file built by td_core_build as the daemon builds them (no sources
+ * run), and the entries handed to their trigger with td_core_submit as messages of a local
+ * source (td_source_new_local) whose mailbox the loop watches. So a redriven event gets exactly
+ * its trigger's policy: the payload schema, concurrency, timeouts, retries with backoff,
+ * Retry-After, and the dead-letter target when it fails again.
+ *
+ * Only the triggers it sends through are built, and with them only their sinks (sink,
+ * dead_letter, reply): --trigger's, else those whose dead_letter is TARGET, up front (a trigger
+ * that cannot be built stops the redrive before it takes an entry); an entry naming another
+ * trigger builds that one when it comes (wanted_triggers, ensure_built). A dry run builds none.
+ * Before, every sink of the file was built: a producer and a broker connection for each Kafka
+ * sink, a publisher thread for each RabbitMQ one, a file created for each file sink, AWS
+ * credentials for each Lambda one, so a redrive failed on a machine without the credentials of
+ * sinks it never used.
  *
  * Where dead letters are read from is a small store interface (struct store_ops): Redis
  * streams and JSON-lines files are here, a Kafka topic (redrive_kafka.c) and a RabbitMQ queue
@@ -68,7 +77,8 @@ static const char usage[] =
     "  --limit N           at most N entries\n"
     "  --dry-run           list what would be redriven; change nothing\n"
     "An entry leaves TARGET once it was delivered or dead-lettered again (kafka: the group\n"
-    "triggerd-redrive commits past it).\n";
+    "triggerd-redrive commits past it). Only the triggers the entries go through, and their\n"
+    "sink, dead_letter and reply, are built: no other sink of PATH is connected to.\n";
 
 /* ---- the stores ---- */
 
@@ -503,6 +513,8 @@ struct redrive {
     struct td_core core;
     struct td_source *src; /* local (no thread): its mailbox brings completions back */
     struct store store;
+    const char *from;  /* --from: TARGET */
+    bool *unbuildable; /* per trigger (cfg->ntriggers): building it failed, said once */
     const char *only_trigger, *reason;
     long limit;
     bool dry_run;
@@ -528,6 +540,27 @@ static struct td_trigger_rt *find_trigger(struct redrive *r, const char *name)
     return NULL;
 }
 
+/* Whether trg can take entries: built up front (wanted_triggers), or now, for an entry that
+ * names a trigger whose dead_letter is not TARGET (the file changed since it was written). A
+ * trigger that cannot be built is said once; its entries stay in TARGET and the exit status
+ * is 1. */
+static bool ensure_built(struct redrive *r, struct td_trigger_rt *trg)
+{
+    size_t i = (size_t)(trg - r->core.triggers);
+    char err[600];
+    if (r->unbuildable[i]) {
+        return false;
+    }
+    if (td_core_build_trigger(&r->core, trg, err, sizeof(err)) == 0) {
+        return true;
+    }
+    fprintf(stderr, "redrive: %s; the entries for trigger '%s' are left in place\n", err,
+            trg->conf->name);
+    r->unbuildable[i] = true;
+    r->rc = 1;
+    return false;
+}
+
 /* Takes e (the handle and the event); submits it, lists it, or skips it. */
 static void take_entry(struct redrive *r, struct td_redrive_entry *e)
 {
@@ -550,6 +583,10 @@ static void take_entry(struct redrive *r, struct td_redrive_entry *e)
     if (!trg) {
         fprintf(stderr, "redrive: entry %s: no trigger '%s' in the configuration; left in place\n",
                 e->handle, tname ? tname : "(deadlettertrigger missing)");
+        r->skipped++;
+        goto skip;
+    }
+    if (!r->dry_run && !ensure_built(r, trg)) {
         r->skipped++;
         goto skip;
     }
@@ -737,6 +774,23 @@ static int64_t on_progress(struct td_loop *loop, void *arg)
     return PROGRESS_MS;
 }
 
+/* The triggers to build before reading (a cfg->ntriggers array, the caller frees it; NULL when
+ * out of memory): --trigger's, as every entry goes through it; else those whose dead_letter is
+ * TARGET, the ones its entries name (dispatch writes the trigger that dead-lettered an event,
+ * router.c picks one of those for an invalid event). A dry run delivers nothing: none. */
+static bool *wanted_triggers(const struct redrive *r)
+{
+    const struct td_config *cfg = r->core.cfg;
+    bool *want = calloc(cfg->ntriggers + 1, sizeof(*want));
+    for (size_t i = 0; want && !r->dry_run && i < cfg->ntriggers; i++) {
+        const struct td_conf_trigger *tc = &cfg->triggers[i];
+        want[i] = r->only_trigger
+                      ? strcmp(tc->name, r->only_trigger) == 0
+                      : tc->delivery.dead_letter && strcmp(tc->delivery.dead_letter, r->from) == 0;
+    }
+    return want;
+}
+
 static int build(struct redrive *r, char *err, size_t errlen)
 {
     struct td_core *core = &r->core;
@@ -758,9 +812,19 @@ static int build(struct redrive *r, char *err, size_t errlen)
         snprintf(err, errlen, "cannot watch the completions");
         return -1;
     }
-    /* The sinks and triggers exactly as the daemon builds them (payload schema included). */
+    /* The triggers exactly as the daemon builds them (payload schema included), but only
+     * those the entries go through, with their sinks alone. */
+    bool *want = wanted_triggers(r);
+    r->unbuildable = calloc(cfg->ntriggers + 1, sizeof(*r->unbuildable));
+    if (!want || !r->unbuildable) {
+        free(want);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     struct td_core_parts parts = {0};
-    if (td_core_build(core, cfg, &parts, err, errlen) < 0) {
+    int rc = td_core_build(core, cfg, want, &parts, err, errlen);
+    free(want);
+    if (rc < 0) {
         td_core_parts_free(&parts, cfg);
         return -1;
     }
@@ -990,6 +1054,7 @@ int td_redrive_main(int argc, char **argv)
         goto fail;
     }
     r->core.cfg = cfg;
+    r->from = from;
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = run(r, from);
@@ -999,6 +1064,7 @@ fail:
         free(r->done[i]);
     }
     free(r->done);
+    free(r->unbuildable);
     td_errors_clear(&errs);
     td_config_free(cfg);
     free(r);

@@ -179,7 +179,7 @@ static int build(struct td_reload *rl, struct td_config *cfg, struct built *b, c
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (td_core_build(core, cfg, &b->parts, err, errlen) < 0) {
+    if (td_core_build(core, cfg, NULL, &b->parts, err, errlen) < 0) {
         return -1;
     }
     const struct td_source_host host = {

@@ -3,8 +3,9 @@
  * struct td_core and struct td_trigger_rt are in core_state.h (data only); this header adds
  * what core.c does: build the sinks and triggers of a configuration in one place (the daemon
  * at start, every SIGHUP reload and `triggerd redrive` call td_core_build, so a trigger is the
- * same whichever path built it), take batches from source threads (td_core_emit) and cancel
- * what a source gave up (td_core_cancel).
+ * same whichever path built it; redrive builds only the triggers it sends through and their
+ * sinks), take batches from source threads (td_core_emit) and cancel what a source gave up
+ * (td_core_cancel).
  * Threads: loop, except where a function says otherwise.
  */
 #ifndef TD_CORE_H
@@ -36,10 +37,30 @@ struct td_core_parts {
 
 /* Builds every sink of cfg (on core->loop and core->http, which must exist) and every trigger
  * (its sinks looked up by name, its payload schema loaded), stamped with a new generation.
- * Does not touch what core runs now. 0, or -1 with "file:line:col: ..." in err; on failure
- * parts holds what was built (free it with td_core_parts_free). Loop (or before it runs). */
-int td_core_build(struct td_core *core, const struct td_config *cfg, struct td_core_parts *parts,
-                  char *err, size_t errlen);
+ * want (the daemon, a reload: NULL) narrows it: cfg->ntriggers flags, and only the triggers
+ * flagged are built, with only the sinks they deliver to (sink, dead_letter, reply); no other
+ * sink is created, so none connects, opens a file or needs its credentials. A trigger left out
+ * still has its conf, core and gen (it can be found by name) but no sinks
+ * (td_core_trigger_built is false); td_core_build_trigger builds it later. Does not touch what
+ * core runs now. 0, or -1 with "file:line:col: ..." in err; on failure parts holds what was
+ * built (free it with td_core_parts_free). Loop (or before it runs). */
+int td_core_build(struct td_core *core, const struct td_config *cfg, const bool *want,
+                  struct td_core_parts *parts, char *err, size_t errlen);
+
+/* Whether trg was built: false when td_core_build's want left it out or td_core_build_trigger
+ * failed. A trigger that was not must not be given messages. */
+static inline bool td_core_trigger_built(const struct td_trigger_rt *trg)
+{
+    return trg->sink != NULL;
+}
+
+/* Builds trg, one of the installed triggers (core->triggers) that td_core_build's want left
+ * out, as td_core_build would have: the sinks it delivers to that core->sinks lacks, then the
+ * trigger. Nothing when it is built already. 0, or -1 with "file:line:col: ..." in err (trg
+ * stays unbuilt and the sinks built for it are freed again: no built trigger uses them, so no
+ * attempt is in flight on them). Loop. */
+int td_core_build_trigger(struct td_core *core, struct td_trigger_rt *trg, char *err,
+                          size_t errlen);
 /* Frees parts built from cfg that were never installed. */
 void td_core_parts_free(struct td_core_parts *parts, const struct td_config *cfg);
 /* Makes cfg and parts (taken) the core's current configuration, sinks and triggers. What was
