@@ -256,6 +256,15 @@ void td_source_complete_batched(struct td_source *src, struct td_msg *msg, enum 
     }
 }
 
+/* The thread's function: the plugin's, then the mark td_source_stopped reads. */
+static void *source_thread(void *arg)
+{
+    struct td_source *src = arg;
+    src->run_fn(src->run_arg);
+    atomic_store(&src->exited, true);
+    return NULL;
+}
+
 int td_source_spawn(struct td_source *src, void *(*fn)(void *), void *arg)
 {
     if (src->started) {
@@ -266,7 +275,10 @@ int td_source_spawn(struct td_source *src, void *(*fn)(void *), void *arg)
         td_log_error(NULL, src->name, NULL, "cannot start the source thread: eventfd failed");
         return -1;
     }
-    if (pthread_create(&src->thread, NULL, fn, arg) != 0) {
+    src->run_fn = fn;
+    src->run_arg = arg;
+    atomic_store(&src->exited, false);
+    if (pthread_create(&src->thread, NULL, source_thread, src) != 0) {
         td_log_error(NULL, src->name, NULL, "cannot start the source thread");
         close(src->stopfd);
         src->stopfd = -1;
@@ -276,7 +288,7 @@ int td_source_spawn(struct td_source *src, void *(*fn)(void *), void *arg)
     return 0;
 }
 
-void td_source_stop_thread(struct td_source *src)
+void td_source_stop_begin(struct td_source *src)
 {
     if (!src->started) {
         return;
@@ -286,6 +298,19 @@ void td_source_stop_thread(struct td_source *src)
     uint64_t one = 1;
     ssize_t w = write(src->stopfd, &one, sizeof(one));
     (void)w;
+}
+
+bool td_source_stopped(struct td_source *src)
+{
+    return !src->started || atomic_load(&src->exited);
+}
+
+void td_source_stop_thread(struct td_source *src)
+{
+    if (!src->started) {
+        return;
+    }
+    td_source_stop_begin(src);
     pthread_join(src->thread, NULL);
     close(src->stopfd);
     src->stopfd = -1;

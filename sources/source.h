@@ -210,11 +210,16 @@ struct td_source {
     struct td_loop *wake_loop;
     /* The source's thread (td_source_spawn, td_source_stop_thread). quiesce: stop reading new
      * messages, keep acknowledging (set from any thread, read by the plugin's thread); stop:
-     * leave the thread; stopfd: an eventfd the thread polls, written by td_source_stop_thread,
-     * open only while the thread runs (-1 otherwise). thread/started: the spawner's. */
+     * leave the thread; stopfd: an eventfd the thread polls, written by td_source_stop_begin,
+     * open only while the thread runs (-1 otherwise). exited: the plugin's function returned
+     * (set last on the thread, so a join then waits for nothing; td_source_stopped). run_fn,
+     * run_arg, thread, started: the spawner's. */
     atomic_bool quiesce;
     atomic_bool stop;
+    atomic_bool exited;
     int stopfd;
+    void *(*run_fn)(void *);
+    void *run_arg;
     pthread_t thread;
     bool started;
 };
@@ -269,10 +274,19 @@ int td_source_watch(struct td_source *src, int64_t now_ms);
 
 /* The thread every plugin runs on, started and stopped the same way. spawn creates stopfd and
  * runs fn(arg) on src->thread; 0, or -1 with the reason logged. stop_thread raises quiesce and
- * stop, wakes the thread through stopfd, joins it and closes stopfd. Neither does anything
- * twice. Any thread but the source's own. */
+ * stop, wakes the thread through stopfd (td_source_stop_begin), joins it and closes stopfd.
+ * Neither does anything twice. Any thread but the source's own. */
 int td_source_spawn(struct td_source *src, void *(*fn)(void *), void *arg);
 void td_source_stop_thread(struct td_source *src);
+/* The first half of td_source_stop_thread, which never waits: raises quiesce and stop and wakes
+ * the thread. A caller that must not block (the loop retiring a source on a reload) calls it,
+ * then ops->stop once td_source_stopped says the join will not wait (the plugin's thread may
+ * take seconds to leave: a Kafka consumer's close waits for its broker). Any thread but the
+ * source's own; a no-op when the thread does not run. */
+void td_source_stop_begin(struct td_source *src);
+/* True when src's thread does not run or its function has returned, so that ops->stop joins at
+ * once. The thread that started and stops src. */
+bool td_source_stopped(struct td_source *src);
 /* The plain quiesce op: raises src->quiesce, which the plugin's thread polls. Any thread. */
 void td_source_quiesce(struct td_source *src);
 
