@@ -135,7 +135,8 @@ struct kafka_source {
     long long kicks;        /* fetcher restarts, for the debug log at exit */
     char *ce_source_prefix; /* "kafka://BROKERS/" */
     char last_error[256];
-    struct td_kafka_lag *group_lag; /* the brokers' view of the group's lag (kafka_lag.c) */
+    struct td_kafka_lag *group_lag; /* the brokers' view of the group's lag (kafka_lag.c);
+                                     * the source thread's (run) */
 };
 
 /* ---- partitions ---- */
@@ -1029,6 +1030,9 @@ static void *run(void *arg)
     struct kafka_source *ks = arg;
     int64_t next_probe = 0;
     int64_t next_drain = 0;
+    /* The lag thread is this thread's: started here and stopped below, before the consumer
+     * closes, so no other thread waits for it or touches group_lag. */
+    ks->group_lag = td_kafka_lag_start(ks->src, ks->conf, ks->rk); /* NULL: logged, runs on */
     while (!atomic_load(&ks->src->stop)) {
         if (!atomic_load(&ks->src->connected) && td_now_ms() >= next_probe) {
             probe(ks);
@@ -1074,8 +1078,17 @@ static void *run(void *arg)
         }
     }
     ks->stopping = true;
+    /* The lag thread asks through the consumer, so it must be gone before the consumer closes.
+     * It is joined here, not by ops->stop: it may be inside a request (up to 3 s), and ops->stop
+     * is called on the loop thread (reload.c joins only a thread that has left, teardown any),
+     * which must not wait for that; the wait (and the close after it, which waits for the
+     * broker) costs only this thread's exit. Told first, so its request overlaps the mailbox
+     * drain. */
+    td_kafka_lag_signal(ks->group_lag);
     td_log_debug(NULL, ks->src->name, NULL, "fetcher wake-ups: %lld", ks->kicks);
     drain_mailbox(ks);
+    td_kafka_lag_stop(ks->group_lag);
+    ks->group_lag = NULL;
     /* Closing commits the stored offsets and leaves the group (the revoke above runs without
      * waiting). */
     rd_kafka_resp_err_t err = rd_kafka_consumer_close(ks->rk);
@@ -1087,24 +1100,14 @@ static void *run(void *arg)
 
 /* ---- the plugin ---- */
 
+/* The source thread starts and stops its lag thread itself (run). */
 static int start(struct td_source *src)
 {
-    struct kafka_source *ks = src->impl;
-    if (td_source_spawn(src, run, ks) < 0) {
-        return -1;
-    }
-    ks->group_lag = td_kafka_lag_start(src, ks->conf, ks->rk); /* NULL: logged, runs on */
-    return 0;
+    return td_source_spawn(src, run, src->impl);
 }
 
-/* The lag thread asks through the consumer: it stops before the source thread closes it. */
 static void stop(struct td_source *src)
 {
-    struct kafka_source *ks = src->impl;
-    if (ks) {
-        td_kafka_lag_stop(ks->group_lag);
-        ks->group_lag = NULL;
-    }
     td_source_stop_thread(src);
 }
 

@@ -12,8 +12,9 @@
  *   reported it), hence held for the thread's life.
  * - watermarks by rd_kafka_offsets_for_times with OFFSET_BEGINNING / OFFSET_END (ListOffsets, one
  *   request per leader): rd_kafka_query_watermark_offsets ignores its timeout in 2.0.2 (it waits
- *   out socket.timeout.ms, 60 s by default), which would hold up a stop, and a stop runs on the
- *   loop thread. */
+ *   out socket.timeout.ms, 60 s by default), which would hold up a stop. The stop is joined on
+ *   the source thread (kafka.c run, before the consumer closes), never on the loop thread, so a
+ *   request in progress delays only the source's own exit (and a reload's restart of it). */
 #include "kafka_lag.h"
 
 #include <librdkafka/rdkafka.h>
@@ -308,7 +309,7 @@ struct td_kafka_lag *td_kafka_lag_start(struct td_source *src,
     return kl;
 }
 
-void td_kafka_lag_stop(struct td_kafka_lag *kl)
+void td_kafka_lag_signal(struct td_kafka_lag *kl)
 {
     if (!kl) {
         return;
@@ -317,6 +318,14 @@ void td_kafka_lag_stop(struct td_kafka_lag *kl)
     kl->stop = true;
     pthread_cond_signal(&kl->cond);
     pthread_mutex_unlock(&kl->mu);
+}
+
+void td_kafka_lag_stop(struct td_kafka_lag *kl)
+{
+    if (!kl) {
+        return;
+    }
+    td_kafka_lag_signal(kl);
     pthread_join(kl->thread, NULL);
     drop_topics(kl);
     pthread_cond_destroy(&kl->cond);

@@ -9,7 +9,8 @@
  * partition of every topic the source reads (whether this member holds it or not), the group's
  * committed offset and the high watermark: lag = high - committed; a partition the group never
  * committed counts high - low with `start: earliest` (all of it will be read) and 0 with
- * `latest`. Thread: start and stop on any one thread (the source's caller); the rest its own.
+ * `latest`. Thread: start and stop on the Kafka source's thread (kafka.c run; stop before it
+ * closes the consumer); the rest its own.
  */
 #ifndef TD_KAFKA_LAG_H
 #define TD_KAFKA_LAG_H
@@ -29,7 +30,12 @@ extern const struct td_lag_family td_kafka_lag_families[];
  * before the consumer is closed. src, conf and rk must outlive it. */
 struct td_kafka_lag *td_kafka_lag_start(struct td_source *src,
                                         const struct td_conf_kafka_source *conf, rd_kafka_t *rk);
-/* Stops and joins the thread (within about one request timeout) and frees everything. NULL is a
+/* Asks the thread to stop, without waiting: it leaves after the request it is in, if any. NULL
+ * is a no-op. Any thread, while kl lives. */
+void td_kafka_lag_signal(struct td_kafka_lag *kl);
+/* Stops (td_kafka_lag_signal) and joins the thread, which waits for the request it is in (up to
+ * REQUEST_MS, 3 s, each; a round checks between them), and frees everything. Never on the loop
+ * thread: the Kafka source's own thread calls it before it closes the consumer. NULL is a
  * no-op. */
 void td_kafka_lag_stop(struct td_kafka_lag *kl);
 
