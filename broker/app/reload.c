@@ -49,6 +49,7 @@ struct retiring {
     struct retiring *next;
     struct td_source *old;
     struct td_source *replacement; /* in core->sources, started once old is gone; or NULL */
+    bool stopping;                 /* drained: its thread was told to stop (td_source_stop_begin) */
 };
 
 struct td_reload {
@@ -303,6 +304,18 @@ static bool collect(struct td_reload *rl)
         }
         if (core->draining) {
             pp = &r->next; /* teardown stops it */
+            continue;
+        }
+        /* This runs on the loop: the source's thread is told to stop and looked at again on
+         * the next tick, and joined only once it has left, so the loop never waits for it (a
+         * Kafka source's thread waits for its lag thread's request and its consumer's close,
+         * which wait for the broker: seconds, or as long as a broker does not answer). */
+        if (!r->stopping) {
+            td_source_stop_begin(r->old);
+            r->stopping = true;
+        }
+        if (!td_source_stopped(r->old)) {
+            pp = &r->next;
             continue;
         }
         r->old->ops->stop(r->old);
