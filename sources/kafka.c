@@ -39,6 +39,7 @@
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,8 @@ struct kafka_source {
     size_t queue_high;
     long long kicks;        /* fetcher restarts, for the debug log at exit */
     char *ce_source_prefix; /* "kafka://BROKERS/" */
+    char *name;             /* the source's name, ours: log_cb may run after src is freed */
+    bool abandoned;         /* the close was given up: destroy hands rk to a reaper thread */
     char last_error[256];
     struct td_kafka_lag *group_lag; /* the brokers' view of the group's lag (kafka_lag.c);
                                      * the source thread's (run) */
@@ -633,6 +636,60 @@ static void cancel_revoked(struct kafka_source *ks, const rd_kafka_topic_partiti
     }
 }
 
+/* How long the thread may still wait for the broker on its way out: ms left until the source's
+ * stop deadline (td_source_stop_by: shutdown_grace), capped at cap; cap when there is none. */
+static int64_t stop_wait_left(struct kafka_source *ks, int64_t cap)
+{
+    int64_t by = atomic_load(&ks->src->stop_by_ms);
+    if (by == 0) {
+        return cap;
+    }
+    int64_t left = by - td_now_ms();
+    return left < 0 ? 0 : left < cap ? left : cap;
+}
+
+/* Commits the stored offsets (the done prefix) and waits for the answer, at most REVOKE_WAIT_MS
+ * and never past the stop deadline. rd_kafka_commit(rk, NULL, 0) waits for the broker with no
+ * bound: with a broker that does not answer (frozen, a network partition that drops nothing)
+ * a revoke, and a shutdown through the consumer's close, waited as long. Given up, the commit
+ * may still land later (it carries only offsets of records done) or not: then the group's next
+ * consumer reads those records again (at least once). */
+static void commit_bounded(struct kafka_source *ks)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(ks->rk);
+    if (!q) {
+        td_log_warn(NULL, ks->src->name, NULL, "commit on revoke: out of memory");
+        return;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_commit_queue(ks->rk, NULL, q, NULL, NULL);
+    bool answered = err != RD_KAFKA_RESP_ERR_NO_ERROR;
+    int64_t until = td_now_ms() + REVOKE_WAIT_MS;
+    while (!answered) {
+        int64_t left = stop_wait_left(ks, until - td_now_ms());
+        if (left <= 0) {
+            break;
+        }
+        /* The stop deadline may come (shutdown) while this waits: poll in short slices. */
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)(left > 100 ? 100 : left));
+        if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
+            err = rd_kafka_event_error(ev);
+            answered = true;
+        }
+        if (ev) {
+            rd_kafka_event_destroy(ev);
+        }
+    }
+    rd_kafka_queue_destroy(q); /* an answer after this is dropped */
+    if (!answered) {
+        td_log_warn(NULL, ks->src->name, NULL,
+                    "commit on revoke: no answer from the broker in time; what it did not "
+                    "commit is read again by the group's next consumer");
+    } else if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        td_log_warn(NULL, ks->src->name, NULL, "commit on revoke failed: %s",
+                    rd_kafka_err2str(err));
+    }
+}
+
 static void on_revoke(struct kafka_source *ks, rd_kafka_topic_partition_list_t *parts)
 {
     bool lost = rd_kafka_assignment_lost(ks->rk);
@@ -657,11 +714,7 @@ static void on_revoke(struct kafka_source *ks, rd_kafka_topic_partition_list_t *
     }
     drain_mailbox(ks);
     if (!lost) {
-        rd_kafka_resp_err_t err = rd_kafka_commit(ks->rk, NULL, 0);
-        if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-            td_log_warn(NULL, ks->src->name, NULL, "commit on revoke failed: %s",
-                        rd_kafka_err2str(err));
-        }
+        commit_bounded(ks);
     }
     size_t unfinished = 0;
     for (int i = 0; i < parts->cnt; i++) {
@@ -735,7 +788,7 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 {
     struct kafka_source *ks = rd_kafka_opaque(rk);
     /* A warning at most: the consumer reconnects on its own (error_cb reports the state). */
-    td_kafka_log(level, TD_LOG_WARN, ks->src->name, NULL, fac, buf);
+    td_kafka_log(level, TD_LOG_WARN, ks->name, NULL, fac, buf);
 }
 
 /* ---- records ---- */
@@ -1025,6 +1078,60 @@ static void probe(struct kafka_source *ks)
     }
 }
 
+/* Closes the consumer: the revoke (on_revoke: store, commit), then leaving the group. Like
+ * rd_kafka_consumer_close, but that waits for the broker with no bound (its commit, the
+ * LeaveGroup), so a shutdown waited as long as a broker did not answer. Here the close runs
+ * through a queue of ours, served until it is done or the source's stop deadline (shutdown_grace,
+ * td_source_stop_by) passes; given up, destroy() skips the close (NO_CONSUMER_CLOSE) and what
+ * was not committed is read again by the group's next consumer, once the broker sees this member
+ * gone (session.timeout.ms). Without a deadline (a reload retiring the source) it waits. */
+static bool close_consumer(struct kafka_source *ks)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(ks->rk);
+    rd_kafka_error_t *e = q ? rd_kafka_consumer_close_queue(ks->rk, q) : NULL;
+    if (!q || e) {
+        td_log_warn(NULL, ks->src->name, NULL, "consumer close: %s",
+                    e ? rd_kafka_error_string(e) : "out of memory");
+        if (e) {
+            rd_kafka_error_destroy(e);
+        }
+        if (q) {
+            rd_kafka_queue_destroy(q);
+        }
+        return true; /* nothing to wait for: destroy() may close no further */
+    }
+    while (!rd_kafka_consumer_closed(ks->rk)) {
+        int64_t left = stop_wait_left(ks, 100);
+        if (left <= 0) {
+            break;
+        }
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)left);
+        if (!ev) {
+            continue;
+        }
+        switch (rd_kafka_event_type(ev)) {
+        case RD_KAFKA_EVENT_REBALANCE: /* the revoke: we unassign (on_revoke) */
+            rebalance_cb(ks->rk, rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev),
+                         ks);
+            break;
+        case RD_KAFKA_EVENT_ERROR:
+            report(ks, rd_kafka_event_error_string(ev));
+            break;
+        default: /* records fetched before the close, commit results: nothing to do */
+            break;
+        }
+        rd_kafka_event_destroy(ev);
+    }
+    bool closed = rd_kafka_consumer_closed(ks->rk);
+    if (!closed) {
+        td_log_warn(NULL, ks->src->name, NULL,
+                    "consumer close given up at the end of shutdown_grace (the broker did not "
+                    "answer); offsets not committed are read again by the group's next consumer");
+    }
+    rd_kafka_queue_destroy(q);
+    return closed;
+}
+
 static void *run(void *arg)
 {
     struct kafka_source *ks = arg;
@@ -1089,12 +1196,8 @@ static void *run(void *arg)
     drain_mailbox(ks);
     td_kafka_lag_stop(ks->group_lag);
     ks->group_lag = NULL;
-    /* Closing commits the stored offsets and leaves the group (the revoke above runs without
-     * waiting). */
-    rd_kafka_resp_err_t err = rd_kafka_consumer_close(ks->rk);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        td_log_warn(NULL, ks->src->name, NULL, "consumer close: %s", rd_kafka_err2str(err));
-    }
+    /* Read by destroy() after the join. */
+    ks->abandoned = !close_consumer(ks);
     return NULL;
 }
 
@@ -1111,18 +1214,17 @@ static void stop(struct td_source *src)
     td_source_stop_thread(src);
 }
 
-static void destroy(struct td_source *src)
+/* Frees ks and its handle. Touches neither ks->src nor ks->conf: on a reaper thread they may be
+ * freed already. */
+static void free_impl(struct kafka_source *ks)
 {
-    struct kafka_source *ks = src->impl;
-    if (!ks) {
-        return;
-    }
-    stop(src);
     if (ks->queue) {
         rd_kafka_queue_destroy(ks->queue);
     }
     if (ks->rk) {
-        rd_kafka_destroy(ks->rk);
+        /* run closed the consumer, or gave up at its deadline (close_consumer); a plain
+         * rd_kafka_destroy would close it here again, waiting for the broker with no bound. */
+        rd_kafka_destroy_flags(ks->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     }
     while (ks->parts) {
         struct part *p = ks->parts;
@@ -1137,8 +1239,46 @@ static void destroy(struct td_source *src)
         }
     }
     free(ks->ce_source_prefix);
+    free(ks->name);
     free(ks);
+}
+
+/* A consumer whose close was given up (abandoned): rd_kafka_destroy still waits for the group
+ * handler to finish, i.e. for the broker to answer (or its requests to time out, up to
+ * socket.timeout.ms), even with NO_CONSUMER_CLOSE. Shutdown must not wait for that, so the
+ * handle and ks go to a detached thread of their own that destroys them whenever librdkafka
+ * lets it; the process normally exits first, which closes the sockets. Nothing waits there to be
+ * committed: the stored offsets that were not committed are read again (at least once). */
+static void *reap(void *arg)
+{
+    free_impl(arg);
+    return NULL;
+}
+
+static void destroy(struct td_source *src)
+{
+    struct kafka_source *ks = src->impl;
+    if (!ks) {
+        return;
+    }
+    stop(src);
     src->impl = NULL;
+    if (ks->abandoned) {
+        pthread_t t;
+        pthread_attr_t attr;
+        bool spawned = false;
+        if (pthread_attr_init(&attr) == 0) {
+            spawned = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+                      pthread_create(&t, &attr, reap, ks) == 0;
+            pthread_attr_destroy(&attr);
+        }
+        if (spawned) {
+            return; /* reap owns ks */
+        }
+        td_log_warn(NULL, src->name, NULL,
+                    "no thread for the abandoned consumer: waiting for its broker here");
+    }
+    free_impl(ks);
 }
 
 static int set(rd_kafka_conf_t *conf, const char *key, const char *value, const char *srcname,
@@ -1229,6 +1369,7 @@ static int init(struct td_source *src, char *err, size_t errlen)
     }
     ks->src = src;
     ks->conf = conf;
+    ks->name = strdup(src->name);
     ks->qpipe[0] = ks->qpipe[1] = -1;
     ks->kick_wait_ms = KICK_AFTER_MS;
     if (!conf->brokers || conf->ntopics == 0) {
@@ -1250,7 +1391,7 @@ static int init(struct td_source *src, char *err, size_t errlen)
     size_t plen = strlen(conf->brokers) + 16;
     ks->ce_source_prefix = malloc(plen);
     kc = rd_kafka_conf_new();
-    if (!ks->ce_source_prefix || !kc || pipe2(ks->qpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+    if (!ks->name || !ks->ce_source_prefix || !kc || pipe2(ks->qpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         snprintf(err, errlen, "source '%s': out of memory or descriptors", src->name);
         goto fail;
     }

@@ -278,6 +278,7 @@ int td_source_spawn(struct td_source *src, void *(*fn)(void *), void *arg)
     src->run_fn = fn;
     src->run_arg = arg;
     atomic_store(&src->exited, false);
+    atomic_store(&src->stop_by_ms, 0);
     if (pthread_create(&src->thread, NULL, source_thread, src) != 0) {
         td_log_error(NULL, src->name, NULL, "cannot start the source thread");
         close(src->stopfd);
@@ -298,6 +299,16 @@ void td_source_stop_begin(struct td_source *src)
     uint64_t one = 1;
     ssize_t w = write(src->stopfd, &one, sizeof(one));
     (void)w;
+}
+
+void td_source_stop_by(struct td_source *src, int64_t deadline_ms)
+{
+    if (!src->started) {
+        return;
+    }
+    /* Before the wake-up, so the thread sees the deadline once it is on its way out. */
+    atomic_store(&src->stop_by_ms, deadline_ms);
+    td_source_stop_begin(src);
 }
 
 bool td_source_stopped(struct td_source *src)

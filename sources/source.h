@@ -213,10 +213,13 @@ struct td_source {
      * leave the thread; stopfd: an eventfd the thread polls, written by td_source_stop_begin,
      * open only while the thread runs (-1 otherwise). exited: the plugin's function returned
      * (set last on the thread, so a join then waits for nothing; td_source_stopped). run_fn,
-     * run_arg, thread, started: the spawner's. */
+     * run_arg, thread, started: the spawner's. stop_by_ms: when the thread should be gone
+     * (td_now_ms; 0: no bound), for a plugin whose way out waits for a broker (td_source_stop_by).
+     */
     atomic_bool quiesce;
     atomic_bool stop;
     atomic_bool exited;
+    _Atomic int64_t stop_by_ms;
     int stopfd;
     void *(*run_fn)(void *);
     void *run_arg;
@@ -287,6 +290,13 @@ void td_source_stop_begin(struct td_source *src);
 /* True when src's thread does not run or its function has returned, so that ops->stop joins at
  * once. The thread that started and stops src. */
 bool td_source_stopped(struct td_source *src);
+/* td_source_stop_begin with a deadline (td_now_ms): a plugin whose thread waits for a broker on
+ * its way out (the Kafka consumer's close: a last commit, leaving the group) gives up the wait at
+ * deadline_ms and leaves, with what it could not commit left for redelivery. Shutdown calls it
+ * for every source before joining any, so their waits overlap and end with shutdown_grace. It
+ * may be called again with an earlier deadline (a reload's retiring source, told without one,
+ * when shutdown comes). Any thread but the source's own; a no-op when the thread does not run. */
+void td_source_stop_by(struct td_source *src, int64_t deadline_ms);
 /* The plain quiesce op: raises src->quiesce, which the plugin's thread polls. Any thread. */
 void td_source_quiesce(struct td_source *src);
 

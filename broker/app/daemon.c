@@ -304,13 +304,32 @@ static int build(struct daemon *d)
     return 0;
 }
 
+/* The sources' last waits for a broker (a Kafka consumer's commit and leaving its group) end
+ * with shutdown_grace, or this long after the loop stopped if the drain used up the grace: a
+ * commit to a broker that answers takes milliseconds, so this is room for the last commit of
+ * what the drain finished, not for a broker that does not answer (what is not committed then is
+ * redelivered). A Kafka source's group-lag request in progress (up to 3 s, kafka_lag.c) may end
+ * after it: shutdown takes at most shutdown_grace + about 5 s. */
+#define SOURCE_STOP_MIN_MS 2000
+
+/* When the sources must be gone (td_source_stop_by). */
+static int64_t sources_stop_by(const struct daemon *d)
+{
+    int64_t now = td_now_ms();
+    int64_t by = d->drain_deadline ? d->drain_deadline
+                                   : now + d->core.cfg->daemon.shutdown_grace_ms; /* no drain */
+    return by > now + SOURCE_STOP_MIN_MS ? by : now + SOURCE_STOP_MIN_MS;
+}
+
 static void teardown(struct daemon *d)
 {
     struct td_core *core = &d->core;
     struct td_config *cfg = core->cfg;
     core->draining = true;
+    int64_t stop_by = sources_stop_by(d);
     /* 1. Sources stop reading, acknowledge what completed, and join their threads: after
-     *    this nothing else is emitted or acked. */
+     *    this nothing else is emitted or acked. All are told to stop (with the deadline)
+     *    before any is joined, so their waits for their brokers overlap. */
     if (core->sources) {
         for (size_t i = 0; i < cfg->nsources; i++) {
             if (core->sources[i]) {
@@ -324,11 +343,16 @@ static void teardown(struct daemon *d)
         }
         for (size_t i = 0; i < cfg->nsources; i++) {
             if (core->sources[i]) {
-                core->sources[i]->ops->stop(core->sources[i]);
+                td_source_stop_by(core->sources[i], stop_by);
             }
         }
     }
-    td_reload_stop_sources(d->reload);
+    td_reload_stop_sources(d->reload, stop_by);
+    for (size_t i = 0; core->sources && i < cfg->nsources; i++) {
+        if (core->sources[i]) {
+            core->sources[i]->ops->stop(core->sources[i]);
+        }
+    }
     /* 1b. The HTTP server: ingress sources answered their requests when they stopped. */
     td_http_server_stop(core->httpd);
     td_http_server_stop(d->probesd);

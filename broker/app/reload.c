@@ -532,10 +532,15 @@ void td_reload_drain(struct td_reload *rl)
     }
 }
 
-void td_reload_stop_sources(struct td_reload *rl)
+void td_reload_stop_sources(struct td_reload *rl, int64_t deadline_ms)
 {
     for (struct retiring *r = rl ? rl->retiring : NULL; r; r = r->next) {
         r->old->ops->quiesce(r->old);
+    }
+    /* All told first, then joined: their waits for a broker overlap. A source collect already
+     * told to stop (without a deadline) gets the deadline now. */
+    for (struct retiring *r = rl ? rl->retiring : NULL; r; r = r->next) {
+        td_source_stop_by(r->old, deadline_ms);
     }
     for (struct retiring *r = rl ? rl->retiring : NULL; r; r = r->next) {
         r->old->ops->stop(r->old);

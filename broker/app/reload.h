@@ -21,6 +21,7 @@
 #define TD_RELOAD_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct td_core;
 struct td_reload;
@@ -30,8 +31,9 @@ struct td_reload *td_reload_new(struct td_core *core);
 bool td_reload_run(struct td_reload *rl, const char *path);
 /* Shutdown began: releases the retired triggers' waiting deliveries. */
 void td_reload_drain(struct td_reload *rl);
-/* Teardown, with the current sources: quiesce and stop the sources still draining. */
-void td_reload_stop_sources(struct td_reload *rl);
+/* Teardown, with the current sources: quiesce the sources still draining and tell them all to
+ * stop by deadline_ms (td_source_stop_by), then join them. */
+void td_reload_stop_sources(struct td_reload *rl, int64_t deadline_ms);
 /* Teardown, with the current sinks: free the retired generations' sinks. */
 void td_reload_free_sinks(struct td_reload *rl);
 /* Teardown, after td_dispatch_abandon_all and before the loop is freed: frees everything
