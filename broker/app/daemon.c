@@ -16,6 +16,7 @@
 #include "fdlimit.h"
 #include "http_client.h"
 #include "http_server.h"
+#include "kafka_log.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -114,6 +115,9 @@ static int64_t on_stall_check(struct td_loop *loop, void *arg)
     if (d->core.draining) {
         return TD_LOOP_NOMORE;
     }
+    /* A burst of identical librdkafka lines was logged once: its count follows within a second
+     * or two, not only with the next librdkafka line. */
+    td_kafka_log_tick();
     int64_t now = td_now_ms();
     for (size_t i = 0; i < d->core.cfg->nsources; i++) {
         struct td_source *src = d->core.sources[i];
@@ -490,6 +494,7 @@ out:
         cfg = d->core.cfg; /* after a reload, the current one */
         free(d);
     }
+    td_kafka_log_flush(); /* the counts of repeated librdkafka lines not logged yet */
     td_log_info(NULL, NULL, NULL, "exit %d", rc);
     td_config_free(cfg);
     curl_global_cleanup();
