@@ -18,8 +18,13 @@
  * emitted are dropped, the core is told to cancel every delivery of them that has not started
  * an attempt (waiting, queued behind its lane, waiting to retry: they complete as released),
  * the thread waits (bounded by REVOKE_WAIT_MS) only for the running ones, stores the done
- * prefix and commits synchronously, unless the assignment was lost, then commits nothing;
- * completions that come later belong to an old generation and are discarded.
+ * prefix and commits, waiting for the answer at most REVOKE_WAIT_MS (commit_bounded), unless
+ * the assignment was lost, then commits nothing; completions that come later belong to an old
+ * generation and are discarded.
+ *
+ * Stopping: the thread drains its mailbox, joins its lag thread and closes the consumer
+ * (close_consumer), all before the source's stop deadline (td_source_stop_by: shutdown); what
+ * waits for the broker past it is given up, and destroy hands the handle to a reaper thread.
  *
  * Backpressure: when the source has no credit (max_inflight records not completed) nothing
  * is read; when none comes back for PAUSE_AFTER_MS every assigned partition is paused (a pause
