@@ -79,6 +79,10 @@ def body(c):
             rc = td.wait(30)
         else:
             c.eq(rc, 0, "exit code of a shutdown (README: exit 0)")
+            given_up = {l.get("source") for l in td.logs()
+                        if str(l.get("msg", "")).startswith("consumer close given up")}
+            c.eq(given_up, {"k0", "k1"}, "both sources gave their close up at the deadline "
+                 "(the path this test is about was taken)")
     finally:
         os.kill(pid, signal.SIGCONT)
     c.eq(td.sanitizer_reports(), [], "no sanitizer reports (first daemon)")
