@@ -1278,7 +1278,8 @@ static void destroy(struct td_source *src)
             pthread_attr_destroy(&attr);
         }
         if (spawned) {
-            return; /* reap owns ks */
+            td_source_leave_behind(); /* the daemon leaves with _exit (source.h) */
+            return;                   /* reap owns ks */
         }
         td_log_warn(NULL, src->name, NULL,
                     "no thread for the abandoned consumer: waiting for its broker here");

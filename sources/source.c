@@ -311,6 +311,18 @@ void td_source_stop_by(struct td_source *src, int64_t deadline_ms)
     td_source_stop_begin(src);
 }
 
+static _Atomic unsigned left_behind;
+
+void td_source_leave_behind(void)
+{
+    atomic_fetch_add(&left_behind, 1);
+}
+
+unsigned td_source_left_behind(void)
+{
+    return atomic_load(&left_behind);
+}
+
 bool td_source_stopped(struct td_source *src)
 {
     return !src->started || atomic_load(&src->exited);

@@ -297,6 +297,13 @@ bool td_source_stopped(struct td_source *src);
  * may be called again with an earlier deadline (a reload's retiring source, told without one,
  * when shutdown comes). Any thread but the source's own; a no-op when the thread does not run. */
 void td_source_stop_by(struct td_source *src, int64_t deadline_ms);
+/* A plugin's destroy left a thread of its own behind, still running (a Kafka consumer whose
+ * close was given up at shutdown_grace is destroyed on a detached thread, because librdkafka
+ * waits for its broker there). The process must then leave with _exit, not exit: exit's
+ * handlers (libcurl's and OpenSSL's cleanup, the sanitizers' checks) would free or inspect what
+ * that thread may still be using. td_source_left_behind says how many were. Any thread. */
+void td_source_leave_behind(void);
+unsigned td_source_left_behind(void);
 /* The plain quiesce op: raises src->quiesce, which the plugin's thread polls. Any thread. */
 void td_source_quiesce(struct td_source *src);
 

@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "reload.h"
+#include "source.h"
 #include "tracer.h"
 
 #define TD_PROBES_MAX_CONNECTIONS 32
@@ -496,6 +497,13 @@ out:
     }
     td_kafka_log_flush(); /* the counts of repeated librdkafka lines not logged yet */
     td_log_info(NULL, NULL, NULL, "exit %d", rc);
+    if (td_source_left_behind() > 0) {
+        /* A consumer given up at shutdown_grace is still being destroyed on a thread of its
+         * own (kafka.c): exit's handlers must not free what it uses. Nothing is left to write:
+         * every sink and the log are done. */
+        fflush(NULL);
+        _exit(rc);
+    }
     td_config_free(cfg);
     curl_global_cleanup();
     return rc;
