@@ -25,7 +25,8 @@ struct post_state {
     struct td_lean_target *target;
     const char *body;
     size_t len;
-    long want, started, ok, failed;
+    long want, conc; /* requests in all, at most conc in flight */
+    long started, inflight, ok, failed;
 };
 
 static const char *const headers[] = {
@@ -44,7 +45,8 @@ static double now_s(void)
 static void on_done(struct td_http_request *req, CURLcode code, long status, int64_t retry_after_ms,
                     const unsigned char *body, size_t len, void *arg);
 
-/* Starts the next request; a request that cannot start counts as failed. */
+/* Starts the next request; a request that cannot start counts as failed (and done is not called
+ * for it, so it takes no slot). */
 static void post_next(struct post_state *s)
 {
     s->started++;
@@ -63,6 +65,17 @@ static void post_next(struct post_state *s)
     td_lean_request_body(r, s->body, s->len, false);
     if (td_lean_request_send(s->client, r, 10000, NULL, NULL, on_done, s) != 0) {
         s->failed++;
+        return;
+    }
+    s->inflight++;
+}
+
+/* Tops the requests in flight up to conc. A request that cannot start does not take a slot:
+ * the next one is tried at once, so the last answer never leaves the loop waiting for nothing. */
+static void fill(struct post_state *s)
+{
+    while (s->inflight < s->conc && s->started < s->want) {
+        post_next(s);
     }
 }
 
@@ -74,15 +87,14 @@ static void on_done(struct td_http_request *req, CURLcode code, long status, int
     (void)body;
     (void)len;
     struct post_state *s = arg;
+    s->inflight--;
     if (code == CURLE_OK && status >= 200 && status < 300) {
         s->ok++;
     } else {
         s->failed++;
     }
-    if (s->started < s->want) {
-        post_next(s);
-    }
-    if (s->ok + s->failed >= s->want) {
+    fill(s);
+    if (s->inflight == 0) {
         td_loop_stop(s->loop);
     }
 }
@@ -93,8 +105,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: lean_post URL BODY_FILE CONCURRENCY N\n");
         return 1;
     }
-    struct post_state s = {.want = atol(argv[4])};
-    long conc = atol(argv[3]);
+    struct post_state s = {.want = atol(argv[4]), .conc = atol(argv[3])};
+    if (s.conc < 1 || s.want < 1) {
+        fprintf(stderr, "lean_post: CONCURRENCY and N must be at least 1\n");
+        return 1;
+    }
     FILE *f = fopen(argv[2], "rb");
     if (!f) {
         perror(argv[2]);
@@ -114,10 +129,8 @@ int main(int argc, char **argv)
         return 1;
     }
     double t0 = now_s();
-    for (long i = 0; i < conc && s.started < s.want; i++) {
-        post_next(&s);
-    }
-    if (s.ok + s.failed < s.want) {
+    fill(&s);
+    if (s.inflight > 0) {
         td_loop_run(s.loop);
     }
     double secs = now_s() - t0;
