@@ -174,6 +174,8 @@ def cmd_table(a):
         rows += [
             ("RabbitMQ broker CPU while triggerd drained", f"{us_per('rabbitmq_cpu_s', 'td_entries')} us",
              "per message (beam.smp and its children)"),
+            ("RabbitMQ broker CPU while the C consumer drained", f"{us_per('raw_rabbitmq_cpu_s', 'raw_entries')} us",
+             "per message, the same backlog (the ceiling's run): what the broker costs with a consumer doing nothing else"),
             ("nginx CPU while triggerd drained", f"{us_per('nginx_cpu_s', 'td_entries')} us",
              "per request"),
             ("machine bound: CPUs / (broker + nginx + triggerd)", f"{bound_rate:,.0f} ev/s",
