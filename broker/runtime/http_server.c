@@ -541,8 +541,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     /* EMFILE and the connection limits are worth an operator's attention, rate-limited. */
     if (strstr(msg, "limit") || strstr(msg, "Too many open files")) {
         static _Atomic int64_t last_warn;
-        int64_t now = td_now_ms(), prev = atomic_load(&last_warn);
-        if (now - prev >= 10000 && atomic_compare_exchange_strong(&last_warn, &prev, now)) {
+        if (warn_now(&last_warn)) {
             struct td_http_server *srv = cls;
             td_log_warn(NULL, NULL, NULL, "http %s: %s (logged once per 10 s)", srv->listen, msg);
             return;
