@@ -196,6 +196,36 @@ class RabbitMQServer:
         self.ctl("start_app", timeout=60 * SLOW)
         self.ctl("await_startup", timeout=60 * SLOW)
 
+    def beam_pid(self):
+        """The OS pid of the node's Erlang VM (beam.smp), which holds the AMQP sockets: self.proc
+        is the rabbitmq-server script, which may run it as a child. From RABBITMQ_PID_FILE, else
+        the beam process whose command line names this node."""
+        def is_beam(pid):
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    return f.read().startswith("beam")
+            except OSError:
+                return False
+
+        try:
+            with open(self.env["RABBITMQ_PID_FILE"]) as f:
+                pid = int(f.read().strip())
+            if is_beam(pid):
+                return pid
+        except (OSError, ValueError):
+            pass
+        for d in os.listdir("/proc"):
+            if not d.isdigit() or not is_beam(int(d)):
+                continue
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    args = f.read().split(b"\0")
+            except OSError:
+                continue
+            if self.node.encode() in args:
+                return int(d)
+        raise RuntimeError(f"no beam.smp process found for node {self.node}")
+
     def server_output(self):
         try:
             with open(os.path.join(self.dir, "server.out"), "rb") as f:
