@@ -817,6 +817,28 @@ static void report_lag(struct rmq_source *rs)
     }
 }
 
+/* The last close, on the way out: polite, but the broker's answers are waited for only until
+ * the source's deadline (td_source_stop_by: the end of shutdown_grace), or TD_AMQP_CLOSE_MS
+ * when there is none. A broker that does not answer (frozen: the socket stays open) held the
+ * thread, and so the daemon's exit, until a heartbeat timeout (two intervals: a minute by
+ * default; never with heartbeats off). Given up, the connection is dropped: the broker requeues
+ * whatever it holds unacknowledged, so nothing that was not acked above is lost. */
+static void close_by_deadline(struct rmq_source *rs)
+{
+    if (!rs->conn) {
+        return;
+    }
+    int64_t by = atomic_load(&rs->src->stop_by_ms);
+    amqp_connection_state_t conn = rs->conn;
+    rs->conn = NULL; /* disconnect() clears the rest */
+    if (td_amqp_close_by(conn, by ? by : td_now_ms() + TD_AMQP_CLOSE_MS) < 0) {
+        td_log_warn(NULL, rs->src->name, NULL,
+                    "close given up: no answer from %s by the deadline; the connection is "
+                    "dropped and the broker requeues its unacknowledged deliveries",
+                    rs->where);
+    }
+}
+
 static void *run(void *arg)
 {
     struct rmq_source *rs = arg;
@@ -837,8 +859,13 @@ static void *run(void *arg)
             backoff = 100;
         }
         drain_mailbox(rs);
-        report_lag(rs);
         bool quiescing = atomic_load(&rs->src->quiesce);
+        if (!quiescing) {
+            /* Not on the way out: a depth request to a broker that does not answer would hold
+             * this thread for its bound and then drop the connection, and the acks of what the
+             * drain completes with it (redelivered). */
+            report_lag(rs);
+        }
         requeue_due(rs, quiescing);
         if (!rs->conn) {
             continue;
@@ -880,7 +907,8 @@ static void *run(void *arg)
                     "%llu completions belonged to a lost channel; the broker redelivered them",
                     (unsigned long long)rs->stale);
     }
-    disconnect(rs, true); /* unacknowledged deliveries go back to the queue */
+    close_by_deadline(rs);
+    disconnect(rs, false); /* unacknowledged deliveries go back to the queue */
     return NULL;
 }
 

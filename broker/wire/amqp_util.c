@@ -1,6 +1,7 @@
 /* amqp_util.c - AMQP URLs and connections shared by the RabbitMQ source, sink and publish
  * (see amqp_util.h). */
 #include "amqp_util.h"
+#include "loop.h"
 #include "secret.h"
 
 #include <amqp_ssl_socket.h>
@@ -619,14 +620,48 @@ fail:
     return NULL;
 }
 
-void td_amqp_close(amqp_connection_state_t conn, bool polite)
+/* Bounds conn's next RPC by deadline_ms; false when it has passed already. */
+static bool rpc_until(amqp_connection_state_t conn, int64_t deadline_ms)
+{
+    int64_t left = deadline_ms - td_now_ms();
+    if (left <= 0) {
+        return false;
+    }
+    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+    amqp_set_rpc_timeout(conn, &tv);
+    return true;
+}
+
+int td_amqp_close_by(amqp_connection_state_t conn, int64_t deadline_ms)
 {
     if (!conn) {
-        return;
+        return 0;
     }
-    if (polite) {
-        amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
-        amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+    /* rabbitmq-c's closes are RPCs that wait for the broker's close-ok without a bound (a
+     * frozen broker keeps the socket open and answers nothing; only a heartbeat timeout, two
+     * intervals, would end the wait, and with heartbeats off nothing would). Each waits at most
+     * until the deadline; a timed-out RPC closes the socket, and so does the destroy, which is
+     * what a broker takes as the end of the connection either way (it requeues what was not
+     * acknowledged; the acks written before are read first, in order). */
+    int rc = -1;
+    if (rpc_until(conn, deadline_ms)) {
+        amqp_rpc_reply_t r = amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
+        /* A channel the broker closed already answers with an exception: the connection close
+         * still goes. A library error (a timeout, a broken socket) leaves nothing to talk to. */
+        if (r.reply_type != AMQP_RESPONSE_LIBRARY_EXCEPTION && rpc_until(conn, deadline_ms)) {
+            r = amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+            rc = r.reply_type == AMQP_RESPONSE_NORMAL ? 0 : -1;
+        }
     }
     amqp_destroy_connection(conn);
+    return rc;
+}
+
+void td_amqp_close(amqp_connection_state_t conn, bool polite)
+{
+    if (polite) {
+        (void)td_amqp_close_by(conn, td_now_ms() + TD_AMQP_CLOSE_MS);
+    } else if (conn) {
+        amqp_destroy_connection(conn);
+    }
 }

@@ -22,6 +22,7 @@
 #include <amqp.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct td_amqp_addr {
     bool tls;
@@ -59,8 +60,18 @@ void td_amqp_addr_describe(const struct td_amqp_addr *a, char *out, size_t len);
  * broker's reply text, vhost access), never the password. Free with td_amqp_close(). */
 amqp_connection_state_t td_amqp_connect(const struct td_amqp_addr *a, int heartbeat_s,
                                         int timeout_ms, char *err, size_t errlen);
-/* Closes the channel and connection politely when `polite`, then frees it. NULL is a no-op. */
+/* How long td_amqp_close waits for the broker to answer a polite close: a broker that answers
+ * does in milliseconds; one that does not (frozen, a half-open connection) is then dropped. */
+#define TD_AMQP_CLOSE_MS 2000
+/* Closes the channel and connection politely when `polite` (waiting at most TD_AMQP_CLOSE_MS
+ * for the broker), then frees it. NULL is a no-op. */
 void td_amqp_close(amqp_connection_state_t conn, bool polite);
+/* Closes channel 1 and the connection politely, waiting for the broker's answers until
+ * deadline_ms (td_now_ms clock; none at all when it has passed), then frees conn: a broker that
+ * does not answer costs no more than that, and the dropped connection ends it as the close
+ * would (the broker requeues what was not acknowledged). 0 when the broker answered both
+ * closes, -1 when a close was given up or failed. NULL is a no-op (0). */
+int td_amqp_close_by(amqp_connection_state_t conn, int64_t deadline_ms);
 
 /* A message for an RPC reply that is not AMQP_RESPONSE_NORMAL. Returns out. */
 const char *td_amqp_reply_str(amqp_rpc_reply_t r, char *out, size_t len);
