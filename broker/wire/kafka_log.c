@@ -7,9 +7,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
+#include "loop.h"
 
 /* Repeats: librdkafka logs one line per request or partition, so one broker event can come as a
  * burst of identical lines (a hundred "COMMITFAIL ... Unknown member" in one millisecond when a
@@ -33,13 +33,6 @@ struct repeat {
 
 static pthread_mutex_t repeat_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct repeat repeats[REPEAT_SLOTS]; /* under repeat_mu */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 enum td_log_level td_kafka_log_level(int level)
 {
@@ -105,7 +98,7 @@ void td_kafka_log(int level, enum td_log_level at_most, const char *source, cons
     snprintf(line.source, sizeof(line.source), "%s", source ? source : "");
     snprintf(line.what, sizeof(line.what), "%s", what ? what : "");
     snprintf(line.text, sizeof(line.text), "%s: %s", fac ? fac : "", buf ? buf : "");
-    int64_t now = now_ms();
+    int64_t now = td_now_ms();
     pthread_mutex_lock(&repeat_mu);
     close_windows(now, false);
     struct repeat *oldest = &repeats[0];
@@ -132,13 +125,13 @@ void td_kafka_log(int level, enum td_log_level at_most, const char *source, cons
 void td_kafka_log_tick(void)
 {
     pthread_mutex_lock(&repeat_mu);
-    close_windows(now_ms(), false);
+    close_windows(td_now_ms(), false);
     pthread_mutex_unlock(&repeat_mu);
 }
 
 void td_kafka_log_flush(void)
 {
     pthread_mutex_lock(&repeat_mu);
-    close_windows(now_ms(), true);
+    close_windows(td_now_ms(), true);
     pthread_mutex_unlock(&repeat_mu);
 }
