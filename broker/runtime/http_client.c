@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "http_lean.h"
+#include "lean_parse.h"
 #include "log.h"
 #include "loop.h"
 #include "resolver.h"
@@ -452,18 +453,13 @@ static void check_done(struct td_http_client *c)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&req);
         CURLcode code = msg->data.result;
         long status = 0;
-        curl_off_t retry_after = -1;
         curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
-        if (curl_easy_getinfo(req->easy, CURLINFO_RETRY_AFTER, &retry_after) != CURLE_OK) {
-            retry_after = 0;
-        }
-        /* curl reports 0 both for "absent" and "Retry-After: 0"; look at the header. */
+        /* Read from the header, not CURLINFO_RETRY_AFTER: libcurl measures an HTTP date against
+         * time(NULL), a coarse clock that can still say the last second (lean_parse.h). */
         struct curl_header *h = NULL;
         int64_t ra_ms = -1;
         if (curl_easy_header(req->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) {
-            /* clamped: a hostile header must not overflow the arithmetic */
-            ra_ms =
-                retry_after > 0 ? (int64_t)(retry_after < 86400 ? retry_after : 86400) * 1000 : 0;
+            ra_ms = td_retry_after_ms(h->value, td_wall_ms());
         }
         td_http_done_fn done = req->done;
         void *arg = req->arg;

@@ -414,30 +414,6 @@ void td_lean_request_free(struct td_lean_request *r)
 
 /* ---- the answer ------------------------------------------------------------------------------ */
 
-/* Retry-After: delta-seconds or an HTTP date, in ms; 0 when unreadable or past (as libcurl). */
-static int64_t retry_after(const char *v)
-{
-    while (*v == ' ' || *v == '\t') {
-        v++;
-    }
-    int64_t s = 0;
-    if (*v >= '0' && *v <= '9') {
-        for (; *v >= '0' && *v <= '9'; v++) {
-            if (s < 86400) {
-                s = s * 10 + (*v - '0');
-            }
-        }
-    } else {
-        time_t when = td_http_date_parse(v); /* -1 when unreadable: 0 below */
-        time_t now = time(NULL);
-        s = when > now ? (int64_t)(when - now) : 0;
-    }
-    if (s > 86400) {
-        s = 86400; /* clamped: a hostile header must not overflow the arithmetic */
-    }
-    return s * 1000;
-}
-
 static void line_flush(struct td_lean_request *r)
 {
     if (r->line_len == 0 || r->line_over) {
@@ -447,7 +423,7 @@ static void line_flush(struct td_lean_request *r)
     }
     r->line[r->line_len] = '\0';
     if (r->name_len == 11 && strncasecmp(r->line, "Retry-After", 11) == 0) {
-        r->retry_after_ms = retry_after(r->line + 12);
+        r->retry_after_ms = td_retry_after_ms(r->line + 12, td_wall_ms());
     }
     if (r->hfn) {
         memcpy(r->line + r->line_len, "\r\n", 3);

@@ -261,3 +261,24 @@ time_t td_http_date_parse(const char *s)
     tm.tm_year = year - 1900;
     return timegm(&tm);
 }
+
+int64_t td_retry_after_ms(const char *v, int64_t now_wall_ms)
+{
+    const int64_t day_ms = 86400 * 1000;
+    v = skip_blanks(v);
+    if (*v >= '0' && *v <= '9') {
+        int64_t s = 0;
+        for (; *v >= '0' && *v <= '9'; v++) {
+            if (s < 86400) { /* clamped: a hostile header must not overflow the arithmetic */
+                s = s * 10 + (*v - '0');
+            }
+        }
+        return s < 86400 ? s * 1000 : day_ms;
+    }
+    time_t when = td_http_date_parse(v); /* -1 when unreadable: 0 below */
+    if (when < 0) {
+        return 0;
+    }
+    int64_t ms = (int64_t)when * 1000 - now_wall_ms;
+    return ms <= 0 ? 0 : ms < day_ms ? ms : day_ms;
+}

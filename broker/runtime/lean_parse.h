@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 struct td_lean_url {
@@ -33,5 +34,12 @@ void td_lean_url_clear(struct td_lean_url *u);
 /* An HTTP date (RFC 9110 5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms, all
  * in GMT): the time, or -1 when s is none of them. Leading and trailing blanks are skipped. */
 time_t td_http_date_parse(const char *s);
+
+/* A Retry-After value (delta-seconds or an HTTP date) as the wait in ms from now_wall_ms (the
+ * wall clock in ms: td_wall_ms()); 0 when unreadable or past, at most a day. A date is measured
+ * against the precise wall clock, not time(NULL): on Linux time() reads a coarse clock that can
+ * lag by milliseconds, still saying the last second, and that made a date one second ahead a wait
+ * of two (libcurl's CURLINFO_RETRY_AFTER has that flaw). */
+int64_t td_retry_after_ms(const char *v, int64_t now_wall_ms);
 
 #endif

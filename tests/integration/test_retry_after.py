@@ -17,7 +17,11 @@ def behaviour(req, attempt):
     if attempt > 1:
         return (200, {}, b"ok", 0)
     if req.path == "/date":
-        # HTTP-date 3 s ahead (whole seconds): the wait is in (2, 3] s.
+        # HTTP-date 3 s ahead (whole seconds): the wait is in (2, 3] s. The answer leaves just
+        # after a second begins, when time(NULL) (a coarse clock) may still say the last second:
+        # a daemon measuring the date against it waits 4 s (libcurl's CURLINFO_RETRY_AFTER did).
+        now = time.time()
+        time.sleep(1.0005 - (now - int(now)))
         when = email.utils.formatdate(time.time() + 3, usegmt=True)
         return (503, {"Retry-After": when}, b"later", 0)
     return (429, {"Retry-After": "2"}, b"slow down", 0)

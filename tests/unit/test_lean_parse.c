@@ -166,12 +166,36 @@ static void test_http_dates(void **state)
     assert_false(fake_lib_mapped("libcurl"));
 }
 
+/* The wait is measured against the wall clock given in ms, so a date whole seconds ahead is
+ * never one second more (time(NULL) lags: lean_parse.h). */
+static void test_retry_after(void **state)
+{
+    (void)state;
+    const int64_t t_ms = (int64_t)784111777 * 1000; /* Sun, 06 Nov 1994 08:49:37 GMT */
+    assert_int_equal(td_retry_after_ms("2", t_ms), 2000);
+    assert_int_equal(td_retry_after_ms(" 0", t_ms), 0);
+    assert_int_equal(td_retry_after_ms("99999999999999999999", t_ms), 86400 * 1000);
+    assert_int_equal(td_retry_after_ms("86399", t_ms), 86399 * 1000);
+    /* 3 s ahead of 08:49:37.000, read 1 ms and 999 ms into that second */
+    assert_int_equal(td_retry_after_ms("Sun, 06 Nov 1994 08:49:40 GMT", t_ms + 1), 2999);
+    assert_int_equal(td_retry_after_ms("Sun, 06 Nov 1994 08:49:40 GMT", t_ms + 999), 2001);
+    assert_int_equal(td_retry_after_ms("  Sun, 06 Nov 1994 08:49:40 GMT", t_ms), 3000);
+    assert_int_equal(td_retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT", t_ms), 0);
+    assert_int_equal(td_retry_after_ms("Sun, 06 Nov 1994 08:49:30 GMT", t_ms), 0);
+    assert_int_equal(td_retry_after_ms("Wed, 01 Jan 2048 12:00:00 GMT", t_ms), 86400 * 1000);
+    assert_int_equal(td_retry_after_ms("soon", t_ms), 0);
+    assert_int_equal(td_retry_after_ms("", t_ms), 0);
+    assert_int_equal(td_retry_after_ms("-5", t_ms), 0);
+    assert_false(fake_lib_mapped("libcurl"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_http_dates),
+        cmocka_unit_test(test_retry_after),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     /* nothing above touched libcurl */
