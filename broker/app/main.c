@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "daemon.h"
+#include "kafka_log.h"
 #include "publish.h"
 #include "redrive.h"
 #include "status.h"
@@ -90,6 +91,14 @@ static const char *config_arg(int argc, char **argv, const char *help, int *stat
     return path;
 }
 
+/* The commands that may open a Kafka client: the counts of repeated librdkafka lines still held
+ * back (kafka_log.h) are logged before the process ends, as the daemon does at its exit. */
+static int with_kafka_log_flushed(int rc)
+{
+    td_kafka_log_flush();
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -104,13 +113,13 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "check") == 0) {
         const char *path = config_arg(argc - 1, argv + 1, check_usage, &status);
-        return path ? td_check_run(path) : status;
+        return path ? with_kafka_log_flushed(td_check_run(path)) : status;
     }
     if (strcmp(cmd, "publish") == 0) {
-        return td_publish_main(argc - 1, argv + 1);
+        return with_kafka_log_flushed(td_publish_main(argc - 1, argv + 1));
     }
     if (strcmp(cmd, "redrive") == 0) {
-        return td_redrive_main(argc - 1, argv + 1);
+        return with_kafka_log_flushed(td_redrive_main(argc - 1, argv + 1));
     }
     if (strcmp(cmd, "status") == 0) {
         return td_status_main(argc - 1, argv + 1);
