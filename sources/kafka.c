@@ -1089,7 +1089,7 @@ static void probe(struct kafka_source *ks)
  * through a queue of ours, served until it is done or the source's stop deadline (shutdown_grace,
  * td_source_stop_by) passes; given up, destroy() skips the close (NO_CONSUMER_CLOSE) and what
  * was not committed is read again by the group's next consumer, once the broker sees this member
- * gone (session.timeout.ms). Without a deadline (a reload retiring the source) it waits. */
+ * gone (session.timeout.ms). A reload retiring the source gives it the same deadline. */
 static bool close_consumer(struct kafka_source *ks)
 {
     rd_kafka_queue_t *q = rd_kafka_queue_new(ks->rk);

@@ -306,8 +306,13 @@ void td_source_stop_by(struct td_source *src, int64_t deadline_ms)
     if (!src->started) {
         return;
     }
-    /* Before the wake-up, so the thread sees the deadline once it is on its way out. */
-    atomic_store(&src->stop_by_ms, deadline_ms);
+    /* Before the wake-up, so the thread sees the deadline once it is on its way out. Only ever
+     * earlier: a retiring source's deadline stands when shutdown's comes later. One writer (the
+     * thread that stops src), so no compare-and-swap is needed. */
+    int64_t cur = atomic_load(&src->stop_by_ms);
+    if (cur == 0 || deadline_ms < cur) {
+        atomic_store(&src->stop_by_ms, deadline_ms);
+    }
     td_source_stop_begin(src);
 }
 

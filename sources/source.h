@@ -293,9 +293,10 @@ bool td_source_stopped(struct td_source *src);
 /* td_source_stop_begin with a deadline (td_now_ms): a plugin whose thread waits for a broker on
  * its way out (the Kafka consumer's close: a last commit, leaving the group) gives up the wait at
  * deadline_ms and leaves, with what it could not commit left for redelivery. Shutdown calls it
- * for every source before joining any, so their waits overlap and end with shutdown_grace. It
- * may be called again with an earlier deadline (a reload's retiring source, told without one,
- * when shutdown comes). Any thread but the source's own; a no-op when the thread does not run. */
+ * for every source before joining any, so their waits overlap and end with shutdown_grace; a
+ * reload calls it for a retiring source once drained (reload.c: its shutdown_grace too). Called
+ * again, the earlier deadline stands. Any thread but the source's own; a no-op when the thread
+ * does not run. */
 void td_source_stop_by(struct td_source *src, int64_t deadline_ms);
 /* A plugin's destroy left a thread of its own behind, still running (a Kafka consumer whose
  * close was given up at shutdown_grace is destroyed on a detached thread, because librdkafka

@@ -49,7 +49,7 @@ struct retiring {
     struct retiring *next;
     struct td_source *old;
     struct td_source *replacement; /* in core->sources, started once old is gone; or NULL */
-    bool stopping;                 /* drained: its thread was told to stop (td_source_stop_begin) */
+    bool stopping;                 /* drained: its thread was told to stop (td_source_stop_by) */
 };
 
 struct td_reload {
@@ -277,6 +277,17 @@ static void free_unused_cfgs(struct td_reload *rl)
     rl->nold = kept;
 }
 
+/* How long a retiring source's thread may wait for its broker once drained (td_source_stop_by):
+ * the current configuration's shutdown_grace, at least RETIRE_STOP_MIN_MS (room for the last
+ * commit when a broker answers, as at shutdown). */
+#define RETIRE_STOP_MIN_MS 2000
+
+static int64_t retire_grace_ms(const struct td_core *core)
+{
+    int64_t g = core->cfg->daemon.shutdown_grace_ms;
+    return g > RETIRE_STOP_MIN_MS ? g : RETIRE_STOP_MIN_MS;
+}
+
 /* Frees what has finished draining; true while something is still draining. */
 static bool collect(struct td_reload *rl)
 {
@@ -309,9 +320,13 @@ static bool collect(struct td_reload *rl)
         /* This runs on the loop: the source's thread is told to stop and looked at again on
          * the next tick, and joined only once it has left, so the loop never waits for it (a
          * Kafka source's thread waits for its lag thread's request and its consumer's close,
-         * which wait for the broker: seconds, or as long as a broker does not answer). */
+         * which wait for the broker: seconds, or as long as a broker does not answer). The
+         * stop has the deadline a shutdown has (shutdown_grace): a replacement waits for the
+         * old source to leave (never two consumers at once), and without one a source moved
+         * off a broker that died would never restart; what the old one could not commit is
+         * read again (at least once). */
         if (!r->stopping) {
-            td_source_stop_begin(r->old);
+            td_source_stop_by(r->old, td_now_ms() + retire_grace_ms(core));
             r->stopping = true;
         }
         if (!td_source_stopped(r->old)) {
@@ -538,7 +553,7 @@ void td_reload_stop_sources(struct td_reload *rl, int64_t deadline_ms)
         r->old->ops->quiesce(r->old);
     }
     /* All told first, then joined: their waits for a broker overlap. A source collect already
-     * told to stop (without a deadline) gets the deadline now. */
+     * told to stop keeps its deadline if that is earlier. */
     for (struct retiring *r = rl ? rl->retiring : NULL; r; r = r->next) {
         td_source_stop_by(r->old, deadline_ms);
     }

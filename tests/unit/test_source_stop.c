@@ -86,10 +86,41 @@ static void test_begin_never_waits(void **state)
     td_source_free(se.src);
 }
 
+/* A reload's retiring source gets a deadline (collect), then shutdown gives every source one:
+ * the earlier stands, whichever comes first. */
+static void test_stop_by_keeps_earlier(void **state)
+{
+    (void)state;
+    char err[128];
+    struct slow_exit se = {.src = td_source_new_local("s", err, sizeof(err))};
+    assert_non_null(se.src);
+    assert_int_equal(pipe(se.gate), 0);
+    pthread_mutex_init(&se.mu, NULL);
+    pthread_cond_init(&se.cond, NULL);
+    td_source_stop_by(se.src, 1000); /* no thread: nothing */
+    assert_int_equal(atomic_load(&se.src->stop_by_ms), 0);
+    assert_int_equal(td_source_spawn(se.src, slow_run, &se), 0);
+    td_source_stop_by(se.src, 5000);
+    assert_int_equal(atomic_load(&se.src->stop_by_ms), 5000);
+    assert_true(atomic_load(&se.src->stop));
+    td_source_stop_by(se.src, 9000); /* later: the first stands */
+    assert_int_equal(atomic_load(&se.src->stop_by_ms), 5000);
+    td_source_stop_by(se.src, 3000); /* earlier: taken */
+    assert_int_equal(atomic_load(&se.src->stop_by_ms), 3000);
+    assert_int_equal(write(se.gate[1], "x", 1), 1);
+    td_source_stop_thread(se.src);
+    close(se.gate[0]);
+    close(se.gate[1]);
+    pthread_cond_destroy(&se.cond);
+    pthread_mutex_destroy(&se.mu);
+    td_source_free(se.src);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_begin_never_waits),
+        cmocka_unit_test(test_stop_by_keeps_earlier),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
