@@ -1,6 +1,7 @@
 /* daemon.c - the lifecycle of `triggerd run` (see daemon.h). */
 #include "daemon.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "reload.h"
+#include "sigwatch.h"
 #include "source.h"
 #include "tracer.h"
 
@@ -198,6 +200,15 @@ static void begin_drain(struct daemon *d)
     td_timer_start(core->loop, &d->drain_timer, 0);
 }
 
+/* The second SIGTERM/SIGINT: out at once, on whichever thread read it. The drain and the
+ * teardown acknowledge only what was done, so what is unfinished stays with the broker and is
+ * redelivered. The log line is one write(2) (log.c), so it is out before the process ends. */
+static void exit_now(void)
+{
+    td_log_warn(NULL, NULL, NULL, "second signal: exiting now");
+    _exit(1);
+}
+
 static void on_signal(struct td_loop *loop, int fd, uint32_t events, void *arg)
 {
     struct daemon *d = arg;
@@ -214,10 +225,28 @@ static void on_signal(struct td_loop *loop, int fd, uint32_t events, void *arg)
         if (++d->signals == 1) {
             begin_drain(d);
         } else {
-            td_log_warn(NULL, NULL, NULL, "second signal: exiting now");
-            _exit(1); /* nothing unfinished was acked: the broker redelivers it */
+            exit_now();
         }
     }
+}
+
+/* Signals read while teardown runs (on the watcher thread, sigwatch.h): the loop has stopped,
+ * so nothing else reads them. A second SIGTERM/SIGINT, counting the one that began the drain,
+ * ends the process as it does during the drain; d->signals is the watcher's alone by then. */
+static void on_signal_stopping(int signo, void *arg)
+{
+    struct daemon *d = arg;
+    if (signo == SIGHUP) {
+        td_log_warn(NULL, NULL, NULL, "SIGHUP while stopping; ignored");
+        return;
+    }
+    if (++d->signals == 1) {
+        /* Teardown without a drain (the loop failed, or the start did): it is what a first
+         * signal asks for already. */
+        td_log_warn(NULL, NULL, NULL, "signal while stopping; again to exit now");
+        return;
+    }
+    exit_now();
 }
 
 /* The listeners, with limits derived from the descriptor budget (see fdlimit.h): inbound
@@ -332,6 +361,21 @@ static void teardown(struct daemon *d)
     struct td_config *cfg = core->cfg;
     core->draining = true;
     int64_t stop_by = sources_stop_by(d);
+    /* 0. The loop no longer runs, so its on_signal no longer reads the signalfd: a watcher
+     *    thread reads it until teardown ends, so that a second signal still ends the process
+     *    at once while the sources wait for brokers that do not answer (up to stop_by and a
+     *    few seconds, see SOURCE_STOP_MIN_MS). */
+    struct td_sigwatch *watch = NULL;
+    if (d->sigfd >= 0) {
+        td_loop_fd_del(core->loop, d->sigfd);
+        watch = td_sigwatch_start(d->sigfd, on_signal_stopping, d);
+        if (!watch) {
+            td_log_warn(NULL, NULL, NULL,
+                        "cannot watch signals while stopping (%s): a second signal waits for "
+                        "the sources to stop",
+                        strerror(errno));
+        }
+    }
     /* 1. Sources stop reading, acknowledge what completed, and join their threads: after
      *    this nothing else is emitted or acked. All are told to stop (with the deadline)
      *    before any is joined, so their waits for their brokers overlap. */
@@ -398,6 +442,7 @@ static void teardown(struct daemon *d)
         td_core_trigger_fini(&core->triggers[i]);
     }
     free(core->triggers);
+    td_sigwatch_stop(watch); /* joined before its signalfd closes */
     if (d->sigfd >= 0) {
         close(d->sigfd);
     }
