@@ -37,6 +37,7 @@
 #include "redrive.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -58,6 +59,7 @@
 #include "redis_conn.h"
 #include "redis_util.h"
 #include "redrive_store.h"
+#include "sigwatch.h"
 
 #define WINDOW      256  /* entries in flight at most */
 #define PAGE        128  /* entries per read */
@@ -526,6 +528,7 @@ struct redrive {
     long removed;       /* removed from the store while the run went on */
     bool remove_failed; /* a removal during the run failed (said once; retried at the end) */
     int sigfd;
+    int late_signals; /* after the loop stopped: on the watcher thread only (on_signal_late) */
     struct td_timer progress_timer;
     int rc;
 };
@@ -752,6 +755,28 @@ static void on_signal(struct td_loop *loop, int fd, uint32_t events, void *arg)
     }
 }
 
+/* Signals once the loop stopped, on the watcher thread (sigwatch.h): on_signal no longer reads
+ * them, and teardown, the removal of what was redriven from the target and its close may wait
+ * for a broker that does not answer (a Kafka target's last commit and consumer close have no
+ * bound of their own). As in the loop, a first signal asks to finish, the next one stops:
+ * here at once, as what was delivered and is not yet removed from the target stays there
+ * (Kafka: not committed; RabbitMQ: not acked) and the next redrive sends it again. Standard
+ * output is flushed first: a dry run's lines may still be buffered, and the main thread does
+ * not write to it until the watcher is stopped. */
+static void on_signal_late(int signo, void *arg)
+{
+    struct redrive *r = arg;
+    if (r->late_signals++ == 0) {
+        fprintf(stderr, "\nredrive: interrupted; finishing with '%s' (again to stop now)\n",
+                r->from);
+        return;
+    }
+    fflush(stdout);
+    fprintf(stderr, "\nredrive: second signal; exiting now: what was delivered and not yet "
+                    "removed from the target is sent again by the next redrive\n");
+    _exit(1);
+}
+
 static void totals(struct redrive *r, uint64_t *delivered, uint64_t *dead)
 {
     *delivered = *dead = 0;
@@ -860,9 +885,6 @@ static void teardown(struct redrive *r)
         td_core_trigger_fini(&core->triggers[i]);
     }
     free(core->triggers);
-    if (r->sigfd >= 0) {
-        close(r->sigfd);
-    }
 }
 
 static int parse_args(struct redrive *r, int argc, char **argv, const char **path,
@@ -930,6 +952,7 @@ static int run(struct redrive *r, const char *from)
     char err[512];
     uint64_t delivered = 0, dead = 0;
     bool built = false;
+    struct td_sigwatch *watch = NULL;
     if (r->store.ops->open(&r->store, err, sizeof(err)) < 0) {
         fprintf(stderr, "redrive: cannot read '%s': %s\n", from, err);
         r->store.ops->close(&r->store);
@@ -959,6 +982,17 @@ static int run(struct redrive *r, const char *from)
     if (r->outstanding > 0 || !(r->eof || r->interrupted)) {
         td_loop_run(r->core.loop);
     }
+    /* From here until the target is closed, signals are read on a thread of their own
+     * (on_signal_late): the loop does not run any more. */
+    if (r->sigfd >= 0) {
+        td_loop_fd_del(r->core.loop, r->sigfd);
+        r->late_signals = r->interrupted ? 1 : 0;
+        watch = td_sigwatch_start(r->sigfd, on_signal_late, r);
+        if (!watch) {
+            fprintf(stderr, "redrive: cannot watch signals while finishing (%s)\n",
+                    strerror(errno));
+        }
+    }
     if (r->progress) {
         td_timer_stop(r->core.loop, &r->progress_timer);
         on_progress(r->core.loop, r);
@@ -979,6 +1013,10 @@ fail:
         r->rc = 1;
     }
     r->store.ops->close(&r->store);
+    td_sigwatch_stop(watch); /* joined before its signalfd closes */
+    if (r->sigfd >= 0) {
+        close(r->sigfd);
+    }
     if (!built) {
         return 1;
     }
