@@ -231,12 +231,16 @@ static int connect_both(struct redis_source *rs)
         disconnect(rs);
         return -1;
     }
-    /* Once connected, no more: the XACKs of the last completions go out after stop is set. */
+    /* Once connected, no more: the XACKs of the last completions go out after stop is set,
+     * but a command waits no later than the stop deadline (shutdown_grace), so one begun just
+     * before it does not hold the stop for a whole IO_TIMEOUT_MS. */
     td_rconn_set_cancel_fd(rs->rd, -1);
+    td_rconn_set_stop_by(rs->rd, stopfd, &rs->src->stop_by_ms);
     /* XREADGROUP replies are a few thousand parts each: built in an arena. Without one (out
      * of memory) they are malloc'd as before. */
     (void)td_rconn_use_arena(rs->rd);
     td_rconn_set_cancel_fd(rs->ack, -1);
+    td_rconn_set_stop_by(rs->ack, stopfd, &rs->src->stop_by_ms);
     const char *start = strcmp(rs->conf->start, "latest") == 0 ? "$" : "0";
     const char *argv[] = {"XGROUP", "CREATE", rs->conf->stream, rs->conf->group, start, "MKSTREAM"};
     size_t lens[6];

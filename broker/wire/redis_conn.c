@@ -41,7 +41,9 @@ struct td_rconn {
     int last_errno;            /* of the last address that failed */
     int stale_fd;              /* a socket closed to try the next address, or -1 */
     int cancel_fd;             /* readable: td_rconn_wait gives up; -1: none */
-    SSL_CTX *ctx;              /* NULL: plain */
+    int stop_fd;               /* readable: waits end by *stop_by (td_rconn_set_stop_by); -1 */
+    const _Atomic int64_t *stop_by;
+    SSL_CTX *ctx; /* NULL: plain */
     SSL *ssl;
     short ssl_want; /* what the last SSL call waits for (POLLIN / POLLOUT), 0: nothing */
     char *out;      /* formatted commands not yet written: [outpos, outlen) */
@@ -172,6 +174,7 @@ static struct td_rconn *rconn_make(const char *host, int port, const struct td_r
     c->fd = -1;
     c->stale_fd = -1;
     c->cancel_fd = -1;
+    c->stop_fd = -1;
     snprintf(c->host, sizeof(c->host), "%s", host);
     c->port = port;
     if (tls) {
@@ -595,8 +598,25 @@ void td_rconn_set_cancel_fd(struct td_rconn *c, int fd)
     c->cancel_fd = fd;
 }
 
+void td_rconn_set_stop_by(struct td_rconn *c, int fd, const _Atomic int64_t *by)
+{
+    c->stop_fd = by ? fd : -1;
+    c->stop_by = fd >= 0 ? by : NULL;
+}
+
+/* How often a wait re-reads *stop_by once the stop fd was readable: the eventfd stays readable
+ * (nothing reads it), so it cannot be polled again, and a deadline may come after the stop
+ * began (a reload's retiring source, then a shutdown). */
+#define STOP_SLICE_MS 100
+/* A wait that starts after the stop deadline still gets this long: the command is written and
+ * a server that answers does in a millisecond (the last XACK of a drain), one that does not
+ * costs no more than this. */
+#define STOP_MIN_MS 100
+
 int td_rconn_wait(struct td_rconn *c, int64_t deadline_ms, redisReply **reply)
 {
+    bool stopping = false; /* stop_fd was readable: deadline_ms is capped by *stop_by */
+    int64_t floor_ms = td_now_ms() + STOP_MIN_MS;
     for (;;) {
         if (reply) {
             int r = td_rconn_reply(c, reply);
@@ -616,17 +636,35 @@ int td_rconn_wait(struct td_rconn *c, int64_t deadline_ms, redisReply **reply)
         } else if (td_rconn_flushed(c)) {
             return 0;
         }
-        int64_t left = deadline_ms - td_now_ms();
-        if (left <= 0) {
-            return fail(c, "no answer from %s:%d in time", c->host, c->port);
+        int64_t until = deadline_ms;
+        bool at_stop = false; /* until is the stop deadline */
+        if (stopping) {
+            int64_t by = atomic_load(c->stop_by);
+            by = by > 0 && by < floor_ms ? floor_ms : by;
+            if (by > 0 && by < until) {
+                until = by;
+                at_stop = true;
+            }
         }
-        struct pollfd p[2] = {{.fd = c->fd, .events = want},
-                              {.fd = c->cancel_fd, .events = POLLIN}};
-        if (poll(p, 2, (int)(left > 60000 ? 60000 : left)) < 0 && errno != EINTR) {
+        int64_t left = until - td_now_ms();
+        if (left <= 0) {
+            return at_stop ? fail(c, "no answer from %s:%d by the stop deadline", c->host, c->port)
+                           : fail(c, "no answer from %s:%d in time", c->host, c->port);
+        }
+        if (stopping && left > STOP_SLICE_MS) {
+            left = STOP_SLICE_MS;
+        }
+        struct pollfd p[3] = {{.fd = c->fd, .events = want},
+                              {.fd = c->cancel_fd, .events = POLLIN},
+                              {.fd = stopping ? -1 : c->stop_fd, .events = POLLIN}};
+        if (poll(p, 3, (int)(left > 60000 ? 60000 : left)) < 0 && errno != EINTR) {
             return fail(c, "poll: %s", strerror(errno));
         }
         if (p[1].revents & POLLIN) {
             return fail(c, "stopped while waiting for %s:%d", c->host, c->port);
+        }
+        if (p[2].revents & POLLIN) {
+            stopping = true;
         }
     }
 }

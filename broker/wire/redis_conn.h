@@ -13,6 +13,7 @@
 #define TD_REDIS_CONN_H
 
 #include <hiredis/hiredis.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -86,6 +87,15 @@ const char *td_rconn_error(const struct td_rconn *c);
  * synchronous commands) on c: a source thread's stop eventfd, so that shutdown does not wait
  * for a server that does not answer. -1: none (the default). */
 void td_rconn_set_cancel_fd(struct td_rconn *c, int fd);
+
+/* Bounds every wait of td_rconn_wait on c (and so the synchronous commands) by a deadline
+ * that comes later: once fd is readable (a source thread's stop eventfd), a wait ends at *by
+ * (td_now_ms clock; 0: none yet, read again every 100 ms) if that is sooner than its own
+ * deadline, failing the connection; a wait that starts after *by still gets 100 ms. Unlike
+ * the cancel fd, a stop does not end the waits at once: the XACKs of a drain's last
+ * completions still go out, but never past the stop deadline (td_source_stop_by). fd -1 or by
+ * NULL: none (the default). */
+void td_rconn_set_stop_by(struct td_rconn *c, int fd, const _Atomic int64_t *by);
 
 /* Runs td_rconn_io with poll until the queue is written (reply == NULL) or a reply is there
  * (then *reply holds it), or until deadline_ms (td_now_ms clock). 0, or -1 with the

@@ -3,8 +3,10 @@
 On its way out a Redis source XACKs what completed (one round trip on its command connection)
 and leaves the rest pending. With Redis frozen (SIGSTOP: its sockets stay open and nothing
 answers) that wait must end: every command of the source has a deadline (5 s, IO_TIMEOUT_MS in
-redis.c), its connects give up when the thread is told to stop, and its XREADGROUP is only ever
-waited for in poll(2) beside the stop eventfd.
+redis.c) and, once the stop began, waits no later than the source's stop deadline (the end of
+shutdown_grace, at least 2 s after the drain: td_source_stop_by), its connects give up when the
+thread is told to stop, and its XREADGROUP is only ever waited for in poll(2) beside the stop
+eventfd.
 
 The daemon (shutdown_grace 2s) delivered 10 entries before the shutdown; 10 more are at the
 function when it gets SIGTERM, and Redis freezes at the same moment: 5 complete 1.5 s later,
@@ -12,7 +14,10 @@ during the drain (their XACK goes to the frozen server), 5 answer only after 10 
 (still in flight when shutdown_grace ends: never acked). The daemon must exit (the bound is a
 generous liveness check, grace + 15 s, stretched for sanitizers: a hang check, not a speed limit)
 with the exit code README gives for a shutdown (0), saying that completed entries could not be
-acknowledged. Then Redis resumes, more entries are added, and a new daemon with the same consumer
+acknowledged, and the command that Redis left unanswered must have been given up at the stop
+deadline, not at its own 5 s: the source asks for the group's pending count every second, so a
+command is on its way when Redis freezes, and the 5 complete later; before the stop deadline
+capped the commands, that one held the stop for up to 5 s past the deadline. Then Redis resumes, more entries are added, and a new daemon with the same consumer
 name must deliver every entry with a 2xx at least once, counted by entry id: what the first
 daemon left pending (the 10 of the drain, acked or not) it reads again from its own pending list
 before new entries, so nothing is lost, and the group ends with nothing pending."""
@@ -94,6 +99,9 @@ def body(c):
             c.check(any("could not be acknowledged" in m for m in msgs),
                     "the entries completed in the drain could not be acknowledged (the path this "
                     "test is about was taken)", msgs[-10:])
+            c.check(any("by the stop deadline" in m for m in msgs),
+                    "the command Redis did not answer was given up at the source's stop deadline "
+                    "(not after its own 5 s)", msgs[-10:])
     finally:
         os.kill(pid, signal.SIGCONT)
     c.eq(td.sanitizer_reports(), [], "no sanitizer reports (first daemon)")
