@@ -64,6 +64,7 @@ struct rmq_sink {
     pthread_mutex_t mu;
     int wakefd;
     bool stop;                /* mu */
+    int64_t close_by;         /* mu: when the last close gives up (set with stop) */
     struct rjob *head, *tail; /* new jobs, mu */
     struct rjob *all;         /* every live job, mu */
     /* the thread's own */
@@ -337,16 +338,38 @@ static void read_frames(struct rmq_sink *ks)
     }
 }
 
+/* Teardown: whatever is unconfirmed is abandoned with its attempt (see sink.h). The polite
+ * close waits for the broker until close_by, which every sink stopped together shares
+ * (stop_sink), so a broker that does not answer costs TD_AMQP_CLOSE_MS once, not once per sink;
+ * the dropped connection ends it as the close would. */
+static void close_last(struct rmq_sink *ks, int64_t close_by)
+{
+    if (!ks->conn) {
+        return;
+    }
+    td_log_debug(NULL, NULL, NULL, "sink '%s': closing the connection to %s", ks->k->name,
+                 ks->k->dest);
+    if (td_amqp_close_by(ks->conn, close_by) < 0) {
+        td_log_warn(NULL, NULL, NULL,
+                    "sink '%s': close given up: no answer from %s by the deadline; the connection "
+                    "is dropped",
+                    ks->k->name, ks->k->dest);
+    }
+    ks->conn = NULL;
+}
+
 static void *run(void *arg)
 {
     struct rmq_sink *ks = arg;
     for (;;) {
         pthread_mutex_lock(&ks->mu);
         bool stop = ks->stop;
+        int64_t close_by = ks->close_by;
         struct rjob *jobs = ks->head;
         ks->head = ks->tail = NULL;
         pthread_mutex_unlock(&ks->mu);
         if (stop) {
+            close_last(ks, close_by);
             break;
         }
         while (jobs) {
@@ -379,11 +402,6 @@ static void *run(void *arg)
             ssize_t r = read(ks->wakefd, &n, sizeof(n));
             (void)r;
         }
-    }
-    /* Teardown: whatever is unconfirmed is abandoned with its attempt (see sink.h). */
-    if (ks->conn) {
-        td_amqp_close(ks->conn, true);
-        ks->conn = NULL;
     }
     return NULL;
 }
@@ -423,18 +441,32 @@ static int deliver(struct td_sink *k, const struct td_event *ev, struct td_attem
     return 0;
 }
 
-static void destroy(struct td_sink *k)
+/* Tells the thread to close and leave; its close waits until TD_AMQP_CLOSE_MS from the first
+ * call. Loop thread. */
+static void stop_sink(struct td_sink *k)
 {
     struct rmq_sink *ks = k->impl;
     if (!ks) {
         return;
     }
     pthread_mutex_lock(&ks->mu);
-    ks->stop = true;
+    if (!ks->stop) {
+        ks->stop = true;
+        ks->close_by = td_now_ms() + TD_AMQP_CLOSE_MS;
+    }
     pthread_mutex_unlock(&ks->mu);
     uint64_t one = 1;
     ssize_t w = write(ks->wakefd, &one, sizeof(one));
     (void)w;
+}
+
+static void destroy(struct td_sink *k)
+{
+    struct rmq_sink *ks = k->impl;
+    if (!ks) {
+        return;
+    }
+    stop_sink(k);
     pthread_join(ks->thread, NULL);
     while (ks->all) {
         struct rjob *j = ks->all;
@@ -452,6 +484,7 @@ static void destroy(struct td_sink *k)
 static const struct td_sink_ops rabbitmq_ops = {
     .name = "rabbitmq",
     .deliver = deliver,
+    .stop = stop_sink,
     .destroy = destroy,
 };
 

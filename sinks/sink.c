@@ -104,3 +104,20 @@ void td_sink_free(struct td_sink *k)
     }
     free(k);
 }
+
+void td_sink_stop(struct td_sink *k)
+{
+    if (k && k->ops && k->ops->stop) {
+        k->ops->stop(k);
+    }
+}
+
+void td_sinks_free(struct td_sink **sinks, size_t n)
+{
+    for (size_t i = 0; sinks && i < n; i++) {
+        td_sink_stop(sinks[i]);
+    }
+    for (size_t i = 0; sinks && i < n; i++) {
+        td_sink_free(sinks[i]);
+    }
+}

@@ -82,6 +82,10 @@ struct td_sink_ops {
      * td_attempt_done; a->ev is NULL. Same contract as deliver. The answer's body (a->body) is
      * what dispatch reads batchItemFailures from (broker/core/batch.c). */
     int (*deliver_batch)(struct td_sink *k, const char *body, size_t len, struct td_attempt *a);
+    /* Optional: tells the sink's own threads to finish (closing their broker connections)
+     * without waiting for them; destroy then waits. Lets teardown stop every sink before it
+     * frees any, so that their closes overlap (td_sinks_free). Loop thread. */
+    void (*stop)(struct td_sink *k);
     /* Frees the sink. Attempts still in flight are abandoned without a callback: this only
      * happens at teardown, after the loop stopped, when their messages stay unacknowledged
      * and are redelivered. */
@@ -145,5 +149,12 @@ const char *td_sink_kind_name(enum td_sink_kind kind);
 struct td_sink *td_sink_new(const struct td_conf_sink *conf, struct td_loop *loop,
                             struct td_http_client *http, char *err, size_t errlen);
 void td_sink_free(struct td_sink *k);
+/* Tells k's threads to finish without waiting (ops->stop; nothing for a kind without threads):
+ * a caller freeing several sinks stops them all first, so that the waits of their closes for
+ * brokers overlap instead of adding up. NULL is a no-op. Loop thread. */
+void td_sink_stop(struct td_sink *k);
+/* Frees the n sinks of sinks (NULL entries are skipped) having stopped them all first. The
+ * array itself stays the caller's. */
+void td_sinks_free(struct td_sink **sinks, size_t n);
 
 #endif

@@ -864,11 +864,7 @@ static void teardown(struct redrive *r)
     if (core->loop) {
         td_loop_run_pending(core->loop);
     }
-    if (core->sinks) {
-        for (size_t i = 0; i < core->cfg->nsinks; i++) {
-            td_sink_free(core->sinks[i]);
-        }
-    }
+    td_sinks_free(core->sinks, core->sinks ? core->cfg->nsinks : 0);
     if (core->loop) {
         td_dispatch_abandon_all(core);
     }

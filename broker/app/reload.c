@@ -227,9 +227,7 @@ static void gen_free(struct gen *g)
     for (size_t i = 0; i < g->ntriggers; i++) {
         td_core_trigger_fini(&g->triggers[i]);
     }
-    for (size_t i = 0; g->sinks && i < g->nsinks; i++) {
-        td_sink_free(g->sinks[i]);
-    }
+    td_sinks_free(g->sinks, g->nsinks);
     free(g->sinks);
     free(g->triggers);
     free(g->at_swap);
@@ -559,6 +557,15 @@ void td_reload_stop_sources(struct td_reload *rl, int64_t deadline_ms)
     }
     for (struct retiring *r = rl ? rl->retiring : NULL; r; r = r->next) {
         r->old->ops->stop(r->old);
+    }
+}
+
+void td_reload_stop_sinks(struct td_reload *rl)
+{
+    for (struct gen *g = rl ? rl->gens : NULL; g; g = g->next) {
+        for (size_t i = 0; g->sinks && i < g->nsinks; i++) {
+            td_sink_stop(g->sinks[i]);
+        }
     }
 }
 

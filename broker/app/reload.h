@@ -34,6 +34,9 @@ void td_reload_drain(struct td_reload *rl);
 /* Teardown, with the current sources: quiesce the sources still draining and tell them all to
  * stop by deadline_ms (td_source_stop_by), then join them. */
 void td_reload_stop_sources(struct td_reload *rl, int64_t deadline_ms);
+/* Teardown, before the current sinks are freed: tell the retired generations' sinks to finish
+ * (td_sink_stop), so their closes overlap with the current sinks'. */
+void td_reload_stop_sinks(struct td_reload *rl);
 /* Teardown, with the current sinks: free the retired generations' sinks. */
 void td_reload_free_sinks(struct td_reload *rl);
 /* Teardown, after td_dispatch_abandon_all and before the loop is freed: frees everything

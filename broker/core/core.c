@@ -172,9 +172,7 @@ int td_core_build_trigger(struct td_core *core, struct td_trigger_rt *trg, char 
 
 void td_core_parts_free(struct td_core_parts *parts, const struct td_config *cfg)
 {
-    for (size_t i = 0; parts->sinks && i < cfg->nsinks; i++) {
-        td_sink_free(parts->sinks[i]);
-    }
+    td_sinks_free(parts->sinks, parts->sinks ? cfg->nsinks : 0);
     for (size_t i = 0; parts->triggers && i < cfg->ntriggers; i++) {
         td_core_trigger_fini(&parts->triggers[i]);
     }
