@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "amqp_util.h"
@@ -65,6 +67,9 @@ struct rmq_sink {
     int wakefd;
     bool stop;                /* mu */
     int64_t close_by;         /* mu: when the last close gives up (set with stop) */
+    bool exited;              /* mu: run() returned; cv signalled */
+    pthread_cond_t cv;        /* CLOCK_MONOTONIC */
+    int sockfd;               /* mu: conn's socket while conn lives, else -1 (cut_stuck) */
     struct rjob *head, *tail; /* new jobs, mu */
     struct rjob *all;         /* every live job, mu */
     /* the thread's own */
@@ -127,10 +132,28 @@ static void fail_unconfirmed(struct rmq_sink *ks, const char *why)
     ks->utail = NULL;
 }
 
+/* The connection's socket, for cut_stuck: published while the connection lives, withdrawn (under
+ * mu) before it is closed, so destroy never shuts down a descriptor number reused since. */
+static void publish_fd(struct rmq_sink *ks, int fd)
+{
+    pthread_mutex_lock(&ks->mu);
+    ks->sockfd = fd;
+    pthread_mutex_unlock(&ks->mu);
+}
+
+static bool stopping(struct rmq_sink *ks)
+{
+    pthread_mutex_lock(&ks->mu);
+    bool stop = ks->stop;
+    pthread_mutex_unlock(&ks->mu);
+    return stop;
+}
+
 static void drop_connection(struct rmq_sink *ks, const char *why, bool polite)
 {
     if (ks->conn) {
         td_log_warn(NULL, NULL, NULL, "sink '%s': %s: %s", ks->k->name, ks->k->dest, why);
+        publish_fd(ks, -1);
         td_amqp_close(ks->conn, polite);
         ks->conn = NULL;
     }
@@ -165,6 +188,7 @@ static int open_connection(struct rmq_sink *ks)
         ks->next_connect_ms = now + ks->backoff_ms;
         return -1;
     }
+    publish_fd(ks, amqp_get_sockfd(ks->conn));
     if (ks->conn_error[0]) {
         td_log_info(NULL, NULL, NULL, "sink '%s': connected again", ks->k->name);
     }
@@ -176,10 +200,12 @@ static int open_connection(struct rmq_sink *ks)
 
 static void publish(struct rmq_sink *ks, struct rjob *j)
 {
-    if (!ks->conn && open_connection(ks) < 0) {
+    /* Once told to stop (teardown), no new connection: a broker that does not answer would
+     * hold the thread for the connect's timeout. */
+    if (!ks->conn && (stopping(ks) || open_connection(ks) < 0)) {
         char reason[160];
         snprintf(reason, sizeof(reason), "not connected: %s",
-                 ks->conn_error[0] ? ks->conn_error : "reconnecting");
+                 ks->conn_error[0] ? ks->conn_error : "stopping");
         complete(ks, j, TD_RESULT_RETRY, reason);
         return;
     }
@@ -349,12 +375,16 @@ static void close_last(struct rmq_sink *ks, int64_t close_by)
     }
     td_log_debug(NULL, NULL, NULL, "sink '%s': closing the connection to %s", ks->k->name,
                  ks->k->dest);
-    if (td_amqp_close_by(ks->conn, close_by) < 0) {
+    /* The socket stays published while the close writes: its requests can be stuck behind
+     * publishes the broker never read (wait_exit cuts it). */
+    if (td_amqp_say_close_by(ks->conn, close_by) < 0) {
         td_log_warn(NULL, NULL, NULL,
                     "sink '%s': close given up: no answer from %s by the deadline; the connection "
                     "is dropped",
                     ks->k->name, ks->k->dest);
     }
+    publish_fd(ks, -1);
+    amqp_destroy_connection(ks->conn);
     ks->conn = NULL;
 }
 
@@ -403,6 +433,10 @@ static void *run(void *arg)
             (void)r;
         }
     }
+    pthread_mutex_lock(&ks->mu);
+    ks->exited = true;
+    pthread_cond_broadcast(&ks->cv);
+    pthread_mutex_unlock(&ks->mu);
     return NULL;
 }
 
@@ -460,6 +494,43 @@ static void stop_sink(struct td_sink *k)
     (void)w;
 }
 
+/* How long after close_by a thread still inside rabbitmq-c gets before its socket is cut: its
+ * own close gives up at close_by (rpc timeout), so only a thread stuck in a write passes it. */
+#define CUT_AFTER_MS 100
+
+/* Waits for run() to return. rabbitmq-c writes with no time limit (amqp_basic_publish polls for
+ * a writable socket forever): a broker that reads nothing (frozen) lets the socket's buffers
+ * fill with a few MB of publishes, and the thread then never comes back to see the stop. Past
+ * close_by the socket is shut down (the thread's write fails, it drops the connection and
+ * leaves); what was not confirmed was never acknowledged at its source, so it is redelivered. */
+static void wait_exit(struct rmq_sink *ks)
+{
+    pthread_mutex_lock(&ks->mu);
+    int64_t left = ks->close_by + CUT_AFTER_MS - td_now_ms();
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    if (left > 0) {
+        until.tv_sec += left / 1000;
+        until.tv_nsec += (left % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+    }
+    int rc = 0;
+    while (!ks->exited && rc != ETIMEDOUT) {
+        rc = pthread_cond_timedwait(&ks->cv, &ks->mu, &until);
+    }
+    if (!ks->exited && ks->sockfd >= 0) {
+        td_log_warn(NULL, NULL, NULL,
+                    "sink '%s': %s does not read (a write still waits at the close "
+                    "deadline): the connection is cut",
+                    ks->k->name, ks->k->dest);
+        shutdown(ks->sockfd, SHUT_RDWR);
+    }
+    pthread_mutex_unlock(&ks->mu);
+}
+
 static void destroy(struct td_sink *k)
 {
     struct rmq_sink *ks = k->impl;
@@ -467,6 +538,7 @@ static void destroy(struct td_sink *k)
         return;
     }
     stop_sink(k);
+    wait_exit(ks);
     pthread_join(ks->thread, NULL);
     while (ks->all) {
         struct rjob *j = ks->all;
@@ -475,6 +547,7 @@ static void destroy(struct td_sink *k)
         free(j);
     }
     close(ks->wakefd);
+    pthread_cond_destroy(&ks->cv);
     pthread_mutex_destroy(&ks->mu);
     td_amqp_addr_free(&ks->addr);
     free(ks);
@@ -498,6 +571,7 @@ static int rabbitmq_init(struct td_sink *k, char *err, size_t errlen)
         return -1;
     }
     ks->k = k;
+    ks->sockfd = -1;
     ks->exchange = conf->exchange ? conf->exchange : "";
     ks->routing_key = conf->routing_key ? conf->routing_key : "";
     ks->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -514,8 +588,14 @@ static int rabbitmq_init(struct td_sink *k, char *err, size_t errlen)
     snprintf(k->dest, sizeof(k->dest), "%s/%s?routing_key=%s", base,
              ks->exchange[0] ? ks->exchange : "amq.default", ks->routing_key);
     pthread_mutex_init(&ks->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* wait_exit's deadline */
+    pthread_cond_init(&ks->cv, &ca);
+    pthread_condattr_destroy(&ca);
     if (pthread_create(&ks->thread, NULL, run, ks) != 0) {
         snprintf(err, errlen, "sink '%s': cannot start the publisher thread", k->name);
+        pthread_cond_destroy(&ks->cv);
         pthread_mutex_destroy(&ks->mu);
         goto fail;
     }

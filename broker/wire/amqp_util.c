@@ -632,7 +632,7 @@ static bool rpc_until(amqp_connection_state_t conn, int64_t deadline_ms)
     return true;
 }
 
-int td_amqp_close_by(amqp_connection_state_t conn, int64_t deadline_ms)
+int td_amqp_say_close_by(amqp_connection_state_t conn, int64_t deadline_ms)
 {
     if (!conn) {
         return 0;
@@ -653,7 +653,15 @@ int td_amqp_close_by(amqp_connection_state_t conn, int64_t deadline_ms)
             rc = r.reply_type == AMQP_RESPONSE_NORMAL ? 0 : -1;
         }
     }
-    amqp_destroy_connection(conn);
+    return rc;
+}
+
+int td_amqp_close_by(amqp_connection_state_t conn, int64_t deadline_ms)
+{
+    int rc = td_amqp_say_close_by(conn, deadline_ms);
+    if (conn) {
+        amqp_destroy_connection(conn);
+    }
     return rc;
 }
 

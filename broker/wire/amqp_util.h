@@ -72,6 +72,11 @@ void td_amqp_close(amqp_connection_state_t conn, bool polite);
  * would (the broker requeues what was not acknowledged). 0 when the broker answered both
  * closes, -1 when a close was given up or failed. NULL is a no-op (0). */
 int td_amqp_close_by(amqp_connection_state_t conn, int64_t deadline_ms);
+/* td_amqp_close_by without the free: the caller destroys conn (amqp_destroy_connection), e.g.
+ * once it no longer lets another thread shut its socket down. Note that rabbitmq-c sends the
+ * close requests with no time limit: a socket whose buffers are full (a broker that reads
+ * nothing) holds this until the socket is shut down. */
+int td_amqp_say_close_by(amqp_connection_state_t conn, int64_t deadline_ms);
 
 /* A message for an RPC reply that is not AMQP_RESPONSE_NORMAL. Returns out. */
 const char *td_amqp_reply_str(amqp_rpc_reply_t r, char *out, size_t len);
