@@ -954,17 +954,21 @@ static int run(struct redrive *r, const char *from)
         r->store.ops->close(&r->store);
         return 1;
     }
+    /* Blocked before build: the sinks' threads (a RabbitMQ sink publishes on one) inherit the
+     * mask, and a thread that has them unblocked takes a SIGINT with its default action, killing
+     * the process instead of letting the signalfd report it. One that comes while building stays
+     * pending and is read once the signalfd exists. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
     if (build(r, err, sizeof(err)) < 0) {
         fprintf(stderr, "redrive: %s\n", err);
         r->rc = 1;
         goto fail;
     }
     built = true;
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &mask, NULL);
     r->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (r->sigfd >= 0) {
         td_loop_fd_add(r->core.loop, r->sigfd, EPOLLIN, on_signal, r);
