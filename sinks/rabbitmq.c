@@ -20,6 +20,7 @@
  */
 #include <amqp.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -132,13 +133,23 @@ static void fail_unconfirmed(struct rmq_sink *ks, const char *why)
     ks->utail = NULL;
 }
 
-/* The connection's socket, for cut_stuck: published while the connection lives, withdrawn (under
- * mu) before it is closed, so destroy never shuts down a descriptor number reused since. */
+/* The connection's socket, for wait_exit: a duplicate of it, published while the connection
+ * lives and closed when withdrawn (under mu). A duplicate, because rabbitmq-c closes its own
+ * descriptor by itself when a request or a heartbeat times out, before we withdraw it: the
+ * number could then be reused by any other socket of the process, which wait_exit would shut
+ * down. The duplicate keeps the socket (not just the number) ours until it is withdrawn, and a
+ * shutdown through it still cuts the connection's writes. Without one (no descriptor left) the
+ * connection cannot be cut: wait_exit then waits for the thread as it did before. */
 static void publish_fd(struct rmq_sink *ks, int fd)
 {
+    int dup = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
     pthread_mutex_lock(&ks->mu);
-    ks->sockfd = fd;
+    int old = ks->sockfd;
+    ks->sockfd = dup;
     pthread_mutex_unlock(&ks->mu);
+    if (old >= 0) {
+        close(old);
+    }
 }
 
 static bool stopping(struct rmq_sink *ks)
@@ -433,6 +444,11 @@ static void *run(void *arg)
             (void)r;
         }
     }
+    /* Left without close_last (poll failed): the connection goes, what it did not confirm is
+     * retried by its trigger. */
+    if (ks->conn) {
+        drop_connection(ks, "the publisher thread stops", false);
+    }
     pthread_mutex_lock(&ks->mu);
     ks->exited = true;
     pthread_cond_broadcast(&ks->cv);
@@ -545,6 +561,9 @@ static void destroy(struct td_sink *k)
         ks->all = j->all_next;
         td_amqp_out_free(j->out);
         free(j);
+    }
+    if (ks->sockfd >= 0) {
+        close(ks->sockfd); /* withdrawn by the thread when it dropped its connection */
     }
     close(ks->wakefd);
     pthread_cond_destroy(&ks->cv);
