@@ -343,7 +343,8 @@ static int build(struct daemon *d)
  * commit to a broker that answers takes milliseconds, so this is room for the last commit of
  * what the drain finished, not for a broker that does not answer (what is not committed then is
  * redelivered). A Kafka source's group-lag request in progress (up to 3 s, kafka_lag.c) may end
- * after it: shutdown takes at most shutdown_grace + about 5 s. */
+ * after it, and the sinks' closes (RabbitMQ: TD_AMQP_CLOSE_MS) come after the sources: shutdown
+ * takes at most shutdown_grace + about 7 s. */
 #define SOURCE_STOP_MIN_MS 2000
 
 /* When the sources must be gone (td_source_stop_by). */
