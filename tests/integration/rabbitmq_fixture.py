@@ -74,50 +74,81 @@ def make_tls_files(d):
     return ca, cert, key
 
 
+def _port_clash(output):
+    """The sign in a node's startup output that one of its ports was bound by another process
+    before it (see RabbitMQServer.__init__), or None."""
+    for sign in ("dist_port_already_used", "nodistribution", "eaddrinuse"):
+        if sign in output:
+            return sign
+    return None
+
+
 class RabbitMQServer:
     def __init__(self, config_extra="", tls=False):
         self.dir = make_tempdir("td-rabbit-")
-        self.tls_port = None
-        plugins = []
+        self.tls = tls
+        self.config_extra = config_extra
+        self.plugins = []
         if tls == "mutual":
             from tls_util import CA
-            self.tls_port = free_port()
             self._ca = CA(self.dir, "ca")
             self._serial = 100
             self.ca = self._ca.cert
             self.server_cert, self.server_key = self._ca.issue("rabbit-server", 1)
+            self.plugins.append("rabbitmq_auth_mechanism_ssl")
+        elif tls:
+            self.ca, self.server_cert, self.server_key = make_tls_files(self.dir)
+        self.proc = None
+        at_cleanup(self.shutdown)
+        # The ports come from free_port(): free when asked, but on a loaded machine running tests
+        # in parallel another process may bind one before the node does (any client's outgoing
+        # connection takes its local port from the same ephemeral range). The node then dies at
+        # once ("nodistribution" when its epmd port was taken, dist_port_already_used, eaddrinuse);
+        # that is no failure of the code under test, so the node starts again on new ports.
+        for attempt in range(1, 4):
+            self._configure()
+            try:
+                self.start()
+                return
+            except RuntimeError as e:
+                clash = _port_clash(str(e) + self.server_output())
+                if clash is None or attempt == 3:
+                    raise
+                log(f"rabbitmq node {self.node}: a port was taken by another process ({clash}); "
+                    "starting again on new ports")
+                self.shutdown()
+
+    def _configure(self):
+        """Picks the node's ports and writes its name, config and environment for them."""
+        config_extra = self.config_extra
+        self.tls_port = None
+        if self.tls:
+            self.tls_port = free_port()
             config_extra += (f"listeners.ssl.default = 127.0.0.1:{self.tls_port}\n"
                              f"ssl_options.cacertfile = {self.ca}\n"
                              f"ssl_options.certfile = {self.server_cert}\n"
-                             f"ssl_options.keyfile = {self.server_key}\n"
-                             "ssl_options.verify = verify_peer\n"
+                             f"ssl_options.keyfile = {self.server_key}\n")
+        if self.tls == "mutual":
+            config_extra += ("ssl_options.verify = verify_peer\n"
                              "ssl_options.fail_if_no_peer_cert = true\n"
                              "auth_mechanisms.1 = PLAIN\n"
                              "auth_mechanisms.2 = AMQPLAIN\n"
                              "auth_mechanisms.3 = EXTERNAL\n"
                              "ssl_cert_login_from = common_name\n")
-            plugins.append("rabbitmq_auth_mechanism_ssl")
-        elif tls:
-            self.tls_port = free_port()
-            self.ca, cert, key = make_tls_files(self.dir)
-            config_extra += (f"listeners.ssl.default = 127.0.0.1:{self.tls_port}\n"
-                             f"ssl_options.cacertfile = {self.ca}\n"
-                             f"ssl_options.certfile = {cert}\n"
-                             f"ssl_options.keyfile = {key}\n"
-                             "ssl_options.verify = verify_none\n"
+        elif self.tls:
+            config_extra += ("ssl_options.verify = verify_none\n"
                              "ssl_options.fail_if_no_peer_cert = false\n")
         self.port = free_port()
         self.dist_port = free_port()
         self.epmd_port = free_port()
         self.node = f"td{self.port}@localhost"
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/%2f"
-        self.proc = None
         home = os.path.join(self.dir, "home")
-        os.makedirs(home)
+        os.makedirs(home, exist_ok=True)
         for sub in ("mnesia", "log"):
-            os.makedirs(os.path.join(self.dir, sub))
+            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
         with open(os.path.join(self.dir, "enabled_plugins"), "w") as f:
-            f.write("[%s].\n" % ",".join(plugins))
+            f.write("[%s].\n" % ",".join(self.plugins))
         with open(os.path.join(self.dir, "rabbitmq-env.conf"), "w") as f:
             f.write("# empty: the environment says everything\n")
         with open(os.path.join(self.dir, "rabbitmq.conf"), "w") as f:
@@ -139,8 +170,6 @@ class RabbitMQServer:
                         RABBITMQ_CONF_ENV_FILE=os.path.join(self.dir, "rabbitmq-env.conf"),
                         RABBITMQ_PID_FILE=os.path.join(self.dir, "rabbit.pid"),
                         ERL_EPMD_PORT=str(self.epmd_port))
-        at_cleanup(self.shutdown)
-        self.start()
 
     # ---- lifecycle ----
 
