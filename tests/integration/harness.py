@@ -273,7 +273,29 @@ class RedisServer:
         self.url = f"{self.scheme}://127.0.0.1:{self.port}/0"
         self._log = os.path.join(self.dir, "redis.log")
         at_cleanup(self.stop)
-        self.start()
+        # A port from free_port() may be bound by another process (on a loaded machine running
+        # tests in parallel, any outgoing connection's local port) before redis-server binds it:
+        # then it exits at once, and that is no failure of the code under test, so it starts
+        # again on a new port (as RabbitMQServer does). A port the caller chose is kept.
+        for attempt in range(1, 4):
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                if (port is not None or attempt == 3 or self.proc.poll() is None
+                        or "Address already in use" not in self.log_text()):
+                    raise
+            log(f"redis-server: port {self.port} was taken by another process; "
+                "starting again on a new port")
+            self.port = free_port()
+            self.url = f"{self.scheme}://127.0.0.1:{self.port}/0"
+
+    def log_text(self):
+        try:
+            with open(self._log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
 
     def url_for(self, path):
         """scheme://127.0.0.1:PORT/PATH (`publish` takes /[DB/]STREAM)."""
@@ -302,7 +324,9 @@ class RedisServer:
                      "--tls-auth-clients", "yes" if self.auth_clients else "no"]
         args += self.extra_args
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        ok = wait_until(self._ping, 10 * SLOW)
+        ok = wait_until(lambda: self.proc.poll() is not None or self._ping(), 10 * SLOW)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"redis-server on port {self.port} exited: {self.log_text()[-2000:]}")
         if not ok:
             raise RuntimeError(f"redis-server on port {self.port} did not answer PING")
 
