@@ -112,11 +112,16 @@ void td_sink_stop(struct td_sink *k)
     }
 }
 
-void td_sinks_free(struct td_sink **sinks, size_t n)
+void td_sinks_stop(struct td_sink **sinks, size_t n)
 {
     for (size_t i = 0; sinks && i < n; i++) {
         td_sink_stop(sinks[i]);
     }
+}
+
+void td_sinks_free(struct td_sink **sinks, size_t n)
+{
+    td_sinks_stop(sinks, n);
     for (size_t i = 0; sinks && i < n; i++) {
         td_sink_free(sinks[i]);
     }

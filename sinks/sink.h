@@ -153,6 +153,8 @@ void td_sink_free(struct td_sink *k);
  * a caller freeing several sinks stops them all first, so that the waits of their closes for
  * brokers overlap instead of adding up. NULL is a no-op. Loop thread. */
 void td_sink_stop(struct td_sink *k);
+/* td_sink_stop for each of the n sinks of sinks (NULL: none; NULL entries are skipped). */
+void td_sinks_stop(struct td_sink **sinks, size_t n);
 /* Frees the n sinks of sinks (NULL entries are skipped) having stopped them all first. The
  * array itself stays the caller's. */
 void td_sinks_free(struct td_sink **sinks, size_t n);

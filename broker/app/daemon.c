@@ -418,9 +418,7 @@ static void teardown(struct daemon *d)
      *    messages were never acknowledged, so the broker redelivers them. All are told to stop
      *    before any is freed, so the closes of producer connections to brokers that do not
      *    answer overlap (a RabbitMQ sink waits up to TD_AMQP_CLOSE_MS) instead of adding up. */
-    for (size_t i = 0; core->sinks && i < cfg->nsinks; i++) {
-        td_sink_stop(core->sinks[i]);
-    }
+    td_sinks_stop(core->sinks, cfg->nsinks);
     td_reload_stop_sinks(d->reload);
     if (core->sinks) {
         for (size_t i = 0; i < cfg->nsinks; i++) {

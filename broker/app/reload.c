@@ -563,9 +563,7 @@ void td_reload_stop_sources(struct td_reload *rl, int64_t deadline_ms)
 void td_reload_stop_sinks(struct td_reload *rl)
 {
     for (struct gen *g = rl ? rl->gens : NULL; g; g = g->next) {
-        for (size_t i = 0; g->sinks && i < g->nsinks; i++) {
-            td_sink_stop(g->sinks[i]);
-        }
+        td_sinks_stop(g->sinks, g->nsinks);
     }
 }
 

@@ -605,8 +605,8 @@ void td_rconn_set_stop_by(struct td_rconn *c, int fd, const _Atomic int64_t *by)
 }
 
 /* How often a wait re-reads *stop_by once the stop fd was readable: the eventfd stays readable
- * (nothing reads it), so it cannot be polled again, and a deadline may come after the stop
- * began (a reload's retiring source, then a shutdown). */
+ * (nothing reads it), so it cannot be polled again, and an earlier deadline may come after the
+ * stop began (a reload's retiring source, then a shutdown: td_source_stop_by). */
 #define STOP_SLICE_MS 100
 /* A wait that starts after the stop deadline still gets this long: the command is written and
  * a server that answers does in a millisecond (the last XACK of a drain), one that does not
@@ -616,7 +616,7 @@ void td_rconn_set_stop_by(struct td_rconn *c, int fd, const _Atomic int64_t *by)
 int td_rconn_wait(struct td_rconn *c, int64_t deadline_ms, redisReply **reply)
 {
     bool stopping = false; /* stop_fd was readable: deadline_ms is capped by *stop_by */
-    int64_t floor_ms = td_now_ms() + STOP_MIN_MS;
+    int64_t floor_ms = 0;  /* set once stopping: the wait's STOP_MIN_MS (no clock read before) */
     for (;;) {
         if (reply) {
             int r = td_rconn_reply(c, reply);
@@ -663,8 +663,9 @@ int td_rconn_wait(struct td_rconn *c, int64_t deadline_ms, redisReply **reply)
         if (p[1].revents & POLLIN) {
             return fail(c, "stopped while waiting for %s:%d", c->host, c->port);
         }
-        if (p[2].revents & POLLIN) {
+        if ((p[2].revents & POLLIN) && !stopping) {
             stopping = true;
+            floor_ms = td_now_ms() + STOP_MIN_MS;
         }
     }
 }
