@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from proc_cpu import proc_cpu_s  # bench/proc_cpu.py
+from benchlib import fmt_int, print_table, proc_cpu_s, proc_status  # bench/benchlib.py
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,20 +58,6 @@ def which(t):
         if d and os.access(os.path.join(d, t), os.X_OK):
             return os.path.join(d, t)
     return None
-
-
-def proc_status(pid):
-    """VmRSS, VmHWM and RssAnon in KiB, or None when the process is gone."""
-    out = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in ("VmRSS", "VmHWM", "RssAnon"):
-                    out[k] = int(v.split()[0])
-    except OSError:
-        return None
-    return out
 
 
 def rss_by_file(pid, n=4):
@@ -133,10 +119,6 @@ def scrape(port):
     for m in re.finditer(r'^(triggerd_\w+)\{source="%s"\} (\S+)$' % SOURCE, text, re.M):
         out[m.group(1)] = float(m.group(2))
     return out
-
-
-def fmt_int(n):
-    return f"{n:,.0f}"
 
 
 def nginx_accepts(port):
@@ -492,12 +474,6 @@ def table(v, a):
         ("CPU per event: libcurl loop / triggerd", f"{100 * curl_us / td_us:.0f} %",
          f"{curl_us:.0f} vs {td_us:.0f} us (kernel accounting)"),
     ]
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
-    print(f"{'figure':<{w0}}  {'value':>{w1}}  note")
-    print(f"{'-' * w0}  {'-' * w1}  {'-' * 30}")
-    for name, val, note in rows:
-        print(f"{name:<{w0}}  {val:>{w1}}  {note}".rstrip())
-
+    print_table(rows)
 
 main()

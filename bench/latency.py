@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from proc_cpu import proc_cpu_s  # bench/proc_cpu.py
+from benchlib import proc_cpu_s  # bench/benchlib.py
 
 BODY_PAD = 900  # about 1 KiB of JSON with the timestamp
 

@@ -20,21 +20,8 @@ import re
 import sys
 import time
 
-from proc_cpu import proc_cpu_s, tree_cpu_s  # bench/proc_cpu.py
+from benchlib import Figures, print_table, proc_cpu_s, proc_status, tree_cpu_s  # bench/benchlib.py
 import urllib.request
-
-
-def proc_status(pid):
-    out = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in ("VmRSS", "VmHWM", "RssAnon"):
-                    out[k] = int(v.split()[0])
-    except OSError:
-        return None
-    return out
 
 
 def counter(url, source, name):
@@ -114,52 +101,10 @@ def cmd_drain(a):
 
 
 def cmd_table(a):
-    v = {}
-    with open(a.results) as f:
-        for line in f:
-            k, sep, val = line.strip().partition("=")
-            if sep:
-                v[k] = val
+    f = Figures(a.results)
+    v, num, rate, mb, conns, ratio, us_per = f.v, f.num, f.rate, f.mb, f.count, f.ratio, f.us_per
 
-    def num(k):
-        try:
-            return float(v[k])
-        except (KeyError, ValueError):
-            return None
-
-    def rate(k):
-        x = num(k)
-        return "n/a" if x is None else f"{x:,.0f}"
-
-    def mb(k):
-        x = num(k)
-        return "n/a" if x is None else f"{x / 1024:.1f} MB"
-
-    def conns(k):
-        x = num(k)
-        return "n/a" if x is None else f"{x:.0f}"
-
-    def bound():
-        return 2 * int(num("concurrency") or 0)
-
-    def over():
-        x = num("td_conns")
-        return " (OVER)" if x is not None and x > bound() else ""
-
-    def ratio(a_, b_):
-        x, y = num(a_), num(b_)
-        return "n/a" if not x or not y else f"{100 * x / y:.0f} %"
-
-    def cpu_ratio():
-        x, y = num("curl_cpu_s"), num("td_cpu_s")
-        cn, tn = num("curl_entries"), num("td_entries")
-        return "n/a" if not (x and y and cn and tn) else f"{100 * (x / cn) / (y / tn):.0f} %"
-
-    def us_per(cpu_k, n_k):
-        x, y = num(cpu_k), num(n_k)
-        return "?" if x is None or not y else f"{1e6 * x / y:.0f}"
-
-    c, n, pf = v.get("concurrency", "?"), int(num("entries") or 0), v.get("prefetch", "?")
+    c, pf = v.get("concurrency", "?"), v.get("prefetch", "?")
     rows = [
         ("triggerd idle RSS (connected, before the load)", mb("td_idle_rss_kb"),
          f"of which anonymous {mb('td_idle_anon_kb')}"),
@@ -168,8 +113,8 @@ def cmd_table(a):
          f"message in; {num('td_cpu_s') or 0:.2f} CPU s, {us_per('td_cpu_s', 'td_entries')} us CPU/event"),
         ("triggerd peak RSS (VmHWM)", mb("td_hwm_kb"), ""),
         ("triggerd new connections to nginx", conns("td_conns"),
-         f"for the whole run, concurrency {c}; issue 14: at most 2 x {c} = {bound()}"
-         f"{over()}; the libcurl loop opened {conns('curl_conns')}"),
+         f"for the whole run, concurrency {c}; issue 14: at most 2 x {c} = {f.conn_bound()}"
+         f"{f.conn_over()}; the libcurl loop opened {conns('curl_conns')}"),
         (f"HTTP ceiling: wrk -t1 -c{c} -d{v.get('wrk_duration', '?')}", rate("wrk_rate") + " req/s",
          f"p50 {v.get('wrk_p50', '?')}, p99 {v.get('wrk_p99', '?')}"),
         (f"libcurl ceiling: bare multi loop, {c} in flight", rate("curl_rate") + " req/s",
@@ -179,7 +124,7 @@ def cmd_table(a):
         ("ratio triggerd / wrk", ratio("td_rate", "wrk_rate"), ""),
         ("ratio triggerd / libcurl loop", ratio("td_rate", "curl_rate"), "issue 14 goal 2: >= 80 % (DESIGN §6: >= 70 %)"),
         ("ratio triggerd / raw RabbitMQ consume", ratio("td_rate", "raw_rate"), ""),
-        ("CPU per event: libcurl loop / triggerd", cpu_ratio(),
+        ("CPU per event: libcurl loop / triggerd", f.cpu_ratio(),
          f"{us_per('curl_cpu_s', 'curl_entries')} vs {us_per('td_cpu_s', 'td_entries')} us "
          "(issue 14 goal 1: >= 83 %)"),
     ]
@@ -214,12 +159,7 @@ def cmd_table(a):
     if bm != "n/a":
         rows.append((f"RabbitMQ GC before the drains (BROKER_GC={v.get('broker_gc', '?')})",
                      bm if rm in (bm, "n/a") else f"{bm} / {rm}", f"{bnote}; {rnote}"))
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
-    print(f"{'figure':<{w0}}  {'value':>{w1}}  note")
-    print(f"{'-' * w0}  {'-' * w1}  {'-' * 30}")
-    for name, val, note in rows:
-        print(f"{name:<{w0}}  {val:>{w1}}  {note}".rstrip())
+    print_table(rows)
     return 0
 
 

@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-from proc_cpu import proc_cpu_s, tree_cpu_s  # bench/proc_cpu.py
+from benchlib import Figures, fmt_int, print_table, proc_cpu_s, proc_status, tree_cpu_s  # bench/benchlib.py
 
 import redis
 
@@ -80,29 +80,11 @@ def cmd_wait_ready(a):
     return 1
 
 
-def proc_status(pid):
-    """VmRSS, VmHWM and RssAnon in KiB, or None when the process is gone."""
-    out = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in ("VmRSS", "VmHWM", "RssAnon"):
-                    out[k] = int(v.split()[0])
-    except OSError:
-        return None
-    return out
-
-
 def group_info(r, stream, group):
     for g in r.xinfo_groups(stream):
         if g["name"].decode() == group:
             return g
     raise RuntimeError(f"no group {group} on {stream}")
-
-
-def fmt_int(n):
-    return f"{n:,.0f}"
 
 
 def cmd_drain(a):
@@ -176,51 +158,9 @@ def cmd_drain(a):
 
 
 def cmd_table(a):
-    v = {}
-    with open(a.results) as f:
-        for line in f:
-            k, sep, val = line.strip().partition("=")
-            if sep:
-                v[k] = val
-
-    def num(k):
-        try:
-            return float(v[k])
-        except (KeyError, ValueError):
-            return None
-
-    def rate(k):
-        x = num(k)
-        return "n/a" if x is None else f"{x:,.0f}"
-
-    def mb(k):
-        x = num(k)
-        return "n/a" if x is None else f"{x / 1024:.1f} MB"
-
-    def conns(k):
-        x = num(k)
-        return "n/a" if x is None else f"{x:.0f}"
-
-    def bound():
-        return 2 * int(num("concurrency") or 0)
-
-    def over():
-        x = num("td_conns")
-        return " (OVER)" if x is not None and x > bound() else ""
-
-    def ratio(a_, b_):
-        x, y = num(a_), num(b_)
-        return "n/a" if not x or not y else f"{100 * x / y:.0f} %"
-
-    def us_per(cpu_k, n_k):
-        x, y = num(cpu_k), num(n_k)
-        return "?" if x is None or not y else f"{1e6 * x / y:.0f}"
-
-    def cpu_ratio(p="td", q="curl"):
-        tc, tn, cc, cn = num(f"{p}_cpu_s"), num(f"{p}_entries"), num(f"{q}_cpu_s"), num(f"{q}_entries")
-        if not (tc and tn and cc and cn):
-            return "n/a"
-        return f"{100 * (cc / cn) / (tc / tn):.0f} %"
+    f = Figures(a.results)
+    v, num, rate, mb, conns, ratio, us_per = f.v, f.num, f.rate, f.mb, f.count, f.ratio, f.us_per
+    cpu_ratio = f.cpu_ratio
 
     c, n = v.get("concurrency", "?"), int(num("entries") or 0)
     client = v.get("td_client", "auto")
@@ -233,8 +173,8 @@ def cmd_table(a):
          f"{us_per('td_cpu_s', 'td_entries')} us CPU/event"),
         ("triggerd peak RSS (VmHWM)", mb("td_hwm_kb"), ""),
         ("triggerd new connections to nginx", conns("td_conns"),
-         f"for the whole run, concurrency {c}; issue 14: at most 2 x {c} = {bound()}"
-         f"{over()}; the libcurl loop opened {conns('curl_conns')}"),
+         f"for the whole run, concurrency {c}; issue 14: at most 2 x {c} = {f.conn_bound()}"
+         f"{f.conn_over()}; the libcurl loop opened {conns('curl_conns')}"),
         (f"HTTP ceiling: wrk -t1 -c{c} -d{v.get('wrk_duration', '?')}", rate("wrk_rate") + " req/s",
          f"p50 {v.get('wrk_p50', '?')}, p99 {v.get('wrk_p99', '?')}; "
          f"{us_per('wrk_cpu_s', 'wrk_entries')} us CPU/request"),
@@ -291,12 +231,7 @@ def cmd_table(a):
              f"{ratio('tdc_rate', 'wrk_rate')} / {ratio('tdc_rate', 'curl_rate')}",
              f"CPU per event, libcurl loop / triggerd: {cpu_ratio('tdc', 'curl')}"),
         ]
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
-    print(f"{'figure':<{w0}}  {'value':>{w1}}  note")
-    print(f"{'-' * w0}  {'-' * w1}  {'-' * 30}")
-    for name, val, note in rows:
-        print(f"{name:<{w0}}  {val:>{w1}}  {note}".rstrip())
+    print_table(rows)
     return 0
 
 

@@ -19,7 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
 from harness import *  # noqa: E402,F401,F403
-from proc_cpu import proc_cpu_s as cpu_s  # noqa: E402  (the benches' reader of /proc/PID/stat)
+from benchlib import proc_cpu_s as cpu_s  # noqa: E402  (the benches' reader of /proc/PID/stat)
 
 N = 3000
 HOLD = 3.0
