@@ -71,6 +71,7 @@ struct rmq_sink {
     bool exited;              /* mu: run() returned; cv signalled */
     pthread_cond_t cv;        /* CLOCK_MONOTONIC */
     int sockfd;               /* mu: conn's socket while conn lives, else -1 (cut_stuck) */
+    bool cut;                 /* mu: sockfd was shut down past close_by (cut_stuck) */
     struct rjob *head, *tail; /* new jobs, mu */
     struct rjob *all;         /* every live job, mu */
     /* the thread's own */
@@ -514,11 +515,26 @@ static void stop_sink(struct td_sink *k)
  * own close gives up at close_by (rpc timeout), so only a thread stuck in a write passes it. */
 #define CUT_AFTER_MS 100
 
-/* Waits for run() to return. rabbitmq-c writes with no time limit (amqp_basic_publish polls for
- * a writable socket forever): a broker that reads nothing (frozen) lets the socket's buffers
- * fill with a few MB of publishes, and the thread then never comes back to see the stop. Past
- * close_by the socket is shut down (the thread's write fails, it drops the connection and
- * leaves); what was not confirmed was never acknowledged at its source, so it is redelivered. */
+/* rabbitmq-c writes with no time limit (amqp_basic_publish polls for a writable socket
+ * forever): a broker that reads nothing (frozen) lets the socket's buffers fill with a few MB of
+ * publishes, and the thread then never comes back to see the stop. Past close_by the socket is
+ * shut down (the thread's write fails, it drops the connection and leaves); what was not
+ * confirmed was never acknowledged at its source, so it is redelivered. Called with mu held,
+ * once close_by + CUT_AFTER_MS has passed; the cut is made (and logged) once. */
+static void cut_stuck(struct rmq_sink *ks)
+{
+    if (ks->exited || ks->cut || ks->sockfd < 0) {
+        return;
+    }
+    td_log_warn(NULL, NULL, NULL,
+                "sink '%s': %s does not read (a write still waits at the close "
+                "deadline): the connection is cut",
+                ks->k->name, ks->k->dest);
+    shutdown(ks->sockfd, SHUT_RDWR);
+    ks->cut = true;
+}
+
+/* Waits for run() to return, cutting a thread stuck in a write loose (cut_stuck). */
 static void wait_exit(struct rmq_sink *ks)
 {
     pthread_mutex_lock(&ks->mu);
@@ -537,14 +553,27 @@ static void wait_exit(struct rmq_sink *ks)
     while (!ks->exited && rc != ETIMEDOUT) {
         rc = pthread_cond_timedwait(&ks->cv, &ks->mu, &until);
     }
-    if (!ks->exited && ks->sockfd >= 0) {
-        td_log_warn(NULL, NULL, NULL,
-                    "sink '%s': %s does not read (a write still waits at the close "
-                    "deadline): the connection is cut",
-                    ks->k->name, ks->k->dest);
-        shutdown(ks->sockfd, SHUT_RDWR);
-    }
+    cut_stuck(ks);
     pthread_mutex_unlock(&ks->mu);
+}
+
+/* After stop_sink: whether run() has returned, so that destroy will not wait. Asked again
+ * until it has (a reload's retired sinks: reload.c), which lets the loop go on meanwhile; past
+ * the close deadline a thread stuck in a write is cut loose here as wait_exit would. Loop
+ * thread. */
+static bool sink_stopped(struct td_sink *k)
+{
+    struct rmq_sink *ks = k->impl;
+    if (!ks) {
+        return true;
+    }
+    pthread_mutex_lock(&ks->mu);
+    if (!ks->exited && td_now_ms() >= ks->close_by + CUT_AFTER_MS) {
+        cut_stuck(ks);
+    }
+    bool done = ks->exited;
+    pthread_mutex_unlock(&ks->mu);
+    return done;
 }
 
 static void destroy(struct td_sink *k)
@@ -577,6 +606,7 @@ static const struct td_sink_ops rabbitmq_ops = {
     .name = "rabbitmq",
     .deliver = deliver,
     .stop = stop_sink,
+    .stopped = sink_stopped,
     .destroy = destroy,
 };
 

@@ -119,6 +119,19 @@ void td_sinks_stop(struct td_sink **sinks, size_t n)
     }
 }
 
+bool td_sinks_stopped(struct td_sink **sinks, size_t n)
+{
+    bool all = true;
+    for (size_t i = 0; sinks && i < n; i++) {
+        struct td_sink *k = sinks[i];
+        /* every one asked, not only up to the first still busy: each acts on its deadline */
+        if (k && k->ops && k->ops->stopped && !k->ops->stopped(k)) {
+            all = false;
+        }
+    }
+    return all;
+}
+
 void td_sinks_free(struct td_sink **sinks, size_t n)
 {
     td_sinks_stop(sinks, n);

@@ -86,6 +86,12 @@ struct td_sink_ops {
      * without waiting for them; destroy then waits. Lets teardown stop every sink before it
      * frees any, so that their closes overlap (td_sinks_free). Loop thread. */
     void (*stop)(struct td_sink *k);
+    /* Optional (NULL: always true): after stop, whether destroy would return without waiting
+     * (the sink's threads have left). A reload frees a retired generation's sinks only once
+     * every one of them says so, asking again on later ticks, so that the loop never waits for
+     * a broker's close (reload.c). May act on a deadline that passed (cut a stuck connection).
+     * Loop thread. */
+    bool (*stopped)(struct td_sink *k);
     /* Frees the sink. Attempts still in flight are abandoned without a callback: this only
      * happens at teardown, after the loop stopped, when their messages stay unacknowledged
      * and are redelivered. */
@@ -155,6 +161,9 @@ void td_sink_free(struct td_sink *k);
 void td_sink_stop(struct td_sink *k);
 /* td_sink_stop for each of the n sinks of sinks (NULL: none; NULL entries are skipped). */
 void td_sinks_stop(struct td_sink **sinks, size_t n);
+/* Whether every one of the n sinks, told to stop, can be freed without waiting (ops->stopped;
+ * true for a kind without it, for NULL entries and for n = 0). Loop thread. */
+bool td_sinks_stopped(struct td_sink **sinks, size_t n);
 /* Frees the n sinks of sinks (NULL entries are skipped) having stopped them all first. The
  * array itself stays the caller's. */
 void td_sinks_free(struct td_sink **sinks, size_t n);

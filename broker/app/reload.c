@@ -43,6 +43,7 @@ struct gen {
     struct td_trigger_stats *at_swap; /* each trigger's counters when it was retired */
     struct td_sink **sinks;
     size_t nsinks;
+    bool stopping; /* drained: its sinks were told to stop (collect) */
 };
 
 struct retiring {
@@ -293,6 +294,18 @@ static bool collect(struct td_reload *rl)
     for (struct gen **pp = &rl->gens; *pp;) {
         struct gen *g = *pp;
         if (td_dispatch_busy(core, g->gen) > 0) {
+            pp = &g->next;
+            continue;
+        }
+        /* As for a retiring source below: the sinks are told to stop and looked at again on the
+         * next ticks, and freed once none would wait (a RabbitMQ sink's close waits for the
+         * broker's close-ok up to TD_AMQP_CLOSE_MS: with a broker that does not answer, freeing
+         * it at once held the loop, the ingress and every other trigger for 2 s). */
+        if (!g->stopping) {
+            td_sinks_stop(g->sinks, g->nsinks);
+            g->stopping = true;
+        }
+        if (!td_sinks_stopped(g->sinks, g->nsinks)) {
             pp = &g->next;
             continue;
         }
