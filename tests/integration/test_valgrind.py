@@ -1,9 +1,15 @@
-"""The daemon under valgrind (memcheck): 20 events delivered and 2 dead-lettered, then SIGTERM; exit 0
-means no invalid access and no definite leak (--error-exitcode=3)."""
+"""The daemon under valgrind (memcheck): 20 events delivered and 2 dead-lettered; then a reload
+(SIGHUP) that changes the source (it drains and restarts: the retiring-source path) and the
+triggers and sinks (the old generation is freed once drained, with the configuration it was built
+from), and 20 more events delivered by the new configuration; then SIGTERM. Exit 0 means no
+invalid access and no definite leak in that whole lifecycle (--error-exitcode=3)."""
 
 import os
 import shutil
+import signal
 import sys
+
+import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
@@ -24,11 +30,13 @@ def body(c):
     fn = FunctionServer(lambda req, a: (400, {}, b"no", 0) if b'"bad"' in req.body
                         else (503, {}, b"", 0) if a == 1 and req.body.endswith(b'"3"}')
                         else (200, {}, b"ok", 0))
-    cfg = config(sources={"in": redis_source(rs.url, "s")},
-                 sinks={"fn": http_sink(fn.url, timeout="10s"),
-                        "dead": {"redis": {"url": rs.url, "stream": "dead"}}},
-                 triggers=[trigger("t1", "in", "fn", timeout="10s", backoff_delay="50ms",
-                                   dead_letter="dead")])
+    def cfg_for(claim_idle, backoff):
+        return config(sources={"in": redis_source(rs.url, "s", claim_idle=claim_idle)},
+                      sinks={"fn": http_sink(fn.url, timeout="10s"),
+                             "dead": {"redis": {"url": rs.url, "stream": "dead"}}},
+                      triggers=[trigger("t1", "in", "fn", timeout="10s", backoff_delay=backoff,
+                                        dead_letter="dead")])
+    cfg = cfg_for("2s", "50ms")
     vlog = os.path.join(make_tempdir("td-vg-"), "valgrind.log")
     td = Triggerd(cfg, name="triggerd (valgrind)",
                   wrapper=[vg, "--leak-check=full", "--errors-for-leak-kinds=definite",
@@ -43,6 +51,24 @@ def body(c):
     c.eq(len(set(ids) & fn.ok_ids()), N, "events delivered under valgrind")
     c.eq(cl.xlen("dead") if cl.exists("dead") else 0, 2, "events dead-lettered under valgrind")
     c.eq(pending_count(cl, "s", "g"), 0, "XPENDING count")
+
+    # The reload: a changed source (claim_idle) drains and restarts, the changed trigger's old
+    # generation and its sinks are freed once drained, and the old configuration with them.
+    cfg2 = cfg_for("3s", "60ms")
+    cfg2["daemon"] = cfg["daemon"]
+    with open(td.config_path, "w") as f:
+        f.write(yaml.safe_dump(cfg2, sort_keys=False))
+    td.signal(signal.SIGHUP)
+    c.check(wait_until(lambda: any(str(l.get("msg", "")).startswith("reloaded") for l in td.logs())
+                       and any(l.get("source") == "in" and
+                               str(l.get("msg", "")).startswith("drained; restarting")
+                               for l in td.logs()), 60, interval=0.1),
+            "reloaded under valgrind; the source drained and restarted")
+    ids2 = publish_many(cl, "s", N, lambda i: {"n": str(100 + i)})
+    wait_until(lambda: set(ids2) <= fn.ok_ids(), 60, desc="delivered after the reload")
+    wait_until(lambda: pending_count(cl, "s", "g") == 0, 30, desc="pending 0 after the reload")
+    c.eq(len(set(ids2) & fn.ok_ids()), N, "events delivered under valgrind after the reload")
+    c.eq(pending_count(cl, "s", "g"), 0, "XPENDING count after the reload")
     td.terminate()
     rc = td.wait(60)
     c.eq(rc, 0, "exit status under valgrind after SIGTERM (3 = memcheck errors)")
@@ -57,7 +83,8 @@ def body(c):
     log("valgrind: " + " | ".join(s.split("== ", 1)[-1] for s in summary))
     if rc != 0:
         log(report[-6000:])
-    log(f"in={N + 2} delivered={len(set(ids) & fn.ok_ids())} dead={cl.xlen('dead') if cl.exists('dead') else 0}")
+    log(f"in={2 * N + 2} delivered={len((set(ids) | set(ids2)) & fn.ok_ids())} "
+        f"dead={cl.xlen('dead') if cl.exists('dead') else 0}")
 
 
 run_test(body)
