@@ -157,6 +157,29 @@ static void refresh_token(struct td_sink *k, struct http_sink *hs)
     td_log_debug(NULL, NULL, NULL, "sink '%s': bearer_file (re)read", k->name);
 }
 
+/* The bearer token an attempt sends, or NULL for none: auth.bearer, else the token read from
+ * auth.bearer_file (refreshed when the file changed), else google_token. -1 with a->reason set
+ * when bearer_file is written but cannot be used: the attempt fails, retryable. Both clients. */
+static int pick_bearer(struct td_sink *k, struct http_sink *hs, const char *google_token,
+                       struct td_attempt *a, const char **bearer)
+{
+    const struct td_conf_auth *auth = hs->t.auth;
+    *bearer = google_token;
+    if (auth && auth->bearer) {
+        *bearer = auth->bearer;
+    }
+    if (auth && auth->bearer_file) {
+        refresh_token(k, hs);
+        *bearer = hs->token;
+        if (!*bearer) {
+            snprintf(a->reason, sizeof(a->reason), "sink '%s': bearer_file cannot be used: %s",
+                     k->name, hs->token_err[0] ? hs->token_err : "cannot be read");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Appends "Name: value" to list; returns the new list or NULL (list freed) on failure. */
 static struct curl_slist *add_header(struct curl_slist *list, const char *name, const char *value)
 {
@@ -347,21 +370,12 @@ static int send_request(struct td_sink *k, struct http_attempt *ha, const char *
     if (t->callback_url) {
         headers = add_header(headers, "X-Callback-Url", t->callback_url);
     }
-    const char *bearer = google_token;
-    if (auth && auth->bearer) {
-        bearer = auth->bearer;
-    }
-    if (auth && auth->bearer_file) {
-        refresh_token(k, hs);
-        bearer = hs->token;
-        if (!bearer) {
-            snprintf(a->reason, sizeof(a->reason), "sink '%s': bearer_file cannot be used: %s",
-                     k->name, hs->token_err[0] ? hs->token_err : "cannot be read");
-            td_secret_slist_free(headers);
-            td_http_client_release(hs->client, easy);
-            free(ha);
-            return -1;
-        }
+    const char *bearer;
+    if (pick_bearer(k, hs, google_token, a, &bearer) < 0) {
+        td_secret_slist_free(headers);
+        td_http_client_release(hs->client, easy);
+        free(ha);
+        return -1;
     }
     if (bearer && headers) {
         size_t n = strlen(bearer) + 32;
@@ -496,20 +510,11 @@ static int send_lean(struct td_sink *k, struct http_attempt *ha, const char *goo
         (t->callback_url && td_lean_request_header(r, "X-Callback-Url", t->callback_url) < 0)) {
         goto fail;
     }
-    const char *bearer = google_token;
-    if (auth && auth->bearer) {
-        bearer = auth->bearer;
-    }
-    if (auth && auth->bearer_file) {
-        refresh_token(k, hs);
-        bearer = hs->token;
-        if (!bearer) {
-            snprintf(a->reason, sizeof(a->reason), "sink '%s': bearer_file cannot be used: %s",
-                     k->name, hs->token_err[0] ? hs->token_err : "cannot be read");
-            td_lean_request_free(r);
-            free(ha);
-            return -1;
-        }
+    const char *bearer;
+    if (pick_bearer(k, hs, google_token, a, &bearer) < 0) {
+        td_lean_request_free(r);
+        free(ha);
+        return -1;
     }
     if (bearer) {
         size_t n = strlen(bearer) + 8;
