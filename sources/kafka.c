@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "ce_kafka.h"
+#include "kafka_record.h"
 #include "cloudevent.h"
 #include "conf_table.h"
 #include "kafka_lag.h"
@@ -812,53 +813,19 @@ static struct td_msg *record_to_msg(struct kafka_source *ks, const rd_kafka_mess
                                     struct part *p)
 {
     const char *topic = rd_kafka_topic_name(rm->rkt);
-    rd_kafka_headers_t *hdrs = NULL;
-    size_t nh = 0;
-    const char **names = NULL;
-    const void **values = NULL;
-    size_t *lens = NULL;
+    struct td_kafka_record rec = {0};
     char *ce_source = NULL;
     struct kafka_msg *km = calloc(1, sizeof(*km));
     struct td_msg *msg = km ? &km->msg : NULL;
     if (!msg) {
         goto fail;
     }
-    if (rd_kafka_message_headers(rm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
-        nh = rd_kafka_header_cnt(hdrs);
-    }
-    names = calloc(nh + 1, sizeof(*names));
-    values = calloc(nh + 1, sizeof(*values));
-    lens = calloc(nh + 1, sizeof(*lens));
     size_t ce_len = strlen(ks->ce_source_prefix) + strlen(topic) + 1;
     ce_source = malloc(ce_len);
-    if (!names || !values || !lens || !ce_source) {
+    if (!ce_source || td_kafka_record_of(rm, topic, &rec) < 0) {
         goto fail;
     }
     snprintf(ce_source, ce_len, "%s%s", ks->ce_source_prefix, topic);
-    for (size_t i = 0; i < nh; i++) {
-        if (rd_kafka_header_get_all(hdrs, i, &names[i], &values[i], &lens[i]) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR) {
-            names[i] = "";
-            values[i] = NULL;
-            lens[i] = 0;
-        }
-    }
-    rd_kafka_timestamp_type_t tstype;
-    int64_t ts = rd_kafka_message_timestamp(rm, &tstype);
-    struct td_kafka_record rec = {
-        .topic = topic,
-        .partition = rm->partition,
-        .offset = rm->offset,
-        .timestamp_ms = ts,
-        .key = rm->key,
-        .key_len = rm->key_len,
-        .value = rm->payload,
-        .value_len = rm->len,
-        .hnames = names,
-        .hvalues = values,
-        .hlens = lens,
-        .nheaders = nh,
-    };
     char err[256] = "";
     msg->ev = td_ce_from_kafka(&rec, DEFAULT_TYPE, ce_source, &msg->wrapped, err, sizeof(err));
     if (!msg->ev) {
@@ -887,15 +854,11 @@ static struct td_msg *record_to_msg(struct kafka_source *ks, const rd_kafka_mess
     } else {
         msg->lane_key = fnv(h, "n", 1); /* records without a key: in partition order */
     }
-    free(names);
-    free(values);
-    free(lens);
+    td_kafka_record_release(&rec);
     free(ce_source);
     return msg;
 fail:
-    free(names);
-    free(values);
-    free(lens);
+    td_kafka_record_release(&rec);
     free(ce_source);
     td_msg_free(msg);
     return NULL;

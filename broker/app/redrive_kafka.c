@@ -19,6 +19,7 @@
  * Threads: the caller's only.
  */
 #include "ce_kafka.h"
+#include "kafka_record.h"
 #include "kafka_sink.h"
 #include "redrive_store.h"
 
@@ -300,14 +301,6 @@ fail:
 static bool take(struct td_redrive_kafka *k, struct kpart *p, const rd_kafka_message_t *rm,
                  struct td_redrive_entry *out)
 {
-    rd_kafka_headers_t *hdrs = NULL;
-    size_t nh = 0;
-    if (rd_kafka_message_headers(rm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
-        nh = rd_kafka_header_cnt(hdrs);
-    }
-    const char **names = calloc(nh + 1, sizeof(*names));
-    const void **values = calloc(nh + 1, sizeof(*values));
-    size_t *lens = calloc(nh + 1, sizeof(*lens));
     char handle[48];
     snprintf(handle, sizeof(handle), "%" PRId32 "/%" PRId64, rm->partition, rm->offset);
     out->handle = strdup(handle);
@@ -319,43 +312,16 @@ static bool take(struct td_redrive_kafka *k, struct kpart *p, const rd_kafka_mes
             p->cap = cap;
         }
     }
-    if (!names || !values || !lens || !out->handle || p->tail == p->cap) {
-        free(names);
-        free(values);
-        free(lens);
+    struct td_kafka_record rec;
+    if (!out->handle || p->tail == p->cap || td_kafka_record_of(rm, k->topic, &rec) < 0) {
         free(out->handle);
         out->handle = NULL;
         return false;
     }
-    for (size_t i = 0; i < nh; i++) {
-        if (rd_kafka_header_get_all(hdrs, i, &names[i], &values[i], &lens[i]) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR) {
-            names[i] = "";
-            values[i] = NULL;
-            lens[i] = 0;
-        }
-    }
-    rd_kafka_timestamp_type_t tstype;
-    struct td_kafka_record rec = {
-        .topic = k->topic,
-        .partition = rm->partition,
-        .offset = rm->offset,
-        .timestamp_ms = rd_kafka_message_timestamp(rm, &tstype),
-        .key = rm->key,
-        .key_len = rm->key_len,
-        .value = rm->payload,
-        .value_len = rm->len,
-        .hnames = names,
-        .hvalues = values,
-        .hlens = lens,
-        .nheaders = nh,
-    };
     bool wrapped = false;
     char why[256];
     out->ev = td_ce_from_kafka(&rec, DEFAULT_TYPE, k->ce_source, &wrapped, why, sizeof(why));
-    free(names);
-    free(values);
-    free(lens);
+    td_kafka_record_release(&rec);
     p->ring[p->tail].offset = rm->offset;
     p->ring[p->tail].done = false;
     p->tail++;
