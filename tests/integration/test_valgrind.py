@@ -5,7 +5,6 @@ from), and 20 more events delivered by the new configuration; then SIGTERM. Exit
 invalid access and no definite leak in that whole lifecycle (--error-exitcode=3)."""
 
 import os
-import shutil
 import signal
 import sys
 
@@ -13,18 +12,15 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
+from memcheck import memcheck_wrapper, skip, stop_and_judge  # noqa: E402
 
 N = 20
 
 
 def body(c):
-    if SANITIZE:
-        log("SKIP: sanitizer build (valgrind and ASan do not mix)")
-        return SKIP
-    vg = shutil.which("valgrind")
-    if not vg:
-        log("SKIP: valgrind not installed")
-        return SKIP
+    wrapper, vlog = memcheck_wrapper()
+    if not wrapper:
+        return skip(vlog)
     rs = RedisServer()
     cl = rs.client()
     fn = FunctionServer(lambda req, a: (400, {}, b"no", 0) if b'"bad"' in req.body
@@ -37,14 +33,11 @@ def body(c):
                       triggers=[trigger("t1", "in", "fn", timeout="10s", backoff_delay=backoff,
                                         dead_letter="dead")])
     cfg = cfg_for("2s", "50ms")
-    vlog = os.path.join(make_tempdir("td-vg-"), "valgrind.log")
-    td = Triggerd(cfg, name="triggerd (valgrind)",
-                  wrapper=[vg, "--leak-check=full", "--errors-for-leak-kinds=definite",
-                           "--error-exitcode=3", "--track-fds=no", f"--log-file={vlog}"])
+    td = Triggerd(cfg, name="triggerd (valgrind)", wrapper=wrapper)
     td.start()
     c.check(td.wait_ready(60), "daemon ready under valgrind")
     ids = publish_many(cl, "s", N, lambda i: {"n": str(i)})
-    bad = publish_many(cl, "s", 2, lambda i: {"bad": "yes", "n": str(i)})
+    publish_many(cl, "s", 2, lambda i: {"bad": "yes", "n": str(i)})
     wait_until(lambda: set(ids) <= fn.ok_ids() and cl.exists("dead") and cl.xlen("dead") >= 2, 60,
                desc="delivered and dead-lettered")
     wait_until(lambda: pending_count(cl, "s", "g") == 0, 30, desc="pending 0")
@@ -69,20 +62,7 @@ def body(c):
     wait_until(lambda: pending_count(cl, "s", "g") == 0, 30, desc="pending 0 after the reload")
     c.eq(len(set(ids2) & fn.ok_ids()), N, "events delivered under valgrind after the reload")
     c.eq(pending_count(cl, "s", "g"), 0, "XPENDING count after the reload")
-    td.terminate()
-    rc = td.wait(60)
-    c.eq(rc, 0, "exit status under valgrind after SIGTERM (3 = memcheck errors)")
-    try:
-        report = open(vlog).read()
-    except OSError:
-        report = ""
-    c.check("Memcheck" in report and "ERROR SUMMARY" in report,
-            "the daemon really ran under memcheck (its report is complete)", f"{len(report)} bytes")
-    summary = [l for l in report.splitlines() if "ERROR SUMMARY" in l or "definitely lost" in l
-               or "All heap blocks were freed" in l or "still reachable" in l]
-    log("valgrind: " + " | ".join(s.split("== ", 1)[-1] for s in summary))
-    if rc != 0:
-        log(report[-6000:])
+    stop_and_judge(c, td, vlog, 60)
     log(f"in={2 * N + 2} delivered={len((set(ids) | set(ids2)) & fn.ok_ids())} "
         f"dead={cl.xlen('dead') if cl.exists('dead') else 0}")
 

@@ -8,28 +8,23 @@ delivered or dead-lettered."""
 
 import json
 import os
-import shutil
 import signal
 import sys
 
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SANITIZE, SKIP, FunctionServer, Triggerd, config, http_sink,  # noqa: E402
-                     log, make_tempdir, trigger, wait_until)
+from harness import FunctionServer, Triggerd, config, http_sink, trigger, wait_until  # noqa: E402
+from memcheck import memcheck_wrapper, skip, stop_and_judge  # noqa: E402
 from kafka_fixture import KafkaBroker, kafka_sink, kafka_source, run_kafka_test  # noqa: E402
 
 N = 20
 
 
 def body(c):
-    if SANITIZE:
-        log("SKIP: sanitizer build (valgrind and ASan do not mix)")
-        return SKIP
-    vg = shutil.which("valgrind")
-    if not vg:
-        log("SKIP: valgrind not installed")
-        return SKIP
+    wrapper, vlog = memcheck_wrapper()
+    if not wrapper:
+        return skip(vlog)
     kafka = KafkaBroker()
     kafka.create_topic("in", 2)
     kafka.create_topic("dlq", 1)
@@ -46,10 +41,7 @@ def body(c):
                                         dead_letter="dead")])
 
     cfg = cfg_for(100, "dlq")
-    vlog = os.path.join(make_tempdir("td-vg-"), "valgrind.log")
-    td = Triggerd(cfg, name="triggerd (valgrind)",
-                  wrapper=[vg, "--leak-check=full", "--errors-for-leak-kinds=definite",
-                           "--error-exitcode=3", "--track-fds=no", f"--log-file={vlog}"])
+    td = Triggerd(cfg, name="triggerd (valgrind)", wrapper=wrapper)
     td.start()
     c.check(td.wait_ready(180), "daemon ready under valgrind")
 
@@ -82,20 +74,7 @@ def body(c):
             "second batch delivered, its refused record dead-lettered through the new sink")
     c.eq(len(kafka.consume("dlq", timeout=30)), 1, "the first dead-letter topic holds one record")
 
-    td.terminate()
-    rc = td.wait(180)
-    c.eq(rc, 0, "exit status under valgrind after SIGTERM (3 = memcheck errors)")
-    try:
-        report = open(vlog).read()
-    except OSError:
-        report = ""
-    c.check("Memcheck" in report and "ERROR SUMMARY" in report,
-            "the daemon really ran under memcheck (its report is complete)", f"{len(report)} bytes")
-    summary = [l for l in report.splitlines() if "ERROR SUMMARY" in l or "definitely lost" in l
-               or "All heap blocks were freed" in l or "still reachable" in l]
-    log("valgrind: " + " | ".join(s.split("== ", 1)[-1] for s in summary))
-    if rc != 0:
-        log(report[-6000:])
+    stop_and_judge(c, td, vlog, 180)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ leak in that lifecycle (--error-exitcode=3); every message is delivered or dead-
 the queue ends empty."""
 
 import os
-import shutil
 import signal
 import sys
 
@@ -15,8 +14,8 @@ import pika
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SANITIZE, SKIP, FunctionServer, Triggerd, config, http_sink,  # noqa: E402
-                     log, make_tempdir, trigger, wait_until)
+from harness import FunctionServer, Triggerd, config, http_sink, trigger, wait_until  # noqa: E402
+from memcheck import memcheck_wrapper, skip, stop_and_judge  # noqa: E402
 from rabbitmq_fixture import (RabbitMQServer, declare_queue, publish_many,  # noqa: E402
                               rabbit_sink, rabbit_source, read_all, run_rabbitmq_test)
 
@@ -24,13 +23,9 @@ N = 20
 
 
 def body(c):
-    if SANITIZE:
-        log("SKIP: sanitizer build (valgrind and ASan do not mix)")
-        return SKIP
-    vg = shutil.which("valgrind")
-    if not vg:
-        log("SKIP: valgrind not installed")
-        return SKIP
+    wrapper, vlog = memcheck_wrapper()
+    if not wrapper:
+        return skip(vlog)
     rmq = RabbitMQServer()
     ch = rmq.channel()
     for q in ("in", "dead"):
@@ -46,10 +41,7 @@ def body(c):
                                         dead_letter="dead")])
 
     cfg = cfg_for(20, "dead")
-    vlog = os.path.join(make_tempdir("td-vg-"), "valgrind.log")
-    td = Triggerd(cfg, name="triggerd (valgrind)",
-                  wrapper=[vg, "--leak-check=full", "--errors-for-leak-kinds=definite",
-                           "--error-exitcode=3", "--track-fds=no", f"--log-file={vlog}"])
+    td = Triggerd(cfg, name="triggerd (valgrind)", wrapper=wrapper)
     td.start()
     c.check(td.wait_ready(120), "daemon ready under valgrind")
 
@@ -90,20 +82,7 @@ def body(c):
     dead2 = read_all(ch, "dead", timeout=30)
     c.eq(len(dead2), 1, "the refused message of the second batch dead-lettered through the new sink")
 
-    td.terminate()
-    rc = td.wait(120)
-    c.eq(rc, 0, "exit status under valgrind after SIGTERM (3 = memcheck errors)")
-    try:
-        report = open(vlog).read()
-    except OSError:
-        report = ""
-    c.check("Memcheck" in report and "ERROR SUMMARY" in report,
-            "the daemon really ran under memcheck (its report is complete)", f"{len(report)} bytes")
-    summary = [l for l in report.splitlines() if "ERROR SUMMARY" in l or "definitely lost" in l
-               or "All heap blocks were freed" in l or "still reachable" in l]
-    log("valgrind: " + " | ".join(s.split("== ", 1)[-1] for s in summary))
-    if rc != 0:
-        log(report[-6000:])
+    stop_and_judge(c, td, vlog, 120)
     c.eq(rmq.queue_counts("in"), (0, 0), "queue 'in' empty: nothing ready, nothing unacked")
 
 
