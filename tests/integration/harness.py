@@ -10,7 +10,9 @@ even on failure:
   the matching `tls:` block / --tls-* flags, so the same test runs over TLS (RedisTLS below);
 - FunctionServer: an HTTP "function" in a background thread that records every request and answers
   according to a pluggable behaviour (status, headers, body, delay), per CloudEvent id and attempt number;
-- Triggerd: the real binary ($TRIGGERD), one config file, stderr captured to a file and parsed as JSON.
+- Triggerd: the real binary ($TRIGGERD), one config file, stderr captured to a file and parsed as JSON;
+- frozen(pid): a broker frozen (SIGSTOP) for a with block and resumed however it ends;
+  exits_within(td, bound): a bounded wait for an exit that kills past the bound.
 
 A test builds a Checks object, calls check() for each property it asserts, and ends with run_test(),
 which prints "N passed, M failed" as the last line and exits 0 (all passed), 1 (any failed or an
@@ -19,6 +21,7 @@ exception) or 77 (skip).
 
 import atexit
 import base64
+import contextlib
 import datetime
 import http.server
 import json
@@ -825,6 +828,69 @@ class Triggerd:
         for l in lines[-n:]:
             log("  " + l[:400])
         log("----")
+
+
+# ---------------------------------------------------------------------------------------------------
+# A frozen broker, and a bounded wait for an exit
+
+
+class Frozen:
+    """A process frozen by frozen(): pid, at (time.monotonic() of its SIGSTOP), resume()."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.at = None
+        self._stopped = False
+
+    def stop(self):
+        # Marked before the signal: a cleanup run by a signal between the two then still resumes.
+        self._stopped = True
+        os.kill(self.pid, signal.SIGSTOP)
+        self.at = time.monotonic()
+
+    def resume(self):
+        """SIGCONT, once: later calls (the end of the with block, then the cleanup) do nothing, so
+        a pid reused after the process exited is never signalled."""
+        if not self._stopped:
+            return
+        self._stopped = False
+        try:
+            os.kill(self.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass  # gone: nothing is left frozen
+
+
+@contextlib.contextmanager
+def frozen(pid):
+    """Freezes process pid (SIGSTOP: its sockets stay open and nothing answers) for the with block
+    and resumes it (SIGCONT) when the block ends, however it ends. Also a cleanup: registered after
+    the broker's fixture, it runs before the fixture stops the broker, also when the test is
+    SIGTERM'd (the handler runs the cleanups), so no stop waits on a frozen process and none is
+    left frozen. Yields the Frozen."""
+    fz = Frozen(pid)
+    at_cleanup(fz.resume)
+    fz.stop()
+    try:
+        yield fz
+    finally:
+        fz.resume()
+
+
+def exits_within(proc, bound):
+    """Waits up to bound s (not stretched: the caller's bound is the check's) for a Triggerd, or a
+    subprocess.Popen (`triggerd redrive`), to exit. Returns its exit status; past the bound kills
+    it (and waits up to 30 s more for it) and returns None, so the test goes on to its checks and
+    the broker's resume."""
+    p = proc.proc if isinstance(proc, Triggerd) else proc
+    try:
+        return p.wait(bound)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+        return None
 
 
 def _with_redis_tls(cfg):

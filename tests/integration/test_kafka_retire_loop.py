@@ -27,7 +27,7 @@ import threading
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, FunctionServer, Triggerd, at_cleanup, config, http_sink,  # noqa: E402
+from harness import (SLOW, FunctionServer, Triggerd, config, frozen, http_sink,  # noqa: E402
                      log, trigger, wait_until)
 from http_util import request, with_http  # noqa: E402
 from kafka_fixture import KafkaBroker, kafka_source, run_kafka_test  # noqa: E402
@@ -79,11 +79,8 @@ def body(c):
     def delivered(eid):
         return eid in fn.ok_ids()
 
-    # Freeze the broker; resume it at exit whatever happens (its own cleanup kills it).
-    pid = kafka.proc.pid
-    os.kill(pid, signal.SIGSTOP)
-    at_cleanup(lambda: os.kill(pid, signal.SIGCONT) if kafka.running() else None)
-    try:
+    # Freeze the broker for the retire; frozen() resumes it however the block ends.
+    with frozen(kafka.proc.pid):
         second = cfg_with(False)
         second["daemon"]["http"] = first["daemon"]["http"]
         second["daemon"]["shutdown_grace"] = "10s"
@@ -111,8 +108,6 @@ def body(c):
                 "deadline: the reload's shutdown_grace)", stopped_lines())
         c.check(any(l.get("source") == "k" and "close given up" in str(l.get("msg", ""))
                     for l in td.logs()), "... its consumer close given up at the deadline")
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
     t.join(60 * SLOW)
     c.eq(answers.get("during"), 202, "the ingress answered 202 for the event")

@@ -17,12 +17,11 @@ by its content: what the first daemon could not commit is delivered again (at le
 nothing is lost."""
 
 import os
-import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, FunctionServer, Triggerd, at_cleanup, config, http_sink,  # noqa: E402
-                     log, trigger, wait_until)
+from harness import (SLOW, FunctionServer, Triggerd, config, exits_within, frozen,  # noqa: E402
+                     http_sink, log, trigger, wait_until)
 from kafka_fixture import KafkaBroker, kafka_source, run_kafka_test  # noqa: E402
 
 TOPICS = ("sd1", "sd2")
@@ -65,26 +64,18 @@ def body(c):
     c.check(wait_until(lambda: produced <= seen(), 60 * SLOW, interval=0.1),
             "every record delivered before the broker freezes", len(seen()))
 
-    pid = kafka.proc.pid
-    os.kill(pid, signal.SIGSTOP)
-    at_cleanup(lambda: os.kill(pid, signal.SIGCONT) if kafka.running() else None)
-    try:
+    with frozen(kafka.proc.pid):
         td.terminate()
         bound = (GRACE_S + 15) * SLOW
-        rc = td.wait(bound)
+        rc = exits_within(td, bound)
         c.check(rc is not None, f"SIGTERM'd with the broker frozen, the daemon exits (liveness "
                 f"bound {bound:.0f} s: shutdown_grace {GRACE_S} s + 15 s)")
-        if rc is None:
-            td.kill()
-            rc = td.wait(30)
-        else:
+        if rc is not None:
             c.eq(rc, 0, "exit code of a shutdown (README: exit 0)")
             given_up = {l.get("source") for l in td.logs()
                         if str(l.get("msg", "")).startswith("consumer close given up")}
             c.eq(given_up, {"k0", "k1"}, "both sources gave their close up at the deadline "
                  "(the path this test is about was taken)")
-    finally:
-        os.kill(pid, signal.SIGCONT)
     c.eq(td.sanitizer_reports(), [], "no sanitizer reports (first daemon)")
     if c.failed:
         td.dump_tail(60)

@@ -22,13 +22,12 @@ a 2xx at least once, counted by message id: the 5 that were in flight reach the 
 and the queue ends empty with nothing unacknowledged."""
 
 import os
-import signal
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, FunctionServer, Triggerd, at_cleanup, config, http_sink,  # noqa: E402
-                     log, trigger, wait_until)
+from harness import (SLOW, FunctionServer, Triggerd, config, exits_within, frozen,  # noqa: E402
+                     http_sink, log, trigger, wait_until)
 from rabbitmq_fixture import (RabbitMQServer, declare_queue, pika, rabbit_source,  # noqa: E402
                               run_rabbitmq_test, wait_drained)
 
@@ -95,27 +94,18 @@ def body(c):
     cancelled = wait_until(lambda: ch.queue_declare(queue=QUEUE, passive=True).method.consumer_count
                            == 0, 10 * SLOW, interval=0.01)
     c.check(cancelled, "the consumer was cancelled at SIGTERM")
-    pid = rmq.beam_pid()
-    os.kill(pid, signal.SIGSTOP)
-    frozen_at = time.monotonic()
-    at_cleanup(lambda: os.kill(pid, signal.SIGCONT))
-    try:
+    with frozen(rmq.beam_pid()) as fz:
         bound = (GRACE_S + 15) * SLOW
-        rc = td.wait(bound)
+        rc = exits_within(td, bound)
         c.check(rc is not None, f"SIGTERM'd with the broker frozen, the daemon exits (liveness "
                 f"bound {bound:.0f} s: shutdown_grace {GRACE_S} s + 15 s)")
-        if rc is None:
-            td.kill()
-            rc = td.wait(30)
-        else:
-            log(f"exit {time.monotonic() - frozen_at:.1f} s after the freeze")
+        if rc is not None:
+            log(f"exit {time.monotonic() - fz.at:.1f} s after the freeze")
             c.eq(rc, 0, "exit code of a shutdown (README: exit 0)")
             given_up = [l for l in td.logs() if l.get("source") == "q" and
                         str(l.get("msg", "")).startswith("close given up")]
             c.check(given_up, "the source gave its close up at the deadline (the path this test "
                     "is about was taken)")
-    finally:
-        os.kill(pid, signal.SIGCONT)
     c.eq(td.sanitizer_reports(), [], "no sanitizer reports (first daemon)")
     if c.failed:
         td.dump_tail(60)

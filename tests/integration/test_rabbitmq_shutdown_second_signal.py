@@ -20,13 +20,12 @@ once, counted by message id (the 5 answered during the drain were acked or come 
 none is lost), and the queue ends empty with nothing unacknowledged."""
 
 import os
-import signal
 import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, FunctionServer, Triggerd, at_cleanup, config, http_sink,  # noqa: E402
-                     log, trigger, wait_until)
+from harness import (SLOW, FunctionServer, Triggerd, at_cleanup, config, exits_within,  # noqa: E402
+                     frozen, http_sink, log, trigger, wait_until)
 from rabbitmq_fixture import (RabbitMQServer, declare_queue, pika, rabbit_source,  # noqa: E402
                               run_rabbitmq_test, wait_drained)
 
@@ -87,10 +86,7 @@ def body(c):
     cancelled = wait_until(lambda: ch.queue_declare(queue=QUEUE, passive=True).method.consumer_count
                            == 0, 10 * SLOW, interval=0.01)
     c.check(cancelled, "the consumer was cancelled at SIGTERM")
-    pid = rmq.beam_pid()
-    os.kill(pid, signal.SIGSTOP)
-    at_cleanup(lambda: os.kill(pid, signal.SIGCONT))
-    try:
+    with frozen(rmq.beam_pid()):
         release.set()
 
         def msgs():
@@ -104,20 +100,15 @@ def body(c):
                 "about)", td.returncode())
         td.terminate()
         bound = 10 * SLOW
-        rc = td.wait(bound)
+        rc = exits_within(td, bound)
         c.check(rc is not None, f"a second SIGTERM during teardown ends the daemon (liveness bound "
                 f"{bound:.0f} s, shutdown_grace {GRACE_S} s)")
-        if rc is None:
-            td.kill()
-            td.wait(30)
-        else:
+        if rc is not None:
             c.eq(rc, 1, "exit code of a second signal (README: exit 1)")
         m = msgs()
         c.check("second signal: exiting now" in m and
                 m.index("second signal: exiting now") > m.index("drained; stopping"),
                 "logged \"second signal: exiting now\", after the drain ended", m[-8:])
-    finally:
-        os.kill(pid, signal.SIGCONT)
     c.eq(td.sanitizer_reports(), [], "no sanitizer reports (first daemon)")
     if c.failed:
         td.dump_tail(60)

@@ -24,14 +24,13 @@ before new entries, so nothing is lost, and the group ends with nothing pending.
 
 import json
 import os
-import signal
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, FunctionServer, RedisServer, Triggerd, at_cleanup,  # noqa: E402
-                     config, http_sink, log, pending_count, publish_many, redis_source, run_test,
-                     trigger, wait_until)
+from harness import (SLOW, FunctionServer, RedisServer, Triggerd, config,  # noqa: E402
+                     exits_within, frozen, http_sink, log, pending_count, publish_many,
+                     redis_source, run_test, trigger, wait_until)
 
 STREAM = "sd"
 GRACE_S = 2
@@ -79,21 +78,14 @@ def body(c):
     c.check(wait_until(lambda: set(more) <= {r.ce_id for r in fn.snapshot()}, 30 * SLOW,
                        interval=0.01), "10 more at the function when the shutdown begins")
 
-    pid = rs.proc.pid
-    os.kill(pid, signal.SIGSTOP)
-    frozen_at = time.monotonic()
-    at_cleanup(lambda: os.kill(pid, signal.SIGCONT))
-    try:
+    with frozen(rs.proc.pid) as fz:
         td.terminate()
         bound = (GRACE_S + 15) * SLOW
-        rc = td.wait(bound)
+        rc = exits_within(td, bound)
         c.check(rc is not None, f"SIGTERM'd with Redis frozen, the daemon exits (liveness bound "
                 f"{bound:.0f} s: shutdown_grace {GRACE_S} s + 15 s)")
-        if rc is None:
-            td.kill()
-            rc = td.wait(30)
-        else:
-            log(f"exit {time.monotonic() - frozen_at:.1f} s after the freeze")
+        if rc is not None:
+            log(f"exit {time.monotonic() - fz.at:.1f} s after the freeze")
             c.eq(rc, 0, "exit code of a shutdown (README: exit 0)")
             msgs = [str(l.get("msg", "")) for l in td.logs() if l.get("source") == "r"]
             c.check(any("could not be acknowledged" in m for m in msgs),
@@ -102,8 +94,6 @@ def body(c):
             c.check(any("by the stop deadline" in m for m in msgs),
                     "the command Redis did not answer was given up at the source's stop deadline "
                     "(not after its own 5 s)", msgs[-10:])
-    finally:
-        os.kill(pid, signal.SIGCONT)
     c.eq(td.sanitizer_reports(), [], "no sanitizer reports (first daemon)")
     if c.failed:
         td.dump_tail(60)

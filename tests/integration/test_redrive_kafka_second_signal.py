@@ -23,8 +23,8 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, FunctionServer, Triggerd, at_cleanup, config, http_sink,  # noqa: E402
-                     log, run_cli, trigger, triggerd_binary, wait_until)
+from harness import (SLOW, FunctionServer, Triggerd, at_cleanup, config, exits_within,  # noqa: E402
+                     frozen, http_sink, log, run_cli, trigger, triggerd_binary, wait_until)
 from kafka_fixture import KafkaBroker, kafka_sink, kafka_source, run_kafka_test  # noqa: E402
 
 N = 10
@@ -71,10 +71,7 @@ def body(c):
     held = wait_until(lambda: set(ids) <= {r.ce_id for r in fn.snapshot()}, 60 * SLOW,
                       interval=0.02)
     c.check(held, f"the {N} dead letters are at the function", len(fn.snapshot()))
-    pid = kafka.proc.pid
-    os.kill(pid, signal.SIGSTOP)
-    at_cleanup(lambda: os.kill(pid, signal.SIGCONT) if kafka.running() else None)
-    try:
+    with frozen(kafka.proc.pid):
         release.set()
         answered = wait_until(lambda: sum(1 for r in fn.snapshot() if r.completed) >= N,
                               30 * SLOW, interval=0.01)
@@ -88,21 +85,13 @@ def body(c):
                 "stop now\")", err()[-400:])
         p.send_signal(signal.SIGINT)
         bound = 10 * SLOW
-        try:
-            rc = p.wait(bound)
-        except subprocess.TimeoutExpired:
-            rc = None
+        rc = exits_within(p, bound)
         c.check(rc is not None, f"a second SIGINT ends redrive while it finishes (liveness bound "
                 f"{bound:.0f} s)")
-        if rc is None:
-            p.kill()
-            p.wait(30)
-        else:
+        if rc is not None:
             c.eq(rc, 1, "exit code (entries left in the target)")
         c.check("exiting now" in err(), "said it exits now", err()[-400:])
         log(f"redrive stderr: {err().strip()[-300:]!r}")
-    finally:
-        os.kill(pid, signal.SIGCONT)
     if "AddressSanitizer" in err() or "ThreadSanitizer" in err() or "runtime error:" in err():
         c.check(False, "no sanitizer reports (first redrive)", err()[-3000:])
 
