@@ -24,7 +24,7 @@ import threading
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, FunctionServer, Triggerd, at_cleanup, config, http_sink,  # noqa: E402
+from harness import (SLOW, FunctionServer, Triggerd, config, frozen, http_sink,  # noqa: E402
                      log, trigger, wait_until)
 from http_util import request, with_http  # noqa: E402
 from rabbitmq_fixture import (RabbitMQServer, declare_queue, rabbit_sink, read_all,  # noqa: E402
@@ -80,11 +80,8 @@ def body(c):
     def given_up_lines():
         return [l for l in td.logs() if "sink 'q': close given up" in str(l.get("msg", ""))]
 
-    pid = rmq.beam_pid()
-    os.kill(pid, signal.SIGSTOP)
-    at_cleanup(lambda: os.kill(pid, signal.SIGCONT))
     t = None
-    try:
+    with frozen(rmq.beam_pid()):
         second = cfg_with(False)
         second["daemon"]["http"] = first["daemon"]["http"]
         with open(td.config_path, "w") as f:
@@ -111,8 +108,6 @@ def body(c):
         post_event(port, "/events", "frozen-after", answers)
         c.check(wait_until(lambda: "frozen-after" in fn.ok_ids(), 30 * SLOW, interval=0.02),
                 "the daemon goes on delivering with the broker frozen")
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
     if t:
         t.join(60 * SLOW)
