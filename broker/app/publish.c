@@ -147,10 +147,12 @@ static struct td_event *build_event(const struct pub *p)
         rc |= td_event_set(ev, "partitionkey", p->key);
     }
     for (size_t i = 0; i < p->nheaders; i++) {
+        /* The whole name: a shortened one would set another attribute than the one asked
+         * for, and one past the cap must fail validation below, not be cut to fit. */
         const char *eq = strchr(p->headers[i], '=');
-        char name[64];
-        snprintf(name, sizeof(name), "%.*s", (int)(eq - p->headers[i]), p->headers[i]);
-        rc |= td_event_set(ev, name, eq + 1);
+        char *name = strndup(p->headers[i], (size_t)(eq - p->headers[i]));
+        rc |= name ? td_event_set(ev, name, eq + 1) : -1;
+        free(name);
     }
     rc |= td_event_set_data(ev, p->data, p->len);
     char err[256];
