@@ -6,7 +6,9 @@ schemas/triggerd.schema.json (JSON Schema 2020-12) and pass `triggerd check -c F
 Every tests/data/config/bad_*.yaml announces on its first line the error it must produce
 ("# expect: LINE:COL: message"); `triggerd check` must exit 2 and print "FILE:LINE:COL: message",
 and the schema must reject the file too, unless the fixture says "# schema: valid" (a problem
-JSON Schema cannot see, such as a reference to an unknown sink name).
+JSON Schema cannot see, such as a reference to an unknown sink name). tests/data/config/refused_*.yaml
+are the same, for a problem the loader lets through and a plugin's check hook reports (at the sink's
+or source's position, beside the other plugins' findings); tests/unit/test_config.c loads only bad_*.
 
 Environment: TD_SOURCE_DIR (repo root, default: two levels up), TRIGGERD (the binary; when it
 is unset the check half is skipped). Prints one line per case and "N passed, M failed".
@@ -95,6 +97,7 @@ def main():
                    "exit %d: %s" % (res[0], res[1].strip()[:300]) if res[0] else "")
 
     bad = sorted(glob.glob(os.path.join(ROOT, "tests", "data", "config", "bad_*.yaml")))
+    bad += sorted(glob.glob(os.path.join(ROOT, "tests", "data", "config", "refused_*.yaml")))
     for path in bad:
         rel = os.path.relpath(path, ROOT)
         with open(path) as f:
