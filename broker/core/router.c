@@ -1,8 +1,9 @@
 /* router.c - from a source message to the triggers that want it.
  *
  * Each trigger on the message's source gets its own view of the event (the trigger's event:
- * defaults when the message was wrapped, then its set: overrides; shared, not copied, when
- * it has none), and its filter decides; a trigger with a payload schema dead-letters an event
+ * defaults when the message was wrapped; shared, not copied, when it has none), and its filter
+ * decides on that view; its set: overrides are applied only to what it delivers (filters see
+ * the event as it arrived, as in Knative); a trigger with a payload schema dead-letters an event
  * whose data fails it (reason "schema") instead of delivering it. The message counts one
  * pending unit per matched trigger plus one held by the router while it fans out, so it is
  * acknowledged exactly once, after the last trigger finished. A message no trigger wants is
