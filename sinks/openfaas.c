@@ -22,13 +22,6 @@ static int openfaas_init(struct td_sink *k, char *err, size_t errlen)
         snprintf(err, errlen, "sink '%s': openfaas needs gateway and function", k->name);
         return -1;
     }
-    for (const char *p = conf->function; *p; p++) {
-        if (*p == '/' || *p == '?' || *p == '#' || *p == ' ') {
-            snprintf(err, errlen, "sink '%s': openfaas function name '%s' is not a plain name",
-                     k->name, conf->function);
-            return -1;
-        }
-    }
     size_t glen = strlen(conf->gateway);
     while (glen > 0 && conf->gateway[glen - 1] == '/') {
         glen--;
@@ -62,8 +55,22 @@ static const struct td_conf_key openfaas_sink_keys[] = {
     NESTED("auth", OFF(auth), &td_sink_auth_table),
     TD_SINK_TIMEOUT,
 };
-static const struct td_conf_table openfaas_sink_table = {
-    TABLE("openfaas sink", openfaas_sink_keys)};
+/* At load, so that `check` refuses what `run` cannot start with: the function's name goes into
+ * the URL's path as it is, and the callback URL is a header the gateway's queue worker POSTs
+ * to. The gateway is not checked here: libcurl takes one without a scheme as http://. */
+static int check_openfaas_sink(struct td_conf_loader *ld, const struct td_ynode *map, void *base)
+{
+    const struct td_conf_openfaas_sink *c = base;
+    if (c->function && c->function[strcspn(c->function, "/?# \t\r\n")]) {
+        /* not shown: it may have come from ${VAR} */
+        ERR_AT(ld, td_conf_map_get(map, "function"),
+               "'function' must be a plain name (no '/', '?', '#' or blanks)");
+        return -1;
+    }
+    return td_sink_check_http_url(ld, map, "callback_url", c->callback_url);
+}
+static const struct td_conf_table openfaas_sink_table = {TABLE("openfaas sink", openfaas_sink_keys),
+                                                         .check = check_openfaas_sink};
 #undef OFF
 
 /* `check`: the auth: block. */
