@@ -453,11 +453,19 @@ static void lambda_check(const struct td_conf_sink *k, struct td_errors *errs)
 {
     const struct td_conf_lambda_sink *c = k->settings;
     const struct td_pos *pos = &k->pos;
-    if (c->function && strchr(c->function, ':')) {
+    /* What lambda_init refuses, so that check does not pass a file run cannot start with. */
+    if (c->function && !plain_name(c->function, "")) {
         td_errors_add(errs, pos,
-                      "sink '%s': lambda function must be a plain name; write the version or "
-                      "alias in qualifier: (and not an ARN)",
+                      "sink '%s': lambda function must be a plain name (letters, digits, '-', "
+                      "'_'); write the version or alias in qualifier: (and not an ARN)",
                       k->name);
+    }
+    if (c->qualifier && !plain_name(c->qualifier, "$")) {
+        td_errors_add(errs, pos, "sink '%s': lambda qualifier must be a version or alias name",
+                      k->name);
+    }
+    if (c->region && !plain_name(c->region, "")) {
+        td_errors_add(errs, pos, "sink '%s': bad lambda region", k->name);
     }
     if (!td_aws_region(c)) {
         fprintf(stderr, "%s:%d:%d: warning: sink '%s': no region (lambda region:, AWS_REGION)\n",
