@@ -194,11 +194,13 @@ static int publish_redis(const struct pub *p)
         rc = 2;
         goto out;
     }
-    /* The path is STREAM or DB/STREAM. */
+    /* The path is STREAM, or DB/STREAM when it starts with a number; a stream's name may hold
+     * a '/' (orders/eu is that stream, not database "orders" and stream "eu"). */
     int db = 0;
     const char *stream = addr.path;
     const char *slash = strchr(addr.path, '/');
-    if (slash) {
+    if (slash && slash > addr.path &&
+        strspn(addr.path, "0123456789") == (size_t)(slash - addr.path)) {
         db = atoi(addr.path);
         stream = slash + 1;
     }
