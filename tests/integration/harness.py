@@ -106,6 +106,31 @@ def free_port():
     raise RuntimeError("no TCP port that was not handed out already")
 
 
+def holds_listener(pid, port):
+    """Whether process pid holds a listening TCP socket on 127.0.0.1:port. A server that could not
+    bind its port may answer through someone else's (another test's broker on the same number):
+    this tells the two apart."""
+    # a JVM listens on an IPv6 socket, where 127.0.0.1 is ::ffff:127.0.0.1 (in /proc/net/tcp6)
+    local = {"0100007F:%04X" % port, "0000000000000000FFFF00000100007F:%04X" % port}
+    inodes = set()
+    try:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as f:
+                inodes |= {"socket:[%s]" % row[9] for row in (line.split() for line in f)
+                           if row[1] in local and row[3] == "0A"}
+        fds = f"/proc/{pid}/fd"
+        names = os.listdir(fds)
+    except OSError:
+        return False
+    for fd in names:
+        try:
+            if os.readlink(os.path.join(fds, fd)) in inodes:
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def make_tempdir(prefix="td-it-"):
     d = tempfile.mkdtemp(prefix=prefix)
     at_cleanup(lambda: shutil.rmtree(d, ignore_errors=True))

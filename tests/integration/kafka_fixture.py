@@ -5,7 +5,8 @@ tests/kafka/pom.xml (`mvn dependency:copy-dependencies`), cached outside the bui
 ${XDG_CACHE_HOME:-~/.cache}/triggerd/kafka-<version>/, once per machine (a file lock keeps two
 tests from fetching at the same time). Each test file starts one KRaft node (broker and controller
 in one JVM, Java 17, -Xmx512m) on free loopback ports with a log directory of its own, and stops it
-and removes everything at exit.
+and removes everything at exit. When another process bound one of those ports before the broker
+could, the broker starts again on new ones (up to 3 tries), its storage formatted for them.
 
 The tests read and write Kafka with independent clients: kcat (Debian's, librdkafka-based) for
 bulk produce and consume, and tests/kafka/KafkaTool.java (Kafka's own Java client, compiled once
@@ -23,8 +24,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SKIP, SLOW, at_cleanup, free_port, log, make_tempdir,  # noqa: E402
-                     run_test, wait_until)
+from harness import (SKIP, SLOW, at_cleanup, free_port, holds_listener, log,  # noqa: E402
+                     make_tempdir, run_test, wait_until)
 
 KAFKA_VERSION = os.environ.get("TD_KAFKA_VERSION", "4.1.0")
 SRC = os.environ.get("TD_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -84,32 +85,65 @@ class KafkaBroker:
     SASL PLAIN over plain TCP, the same users, only PLAIN enabled there."""
 
     def __init__(self, tls=None, scram=None, oauth=False, plain=None, sasl_plaintext=False):
+        if sasl_plaintext and not plain:
+            raise ValueError("sasl_plaintext needs plain={user: password}")
         self.cache = ensure_kafka()
         self.cp = os.path.join(self.cache, "libs", "*")
         self.tool_cp = os.path.join(self.cache, "classes") + ":" + self.cp
         self.dir = make_tempdir("td-kafka-")
+        self.proc = None
+        self.runs = 0
+        self.props = os.path.join(self.dir, "server.properties")
+        self._tls, self._scram, self._oauth, self._plain = tls, scram, oauth, plain
+        self._sasl_plaintext = sasl_plaintext
+        if tls:
+            _, cert, key = tls
+            self._keystore = os.path.join(self.dir, "broker-keystore.pem")
+            with open(self._keystore, "w") as out:  # Kafka's PEM keystore: the key, then the chain
+                for part in (key, cert):
+                    with open(part) as f:
+                        out.write(f.read())
+        cluster = subprocess.run(["java", "-cp", self.cp, "kafka.tools.StorageTool", "random-uuid"],
+                                 capture_output=True, text=True, check=True, timeout=120)
+        self._cluster_id = cluster.stdout.strip().splitlines()[-1]
+        at_cleanup(self.stop)
+        # The ports come from free_port(): free when asked, but on a loaded machine running tests
+        # in parallel another process may bind one before the broker does (another test's server,
+        # or any outgoing connection, whose local port comes from the same ephemeral range). The
+        # broker then cannot open that listener and exits; that is no failure of the code under
+        # test, so it starts again on new ports, with storage formatted for them (the controller's
+        # port is in the quorum's voter set written at format time).
+        for attempt in range(1, 4):
+            self._configure()
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                clash = self._port_clash()
+                if clash is None or attempt == 3:
+                    raise
+                log(f"kafka broker: a port was taken by another process ({clash}); "
+                    "starting again on new ports")
+                self.kill()
+
+    def _configure(self):
+        """Picks the broker's ports, writes server.properties for them and formats a fresh log
+        directory with them."""
+        tls, scram, oauth, plain = self._tls, self._scram, self._oauth, self._plain
         self.port = free_port()
         self.cport = free_port()
         while self.cport == self.port:
             self.cport = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
-        self.proc = None
-        self.runs = 0
-        self.props = os.path.join(self.dir, "server.properties")
         taken = {self.port, self.cport}
         listeners = [f"PLAINTEXT://127.0.0.1:{self.port}"]
         secure = ""
         plain_jaas = ("org.apache.kafka.common.security.plain.PlainLoginModule required " +
                       " ".join(f'user_{u}="{p}"' for u, p in (plain or {}).items()) + ";")
         if tls:
-            ca, cert, key = tls
-            keystore = os.path.join(self.dir, "broker-keystore.pem")
-            with open(keystore, "w") as out:  # Kafka's PEM keystore: the key, then the chain
-                for part in (key, cert):
-                    with open(part) as f:
-                        out.write(f.read())
+            ca = tls[0]
             secure += f"""ssl.keystore.type=PEM
-ssl.keystore.location={keystore}
+ssl.keystore.location={self._keystore}
 ssl.truststore.type=PEM
 ssl.truststore.location={ca}
 ssl.endpoint.identification.algorithm=
@@ -138,9 +172,7 @@ listener.name.sasl_ssl.ssl.client.auth=none
                                "org.apache.kafka.common.security.oauthbearer."
                                "OAuthBearerLoginModule required "
                                "unsecuredLoginStringClaim_sub=\"broker\";\n")
-        if sasl_plaintext:
-            if not plain:
-                raise ValueError("sasl_plaintext needs plain={user: password}")
+        if self._sasl_plaintext:
             self.sasl_plaintext_port = self._another_port(taken)
             self.sasl_plaintext_bootstrap = f"127.0.0.1:{self.sasl_plaintext_port}"
             listeners.append(f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_plaintext_port}")
@@ -170,17 +202,15 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 message.max.bytes=4194304
 """)
-        cluster = subprocess.run(["java", "-cp", self.cp, "kafka.tools.StorageTool", "random-uuid"],
-                                 capture_output=True, text=True, check=True, timeout=120)
-        cid = cluster.stdout.strip().splitlines()[-1]
+        # A retry's new controller port must be in the voter set: a fresh directory, formatted
+        # with this file, never one formatted for the ports of the attempt before.
+        shutil.rmtree(os.path.join(self.dir, "data"), ignore_errors=True)
         users = []
         for user, password in (scram or {}).items():
             users += ["--add-scram", f"SCRAM-SHA-512=[name=\"{user}\",password=\"{password}\"]"]
         subprocess.run(["java", "-cp", self.cp, "kafka.tools.StorageTool", "format", "--standalone",
-                        "-t", cid, "-c", self.props] + users, capture_output=True, check=True,
-                       timeout=120)
-        at_cleanup(self.stop)
-        self.start()
+                        "-t", self._cluster_id, "-c", self.props] + users, capture_output=True,
+                       check=True, timeout=120)
 
     @staticmethod
     def _another_port(taken):
@@ -192,26 +222,51 @@ message.max.bytes=4194304
 
     def start(self):
         self.runs += 1
+        if getattr(self, "_log", None):
+            self._log.close()
         self._log = open(os.path.join(self.dir, f"broker-{self.runs}.log"), "wb")
         self.proc = subprocess.Popen(
             ["java", "-Xmx512m", "-XX:+UseSerialGC", "-Djava.awt.headless=true",
              "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", self.cp, "kafka.Kafka",
              self.props], stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
-        if not wait_until(self._answers, 60 * SLOW, interval=0.25):
+        # wait_until takes a predicate's exception for "not yet": a broker that exited, or that
+        # could not open a listener (it takes a while to shut down after), ends the wait itself
+        # instead of running out the 60 s
+        up = wait_until(lambda: (self.proc.poll() is not None or self._port_clash() or
+                                 self._answers()), 60 * SLOW, interval=0.25)
+        if self.proc.poll() is not None:
+            raise RuntimeError("the Kafka broker exited: " + self.log_tail())
+        clash = self._port_clash()
+        if clash:
+            raise RuntimeError(f"the Kafka broker could not open a listener ({clash}): " +
+                               self.log_tail())
+        if not up:
             raise RuntimeError("the Kafka broker did not answer: " + self.log_tail())
 
     def _answers(self):
-        if self.proc.poll() is not None:
-            raise RuntimeError("the Kafka broker exited: " + self.log_tail())
         r = subprocess.run(["kcat", "-b", self.bootstrap, "-L", "-m", "2"], capture_output=True,
                            text=True, timeout=10)
-        return r.returncode == 0 and "1 brokers" in r.stdout
+        # another process's Kafka broker on our port (one whose free_port() gave it the same
+        # number) answers as well as ours would, until ours fails to bind it
+        return (r.returncode == 0 and "1 brokers" in r.stdout and
+                holds_listener(self.proc.pid, self.port))
+
+    def _port_clash(self):
+        """The line in this run's log saying a listener's port was bound by another process
+        (Kafka's SocketServer: "Socket server failed to bind to 127.0.0.1:N: Address already in
+        use"), or None."""
+        for line in self.log_tail(n=None).splitlines():
+            if "Address already in use" in line:
+                return line.strip()[-200:]
+        return None
 
     def log_tail(self, n=3000):
+        """The last n characters of the current run's log (all of it with n=None)."""
         try:
             with open(os.path.join(self.dir, f"broker-{self.runs}.log"), "rb") as f:
-                return f.read().decode("utf-8", "replace")[-n:]
+                text = f.read().decode("utf-8", "replace")
+                return text if n is None else text[-n:]
         except OSError:
             return ""
 
