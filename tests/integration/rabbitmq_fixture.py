@@ -26,7 +26,8 @@ import subprocess
 import sys
 import time
 
-from harness import SKIP, SLOW, at_cleanup, free_port, log, make_tempdir, run_test, wait_until
+from harness import (SKIP, SLOW, at_cleanup, free_port, holds_listener, log, make_tempdir,
+                     run_test, wait_until)
 
 try:
     import pika
@@ -35,6 +36,7 @@ except ImportError:  # the test skips when it cannot talk to the broker independ
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+EPMD = shutil.which("epmd") or "/usr/bin/epmd"
 
 
 def rabbitmq_available():
@@ -77,7 +79,7 @@ def make_tls_files(d):
 def _port_clash(output):
     """The sign in a node's startup output that one of its ports was bound by another process
     before it (see RabbitMQServer.__init__), or None."""
-    for sign in ("dist_port_already_used", "nodistribution", "eaddrinuse"):
+    for sign in ("epmd_port_taken", "dist_port_already_used", "nodistribution", "eaddrinuse"):
         if sign in output:
             return sign
     return None
@@ -99,12 +101,14 @@ class RabbitMQServer:
         elif tls:
             self.ca, self.server_cert, self.server_key = make_tls_files(self.dir)
         self.proc = None
+        self._epmd = None
         at_cleanup(self.shutdown)
         # The ports come from free_port(): free when asked, but on a loaded machine running tests
-        # in parallel another process may bind one before the node does (any client's outgoing
-        # connection takes its local port from the same ephemeral range). The node then dies at
-        # once ("nodistribution" when its epmd port was taken, dist_port_already_used, eaddrinuse);
-        # that is no failure of the code under test, so the node starts again on new ports.
+        # in parallel another process may bind one before the node does (another test's server,
+        # or any client's outgoing connection, whose local port comes from the same ephemeral
+        # range). The node then dies at once (dist_port_already_used, eaddrinuse), or its epmd,
+        # started first, cannot listen (see _start_epmd); that is no failure of the code under
+        # test, so the node starts again on new ports.
         for attempt in range(1, 4):
             self._configure()
             try:
@@ -116,7 +120,7 @@ class RabbitMQServer:
                     raise
                 log(f"rabbitmq node {self.node}: a port was taken by another process ({clash}); "
                     "starting again on new ports")
-                self.shutdown()
+                self._kill()
 
     def _configure(self):
         """Picks the node's ports and writes its name, config and environment for them."""
@@ -176,21 +180,58 @@ class RabbitMQServer:
     def start(self):
         t0 = time.monotonic()
         self._out = open(os.path.join(self.dir, "server.out"), "wb")
+        self._start_epmd()
         self.proc = subprocess.Popen([RABBITMQ_SERVER], env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=self._out, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         # await_startup fails at once while the node is not reachable yet: ask until it answers.
         deadline = time.monotonic() + 60 * SLOW
         while True:
-            r = self.ctl("await_startup", "--timeout", "30", timeout=60 * SLOW, check=False)
-            if r.returncode == 0 or self.proc.poll() is not None or time.monotonic() > deadline:
+            try:
+                r = self.ctl("await_startup", "--timeout", "30", timeout=60 * SLOW, check=False)
+                said = r.stdout[-800:]
+            except subprocess.TimeoutExpired:
+                r, said = None, "rabbitmqctl await_startup did not return"
+            if (r is not None and r.returncode == 0) or self.proc.poll() is not None or \
+                    time.monotonic() > deadline:
                 break
             time.sleep(0.3)
-        if r.returncode != 0 or self.proc.poll() is not None:
-            raise RuntimeError(f"rabbitmq-server did not start: {r.stdout[-800:]} "
+        if r is None or r.returncode != 0 or self.proc.poll() is not None:
+            raise RuntimeError(f"rabbitmq-server did not start: {said} "
                                f"{self.server_output()[-1500:]}")
+        # A TLS listener whose port is taken does not fail the boot: the node logs eaddrinuse and
+        # runs on without it, and a test's TLS client would reach whatever holds the port.
+        ports = [self.port] + ([self.tls_port] if self.tls_port else [])
+        beam = self.beam_pid()
+        wait_until(lambda: (all(holds_listener(beam, p) for p in ports) or
+                            "eaddrinuse" in self.node_log()), 10 * SLOW, interval=0.1)
+        missing = [p for p in ports if not holds_listener(beam, p)]
+        if missing:
+            said = [l[-300:] for l in self.node_log().splitlines() if "eaddrinuse" in l]
+            raise RuntimeError(f"rabbitmq node {self.node} does not listen on 127.0.0.1:"
+                               f"{missing}: {said[:2]}")
         log(f"rabbitmq node {self.node} on 127.0.0.1:{self.port} up in "
             f"{time.monotonic() - t0:.1f}s")
+
+    def _start_epmd(self):
+        """Starts the node's epmd on epmd_port, as a process of ours, and waits until it listens.
+        Left to erl (`epmd -daemon`), an epmd whose port is taken exits without a word, and the
+        node and every rabbitmqctl then talk to whatever holds the port: a listening server that
+        never answers (another test's HTTP server) kept the node waiting ~20 s for its registration
+        and rabbitmqctl past any timeout, and `epmd -kill` at shutdown hung too. Started here, the
+        epmd that cannot listen exits at once, before there is a node to wait for; the epmds erl
+        and rabbitmqctl spawn find the port taken by ours and leave."""
+        self._epmd = subprocess.Popen([EPMD, "-address", "127.0.0.1", "-port", str(self.epmd_port)],
+                                      stdin=subprocess.DEVNULL, stdout=self._out,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+        listens = wait_until(lambda: (self._epmd.poll() is not None or
+                                      holds_listener(self._epmd.pid, self.epmd_port)), 10 * SLOW,
+                             interval=0.02)
+        if self._epmd.poll() is not None:
+            raise RuntimeError(f"epmd_port_taken: epmd could not listen on 127.0.0.1:"
+                               f"{self.epmd_port}")
+        if not listens:
+            raise RuntimeError(f"epmd did not listen on 127.0.0.1:{self.epmd_port}")
 
     def client_cert(self, cn):
         """A client certificate with CN=cn signed by the node's CA (tls="mutual"): (cert, key)."""
@@ -262,22 +303,41 @@ class RabbitMQServer:
         except OSError:
             return ""
 
+    def node_log(self):
+        """The node's own log file (log.file.level = info), where listener errors go."""
+        try:
+            with open(os.path.join(self.dir, "log", f"{self.node}.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
     def shutdown(self):
         if self.proc is not None and self.proc.poll() is None:
-            self.ctl("shutdown", timeout=30, check=False)
+            try:
+                self.ctl("shutdown", timeout=30, check=False)
+            except subprocess.TimeoutExpired:
+                pass  # killed below
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
+                pass
+        self._kill()
+
+    def _kill(self):
+        """Kills the node (rabbitmq-server, its VM and their children) and its epmd, if running:
+        the end of shutdown(), and all of it for a node that failed to boot."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
                 try:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-                self.proc.wait()
+            self.proc.wait()
         self.proc = None
-        epmd = shutil.which("epmd") or "/usr/bin/epmd"
-        if os.path.exists(epmd):
-            subprocess.run([epmd, "-port", str(self.epmd_port), "-kill"], env=self.env,
-                           capture_output=True, timeout=10)
+        if self._epmd is not None:
+            self._epmd.kill()
+            self._epmd.wait()
+            self._epmd = None
         if hasattr(self, "_out"):
             self._out.close()
 
