@@ -173,7 +173,10 @@ class RabbitMQServer:
                         RABBITMQ_CONFIG_FILE=os.path.join(self.dir, "rabbitmq.conf"),
                         RABBITMQ_CONF_ENV_FILE=os.path.join(self.dir, "rabbitmq-env.conf"),
                         RABBITMQ_PID_FILE=os.path.join(self.dir, "rabbit.pid"),
-                        ERL_EPMD_PORT=str(self.epmd_port))
+                        ERL_EPMD_PORT=str(self.epmd_port),
+                        # a node that fails to boot (a port clash) writes ~700 KB here, not into
+                        # the test's working directory (the build tree)
+                        ERL_CRASH_DUMP=os.path.join(self.dir, "erl_crash.dump"))
 
     # ---- lifecycle ----
 
