@@ -352,7 +352,10 @@ class RedisServer:
                      "--tls-auth-clients", "yes" if self.auth_clients else "no"]
         args += self.extra_args
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        ok = wait_until(lambda: self.proc.poll() is not None or self._ping(), 10 * SLOW)
+        # Up once it answers PING on a socket it holds itself: another test's redis-server on the
+        # same number would answer too, until ours failed to bind (holds_listener).
+        ok = wait_until(lambda: self.proc.poll() is not None or
+                        (self._ping() and holds_listener(self.proc.pid, self.port)), 10 * SLOW)
         if self.proc.poll() is not None:
             raise RuntimeError(f"redis-server on port {self.port} exited: {self.log_text()[-2000:]}")
         if not ok:
