@@ -580,6 +580,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         req.t_done = None
         req.t_reply = None
         req.completed = False
+        # Set before the request is listed: a snapshot taken while it is being answered sees
+        # status None (an unset slot raised AttributeError in test_kafka_released's filter).
+        req.status = None
         cid = None
         if req.is_structured():
             try:
