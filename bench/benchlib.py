@@ -3,6 +3,7 @@ benches charge to triggerd and to the servers beside it: redis-server, RabbitMQ,
 key=value figures of a run printed as the table each bench ends with."""
 
 import os
+import statistics
 
 
 def proc_cpu_s(pid):
@@ -103,6 +104,25 @@ class Figures:
         if not (pc and pn and qc and qn):
             return "n/a"
         return f"{100 * (qc / qn) / (pc / pn):.0f} %"
+
+    def rounds_row(self, ceiling, goal):
+        """With ROUNDS > 1 (`rounds`), a table row: triggerd's rate over CEILING's in each round
+        (the first round's keys td_rate and CEILING_rate, round R's roundR_td_rate and
+        roundR_CEILING_rate) and their median; None with one round. One run's ratio moves by
+        10 points and more on a 2-CPU machine the broker and nginx share with triggerd."""
+        rounds = int(self.num("rounds") or 1)
+        if rounds < 2:
+            return None
+        pairs = [(self.num("td_rate"), self.num(f"{ceiling}_rate"))]
+        pairs += [(self.num(f"round{r}_td_rate"), self.num(f"round{r}_{ceiling}_rate"))
+                  for r in range(2, rounds + 1)]
+        ratios = [100 * t / c for t, c in pairs if t and c]
+        if not ratios:
+            return None
+        name = "libcurl loop" if ceiling == "curl" else ceiling
+        return (f"ratio triggerd / {name}, median of {len(ratios)} rounds",
+                f"{statistics.median(ratios):.0f} %",
+                "rounds: " + ", ".join(f"{x:.0f}" for x in ratios) + f" %; {goal}")
 
     def conn_bound(self):
         """Issue 14 goal 3: at most 2 x concurrency new connections for a whole run."""

@@ -17,7 +17,6 @@ library only).
 import argparse
 import os
 import re
-import statistics
 import sys
 import time
 
@@ -124,17 +123,7 @@ def cmd_table(a):
          f"{int(num('raw_entries') or 0):,} messages, the same backlog"),
         ("ratio triggerd / wrk", ratio("td_rate", "wrk_rate"), ""),
         ("ratio triggerd / libcurl loop", ratio("td_rate", "curl_rate"), "issue 14 goal 2: >= 80 % (DESIGN §6: >= 70 %)"),
-    ]
-    # ROUNDS > 1: the ratio of each round (the first is the row above) and their median.
-    rounds = int(num("rounds") or 1)
-    per_round = [(num("td_rate"), num("curl_rate"))]
-    per_round += [(num(f"round{r}_td_rate"), num(f"round{r}_curl_rate")) for r in range(2, rounds + 1)]
-    per_round = [100 * t / cl for t, cl in per_round if t and cl]
-    if rounds > 1 and per_round:
-        rows.append((f"ratio triggerd / libcurl loop, median of {len(per_round)} rounds",
-                     f"{statistics.median(per_round):.0f} %",
-                     "rounds: " + ", ".join(f"{x:.0f}" for x in per_round) + " %; issue 14 goal 2: >= 80 %"))
-    rows += [
+        f.rounds_row("curl", "issue 14 goal 2: >= 80 %"),
         ("ratio triggerd / raw RabbitMQ consume", ratio("td_rate", "raw_rate"), ""),
         ("CPU per event: libcurl loop / triggerd", f.cpu_ratio(),
          f"{us_per('curl_cpu_s', 'curl_entries')} vs {us_per('td_cpu_s', 'td_entries')} us "
@@ -171,7 +160,7 @@ def cmd_table(a):
     if bm != "n/a":
         rows.append((f"RabbitMQ GC before the drains (BROKER_GC={v.get('broker_gc', '?')})",
                      bm if rm in (bm, "n/a") else f"{bm} / {rm}", f"{bnote}; {rnote}"))
-    print_table(rows)
+    print_table([r for r in rows if r])
     return 0
 
 
