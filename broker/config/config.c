@@ -23,17 +23,43 @@
  * Sources, sinks, triggers, the top level
  * ---------------------------------------------------------------------------------------- */
 
+/* Whether V is the number 1 as a plain YAML scalar writes it: "1", "+1", "01", and also "1.0"
+ * or "1.": JSON Schema compares numbers by value, so the schema's "const": 1 accepts 1.0, and a
+ * file the schema accepts must load. Read as text: strtod would round a long 0.999... up to 1.
+ * A quoted "1" stays refused, as the schema refuses the string. */
+static bool version_is_one(const struct td_conf_sval *v)
+{
+    const char *p = v->s;
+
+    if (!v->plain) {
+        return false;
+    }
+    p += *p == '+';
+    while (*p == '0') {
+        p++;
+    }
+    if (*p++ != '1') {
+        return false;
+    }
+    if (*p == '.') {
+        p++;
+        while (*p == '0') {
+            p++;
+        }
+    }
+    return *p == '\0';
+}
+
 static int version_fn(struct td_conf_loader *ld, const struct td_ynode *val, void *base)
 {
     struct td_config *cfg = base;
     struct td_conf_sval v;
-    long long n = 0;
     char buf[128];
 
     if (td_conf_scalar(ld, val, "version", &v) < 0) {
         return -1;
     }
-    if (td_conf_parse_int(&v, &n) < 0 || n != 1) {
+    if (!version_is_one(&v)) {
         ERR_AT(ld, val, "unsupported version %s (only 1 is supported)",
                td_conf_shown(&v, buf, sizeof(buf)));
         td_secret_free(v.s);

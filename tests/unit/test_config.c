@@ -338,6 +338,25 @@ static void test_errors_parse(void **state)
          "version: one\n",
          {"1:10: unsupported version 'one' (only 1 is supported)"}},
         {"version null", "version:\n", {"1:9: 'version' must be a string (got null)"}},
+        {"version 1.5",
+         "version: 1.5\n",
+         {"1:10: unsupported version '1.5' (only 1 is supported)"}},
+        {"version 1.01",
+         "version: 1.01\n",
+         {"1:10: unsupported version '1.01' (only 1 is supported)"}},
+        {"version 10.0",
+         "version: 10.0\n",
+         {"1:10: unsupported version '10.0' (only 1 is supported)"}},
+        {"version 2.0",
+         "version: 2.0\n",
+         {"1:10: unsupported version '2.0' (only 1 is supported)"}},
+        {"version -1", "version: -1\n", {"1:10: unsupported version '-1' (only 1 is supported)"}},
+        {"version quoted",
+         "version: \"1\"\n",
+         {"1:10: unsupported version '1' (only 1 is supported)"}},
+        {"version quoted 1.0",
+         "version: '1.0'\n",
+         {"1:10: unsupported version '1.0' (only 1 is supported)"}},
         {"unknown top key",
          "version: 1\ntrigger: []\n",
          {"2:1: unknown key 'trigger' in the top level (did you mean 'triggers'?)"}},
@@ -910,6 +929,21 @@ static const char *kv(const struct td_kv_list *list, const char *key)
     return NULL;
 }
 
+/* The number 1 however a plain scalar writes it: the schema's "const": 1 accepts 1.0 (JSON
+ * Schema compares numbers by value), so the loader must too (tests/data/config/good_version_*). */
+static void test_version_forms(void **state)
+{
+    static const char *const forms[] = {"1", "+1", "01", "1.0", "1.", "1.000", "+01.0"};
+    char text[64];
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        snprintf(text, sizeof(text), "version: %s\n", forms[i]);
+        write_file(g_file, text);
+        struct td_config *cfg = load_ok(g_file);
+        assert_int_equal(cfg->version, 1);
+        td_config_free(cfg);
+    }
+}
+
 static void test_defaults(void **state)
 {
     char path[512];
@@ -1460,6 +1494,7 @@ int main(void)
         cmocka_unit_test(test_errors_interpolation),
         cmocka_unit_test(test_directory_merge),
         cmocka_unit_test(test_directory_errors),
+        cmocka_unit_test(test_version_forms),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_table_defaults),
         cmocka_unit_test(test_same_settings),
