@@ -280,7 +280,7 @@ static int set_member(struct td_event *ev, const cJSON *m, char *err, size_t err
     char num[32];
 
     if (!td_ce_valid_name(name)) {
-        td_ce_errf(err, errlen, "invalid attribute name '%.64s' (want [a-z0-9]+)", name);
+        td_ce_name_errf(name, err, errlen);
         return -1;
     }
     if (cJSON_IsNull(m)) {

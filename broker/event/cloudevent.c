@@ -412,6 +412,23 @@ bool td_ce_valid_name(const char *name)
     return true;
 }
 
+void td_ce_name_errf(const char *name, char *err, size_t errlen)
+{
+    size_t len = name ? strlen(name) : 0;
+    bool charset_ok = len > 0;
+    for (size_t i = 0; i < len && charset_ok; i++) {
+        charset_ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9');
+    }
+    /* Only the length wrong: "invalid" alone would send the user looking for a bad character. */
+    if (charset_ok && len > TD_CE_NAME_MAX) {
+        td_ce_errf(err, errlen,
+                   "attribute name '%.32s...' is too long (%zu characters, at most %d)", name, len,
+                   TD_CE_NAME_MAX);
+        return;
+    }
+    td_ce_errf(err, errlen, "invalid attribute name '%.64s' (want [a-z0-9]+)", name ? name : "");
+}
+
 /* Returns -1 also when the sanitized name does not fit in out (it is never truncated, so two
  * long names cannot silently collide). */
 int td_ce_sanitize_name(const char *name, char *out, size_t outlen)
@@ -560,7 +577,7 @@ int td_event_validate(const struct td_event *ev, char *err, size_t errlen)
     for (size_t i = 0; i < ev->nattrs; i++) {
         const struct td_ce_attr *a = &ev->attrs[i];
         if (!td_ce_valid_name(a->name)) {
-            td_ce_errf(err, errlen, "invalid attribute name '%.64s' (want [a-z0-9]+)", a->name);
+            td_ce_name_errf(a->name, err, errlen);
             return -1;
         }
         if (strcmp(a->name, "data") == 0) {

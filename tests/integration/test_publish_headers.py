@@ -4,7 +4,9 @@ writes it: a binary-mode entry whose `ce_K` field is each --header (an extension
 
 An extension name longer than 63 characters (attribute names may have up to 200) was cut to 63 by
 a fixed buffer, so the entry and the function got another attribute than the one asked for; one
-of 200 characters must arrive whole, and one of 201 is refused (exit 1, nothing written)."""
+of 200 characters must arrive whole, and one of 201 is refused (exit 1, nothing written) with a
+message that says it is too long and gives the limit (it used to say "invalid attribute name",
+as for a name with a character outside [a-z0-9], such as X-Team)."""
 
 import os
 import sys
@@ -51,9 +53,16 @@ def body(c):
     before = cl.xlen("s")
     p = run_cli(["publish", rs.url_for("s"), "--data", "x", "--ce-id", "ev-2",
                  "--header", "z" * 201 + "=v"])
-    c.check(p.returncode == 1 and "invalid attribute name" in p.stderr,
-            "a 201-character extension name is refused", (p.returncode, p.stderr))
-    c.eq(cl.xlen("s"), before, "nothing written for the refused one")
+    c.check(p.returncode == 1 and "is too long (201 characters, at most 200)" in p.stderr
+            and "invalid attribute name" not in p.stderr,
+            "a 201-character extension name is refused as too long, with the limit",
+            (p.returncode, p.stderr))
+    p = run_cli(["publish", rs.url_for("s"), "--data", "x", "--ce-id", "ev-3",
+                 "--header", "X-Team=v"])
+    c.check(p.returncode == 1 and "invalid attribute name 'X-Team'" in p.stderr,
+            "a name with characters outside [a-z0-9] is refused as invalid",
+            (p.returncode, p.stderr))
+    c.eq(cl.xlen("s"), before, "nothing written for the refused ones")
     td.terminate()
     c.eq(td.wait(10 * SLOW), 0, "daemon exit status")
 

@@ -202,6 +202,32 @@ static void test_validate(void **state)
     assert_int_equal(td_event_validate(ev, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "Bad-Name"));
     td_event_unset(ev, "Bad-Name");
+    /* A name refused only for its length says so, and gives the limit. */
+    char name[TD_CE_NAME_MAX + 2];
+    memset(name, 'z', TD_CE_NAME_MAX);
+    name[TD_CE_NAME_MAX] = '\0';
+    assert_int_equal(td_event_set(ev, name, "x"), 0);
+    assert_int_equal(td_event_validate(ev, err, sizeof(err)), 0);
+    td_event_unset(ev, name);
+    name[TD_CE_NAME_MAX] = 'z';
+    name[TD_CE_NAME_MAX + 1] = '\0';
+    assert_int_equal(td_event_set(ev, name, "x"), 0);
+    assert_int_equal(td_event_validate(ev, err, sizeof(err)), -1);
+    assert_string_equal(err, "attribute name 'zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz...' is too long "
+                             "(201 characters, at most 200)");
+    td_event_unset(ev, name);
+    name[0] = 'Z'; /* too long, and a bad character: the character is what to fix first */
+    assert_int_equal(td_event_set(ev, name, "x"), 0);
+    assert_int_equal(td_event_validate(ev, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "invalid attribute name 'Zzz"));
+    td_event_unset(ev, name);
+    name[0] = 'z';
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"t\",\"%s\":\"x\"}",
+             name);
+    assert_null(td_ce_from_json(json, strlen(json), err, sizeof(err)));
+    assert_non_null(strstr(err, "is too long (201 characters, at most 200)"));
     assert_int_equal(td_event_set(ev, "data", "x"), 0);
     assert_int_equal(td_event_validate(ev, err, sizeof(err)), -1);
     td_event_unset(ev, "data");
