@@ -130,11 +130,30 @@ static const struct td_conf_key daemon_tracing_keys[] = {
 };
 static const struct td_conf_table daemon_tracing_table = {
     TABLE("daemon.tracing", daemon_tracing_keys), .check = check_tracing};
+/* SIGTERM (and a reload retiring a source) waits up to shutdown_grace for deliveries in flight:
+ * a value of days would make the daemon look hung to whoever stops it. An hour outlasts any
+ * attempt timeout worth waiting for (a Lambda runs at most 15 minutes). The schema's "maximum"
+ * for a bare number of seconds says the same. */
+#define SHUTDOWN_GRACE_MAX_MS (3600LL * 1000)
+static int check_daemon(struct td_conf_loader *ld, const struct td_ynode *map, void *base)
+{
+    const struct td_conf_daemon *dmn = base;
+    const struct td_ynode *grace = td_conf_map_get(map, "shutdown_grace");
+    if (grace && dmn->shutdown_grace_ms > SHUTDOWN_GRACE_MAX_MS) {
+        ERR_AT(ld, grace,
+               "'shutdown_grace' must be at most 1h (how long SIGTERM waits for deliveries in "
+               "flight)");
+        return -1;
+    }
+    return 0;
+}
+
 static const struct td_conf_key daemon_keys[] = {
     NESTED("http", 0, &daemon_http_table), NESTED("log", 0, &daemon_log_table),
     DUR_D("shutdown_grace", DMN(shutdown_grace_ms), "30s"),
     NESTED("tracing", 0, &daemon_tracing_table)};
-const struct td_conf_table td_conf_daemon_table = {TABLE("daemon", daemon_keys)};
+const struct td_conf_table td_conf_daemon_table = {TABLE("daemon", daemon_keys),
+                                                   .check = check_daemon};
 
 /* ---- sources (base: struct td_conf_source; a kind's own keys are in its plugin's file) ---- */
 #define SRC(f) offsetof(struct td_conf_source, f)

@@ -411,6 +411,18 @@ static void test_errors_daemon(void **state)
         {"shutdown_grace",
          "version: 1\ndaemon: {shutdown_grace: -1s}\n",
          {"2:26: 'shutdown_grace' must be a duration such as 250ms, 10s, 5m, 1h (got '-1s')"}},
+        {"shutdown_grace past 1h",
+         "version: 1\ndaemon: {shutdown_grace: 1h0m0.001s}\n",
+         {"2:26: 'shutdown_grace' must be at most 1h (how long SIGTERM waits for deliveries in "
+          "flight)"}},
+        {"shutdown_grace seconds past 1h",
+         "version: 1\ndaemon: {shutdown_grace: 3601}\n",
+         {"2:26: 'shutdown_grace' must be at most 1h (how long SIGTERM waits for deliveries in "
+          "flight)"}},
+        {"shutdown_grace years",
+         "version: 1\ndaemon: {shutdown_grace: 100000h}\n",
+         {"2:26: 'shutdown_grace' must be at most 1h (how long SIGTERM waits for deliveries in "
+          "flight)"}},
     };
     RUN(cases);
 }
@@ -940,6 +952,24 @@ static void test_version_forms(void **state)
         write_file(g_file, text);
         struct td_config *cfg = load_ok(g_file);
         assert_int_equal(cfg->version, 1);
+        td_config_free(cfg);
+    }
+}
+
+/* shutdown_grace up to its bound, 1h, however written; 0 (no wait) stays allowed. */
+static void test_shutdown_grace_bound(void **state)
+{
+    static const struct {
+        const char *text;
+        int64_t ms;
+    } ok[] = {{"1h", 3600000},         {"60m", 3600000}, {"3600", 3600000}, {"PT1H", 3600000},
+              {"59m59.999s", 3599999}, {"30s", 30000},   {"0s", 0}};
+    char text[128];
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(text, sizeof(text), "version: 1\ndaemon: {shutdown_grace: %s}\n", ok[i].text);
+        write_file(g_file, text);
+        struct td_config *cfg = load_ok(g_file);
+        assert_int_equal(cfg->daemon.shutdown_grace_ms, ok[i].ms);
         td_config_free(cfg);
     }
 }
@@ -1495,6 +1525,7 @@ int main(void)
         cmocka_unit_test(test_directory_merge),
         cmocka_unit_test(test_directory_errors),
         cmocka_unit_test(test_version_forms),
+        cmocka_unit_test(test_shutdown_grace_bound),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_table_defaults),
         cmocka_unit_test(test_same_settings),
