@@ -45,9 +45,7 @@ static struct td_filter *build_attrs(struct td_conf_loader *ld, const struct td_
         if (!td_conf_good_key(ld, map, i)) {
             continue;
         }
-        if (!td_conf_valid_attr(key->value)) {
-            ERR_AT(ld, key, "invalid attribute name '%s' (lowercase letters and digits only)",
-                   key->value);
+        if (!td_conf_check_attr(ld, key)) {
             continue;
         }
         if (td_conf_scalar(ld, map->items[i + 1], key->value, &v) < 0) {

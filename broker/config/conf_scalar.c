@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config_internal.h"
+#include "cloudevent.h"
 
 void td_errors_add(struct td_errors *errs, const struct td_pos *pos, const char *fmt, ...)
 {
@@ -158,7 +159,10 @@ bool td_conf_valid_name(const char *s)
     return true;
 }
 
-bool td_conf_valid_attr(const char *s)
+/* The length bound is the event model's (td_ce_valid_name): a longer name in event: {set}
+ * loaded, and then every event of the trigger carried an attribute that triggerd itself
+ * refuses from a producer. */
+static bool attr_chars_ok(const char *s)
 {
     if (!*s) {
         return false;
@@ -167,6 +171,21 @@ bool td_conf_valid_attr(const char *s)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9'))) {
             return false;
         }
+    }
+    return true;
+}
+
+bool td_conf_check_attr(struct td_conf_loader *ld, const struct td_ynode *key)
+{
+    const char *s = key->value;
+    if (!attr_chars_ok(s)) {
+        ERR_AT(ld, key, "invalid attribute name '%s' (lowercase letters and digits only)", s);
+        return false;
+    }
+    if (strlen(s) > TD_CE_NAME_MAX) {
+        ERR_AT(ld, key, "attribute name '%.40s...' is too long (%zu characters, at most %d)", s,
+               strlen(s), TD_CE_NAME_MAX);
+        return false;
     }
     return true;
 }

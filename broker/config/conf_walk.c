@@ -137,9 +137,7 @@ static void apply_strmap(struct td_conf_loader *ld, const struct td_conf_key *d,
         if (!td_conf_good_key(ld, val, i)) {
             continue;
         }
-        if (d->attrs && !td_conf_valid_attr(key->value)) {
-            ERR_AT(ld, key, "invalid attribute name '%s' (lowercase letters and digits only)",
-                   key->value);
+        if (d->attrs && !td_conf_check_attr(ld, key)) {
             continue;
         }
         if (d->hdrs && !header_name_ok(key->value)) {

@@ -72,8 +72,9 @@ bool td_conf_in_list(const char *s, const char *const *names, int *index);
 void td_conf_join_names(const char *const *names, char *buf, size_t len);
 /* A source, sink or trigger name: letters, digits, '_', '.' and '-'. */
 bool td_conf_valid_name(const char *s);
-/* A CloudEvents attribute name: lowercase letters and digits. */
-bool td_conf_valid_attr(const char *s);
+/* Whether KEY's text is a CloudEvents attribute name (lowercase letters and digits, at most
+ * TD_CE_NAME_MAX); if not, reports why at KEY and returns false. */
+bool td_conf_check_attr(struct td_conf_loader *ld, const struct td_ynode *key);
 /* " (did you mean 'x'?)" for the closest of NAMES, or "". */
 void td_conf_suggest(const char *key, const char *const *names, size_t n, char *buf, size_t len);
 /* Checks that the key at pair index I of MAP is a string key that is not a duplicate

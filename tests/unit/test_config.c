@@ -142,8 +142,13 @@ static void run_cases(const struct ecase *cases, size_t n)
     "  - name: t\n"                                                                                \
     "    source: s\n"                                                                              \
     "    sink: k\n"
-#define SRC "version: 1\nsources:\n"
-#define SNK "version: 1\nsinks:\n"
+/* Attribute names at and past the event model's bound (TD_CE_NAME_MAX, 200). */
+#define A10  "aaaaaaaaaa"
+#define A40  A10 A10 A10 A10
+#define A200 A40 A40 A40 A40 A40
+#define A201 A200 "a"
+#define SRC  "version: 1\nsources:\n"
+#define SNK  "version: 1\nsinks:\n"
 
 /* ---- errors, durations, sizes, interpolation ---- */
 
@@ -593,6 +598,22 @@ static void test_errors_sinks(void **state)
     RUN(cases);
 }
 
+/* A 200-character attribute name is the longest the event model takes, and it loads. */
+static void test_attr_name_bound(void **state)
+{
+    (void)state;
+    struct td_errors errs = {0};
+    write_file(g_file, BASE TRIG "    filter: {" A200 ": x}\n"
+                                 "    event: {set: {" A200 ": y}}\n");
+    struct td_config *cfg = td_config_load(g_file, &errs);
+    for (size_t i = 0; i < errs.n; i++) {
+        fprintf(stderr, "unexpected: %s\n", errs.msgs[i]);
+    }
+    assert_non_null(cfg);
+    td_config_free(cfg);
+    td_errors_clear(&errs);
+}
+
 static void test_errors_triggers(void **state)
 {
     setenv("TD_T_SINK", "nowhere", 1);
@@ -639,6 +660,9 @@ static void test_errors_triggers(void **state)
         {"event set name",
          BASE TRIG "    event: {set: {Team: x}}\n",
          {"10:19: invalid attribute name 'Team' (lowercase letters and digits only)"}},
+        {"event set name too long", /* the event model's bound (TD_CE_NAME_MAX) */
+         BASE TRIG "    event: {set: {" A201 ": x}}\n",
+         {"10:19: attribute name '" A40 "...' is too long (201 characters, at most 200)"}},
         {"event set id",
          BASE TRIG "    event: {set: {id: x}}\n",
          {"10:23: 'id' cannot be set: it is the event's own"}},
@@ -711,6 +735,9 @@ static void test_errors_filters(void **state)
         {"filter name",
          BASE TRIG "    filter: {Type: x}\n",
          {"10:14: invalid attribute name 'Type' (lowercase letters and digits only)"}},
+        {"filter name too long",
+         BASE TRIG "    filter: {" A201 ": x}\n",
+         {"10:14: attribute name '" A40 "...' is too long (201 characters, at most 200)"}},
         {"filter value",
          BASE TRIG "    filter: {type: [x]}\n",
          {"10:20: 'type' must be a string (got a list)"}},
@@ -1519,6 +1546,7 @@ int main(void)
         cmocka_unit_test(test_errors_sources),
         cmocka_unit_test(test_errors_sinks),
         cmocka_unit_test(test_errors_triggers),
+        cmocka_unit_test(test_attr_name_bound),
         cmocka_unit_test(test_errors_delivery),
         cmocka_unit_test(test_errors_filters),
         cmocka_unit_test(test_errors_interpolation),
