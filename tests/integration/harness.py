@@ -131,6 +131,36 @@ def holds_listener(pid, port):
     return False
 
 
+def start_on_free_ports(name, start, clash, new_ports, attempts=3):
+    """Starts a server on ports from free_port() and, when another process bound one of them
+    first, again on new ones: the broker fixtures' common loop (RedisServer, KafkaBroker,
+    RabbitMQServer). free_port's ports are free when asked, but on a loaded machine running tests
+    in parallel another test's server, or any outgoing connection (whose local port comes from
+    the same ephemeral range), may take one before the server binds it; that is no failure of
+    the code under test. Any other failure is, and is raised at once.
+
+    start(): starts the server on the ports configured now, or raises RuntimeError; its value is
+    returned. clash(exc): for that RuntimeError, which port another process took (a short text
+    for the log), or a falsy value when it failed for another reason. new_ports(): undoes what
+    the failed start left and configures new ports for the next start(). name: the server in the
+    log line, or a callable giving it (a RabbitMQ node's name changes with its ports). start()
+    runs at most `attempts` times; the last one's error is raised as it is, so a test that gives
+    up says why the server would not start, not that it was retried. Each retry is logged once."""
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    for attempt in range(1, attempts + 1):
+        try:
+            return start()
+        except RuntimeError as e:
+            which = clash(e)
+            if not which or attempt == attempts:
+                raise
+        who = name() if callable(name) else name
+        log(f"{who}: a port was taken by another process ({which}); starting again on new "
+            f"ports (try {attempt + 1} of {attempts})")
+        new_ports()
+
+
 def make_tempdir(prefix="td-it-"):
     d = tempfile.mkdtemp(prefix=prefix)
     at_cleanup(lambda: shutil.rmtree(d, ignore_errors=True))
@@ -301,22 +331,21 @@ class RedisServer:
         self.url = f"{self.scheme}://127.0.0.1:{self.port}/0"
         self._log = os.path.join(self.dir, "redis.log")
         at_cleanup(self.stop)
-        # A port from free_port() may be bound by another process (on a loaded machine running
-        # tests in parallel, any outgoing connection's local port) before redis-server binds it:
-        # then it exits at once, and that is no failure of the code under test, so it starts
-        # again on a new port (as RabbitMQServer does). A port the caller chose is kept.
-        for attempt in range(1, 4):
-            try:
-                self.start()
-                return
-            except RuntimeError:
-                if (port is not None or attempt == 3 or self.proc.poll() is None
-                        or "Address already in use" not in self.log_text()):
-                    raise
-            log(f"redis-server: port {self.port} was taken by another process; "
-                "starting again on a new port")
+        # A port from free_port() may be bound by another process before redis-server binds it:
+        # then it exits at once, saying so in its log, and starts again on a new port. A port
+        # the caller chose is never changed: the caller asked for that one.
+
+        def clash(_):
+            if (port is None and self.proc is not None and self.proc.poll() is not None
+                    and "Address already in use" in self.log_text()):
+                return f"127.0.0.1:{self.port}"
+            return None
+
+        def new_port():
             self.port = free_port()
             self.url = f"{self.scheme}://127.0.0.1:{self.port}/0"
+
+        start_on_free_ports("redis-server", self.start, clash, new_port)
 
     def log_text(self):
         try:
