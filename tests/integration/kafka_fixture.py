@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (SKIP, SLOW, at_cleanup, free_port, holds_listener, log,  # noqa: E402
-                     make_tempdir, run_test, wait_until)
+                     make_tempdir, run_test, start_on_free_ports, wait_until)
 
 KAFKA_VERSION = os.environ.get("TD_KAFKA_VERSION", "4.1.0")
 SRC = os.environ.get("TD_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -113,18 +113,13 @@ class KafkaBroker:
         # broker then cannot open that listener and exits; that is no failure of the code under
         # test, so it starts again on new ports, with storage formatted for them (the controller's
         # port is in the quorum's voter set written at format time).
-        for attempt in range(1, 4):
+        self._configure()
+
+        def new_ports():
+            self.kill()  # a broker that could not bind may still be shutting down
             self._configure()
-            try:
-                self.start()
-                return
-            except RuntimeError:
-                clash = self._port_clash()
-                if clash is None or attempt == 3:
-                    raise
-                log(f"kafka broker: a port was taken by another process ({clash}); "
-                    "starting again on new ports")
-                self.kill()
+
+        start_on_free_ports("kafka broker", self.start, lambda _: self._port_clash(), new_ports)
 
     def _configure(self):
         """Picks the broker's ports, writes server.properties for them and formats a fresh log
