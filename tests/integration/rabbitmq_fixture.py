@@ -20,6 +20,7 @@ and reading back; `rabbitmqctl list_queues` for ready/unacked counts.
 """
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -27,7 +28,7 @@ import sys
 import time
 
 from harness import (SKIP, SLOW, at_cleanup, free_port, holds_listener, log, make_tempdir,
-                     run_test, wait_until)
+                     run_test, start_on_free_ports, wait_until)
 
 try:
     import pika
@@ -109,18 +110,32 @@ class RabbitMQServer:
         # range). The node then dies at once (dist_port_already_used, eaddrinuse), or its epmd,
         # started first, cannot listen (see _start_epmd); that is no failure of the code under
         # test, so the node starts again on new ports.
-        for attempt in range(1, 4):
+        self._configure()
+
+        def new_ports():
+            self._kill()  # a node that failed to boot: no polite shutdown
             self._configure()
-            try:
-                self.start()
-                return
-            except RuntimeError as e:
-                clash = _port_clash(str(e) + self.server_output())
-                if clash is None or attempt == 3:
-                    raise
-                log(f"rabbitmq node {self.node}: a port was taken by another process ({clash}); "
-                    "starting again on new ports")
-                self._kill()
+
+        start_on_free_ports(lambda: f"rabbitmq node {self.node}", self.start, self._clash,
+                            new_ports)
+
+    def _clash(self, e):
+        """For a start that failed with e: the sign that another process bound one of the node's
+        ports first and the port(s) it stands for (a short text for the log), or None."""
+        said = str(e) + self.server_output()
+        sign = _port_clash(said)
+        if sign is None:
+            return None
+        roles = {"epmd_port_taken": ("epmd",), "dist_port_already_used": ("dist",),
+                 "nodistribution": ("epmd", "dist"), "eaddrinuse": ("AMQP", "TLS")}.get(sign, ())
+        ports = {"epmd": self.epmd_port, "dist": self.dist_port, "AMQP": self.port,
+                 "TLS": self.tls_port}
+        maybe = [(r, ports[r]) for r in roles if ports[r]]
+        # the lines with the sign may name the port (eaddrinuse: which listener's)
+        text = "\n".join(l for l in (str(e) + "\n" + self.server_output() + "\n" +
+                                     self.node_log()).splitlines() if sign in l)
+        named = [(r, p) for r, p in maybe if re.search(rf"\b{p}\b", text)]
+        return sign + ": " + " or ".join(f"{r} port {p}" for r, p in (named or maybe))
 
     def _configure(self):
         """Picks the node's ports and writes its name, config and environment for them."""
