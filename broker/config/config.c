@@ -23,17 +23,12 @@
  * Sources, sinks, triggers, the top level
  * ---------------------------------------------------------------------------------------- */
 
-/* Whether V is the number 1 as a plain YAML scalar writes it: "1", "+1", "01", and also "1.0"
+/* Whether TEXT is the number 1 as a plain YAML scalar writes it: "1", "+1", "01", and also "1.0"
  * or "1.": JSON Schema compares numbers by value, so the schema's "const": 1 accepts 1.0, and a
  * file the schema accepts must load. Read as text: strtod would round a long 0.999... up to 1.
- * A quoted "1" stays refused, as the schema refuses the string. */
-static bool version_is_one(const struct td_conf_sval *v)
+ * The caller refuses a quoted "1", as the schema refuses the string. */
+static bool text_is_one(const char *p)
 {
-    const char *p = v->s;
-
-    if (!v->plain) {
-        return false;
-    }
     p += *p == '+';
     while (*p == '0') {
         p++;
@@ -59,9 +54,12 @@ static int version_fn(struct td_conf_loader *ld, const struct td_ynode *val, voi
     if (td_conf_scalar(ld, val, "version", &v) < 0) {
         return -1;
     }
-    if (!version_is_one(&v)) {
-        ERR_AT(ld, val, "unsupported version %s (only 1 is supported)",
-               td_conf_shown(&v, buf, sizeof(buf)));
+    if (!v.plain || !text_is_one(v.s)) {
+        /* "unsupported version '1' (only 1 is supported)" for a quoted "1" read as a
+         * contradiction: say what is wrong with it. */
+        ERR_AT(ld, val, "unsupported version %s (only 1 is supported%s)",
+               td_conf_shown(&v, buf, sizeof(buf)),
+               !v.plain && text_is_one(v.s) ? ": the number, not a quoted string" : "");
         td_secret_free(v.s);
         return -1;
     }

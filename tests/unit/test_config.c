@@ -358,10 +358,11 @@ static void test_errors_parse(void **state)
         {"version -1", "version: -1\n", {"1:10: unsupported version '-1' (only 1 is supported)"}},
         {"version quoted",
          "version: \"1\"\n",
-         {"1:10: unsupported version '1' (only 1 is supported)"}},
+         {"1:10: unsupported version '1' (only 1 is supported: the number, not a quoted string)"}},
         {"version quoted 1.0",
          "version: '1.0'\n",
-         {"1:10: unsupported version '1.0' (only 1 is supported)"}},
+         {"1:10: unsupported version '1.0' (only 1 is supported: the number, not a quoted "
+          "string)"}},
         {"unknown top key",
          "version: 1\ntrigger: []\n",
          {"2:1: unknown key 'trigger' in the top level (did you mean 'triggers'?)"}},
