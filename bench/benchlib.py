@@ -106,23 +106,8 @@ class Figures:
         return f"{100 * (qc / qn) / (pc / pn):.0f} %"
 
     def rounds_row(self, ceiling, goal):
-        """With ROUNDS > 1 (`rounds`), a table row: triggerd's rate over CEILING's in each round
-        (the first round's keys td_rate and CEILING_rate, round R's roundR_td_rate and
-        roundR_CEILING_rate) and their median; None with one round. One run's ratio moves by
-        10 points and more on a 2-CPU machine the broker and nginx share with triggerd."""
-        rounds = int(self.num("rounds") or 1)
-        if rounds < 2:
-            return None
-        pairs = [(self.num("td_rate"), self.num(f"{ceiling}_rate"))]
-        pairs += [(self.num(f"round{r}_td_rate"), self.num(f"round{r}_{ceiling}_rate"))
-                  for r in range(2, rounds + 1)]
-        ratios = [100 * t / c for t, c in pairs if t and c]
-        if not ratios:
-            return None
-        name = "libcurl loop" if ceiling == "curl" else ceiling
-        return (f"ratio triggerd / {name}, median of {len(ratios)} rounds",
-                f"{statistics.median(ratios):.0f} %",
-                "rounds: " + ", ".join(f"{x:.0f}" for x in ratios) + f" %; {goal}")
+        """rounds_row() over these figures."""
+        return rounds_row(self.num, ceiling, goal)
 
     def conn_bound(self):
         """Issue 14 goal 3: at most 2 x concurrency new connections for a whole run."""
@@ -131,6 +116,26 @@ class Figures:
     def conn_over(self, k="td_conns"):
         x = self.num(k)
         return " (OVER)" if x is not None and x > self.conn_bound() else ""
+
+
+def rounds_row(num, ceiling, goal):
+    """With more than one round (num("rounds")), a table row: triggerd's rate over CEILING's in
+    each round (the first round's keys td_rate and CEILING_rate, round R's roundR_td_rate and
+    roundR_CEILING_rate, looked up with num) and their median; None with one round. One run's
+    ratio moves by 10 points and more on a 2-CPU machine the broker and nginx share with
+    triggerd."""
+    rounds = int(num("rounds") or 1)
+    if rounds < 2:
+        return None
+    pairs = [(num("td_rate"), num(f"{ceiling}_rate"))]
+    pairs += [(num(f"round{r}_td_rate"), num(f"round{r}_{ceiling}_rate")) for r in range(2, rounds + 1)]
+    ratios = [100 * t / c for t, c in pairs if t and c]
+    if not ratios:
+        return None
+    name = "libcurl loop" if ceiling == "curl" else ceiling
+    return (f"ratio triggerd / {name}, median of {len(ratios)} rounds",
+            f"{statistics.median(ratios):.0f} %",
+            "rounds: " + ", ".join(f"{x:.0f}" for x in ratios) + f" %; {goal}")
 
 
 def print_table(rows):
