@@ -192,7 +192,7 @@ def drain(td, kafka, url, a, tmp, res, group="bench", logname="triggerd.log"):
     first = None
     while first is None:
         if p.poll() is not None:
-            die(f"triggerd exited with {p.returncode} before reading anything (log: triggerd.log)")
+            die(f"triggerd exited with {p.returncode} before reading anything (log: {tmp}/{logname})")
         if time.monotonic() - t_start > 120:
             die("triggerd read nothing in 120 s")
         m = scrape(port)

@@ -143,4 +143,4 @@ def body(c: Checks):
 
 
 if __name__ == "__main__":
-    run_test(body, needs_triggerd=False)
+    run_test(body, needs_triggerd=False, needs_redis=False)
