@@ -183,7 +183,7 @@ bool td_conf_check_attr(struct td_conf_loader *ld, const struct td_ynode *key)
         return false;
     }
     if (strlen(s) > TD_CE_NAME_MAX) {
-        ERR_AT(ld, key, "attribute name '%.40s...' is too long (%zu characters, at most %d)", s,
+        ERR_AT(ld, key, "attribute name '%.32s...' is too long (%zu characters, at most %d)", s,
                strlen(s), TD_CE_NAME_MAX);
         return false;
     }

@@ -144,6 +144,7 @@ static void run_cases(const struct ecase *cases, size_t n)
     "    sink: k\n"
 /* Attribute names at and past the event model's bound (TD_CE_NAME_MAX, 200). */
 #define A10  "aaaaaaaaaa"
+#define A32  A10 A10 A10 "aa"
 #define A40  A10 A10 A10 A10
 #define A200 A40 A40 A40 A40 A40
 #define A201 A200 "a"
@@ -663,7 +664,7 @@ static void test_errors_triggers(void **state)
          {"10:19: invalid attribute name 'Team' (lowercase letters and digits only)"}},
         {"event set name too long", /* the event model's bound (TD_CE_NAME_MAX) */
          BASE TRIG "    event: {set: {" A201 ": x}}\n",
-         {"10:19: attribute name '" A40 "...' is too long (201 characters, at most 200)"}},
+         {"10:19: attribute name '" A32 "...' is too long (201 characters, at most 200)"}},
         {"event set id",
          BASE TRIG "    event: {set: {id: x}}\n",
          {"10:23: 'id' cannot be set: it is the event's own"}},
@@ -738,7 +739,7 @@ static void test_errors_filters(void **state)
          {"10:14: invalid attribute name 'Type' (lowercase letters and digits only)"}},
         {"filter name too long",
          BASE TRIG "    filter: {" A201 ": x}\n",
-         {"10:14: attribute name '" A40 "...' is too long (201 characters, at most 200)"}},
+         {"10:14: attribute name '" A32 "...' is too long (201 characters, at most 200)"}},
         {"filter value",
          BASE TRIG "    filter: {type: [x]}\n",
          {"10:20: 'type' must be a string (got a list)"}},
