@@ -270,14 +270,25 @@ def drain(td, kafka, url, a, tmp, res, group="bench", logname="triggerd.log"):
                td_final_lag="absent" if lag is None else f"{lag:.0f}", td_threads=threads)
 
 
+def env_int(name, default):
+    """The environment's NAME as an integer (DEFAULT when unset); a clear error otherwise."""
+    v = os.environ.get(name)
+    if v is None:
+        return default
+    try:
+        return int(v)
+    except ValueError:
+        die(f"{name} must be a positive integer (got {v!r})")
+
+
 def main():
     ap = argparse.ArgumentParser(prog="bench/kafka-http")
-    ap.add_argument("-n", "--records", type=int, default=int(os.environ.get("RECORDS", 100000)))
+    ap.add_argument("-n", "--records", type=int, default=env_int("RECORDS", 100000))
     ap.add_argument("-c", "--concurrency", type=int,
-                    default=int(os.environ.get("CONCURRENCY", 64)))
-    ap.add_argument("-p", "--partitions", type=int, default=int(os.environ.get("PARTITIONS", 3)))
+                    default=env_int("CONCURRENCY", 64))
+    ap.add_argument("-p", "--partitions", type=int, default=env_int("PARTITIONS", 3))
     ap.add_argument("-d", "--duration", default=os.environ.get("WRK_DURATION", "5s"))
-    ap.add_argument("-r", "--rounds", type=int, default=int(os.environ.get("ROUNDS", 1)),
+    ap.add_argument("-r", "--rounds", type=int, default=env_int("ROUNDS", 1),
                     help="more rounds of drain (a fresh triggerd in a new group) and libcurl "
                     "loop, for the median of the ratio")
     ap.add_argument("--stall-timeout", type=float, default=30)
