@@ -318,7 +318,10 @@ static struct td_event *decode_binary(const struct td_http_headers *h, const uns
             *p = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
         }
         if (!td_ce_valid_name(attr)) {
-            td_ce_errf(err, errlen, "header '%.64s' does not name a valid attribute", name);
+            char why[160];
+            td_ce_name_errf(attr, why, sizeof(why)); /* the charset, or only the length */
+            td_ce_errf(err, errlen, "header '%.64s' does not name a valid attribute: %s", name,
+                       why);
             goto fail;
         }
         value = td_ce_percent_decode(h->items[i].value);

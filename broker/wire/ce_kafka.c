@@ -126,7 +126,9 @@ static struct td_event *from_binary(const struct td_kafka_record *r, char *err, 
             continue;
         }
         if (!is_ct && !td_ce_valid_name(name)) {
-            td_ce_errf(err, errlen, "header '%.64s' does not name a valid attribute", h);
+            char why[160];
+            td_ce_name_errf(name, why, sizeof(why)); /* the charset, or only the length */
+            td_ce_errf(err, errlen, "header '%.64s' does not name a valid attribute: %s", h, why);
             goto fail;
         }
         val = text_dup(r->hvalues[i], r->hlens[i], &bad);

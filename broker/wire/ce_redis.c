@@ -189,8 +189,12 @@ static struct td_event *from_binary(const struct td_redis_entry *e, bool lenient
                 continue;
             }
             if (bad || (name != NULL && !td_ce_valid_name(name))) {
-                td_ce_errf(err, errlen, "field '%.*s' does not name a valid attribute",
-                           (int)(flen > 64 ? 64 : flen), f);
+                char why[160] = "it holds a NUL or is not UTF-8";
+                if (!bad && name != NULL) {
+                    td_ce_name_errf(name, why, sizeof(why)); /* the charset, or only the length */
+                }
+                td_ce_errf(err, errlen, "field '%.*s' does not name a valid attribute: %s",
+                           (int)(flen > 64 ? 64 : flen), f, why);
                 goto fail;
             }
         }

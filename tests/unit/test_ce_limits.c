@@ -250,6 +250,104 @@ static void test_kafka_cap(void **state)
     assert_non_null(strstr(err, "more than 256 attributes"));
 }
 
+/* An attribute name over TD_CE_NAME_MAX in a binary-mode message: the decoders say it is too
+ * long (and the bound), not only "does not name a valid attribute", which sent the reader looking
+ * for a bad character; a name at the bound is an attribute. */
+static void test_name_too_long(void **state)
+{
+    (void)state;
+    char at[TD_CE_NAME_MAX + 8], over[TD_CE_NAME_MAX + 8], err[512];
+    bool not_ce = false, wrapped = true;
+    struct td_event *ev;
+    const char *want = "is too long (201 characters, at most 200)";
+
+    for (int round = 0; round < 2; round++) {
+        size_t n = round == 0 ? TD_CE_NAME_MAX : TD_CE_NAME_MAX + 1;
+        char *name = round == 0 ? at : over;
+        /* HTTP: ce-NAME */
+        struct td_http_headers h = {0};
+        const char *req[][2] = {
+            {"ce-specversion", "1.0"}, {"ce-id", "1"}, {"ce-source", "/s"}, {"ce-type", "t"}};
+        h.items = calloc(5, sizeof(*h.items));
+        assert_non_null(h.items);
+        for (size_t i = 0; i < 4; i++) {
+            h.items[h.n].name = strdup(req[i][0]);
+            h.items[h.n++].value = strdup(req[i][1]);
+        }
+        snprintf(name, sizeof(at), "ce-");
+        memset(name + 3, 'a', n);
+        name[3 + n] = '\0';
+        h.items[h.n].name = strdup(name);
+        h.items[h.n++].value = strdup("v");
+        err[0] = '\0';
+        ev = td_ce_http_decode(&h, (const unsigned char *)"d", 1, &not_ce, err, sizeof(err));
+        if (round == 0) {
+            assert_non_null(ev);
+            td_event_unref(ev);
+        } else {
+            assert_null(ev);
+            assert_non_null(strstr(err, want));
+        }
+        td_http_headers_free(&h);
+
+        /* Kafka: ce_NAME */
+        const char *names[5];
+        const void *vals[5];
+        size_t lens[5];
+        struct td_kafka_record r = {.topic = "t",
+                                    .partition = 0,
+                                    .offset = 7,
+                                    .timestamp_ms = -1,
+                                    .hnames = names,
+                                    .hvalues = vals,
+                                    .hlens = lens};
+        const char *kreq[][2] = {
+            {"ce_specversion", "1.0"}, {"ce_id", "1"}, {"ce_source", "/s"}, {"ce_type", "t"}};
+        for (size_t i = 0; i < 4; i++) {
+            names[r.nheaders] = kreq[i][0];
+            vals[r.nheaders] = kreq[i][1];
+            lens[r.nheaders++] = strlen(kreq[i][1]);
+        }
+        name[2] = '_'; /* "ce_aaa..." */
+        names[r.nheaders] = name + 0;
+        vals[r.nheaders] = "v";
+        lens[r.nheaders++] = 1;
+        err[0] = '\0';
+        ev = td_ce_from_kafka(&r, "t", "/s", &wrapped, err, sizeof(err));
+        if (round == 0) {
+            assert_non_null(ev);
+            td_event_unref(ev);
+        } else {
+            assert_null(ev);
+            assert_non_null(strstr(err, want));
+        }
+
+        /* Redis: field ce_NAME */
+        struct redis_fixture *x = calloc(1, sizeof(*x));
+        assert_non_null(x);
+        x->e = (struct td_redis_entry){.id = "1700000000000-0",
+                                       .fields = x->fields,
+                                       .field_lens = x->flens,
+                                       .values = x->values,
+                                       .value_lens = x->vlens};
+        redis_add(x, "ce_specversion", "1.0");
+        redis_add(x, "ce_id", "1");
+        redis_add(x, "ce_source", "/s");
+        redis_add(x, "ce_type", "t");
+        redis_add(x, name, "v");
+        err[0] = '\0';
+        ev = td_ce_from_redis(&x->e, "t", "/s", &wrapped, err, sizeof(err));
+        if (round == 0) {
+            assert_non_null(ev);
+            td_event_unref(ev);
+        } else {
+            assert_null(ev);
+            assert_non_null(strstr(err, want));
+        }
+        free(x);
+    }
+}
+
 static void test_amqp_cap(void **state)
 {
     (void)state;
@@ -410,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_http_binary_cap),
         cmocka_unit_test(test_redis_cap),
         cmocka_unit_test(test_kafka_cap),
+        cmocka_unit_test(test_name_too_long),
         cmocka_unit_test(test_amqp_cap),
         cmocka_unit_test(test_json_nul_escape),
         cmocka_unit_test(test_wrapped_content_type_control),
