@@ -712,9 +712,13 @@ void td_http_server_stop(struct td_http_server *srv)
     if (!srv->mhd) {
         return;
     }
+    /* The quiesced listening socket stops listening at once (shutdown: new connections are
+     * refused, not left in the backlog), but is closed only after MHD_stop_daemon: libmicrohttpd
+     * says its threads may still use it until then, and closing it earlier let its thread's
+     * epoll_ctl meet a closed (or reused) descriptor (ThreadSanitizer saw the race). */
     MHD_socket fd = MHD_quiesce_daemon(srv->mhd);
     if (fd != MHD_INVALID_SOCKET) {
-        close(fd);
+        shutdown(fd, SHUT_RDWR);
     }
     /* Answers already queued (ingress 202s resumed during the drain) get a moment to go out. */
     int64_t until = td_now_ms() + STOP_GRACE_MS;
@@ -723,6 +727,9 @@ void td_http_server_stop(struct td_http_server *srv)
     }
     MHD_stop_daemon(srv->mhd);
     srv->mhd = NULL;
+    if (fd != MHD_INVALID_SOCKET) {
+        close(fd);
+    }
 }
 
 void td_http_server_free(struct td_http_server *srv)
