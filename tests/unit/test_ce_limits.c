@@ -117,23 +117,32 @@ static void test_json_cap(void **state)
     free(huge);
 }
 
+/* Binary-mode HTTP headers with the 4 required attributes and room for CAP headers in all; the
+ * caller frees them (td_http_headers_free). */
+static void http_required(struct td_http_headers *h, size_t cap)
+{
+    const char *req[][2] = {
+        {"ce-specversion", "1.0"}, {"ce-id", "1"}, {"ce-source", "/s"}, {"ce-type", "t"}};
+
+    *h = (struct td_http_headers){0};
+    h->items = calloc(cap, sizeof(*h->items));
+    assert_non_null(h->items);
+    for (size_t i = 0; i < 4; i++) {
+        h->items[h->n].name = strdup(req[i][0]);
+        h->items[h->n++].value = strdup(req[i][1]);
+    }
+}
+
 static void test_http_binary_cap(void **state)
 {
     (void)state;
-    struct td_http_headers h = {0};
+    struct td_http_headers h;
     char err[256] = "";
     bool not_ce = false;
     char name[32];
     struct td_event *ev;
-    const char *req[][2] = {
-        {"ce-specversion", "1.0"}, {"ce-id", "1"}, {"ce-source", "/s"}, {"ce-type", "t"}};
 
-    h.items = calloc(OVER + 4, sizeof(*h.items));
-    assert_non_null(h.items);
-    for (size_t i = 0; i < 4; i++) {
-        h.items[h.n].name = strdup(req[i][0]);
-        h.items[h.n++].value = strdup(req[i][1]);
-    }
+    http_required(&h, OVER + 4);
     while (h.n < TD_CE_MAX_ATTRS) {
         snprintf(name, sizeof(name), "ce-x%zu", h.n);
         h.items[h.n].name = strdup(name);
@@ -168,13 +177,10 @@ static void redis_add(struct redis_fixture *x, const char *f, const char *v)
     x->e.n++;
 }
 
-static void test_redis_cap(void **state)
+/* A binary-mode entry with the 4 required attributes; the caller frees it. */
+static struct redis_fixture *redis_required(void)
 {
-    (void)state;
     struct redis_fixture *x = calloc(1, sizeof(*x));
-    char err[256] = "";
-    bool wrapped = true;
-    struct td_event *ev;
 
     assert_non_null(x);
     x->e = (struct td_redis_entry){.id = "1700000000000-0",
@@ -186,6 +192,17 @@ static void test_redis_cap(void **state)
     redis_add(x, "ce_id", "1");
     redis_add(x, "ce_source", "/s");
     redis_add(x, "ce_type", "t");
+    return x;
+}
+
+static void test_redis_cap(void **state)
+{
+    (void)state;
+    struct redis_fixture *x = redis_required();
+    char err[256] = "";
+    bool wrapped = true;
+    struct td_event *ev;
+
     while (x->e.n < TD_CE_MAX_ATTRS) {
         snprintf(x->names[x->e.n], sizeof(x->names[0]), "ce_x%zu", x->e.n);
         redis_add(x, x->names[x->e.n], "v");
@@ -208,13 +225,10 @@ static void test_redis_cap(void **state)
     free(x);
 }
 
-static void test_kafka_cap(void **state)
+/* A record whose headers are NAMES/VALS/LENS (the caller's arrays), starting with the 4 required
+ * attributes. */
+static struct td_kafka_record kafka_required(const char **names, const void **vals, size_t *lens)
 {
-    (void)state;
-    const char *names[OVER + 4];
-    const void *vals[OVER + 4];
-    size_t lens[OVER + 4];
-    char buf[OVER + 4][16];
     struct td_kafka_record r = {.topic = "t",
                                 .partition = 0,
                                 .offset = 7,
@@ -224,15 +238,27 @@ static void test_kafka_cap(void **state)
                                 .hlens = lens};
     const char *req[][2] = {
         {"ce_specversion", "1.0"}, {"ce_id", "1"}, {"ce_source", "/s"}, {"ce_type", "t"}};
-    char err[256] = "";
-    bool wrapped = true;
-    struct td_event *ev;
 
     for (size_t i = 0; i < 4; i++) {
         names[r.nheaders] = req[i][0];
         vals[r.nheaders] = req[i][1];
         lens[r.nheaders++] = strlen(req[i][1]);
     }
+    return r;
+}
+
+static void test_kafka_cap(void **state)
+{
+    (void)state;
+    const char *names[OVER + 4];
+    const void *vals[OVER + 4];
+    size_t lens[OVER + 4];
+    char buf[OVER + 4][16];
+    struct td_kafka_record r = kafka_required(names, vals, lens);
+    char err[256] = "";
+    bool wrapped = true;
+    struct td_event *ev;
+
     while (r.nheaders < TD_CE_MAX_ATTRS) {
         snprintf(buf[r.nheaders], sizeof(buf[0]), "ce_x%zu", r.nheaders);
         names[r.nheaders] = buf[r.nheaders];
@@ -253,97 +279,60 @@ static void test_kafka_cap(void **state)
 /* An attribute name over TD_CE_NAME_MAX in a binary-mode message: the decoders say it is too
  * long (and the bound), not only "does not name a valid attribute", which sent the reader looking
  * for a bad character; a name at the bound is an attribute. */
+static void expect_name_result(struct td_event *ev, bool at_bound, const char *err)
+{
+    if (at_bound) {
+        assert_non_null(ev);
+        td_event_unref(ev);
+    } else {
+        assert_null(ev);
+        assert_non_null(strstr(err, "is too long (201 characters, at most 200)"));
+    }
+}
+
 static void test_name_too_long(void **state)
 {
     (void)state;
-    char at[TD_CE_NAME_MAX + 8], over[TD_CE_NAME_MAX + 8], err[512];
+    char name[TD_CE_NAME_MAX + 8], err[512];
     bool not_ce = false, wrapped = true;
-    struct td_event *ev;
-    const char *want = "is too long (201 characters, at most 200)";
 
     for (int round = 0; round < 2; round++) {
-        size_t n = round == 0 ? TD_CE_NAME_MAX : TD_CE_NAME_MAX + 1;
-        char *name = round == 0 ? at : over;
-        /* HTTP: ce-NAME */
-        struct td_http_headers h = {0};
-        const char *req[][2] = {
-            {"ce-specversion", "1.0"}, {"ce-id", "1"}, {"ce-source", "/s"}, {"ce-type", "t"}};
-        h.items = calloc(5, sizeof(*h.items));
-        assert_non_null(h.items);
-        for (size_t i = 0; i < 4; i++) {
-            h.items[h.n].name = strdup(req[i][0]);
-            h.items[h.n++].value = strdup(req[i][1]);
-        }
-        snprintf(name, sizeof(at), "ce-");
+        bool at_bound = round == 0;
+        size_t n = at_bound ? TD_CE_NAME_MAX : TD_CE_NAME_MAX + 1;
+        memcpy(name, "ce-", 3);
         memset(name + 3, 'a', n);
         name[3 + n] = '\0';
+
+        /* HTTP: header ce-NAME */
+        struct td_http_headers h;
+        http_required(&h, 5);
         h.items[h.n].name = strdup(name);
         h.items[h.n++].value = strdup("v");
         err[0] = '\0';
-        ev = td_ce_http_decode(&h, (const unsigned char *)"d", 1, &not_ce, err, sizeof(err));
-        if (round == 0) {
-            assert_non_null(ev);
-            td_event_unref(ev);
-        } else {
-            assert_null(ev);
-            assert_non_null(strstr(err, want));
-        }
+        expect_name_result(
+            td_ce_http_decode(&h, (const unsigned char *)"d", 1, &not_ce, err, sizeof(err)),
+            at_bound, err);
         td_http_headers_free(&h);
 
-        /* Kafka: ce_NAME */
+        /* Kafka: header ce_NAME */
         const char *names[5];
         const void *vals[5];
         size_t lens[5];
-        struct td_kafka_record r = {.topic = "t",
-                                    .partition = 0,
-                                    .offset = 7,
-                                    .timestamp_ms = -1,
-                                    .hnames = names,
-                                    .hvalues = vals,
-                                    .hlens = lens};
-        const char *kreq[][2] = {
-            {"ce_specversion", "1.0"}, {"ce_id", "1"}, {"ce_source", "/s"}, {"ce_type", "t"}};
-        for (size_t i = 0; i < 4; i++) {
-            names[r.nheaders] = kreq[i][0];
-            vals[r.nheaders] = kreq[i][1];
-            lens[r.nheaders++] = strlen(kreq[i][1]);
-        }
-        name[2] = '_'; /* "ce_aaa..." */
-        names[r.nheaders] = name + 0;
+        struct td_kafka_record r = kafka_required(names, vals, lens);
+        name[2] = '_';
+        names[r.nheaders] = name;
         vals[r.nheaders] = "v";
         lens[r.nheaders++] = 1;
         err[0] = '\0';
-        ev = td_ce_from_kafka(&r, "t", "/s", &wrapped, err, sizeof(err));
-        if (round == 0) {
-            assert_non_null(ev);
-            td_event_unref(ev);
-        } else {
-            assert_null(ev);
-            assert_non_null(strstr(err, want));
-        }
+        expect_name_result(td_ce_from_kafka(&r, "t", "/s", &wrapped, err, sizeof(err)), at_bound,
+                           err);
 
         /* Redis: field ce_NAME */
-        struct redis_fixture *x = calloc(1, sizeof(*x));
-        assert_non_null(x);
-        x->e = (struct td_redis_entry){.id = "1700000000000-0",
-                                       .fields = x->fields,
-                                       .field_lens = x->flens,
-                                       .values = x->values,
-                                       .value_lens = x->vlens};
-        redis_add(x, "ce_specversion", "1.0");
-        redis_add(x, "ce_id", "1");
-        redis_add(x, "ce_source", "/s");
-        redis_add(x, "ce_type", "t");
+        struct redis_fixture *x = redis_required();
         redis_add(x, name, "v");
         err[0] = '\0';
-        ev = td_ce_from_redis(&x->e, "t", "/s", &wrapped, err, sizeof(err));
-        if (round == 0) {
-            assert_non_null(ev);
-            td_event_unref(ev);
-        } else {
-            assert_null(ev);
-            assert_non_null(strstr(err, want));
-        }
+        expect_name_result(td_ce_from_redis(&x->e, "t", "/s", &wrapped, err, sizeof(err)), at_bound,
+                           err);
         free(x);
     }
 }
