@@ -16,9 +16,9 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_s(root):
-    """CPU seconds of root and every process below it (RabbitMQ's beam.smp runs under the
-    rabbitmq-server script; nginx's worker under its master)."""
+def tree_pids(root):
+    """root and every process below it (RabbitMQ's beam.smp runs under the rabbitmq-server
+    script; nginx's worker under its master)."""
     kids = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -29,11 +29,29 @@ def tree_cpu_s(root):
         except (OSError, ValueError, IndexError):
             continue
         kids.setdefault(ppid, []).append(int(d))
-    total, todo = 0.0, [root]
+    out, todo = [], [root]
     while todo:
         p = todo.pop()
-        total += proc_cpu_s(p) or 0.0
+        out.append(p)
         todo.extend(kids.get(p, []))
+    return out
+
+
+def tree_cpu_s(root):
+    """CPU seconds of root and every process below it."""
+    return sum(proc_cpu_s(p) or 0.0 for p in tree_pids(root))
+
+
+def tree_minflt(root):
+    """Minor page faults of root and every process below it: a process that maps fresh memory
+    and touches it pays one per page, in system time."""
+    total = 0
+    for p in tree_pids(root):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                total += int(f.read().rsplit(")", 1)[1].split()[7])
+        except (OSError, ValueError, IndexError):
+            pass
     return total
 
 

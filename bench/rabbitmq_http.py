@@ -4,12 +4,13 @@ library only).
 
   drain --metrics URL --source NAME --count N --pid PID [--also NAME=PID ...] [--stall-timeout S]
         polls triggerd's /metrics every 5 ms until the source has received its first message (the
-        clock starts then, as in bench/kafka-http; bench/startup times the start), then
-        every 20 ms until triggerd_source_events_acked_total of the source reaches N (every message
-        read, POSTed, answered 204 and acked); shows progress; prints key=value results (seconds
-        from the first message, the messages acked in that time and their rate, RSS, CPU; and the
-        CPU seconds each --also process tree, the broker and nginx, spent meanwhile: on a small
-        machine they share the CPUs with triggerd, which bounds what any consumer could reach there)
+        clock starts then, as in bench/kafka-http; bench/startup times the start), then until
+        triggerd_source_events_acked_total of the source reaches N (every message read, POSTed,
+        answered 204 and acked), less often while the end is far (poll_pause); shows progress;
+        prints key=value results (seconds from the first message, the messages acked in that time
+        and their rate, RSS, CPU; and the CPU seconds and minor page faults of each --also process
+        tree, the broker and nginx, meanwhile: on a small machine they share the CPUs with
+        triggerd, which bounds what any consumer could reach there)
   table --results FILE
         prints the figures collected in FILE (key=value lines) as a table with the ratios
 """
@@ -20,7 +21,7 @@ import re
 import sys
 import time
 
-from benchlib import Figures, print_table, proc_cpu_s, proc_status, tree_cpu_s  # bench/benchlib.py
+from benchlib import Figures, print_table, proc_cpu_s, proc_status, tree_cpu_s, tree_minflt  # bench/benchlib.py
 import urllib.request
 
 
@@ -36,6 +37,17 @@ def counter(url, source, name):
 
 def acked(url, source):
     return counter(url, source, "acked")
+
+
+def poll_pause(done, count, elapsed):
+    """Seconds to the next poll of /metrics: half the time the rest should take at the rate so
+    far, between 2 ms and 100 ms. A poll costs the shared CPUs about 0.6 ms of Python that is
+    charged to no one: polling every 20 ms took 1-2 % of the 2 CPUs during a drain; this polls
+    about 25 times in a 2 s drain and still sees the end within a few ms."""
+    if done <= 0 or elapsed <= 0:
+        return 0.005
+    eta = (count - done) * elapsed / done
+    return min(0.1, max(0.002, eta / 2))
 
 
 def cmd_drain(a):
@@ -57,6 +69,7 @@ def cmd_drain(a):
     t0 = time.monotonic()
     cpu0 = proc_cpu_s(a.pid)
     also0 = {name: tree_cpu_s(int(pid)) for name, pid in also}
+    flt0 = {name: tree_minflt(int(pid)) for name, pid in also}
     acked0 = acked(a.metrics, a.source) or 0
     last, last_t, last_print = -1, t0, t0
     while True:
@@ -80,7 +93,7 @@ def cmd_drain(a):
         elif not tty and now - last_print >= 1.0:
             print(line.strip(), file=sys.stderr, flush=True)
             last_print = now
-        time.sleep(0.02)
+        time.sleep(poll_pause((n or 0) - acked0, a.count - acked0, now - t0))
     secs = time.monotonic() - t0
     cpu1 = proc_cpu_s(a.pid)
     st = proc_status(a.pid)
@@ -96,6 +109,7 @@ def cmd_drain(a):
     print(f"td_cpu_s={cpu1 - cpu0:.3f}")
     for name, pid in also:
         print(f"{name}_cpu_s={tree_cpu_s(int(pid)) - also0[name]:.3f}")
+        print(f"{name}_minflt={tree_minflt(int(pid)) - flt0[name]}")
     print(f"ncpu={os.cpu_count()}")
     return 0
 
@@ -135,9 +149,19 @@ def cmd_table(a):
         per = sum(num(k) for k in ("rabbitmq_cpu_s", "nginx_cpu_s", "td_cpu_s")) / max(num("td_entries") or 0, 1)
         ncpu = int(num("ncpu") or 1)
         bound_rate = ncpu / per if per > 0 else 0
+        # New memory touched by the broker during the drain: page faults in its system time, the
+        # mark of the slow rounds with BROKER_MEM=default (bench/README.md).
+        faults = f.count("rabbitmq_minflt")
+        rounds = int(num("rounds") or 1)
+        faults_note = ""
+        if rounds > 1:
+            per_round = [faults] + [f.count(f"round{r}_rabbitmq_minflt") for r in range(2, rounds + 1)]
+            faults_note = "; rounds: " + ", ".join(per_round)
         rows += [
             ("RabbitMQ broker CPU while triggerd drained", f"{us_per('rabbitmq_cpu_s', 'td_entries')} us",
              "per message (beam.smp and its children)"),
+            ("RabbitMQ broker minor page faults while triggerd drained", faults,
+             f"BROKER_MEM={v.get('broker_mem', '?')}{faults_note}"),
             ("RabbitMQ broker CPU while the C consumer drained", f"{us_per('raw_rabbitmq_cpu_s', 'raw_entries')} us",
              "per message, the same backlog (the ceiling's run): what the broker costs with a consumer doing nothing else"),
             ("nginx CPU while triggerd drained", f"{us_per('nginx_cpu_s', 'td_entries')} us",
@@ -158,7 +182,7 @@ def cmd_table(a):
 
     (bm, bnote), (rm, rnote) = gc_mode("bench"), gc_mode("raw")
     if bm != "n/a":
-        rows.append((f"RabbitMQ GC before the drains (BROKER_GC={v.get('broker_gc', '?')})",
+        rows.append((f"RabbitMQ GC before the unmeasured drain (BROKER_GC={v.get('broker_gc', '?')})",
                      bm if rm in (bm, "n/a") else f"{bm} / {rm}", f"{bnote}; {rnote}"))
     print_table([r for r in rows if r])
     return 0
