@@ -331,14 +331,17 @@ class RedisServer:
         self.scheme = "rediss" if self.tls else "redis"
         self.url = f"{self.scheme}://127.0.0.1:{self.port}/0"
         self._log = os.path.join(self.dir, "redis.log")
+        self._log_start = 0  # where this start's lines begin in the log every start appends to
         at_cleanup(self.stop)
         # A port from free_port() may be bound by another process before redis-server binds it:
         # then it exits at once, saying so in its log, and starts again on a new port. A port
         # the caller chose is never changed: the caller asked for that one.
 
         def clash(_):
+            # Only this start's lines: after a clash the log still says "Address already in use",
+            # and a later start that failed for another reason would be taken for a clash too.
             if (port is None and self.proc is not None and self.proc.poll() is not None
-                    and "Address already in use" in self.log_text()):
+                    and "Address already in use" in self.log_text(self._log_start)):
                 return f"127.0.0.1:{self.port}"
             return None
 
@@ -348,9 +351,11 @@ class RedisServer:
 
         start_on_free_ports("redis-server", self.start, clash, new_port)
 
-    def log_text(self):
+    def log_text(self, start=0):
+        """The server's log from byte `start` on (every start appends to the same file)."""
         try:
             with open(self._log, errors="replace") as f:
+                f.seek(start)
                 return f.read()
         except OSError:
             return ""
@@ -381,13 +386,18 @@ class RedisServer:
                      "--tls-key-file", self.tls.server_key, "--tls-ca-cert-file", self.tls.ca.cert,
                      "--tls-auth-clients", "yes" if self.auth_clients else "no"]
         args += self.extra_args
+        try:
+            self._log_start = os.path.getsize(self._log)
+        except OSError:
+            self._log_start = 0
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # Up once it answers PING on a socket it holds itself: another test's redis-server on the
         # same number would answer too, until ours failed to bind (holds_listener).
         ok = wait_until(lambda: self.proc.poll() is not None or
                         (self._ping() and holds_listener(self.proc.pid, self.port)), 10 * SLOW)
         if self.proc.poll() is not None:
-            raise RuntimeError(f"redis-server on port {self.port} exited: {self.log_text()[-2000:]}")
+            raise RuntimeError(f"redis-server on port {self.port} exited: "
+                               f"{self.log_text(self._log_start)[-2000:]}")
         if not ok:
             raise RuntimeError(f"redis-server on port {self.port} did not answer PING")
 
