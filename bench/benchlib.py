@@ -69,6 +69,18 @@ def proc_status(pid):
     return out
 
 
+def poll_pause(done, count, elapsed):
+    """Seconds to a drain's next progress poll (triggerd's /metrics, or the Redis group), DONE of
+    COUNT after ELAPSED seconds: half the time the rest should take at the rate so far, between
+    2 ms and 100 ms. A poll costs the shared CPUs about 0.6 ms of Python that is charged to no
+    one: polling every 20 ms took 1-2 % of the 2 CPUs during a RabbitMQ drain; this polls about
+    25 times in a 2 s drain and still sees the end within a few ms."""
+    if done <= 0 or elapsed <= 0:
+        return 0.005
+    eta = (count - done) * elapsed / done
+    return min(0.1, max(0.002, eta / 2))
+
+
 def fmt_int(n):
     return f"{n:,.0f}"
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import fmt_int, print_table, proc_cpu_s, proc_status, rounds_row  # bench/benchlib.py
+from benchlib import fmt_int, poll_pause, print_table, proc_cpu_s, proc_status, rounds_row  # bench/benchlib.py
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -238,7 +238,7 @@ def drain(td, kafka, url, a, tmp, res, group="bench", logname="triggerd.log"):
         elif now - last_print >= 1.0:
             print(line.strip(), file=sys.stderr, flush=True)
             last_print = now
-        time.sleep(0.02)
+        time.sleep(poll_pause(acked, a.records, el))
     secs = time.monotonic() - first
     cpu1 = proc_cpu_s(p.pid)
     threads = thread_note(threads0, thread_cpu(p.pid), secs)

@@ -6,7 +6,7 @@ library only).
         polls triggerd's /metrics every 5 ms until the source has received its first message (the
         clock starts then, as in bench/kafka-http; bench/startup times the start), then until
         triggerd_source_events_acked_total of the source reaches N (every message read, POSTed,
-        answered 204 and acked), less often while the end is far (poll_pause); shows progress;
+        answered 204 and acked), less often while the end is far (benchlib.poll_pause); shows progress;
         prints key=value results (seconds from the first message, the messages acked in that time
         and their rate, RSS, CPU; and the CPU seconds and minor page faults of each --also process
         tree, the broker and nginx, meanwhile: on a small machine they share the CPUs with
@@ -21,7 +21,8 @@ import re
 import sys
 import time
 
-from benchlib import Figures, print_table, proc_cpu_s, proc_status, tree_cpu_s, tree_minflt  # bench/benchlib.py
+from benchlib import (Figures, poll_pause, print_table, proc_cpu_s, proc_status, tree_cpu_s,  # bench/benchlib.py
+                      tree_minflt)
 import urllib.request
 
 
@@ -37,17 +38,6 @@ def counter(url, source, name):
 
 def acked(url, source):
     return counter(url, source, "acked")
-
-
-def poll_pause(done, count, elapsed):
-    """Seconds to the next poll of /metrics: half the time the rest should take at the rate so
-    far, between 2 ms and 100 ms. A poll costs the shared CPUs about 0.6 ms of Python that is
-    charged to no one: polling every 20 ms took 1-2 % of the 2 CPUs during a drain; this polls
-    about 25 times in a 2 s drain and still sees the end within a few ms."""
-    if done <= 0 or elapsed <= 0:
-        return 0.005
-    eta = (count - done) * elapsed / done
-    return min(0.1, max(0.002, eta / 2))
 
 
 def cmd_drain(a):

@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-from benchlib import Figures, fmt_int, print_table, proc_cpu_s, proc_status, tree_cpu_s  # bench/benchlib.py
+from benchlib import Figures, fmt_int, poll_pause, print_table, proc_cpu_s, proc_status, tree_cpu_s  # bench/benchlib.py
 
 import redis
 
@@ -136,7 +136,7 @@ def cmd_drain(a):
         elif now - last_print >= 1.0:
             print(line.strip(), file=sys.stderr, flush=True)
             last_print = now
-        time.sleep(0.02)
+        time.sleep(poll_pause(acked, total, el))
     secs = time.monotonic() - t0
     cpu1 = proc_cpu_s(a.pid)
     st = proc_status(a.pid)
