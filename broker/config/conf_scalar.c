@@ -159,23 +159,18 @@ bool td_conf_valid_name(const char *s)
     return true;
 }
 
-/* The event model's own test (td_ce_valid_name), so the loader takes exactly the names triggerd
- * accepts from a producer: a longer name in event: {set} used to load, and then every event of
- * the trigger carried an attribute that triggerd itself refuses. Only the message is the
- * loader's: which of the two rules the name breaks. */
+/* The event model's own test and words (td_ce_valid_name, td_ce_name_errf), so the loader takes
+ * exactly the names triggerd accepts from a producer and says why as the decoders do: a longer
+ * name in event: {set} used to load, and then every event of the trigger carried an attribute
+ * that triggerd itself refuses. */
 bool td_conf_check_attr(struct td_conf_loader *ld, const struct td_ynode *key)
 {
-    const char *s = key->value;
-    size_t len = strlen(s);
-    if (td_ce_valid_name(s)) {
+    if (td_ce_valid_name(key->value)) {
         return true;
     }
-    if (len == 0 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789") != len) {
-        ERR_AT(ld, key, "invalid attribute name '%s' (lowercase letters and digits only)", s);
-    } else {
-        ERR_AT(ld, key, "attribute name '%.32s...' is too long (%zu characters, at most %d)", s,
-               len, TD_CE_NAME_MAX);
-    }
+    char why[160];
+    td_ce_name_errf(key->value, why, sizeof(why));
+    ERR_AT(ld, key, "%s", why);
     return false;
 }
 

@@ -43,10 +43,6 @@ int td_ce_decode_set(struct td_event *ev, const char *name, const char *value,
  * tail" would become "nul", and two ids could collide): decoders refuse such text instead. */
 bool td_ce_json_has_nul(const char *s, size_t len);
 
-/* Why NAME fails td_ce_valid_name, into err: "... is too long (N characters, at most 200)" when
- * only its length is wrong, else "invalid attribute name ... (want [a-z0-9]+)". */
-void td_ce_name_errf(const char *name, char *err, size_t errlen);
-
 /* snprintf into err (when err and errlen are non-zero); never fails. */
 void td_ce_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

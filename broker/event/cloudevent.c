@@ -426,7 +426,8 @@ void td_ce_name_errf(const char *name, char *err, size_t errlen)
                    TD_CE_NAME_MAX);
         return;
     }
-    td_ce_errf(err, errlen, "invalid attribute name '%.64s' (want [a-z0-9]+)", name ? name : "");
+    td_ce_errf(err, errlen, "invalid attribute name '%.64s' (lowercase letters and digits only)",
+               name ? name : "");
 }
 
 /* Returns -1 also when the sanitized name does not fit in out (it is never truncated, so two

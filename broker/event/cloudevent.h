@@ -91,6 +91,11 @@ int td_event_validate(const struct td_event *ev, char *err, size_t errlen);
 #define TD_CE_NAME_MAX 200
 /* True when NAME is a valid CloudEvents attribute name ([a-z0-9]+, at most TD_CE_NAME_MAX). */
 bool td_ce_valid_name(const char *name);
+/* Why NAME fails td_ce_valid_name, into err (ERRLEN bytes): "attribute name '...' is too long
+ * (N characters, at most 200)" when only its length is wrong, else "invalid attribute name
+ * '...' (lowercase letters and digits only)". The loader, the decoders and publish all say it
+ * in these words. */
+void td_ce_name_errf(const char *name, char *err, size_t errlen);
 /* Lowercases and strips NAME to a valid attribute name into out (size outlen); returns 0, or
  * -1 if nothing valid remains. */
 int td_ce_sanitize_name(const char *name, char *out, size_t outlen);
